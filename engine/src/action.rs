@@ -1,0 +1,252 @@
+//! The step contract: what every action (Infinispan, Keycloak, AWS, HTTP, ...) provides
+//! to the engine, and the registry the loader validates action names against.
+//!
+//! An action never decides control flow: it describes, probes, prepares and applies.
+//! The executor decides when, how often, and what gets journaled.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value as Json;
+
+use crate::env::Environment;
+use crate::model::Effect;
+
+/// Rendered arguments of one step (or one item of a fan-out step).
+pub type Args = serde_json::Map<String, Json>;
+/// Values an action records in the journal for later steps (`steps.ID.outputs.NAME`).
+pub type Outputs = serde_json::Map<String, Json>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgKind {
+    String,
+    Int,
+    Bool,
+    /// A humantime string such as `30s`.
+    Duration,
+    List,
+    Object,
+    Any,
+}
+
+impl ArgKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArgKind::String => "string",
+            ArgKind::Int => "integer",
+            ArgKind::Bool => "boolean",
+            ArgKind::Duration => "duration",
+            ArgKind::List => "list",
+            ArgKind::Object => "mapping",
+            ArgKind::Any => "any value",
+        }
+    }
+
+    /// Whether a concrete (already rendered) value has this kind.
+    pub fn accepts(self, value: &Json) -> bool {
+        match self {
+            ArgKind::String => value.is_string(),
+            ArgKind::Int => value.is_i64() || value.is_u64(),
+            ArgKind::Bool => value.is_boolean(),
+            ArgKind::Duration => value
+                .as_str()
+                .is_some_and(|s| humantime::parse_duration(s).is_ok()),
+            ArgKind::List => value.is_array(),
+            ArgKind::Object => value.is_object(),
+            ArgKind::Any => true,
+        }
+    }
+}
+
+/// One argument an action accepts under `with:`.
+#[derive(Debug, Clone, Copy)]
+pub struct ArgSpec {
+    pub name: &'static str,
+    pub kind: ArgKind,
+    pub required: bool,
+    pub help: &'static str,
+}
+
+impl ArgSpec {
+    pub const fn required(name: &'static str, kind: ArgKind, help: &'static str) -> ArgSpec {
+        ArgSpec {
+            name,
+            kind,
+            required: true,
+            help,
+        }
+    }
+    pub const fn optional(name: &'static str, kind: ArgKind, help: &'static str) -> ArgSpec {
+        ArgSpec {
+            name,
+            kind,
+            required: false,
+            help,
+        }
+    }
+}
+
+/// The site a step acts on: its name and its section of the environment file.
+#[derive(Debug, Clone)]
+pub struct Site {
+    pub name: String,
+    pub config: Json,
+}
+
+/// What an action sees of the run while it works.
+#[derive(Debug, Clone)]
+pub struct StepCtx {
+    pub run_id: String,
+    pub step_id: String,
+    pub item: Option<Json>,
+    pub site: Option<Site>,
+    pub env: Arc<Environment>,
+    /// The time budget of this attempt (apply and verify together).
+    pub timeout: Duration,
+    /// Ctrl-C: long waits inside an action should end early when it is set.
+    pub interrupt: crate::report::Interrupt,
+}
+
+impl StepCtx {
+    /// `step` or `step[item]`, for messages.
+    pub fn label(&self) -> String {
+        match &self.item {
+            Some(item) => format!("{}[{}]", self.step_id, crate::state::item_key(item)),
+            None => self.step_id.clone(),
+        }
+    }
+
+    /// The site, or an error naming the step when the runbook gave none.
+    ///
+    /// # Errors
+    /// When the step has no `site:`.
+    pub fn require_site(&self) -> Result<&Site, StepError> {
+        self.site
+            .as_ref()
+            .ok_or_else(|| StepError::permanent(format!("step `{}` needs a `site:`", self.step_id)))
+    }
+}
+
+/// Why an action could not do its part. The message carries the site, the call and
+/// the server's answer; the executor adds the step.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct StepError {
+    pub message: String,
+    /// Whether trying again may help (5xx, timeouts) as opposed to bad arguments or a
+    /// 4xx answer that will not change.
+    pub retryable: bool,
+}
+
+impl StepError {
+    pub fn transient(message: impl Into<String>) -> StepError {
+        StepError {
+            message: message.into(),
+            retryable: true,
+        }
+    }
+    pub fn permanent(message: impl Into<String>) -> StepError {
+        StepError {
+            message: message.into(),
+            retryable: false,
+        }
+    }
+}
+
+/// The contract every step action fulfils.
+#[async_trait]
+pub trait Action: Send + Sync {
+    /// The name runbooks use, e.g. `infinispan.take-offline`.
+    fn name(&self) -> &'static str;
+    /// One line for `runbook show` and the docs.
+    fn summary(&self) -> &'static str;
+    /// The arguments accepted under `with:`; anything else is a load-time error.
+    fn args(&self) -> &'static [ArgSpec];
+    /// The outputs it records; `None` when they depend on the call (any name allowed).
+    fn outputs(&self) -> Option<&'static [&'static str]> {
+        Some(&[])
+    }
+    /// The effect class for these arguments.
+    fn effect(&self, args: &Args) -> Effect;
+    /// The time budget of one attempt when the runbook gives no `timeout:`.
+    fn default_timeout(&self) -> Duration {
+        Duration::from_secs(300)
+    }
+    /// The longest pause between two polls of the postcondition.
+    fn poll_interval(&self, _args: &Args) -> Duration {
+        Duration::from_secs(2)
+    }
+    /// Exactly what `apply` would call, one line per call, for the plan.
+    fn describe(&self, ctx: &StepCtx, args: &Args) -> Vec<String>;
+    /// For a manual gate: the instructions a person must confirm before it passes.
+    fn gate(&self, _args: &Args) -> Option<String> {
+        None
+    }
+    /// Read current state. Never writes.
+    ///
+    /// # Errors
+    /// When the state cannot be read.
+    async fn probe(&self, ctx: &StepCtx, args: &Args) -> Result<Json, StepError>;
+    /// Read what must be remembered before the effect (e.g. the instance count before
+    /// a scale-down). Journaled with the intent, so a resumed run reuses it and never
+    /// reads it again after the effect changed it.
+    ///
+    /// # Errors
+    /// When the state cannot be read.
+    async fn prepare(&self, _ctx: &StepCtx, _args: &Args) -> Result<Outputs, StepError> {
+        Ok(Outputs::new())
+    }
+    /// The effect. Returns outputs to journal (merged over the prepared ones).
+    ///
+    /// # Errors
+    /// When the call fails; `retryable` says whether the retry policy applies.
+    async fn apply(
+        &self,
+        ctx: &StepCtx,
+        args: &Args,
+        prepared: &Outputs,
+    ) -> Result<Outputs, StepError>;
+    /// The action's own postcondition, as a person reads it (`status of site-b's backup
+    /// to site-a is offline`), or `None` when it has none beyond the runbook's `verify:`.
+    fn postcondition(&self, _args: &Args) -> Option<String> {
+        None
+    }
+    /// Whether the action's own postcondition holds, judged on a probe result. Called
+    /// only when [`Action::postcondition`] is `Some`.
+    fn satisfied(&self, _args: &Args, _observation: &Json) -> bool {
+        true
+    }
+}
+
+/// The actions a runbook may name.
+#[derive(Default, Clone)]
+pub struct Registry {
+    actions: BTreeMap<&'static str, Arc<dyn Action>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.actions.keys()).finish()
+    }
+}
+
+impl Registry {
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+
+    pub fn register(&mut self, action: impl Action + 'static) -> &mut Registry {
+        self.actions.insert(action.name(), Arc::new(action));
+        self
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Action>> {
+        self.actions.get(name)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.actions.keys().copied()
+    }
+}

@@ -1,0 +1,200 @@
+//! The journal's events: what happened in a run, in order. Each is appended and
+//! flushed before the engine moves on, and the run state is a fold of them
+//! (`state.rs`). Never put a secret value in one: the recorder masks known secrets,
+//! and parameters marked secret are left out of `RunCreated`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+use crate::action::Outputs;
+use crate::model::Effect;
+
+/// Who did something, and from where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Actor {
+    pub operator: String,
+    pub host: String,
+    pub pid: u32,
+}
+
+impl Actor {
+    /// The current process: operator from `RUNBOOK_OPERATOR`, else `USER`.
+    pub fn current() -> Actor {
+        let operator = std::env::var("RUNBOOK_OPERATOR")
+            .or_else(|_| std::env::var("USER"))
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| "unknown".into());
+        Actor {
+            operator,
+            host: gethostname::gethostname().to_string_lossy().into_owned(),
+            pid: std::process::id(),
+        }
+    }
+}
+
+/// Why a run stopped and waits for a person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HaltKind {
+    /// A `require` condition did not hold; nothing was done.
+    Precondition,
+    /// A `manual.confirm` step waits for `resume --approve`.
+    ManualGate,
+    /// A step was started and not confirmed, and may not be applied again blindly.
+    InDoubt,
+    /// Ctrl-C.
+    Interrupted,
+}
+
+impl HaltKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HaltKind::Precondition => "precondition not met",
+            HaltKind::ManualGate => "waiting for approval",
+            HaltKind::InDoubt => "step in doubt",
+            HaltKind::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    RunCreated {
+        runbook: String,
+        title: String,
+        origin: String,
+        /// The exact runbook text this run follows, even if the file changes later.
+        source: String,
+        source_hash: String,
+        /// Parameters, secret ones left out.
+        params: serde_json::Map<String, Json>,
+        /// Names of secret parameters (values are never stored).
+        secret_params: Vec<String>,
+        env_file: Option<String>,
+        env_digest: String,
+        by: Actor,
+        at: u64,
+    },
+    StepStarted {
+        step: String,
+        item: Option<String>,
+        attempt: u32,
+        effect: Effect,
+        /// What was read before the effect and must survive it.
+        prepared: Outputs,
+        at: u64,
+    },
+    StepSucceeded {
+        step: String,
+        item: Option<String>,
+        outputs: Outputs,
+        observation: Option<Json>,
+        /// How it was settled when not by a plain apply (e.g. in doubt, on resume).
+        note: Option<String>,
+        at: u64,
+    },
+    StepFailed {
+        step: String,
+        item: Option<String>,
+        attempt: u32,
+        error: String,
+        will_retry: bool,
+        at: u64,
+    },
+    StepSkipped {
+        step: String,
+        item: Option<String>,
+        reason: String,
+        at: u64,
+    },
+    Halted {
+        step: Option<String>,
+        item: Option<String>,
+        kind: HaltKind,
+        reason: String,
+        at: u64,
+    },
+    Resumed {
+        by: Actor,
+        /// The runbook's current text differs from the pinned one (which is used).
+        runbook_changed: bool,
+        at: u64,
+    },
+    OperatorApproved {
+        step: String,
+        by: Actor,
+        at: u64,
+    },
+    OperatorSkipped {
+        step: String,
+        reason: String,
+        by: Actor,
+        at: u64,
+    },
+    OperatorRetried {
+        step: String,
+        by: Actor,
+        at: u64,
+    },
+    RunFailed {
+        step: String,
+        error: String,
+        at: u64,
+    },
+    Completed {
+        at: u64,
+    },
+    Aborted {
+        reason: String,
+        by: Actor,
+        at: u64,
+    },
+}
+
+impl Event {
+    pub fn at(&self) -> u64 {
+        match self {
+            Event::RunCreated { at, .. }
+            | Event::StepStarted { at, .. }
+            | Event::StepSucceeded { at, .. }
+            | Event::StepFailed { at, .. }
+            | Event::StepSkipped { at, .. }
+            | Event::Halted { at, .. }
+            | Event::Resumed { at, .. }
+            | Event::OperatorApproved { at, .. }
+            | Event::OperatorSkipped { at, .. }
+            | Event::OperatorRetried { at, .. }
+            | Event::RunFailed { at, .. }
+            | Event::Completed { at }
+            | Event::Aborted { at, .. } => *at,
+        }
+    }
+
+    /// The event's name as stored (`step_started`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::RunCreated { .. } => "run_created",
+            Event::StepStarted { .. } => "step_started",
+            Event::StepSucceeded { .. } => "step_succeeded",
+            Event::StepFailed { .. } => "step_failed",
+            Event::StepSkipped { .. } => "step_skipped",
+            Event::Halted { .. } => "halted",
+            Event::Resumed { .. } => "resumed",
+            Event::OperatorApproved { .. } => "operator_approved",
+            Event::OperatorSkipped { .. } => "operator_skipped",
+            Event::OperatorRetried { .. } => "operator_retried",
+            Event::RunFailed { .. } => "run_failed",
+            Event::Completed { .. } => "completed",
+            Event::Aborted { .. } => "aborted",
+        }
+    }
+}

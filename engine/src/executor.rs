@@ -1,0 +1,1026 @@
+//! Driving a run: for each step, in order, from the first unfinished one.
+//!
+//! Per step (or per item of a fan-out step): evaluate `when`; settle a step found in
+//! doubt; check `require` by live probes right before the effect; journal the intent
+//! (flushed); apply; poll the postcondition with backoff until the step's timeout;
+//! journal the result (flushed); retry per policy. A new run and a resumed run take
+//! exactly this path: the state they start from is the fold of the journal.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value as Json};
+
+use crate::action::{Action, Args, Outputs, Registry, Site, StepCtx, StepError};
+use crate::env::Environment;
+use crate::event::{now_ms, Actor, Event, HaltKind};
+use crate::failpoint;
+use crate::journal::JournalError;
+use crate::load::template_name;
+use crate::model::{Condition, Effect, Runbook, Step};
+use crate::recorder::Recorder;
+use crate::report::{Interrupt, Notice, Observer, Prompt};
+use crate::state::{item_key, Progress, RunStatus, StepStatus};
+use crate::template::Templates;
+
+/// How a drive ended.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Outcome {
+    pub status: RunStatus,
+    pub halted_at: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// Everything needed to drive one run.
+pub struct Executor {
+    pub runbook: Arc<Runbook>,
+    pub registry: Arc<Registry>,
+    pub env: Arc<Environment>,
+    /// All parameters, secrets included (memory only).
+    pub params: Json,
+    pub recorder: Arc<Recorder>,
+    pub observer: Arc<dyn Observer>,
+    pub interrupt: Interrupt,
+    pub prompt: Option<Arc<dyn Prompt>>,
+    pub actor: Actor,
+    pub templates: Arc<Templates>,
+}
+
+enum ItemOutcome {
+    Done,
+    Halt { kind: HaltKind, reason: String },
+    Fail { error: String },
+}
+
+enum Verified {
+    Holds(Option<Json>),
+    TimedOut(String),
+    Interrupted,
+}
+
+struct CondResult {
+    holds: bool,
+    observation: Json,
+    message: String,
+}
+
+/// Resolve a site name against the environment.
+///
+/// # Errors
+/// The name is not a site of the environment file.
+pub fn resolve_site(env: &Environment, name: &str) -> Result<Site, String> {
+    match env.sites.get(name) {
+        Some(config) => Ok(Site {
+            name: name.to_string(),
+            config: config.clone(),
+        }),
+        None => {
+            let known: Vec<&str> = env.sites.keys().map(String::as_str).collect();
+            Err(match &env.file {
+                Some(f) => format!(
+                    "site `{name}` is not in the environment file `{}` (it has: {})",
+                    f.display(),
+                    if known.is_empty() { "no sites".to_string() } else { known.join(", ") }
+                ),
+                None => format!("site `{name}` is unknown: no environment file was given (--env or RUNBOOK_ENV)"),
+            })
+        }
+    }
+}
+
+/// The template data all steps see: params, sites, run, and the outputs of finished
+/// steps (under their id and under the id with `-` written `_`).
+pub fn base_scope(params: &Json, env: &Environment, run_id: &str, steps: Json) -> Json {
+    json!({
+        "params": params,
+        "sites": env.sites_json(),
+        "steps": steps,
+        "run": {"id": run_id},
+    })
+}
+
+/// Add the step's site section (with its name) and the fan-out item to a scope.
+pub fn item_scope(base: &Json, site: Option<&Site>, item: Option<&Json>) -> Json {
+    let mut scope = base.clone();
+    if let Some(site) = site {
+        let mut section = site.config.clone();
+        if let Json::Object(m) = &mut section {
+            m.insert("name".into(), Json::String(site.name.clone()));
+        }
+        scope["site"] = section;
+    }
+    if let Some(item) = item {
+        scope["item"] = item.clone();
+    }
+    scope
+}
+
+/// Check rendered arguments against the action's declared kinds.
+///
+/// # Errors
+/// Names the argument and what it should have been.
+pub fn check_rendered_args(action: &dyn Action, args: &Args) -> Result<(), String> {
+    for spec in action.args() {
+        match args.get(spec.name) {
+            Some(v) if !spec.kind.accepts(v) => {
+                return Err(format!(
+                    "argument `{}` of `{}` must be a {}, got {v}",
+                    spec.name,
+                    action.name(),
+                    spec.kind.as_str()
+                ))
+            }
+            None if spec.required => {
+                return Err(format!(
+                    "argument `{}` of `{}` is missing",
+                    spec.name,
+                    action.name()
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn short(v: &Json) -> String {
+    let s = v.to_string();
+    if s.len() > 300 {
+        let mut cut = 300;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        format!("{}…", &s[..cut])
+    } else {
+        s
+    }
+}
+
+impl Executor {
+    fn run_id(&self) -> String {
+        self.recorder.run_id().to_string()
+    }
+
+    fn steps_scope(&self) -> Json {
+        self.recorder.with(|s| {
+            let mut steps = serde_json::Map::new();
+            for (id, st) in &s.steps {
+                if !st.progress.status.is_done() {
+                    continue;
+                }
+                let v = json!({
+                    "outputs": st.progress.outputs,
+                    "skipped": st.progress.status == StepStatus::Skipped,
+                });
+                steps.insert(template_name(id), v.clone());
+                steps.insert(id.clone(), v);
+            }
+            Json::Object(steps)
+        })
+    }
+
+    fn scope(&self) -> Json {
+        base_scope(&self.params, &self.env, &self.run_id(), self.steps_scope())
+    }
+
+    fn halt(
+        &self,
+        step: Option<&str>,
+        item: Option<String>,
+        kind: HaltKind,
+        reason: String,
+    ) -> Result<Outcome, JournalError> {
+        self.recorder.record(Event::Halted {
+            step: step.map(str::to_string),
+            item: item.clone(),
+            kind,
+            reason: reason.clone(),
+            at: now_ms(),
+        })?;
+        let label = step.map(|s| match &item {
+            Some(i) => format!("{s}[{i}]"),
+            None => s.to_string(),
+        });
+        self.observer.notice(Notice::Halted {
+            label: label.clone(),
+            kind,
+            reason: reason.clone(),
+        });
+        Ok(Outcome {
+            status: RunStatus::Halted,
+            halted_at: step.map(str::to_string),
+            reason: Some(reason),
+        })
+    }
+
+    fn fail(&self, step: &str, error: String) -> Result<Outcome, JournalError> {
+        self.recorder.record(Event::RunFailed {
+            step: step.to_string(),
+            error: error.clone(),
+            at: now_ms(),
+        })?;
+        Ok(Outcome {
+            status: RunStatus::Failed,
+            halted_at: Some(step.to_string()),
+            reason: Some(error),
+        })
+    }
+
+    /// Drive the run from its current state until it completes, halts or fails.
+    ///
+    /// # Errors
+    /// Only journal errors: everything else is recorded as a halt or a failure.
+    pub async fn drive(self: &Arc<Self>) -> Result<Outcome, JournalError> {
+        let total = self.runbook.steps.len();
+        for (index, step) in self.runbook.steps.iter().enumerate() {
+            if self.recorder.with(|s| s.step_status(&step.id)).is_done() {
+                continue;
+            }
+            if self.interrupt.is_set() {
+                return self.halt(
+                    Some(&step.id),
+                    None,
+                    HaltKind::Interrupted,
+                    format!(
+                        "interrupted before step `{}`; nothing of it was done",
+                        step.id
+                    ),
+                );
+            }
+            let scope = self.scope();
+            if let Some(when) = &step.when {
+                match self.templates.truth(when, &scope) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        let reason = format!("`when: {when}` is false");
+                        self.recorder.record(Event::StepSkipped {
+                            step: step.id.clone(),
+                            item: None,
+                            reason: reason.clone(),
+                            at: now_ms(),
+                        })?;
+                        self.observer.notice(Notice::Skipped {
+                            label: step.id.clone(),
+                            reason,
+                        });
+                        continue;
+                    }
+                    Err(e) => {
+                        return self.fail(
+                            &step.id,
+                            format!("step `{}`: cannot evaluate `when`: {e}", step.id),
+                        )
+                    }
+                }
+            }
+            let site = match &step.site {
+                None => None,
+                Some(t) => match self
+                    .templates
+                    .render(&Json::String(t.clone()), &scope)
+                    .map_err(|e| format!("cannot render `site`: {e}"))
+                    .and_then(|v| match v {
+                        Json::String(name) => resolve_site(&self.env, &name),
+                        other => Err(format!("`site` gave {other}, not a site name")),
+                    }) {
+                    Ok(site) => Some(site),
+                    Err(e) => return self.fail(&step.id, format!("step `{}`: {e}", step.id)),
+                },
+            };
+            let items: Option<Vec<Json>> = match &step.for_each {
+                None => None,
+                Some(fe) => match self.templates.render(&fe.items, &scope) {
+                    Ok(Json::Array(items)) => Some(items),
+                    Ok(other) => {
+                        return self.fail(
+                            &step.id,
+                            format!(
+                                "step `{}`: for_each.items gave {other}, not a list",
+                                step.id
+                            ),
+                        )
+                    }
+                    Err(e) => {
+                        return self.fail(
+                            &step.id,
+                            format!("step `{}`: cannot render for_each.items: {e}", step.id),
+                        )
+                    }
+                },
+            };
+            let action = Arc::clone(
+                self.registry
+                    .get(&step.action)
+                    .expect("actions are checked at load"),
+            );
+            let effect = self.step_effect(
+                step,
+                action.as_ref(),
+                &scope,
+                site.as_ref(),
+                items.as_deref(),
+            );
+            self.observer.notice(Notice::StepStarting {
+                index: index + 1,
+                total,
+                step: step.id.clone(),
+                title: step.title.clone(),
+                site: site.as_ref().map(|s| s.name.clone()),
+                effect,
+                items: items.as_ref().map(Vec::len),
+            });
+            let authorized = self
+                .recorder
+                .with(|s| s.retry_authorized.contains(&step.id));
+            let started = Instant::now();
+            let outcome = match items {
+                None => self.run_item(index, None, site, authorized).await?,
+                Some(items) => self.fan_out(index, items, site, authorized).await?,
+            };
+            match outcome {
+                ItemOutcome::Done => {
+                    if step.for_each.is_some() {
+                        let outputs = self.recorder.with(|s| {
+                            let mut per_item = serde_json::Map::new();
+                            if let Some(st) = s.step(&step.id) {
+                                for (k, p) in &st.items {
+                                    per_item.insert(k.clone(), Json::Object(p.outputs.clone()));
+                                }
+                            }
+                            let mut o = Outputs::new();
+                            o.insert("items".into(), Json::Object(per_item));
+                            o
+                        });
+                        self.recorder.record(Event::StepSucceeded {
+                            step: step.id.clone(),
+                            item: None,
+                            outputs,
+                            observation: None,
+                            note: None,
+                            at: now_ms(),
+                        })?;
+                        self.observer.notice(Notice::Done {
+                            label: step.id.clone(),
+                            elapsed: started.elapsed(),
+                            note: None,
+                        });
+                    }
+                }
+                ItemOutcome::Halt { kind, reason } => {
+                    return self.halt(Some(&step.id), None, kind, reason)
+                }
+                ItemOutcome::Fail { error } => return self.fail(&step.id, error),
+            }
+        }
+        self.recorder.record(Event::Completed { at: now_ms() })?;
+        Ok(Outcome {
+            status: RunStatus::Completed,
+            halted_at: None,
+            reason: None,
+        })
+    }
+
+    /// The strongest effect class among the step's items (for the progress line).
+    fn step_effect(
+        &self,
+        step: &Step,
+        action: &dyn Action,
+        scope: &Json,
+        site: Option<&Site>,
+        items: Option<&[Json]>,
+    ) -> Effect {
+        let effect_of = |item: Option<&Json>| {
+            let s = item_scope(scope, site, item);
+            match self.templates.render(&step.with, &s) {
+                Ok(Json::Object(args)) => action.effect(&args),
+                _ => Effect::Destructive,
+            }
+        };
+        match items {
+            None => effect_of(None),
+            Some(items) => items
+                .iter()
+                .map(|i| effect_of(Some(i)))
+                .max()
+                .unwrap_or(Effect::ReadOnly),
+        }
+    }
+
+    async fn fan_out(
+        self: &Arc<Self>,
+        index: usize,
+        items: Vec<Json>,
+        site: Option<Site>,
+        authorized: bool,
+    ) -> Result<ItemOutcome, JournalError> {
+        let step = &self.runbook.steps[index];
+        let concurrency = step.for_each.as_ref().map_or(1, |f| f.concurrency);
+        let semaphore = Arc::new(tokio::sync::Semaphore::new(concurrency));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut set = tokio::task::JoinSet::new();
+        let mut launched = 0;
+        for item in items.iter().cloned() {
+            let Ok(permit) = Arc::clone(&semaphore).acquire_owned().await else {
+                break;
+            };
+            if stop.load(Ordering::SeqCst) || self.interrupt.is_set() {
+                break;
+            }
+            launched += 1;
+            let this = Arc::clone(self);
+            let site = site.clone();
+            let stop = Arc::clone(&stop);
+            set.spawn(async move {
+                let result = this.run_item(index, Some(item), site, authorized).await;
+                if !matches!(result, Ok(ItemOutcome::Done)) {
+                    stop.store(true, Ordering::SeqCst);
+                }
+                drop(permit);
+                result
+            });
+        }
+        let mut first_problem: Option<ItemOutcome> = None;
+        let mut journal_error = None;
+        while let Some(joined) = set.join_next().await {
+            match joined {
+                Ok(Ok(ItemOutcome::Done)) => {}
+                Ok(Ok(other)) => {
+                    // A failure outranks a halt: it is what the operator must see first.
+                    let replace = match (&first_problem, &other) {
+                        (None, _) => true,
+                        (Some(ItemOutcome::Halt { .. }), ItemOutcome::Fail { .. }) => true,
+                        _ => false,
+                    };
+                    if replace {
+                        first_problem = Some(other);
+                    }
+                }
+                Ok(Err(e)) => journal_error = Some(e),
+                Err(join) => {
+                    first_problem = Some(ItemOutcome::Fail {
+                        error: format!(
+                            "step `{}`: an item's task ended abnormally: {join}",
+                            step.id
+                        ),
+                    })
+                }
+            }
+        }
+        if let Some(e) = journal_error {
+            return Err(e);
+        }
+        if let Some(problem) = first_problem {
+            return Ok(problem);
+        }
+        if launched < items.len() {
+            return Ok(ItemOutcome::Halt {
+                kind: HaltKind::Interrupted,
+                reason: format!(
+                    "interrupted during `{}`: {launched} of {} items were handled, the rest were not started",
+                    step.id,
+                    items.len()
+                ),
+            });
+        }
+        Ok(ItemOutcome::Done)
+    }
+
+    async fn run_item(
+        self: &Arc<Self>,
+        index: usize,
+        item: Option<Json>,
+        site: Option<Site>,
+        authorized: bool,
+    ) -> Result<ItemOutcome, JournalError> {
+        let step = &self.runbook.steps[index];
+        let key = item.as_ref().map(item_key);
+        let label = match &key {
+            Some(k) => format!("{}[{k}]", step.id),
+            None => step.id.clone(),
+        };
+        let prior: Progress = self.recorder.with(|s| match &key {
+            Some(k) => s.item(&step.id, k).cloned().unwrap_or_default(),
+            None => s
+                .step(&step.id)
+                .map(|st| st.progress.clone())
+                .unwrap_or_default(),
+        });
+        if prior.status.is_done() {
+            return Ok(ItemOutcome::Done);
+        }
+        let scope = item_scope(&self.scope(), site.as_ref(), item.as_ref());
+        let action = Arc::clone(
+            self.registry
+                .get(&step.action)
+                .expect("actions are checked at load"),
+        );
+        let args = match self.templates.render(&step.with, &scope) {
+            Ok(Json::Object(args)) => args,
+            Ok(other) => {
+                return Ok(ItemOutcome::Fail {
+                    error: format!("step `{label}`: arguments rendered to {other}, not a mapping"),
+                })
+            }
+            Err(e) => {
+                return Ok(ItemOutcome::Fail {
+                    error: format!("step `{label}`: cannot render arguments: {e}"),
+                })
+            }
+        };
+        if let Err(e) = check_rendered_args(action.as_ref(), &args) {
+            return Ok(ItemOutcome::Fail {
+                error: format!("step `{label}`: {e}"),
+            });
+        }
+        let effect = action.effect(&args);
+        let timeout = step.timeout.unwrap_or_else(|| action.default_timeout());
+        let ctx = StepCtx {
+            run_id: self.run_id(),
+            step_id: step.id.clone(),
+            item: item.clone(),
+            site,
+            env: Arc::clone(&self.env),
+            timeout,
+            interrupt: self.interrupt.clone(),
+        };
+        let started = Instant::now();
+
+        if let Some(instructions) = action.gate(&args) {
+            return self
+                .pass_gate(step, key, &label, instructions, started)
+                .await;
+        }
+
+        let mut prepared = prior.prepared.clone();
+        let mut attempt = prior.attempts;
+        if matches!(prior.status, StepStatus::Running | StepStatus::Failed) {
+            let what = if prior.status == StepStatus::Running {
+                "was started but its end was never recorded"
+            } else {
+                "failed on its last attempt"
+            };
+            let post = self
+                .postcondition(step, action.as_ref(), &ctx, &args, &scope)
+                .await;
+            match post {
+                Ok(Some((true, observation))) => {
+                    let note = format!("{what}; its postcondition held when checked on resume, so it was not applied again");
+                    self.succeed(
+                        step,
+                        key,
+                        &label,
+                        prepared,
+                        observation,
+                        Some(note),
+                        started,
+                    )?;
+                    return Ok(ItemOutcome::Done);
+                }
+                other => {
+                    let state = match &other {
+                        Ok(Some((false, obs))) => format!(
+                            "its postcondition does not hold (observed: {})",
+                            obs.as_ref().map(short).unwrap_or_default()
+                        ),
+                        Ok(None) => "it has no postcondition to check".to_string(),
+                        Err(e) => format!("its postcondition could not be checked ({e})"),
+                        Ok(Some((true, _))) => unreachable!(),
+                    };
+                    if effect == Effect::Destructive && !authorized {
+                        let run = self.run_id();
+                        return Ok(ItemOutcome::Halt {
+                            kind: HaltKind::InDoubt,
+                            reason: format!(
+                                "step `{label}` {what}; it is destructive and {state}, so it is not applied again blindly. \
+                                 Check the system, then run `runbook resume {run} --retry-step {id}` to apply it again, \
+                                 or `runbook resume {run} --skip-step {id} --reason \"...\"` if its effect is in place",
+                                id = step.id
+                            ),
+                        });
+                    }
+                    let decision = if authorized {
+                        format!("{what}; {state}; applying again as the operator asked")
+                    } else {
+                        format!(
+                            "{what}; {state}; it is {}, so it is applied again",
+                            effect.as_str()
+                        )
+                    };
+                    self.observer.notice(Notice::InDoubt {
+                        label: label.clone(),
+                        decision,
+                    });
+                }
+            }
+        }
+
+        let max = step.retry.max_attempts();
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            attempt += 1;
+            // Preconditions: live, right before the effect, every attempt.
+            for cond in &step.require {
+                match self.check_condition(step, cond, &ctx, &args, &scope).await {
+                    Ok(c) if c.holds => {}
+                    Ok(c) => return Ok(ItemOutcome::Halt {
+                        kind: HaltKind::Precondition,
+                        reason: format!(
+                            "precondition of `{label}` not met, nothing was done: {}; observed: {}",
+                            c.message,
+                            short(&c.observation)
+                        ),
+                    }),
+                    Err(e) => {
+                        if e.retryable && tries < max {
+                            let d = step.retry.delay_after(tries);
+                            self.observer.notice(Notice::Failed {
+                                label: label.clone(),
+                                attempt,
+                                error: format!("cannot check precondition: {e}"),
+                                retry_in: Some(d),
+                            });
+                            if !self.interrupt.sleep(d).await {
+                                return Ok(self.interrupted(&label));
+                            }
+                            continue;
+                        }
+                        return Ok(ItemOutcome::Halt {
+                            kind: HaltKind::Precondition,
+                            reason: format!("precondition of `{label}` could not be checked, nothing was done: {e}"),
+                        });
+                    }
+                }
+            }
+            if prepared.is_empty() {
+                match action.prepare(&ctx, &args).await {
+                    Ok(p) => prepared = p,
+                    Err(e) => {
+                        if e.retryable && tries < max {
+                            let d = step.retry.delay_after(tries);
+                            self.observer.notice(Notice::Failed {
+                                label: label.clone(),
+                                attempt,
+                                error: e.message.clone(),
+                                retry_in: Some(d),
+                            });
+                            if !self.interrupt.sleep(d).await {
+                                return Ok(self.interrupted(&label));
+                            }
+                            continue;
+                        }
+                        return Ok(ItemOutcome::Fail {
+                            error: format!("step `{label}`: cannot read the state to record before the effect: {e}"),
+                        });
+                    }
+                }
+            }
+            self.recorder.record(Event::StepStarted {
+                step: step.id.clone(),
+                item: key.clone(),
+                attempt,
+                effect,
+                prepared: prepared.clone(),
+                at: now_ms(),
+            })?;
+            failpoint::hit("before-apply", &step.id, key.as_deref());
+            self.observer.notice(Notice::Attempt {
+                label: label.clone(),
+                attempt,
+                calls: action.describe(&ctx, &args),
+            });
+            let attempt_start = Instant::now();
+            let applied = tokio::time::timeout(timeout, action.apply(&ctx, &args, &prepared)).await;
+            failpoint::hit("after-apply", &step.id, key.as_deref());
+            let result = match applied {
+                Err(_) => Err(StepError::transient(format!(
+                    "no answer within the step's timeout of {}",
+                    humantime::format_duration(timeout)
+                ))),
+                Ok(Err(_)) if self.interrupt.is_set() => {
+                    return Ok(ItemOutcome::Halt {
+                        kind: HaltKind::Interrupted,
+                        reason: format!("interrupted during `{label}`; it is left in doubt and will be checked on resume"),
+                    })
+                }
+                Ok(Err(e)) => Err(e),
+                Ok(Ok(out)) => {
+                    let deadline = attempt_start + timeout;
+                    match self.verify(step, action.as_ref(), &ctx, &args, &scope, deadline, &label).await {
+                        Verified::Holds(observation) => {
+                            let mut outputs = prepared.clone();
+                            outputs.extend(out);
+                            Ok((outputs, observation))
+                        }
+                        Verified::TimedOut(msg) => Err(StepError::transient(msg)),
+                        Verified::Interrupted => {
+                            return Ok(ItemOutcome::Halt {
+                                kind: HaltKind::Interrupted,
+                                reason: format!(
+                                    "interrupted while waiting for `{label}` to take effect; it is left in doubt and \
+                                     will be checked on resume"
+                                ),
+                            })
+                        }
+                    }
+                }
+            };
+            match result {
+                Ok((outputs, observation)) => {
+                    self.succeed(
+                        step,
+                        key.clone(),
+                        &label,
+                        outputs,
+                        observation,
+                        None,
+                        started,
+                    )?;
+                    failpoint::hit("after-journal", &step.id, key.as_deref());
+                    return Ok(ItemOutcome::Done);
+                }
+                Err(e) => {
+                    let will_retry = e.retryable && tries < max && !self.interrupt.is_set();
+                    self.recorder.record(Event::StepFailed {
+                        step: step.id.clone(),
+                        item: key.clone(),
+                        attempt,
+                        error: e.message.clone(),
+                        will_retry,
+                        at: now_ms(),
+                    })?;
+                    let retry_in = will_retry.then(|| step.retry.delay_after(tries));
+                    self.observer.notice(Notice::Failed {
+                        label: label.clone(),
+                        attempt,
+                        error: e.message.clone(),
+                        retry_in,
+                    });
+                    match retry_in {
+                        None => {
+                            let hint = if tries >= max && max > 1 {
+                                format!(" (gave up after {max} attempts)")
+                            } else {
+                                String::new()
+                            };
+                            return Ok(ItemOutcome::Fail {
+                                error: format!("step `{label}` failed{hint}: {}", e.message),
+                            });
+                        }
+                        Some(d) => {
+                            if !self.interrupt.sleep(d).await {
+                                return Ok(self.interrupted(&label));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn interrupted(&self, label: &str) -> ItemOutcome {
+        ItemOutcome::Halt {
+            kind: HaltKind::Interrupted,
+            reason: format!("interrupted while `{label}` waited to try again"),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn succeed(
+        &self,
+        step: &Step,
+        key: Option<String>,
+        label: &str,
+        outputs: Outputs,
+        observation: Option<Json>,
+        note: Option<String>,
+        started: Instant,
+    ) -> Result<(), JournalError> {
+        self.recorder.record(Event::StepSucceeded {
+            step: step.id.clone(),
+            item: key,
+            outputs,
+            observation,
+            note: note.clone(),
+            at: now_ms(),
+        })?;
+        self.observer.notice(Notice::Done {
+            label: label.to_string(),
+            elapsed: started.elapsed(),
+            note,
+        });
+        Ok(())
+    }
+
+    async fn pass_gate(
+        &self,
+        step: &Step,
+        key: Option<String>,
+        label: &str,
+        instructions: String,
+        started: Instant,
+    ) -> Result<ItemOutcome, JournalError> {
+        if self.recorder.with(|s| s.approvals.contains(&step.id)) {
+            self.succeed(
+                step,
+                key,
+                label,
+                Outputs::new(),
+                None,
+                Some("approved by the operator".into()),
+                started,
+            )?;
+            return Ok(ItemOutcome::Done);
+        }
+        if let Some(prompt) = &self.prompt {
+            let prompt = Arc::clone(prompt);
+            let question = format!("{}\n{instructions}\nConfirm?", step.title);
+            let yes = tokio::task::spawn_blocking(move || prompt.confirm(&question))
+                .await
+                .unwrap_or(false);
+            if yes {
+                self.recorder.record(Event::OperatorApproved {
+                    step: step.id.clone(),
+                    by: self.actor.clone(),
+                    at: now_ms(),
+                })?;
+                self.succeed(
+                    step,
+                    key,
+                    label,
+                    Outputs::new(),
+                    None,
+                    Some("approved at the terminal".into()),
+                    started,
+                )?;
+                return Ok(ItemOutcome::Done);
+            }
+        }
+        Ok(ItemOutcome::Halt {
+            kind: HaltKind::ManualGate,
+            reason: format!(
+                "waiting for approval of `{label}`: {instructions} — when done, run `runbook resume {} --approve {}`",
+                self.run_id(),
+                step.id
+            ),
+        })
+    }
+
+    /// The step's postcondition now: `None` when it has none (no `verify:` and no
+    /// built-in one), else whether it holds and the last observation.
+    async fn postcondition(
+        &self,
+        step: &Step,
+        action: &dyn Action,
+        ctx: &StepCtx,
+        args: &Args,
+        scope: &Json,
+    ) -> Result<Option<(bool, Option<Json>)>, StepError> {
+        let own = action.postcondition(args);
+        if own.is_none() && step.verify.is_empty() {
+            return Ok(None);
+        }
+        let mut observation = None;
+        if own.is_some() {
+            let o = action.probe(ctx, args).await?;
+            if !action.satisfied(args, &o) {
+                return Ok(Some((false, Some(o))));
+            }
+            observation = Some(o);
+        }
+        for cond in &step.verify {
+            let c = self.check_condition(step, cond, ctx, args, scope).await?;
+            if !c.holds {
+                return Ok(Some((false, Some(c.observation))));
+            }
+            observation.get_or_insert(c.observation);
+        }
+        Ok(Some((true, observation)))
+    }
+
+    /// Poll the postcondition: first at once, then with doubling pauses up to the
+    /// action's poll interval, until it holds or `deadline`.
+    #[allow(clippy::too_many_arguments)]
+    async fn verify(
+        &self,
+        step: &Step,
+        action: &dyn Action,
+        ctx: &StepCtx,
+        args: &Args,
+        scope: &Json,
+        deadline: Instant,
+        label: &str,
+    ) -> Verified {
+        let what = postcondition_text(step, action, args);
+        let cap = action.poll_interval(args).max(Duration::from_millis(1));
+        let mut pause = Duration::from_millis(5).min(cap);
+        let start = Instant::now();
+        let mut last: Option<String>;
+        loop {
+            match self.postcondition(step, action, ctx, args, scope).await {
+                Ok(None) => return Verified::Holds(None),
+                Ok(Some((true, obs))) => return Verified::Holds(obs),
+                Ok(Some((false, obs))) => {
+                    last = obs.as_ref().map(short);
+                    self.observer.notice(Notice::Waiting {
+                        label: label.to_string(),
+                        what: what.clone(),
+                        elapsed: start.elapsed(),
+                        last: obs,
+                    });
+                }
+                Err(e) => last = Some(format!("probe failed: {e}")),
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Verified::TimedOut(format!(
+                    "postcondition not met within {}: {what}; last observation: {}",
+                    humantime::format_duration(Duration::from_millis(
+                        deadline.saturating_duration_since(start).as_millis() as u64
+                    )),
+                    last.unwrap_or_else(|| "none".into())
+                ));
+            }
+            if !self.interrupt.sleep(pause.min(deadline - now)).await {
+                return Verified::Interrupted;
+            }
+            pause = (pause * 2).min(cap);
+        }
+    }
+
+    async fn check_condition(
+        &self,
+        step: &Step,
+        cond: &Condition,
+        ctx: &StepCtx,
+        args: &Args,
+        scope: &Json,
+    ) -> Result<CondResult, StepError> {
+        let probe_name = cond.probe.as_deref().unwrap_or(&step.action);
+        let action = self
+            .registry
+            .get(probe_name)
+            .ok_or_else(|| StepError::permanent(format!("unknown probe `{probe_name}`")))?;
+        let pargs = match &cond.with {
+            None => args.clone(),
+            Some(w) => match self.templates.render(w, scope) {
+                Ok(Json::Object(m)) => m,
+                Ok(other) => {
+                    return Err(StepError::permanent(format!(
+                        "probe arguments rendered to {other}"
+                    )))
+                }
+                Err(e) => {
+                    return Err(StepError::permanent(format!(
+                        "cannot render probe arguments: {e}"
+                    )))
+                }
+            },
+        };
+        let mut pctx = ctx.clone();
+        if let Some(site) = &cond.site {
+            let name = self
+                .templates
+                .render(&Json::String(site.clone()), scope)
+                .map_err(|e| StepError::permanent(format!("cannot render probe site: {e}")))?;
+            let name = name.as_str().unwrap_or_default().to_string();
+            pctx.site = Some(resolve_site(&self.env, &name).map_err(StepError::permanent)?);
+        }
+        let observation = action.probe(&pctx, &pargs).await?;
+        let mut s = scope.clone();
+        s["observation"] = observation.clone();
+        if let Some(site) = &pctx.site {
+            s = item_scope(&s, Some(site), None);
+        }
+        let holds = self
+            .templates
+            .truth(&cond.expect, &s)
+            .map_err(|e| StepError::permanent(format!("cannot evaluate `{}`: {e}", cond.expect)))?;
+        Ok(CondResult {
+            holds,
+            observation,
+            message: cond
+                .message
+                .clone()
+                .unwrap_or_else(|| format!("expected `{}`", cond.expect)),
+        })
+    }
+}
+
+/// What a step waits for, as a person reads it.
+pub fn postcondition_text(step: &Step, action: &dyn Action, args: &Args) -> String {
+    let mut parts: Vec<String> = action.postcondition(args).into_iter().collect();
+    for c in &step.verify {
+        parts.push(
+            c.message
+                .clone()
+                .unwrap_or_else(|| format!("`{}`", c.expect)),
+        );
+    }
+    if parts.is_empty() {
+        "nothing (no postcondition)".into()
+    } else {
+        parts.join(" and ")
+    }
+}

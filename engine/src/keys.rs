@@ -1,0 +1,168 @@
+//! The journal's key layout in sled. Every key starts with a one-byte kind; numbers
+//! are fixed-width big-endian so that sled's byte order is numeric order.
+//!
+//! | kind | layout                          | value                          |
+//! |------|---------------------------------|--------------------------------|
+//! | `R`  | `R` run-id(u64 BE)              | run summary (JSON), the index  |
+//! | `E`  | `E` run-id(u64 BE) seq(u64 BE)  | one event (JSON)               |
+//! | `L`  | `L` site name (UTF-8)           | lock record (JSON)             |
+//! | `M`  | `M` name (UTF-8)                | journal metadata (e.g. schema) |
+//!
+//! A retired kind byte is never reused.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// A run's id: a number from sled's monotonic id generator, shown as `r-N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub struct RunId(pub u64);
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "r-{}", self.0)
+    }
+}
+
+impl FromStr for RunId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<RunId, String> {
+        let digits = s.strip_prefix("r-").unwrap_or(s);
+        digits
+            .parse::<u64>()
+            .map(RunId)
+            .map_err(|_| format!("`{s}` is not a run id (they look like `r-12`)"))
+    }
+}
+
+impl From<RunId> for String {
+    fn from(id: RunId) -> String {
+        id.to_string()
+    }
+}
+
+impl TryFrom<String> for RunId {
+    type Error = String;
+    fn try_from(s: String) -> Result<RunId, String> {
+        s.parse()
+    }
+}
+
+pub const RUN: u8 = b'R';
+pub const EVENT: u8 = b'E';
+pub const LOCK: u8 = b'L';
+pub const META: u8 = b'M';
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Key {
+    Run(RunId),
+    Event(RunId, u64),
+    Lock(String),
+    Meta(String),
+}
+
+impl Key {
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Key::Run(id) => {
+                let mut k = vec![RUN];
+                k.extend_from_slice(&id.0.to_be_bytes());
+                k
+            }
+            Key::Event(id, seq) => {
+                let mut k = vec![EVENT];
+                k.extend_from_slice(&id.0.to_be_bytes());
+                k.extend_from_slice(&seq.to_be_bytes());
+                k
+            }
+            Key::Lock(site) => {
+                let mut k = vec![LOCK];
+                k.extend_from_slice(site.as_bytes());
+                k
+            }
+            Key::Meta(name) => {
+                let mut k = vec![META];
+                k.extend_from_slice(name.as_bytes());
+                k
+            }
+        }
+    }
+
+    /// # Errors
+    /// When the bytes are not a key of a known kind and length.
+    pub fn decode(bytes: &[u8]) -> Result<Key, String> {
+        let (&kind, rest) = bytes.split_first().ok_or("empty key")?;
+        let u64_at = |b: &[u8]| -> Result<u64, String> {
+            b.try_into()
+                .map(u64::from_be_bytes)
+                .map_err(|_| format!("bad key length {}", bytes.len()))
+        };
+        let text =
+            |b: &[u8]| String::from_utf8(b.to_vec()).map_err(|_| "key is not UTF-8".to_string());
+        match kind {
+            RUN if rest.len() == 8 => Ok(Key::Run(RunId(u64_at(rest)?))),
+            EVENT if rest.len() == 16 => {
+                Ok(Key::Event(RunId(u64_at(&rest[..8])?), u64_at(&rest[8..])?))
+            }
+            LOCK => Ok(Key::Lock(text(rest)?)),
+            META => Ok(Key::Meta(text(rest)?)),
+            other => Err(format!(
+                "unknown key kind {other:#04x} (length {})",
+                bytes.len()
+            )),
+        }
+    }
+
+    /// The prefix of all events of one run.
+    pub fn events_of(id: RunId) -> Vec<u8> {
+        let mut k = vec![EVENT];
+        k.extend_from_slice(&id.0.to_be_bytes());
+        k
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_kind_round_trips() {
+        let keys = [
+            Key::Run(RunId(0)),
+            Key::Run(RunId(u64::MAX)),
+            Key::Event(RunId(7), 0),
+            Key::Event(RunId(7), u64::MAX),
+            Key::Lock("site-a".into()),
+            Key::Lock(String::new()),
+            Key::Meta("schema".into()),
+        ];
+        for k in keys {
+            assert_eq!(Key::decode(&k.encode()).unwrap(), k);
+        }
+    }
+
+    #[test]
+    fn event_keys_sort_numerically() {
+        let a = Key::Event(RunId(1), 255).encode();
+        let b = Key::Event(RunId(1), 256).encode();
+        let c = Key::Event(RunId(2), 0).encode();
+        assert!(a < b && b < c);
+        assert!(a.starts_with(&Key::events_of(RunId(1))));
+    }
+
+    #[test]
+    fn bad_keys_are_rejected() {
+        assert!(Key::decode(b"").is_err());
+        assert!(Key::decode(b"Rshort").is_err());
+        assert!(Key::decode(b"Zzzzzzzzz").is_err());
+    }
+
+    #[test]
+    fn run_ids_parse_with_or_without_prefix() {
+        assert_eq!("r-12".parse::<RunId>().unwrap(), RunId(12));
+        assert_eq!("12".parse::<RunId>().unwrap(), RunId(12));
+        assert!("r-x".parse::<RunId>().is_err());
+    }
+}

@@ -1,0 +1,29 @@
+//! The runbook engine: the runbook model and its loader, templating, plans, the sled
+//! journal, the run state fold, the executor, resume and locks. Step actions live in
+//! the `steps` crate and plug in through [`action::Action`].
+
+pub mod action;
+pub mod catalog;
+pub mod env;
+pub mod event;
+pub mod executor;
+pub mod failpoint;
+pub mod journal;
+pub mod keys;
+pub mod live;
+pub mod load;
+pub mod lock;
+pub mod model;
+pub mod params;
+pub mod plan;
+pub mod recorder;
+pub mod redact;
+pub mod report;
+pub mod resume;
+pub mod runner;
+pub mod spans;
+pub mod state;
+pub mod template;
+
+pub use action::{Action, ArgKind, ArgSpec, Args, Outputs, Registry, Site, StepCtx, StepError};
+pub use model::Effect;

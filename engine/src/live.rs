@@ -1,0 +1,68 @@
+//! Live status for other processes. sled admits one process per database, so the
+//! process driving a run also writes the run's folded state to `live/<run-id>.json`
+//! after every event (write to a temporary file, then rename: a reader never sees half
+//! a file). `runbook status` in a second terminal reads these when the journal is busy.
+
+use std::path::{Path, PathBuf};
+
+use crate::lock::process_alive;
+use crate::state::RunState;
+
+#[derive(Debug, Clone)]
+pub struct LiveDir {
+    dir: PathBuf,
+}
+
+impl LiveDir {
+    pub fn new(journal_dir: &Path) -> LiveDir {
+        LiveDir {
+            dir: journal_dir.join("live"),
+        }
+    }
+
+    fn path(&self, run_id: &str) -> PathBuf {
+        self.dir.join(format!("{run_id}.json"))
+    }
+
+    /// Publish a run's state.
+    ///
+    /// # Errors
+    /// File system errors (the caller logs them: live status is a convenience, the
+    /// journal is the record).
+    pub fn publish(&self, state: &RunState) -> std::io::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        let tmp = self
+            .dir
+            .join(format!(".{}.{}.tmp", state.run_id, std::process::id()));
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec(state).map_err(std::io::Error::other)?,
+        )?;
+        std::fs::rename(&tmp, self.path(&state.run_id))
+    }
+
+    /// Stop publishing a run (its process is about to let go of the journal).
+    pub fn withdraw(&self, run_id: &str) {
+        let _ = std::fs::remove_file(self.path(run_id));
+    }
+
+    pub fn read(&self, run_id: &str) -> Option<RunState> {
+        let bytes = std::fs::read(self.path(run_id)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Runs published by processes still alive.
+    pub fn active(&self) -> Vec<RunState> {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let mut out: Vec<RunState> = entries
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+            .filter_map(|e| serde_json::from_slice::<RunState>(&std::fs::read(e.path()).ok()?).ok())
+            .filter(|s| process_alive(&s.driver))
+            .collect();
+        out.sort_by(|a, b| a.run_id.cmp(&b.run_id));
+        out
+    }
+}

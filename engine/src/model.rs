@@ -1,0 +1,258 @@
+//! The runbook model: plain data, produced by the loader (`load.rs`) from YAML and
+//! read by the planner and the executor. Nothing here does I/O.
+
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+/// A validated runbook, with the exact source text it was loaded from.
+#[derive(Debug, Clone)]
+pub struct Runbook {
+    pub name: String,
+    pub title: String,
+    pub description: String,
+    pub params: IndexMap<String, Param>,
+    pub steps: Vec<Step>,
+    /// Where the text came from (`builtin:NAME` or a file path), for messages.
+    pub origin: String,
+    pub source: String,
+    /// Hex SHA-256 of `source`.
+    pub source_hash: String,
+}
+
+impl Runbook {
+    pub fn step(&self, id: &str) -> Option<&Step> {
+        self.steps.iter().find(|s| s.id == id)
+    }
+
+    pub fn step_index(&self, id: &str) -> Option<usize> {
+        self.steps.iter().position(|s| s.id == id)
+    }
+}
+
+/// The type of a runbook parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamType {
+    String,
+    Int,
+    Bool,
+    List,
+    Duration,
+}
+
+impl ParamType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParamType::String => "string",
+            ParamType::Int => "int",
+            ParamType::Bool => "bool",
+            ParamType::List => "list",
+            ParamType::Duration => "duration",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Param {
+    pub name: String,
+    pub kind: ParamType,
+    pub default: Option<Json>,
+    pub description: String,
+    pub allowed: Vec<Json>,
+    /// Never journaled, logged or printed; must be given again on resume.
+    pub secret: bool,
+}
+
+/// How dangerous a step's effect is. Decides whether an interrupted step may be
+/// applied again on resume and how the plan shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Effect {
+    /// Only reads.
+    ReadOnly,
+    /// Changes state, and doing it twice is the same as doing it once.
+    Idempotent,
+    /// Changes state in a way that must not be repeated blindly.
+    Destructive,
+}
+
+impl Effect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Effect::ReadOnly => "read-only",
+            Effect::Idempotent => "idempotent",
+            Effect::Destructive => "destructive",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub id: String,
+    pub title: String,
+    pub action: String,
+    /// A template naming the site the step acts on.
+    pub site: Option<String>,
+    /// Arguments: JSON whose strings may be templates.
+    pub with: Json,
+    /// The step runs only when this expression is true.
+    pub when: Option<String>,
+    pub require: Vec<Condition>,
+    pub verify: Vec<Condition>,
+    pub retry: RetryPolicy,
+    /// `None`: the action's default.
+    pub timeout: Option<Duration>,
+    pub for_each: Option<ForEach>,
+    /// 1-based line of the step in its source.
+    pub line: usize,
+}
+
+/// A check against live state: probe with an action (read-only), then evaluate
+/// `expect` with the probe's result bound to `observation`.
+#[derive(Debug, Clone)]
+pub struct Condition {
+    /// The probing action; `None`: the step's own action.
+    pub probe: Option<String>,
+    /// Site of the probe; `None`: the step's site.
+    pub site: Option<String>,
+    /// Probe arguments; `None`: the step's own arguments.
+    pub with: Option<Json>,
+    pub expect: String,
+    /// What a person should read when it does not hold.
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ForEach {
+    /// A template that evaluates to a list, or a literal list.
+    pub items: Json,
+    pub concurrency: usize,
+}
+
+/// Retry policy as data, tagged by `policy` in YAML.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "policy", rename_all = "lowercase", deny_unknown_fields)]
+pub enum RetryPolicy {
+    None,
+    Fixed {
+        max_attempts: u32,
+        #[serde(with = "humantime_serde_compat")]
+        delay: Duration,
+    },
+    Exponential {
+        max_attempts: u32,
+        #[serde(with = "humantime_serde_compat", default = "default_initial")]
+        initial: Duration,
+        #[serde(with = "humantime_serde_compat", default = "default_max_delay")]
+        max_delay: Duration,
+        #[serde(default = "default_factor")]
+        factor: f64,
+    },
+}
+
+fn default_initial() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_max_delay() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_factor() -> f64 {
+    2.0
+}
+
+impl RetryPolicy {
+    pub fn max_attempts(&self) -> u32 {
+        match self {
+            RetryPolicy::None => 1,
+            RetryPolicy::Fixed { max_attempts, .. }
+            | RetryPolicy::Exponential { max_attempts, .. } => (*max_attempts).max(1),
+        }
+    }
+
+    /// The pause after failed attempt number `attempt` (1-based).
+    pub fn delay_after(&self, attempt: u32) -> Duration {
+        match self {
+            RetryPolicy::None => Duration::ZERO,
+            RetryPolicy::Fixed { delay, .. } => *delay,
+            RetryPolicy::Exponential {
+                initial,
+                max_delay,
+                factor,
+                ..
+            } => {
+                let exp = factor
+                    .max(1.0)
+                    .powi(attempt.saturating_sub(1).min(60) as i32);
+                initial.mul_f64(exp).min(*max_delay)
+            }
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            RetryPolicy::None => "no retry".into(),
+            RetryPolicy::Fixed {
+                max_attempts,
+                delay,
+            } => {
+                format!(
+                    "up to {max_attempts} attempts, {} apart",
+                    humantime::format_duration(*delay)
+                )
+            }
+            RetryPolicy::Exponential {
+                max_attempts,
+                initial,
+                max_delay,
+                ..
+            } => format!(
+                "up to {max_attempts} attempts, backoff {} to {}",
+                humantime::format_duration(*initial),
+                humantime::format_duration(*max_delay)
+            ),
+        }
+    }
+}
+
+/// Durations as humantime strings (`30s`, `5m`, `1h 30m`, `250ms`).
+pub mod humantime_serde_compat {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "bad duration `{text}`: {e} (write e.g. `30s`, `5m`, `250ms`)"
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exponential_backoff_grows_and_caps() {
+        let p = RetryPolicy::Exponential {
+            max_attempts: 5,
+            initial: Duration::from_millis(100),
+            max_delay: Duration::from_millis(350),
+            factor: 2.0,
+        };
+        assert_eq!(p.delay_after(1), Duration::from_millis(100));
+        assert_eq!(p.delay_after(2), Duration::from_millis(200));
+        assert_eq!(p.delay_after(3), Duration::from_millis(350));
+        assert_eq!(p.max_attempts(), 5);
+        assert_eq!(RetryPolicy::None.max_attempts(), 1);
+    }
+}

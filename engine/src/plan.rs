@@ -1,0 +1,516 @@
+//! The dry-run preview: every step with its resolved arguments, the exact calls it
+//! would make, its effect class, preconditions and postcondition. A plan writes
+//! nothing anywhere; `live` adds read-only probes of the current state.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::{json, Value as Json};
+
+use crate::action::{Registry, StepCtx};
+use crate::env::Environment;
+use crate::executor::{
+    base_scope, check_rendered_args, item_scope, postcondition_text, resolve_site,
+};
+use crate::load::template_name;
+use crate::model::{Condition, Effect, Runbook, Step};
+use crate::redact::Redactor;
+use crate::state::item_key;
+use crate::template::Templates;
+
+/// The mark that stands for an output not known before the run.
+pub const PLACEHOLDER: &str = "⟨";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub runbook: String,
+    pub title: String,
+    pub origin: String,
+    pub params: serde_json::Map<String, Json>,
+    pub sites: Vec<String>,
+    pub live: bool,
+    pub steps: Vec<PlannedStep>,
+}
+
+impl Plan {
+    pub fn destructive_steps(&self) -> Vec<&PlannedStep> {
+        self.steps
+            .iter()
+            .filter(|s| s.effect == Effect::Destructive)
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedStep {
+    pub index: usize,
+    pub id: String,
+    pub title: String,
+    pub action: String,
+    pub site: Option<String>,
+    pub effect: Effect,
+    pub when: Option<String>,
+    /// `Some(false)`: skipped as things stand; `None`: decided at run time.
+    pub runs: Option<bool>,
+    pub items: Option<Vec<String>>,
+    pub concurrency: Option<usize>,
+    /// The calls, per item when fanned out (`item: call`).
+    pub calls: Vec<String>,
+    pub require: Vec<String>,
+    pub verify: String,
+    pub retry: String,
+    pub timeout: String,
+    pub gate: Option<String>,
+    /// Findings of `--live`.
+    pub now: Option<LiveFindings>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveFindings {
+    pub preconditions: Vec<LiveCheck>,
+    /// The step's postcondition already holds (for every item).
+    pub satisfied: Option<bool>,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveCheck {
+    pub condition: String,
+    pub holds: Option<bool>,
+    pub observed: Option<Json>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{origin}:{line}: step `{step}`: {message}")]
+pub struct PlanError {
+    pub origin: String,
+    pub line: usize,
+    pub step: String,
+    pub message: String,
+}
+
+fn placeholder_steps(runbook: &Runbook, registry: &Registry, upto: usize) -> Json {
+    let mut steps = serde_json::Map::new();
+    for s in &runbook.steps[..upto] {
+        let mut outputs = serde_json::Map::new();
+        if let Some(names) = registry.get(&s.action).and_then(|a| a.outputs()) {
+            for n in names {
+                outputs.insert(
+                    n.to_string(),
+                    Json::String(format!("{PLACEHOLDER}steps.{}.outputs.{n}⟩", s.id)),
+                );
+            }
+        }
+        let v = json!({"outputs": outputs, "skipped": false});
+        steps.insert(template_name(&s.id), v.clone());
+        steps.insert(s.id.clone(), v);
+    }
+    Json::Object(steps)
+}
+
+fn mentions_steps(v: &Json) -> bool {
+    match v {
+        Json::String(s) => s.contains("steps.") || s.contains("steps["),
+        Json::Array(a) => a.iter().any(mentions_steps),
+        Json::Object(m) => m.values().any(mentions_steps),
+        _ => false,
+    }
+}
+
+fn has_placeholder(v: &Json) -> bool {
+    v.to_string().contains(PLACEHOLDER)
+}
+
+fn describe_condition(c: &Condition, step: &Step, site: Option<&str>) -> String {
+    let probe = c.probe.as_deref().unwrap_or(&step.action);
+    let on = c
+        .site
+        .as_deref()
+        .or(site)
+        .map(|s| format!(" on {s}"))
+        .unwrap_or_default();
+    match &c.message {
+        Some(m) => format!("{m} (probe {probe}{on}: `{}`)", c.expect),
+        None => format!("probe {probe}{on}: `{}`", c.expect),
+    }
+}
+
+/// The sites a runbook touches with these parameters (for locks and the plan).
+///
+/// # Errors
+/// A site template that does not render, or names no site of the environment.
+pub fn sites_touched(
+    runbook: &Runbook,
+    registry: &Registry,
+    env: &Environment,
+    params: &Json,
+) -> Result<Vec<String>, PlanError> {
+    let templates = Templates::new();
+    let mut out: Vec<String> = Vec::new();
+    for (i, step) in runbook.steps.iter().enumerate() {
+        let scope = base_scope(params, env, "plan", placeholder_steps(runbook, registry, i));
+        let templates_of = step.site.iter().chain(
+            step.require
+                .iter()
+                .chain(&step.verify)
+                .filter_map(|c| c.site.as_ref()),
+        );
+        for t in templates_of {
+            let err = |message: String| PlanError {
+                origin: runbook.origin.clone(),
+                line: step.line,
+                step: step.id.clone(),
+                message,
+            };
+            match templates.render(&Json::String(t.clone()), &scope) {
+                Ok(Json::String(name)) if name.contains(PLACEHOLDER) => {}
+                Ok(Json::String(name)) => {
+                    resolve_site(env, &name).map_err(err)?;
+                    if !out.contains(&name) {
+                        out.push(name);
+                    }
+                }
+                Ok(other) => return Err(err(format!("`site` gave {other}, not a site name"))),
+                Err(e) if mentions_steps(&Json::String(t.clone())) => {
+                    let _ = e;
+                }
+                Err(e) => return Err(err(format!("cannot render `site`: {e}"))),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Build the plan. With `live`, probe current state (read-only calls only).
+///
+/// # Errors
+/// A template that cannot render with these parameters and this environment.
+pub async fn plan(
+    runbook: &Runbook,
+    registry: &Registry,
+    env: Arc<Environment>,
+    params: &serde_json::Map<String, Json>,
+    redactor: &Redactor,
+    live: bool,
+) -> Result<Plan, PlanError> {
+    let templates = Templates::new();
+    let params_json = Json::Object(params.clone());
+    let sites = sites_touched(runbook, registry, &env, &params_json)?;
+    let mut steps = Vec::new();
+    for (index, step) in runbook.steps.iter().enumerate() {
+        let err = |message: String| PlanError {
+            origin: runbook.origin.clone(),
+            line: step.line,
+            step: step.id.clone(),
+            message,
+        };
+        let action = registry
+            .get(&step.action)
+            .expect("actions are checked at load");
+        let scope = base_scope(
+            &params_json,
+            &env,
+            "plan",
+            placeholder_steps(runbook, registry, index),
+        );
+        let runs = match &step.when {
+            None => Some(true),
+            Some(w) if mentions_steps(&Json::String(w.clone())) => None,
+            Some(w) => Some(
+                templates
+                    .truth(w, &scope)
+                    .map_err(|e| err(format!("cannot evaluate `when`: {e}")))?,
+            ),
+        };
+        let site = match &step.site {
+            None => None,
+            Some(t) => match templates.render(&Json::String(t.clone()), &scope) {
+                Ok(Json::String(name)) if !name.contains(PLACEHOLDER) => {
+                    Some(resolve_site(&env, &name).map_err(err)?)
+                }
+                Ok(_) => None,
+                Err(e) => return Err(err(format!("cannot render `site`: {e}"))),
+            },
+        };
+        let items: Option<Vec<Json>> = match &step.for_each {
+            None => None,
+            Some(fe) => match templates.render(&fe.items, &scope) {
+                Ok(Json::Array(items)) => Some(items),
+                Ok(Json::String(s)) if s.contains(PLACEHOLDER) => None,
+                Ok(other) => return Err(err(format!("for_each.items gave {other}, not a list"))),
+                Err(e) if mentions_steps(&fe.items) => {
+                    let _ = e;
+                    None
+                }
+                Err(e) => return Err(err(format!("cannot render for_each.items: {e}"))),
+            },
+        };
+        let timeout = step.timeout.unwrap_or_else(|| action.default_timeout());
+        let item_list: Vec<Option<Json>> = match &items {
+            None => vec![None],
+            Some(list) => list.iter().cloned().map(Some).collect(),
+        };
+        let mut calls = Vec::new();
+        let mut effect = Effect::ReadOnly;
+        let mut gate = None;
+        let mut verify = String::new();
+        let mut rendered: Vec<(Option<Json>, Option<crate::action::Args>)> = Vec::new();
+        for item in &item_list {
+            let s = item_scope(&scope, site.as_ref(), item.as_ref());
+            let prefix = item
+                .as_ref()
+                .map(|i| format!("[{}] ", item_key(i)))
+                .unwrap_or_default();
+            match templates.render(&step.with, &s) {
+                Ok(Json::Object(args)) => {
+                    let unresolved = has_placeholder(&Json::Object(args.clone()));
+                    if !unresolved {
+                        check_rendered_args(action.as_ref(), &args).map_err(err)?;
+                    }
+                    effect = effect.max(action.effect(&args));
+                    gate = gate.or_else(|| action.gate(&args));
+                    verify = postcondition_text(step, action.as_ref(), &args);
+                    let ctx = StepCtx {
+                        run_id: "plan".into(),
+                        step_id: step.id.clone(),
+                        item: item.clone(),
+                        site: site.clone(),
+                        env: Arc::clone(&env),
+                        timeout,
+                        interrupt: Default::default(),
+                    };
+                    for line in action.describe(&ctx, &args) {
+                        calls.push(redactor.text(&format!("{prefix}{line}")));
+                    }
+                    rendered.push((item.clone(), (!unresolved).then_some(args)));
+                }
+                Ok(other) => {
+                    return Err(err(format!("arguments rendered to {other}, not a mapping")))
+                }
+                Err(e) if mentions_steps(&step.with) => {
+                    let _ = e;
+                    // Judge the effect on the arguments as written (e.g. a literal method).
+                    let raw = step.with.as_object().cloned().unwrap_or_default();
+                    effect = effect.max(action.effect(&raw));
+                    calls.push(format!(
+                        "{prefix}(arguments depend on the outputs of earlier steps)"
+                    ));
+                    rendered.push((item.clone(), None));
+                }
+                Err(e) => return Err(err(format!("cannot render arguments: {e}"))),
+            }
+        }
+        if items.is_none() && step.for_each.is_some() {
+            calls.push("(the items depend on the outputs of earlier steps)".into());
+        }
+        let site_name = site.as_ref().map(|s| s.name.clone());
+        let require = step
+            .require
+            .iter()
+            .map(|c| redactor.text(&describe_condition(c, step, site_name.as_deref())))
+            .collect();
+        let now = if live && runs != Some(false) {
+            Some(
+                probe_live(
+                    step,
+                    registry,
+                    &env,
+                    &templates,
+                    &scope,
+                    site.as_ref(),
+                    &rendered,
+                    timeout,
+                    redactor,
+                )
+                .await,
+            )
+        } else {
+            None
+        };
+        steps.push(PlannedStep {
+            index: index + 1,
+            id: step.id.clone(),
+            title: step.title.clone(),
+            action: step.action.clone(),
+            site: site_name,
+            effect,
+            when: step.when.clone(),
+            runs,
+            items: items.as_ref().map(|l| l.iter().map(item_key).collect()),
+            concurrency: step.for_each.as_ref().map(|f| f.concurrency),
+            calls,
+            require,
+            verify: redactor.text(&verify),
+            retry: step.retry.describe(),
+            timeout: humantime::format_duration(timeout).to_string(),
+            gate,
+            now,
+        });
+    }
+    let mut shown = serde_json::Map::new();
+    for (k, v) in params {
+        let secret = runbook.params.get(k).is_some_and(|p| p.secret);
+        shown.insert(
+            k.clone(),
+            if secret {
+                Json::String(crate::redact::MASK.into())
+            } else {
+                v.clone()
+            },
+        );
+    }
+    Ok(Plan {
+        runbook: runbook.name.clone(),
+        title: runbook.title.clone(),
+        origin: runbook.origin.clone(),
+        params: shown,
+        sites,
+        live,
+        steps,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn probe_live(
+    step: &Step,
+    registry: &Registry,
+    env: &Arc<Environment>,
+    templates: &Templates,
+    scope: &Json,
+    site: Option<&crate::action::Site>,
+    rendered: &[(Option<Json>, Option<crate::action::Args>)],
+    timeout: std::time::Duration,
+    redactor: &Redactor,
+) -> LiveFindings {
+    let action = registry.get(&step.action).expect("checked at load");
+    let mut preconditions = Vec::new();
+    let mut satisfied: Option<bool> = Some(true);
+    let mut note = None;
+    for (item, args) in rendered {
+        let Some(args) = args else {
+            note = Some("depends on the outputs of earlier steps: probed at run time".to_string());
+            satisfied = None;
+            continue;
+        };
+        let s = item_scope(scope, site, item.as_ref());
+        let ctx = StepCtx {
+            run_id: "plan".into(),
+            step_id: step.id.clone(),
+            item: item.clone(),
+            site: site.cloned(),
+            env: Arc::clone(env),
+            timeout,
+            interrupt: Default::default(),
+        };
+        let prefix = item
+            .as_ref()
+            .map(|i| format!("[{}] ", item_key(i)))
+            .unwrap_or_default();
+        for c in &step.require {
+            preconditions.push(
+                live_condition(
+                    c, step, registry, env, templates, &s, &ctx, args, &prefix, redactor,
+                )
+                .await,
+            );
+        }
+        // Already satisfied: the action's own postcondition or the runbook's verify.
+        let has_post = action.postcondition(args).is_some() || !step.verify.is_empty();
+        if !has_post {
+            satisfied = None;
+            continue;
+        }
+        let mut holds = true;
+        if action.postcondition(args).is_some() {
+            match action.probe(&ctx, args).await {
+                Ok(o) => holds &= action.satisfied(args, &o),
+                Err(_) => holds = false,
+            }
+        }
+        for c in &step.verify {
+            let r = live_condition(
+                c, step, registry, env, templates, &s, &ctx, args, &prefix, redactor,
+            )
+            .await;
+            holds &= r.holds == Some(true);
+        }
+        if !holds {
+            satisfied = satisfied.map(|_| false);
+        }
+    }
+    LiveFindings {
+        preconditions,
+        satisfied,
+        note,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn live_condition(
+    c: &Condition,
+    step: &Step,
+    registry: &Registry,
+    env: &Environment,
+    templates: &Templates,
+    scope: &Json,
+    ctx: &StepCtx,
+    args: &crate::action::Args,
+    prefix: &str,
+    redactor: &Redactor,
+) -> LiveCheck {
+    let condition = redactor.text(&format!(
+        "{prefix}{}",
+        c.message
+            .clone()
+            .unwrap_or_else(|| format!("`{}`", c.expect))
+    ));
+    let fail = |error: String| LiveCheck {
+        condition: condition.clone(),
+        holds: None,
+        observed: None,
+        error: Some(redactor.text(&error)),
+    };
+    let probe = registry
+        .get(c.probe.as_deref().unwrap_or(&step.action))
+        .expect("checked at load");
+    let pargs = match &c.with {
+        None => args.clone(),
+        Some(w) => match templates.render(w, scope) {
+            Ok(Json::Object(m)) if !has_placeholder(&Json::Object(m.clone())) => m,
+            Ok(_) => return fail("depends on the outputs of earlier steps".into()),
+            Err(e) => return fail(e),
+        },
+    };
+    let mut pctx = ctx.clone();
+    if let Some(site) = &c.site {
+        match templates.render(&Json::String(site.clone()), scope) {
+            Ok(Json::String(name)) => match resolve_site(env, &name) {
+                Ok(s) => pctx.site = Some(s),
+                Err(e) => return fail(e),
+            },
+            Ok(other) => return fail(format!("probe site gave {other}")),
+            Err(e) => return fail(e),
+        }
+    }
+    match probe.probe(&pctx, &pargs).await {
+        Ok(obs) => {
+            let mut s = scope.clone();
+            s["observation"] = obs.clone();
+            match templates.truth(&c.expect, &s) {
+                Ok(h) => {
+                    let mut observed = obs;
+                    redactor.json(&mut observed);
+                    LiveCheck {
+                        condition,
+                        holds: Some(h),
+                        observed: Some(observed),
+                        error: None,
+                    }
+                }
+                Err(e) => fail(e),
+            }
+        }
+        Err(e) => fail(e.message),
+    }
+}

@@ -1,0 +1,143 @@
+//! The one path by which a run's events reach the journal: mask secrets, fold into the
+//! in-memory run state, append and flush, then let the live snapshot catch up. Events
+//! of concurrent fan-out items are serialised here, so sequence numbers follow the
+//! order in which they became durable.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::event::Event;
+use crate::journal::{Journal, JournalError, RunSummary};
+use crate::keys::RunId;
+use crate::live::LiveDir;
+use crate::redact::Redactor;
+use crate::state::RunState;
+
+struct Inner {
+    state: RunState,
+    next_seq: u64,
+}
+
+pub struct Recorder {
+    journal: Journal,
+    run: RunId,
+    inner: Mutex<Inner>,
+    live: LiveDir,
+    dirty: AtomicBool,
+    redactor: Redactor,
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder").field("run", &self.run).finish()
+    }
+}
+
+/// How often the live snapshot is refreshed while events arrive.
+const LIVE_EVERY: Duration = Duration::from_millis(100);
+
+impl Recorder {
+    /// A recorder for run `run`, whose journal so far is `past` (empty for a new run).
+    pub fn new(journal: Journal, run: RunId, past: &[Event], redactor: Redactor) -> Arc<Recorder> {
+        let state = RunState::fold(&run.to_string(), past);
+        let live = LiveDir::new(journal.dir());
+        Arc::new(Recorder {
+            journal,
+            run,
+            inner: Mutex::new(Inner {
+                state,
+                next_seq: past.len() as u64,
+            }),
+            live,
+            dirty: AtomicBool::new(true),
+            redactor,
+        })
+    }
+
+    pub fn run_id(&self) -> RunId {
+        self.run
+    }
+
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    /// Make `event` durable. Returns only after the flush.
+    ///
+    /// # Errors
+    /// The journal could not write it: the caller must stop before any further effect.
+    pub fn record(&self, event: Event) -> Result<(), JournalError> {
+        let event = if self.redactor.is_empty() {
+            event
+        } else {
+            let mut v = serde_json::to_value(&event).map_err(|e| JournalError::Corrupt {
+                key: self.run.to_string(),
+                message: e.to_string(),
+            })?;
+            self.redactor.json(&mut v);
+            serde_json::from_value(v).map_err(|e| JournalError::Corrupt {
+                key: self.run.to_string(),
+                message: e.to_string(),
+            })?
+        };
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.state.apply(&event);
+        let summary = RunSummary::of(self.run, &inner.state);
+        self.journal
+            .append(self.run, inner.next_seq, &event, &summary)?;
+        inner.next_seq += 1;
+        let urgent = matches!(
+            event,
+            Event::RunCreated { .. }
+                | Event::Halted { .. }
+                | Event::RunFailed { .. }
+                | Event::Completed { .. }
+                | Event::Aborted { .. }
+                | Event::Resumed { .. }
+        );
+        if urgent {
+            self.publish_locked(&inner.state);
+        } else {
+            self.dirty.store(true, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    fn publish_locked(&self, state: &RunState) {
+        self.dirty.store(false, Ordering::Release);
+        if let Err(e) = self.live.publish(state) {
+            tracing::warn!("cannot write the live status file: {e}");
+        }
+    }
+
+    /// Read the current state without cloning all of it.
+    pub fn with<T>(&self, f: impl FnOnce(&RunState) -> T) -> T {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        f(&inner.state)
+    }
+
+    pub fn snapshot(&self) -> RunState {
+        self.with(Clone::clone)
+    }
+
+    /// Refresh the live snapshot every [`LIVE_EVERY`] while the run is driven. Stops
+    /// when the returned handle is dropped or aborted.
+    pub fn spawn_live_publisher(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(LIVE_EVERY).await;
+                if this.dirty.load(Ordering::Acquire) {
+                    let inner = this.inner.lock().unwrap_or_else(|p| p.into_inner());
+                    this.publish_locked(&inner.state);
+                }
+            }
+        })
+    }
+
+    /// This process lets go of the run: the journal is the record again.
+    pub fn withdraw_live(&self) {
+        self.live.withdraw(&self.run.to_string());
+    }
+}

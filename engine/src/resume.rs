@@ -1,0 +1,156 @@
+//! What an operator may tell a halted run when resuming it, checked against the run's
+//! state before anything is journaled.
+
+use crate::action::Registry;
+use crate::event::{now_ms, Actor, Event};
+use crate::model::Runbook;
+use crate::model::Step;
+use crate::state::{RunState, RunStatus};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Directive {
+    /// Apply a step again although it is destructive and in doubt (or failed).
+    Retry(String),
+    /// Mark a step done without doing it, with the reason.
+    Skip { step: String, reason: String },
+    /// Pass a manual gate.
+    Approve(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResumeError {
+    #[error("run {run} is {status}: a {status} run cannot be resumed{hint}")]
+    Final {
+        run: String,
+        status: &'static str,
+        hint: String,
+    },
+    #[error("run {run} has no step `{step}` (its steps: {known})")]
+    UnknownStep {
+        run: String,
+        step: String,
+        known: String,
+    },
+    #[error("step `{step}` of run {run} already {how}: nothing to {what}")]
+    AlreadyDone {
+        run: String,
+        step: String,
+        how: &'static str,
+        what: &'static str,
+    },
+    #[error("step `{step}` is not a manual gate (`manual.confirm`): there is nothing to approve")]
+    NotAGate { step: String },
+    #[error("`--skip-step {step}` needs `--reason` saying why it is safe to skip")]
+    NoReason { step: String },
+}
+
+/// Check a directive and turn it into the event that records it.
+///
+/// # Errors
+/// The run is over, the step is unknown or already done, or the directive does not fit.
+pub fn directive_event(
+    state: &RunState,
+    runbook: &Runbook,
+    registry: &Registry,
+    directive: &Directive,
+    by: &Actor,
+) -> Result<Event, ResumeError> {
+    check_resumable(state)?;
+    let step_id = match directive {
+        Directive::Retry(s) | Directive::Approve(s) => s,
+        Directive::Skip { step, .. } => step,
+    };
+    let Some(step) = runbook.step(step_id) else {
+        let known: Vec<&str> = runbook.steps.iter().map(|s| s.id.as_str()).collect();
+        return Err(ResumeError::UnknownStep {
+            run: state.run_id.clone(),
+            step: step_id.clone(),
+            known: known.join(", "),
+        });
+    };
+    let status = state.step_status(step_id);
+    if status.is_done() {
+        let how = if status == crate::state::StepStatus::Skipped {
+            "was skipped"
+        } else {
+            "succeeded"
+        };
+        let what = match directive {
+            Directive::Retry(_) => "retry",
+            Directive::Skip { .. } => "skip",
+            Directive::Approve(_) => "approve",
+        };
+        return Err(ResumeError::AlreadyDone {
+            run: state.run_id.clone(),
+            step: step_id.clone(),
+            how,
+            what,
+        });
+    }
+    let at = now_ms();
+    Ok(match directive {
+        Directive::Retry(step) => Event::OperatorRetried {
+            step: step.clone(),
+            by: by.clone(),
+            at,
+        },
+        Directive::Skip { step, reason } => {
+            if reason.trim().is_empty() {
+                return Err(ResumeError::NoReason { step: step.clone() });
+            }
+            Event::OperatorSkipped {
+                step: step.clone(),
+                reason: reason.clone(),
+                by: by.clone(),
+                at,
+            }
+        }
+        Directive::Approve(s) => {
+            if !is_gate(registry, step) {
+                return Err(ResumeError::NotAGate { step: s.clone() });
+            }
+            Event::OperatorApproved {
+                step: s.clone(),
+                by: by.clone(),
+                at,
+            }
+        }
+    })
+}
+
+/// A completed or aborted run cannot be resumed.
+///
+/// # Errors
+/// `Final`, saying what to do instead.
+pub fn check_resumable(state: &RunState) -> Result<(), ResumeError> {
+    match state.status {
+        RunStatus::Completed => Err(ResumeError::Final {
+            run: state.run_id.clone(),
+            status: "completed",
+            hint: format!(": start a new run with `runbook run {}`", state.runbook),
+        }),
+        RunStatus::Aborted => Err(ResumeError::Final {
+            run: state.run_id.clone(),
+            status: "aborted",
+            hint: format!(
+                " ({}): start a new run with `runbook run {}`",
+                state
+                    .halt
+                    .as_ref()
+                    .map(|h| h.reason.as_str())
+                    .unwrap_or("no reason"),
+                state.runbook
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Whether a step is a manual gate (its action asks for approval).
+fn is_gate(registry: &Registry, step: &Step) -> bool {
+    let Some(action) = registry.get(&step.action) else {
+        return false;
+    };
+    let args = step.with.as_object().cloned().unwrap_or_default();
+    action.gate(&args).is_some() || step.action == "manual.confirm"
+}

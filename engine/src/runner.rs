@@ -1,0 +1,341 @@
+//! Starting, resuming and aborting runs: the glue between the journal, the locks, the
+//! recorder and the executor. The CLI calls these; tests and benchmarks too.
+
+use std::sync::Arc;
+
+use serde_json::Value as Json;
+
+use crate::action::Registry;
+use crate::env::Environment;
+use crate::event::{now_ms, Actor, Event};
+use crate::executor::{Executor, Outcome};
+use crate::journal::{Journal, JournalError};
+use crate::keys::RunId;
+use crate::load::{load_str, sha256_hex, LoadError};
+use crate::lock::LockRecord;
+use crate::model::Runbook;
+use crate::params::{env_var_for, ParamError};
+use crate::plan::{sites_touched, PlanError};
+use crate::recorder::Recorder;
+use crate::redact::Redactor;
+use crate::report::{Interrupt, Notice, Observer, Prompt};
+use crate::resume::{check_resumable, directive_event, Directive, ResumeError};
+use crate::state::RunState;
+use crate::template::Templates;
+
+/// What the engine needs from its host (the CLI, a test, a benchmark).
+#[derive(Clone)]
+pub struct Services {
+    pub registry: Arc<Registry>,
+    pub observer: Arc<dyn Observer>,
+    pub prompt: Option<Arc<dyn Prompt>>,
+    pub interrupt: Interrupt,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error("the run's pinned runbook no longer loads: {0}")]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    Resume(#[from] ResumeError),
+    #[error(transparent)]
+    Params(#[from] ParamError),
+    #[error("journal of run {run} is damaged: {message}")]
+    Damaged { run: String, message: String },
+}
+
+/// A run to start.
+#[derive(Debug)]
+pub struct NewRun {
+    pub runbook: Runbook,
+    pub env: Environment,
+    /// All parameter values, secrets included.
+    pub params: serde_json::Map<String, Json>,
+    /// The secret values, masked everywhere.
+    pub secrets: Vec<String>,
+}
+
+/// A halted or failed run to continue.
+#[derive(Debug, Default)]
+pub struct ResumeRequest {
+    pub run: Option<RunId>,
+    pub directives: Vec<Directive>,
+    /// `None`: the environment file recorded when the run started.
+    pub env: Option<Environment>,
+    /// Secret parameters given again (`-p name=value`); else from `RUNBOOK_PARAM_*`.
+    pub secrets: Vec<(String, String)>,
+    /// The runbook's text as found now, to tell the operator it changed.
+    pub current_source: Option<String>,
+}
+
+/// What resuming found, for the operator.
+#[derive(Debug, Clone, Default)]
+pub struct ResumeNotes {
+    pub runbook_changed: bool,
+    pub env_changed: bool,
+}
+
+fn lock_record(run: RunId, runbook: &str, actor: &Actor) -> LockRecord {
+    LockRecord {
+        run_id: run,
+        runbook: runbook.to_string(),
+        holder: actor.clone(),
+        since: now_ms(),
+    }
+}
+
+/// Start a run and drive it until it completes, halts or fails.
+///
+/// # Errors
+/// A site held by another run, a plan error, or a journal error.
+pub async fn start(
+    journal: Journal,
+    services: &Services,
+    new: NewRun,
+) -> Result<(RunId, Outcome), RunError> {
+    let actor = Actor::current();
+    let params_json = Json::Object(new.params.clone());
+    let sites = sites_touched(&new.runbook, &services.registry, &new.env, &params_json)?;
+    let id = journal.new_run_id()?;
+    journal.clear_orphan_locks()?;
+    journal.acquire(&sites, &lock_record(id, &new.runbook.name, &actor))?;
+    let redactor = Redactor::new(new.secrets.clone());
+    let recorder = Recorder::new(journal, id, &[], redactor);
+    let secret_params: Vec<String> = new
+        .runbook
+        .params
+        .values()
+        .filter(|p| p.secret)
+        .map(|p| p.name.clone())
+        .collect();
+    let mut kept = new.params.clone();
+    kept.retain(|k, _| !secret_params.contains(k));
+    recorder.record(Event::RunCreated {
+        runbook: new.runbook.name.clone(),
+        title: new.runbook.title.clone(),
+        origin: new.runbook.origin.clone(),
+        source: new.runbook.source.clone(),
+        source_hash: new.runbook.source_hash.clone(),
+        params: kept,
+        secret_params,
+        env_file: new.env.file.as_ref().map(|p| p.display().to_string()),
+        env_digest: new.env.digest.clone(),
+        by: actor.clone(),
+        at: now_ms(),
+    })?;
+    let outcome = drive(
+        services,
+        recorder,
+        Arc::new(new.runbook),
+        new.env,
+        params_json,
+        actor,
+    )
+    .await?;
+    Ok((id, outcome))
+}
+
+/// The state of a run, folded from its journal.
+///
+/// # Errors
+/// Unknown run, or an unreadable journal.
+pub fn run_state(journal: &Journal, run: RunId) -> Result<RunState, RunError> {
+    let events = journal.events(run)?;
+    Ok(RunState::fold(&run.to_string(), &events))
+}
+
+/// The pinned runbook text and origin of a run.
+///
+/// # Errors
+/// Unknown run, or a journal that does not start with `RunCreated`.
+pub fn pinned_source(journal: &Journal, run: RunId) -> Result<(String, String), RunError> {
+    match journal.events(run)?.into_iter().next() {
+        Some(Event::RunCreated { source, origin, .. }) => Ok((source, origin)),
+        _ => Err(RunError::Damaged {
+            run: run.to_string(),
+            message: "its first event is not `run_created`".into(),
+        }),
+    }
+}
+
+/// Continue a halted or failed run from where it stopped.
+///
+/// # Errors
+/// The run is over or unknown, a directive does not fit, a secret parameter is
+/// missing, or a journal error.
+pub async fn resume(
+    journal: Journal,
+    services: &Services,
+    req: ResumeRequest,
+) -> Result<(RunId, Outcome, ResumeNotes), RunError> {
+    let run = req.run.ok_or_else(|| RunError::Damaged {
+        run: "?".into(),
+        message: "no run id".into(),
+    })?;
+    let events = journal.events(run)?;
+    let state = RunState::fold(&run.to_string(), &events);
+    check_resumable(&state)?;
+    let Some(Event::RunCreated {
+        source,
+        origin,
+        params,
+        env_file,
+        ..
+    }) = events.first()
+    else {
+        return Err(RunError::Damaged {
+            run: run.to_string(),
+            message: "its first event is not `run_created`".into(),
+        });
+    };
+    let runbook = load_str(source, origin, &services.registry)?;
+    let notes_runbook_changed = req
+        .current_source
+        .as_ref()
+        .is_some_and(|t| sha256_hex(t) != state.source_hash);
+    let env = match req.env {
+        Some(env) => env,
+        None => match env_file {
+            Some(path) => {
+                Environment::load(std::path::Path::new(path)).map_err(|e| RunError::Damaged {
+                    run: run.to_string(),
+                    message: format!("{e} (give the environment file with --env)"),
+                })?
+            }
+            None => Environment::empty(),
+        },
+    };
+    let notes = ResumeNotes {
+        runbook_changed: notes_runbook_changed,
+        env_changed: env.digest != state.env_digest,
+    };
+    // Parameters: the pinned ones, plus secrets given again.
+    let mut values = params.clone();
+    let mut secrets = Vec::new();
+    for p in runbook.params.values().filter(|p| p.secret) {
+        let given = req
+            .secrets
+            .iter()
+            .find(|(k, _)| *k == p.name)
+            .map(|(_, v)| v.clone());
+        let Some(v) = given.or_else(|| std::env::var(env_var_for(&p.name)).ok()) else {
+            return Err(ParamError::Missing {
+                name: p.name.clone(),
+                hint: format!(
+                    ": secret parameters are never stored, give it again with {} or -p {}=...",
+                    env_var_for(&p.name),
+                    p.name
+                ),
+            }
+            .into());
+        };
+        secrets.push(v.clone());
+        values.insert(p.name.clone(), Json::String(v));
+    }
+    for (k, _) in &req.secrets {
+        if !runbook.params.get(k).is_some_and(|p| p.secret) {
+            return Err(ParamError::Unknown {
+                runbook: runbook.name.clone(),
+                name: k.clone(),
+                known: "only secret parameters can be given on resume; the others are pinned"
+                    .into(),
+            }
+            .into());
+        }
+    }
+    let actor = Actor::current();
+    // Check every directive before recording any of them.
+    let mut directive_events = Vec::new();
+    for d in &req.directives {
+        directive_events.push(directive_event(
+            &state,
+            &runbook,
+            &services.registry,
+            d,
+            &actor,
+        )?);
+    }
+    let params_json = Json::Object(values);
+    let sites = sites_touched(&runbook, &services.registry, &env, &params_json)?;
+    journal.clear_orphan_locks()?;
+    journal.acquire(&sites, &lock_record(run, &runbook.name, &actor))?;
+    let recorder = Recorder::new(journal, run, &events, Redactor::new(secrets));
+    for ev in directive_events {
+        recorder.record(ev)?;
+    }
+    recorder.record(Event::Resumed {
+        by: actor.clone(),
+        runbook_changed: notes.runbook_changed,
+        at: now_ms(),
+    })?;
+    if notes.runbook_changed {
+        services.observer.notice(Notice::Note(format!(
+            "runbook `{}` changed since this run started; resuming with the text pinned in the journal (sha256 {})",
+            runbook.name,
+            &runbook.source_hash[..12]
+        )));
+    }
+    if notes.env_changed {
+        services.observer.notice(Notice::Note(
+            "the environment file differs from the one this run started with; using the current one".into(),
+        ));
+    }
+    let outcome = drive(
+        services,
+        recorder,
+        Arc::new(runbook),
+        env,
+        params_json,
+        actor,
+    )
+    .await?;
+    Ok((run, outcome, notes))
+}
+
+/// Abort a run that is not over: it will never be resumed, and its site locks go.
+///
+/// # Errors
+/// Unknown run, already over, or a journal error.
+pub fn abort(journal: Journal, run: RunId, reason: &str) -> Result<RunState, RunError> {
+    let events = journal.events(run)?;
+    let state = RunState::fold(&run.to_string(), &events);
+    check_resumable(&state)?;
+    let recorder = Recorder::new(journal, run, &events, Redactor::default());
+    recorder.record(Event::Aborted {
+        reason: reason.to_string(),
+        by: Actor::current(),
+        at: now_ms(),
+    })?;
+    Ok(recorder.snapshot())
+}
+
+async fn drive(
+    services: &Services,
+    recorder: Arc<Recorder>,
+    runbook: Arc<Runbook>,
+    env: Environment,
+    params: Json,
+    actor: Actor,
+) -> Result<Outcome, RunError> {
+    let executor = Arc::new(Executor {
+        runbook,
+        registry: Arc::clone(&services.registry),
+        env: Arc::new(env),
+        params,
+        recorder: Arc::clone(&recorder),
+        observer: Arc::clone(&services.observer),
+        interrupt: services.interrupt.clone(),
+        prompt: services.prompt.clone(),
+        actor,
+        templates: Arc::new(Templates::new()),
+    });
+    let publisher = recorder.spawn_live_publisher();
+    let outcome = executor.drive().await;
+    publisher.abort();
+    recorder.withdraw_live();
+    Ok(outcome?)
+}

@@ -1,0 +1,420 @@
+//! Run state as a pure fold of the journal's events. A live run and a resumed run use
+//! the same fold, so resume is not a separate code path: it is the state after the
+//! last event, and the executor carries on from there.
+
+use std::collections::BTreeSet;
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+use crate::action::Outputs;
+use crate::event::{Actor, Event, HaltKind};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    #[default]
+    Running,
+    Halted,
+    Failed,
+    Completed,
+    Aborted,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Halted => "halted",
+            RunStatus::Failed => "failed",
+            RunStatus::Completed => "completed",
+            RunStatus::Aborted => "aborted",
+        }
+    }
+
+    /// Completed and aborted runs are over: they cannot be resumed.
+    pub fn is_final(self) -> bool {
+        matches!(self, RunStatus::Completed | RunStatus::Aborted)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StepStatus {
+    #[default]
+    Pending,
+    /// Started and not finished: in doubt if found so on resume.
+    Running,
+    Succeeded,
+    Failed,
+    Skipped,
+}
+
+impl StepStatus {
+    pub fn is_done(self) -> bool {
+        matches!(self, StepStatus::Succeeded | StepStatus::Skipped)
+    }
+}
+
+/// One step, or one item of a fan-out step.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Progress {
+    pub status: StepStatus,
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub prepared: Outputs,
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub outputs: Outputs,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observation: Option<Json>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct StepState {
+    #[serde(flatten)]
+    pub progress: Progress,
+    /// Per item of a fan-out step, keyed by [`item_key`].
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub items: IndexMap<String, Progress>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HaltInfo {
+    pub step: Option<String>,
+    pub item: Option<String>,
+    /// `None` for a failed run.
+    pub kind: Option<HaltKind>,
+    pub reason: String,
+}
+
+/// Everything known about a run, from its events alone.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RunState {
+    pub run_id: String,
+    pub runbook: String,
+    pub title: String,
+    pub origin: String,
+    pub source_hash: String,
+    pub params: serde_json::Map<String, Json>,
+    pub secret_params: Vec<String>,
+    pub env_file: Option<String>,
+    pub env_digest: String,
+    pub created_by: Actor,
+    /// The process that last drove the run.
+    pub driver: Actor,
+    pub created_at: u64,
+    pub updated_at: u64,
+    pub status: RunStatus,
+    pub halt: Option<HaltInfo>,
+    pub steps: IndexMap<String, StepState>,
+    pub approvals: BTreeSet<String>,
+    /// Steps the operator allowed to apply again (`--retry-step`), until next started.
+    pub retry_authorized: BTreeSet<String>,
+    /// The step most recently started.
+    pub current: Option<String>,
+    pub events: u64,
+}
+
+/// The key of a fan-out item in events and state: a string item as it is, anything
+/// else as compact JSON.
+pub fn item_key(item: &Json) -> String {
+    match item {
+        Json::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+impl RunState {
+    /// Fold a whole journal.
+    pub fn fold<'a>(run_id: &str, events: impl IntoIterator<Item = &'a Event>) -> RunState {
+        let mut state = RunState {
+            run_id: run_id.to_string(),
+            ..RunState::default()
+        };
+        for e in events {
+            state.apply(e);
+        }
+        state
+    }
+
+    fn progress_mut(&mut self, step: &str, item: Option<&str>) -> &mut Progress {
+        let st = self.steps.entry(step.to_string()).or_default();
+        match item {
+            Some(k) => st.items.entry(k.to_string()).or_default(),
+            None => &mut st.progress,
+        }
+    }
+
+    pub fn step(&self, id: &str) -> Option<&StepState> {
+        self.steps.get(id)
+    }
+
+    pub fn step_status(&self, id: &str) -> StepStatus {
+        self.steps
+            .get(id)
+            .map(|s| s.progress.status)
+            .unwrap_or_default()
+    }
+
+    pub fn item(&self, step: &str, item: &str) -> Option<&Progress> {
+        self.steps.get(step).and_then(|s| s.items.get(item))
+    }
+
+    /// Apply one event. Pure: no I/O, no clock.
+    pub fn apply(&mut self, event: &Event) {
+        self.events += 1;
+        self.updated_at = event.at();
+        match event {
+            Event::RunCreated {
+                runbook,
+                title,
+                origin,
+                source_hash,
+                params,
+                secret_params,
+                env_file,
+                env_digest,
+                by,
+                at,
+                ..
+            } => {
+                self.runbook = runbook.clone();
+                self.title = title.clone();
+                self.origin = origin.clone();
+                self.source_hash = source_hash.clone();
+                self.params = params.clone();
+                self.secret_params = secret_params.clone();
+                self.env_file = env_file.clone();
+                self.env_digest = env_digest.clone();
+                self.created_by = by.clone();
+                self.driver = by.clone();
+                self.created_at = *at;
+                self.status = RunStatus::Running;
+            }
+            Event::StepStarted {
+                step,
+                item,
+                attempt,
+                prepared,
+                at,
+                ..
+            } => {
+                self.current = Some(step.clone());
+                self.retry_authorized.remove(step);
+                if item.is_some() {
+                    let st = self.progress_mut(step, None);
+                    if st.status != StepStatus::Running {
+                        st.status = StepStatus::Running;
+                        st.started_at.get_or_insert(*at);
+                    }
+                }
+                let p = self.progress_mut(step, item.as_deref());
+                p.status = StepStatus::Running;
+                p.attempts = *attempt;
+                p.error = None;
+                if p.prepared.is_empty() {
+                    p.prepared = prepared.clone();
+                }
+                p.started_at.get_or_insert(*at);
+            }
+            Event::StepSucceeded {
+                step,
+                item,
+                outputs,
+                observation,
+                note,
+                at,
+            } => {
+                let p = self.progress_mut(step, item.as_deref());
+                p.status = StepStatus::Succeeded;
+                p.outputs = outputs.clone();
+                p.observation = observation.clone();
+                p.note = note.clone();
+                p.error = None;
+                p.ended_at = Some(*at);
+            }
+            Event::StepFailed {
+                step,
+                item,
+                attempt,
+                error,
+                at,
+                ..
+            } => {
+                let p = self.progress_mut(step, item.as_deref());
+                p.status = StepStatus::Failed;
+                p.attempts = *attempt;
+                p.error = Some(error.clone());
+                p.ended_at = Some(*at);
+            }
+            Event::StepSkipped {
+                step,
+                item,
+                reason,
+                at,
+            } => {
+                let p = self.progress_mut(step, item.as_deref());
+                p.status = StepStatus::Skipped;
+                p.note = Some(reason.clone());
+                p.ended_at = Some(*at);
+            }
+            Event::Halted {
+                step,
+                item,
+                kind,
+                reason,
+                ..
+            } => {
+                self.status = RunStatus::Halted;
+                self.halt = Some(HaltInfo {
+                    step: step.clone(),
+                    item: item.clone(),
+                    kind: Some(*kind),
+                    reason: reason.clone(),
+                });
+            }
+            Event::Resumed { by, .. } => {
+                self.status = RunStatus::Running;
+                self.halt = None;
+                self.driver = by.clone();
+            }
+            Event::OperatorApproved { step, .. } => {
+                self.approvals.insert(step.clone());
+            }
+            Event::OperatorSkipped {
+                step,
+                reason,
+                by,
+                at,
+            } => {
+                let p = self.progress_mut(step, None);
+                p.status = StepStatus::Skipped;
+                p.note = Some(format!("skipped by {}: {reason}", by.operator));
+                p.ended_at = Some(*at);
+            }
+            Event::OperatorRetried { step, .. } => {
+                self.retry_authorized.insert(step.clone());
+            }
+            Event::RunFailed { step, error, .. } => {
+                self.status = RunStatus::Failed;
+                self.halt = Some(HaltInfo {
+                    step: Some(step.clone()),
+                    item: None,
+                    kind: None,
+                    reason: error.clone(),
+                });
+            }
+            Event::Completed { .. } => {
+                self.status = RunStatus::Completed;
+                self.halt = None;
+                self.current = None;
+            }
+            Event::Aborted { reason, .. } => {
+                self.status = RunStatus::Aborted;
+                self.halt = Some(HaltInfo {
+                    step: self.current.clone(),
+                    item: None,
+                    kind: None,
+                    reason: reason.clone(),
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::model::Effect;
+
+    fn started(step: &str, item: Option<&str>, attempt: u32) -> Event {
+        Event::StepStarted {
+            step: step.into(),
+            item: item.map(Into::into),
+            attempt,
+            effect: Effect::Destructive,
+            prepared: json!({"previous": 3}).as_object().unwrap().clone(),
+            at: 1,
+        }
+    }
+
+    #[test]
+    fn started_without_end_is_running_and_keeps_first_prepared() {
+        let mut s = RunState::default();
+        s.apply(&started("scale", None, 1));
+        let mut again = started("scale", None, 2);
+        if let Event::StepStarted { prepared, .. } = &mut again {
+            prepared.insert("previous".into(), json!(0));
+        }
+        s.apply(&again);
+        let p = &s.steps["scale"].progress;
+        assert_eq!(p.status, StepStatus::Running);
+        assert_eq!(p.attempts, 2);
+        assert_eq!(
+            p.prepared["previous"],
+            json!(3),
+            "the value read before the first effect wins"
+        );
+    }
+
+    #[test]
+    fn items_are_tracked_apart() {
+        let mut s = RunState::default();
+        s.apply(&started("clear", Some("a"), 1));
+        s.apply(&started("clear", Some("b"), 1));
+        s.apply(&Event::StepSucceeded {
+            step: "clear".into(),
+            item: Some("a".into()),
+            outputs: Default::default(),
+            observation: None,
+            note: None,
+            at: 2,
+        });
+        assert_eq!(s.item("clear", "a").unwrap().status, StepStatus::Succeeded);
+        assert_eq!(s.item("clear", "b").unwrap().status, StepStatus::Running);
+        assert_eq!(s.step_status("clear"), StepStatus::Running);
+    }
+
+    #[test]
+    fn halt_resume_complete() {
+        let mut s = RunState::default();
+        s.apply(&Event::Halted {
+            step: Some("x".into()),
+            item: None,
+            kind: HaltKind::Precondition,
+            reason: "no".into(),
+            at: 1,
+        });
+        assert_eq!(s.status, RunStatus::Halted);
+        s.apply(&Event::OperatorRetried {
+            step: "x".into(),
+            by: Actor::default(),
+            at: 2,
+        });
+        s.apply(&Event::Resumed {
+            by: Actor::default(),
+            runbook_changed: false,
+            at: 2,
+        });
+        assert_eq!(s.status, RunStatus::Running);
+        assert!(s.retry_authorized.contains("x"));
+        s.apply(&started("x", None, 2));
+        assert!(
+            s.retry_authorized.is_empty(),
+            "a retry authorisation is used once"
+        );
+        s.apply(&Event::Completed { at: 3 });
+        assert!(s.status.is_final());
+    }
+}

@@ -1,0 +1,223 @@
+//! Templating of step arguments with minijinja in strict mode: an undefined reference
+//! is an error, never an empty string.
+//!
+//! A string that is exactly one `{{ expression }}` evaluates to the expression's native
+//! value (a list stays a list, a number a number); any other string containing `{{`
+//! renders to a string. Conditions (`when`, `expect`) are bare expressions; `{{ }}`
+//! around them is accepted.
+
+use minijinja::{Environment, UndefinedBehavior, Value};
+use serde_json::Value as Json;
+
+/// The template engine, configured once.
+#[derive(Debug)]
+pub struct Templates {
+    env: Environment<'static>,
+}
+
+impl Default for Templates {
+    fn default() -> Self {
+        Templates::new()
+    }
+}
+
+/// Strip one pair of `{{ }}` around a whole expression, if present.
+pub fn bare_expression(text: &str) -> &str {
+    let t = text.trim();
+    match t.strip_prefix("{{").and_then(|r| r.strip_suffix("}}")) {
+        Some(inner) if !inner.contains("{{") && !inner.contains("}}") => inner.trim(),
+        _ => t,
+    }
+}
+
+/// Whether `text` is a single `{{ expression }}` (and so renders to a native value).
+fn single_expression(text: &str) -> Option<&str> {
+    let t = text.trim();
+    let inner = t.strip_prefix("{{")?.strip_suffix("}}")?;
+    if inner.contains("{{") || inner.contains("}}") || inner.contains("{%") {
+        return None;
+    }
+    Some(inner.trim())
+}
+
+impl Templates {
+    pub fn new() -> Templates {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_keep_trailing_newline(true);
+        Templates { env }
+    }
+
+    /// The variable paths a template string refers to (e.g. `params.primary`,
+    /// `steps.scale.outputs.previous`), or its syntax error.
+    ///
+    /// # Errors
+    /// When the text does not parse as a template.
+    pub fn references_in_text(&self, text: &str) -> Result<Vec<String>, String> {
+        if let Some(expr) = single_expression(text) {
+            return self.references_in_expression(expr);
+        }
+        if !text.contains("{{") && !text.contains("{%") {
+            return Ok(Vec::new());
+        }
+        let tmpl = self.env.template_from_str(text).map_err(describe)?;
+        let mut refs: Vec<String> = tmpl.undeclared_variables(true).into_iter().collect();
+        refs.sort();
+        Ok(refs)
+    }
+
+    /// The variable paths an expression refers to, or its syntax error.
+    ///
+    /// # Errors
+    /// When the text does not parse as an expression.
+    pub fn references_in_expression(&self, expr: &str) -> Result<Vec<String>, String> {
+        let compiled = self
+            .env
+            .compile_expression(bare_expression(expr))
+            .map_err(describe)?;
+        let mut refs: Vec<String> = compiled.undeclared_variables(true).into_iter().collect();
+        refs.sort();
+        Ok(refs)
+    }
+
+    /// Render every string inside `value` against `ctx`.
+    ///
+    /// # Errors
+    /// An undefined reference or a failing filter, with the offending text.
+    pub fn render(&self, value: &Json, ctx: &Json) -> Result<Json, String> {
+        match value {
+            Json::String(text) => self.render_text(text, ctx),
+            Json::Array(items) => items
+                .iter()
+                .map(|v| self.render(v, ctx))
+                .collect::<Result<_, _>>()
+                .map(Json::Array),
+            Json::Object(map) => {
+                let mut out = serde_json::Map::new();
+                for (k, v) in map {
+                    out.insert(k.clone(), self.render(v, ctx)?);
+                }
+                Ok(Json::Object(out))
+            }
+            other => Ok(other.clone()),
+        }
+    }
+
+    fn render_text(&self, text: &str, ctx: &Json) -> Result<Json, String> {
+        if let Some(expr) = single_expression(text) {
+            return self.eval(expr, ctx);
+        }
+        if !text.contains("{{") && !text.contains("{%") {
+            return Ok(Json::String(text.to_string()));
+        }
+        let ctx = Value::from_serialize(ctx);
+        self.env
+            .render_str(text, ctx)
+            .map(Json::String)
+            .map_err(|e| format!("in `{text}`: {}", describe(e)))
+    }
+
+    /// Evaluate an expression to a JSON value.
+    ///
+    /// # Errors
+    /// An undefined reference, a syntax error, or a value JSON cannot hold.
+    pub fn eval(&self, expr: &str, ctx: &Json) -> Result<Json, String> {
+        let expr = bare_expression(expr);
+        let compiled = self
+            .env
+            .compile_expression(expr)
+            .map_err(|e| format!("in `{expr}`: {}", describe(e)))?;
+        let value = compiled
+            .eval(Value::from_serialize(ctx))
+            .map_err(|e| format!("in `{expr}`: {}", describe(e)))?;
+        if value.is_undefined() {
+            return Err(format!("in `{expr}`: undefined value"));
+        }
+        serde_json::to_value(&value).map_err(|e| format!("in `{expr}`: {e}"))
+    }
+
+    /// Evaluate a condition: its value must be a boolean.
+    ///
+    /// # Errors
+    /// As [`Templates::eval`], or a non-boolean value.
+    pub fn truth(&self, expr: &str, ctx: &Json) -> Result<bool, String> {
+        match self.eval(expr, ctx)? {
+            Json::Bool(b) => Ok(b),
+            other => Err(format!(
+                "`{}` gave {other}, not true or false",
+                bare_expression(expr)
+            )),
+        }
+    }
+}
+
+fn describe(e: minijinja::Error) -> String {
+    let mut msg = match e.detail() {
+        Some(detail) => format!("{}: {detail}", e.kind()),
+        None => e.kind().to_string(),
+    };
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        msg.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn single_expression_keeps_native_type() {
+        let t = Templates::new();
+        let ctx = json!({"params": {"caches": ["a", "b"], "n": 3}});
+        assert_eq!(
+            t.render(&json!("{{ params.caches }}"), &ctx).unwrap(),
+            json!(["a", "b"])
+        );
+        assert_eq!(t.render(&json!("{{ params.n }}"), &ctx).unwrap(), json!(3));
+        assert_eq!(
+            t.render(&json!("n={{ params.n }}"), &ctx).unwrap(),
+            json!("n=3")
+        );
+        assert_eq!(
+            t.render(&json!({"x": ["{{ params.n + 1 }}"]}), &ctx)
+                .unwrap(),
+            json!({"x": [4]})
+        );
+    }
+
+    #[test]
+    fn undefined_is_an_error_not_empty() {
+        let t = Templates::new();
+        let ctx = json!({"params": {}});
+        assert!(t.render(&json!("{{ params.nope }}"), &ctx).is_err());
+        assert!(t.render(&json!("x-{{ params.nope }}"), &ctx).is_err());
+        assert!(t.truth("params.nope == 1", &ctx).is_err());
+    }
+
+    #[test]
+    fn references_are_nested_paths() {
+        let t = Templates::new();
+        let refs = t
+            .references_in_text("{{ steps.scale.outputs.previous }}/{{ params.a }}")
+            .unwrap();
+        assert_eq!(refs, vec!["params.a", "steps.scale.outputs.previous"]);
+        assert_eq!(
+            t.references_in_expression("{{ observation.status == 'offline' }}")
+                .unwrap(),
+            vec!["observation.status"]
+        );
+        assert!(t.references_in_text("{{ oops(").is_err());
+    }
+
+    #[test]
+    fn conditions_must_be_boolean() {
+        let t = Templates::new();
+        assert!(t.truth("1 == 1", &json!({})).unwrap());
+        assert!(t.truth("'x'", &json!({})).is_err());
+    }
+}

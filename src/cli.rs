@@ -1,0 +1,173 @@
+//! The command line as typed (first stage); `config.rs` turns it into checked settings.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "runbook",
+    version,
+    about = "A durable runbook engine for Keycloak multi-site operations",
+    long_about = "Runs the Keycloak multi-site procedures (failover, switchover, recovery of an \
+out-of-sync passive site, switch back) step by step, journaling every step so that a halted or \
+crashed run resumes exactly where it stopped.\n\nExit codes: 0 completed, 1 failed, 2 invalid \
+input, 3 halted (waiting for the operator), 4 aborted, 5 refused (site or journal in use)."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The journal directory [default: a per-user data directory]
+    #[arg(long, global = true, env = "RUNBOOK_JOURNAL", value_name = "DIR")]
+    pub journal: Option<PathBuf>,
+    /// The environment file describing the sites
+    #[arg(long = "env", global = true, env = "RUNBOOK_ENV", value_name = "FILE")]
+    pub env_file: Option<PathBuf>,
+    /// A directory of runbooks besides the built-in ones
+    #[arg(long, global = true, env = "RUNBOOK_DIR", value_name = "DIR")]
+    pub runbooks: Option<PathBuf>,
+    /// More logs on stderr (-v debug, -vv trace)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors and the final result on stderr
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the built-in runbooks and those in --runbooks DIR
+    List(ListArgs),
+    /// Show a runbook's parameters and steps
+    Show(ShowArgs),
+    /// Preview what a run would do, without doing anything
+    Plan(PlanArgs),
+    /// Run a runbook
+    Run(RunArgs),
+    /// Continue a halted or failed run where it stopped
+    Resume(ResumeArgs),
+    /// Show a run's state (the latest run without an id)
+    Status(StatusArgs),
+    /// List past and current runs
+    History(HistoryArgs),
+    /// Abort a run: it will not be resumed, and its site locks are released
+    Abort(AbortArgs),
+    /// Check runbook files (a file or every *.yaml in a directory)
+    Validate(ValidateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Runbook name or path to a YAML file
+    pub runbook: String,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ParamArgs {
+    /// A parameter: -p name=value (repeatable)
+    #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Runbook name or path to a YAML file
+    pub runbook: String,
+    #[command(flatten)]
+    pub params: ParamArgs,
+    /// Also probe current state (read-only calls only)
+    #[arg(long)]
+    pub live: bool,
+    /// Print JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Runbook name or path to a YAML file
+    pub runbook: String,
+    #[command(flatten)]
+    pub params: ParamArgs,
+    /// Do not ask before destructive steps
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// End with one JSON object on stdout
+    #[arg(long)]
+    pub json: bool,
+    /// Only show the plan (same as `runbook plan`)
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("directive").args(["retry_step", "skip_step", "approve"])))]
+pub struct ResumeArgs {
+    /// The run id (e.g. r-12)
+    pub run_id: String,
+    /// Apply this step again (a destructive step in doubt, or a failed one)
+    #[arg(long, value_name = "STEP")]
+    pub retry_step: Option<String>,
+    /// Mark this step done without doing it (needs --reason)
+    #[arg(long, value_name = "STEP", requires = "reason")]
+    pub skip_step: Option<String>,
+    /// Why the step may be skipped (journaled)
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    /// Pass this manual gate
+    #[arg(long, value_name = "STEP")]
+    pub approve: Option<String>,
+    /// Secret parameters again (they are never stored): -p name=value
+    #[command(flatten)]
+    pub params: ParamArgs,
+    /// End with one JSON object on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The run id (default: the latest run)
+    pub run_id: Option<String>,
+    /// Refresh until the run stops
+    #[arg(long)]
+    pub watch: bool,
+    /// Print JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Print JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AbortArgs {
+    /// The run id (e.g. r-12)
+    pub run_id: String,
+    /// Why (journaled)
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// A runbook file, or a directory of them
+    pub path: PathBuf,
+}

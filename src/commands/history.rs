@@ -1,0 +1,58 @@
+//! `runbook history`: every run in the journal, newest first.
+
+use engine::journal::{Journal, JournalError};
+use engine::live::LiveDir;
+
+use crate::cli::HistoryArgs;
+use crate::config::Config;
+use crate::exit::{failed, from_journal_error, CliResult, Code};
+
+fn time(ms: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
+        .to_string()
+}
+
+pub fn run(config: &Config, args: &HistoryArgs) -> CliResult<Code> {
+    let journal = match Journal::open(&config.journal_dir) {
+        Ok(j) => j,
+        Err(JournalError::Busy { .. }) => {
+            let active = LiveDir::new(&config.journal_dir).active();
+            eprintln!(
+                "the journal is in use by a running process; showing the runs in progress only"
+            );
+            for s in active {
+                println!(
+                    "{}  {}  {}  {}",
+                    s.run_id,
+                    s.status.as_str(),
+                    s.runbook,
+                    time(s.created_at)
+                );
+            }
+            return Ok(Code::Ok);
+        }
+        Err(e) => return Err(from_journal_error(e)),
+    };
+    let mut runs = journal.runs().map_err(from_journal_error)?;
+    runs.reverse();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&runs).map_err(failed)?);
+        return Ok(Code::Ok);
+    }
+    if runs.is_empty() {
+        eprintln!("no runs yet in `{}`", config.journal_dir.display());
+    }
+    for r in runs {
+        let at = r.halted_at.map(|s| format!(" at {s}")).unwrap_or_default();
+        let reason = r.reason.map(|s| format!(": {s}")).unwrap_or_default();
+        println!(
+            "{:<7} {:<10} {:<24} {}  by {}{at}{reason}",
+            r.run_id.to_string(),
+            r.status.as_str(),
+            r.runbook,
+            time(r.created_at),
+            r.operator
+        );
+    }
+    Ok(Code::Ok)
+}

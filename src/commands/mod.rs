@@ -1,0 +1,70 @@
+//! One module per verb. Each takes its parsed arguments and the shared config and
+//! returns the exit code.
+
+mod abort;
+mod history;
+mod list;
+mod plan;
+mod resume;
+mod run;
+mod show;
+mod status;
+mod validate;
+
+use crate::cli::{Cli, Command};
+use crate::config::Config;
+use crate::exit::{failed, CliResult, Code};
+
+pub fn run(cli: Cli) -> CliResult<Code> {
+    init_tracing(cli.global.verbose, cli.global.quiet);
+    let config = Config::from_global(&cli.global)?;
+    match cli.command {
+        Command::List(a) => list::run(&config, &a),
+        Command::Show(a) => show::run(&config, &a),
+        Command::Validate(a) => validate::run(&config, &a),
+        Command::Plan(a) => block_on(plan::run(&config, &a)),
+        Command::Run(a) => block_on(run::run(&config, &a)),
+        Command::Resume(a) => block_on(resume::run(&config, &a)),
+        Command::Status(a) => block_on(status::run(&config, &a)),
+        Command::History(a) => history::run(&config, &a),
+        Command::Abort(a) => abort::run(&config, &a),
+    }
+}
+
+fn block_on<F: std::future::Future<Output = CliResult<Code>>>(f: F) -> CliResult<Code> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(failed)?;
+    rt.block_on(f)
+}
+
+fn init_tracing(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (_, 0) => "warn",
+        (_, 1) => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUNBOOK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Parse `-p name=value` pairs.
+pub fn param_pairs(raw: &[String]) -> CliResult<Vec<(String, String)>> {
+    raw.iter()
+        .map(|p| engine::params::split_assignment(p).map_err(crate::exit::invalid))
+        .collect()
+}
+
+/// Parse a run id argument.
+pub fn run_id(text: &str) -> CliResult<engine::keys::RunId> {
+    text.parse()
+        .map_err(|e: String| crate::exit::invalid(anyhow::anyhow!(e)))
+}

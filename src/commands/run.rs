@@ -1,0 +1,94 @@
+//! `runbook run`: show what will happen, ask before destructive steps (unless
+//! `--yes`), then run it, journaled step by step.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use engine::journal::Journal;
+use engine::redact::Redactor;
+use engine::report::{Interrupt, Observer, Prompt};
+use engine::runner::{NewRun, Services};
+
+use super::plan::{build, prepare};
+use crate::cli::RunArgs;
+use crate::config::Config;
+use crate::exit::{from_journal_error, from_run_error, invalid, CliResult, Code};
+use crate::output::plan_text;
+use crate::progress::{StderrObserver, Style, TerminalPrompt};
+
+pub async fn run(config: &Config, args: &RunArgs) -> CliResult<Code> {
+    let p = prepare(config, &args.runbook, &args.params.params)?;
+    let plan = build(config, &p, false).await?;
+    let redactor = Redactor::new(p.secrets.clone());
+    if args.dry_run {
+        print!("{}", redactor.text(&plan_text(&plan, Style::stdout())));
+        return Ok(Code::Ok);
+    }
+    if !config.quiet {
+        eprint!("{}", redactor.text(&plan_text(&plan, Style::stderr())));
+        eprintln!();
+    }
+    let destructive: Vec<&str> = plan
+        .destructive_steps()
+        .iter()
+        .map(|s| s.id.as_str())
+        .collect();
+    if !destructive.is_empty() && !args.yes {
+        if !TerminalPrompt::available() {
+            return Err(invalid(anyhow::anyhow!(
+                "runbook `{}` has destructive steps ({}); read the plan (`runbook plan {}`) and re-run with --yes",
+                plan.runbook,
+                destructive.join(", "),
+                args.runbook
+            )));
+        }
+        if !TerminalPrompt.confirm(&format!(
+            "Run `{}` with its destructive steps ({})?",
+            plan.runbook,
+            destructive.join(", ")
+        )) {
+            eprintln!("not started: nothing was done");
+            return Ok(Code::Invalid);
+        }
+    }
+    let journal = Journal::open(&config.journal_dir).map_err(from_journal_error)?;
+    let services = services(config, &redactor);
+    let started = Instant::now();
+    let result = engine::runner::start(
+        journal.clone(),
+        &services,
+        NewRun {
+            runbook: p.runbook,
+            env: p.env,
+            params: p.params,
+            secrets: p.secrets,
+        },
+    )
+    .await;
+    let (run_id, outcome) = result.map_err(from_run_error)?;
+    super::resume::finish(config, &journal, run_id, &outcome, started, args.json)
+}
+
+pub fn services(config: &Config, redactor: &Redactor) -> Services {
+    let interrupt = Interrupt::new();
+    let on_signal = interrupt.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\ninterrupt: finishing the current step cleanly (Ctrl-C again to stop at once; the journal stays consistent)");
+            on_signal.trigger();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("stopped at once: `runbook resume` will check the step in progress");
+                std::process::exit(130);
+            }
+        }
+    });
+    let observer: Arc<dyn Observer> = Arc::new(StderrObserver::new(config.quiet, redactor.clone()));
+    let prompt: Option<Arc<dyn Prompt>> =
+        TerminalPrompt::available().then(|| Arc::new(TerminalPrompt) as Arc<dyn Prompt>);
+    Services {
+        registry: Arc::clone(&config.registry),
+        observer,
+        prompt,
+        interrupt,
+    }
+}

@@ -1,0 +1,97 @@
+//! `runbook show`: a runbook's parameters and steps, as a person reads them.
+
+use std::fmt::Write;
+
+use crate::cli::ShowArgs;
+use crate::config::Config;
+use crate::exit::{invalid, CliResult, Code};
+use crate::progress::Style;
+
+pub fn run(config: &Config, args: &ShowArgs) -> CliResult<Code> {
+    let rb = config
+        .catalog
+        .load(&args.runbook, &config.registry)
+        .map_err(invalid)?;
+    let s = Style::stdout();
+    let mut o = String::new();
+    let _ = writeln!(o, "{} — {}  ({})", s.bold(&rb.name), rb.title, rb.origin);
+    if !rb.description.trim().is_empty() {
+        let _ = writeln!(o, "\n{}", rb.description.trim_end());
+    }
+    let _ = writeln!(o, "\n{}", s.bold("Parameters"));
+    if rb.params.is_empty() {
+        let _ = writeln!(o, "  none");
+    }
+    for p in rb.params.values() {
+        let default = match (&p.default, p.secret) {
+            (_, true) => " (secret: never stored or shown)".to_string(),
+            (Some(d), _) => format!(" = {d}"),
+            (None, _) => " (required)".to_string(),
+        };
+        let allowed = if p.allowed.is_empty() {
+            String::new()
+        } else {
+            let a: Vec<String> = p.allowed.iter().map(|v| v.to_string()).collect();
+            format!(" one of {}", a.join(", "))
+        };
+        let _ = writeln!(
+            o,
+            "  {} {}{default}{allowed}",
+            s.bold(&p.name),
+            s.dim(p.kind.as_str())
+        );
+        if !p.description.is_empty() {
+            let _ = writeln!(o, "      {}", p.description);
+        }
+    }
+    let _ = writeln!(o, "\n{}", s.bold("Steps"));
+    let total = rb.steps.len();
+    for (i, st) in rb.steps.iter().enumerate() {
+        let action = config.registry.get(&st.action).expect("checked at load");
+        let effect = action.effect(&st.with.as_object().cloned().unwrap_or_default());
+        let site = st
+            .site
+            .as_ref()
+            .map(|x| format!(" on {x}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            o,
+            "  {} {} {}  [{}{site}] {}",
+            s.bold(&format!("[{}/{total}]", i + 1)),
+            s.bold(&st.id),
+            st.title,
+            st.action,
+            s.effect(effect)
+        );
+        if let Some(w) = &st.when {
+            let _ = writeln!(o, "      when: {w}");
+        }
+        if let Some(fe) = &st.for_each {
+            let _ = writeln!(
+                o,
+                "      for each of {} ({} at a time)",
+                fe.items, fe.concurrency
+            );
+        }
+        for c in &st.require {
+            let _ = writeln!(
+                o,
+                "      requires: {}",
+                c.message
+                    .clone()
+                    .unwrap_or_else(|| format!("`{}`", c.expect))
+            );
+        }
+        for c in &st.verify {
+            let _ = writeln!(
+                o,
+                "      verifies: {}",
+                c.message
+                    .clone()
+                    .unwrap_or_else(|| format!("`{}`", c.expect))
+            );
+        }
+    }
+    print!("{o}");
+    Ok(Code::Ok)
+}

@@ -1,0 +1,104 @@
+//! `runbook status`: a run's state, from the journal, or from the live snapshot that
+//! the driving process publishes while it holds the journal (a second terminal).
+
+use std::time::Duration;
+
+use engine::journal::{Journal, JournalError};
+use engine::live::LiveDir;
+use engine::state::{RunState, RunStatus};
+
+use crate::cli::StatusArgs;
+use crate::config::Config;
+use crate::exit::{failed, from_journal_error, invalid, CliResult, Code};
+use crate::output::run_text;
+use crate::progress::Style;
+
+/// Where a state came from.
+struct Seen {
+    state: RunState,
+    order: Vec<String>,
+    live: bool,
+}
+
+fn look(config: &Config, wanted: Option<&str>) -> CliResult<Seen> {
+    match Journal::open(&config.journal_dir) {
+        Ok(journal) => {
+            let id = match wanted {
+                Some(w) => super::run_id(w)?,
+                None => journal
+                    .runs()
+                    .map_err(from_journal_error)?
+                    .last()
+                    .map(|r| r.run_id)
+                    .ok_or_else(|| {
+                        invalid(anyhow::anyhow!(
+                            "no runs yet in `{}`",
+                            config.journal_dir.display()
+                        ))
+                    })?,
+            };
+            let state =
+                engine::runner::run_state(&journal, id).map_err(crate::exit::from_run_error)?;
+            let order = super::resume::pinned_order(&journal, id);
+            Ok(Seen {
+                state,
+                order,
+                live: false,
+            })
+        }
+        Err(JournalError::Busy { holders, .. }) => {
+            let live = LiveDir::new(&config.journal_dir);
+            let state = match wanted {
+                Some(w) => {
+                    let id = super::run_id(w)?.to_string();
+                    live.read(&id).ok_or_else(|| {
+                        from_journal_error(JournalError::Busy {
+                            dir: config.journal_dir.clone(),
+                            holders: holders.clone(),
+                        })
+                    })?
+                }
+                None => holders.last().cloned().ok_or_else(|| {
+                    from_journal_error(JournalError::Busy {
+                        dir: config.journal_dir.clone(),
+                        holders: vec![],
+                    })
+                })?,
+            };
+            let order = state.steps.keys().cloned().collect();
+            Ok(Seen {
+                state,
+                order,
+                live: true,
+            })
+        }
+        Err(e) => Err(from_journal_error(e)),
+    }
+}
+
+pub async fn run(config: &Config, args: &StatusArgs) -> CliResult<Code> {
+    loop {
+        let seen = look(config, args.run_id.as_deref())?;
+        if args.json {
+            println!("{}", serde_json::to_string(&seen.state).map_err(failed)?);
+        } else {
+            if args.watch {
+                // Clear the screen between refreshes on a terminal.
+                if Style::stdout().bold("x") != "x" {
+                    print!("\x1b[2J\x1b[H");
+                }
+            }
+            print!(
+                "{}",
+                run_text(&seen.state, &seen.order, Style::stdout(), seen.live)
+            );
+        }
+        if !args.watch || seen.state.status != RunStatus::Running {
+            return Ok(Code::Ok);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if !args.json {
+            println!();
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! Exit codes (documented in README.md) and the error type of the CLI edge.
+
+use std::process::ExitCode;
+
+use engine::state::RunStatus;
+
+/// What the process exits with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    /// The run completed (or the verb succeeded).
+    Ok = 0,
+    /// The run failed: a step failed after its retries. Also internal errors.
+    Failed = 1,
+    /// Invalid input: usage, runbook, parameters, environment file, unknown run.
+    Invalid = 2,
+    /// The run halted and waits for the operator: a precondition not met, a manual
+    /// gate, a step in doubt, or Ctrl-C.
+    Halted = 3,
+    /// The run was aborted.
+    Aborted = 4,
+    /// Refused: a site is held by another run, or the journal is in use.
+    Busy = 5,
+}
+
+impl From<Code> for ExitCode {
+    fn from(c: Code) -> ExitCode {
+        ExitCode::from(c as u8)
+    }
+}
+
+impl Code {
+    pub fn of_status(status: RunStatus) -> Code {
+        match status {
+            RunStatus::Completed => Code::Ok,
+            RunStatus::Failed => Code::Failed,
+            RunStatus::Halted | RunStatus::Running => Code::Halted,
+            RunStatus::Aborted => Code::Aborted,
+        }
+    }
+}
+
+/// An error with the exit code it means.
+#[derive(Debug)]
+pub struct CliError {
+    pub code: Code,
+    pub error: anyhow::Error,
+}
+
+pub type CliResult<T = Code> = Result<T, CliError>;
+
+pub fn invalid(e: impl Into<anyhow::Error>) -> CliError {
+    CliError {
+        code: Code::Invalid,
+        error: e.into(),
+    }
+}
+
+pub fn failed(e: impl Into<anyhow::Error>) -> CliError {
+    CliError {
+        code: Code::Failed,
+        error: e.into(),
+    }
+}
+
+/// Classify engine errors: bad input, refusal, or failure.
+pub fn from_run_error(e: engine::runner::RunError) -> CliError {
+    use engine::journal::JournalError;
+    use engine::runner::RunError;
+    let code = match &e {
+        RunError::Journal(JournalError::Busy { .. } | JournalError::SiteHeld { .. }) => Code::Busy,
+        RunError::Journal(JournalError::UnknownRun(_)) => Code::Invalid,
+        RunError::Journal(_) | RunError::Damaged { .. } => Code::Failed,
+        RunError::Plan(_) | RunError::Load(_) | RunError::Resume(_) | RunError::Params(_) => {
+            Code::Invalid
+        }
+    };
+    CliError {
+        code,
+        error: e.into(),
+    }
+}
+
+pub fn from_journal_error(e: engine::journal::JournalError) -> CliError {
+    from_run_error(engine::runner::RunError::Journal(e))
+}

@@ -1,0 +1,34 @@
+//! `runbook`: parse the command line, run the verb, map the outcome to an exit code.
+
+mod builtin;
+mod cli;
+mod commands;
+mod config;
+mod exit;
+mod output;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    #[cfg(feature = "failpoints")]
+    let _failpoints = engine_failpoints::setup();
+    let args = cli::Cli::parse();
+    match commands::run(args) {
+        Ok(code) => code.into(),
+        Err(e) => {
+            eprintln!("error: {:#}", e.error);
+            e.code.into()
+        }
+    }
+}
+
+#[cfg(feature = "failpoints")]
+mod engine_failpoints {
+    /// Reads `FAILPOINTS` (crash tests only).
+    pub fn setup() -> fail::FailScenario<'static> {
+        fail::FailScenario::setup()
+    }
+}

@@ -1,0 +1,242 @@
+//! How plans, runs and histories read on a terminal.
+
+use std::fmt::Write;
+
+use engine::plan::Plan;
+use engine::state::{RunState, RunStatus, StepStatus};
+
+use crate::progress::Style;
+
+fn time(ms: u64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+fn span(from: Option<u64>, to: Option<u64>) -> String {
+    match (from, to) {
+        (Some(a), Some(b)) if b >= a => {
+            crate::progress::secs(std::time::Duration::from_millis(b - a))
+        }
+        _ => String::new(),
+    }
+}
+
+/// The plan as a person reads it.
+pub fn plan_text(plan: &Plan, s: Style) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "{} — {}", s.bold(&plan.runbook), plan.title);
+    if !plan.params.is_empty() {
+        let params: Vec<String> = plan
+            .params
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let _ = writeln!(o, "params: {}", params.join(" "));
+    }
+    if !plan.sites.is_empty() {
+        let _ = writeln!(
+            o,
+            "sites:  {} (locked while the run is not over)",
+            plan.sites.join(", ")
+        );
+    }
+    let destructive = plan.destructive_steps();
+    if !destructive.is_empty() {
+        let ids: Vec<&str> = destructive.iter().map(|s| s.id.as_str()).collect();
+        let _ = writeln!(o, "{} {}", s.red("destructive steps:"), ids.join(", "));
+    }
+    let total = plan.steps.len();
+    for st in &plan.steps {
+        let _ = writeln!(o);
+        let site = st
+            .site
+            .as_ref()
+            .map(|x| format!(" on {x}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            o,
+            "{} {} {}  [{}{site}] {}",
+            s.bold(&format!("[{}/{total}]", st.index)),
+            s.bold(&st.id),
+            st.title,
+            st.action,
+            s.effect(st.effect)
+        );
+        if let Some(w) = &st.when {
+            let now = match st.runs {
+                Some(true) => "runs",
+                Some(false) => "skipped",
+                None => "decided at run time",
+            };
+            let _ = writeln!(o, "      when: {w}  → {now}");
+        }
+        if let Some(items) = &st.items {
+            let _ = writeln!(
+                o,
+                "      for each of {} items ({} at a time): {}",
+                items.len(),
+                st.concurrency.unwrap_or(1),
+                items.join(", ")
+            );
+        }
+        if let Some(g) = &st.gate {
+            let _ = writeln!(o, "      {} {g}", s.yellow("waits for a person:"));
+        }
+        for c in &st.calls {
+            let _ = writeln!(o, "      calls:   {c}");
+        }
+        for r in &st.require {
+            let _ = writeln!(o, "      requires: {r}");
+        }
+        let _ = writeln!(o, "      verifies: {}", st.verify);
+        let _ = writeln!(o, "      timeout {}, {}", st.timeout, st.retry);
+        if let Some(now) = &st.now {
+            for p in &now.preconditions {
+                let mark = match p.holds {
+                    Some(true) => s.green("holds now"),
+                    Some(false) => s.red("does NOT hold now"),
+                    None => s.yellow("unknown"),
+                };
+                let obs = p
+                    .observed
+                    .as_ref()
+                    .map(|v| format!(" (observed {v})"))
+                    .or_else(|| p.error.as_ref().map(|e| format!(" ({e})")))
+                    .unwrap_or_default();
+                let _ = writeln!(o, "      now: {} {mark}{obs}", p.condition);
+            }
+            match now.satisfied {
+                Some(true) => {
+                    let _ = writeln!(o, "      now: {}", s.green("already satisfied"));
+                }
+                Some(false) => {
+                    let _ = writeln!(o, "      now: not yet done");
+                }
+                None => {}
+            }
+            if let Some(n) = &now.note {
+                let _ = writeln!(o, "      now: {n}");
+            }
+        }
+    }
+    o
+}
+
+fn status_word(status: RunStatus, s: Style) -> String {
+    match status {
+        RunStatus::Completed => s.green("completed"),
+        RunStatus::Failed => s.red("failed"),
+        RunStatus::Halted => s.yellow("halted"),
+        RunStatus::Aborted => s.red("aborted"),
+        RunStatus::Running => s.bold("running"),
+    }
+}
+
+fn step_word(status: StepStatus, s: Style) -> String {
+    match status {
+        StepStatus::Succeeded => s.green("done"),
+        StepStatus::Skipped => s.dim("skipped"),
+        StepStatus::Failed => s.red("failed"),
+        StepStatus::Running => s.yellow("running"),
+        StepStatus::Pending => s.dim("pending"),
+    }
+}
+
+/// A run's state: header, steps, and what to do next.
+pub fn run_text(state: &RunState, step_order: &[String], s: Style, live: bool) -> String {
+    let mut o = String::new();
+    let source = if live { " (live)" } else { "" };
+    let _ = writeln!(
+        o,
+        "{} {} — {}: {}{source}",
+        s.bold(&state.run_id),
+        state.runbook,
+        state.title,
+        status_word(state.status, s)
+    );
+    let _ = writeln!(
+        o,
+        "started {} by {} on {}; last event {}",
+        time(state.created_at),
+        state.created_by.operator,
+        state.created_by.host,
+        time(state.updated_at)
+    );
+    for id in step_order {
+        let st = state.steps.get(id);
+        let status = st.map(|x| x.progress.status).unwrap_or_default();
+        let p = st.map(|x| &x.progress);
+        let dur = p
+            .map(|p| span(p.started_at, p.ended_at))
+            .unwrap_or_default();
+        let note = p
+            .and_then(|p| p.error.clone().or_else(|| p.note.clone()))
+            .map(|n| format!(" — {n}"))
+            .unwrap_or_default();
+        let attempts = p
+            .filter(|p| p.attempts > 1)
+            .map(|p| format!(" ({} attempts)", p.attempts))
+            .unwrap_or_default();
+        let _ = writeln!(
+            o,
+            "  {:<10} {id} {}{attempts}{note}",
+            step_word(status, s),
+            s.dim(&dur)
+        );
+        if let Some(st) = st {
+            for (k, item) in &st.items {
+                let note = item
+                    .error
+                    .clone()
+                    .or_else(|| item.note.clone())
+                    .map(|n| format!(" — {n}"))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    o,
+                    "    {:<10} {id}[{k}] {}{note}",
+                    step_word(item.status, s),
+                    s.dim(&span(item.started_at, item.ended_at))
+                );
+            }
+            let outs = &st.progress.outputs;
+            if status == StepStatus::Succeeded && !outs.is_empty() && !outs.contains_key("items") {
+                let shown: Vec<String> = outs
+                    .iter()
+                    .filter(|(k, _)| *k != "body")
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                if !shown.is_empty() {
+                    let _ = writeln!(
+                        o,
+                        "             {}",
+                        s.dim(&format!("outputs: {}", shown.join(" ")))
+                    );
+                }
+            }
+        }
+    }
+    if let Some(h) = &state.halt {
+        let at = h
+            .step
+            .as_ref()
+            .map(|x| format!(" at `{x}`"))
+            .unwrap_or_default();
+        let kind = h
+            .kind
+            .map(|k| format!(" ({})", k.as_str()))
+            .unwrap_or_default();
+        let _ = writeln!(
+            o,
+            "{}{at}{kind}: {}",
+            s.yellow(state.status.as_str()),
+            h.reason
+        );
+    }
+    match state.status {
+        RunStatus::Halted | RunStatus::Failed => {
+            let _ = writeln!(o, "next: `runbook resume {}` (see `runbook resume --help`), or `runbook abort {} --reason ...`", state.run_id, state.run_id);
+        }
+        _ => {}
+    }
+    o
+}

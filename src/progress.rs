@@ -1,0 +1,231 @@
+//! Progress a person can follow, on stderr: which step, how long, what it waits for,
+//! the last observation. Also the yes/no prompt of manual gates and destructive runs.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use engine::redact::Redactor;
+use engine::report::{Notice, Observer, Prompt};
+use engine::Effect;
+
+/// ANSI styling, only when stderr is a terminal and NO_COLOR is unset.
+#[derive(Clone, Copy)]
+pub struct Style {
+    on: bool,
+}
+
+impl Style {
+    pub fn stderr() -> Style {
+        Style {
+            on: std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        }
+    }
+    pub fn stdout() -> Style {
+        Style {
+            on: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        }
+    }
+    fn wrap(self, code: &str, text: &str) -> String {
+        if self.on {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+    pub fn bold(self, t: &str) -> String {
+        self.wrap("1", t)
+    }
+    pub fn red(self, t: &str) -> String {
+        self.wrap("1;31", t)
+    }
+    pub fn green(self, t: &str) -> String {
+        self.wrap("32", t)
+    }
+    pub fn yellow(self, t: &str) -> String {
+        self.wrap("33", t)
+    }
+    pub fn dim(self, t: &str) -> String {
+        self.wrap("2", t)
+    }
+    pub fn effect(self, e: Effect) -> String {
+        match e {
+            Effect::Destructive => self.red("DESTRUCTIVE"),
+            Effect::Idempotent => self.yellow("idempotent"),
+            Effect::ReadOnly => self.dim("read-only"),
+        }
+    }
+}
+
+pub fn secs(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+/// Prints notices on stderr; waiting lines at most once a second per step.
+pub struct StderrObserver {
+    style: Style,
+    quiet: bool,
+    redactor: Redactor,
+    last_wait: Mutex<HashMap<String, Instant>>,
+}
+
+impl StderrObserver {
+    pub fn new(quiet: bool, redactor: Redactor) -> StderrObserver {
+        StderrObserver {
+            style: Style::stderr(),
+            quiet,
+            redactor,
+            last_wait: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn line(&self, text: String) {
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "{}", self.redactor.text(&text));
+    }
+}
+
+impl Observer for StderrObserver {
+    fn notice(&self, notice: Notice) {
+        let s = self.style;
+        if self.quiet && !matches!(notice, Notice::Halted { .. }) {
+            return;
+        }
+        match notice {
+            Notice::StepStarting {
+                index,
+                total,
+                step,
+                title,
+                site,
+                effect,
+                items,
+            } => {
+                let mut meta = vec![s.effect(effect)];
+                if let Some(site) = site {
+                    meta.insert(0, site);
+                }
+                if let Some(n) = items {
+                    meta.push(format!("{n} items"));
+                }
+                self.line(format!(
+                    "{} {} {}  {}",
+                    s.bold(&format!("[{index}/{total}]")),
+                    s.bold(&step),
+                    title,
+                    s.dim(&format!("({})", meta.join(", ")))
+                ));
+            }
+            Notice::Attempt {
+                label,
+                attempt,
+                calls,
+            } => {
+                let again = if attempt > 1 {
+                    format!(" (attempt {attempt})")
+                } else {
+                    String::new()
+                };
+                for c in calls {
+                    self.line(format!("      {} {c}{again}", s.dim(&format!("{label}:"))));
+                }
+            }
+            Notice::Waiting {
+                label,
+                what,
+                elapsed,
+                last,
+            } => {
+                let mut map = self.last_wait.lock().unwrap_or_else(|p| p.into_inner());
+                let now = Instant::now();
+                if map
+                    .get(&label)
+                    .is_some_and(|t| now.duration_since(*t) < Duration::from_secs(1))
+                {
+                    return;
+                }
+                map.insert(label.clone(), now);
+                let last = last.map(|v| format!(" — last: {v}")).unwrap_or_default();
+                self.line(format!(
+                    "      {} waiting {} for {what}{last}",
+                    s.dim(&format!("{label}:")),
+                    secs(elapsed)
+                ));
+            }
+            Notice::Done {
+                label,
+                elapsed,
+                note,
+            } => {
+                let note = note.map(|n| format!(" — {n}")).unwrap_or_default();
+                self.line(format!(
+                    "   {} {label} {}{note}",
+                    s.green("✓"),
+                    s.dim(&secs(elapsed))
+                ));
+            }
+            Notice::Skipped { label, reason } => {
+                self.line(format!("   {} {label} skipped: {reason}", s.dim("–")));
+            }
+            Notice::Failed {
+                label,
+                attempt,
+                error,
+                retry_in,
+            } => {
+                let next = match retry_in {
+                    Some(d) => format!("; trying again in {}", secs(d)),
+                    None => String::new(),
+                };
+                self.line(format!(
+                    "   {} {label} attempt {attempt} failed: {error}{next}",
+                    s.red("✗")
+                ));
+            }
+            Notice::InDoubt { label, decision } => {
+                self.line(format!("   {} {label} in doubt: {decision}", s.yellow("?")));
+            }
+            Notice::Halted {
+                label,
+                kind,
+                reason,
+            } => {
+                let at = label.map(|l| format!(" at {l}")).unwrap_or_default();
+                self.line(format!(
+                    "   {} halted{at} ({}): {reason}",
+                    s.yellow("■"),
+                    kind.as_str()
+                ));
+            }
+            Notice::Note(text) => self.line(format!("   {} {text}", s.yellow("note:"))),
+        }
+    }
+}
+
+/// Asks on the terminal; used only when stdin is one.
+pub struct TerminalPrompt;
+
+impl TerminalPrompt {
+    pub fn available() -> bool {
+        std::io::stdin().is_terminal()
+    }
+}
+
+impl Prompt for TerminalPrompt {
+    fn confirm(&self, question: &str) -> bool {
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "{question} [y/N] ");
+        let _ = err.flush();
+        drop(err);
+        let mut answer = String::new();
+        if std::io::stdin().read_line(&mut answer).is_err() {
+            return false;
+        }
+        matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+    }
+}

@@ -1,0 +1,247 @@
+//! `http.request`: one HTTP call, e.g. a site's lb-check or an admin endpoint. Its
+//! effect class follows the method: GET/HEAD read-only, PUT/DELETE idempotent,
+//! POST/PATCH destructive. Its probe is a GET of `probe_url` (default: `url`).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use engine::{Action, ArgKind, ArgSpec, Args, Effect, Outputs, StepCtx, StepError};
+use serde_json::{json, Value as Json};
+
+#[derive(Debug, Clone)]
+pub struct HttpRequest {
+    client: reqwest::Client,
+}
+
+impl Default for HttpRequest {
+    fn default() -> Self {
+        HttpRequest::new()
+    }
+}
+
+impl HttpRequest {
+    pub fn new() -> HttpRequest {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .expect("the HTTP client builds with static settings");
+        HttpRequest { client }
+    }
+}
+
+fn method(args: &Args) -> String {
+    args.get("method")
+        .and_then(Json::as_str)
+        .unwrap_or("GET")
+        .to_ascii_uppercase()
+}
+
+fn url(args: &Args) -> &str {
+    args.get("url").and_then(Json::as_str).unwrap_or_default()
+}
+
+/// Whether `status` is what the step expects: `expect_status` as a number or a list,
+/// else any 2xx.
+fn expected(args: &Args, status: u16) -> bool {
+    match args.get("expect_status") {
+        Some(Json::Number(n)) => n.as_u64() == Some(u64::from(status)),
+        Some(Json::Array(list)) => list.iter().any(|v| v.as_u64() == Some(u64::from(status))),
+        _ => (200..300).contains(&status),
+    }
+}
+
+/// At most this much of a body is kept as an output or quoted in an error.
+const BODY_KEEP: usize = 4096;
+
+fn excerpt(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut cut = max;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", &text[..cut])
+}
+
+fn body_value(text: &str) -> Json {
+    if text.is_empty() {
+        return Json::Null;
+    }
+    match serde_json::from_str::<Json>(text) {
+        Ok(v) if text.len() <= BODY_KEEP * 4 => v,
+        _ => Json::String(excerpt(text, BODY_KEEP)),
+    }
+}
+
+impl HttpRequest {
+    async fn call(
+        &self,
+        method: &str,
+        url: &str,
+        body: Option<&Json>,
+        ctx: &StepCtx,
+    ) -> Result<(u16, String), StepError> {
+        let m = reqwest::Method::from_bytes(method.as_bytes())
+            .map_err(|_| StepError::permanent(format!("`{method}` is not an HTTP method")))?;
+        let mut req = self.client.request(m, url).timeout(ctx.timeout);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.map_err(|e| {
+            let what = if e.is_connect() {
+                "cannot connect"
+            } else if e.is_timeout() {
+                "no answer in time"
+            } else {
+                "request failed"
+            };
+            StepError::transient(format!("{method} {url}: {what}: {}", error_chain(&e)))
+        })?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.map_err(|e| {
+            StepError::transient(format!("{method} {url}: reading the answer failed: {e}"))
+        })?;
+        Ok((status, text))
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        src = s.source();
+    }
+    out
+}
+
+#[async_trait]
+impl Action for HttpRequest {
+    fn name(&self) -> &'static str {
+        "http.request"
+    }
+    fn summary(&self) -> &'static str {
+        "one HTTP call; GET/HEAD read-only, PUT/DELETE idempotent, POST/PATCH destructive"
+    }
+    fn args(&self) -> &'static [ArgSpec] {
+        const A: &[ArgSpec] = &[
+            ArgSpec::optional(
+                "method",
+                ArgKind::String,
+                "GET (default), HEAD, PUT, DELETE, POST or PATCH",
+            ),
+            ArgSpec::required("url", ArgKind::String, "the URL to call"),
+            ArgSpec::optional("body", ArgKind::Any, "a JSON body"),
+            ArgSpec::optional(
+                "expect_status",
+                ArgKind::Any,
+                "the status (or list) that means success; default any 2xx",
+            ),
+            ArgSpec::optional(
+                "probe_url",
+                ArgKind::String,
+                "the URL a probe GETs; default `url`",
+            ),
+        ];
+        A
+    }
+    fn outputs(&self) -> Option<&'static [&'static str]> {
+        Some(&["status", "body"])
+    }
+    fn effect(&self, args: &Args) -> Effect {
+        match method(args).as_str() {
+            "GET" | "HEAD" | "OPTIONS" => Effect::ReadOnly,
+            "PUT" | "DELETE" => Effect::Idempotent,
+            _ => Effect::Destructive,
+        }
+    }
+    fn default_timeout(&self) -> Duration {
+        Duration::from_secs(30)
+    }
+    fn poll_interval(&self, _: &Args) -> Duration {
+        Duration::from_millis(500)
+    }
+    fn describe(&self, _: &StepCtx, args: &Args) -> Vec<String> {
+        let mut line = format!("{} {}", method(args), url(args));
+        if let Some(b) = args.get("body") {
+            line.push_str(&format!(" body {b}"));
+        }
+        match args.get("expect_status") {
+            Some(s) => line.push_str(&format!(" (expect {s})")),
+            None => line.push_str(" (expect 2xx)"),
+        }
+        vec![line]
+    }
+    async fn probe(&self, ctx: &StepCtx, args: &Args) -> Result<Json, StepError> {
+        let target = args
+            .get("probe_url")
+            .and_then(Json::as_str)
+            .unwrap_or_else(|| url(args));
+        let (status, text) = self.call("GET", target, None, ctx).await?;
+        Ok(json!({"status": status, "body": body_value(&text)}))
+    }
+    async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
+        let m = method(args);
+        let u = url(args);
+        let (status, text) = self.call(&m, u, args.get("body"), ctx).await?;
+        if !expected(args, status) {
+            let msg = format!("{m} {u} answered {status}: {}", excerpt(text.trim(), 300));
+            // Server errors, throttling and timeouts may pass; other answers will not.
+            return Err(if status >= 500 || status == 429 || status == 408 {
+                StepError::transient(msg)
+            } else {
+                StepError::permanent(msg)
+            });
+        }
+        let mut out = Outputs::new();
+        out.insert("status".into(), json!(status));
+        out.insert("body".into(), body_value(&text));
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(v: Json) -> Args {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn effect_follows_method() {
+        let h = HttpRequest::new();
+        assert_eq!(h.effect(&args(json!({"url": "x"}))), Effect::ReadOnly);
+        assert_eq!(
+            h.effect(&args(json!({"method": "head", "url": "x"}))),
+            Effect::ReadOnly
+        );
+        assert_eq!(
+            h.effect(&args(json!({"method": "PUT", "url": "x"}))),
+            Effect::Idempotent
+        );
+        assert_eq!(
+            h.effect(&args(json!({"method": "DELETE", "url": "x"}))),
+            Effect::Idempotent
+        );
+        assert_eq!(
+            h.effect(&args(json!({"method": "POST", "url": "x"}))),
+            Effect::Destructive
+        );
+        assert_eq!(
+            h.effect(&args(json!({"method": "patch", "url": "x"}))),
+            Effect::Destructive
+        );
+    }
+
+    #[test]
+    fn expected_status() {
+        assert!(expected(&args(json!({})), 204));
+        assert!(!expected(&args(json!({})), 404));
+        assert!(expected(&args(json!({"expect_status": 404})), 404));
+        assert!(expected(&args(json!({"expect_status": [200, 409]})), 409));
+    }
+}

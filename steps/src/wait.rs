@@ -1,0 +1,58 @@
+//! `wait`: pause for a duration (e.g. for DNS to follow a health check change).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use engine::{Action, ArgKind, ArgSpec, Args, Effect, Outputs, StepCtx, StepError};
+use serde_json::{json, Value as Json};
+
+#[derive(Debug)]
+pub struct Wait;
+
+fn duration(args: &Args) -> Result<Duration, StepError> {
+    let text = args
+        .get("duration")
+        .and_then(Json::as_str)
+        .unwrap_or_default();
+    humantime::parse_duration(text)
+        .map_err(|e| StepError::permanent(format!("bad duration `{text}`: {e}")))
+}
+
+#[async_trait]
+impl Action for Wait {
+    fn name(&self) -> &'static str {
+        "wait"
+    }
+    fn summary(&self) -> &'static str {
+        "pause for a duration"
+    }
+    fn args(&self) -> &'static [ArgSpec] {
+        const A: &[ArgSpec] = &[ArgSpec::required(
+            "duration",
+            ArgKind::Duration,
+            "how long, e.g. `90s`",
+        )];
+        A
+    }
+    fn effect(&self, _: &Args) -> Effect {
+        Effect::ReadOnly
+    }
+    fn default_timeout(&self) -> Duration {
+        Duration::from_secs(24 * 3600)
+    }
+    fn describe(&self, _: &StepCtx, args: &Args) -> Vec<String> {
+        vec![format!(
+            "wait {}",
+            args.get("duration").and_then(Json::as_str).unwrap_or("?")
+        )]
+    }
+    async fn probe(&self, _: &StepCtx, _: &Args) -> Result<Json, StepError> {
+        Ok(json!({}))
+    }
+    async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
+        if !ctx.interrupt.sleep(duration(args)?).await {
+            return Err(StepError::transient("interrupted"));
+        }
+        Ok(Outputs::new())
+    }
+}
