@@ -14,7 +14,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     #[cfg(feature = "failpoints")]
-    let _failpoints = engine_failpoints::setup();
+    let _failpoints = engine::failpoint::setup();
     let args = cli::Cli::parse();
     match commands::run(args) {
         Ok(code) => code.into(),
@@ -22,13 +22,5 @@ fn main() -> ExitCode {
             eprintln!("error: {:#}", e.error);
             e.code.into()
         }
-    }
-}
-
-#[cfg(feature = "failpoints")]
-mod engine_failpoints {
-    /// Reads `FAILPOINTS` (crash tests only).
-    pub fn setup() -> fail::FailScenario<'static> {
-        fail::FailScenario::setup()
     }
 }

@@ -447,11 +447,10 @@ impl Executor {
                 Ok(Ok(ItemOutcome::Done)) => {}
                 Ok(Ok(other)) => {
                     // A failure outranks a halt: it is what the operator must see first.
-                    let replace = match (&first_problem, &other) {
-                        (None, _) => true,
-                        (Some(ItemOutcome::Halt { .. }), ItemOutcome::Fail { .. }) => true,
-                        _ => false,
-                    };
+                    let replace = matches!(
+                        (&first_problem, &other),
+                        (None, _) | (Some(ItemOutcome::Halt { .. }), ItemOutcome::Fail { .. })
+                    );
                     if replace {
                         first_problem = Some(other);
                     }
@@ -624,14 +623,16 @@ impl Executor {
             for cond in &step.require {
                 match self.check_condition(step, cond, &ctx, &args, &scope).await {
                     Ok(c) if c.holds => {}
-                    Ok(c) => return Ok(ItemOutcome::Halt {
-                        kind: HaltKind::Precondition,
-                        reason: format!(
+                    Ok(c) => {
+                        return Ok(ItemOutcome::Halt {
+                            kind: HaltKind::Precondition,
+                            reason: format!(
                             "precondition of `{label}` not met, nothing was done: {}; observed: {}",
                             c.message,
                             short(&c.observation)
                         ),
-                    }),
+                        })
+                    }
                     Err(e) => {
                         if e.retryable && tries < max {
                             let d = step.retry.delay_after(tries);

@@ -35,3 +35,9 @@ fn kill_self() -> ! {
     }
     std::process::abort()
 }
+
+/// Read `FAILPOINTS`; keep the returned guard alive for the process's life.
+#[cfg(feature = "failpoints")]
+pub fn setup() -> fail::FailScenario<'static> {
+    fail::FailScenario::setup()
+}

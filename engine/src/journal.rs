@@ -144,6 +144,34 @@ impl Journal {
         })
     }
 
+    /// Open for driving a run. A reader (`runbook status` in another terminal) holds
+    /// the journal for milliseconds at a time: wait that out, for up to `patience`.
+    /// A process that drives a run is not waited for.
+    ///
+    /// # Errors
+    /// As [`Journal::open`].
+    pub fn open_patiently(
+        dir: &Path,
+        patience: std::time::Duration,
+    ) -> Result<Journal, JournalError> {
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            match Journal::open(dir) {
+                Err(JournalError::Busy { holders, .. })
+                    if holders.is_empty() && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Whether a journal was ever created in `dir`.
+    pub fn exists(dir: &Path) -> bool {
+        dir.join("db").exists()
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }

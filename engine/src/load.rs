@@ -323,7 +323,7 @@ impl Validator<'_> {
                         &format!("{path}.default"),
                         None,
                         format!(
-                            "default of parameter `{name}` is {v}, not a {}",
+                            "default of parameter `{name}` is {v}, not of type {}",
                             p.kind.as_str()
                         ),
                     );
@@ -352,7 +352,7 @@ impl Validator<'_> {
                     &format!("{path}.allowed.{i}"),
                     None,
                     format!(
-                        "allowed value {v} of parameter `{name}` is not a {}",
+                        "allowed value {v} of parameter `{name}` is not of type {}",
                         p.kind.as_str()
                     ),
                 ),

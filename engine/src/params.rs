@@ -16,7 +16,7 @@ pub enum ParamError {
         name: String,
         known: String,
     },
-    #[error("parameter `{name}`: `{value}` is not a {kind}")]
+    #[error("parameter `{name}`: `{value}` is not of type {kind}")]
     Type {
         name: String,
         value: String,

@@ -13,7 +13,8 @@ pub fn run(config: &Config, args: &AbortArgs) -> CliResult<Code> {
         )));
     }
     let id = super::run_id(&args.run_id)?;
-    let journal = Journal::open(&config.journal_dir).map_err(from_journal_error)?;
+    let journal = Journal::open_patiently(&config.journal_dir, std::time::Duration::from_secs(5))
+        .map_err(from_journal_error)?;
     let state = engine::runner::abort(journal, id, &args.reason).map_err(from_run_error)?;
     println!("{} aborted", state.run_id);
     Ok(Code::Ok)

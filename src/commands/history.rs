@@ -13,6 +13,14 @@ fn time(ms: u64) -> String {
 }
 
 pub fn run(config: &Config, args: &HistoryArgs) -> CliResult<Code> {
+    if !Journal::exists(&config.journal_dir) {
+        if args.json {
+            println!("[]");
+        } else {
+            eprintln!("no runs yet in `{}`", config.journal_dir.display());
+        }
+        return Ok(Code::Ok);
+    }
     let journal = match Journal::open(&config.journal_dir) {
         Ok(j) => j,
         Err(JournalError::Busy { .. }) => {

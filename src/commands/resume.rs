@@ -37,14 +37,15 @@ pub async fn run(config: &Config, args: &ResumeArgs) -> CliResult<Code> {
         Some(_) => Some(config.environment()?),
         None => None,
     };
-    let journal = Journal::open(&config.journal_dir).map_err(from_journal_error)?;
+    let journal = Journal::open_patiently(&config.journal_dir, std::time::Duration::from_secs(5))
+        .map_err(from_journal_error)?;
     // The runbook's current text, if it can still be found, to say whether it changed.
     let current_source = engine::runner::run_state(&journal, id)
         .ok()
         .and_then(|st| {
             config
                 .catalog
-                .source(&st.origin.trim_start_matches("builtin:").to_string())
+                .source(st.origin.trim_start_matches("builtin:"))
                 .ok()
         })
         .map(|(text, _)| text);

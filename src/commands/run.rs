@@ -51,7 +51,8 @@ pub async fn run(config: &Config, args: &RunArgs) -> CliResult<Code> {
             return Ok(Code::Invalid);
         }
     }
-    let journal = Journal::open(&config.journal_dir).map_err(from_journal_error)?;
+    let journal = Journal::open_patiently(&config.journal_dir, std::time::Duration::from_secs(5))
+        .map_err(from_journal_error)?;
     let services = services(config, &redactor);
     let started = Instant::now();
     let result = engine::runner::start(

@@ -21,6 +21,12 @@ struct Seen {
 }
 
 fn look(config: &Config, wanted: Option<&str>) -> CliResult<Seen> {
+    if !Journal::exists(&config.journal_dir) {
+        return Err(invalid(anyhow::anyhow!(
+            "no runs yet in `{}`",
+            config.journal_dir.display()
+        )));
+    }
     match Journal::open(&config.journal_dir) {
         Ok(journal) => {
             let id = match wanted {

@@ -1,0 +1,125 @@
+//! No input makes the loader panic: arbitrary text, and mutations of a valid runbook
+//! (the inputs most likely to reach deep into validation). Bounded by the case count
+//! (`PROPTEST_CASES` to run more).
+
+use engine::action::{ArgKind, ArgSpec, Args, Outputs, Registry, StepCtx, StepError};
+use engine::load::load_str;
+use engine::{Action, Effect};
+use proptest::prelude::*;
+use runbook_engine as engine;
+use serde_json::Value as Json;
+
+struct Probe;
+
+#[async_trait::async_trait]
+impl Action for Probe {
+    fn name(&self) -> &'static str {
+        "t.probe"
+    }
+    fn summary(&self) -> &'static str {
+        "test"
+    }
+    fn args(&self) -> &'static [ArgSpec] {
+        const A: &[ArgSpec] = &[
+            ArgSpec::required("url", ArgKind::String, "u"),
+            ArgSpec::optional("n", ArgKind::Int, "n"),
+            ArgSpec::optional("d", ArgKind::Duration, "d"),
+        ];
+        A
+    }
+    fn outputs(&self) -> Option<&'static [&'static str]> {
+        Some(&["value"])
+    }
+    fn effect(&self, _: &Args) -> Effect {
+        Effect::Destructive
+    }
+    fn describe(&self, _: &StepCtx, _: &Args) -> Vec<String> {
+        vec![]
+    }
+    async fn probe(&self, _: &StepCtx, _: &Args) -> Result<Json, StepError> {
+        Ok(Json::Null)
+    }
+    async fn apply(&self, _: &StepCtx, _: &Args, _: &Outputs) -> Result<Outputs, StepError> {
+        Ok(Outputs::new())
+    }
+}
+
+fn registry() -> Registry {
+    let mut r = Registry::new();
+    r.register(Probe);
+    r
+}
+
+const VALID: &str = r#"name: sample
+title: Sample
+params:
+  site: { type: string, default: site-a, allowed: [site-a, site-b] }
+  caches: { type: list, default: [a, b] }
+  n: { type: int, default: 3 }
+steps:
+  - id: first
+    action: t.probe
+    site: "{{ params.site }}"
+    with: { url: "http://{{ site.name }}/x", n: 2, d: 5s }
+    require:
+      - expect: observation == none
+        message: m
+    retry: { policy: exponential, max_attempts: 3, initial: 1s }
+    timeout: 30s
+  - id: second
+    action: t.probe
+    when: "steps.first.outputs.value == 1"
+    for_each: { items: "{{ params.caches }}", concurrency: 2 }
+    with: { url: "{{ item }}-{{ steps.first.outputs.value }}" }
+    verify:
+      - probe: t.probe
+        with: { url: x }
+        expect: "observation != 1"
+"#;
+
+fn config() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(1500);
+    ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+#[test]
+fn the_sample_is_valid() {
+    load_str(VALID, "sample.yaml", &registry()).unwrap();
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn arbitrary_text(text in "\\PC{0,400}") {
+        let _ = load_str(&text, "fuzz.yaml", &registry());
+    }
+
+    #[test]
+    fn yaml_like_text(text in "[a-z_{}:\\[\\]\"'\\-#&*!|>%@ \n\t0-9.]{0,300}") {
+        let _ = load_str(&text, "fuzz.yaml", &registry());
+    }
+
+    #[test]
+    fn mutated_valid_runbook(cuts in proptest::collection::vec((0usize..VALID.len(), 0usize..8, "[ -~\n]{0,6}"), 1..6)) {
+        let mut text = VALID.as_bytes().to_vec();
+        for (at, del, ins) in cuts {
+            let at = at.min(text.len());
+            let end = (at + del).min(text.len());
+            text.splice(at..end, ins.bytes());
+        }
+        let text = String::from_utf8_lossy(&text).into_owned();
+        if let Err(e) = load_str(&text, "fuzz.yaml", &registry()) {
+            for p in &e.problems {
+                prop_assert!(p.line >= 1 && p.column >= 1, "positions are 1-based: {e}");
+            }
+        }
+    }
+}

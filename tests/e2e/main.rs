@@ -1,0 +1,11 @@
+//! End-to-end tests of the `runbook` binary against a recording HTTP service on
+//! 127.0.0.1.
+
+mod support;
+
+mod crash;
+mod locks;
+mod plan;
+mod run;
+mod status;
+mod validate;

@@ -1,0 +1,317 @@
+//! Test support: a recording HTTP service on 127.0.0.1 with items, config, caches and
+//! an event counter, and a builder for `runbook` invocations.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+#[derive(Default)]
+pub struct ServerState {
+    pub requests: Vec<(String, String)>,
+    pub items: HashMap<String, Value>,
+    pub item_posts: HashMap<String, u32>,
+    pub config: HashMap<String, Value>,
+    pub config_puts: u32,
+    pub cleared: HashMap<String, bool>,
+    pub clears: HashMap<String, u32>,
+    pub events: u32,
+    /// Answer 500 to the next N requests whose "METHOD /path" matches.
+    pub fail_next: HashMap<String, u32>,
+    pub latency: Duration,
+}
+
+type Shared = Arc<Mutex<ServerState>>;
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub state: Shared,
+}
+
+impl TestServer {
+    pub fn start() -> TestServer {
+        let state: Shared = Arc::default();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let st = Arc::clone(&state);
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                tx.send(listener.local_addr().unwrap()).unwrap();
+                axum::serve(listener, app(st)).await.unwrap();
+            });
+        });
+        let addr = rx.recv().unwrap();
+        TestServer { addr, state }
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn with<T>(&self, f: impl FnOnce(&mut ServerState) -> T) -> T {
+        f(&mut self.state.lock().unwrap())
+    }
+
+    /// Requests seen, as "METHOD /path".
+    pub fn requests(&self) -> Vec<String> {
+        self.with(|s| s.requests.iter().map(|(m, p)| format!("{m} {p}")).collect())
+    }
+
+    pub fn clear_log(&self) {
+        self.with(|s| s.requests.clear());
+    }
+}
+
+fn app(state: Shared) -> Router {
+    Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route("/items/{id}", post(post_item).get(get_item))
+        .route("/config/{key}", get(get_config).put(put_config))
+        .route("/caches/{cache}", get(get_cache))
+        .route("/caches/{cache}/clear", post(clear_cache))
+        .route("/events", get(get_events).post(post_event))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), record))
+        .with_state(state)
+}
+
+async fn record(
+    State(state): State<Shared>,
+    method: Method,
+    uri: Uri,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let key = format!("{method} {}", uri.path());
+    let (latency, fail) = {
+        let mut s = state.lock().unwrap();
+        s.requests
+            .push((method.to_string(), uri.path().to_string()));
+        let fail = match s.fail_next.get_mut(&key) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        };
+        (s.latency, fail)
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    if fail {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "injected failure").into_response();
+    }
+    next.run(req).await
+}
+
+async fn post_item(
+    State(s): State<Shared>,
+    UrlPath(id): UrlPath<String>,
+    body: Option<Json<Value>>,
+) -> impl IntoResponse {
+    let mut s = s.lock().unwrap();
+    *s.item_posts.entry(id.clone()).or_default() += 1;
+    s.items
+        .insert(id.clone(), body.map(|b| b.0).unwrap_or(Value::Null));
+    (StatusCode::CREATED, Json(json!({"id": id})))
+}
+
+async fn get_item(State(s): State<Shared>, UrlPath(id): UrlPath<String>) -> impl IntoResponse {
+    match s.lock().unwrap().items.get(&id) {
+        Some(v) => (StatusCode::OK, Json(v.clone())).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn get_config(State(s): State<Shared>, UrlPath(k): UrlPath<String>) -> impl IntoResponse {
+    match s.lock().unwrap().config.get(&k) {
+        Some(v) => (StatusCode::OK, Json(v.clone())).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn put_config(
+    State(s): State<Shared>,
+    UrlPath(k): UrlPath<String>,
+    body: Option<Json<Value>>,
+) -> impl IntoResponse {
+    let mut s = s.lock().unwrap();
+    s.config_puts += 1;
+    s.config.insert(k, body.map(|b| b.0).unwrap_or(Value::Null));
+    StatusCode::OK
+}
+
+async fn get_cache(State(s): State<Shared>, UrlPath(c): UrlPath<String>) -> impl IntoResponse {
+    let cleared = s.lock().unwrap().cleared.get(&c).copied().unwrap_or(false);
+    Json(json!({"cleared": cleared}))
+}
+
+async fn clear_cache(State(s): State<Shared>, UrlPath(c): UrlPath<String>) -> impl IntoResponse {
+    let mut s = s.lock().unwrap();
+    *s.clears.entry(c.clone()).or_default() += 1;
+    s.cleared.insert(c, true);
+    Json(json!({"cleared": true}))
+}
+
+async fn get_events(State(s): State<Shared>) -> impl IntoResponse {
+    Json(json!({"count": s.lock().unwrap().events}))
+}
+
+async fn post_event(State(s): State<Shared>) -> impl IntoResponse {
+    s.lock().unwrap().events += 1;
+    StatusCode::NO_CONTENT
+}
+
+/// The result of one `runbook` invocation.
+#[derive(Debug)]
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    pub fn json(&self) -> Value {
+        let last = self.stdout.lines().last().unwrap_or_default();
+        serde_json::from_str(last).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+
+    #[track_caller]
+    pub fn expect(self, code: i32) -> Out {
+        assert_eq!(
+            self.code, code,
+            "exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_runbook"))
+}
+
+/// `runbook --journal DIR ...` with a fixed operator and no colours.
+pub fn runbook(journal: &Path) -> Command {
+    let mut c = Command::new(bin());
+    c.arg("--journal")
+        .arg(journal)
+        .env("RUNBOOK_OPERATOR", "tester")
+        .env("NO_COLOR", "1")
+        .env_remove("RUNBOOK_ENV")
+        .env_remove("RUNBOOK_DIR")
+        .env_remove("FAILPOINTS")
+        .stdin(Stdio::null());
+    c
+}
+
+pub fn run(mut c: Command) -> Out {
+    let out = c.output().expect("runbook starts");
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+pub fn spawn(mut c: Command) -> Child {
+    c.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runbook starts")
+}
+
+pub fn wait_out(child: Child) -> Out {
+    let out = child.wait_with_output().unwrap();
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Write a file into `dir` and return its path.
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// The workload runbook the crash tests use: a destructive POST confirmed by a GET,
+/// an idempotent PUT, a destructive fan-out confirmed per item, a pause.
+pub const WORKLOAD: &str = r#"
+name: workload
+title: Effects with different contracts
+params:
+  base: { type: string }
+  pause: { type: duration, default: 30ms }
+steps:
+  - id: create
+    title: Create item a, once
+    action: http.request
+    with: { method: POST, url: "{{ params.base }}/items/a", body: { v: 1 } }
+    verify:
+      - expect: observation.status == 200
+  - id: configure
+    title: Set the mode (idempotent)
+    action: http.request
+    with: { method: PUT, url: "{{ params.base }}/config/mode", body: { mode: on } }
+  - id: pause
+    action: wait
+    with: { duration: "{{ params.pause }}" }
+  - id: clear
+    title: Clear each cache, once
+    action: http.request
+    for_each: { items: [c1, c2, c3, c4], concurrency: 2 }
+    with:
+      method: POST
+      url: "{{ params.base }}/caches/{{ item }}/clear"
+      probe_url: "{{ params.base }}/caches/{{ item }}"
+    verify:
+      - expect: observation.body.cleared
+  - id: check
+    title: Item a is there
+    action: http.request
+    with: { url: "{{ params.base }}/items/a" }
+"#;
+
+/// Check the workload's effects happened as their contracts allow, and no more.
+#[track_caller]
+pub fn assert_workload_effects(server: &TestServer) {
+    server.with(|s| {
+        assert_eq!(
+            s.item_posts.get("a").copied(),
+            Some(1),
+            "item a created exactly once"
+        );
+        assert!(s.config_puts >= 1, "configure ran at least once");
+        assert_eq!(s.config.get("mode"), Some(&json!({"mode": "on"})));
+        for c in ["c1", "c2", "c3", "c4"] {
+            assert_eq!(
+                s.clears.get(c).copied(),
+                Some(1),
+                "cache {c} cleared exactly once"
+            );
+        }
+    });
+}

@@ -1,0 +1,192 @@
+//! Bad input gets a clear error naming file, line, column and step, and exit code 2.
+
+use crate::support::*;
+
+fn validate(text: &str) -> Out {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "rb.yaml", text);
+    let mut c = runbook(&dir.path().join("j"));
+    c.arg("validate").arg(&f);
+    let out = run(c);
+    // paths differ per run: keep what follows the file name
+    Out {
+        code: out.code,
+        stdout: out.stdout,
+        stderr: out.stderr.replace(&f.display().to_string(), "rb.yaml"),
+    }
+}
+
+#[track_caller]
+fn has(out: &Out, line: &str) {
+    assert!(
+        out.stderr.lines().any(|l| l == line),
+        "missing line:\n{line}\nin:\n{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn meaning_errors_name_line_column_and_step() {
+    let out = validate(
+        r#"name: bad
+params:
+  n: { type: int, default: nope }
+steps:
+  - id: one
+    action: http.request
+    with: { url: "http://x/{{ params.missing }}", colour: red }
+  - id: one
+    action: infinispan.clear
+  - id: three
+    action: wait
+    with: { duration: 5 parsecs }
+    timeout: soon
+  - id: four
+    action: http.request
+    with: { url: "{{ steps.three.outputs.x }}{{ steps.later.outputs.y }}{{ item }}" }
+  - id: later
+    action: http.request
+    with: { url: "http://x" }
+"#,
+    )
+    .expect(2);
+    has(
+        &out,
+        r#"rb.yaml:3:28: default of parameter `n` is "nope", not of type int"#,
+    );
+    has(&out, "rb.yaml:7:18: unresolved reference `params.missing`: no parameter `missing` (declared: n) (step `one`)");
+    has(&out, "rb.yaml:7:59: unknown argument `colour` for action `http.request` (it takes: method, url, body, expect_status, probe_url) (step `one`)");
+    has(&out, "rb.yaml:8:9: duplicate step id `one` (step `one`)");
+    has(&out, "rb.yaml:9:13: unknown action `infinispan.clear` (known: http.request, manual.confirm, wait) (step `one`)");
+    has(
+        &out,
+        r#"rb.yaml:12:23: argument `duration` of `wait` must be a duration, got "5 parsecs" (write e.g. `30s`, `5m`, `250ms`) (step `three`)"#,
+    );
+    has(&out, "rb.yaml:13:14: bad duration `soon`: expected number at 0 (write e.g. `30s`, `5m`, `250ms`) (step `three`)");
+    has(&out, "rb.yaml:16:18: unresolved reference `item`: `item` exists only in a step with `for_each` (step `four`)");
+    has(&out, "rb.yaml:16:18: unresolved reference `steps.later.outputs.y`: no step `later` runs before this one (step `four`)");
+    has(&out, "rb.yaml:16:18: unresolved reference `steps.three.outputs.x`: step `three` (`wait`) has no output `x` (it records: nothing) (step `four`)");
+}
+
+#[test]
+fn unknown_keys_wrong_types_and_syntax_errors_are_placed() {
+    let out = validate(
+        "name: bad2\nsteps:\n  - id: one\n    action: http.request\n    wiht: { url: x }\n",
+    )
+    .expect(2);
+    assert!(
+        out.stderr
+            .starts_with("rb.yaml:5:5: steps[0]: unknown field `wiht`, expected one of `id`"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("(step `one`)"), "{}", out.stderr);
+    let out = validate("name: bad3\nsteps:\n  - id: one\n    action: http.request\n    with: { url: \"{{ params.x \" }\n").expect(2);
+    has(&out, "rb.yaml:5:18: template error: syntax error: unexpected end of input, expected end of variable block (step `one`)");
+    let out = validate("name: bad4\nsteps:\n  - id: one\n    action: wait\n    with: { duration: 1s }\n    retry: { policy: sometimes }\n").expect(2);
+    assert!(
+        out.stderr.contains("unknown variant `sometimes`"),
+        "{}",
+        out.stderr
+    );
+    let out = validate("name: x\nsteps: []\n").expect(2);
+    has(&out, "rb.yaml:2:8: a runbook needs at least one step");
+    let out = validate("name: x\nsteps:\n  - id: a\n    action: wait\n    with: {}\n").expect(2);
+    has(
+        &out,
+        "rb.yaml:5:11: action `wait` needs argument `duration` (how long, e.g. `90s`) (step `a`)",
+    );
+}
+
+#[test]
+fn a_good_runbook_validates_and_a_directory_is_checked_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "ok.yaml", WORKLOAD);
+    let mut c = runbook(&dir.path().join("j"));
+    c.arg("validate").arg(dir.path());
+    let out = run(c).expect(0);
+    assert!(
+        out.stdout.contains("ok (workload, 5 steps)"),
+        "{}",
+        out.stdout
+    );
+    write(dir.path(), "bad.yaml", "name: x\n");
+    let mut c = runbook(&dir.path().join("j"));
+    c.arg("validate").arg(dir.path());
+    let out = run(c).expect(2);
+    assert!(
+        out.stderr.contains("1 of 2 runbook files invalid"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn bad_parameters_and_environment_files_are_invalid_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let rb = write(dir.path(), "workload.yaml", WORKLOAD);
+    let mut c = runbook(&dir.path().join("j"));
+    c.arg("plan")
+        .arg(&rb)
+        .args(["-p", "base=x", "-p", "nope=1"]);
+    let out = run(c).expect(2);
+    assert!(
+        out.stderr
+            .contains("runbook `workload` has no parameter `nope` (it has: base, pause)"),
+        "{}",
+        out.stderr
+    );
+    let mut c = runbook(&dir.path().join("j"));
+    c.arg("plan").arg(&rb);
+    let out = run(c).expect(2);
+    assert!(
+        out.stderr
+            .contains("parameter `base` is required: pass -p base=..."),
+        "{}",
+        out.stderr
+    );
+    let mut c = runbook(&dir.path().join("j"));
+    c.arg("plan")
+        .arg(&rb)
+        .args(["-p", "base=x", "-p", "pause=forever"]);
+    let out = run(c).expect(2);
+    assert!(
+        out.stderr
+            .contains("parameter `pause`: `forever` is not of type duration"),
+        "{}",
+        out.stderr
+    );
+    let env = write(
+        dir.path(),
+        "env.yaml",
+        "sites:\n  site-a:\n    url: x\nsitez: {}\n",
+    );
+    let mut c = runbook(&dir.path().join("j"));
+    c.arg("plan")
+        .arg(&rb)
+        .arg("--env")
+        .arg(&env)
+        .args(["-p", "base=x"]);
+    let out = run(c).expect(2);
+    assert!(
+        out.stderr.contains("env.yaml:4:1: unknown field `sitez`"),
+        "{}",
+        out.stderr
+    );
+    let mut c = runbook(&dir.path().join("j"));
+    c.args(["plan", "no-such-runbook"]);
+    let out = run(c).expect(2);
+    assert!(
+        out.stderr.contains("no runbook `no-such-runbook`"),
+        "{}",
+        out.stderr
+    );
+    let mut c = runbook(&dir.path().join("j"));
+    c.args(["resume", "banana"]);
+    let out = run(c).expect(2);
+    assert!(
+        out.stderr.contains("`banana` is not a run id"),
+        "{}",
+        out.stderr
+    );
+}
