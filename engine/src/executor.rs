@@ -692,6 +692,7 @@ impl Executor {
                 calls: action.describe(&ctx, &args),
             });
             let attempt_start = Instant::now();
+            tracing::debug!(step = %label, attempt, "applying");
             let applied = tokio::time::timeout(timeout, action.apply(&ctx, &args, &prepared)).await;
             failpoint::hit("after-apply", &step.id, key.as_deref());
             let result = match applied {
@@ -989,6 +990,7 @@ impl Executor {
             pctx.site = Some(resolve_site(&self.env, &name).map_err(StepError::permanent)?);
         }
         let observation = action.probe(&pctx, &pargs).await?;
+        tracing::debug!(step = %step.id, probe = probe_name, %observation, "probed");
         let mut s = scope.clone();
         s["observation"] = observation.clone();
         if let Some(site) = &pctx.site {

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod catalog;
 mod crash;
 mod locks;
 mod plan;
