@@ -60,6 +60,36 @@ pub enum Command {
     Abort(AbortArgs),
     /// Check runbook files (a file or every *.yaml in a directory)
     Validate(ValidateArgs),
+    /// Start the lab: a simulated two-site deployment on 127.0.0.1 to rehearse on
+    Lab(LabArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct LabOptions {
+    /// Multiply every production duration (push-state, scaling, failover, health
+    /// checks) by this: 0.001 turns minutes into fractions of a second, 1 is real time
+    #[arg(long, default_value_t = 0.001, value_name = "X")]
+    pub time_scale: f64,
+    /// Inject a fault from the start (repeatable): offline-not-sticking:SITE[:NODE],
+    /// push-error:CACHE[:TIMES], http-5xx:SHARE[:SITE], latency:DURATION,
+    /// slow-scale-down:DURATION, partition, batch-stuck, site-down:SITE
+    #[arg(long = "fault", value_name = "SPEC")]
+    pub faults: Vec<String>,
+    /// Sessions per second that users create on the serving site
+    #[arg(long, default_value_t = 0.0, value_name = "N")]
+    pub workload: f64,
+    /// The Keycloak caches: kc24 (8 caches) or kc25 (4)
+    #[arg(long, default_value = "kc24", value_parser = ["kc24", "kc25"])]
+    pub caches: String,
+}
+
+#[derive(Debug, Args)]
+pub struct LabArgs {
+    /// Where to write env.yaml and the lab's secrets [default: a per-user data directory]
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub options: LabOptions,
 }
 
 #[derive(Debug, Args)]
@@ -111,6 +141,11 @@ pub struct RunArgs {
     /// Only show the plan (same as `runbook plan`)
     #[arg(long)]
     pub dry_run: bool,
+    /// Run against a lab started in this process (its own journal unless --journal)
+    #[arg(long)]
+    pub lab: bool,
+    #[command(flatten)]
+    pub lab_options: LabOptions,
 }
 
 #[derive(Debug, Args)]

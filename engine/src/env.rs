@@ -19,6 +19,8 @@ pub struct Environment {
     pub digest: String,
     /// Deployment-wide settings (e.g. `aws`).
     pub aws: Option<Json>,
+    /// Present when the environment is a lab (`runbook lab`).
+    pub lab: Option<Json>,
     pub sites: IndexMap<String, Json>,
 }
 
@@ -43,6 +45,9 @@ pub enum EnvError {
 struct RawEnv {
     #[serde(default)]
     aws: Option<serde_yaml::Value>,
+    /// Written by `runbook lab`: where its admin API is.
+    #[serde(default)]
+    lab: Option<serde_yaml::Value>,
     #[serde(default)]
     sites: IndexMap<String, serde_yaml::Mapping>,
 }
@@ -102,10 +107,15 @@ impl Environment {
             }
             None => None,
         };
+        let lab = match raw.lab {
+            Some(v) => Some(serde_json::to_value(v).map_err(|e| invalid(1, 1, format!("lab: {e}")))?),
+            None => None,
+        };
         Ok(Environment {
             file: Some(path.to_path_buf()),
             digest: sha256_hex(text),
             aws,
+            lab,
             sites,
         })
     }

@@ -3,6 +3,7 @@
 
 mod abort;
 mod history;
+mod lab;
 mod list;
 mod plan;
 mod resume;
@@ -28,6 +29,7 @@ pub fn run(cli: Cli) -> CliResult<Code> {
         Command::Status(a) => block_on(status::run(&config, &a)),
         Command::History(a) => history::run(&config, &a),
         Command::Abort(a) => abort::run(&config, &a),
+        Command::Lab(a) => block_on(lab::run(&config, &a)),
     }
 }
 

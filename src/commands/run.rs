@@ -17,6 +17,28 @@ use crate::output::plan_text;
 use crate::progress::{StderrObserver, Style, TerminalPrompt};
 
 pub async fn run(config: &Config, args: &RunArgs) -> CliResult<Code> {
+    // --lab: a lab in this process, and (unless --journal) a journal of its own, so
+    // that rehearsal runs never hold the locks of real sites.
+    let mut lab_dir = None;
+    let _lab = if args.lab {
+        let dir = tempfile::Builder::new().prefix("runbook-lab-").tempdir().map_err(crate::exit::failed)?;
+        let running = lab::start(super::lab::lab_config(dir.path(), &args.lab_options)?)
+            .await
+            .map_err(crate::exit::failed)?;
+        eprintln!("lab started on 127.0.0.1 (environment file {})", running.env_file.display());
+        lab_dir = Some(dir);
+        Some(running)
+    } else {
+        None
+    };
+    let lab_config;
+    let config = match (&_lab, lab_dir.as_ref()) {
+        (Some(running), Some(_)) => {
+            lab_config = config.for_lab(&running.env_file)?;
+            &lab_config
+        }
+        _ => config,
+    };
     let p = prepare(config, &args.runbook, &args.params.params)?;
     let plan = build(config, &p, false).await?;
     let redactor = Redactor::new(p.secrets.clone());

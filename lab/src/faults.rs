@@ -1,0 +1,140 @@
+//! Faults the lab can be told to inject, at start (`--fault SPEC`) or at runtime
+//! (`POST /admin/faults`). Each fault is one line of text:
+//!
+//! | spec | effect |
+//! |---|---|
+//! | `offline-not-sticking:SITE[:NODE]` | take-offline on SITE leaves NODE (default: its last node) online: status stays `mixed` |
+//! | `push-error:CACHE[:TIMES]` | push-state of CACHE ends in `ERROR` (TIMES times, default always) |
+//! | `http-5xx:SHARE[:SITE]` | a share (0..1) of Infinispan REST requests answer 503 (all sites, or SITE) |
+//! | `latency:DURATION` | every lab request waits this long first |
+//! | `slow-scale-down:DURATION` | Keycloak takes this much longer per instance to scale down |
+//! | `partition` | the sites cannot reach each other: no replication, push-state fails |
+//! | `batch-stuck` | Infinispan Batch CRs stay in `Initializing` |
+//! | `site-down:SITE` | SITE's Infinispan does not answer and its Keycloak is not ready |
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "fault", rename_all = "kebab-case")]
+pub enum Fault {
+    OfflineNotSticking { site: String, node: Option<String> },
+    PushError { cache: String, times: Option<u32> },
+    Http5xx { share: f64, site: Option<String> },
+    Latency { #[serde(with = "dur")] delay: Duration },
+    SlowScaleDown { #[serde(with = "dur")] extra: Duration },
+    Partition,
+    BatchStuck,
+    SiteDown { site: String },
+}
+
+mod dur {
+    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("bad fault `{spec}`: {why} (see `runbook lab --help` for the list)")]
+pub struct FaultError {
+    pub spec: String,
+    pub why: String,
+}
+
+impl Fault {
+    /// Parse one fault spec.
+    ///
+    /// # Errors
+    /// An unknown kind or a bad argument, naming the spec.
+    pub fn parse(spec: &str) -> Result<Fault, FaultError> {
+        let err = |why: &str| FaultError {
+            spec: spec.to_string(),
+            why: why.to_string(),
+        };
+        let parts: Vec<&str> = spec.trim().split(':').collect();
+        let arg = |i: usize| parts.get(i).map(|s| s.trim()).filter(|s| !s.is_empty());
+        let fault = match parts[0].trim() {
+            "offline-not-sticking" => Fault::OfflineNotSticking {
+                site: arg(1).ok_or_else(|| err("needs a site: offline-not-sticking:site-b"))?.to_string(),
+                node: arg(2).map(str::to_string),
+            },
+            "push-error" => Fault::PushError {
+                cache: arg(1).ok_or_else(|| err("needs a cache: push-error:sessions[:times]"))?.to_string(),
+                times: match arg(2) {
+                    None => None,
+                    Some(t) => Some(t.parse().map_err(|_| err("times must be a number"))?),
+                },
+            },
+            "http-5xx" => {
+                let share: f64 = arg(1)
+                    .ok_or_else(|| err("needs a share: http-5xx:0.3"))?
+                    .parse()
+                    .map_err(|_| err("share must be a number between 0 and 1"))?;
+                if !(0.0..=1.0).contains(&share) {
+                    return Err(err("share must be between 0 and 1"));
+                }
+                Fault::Http5xx {
+                    share,
+                    site: arg(2).map(str::to_string),
+                }
+            }
+            "latency" => Fault::Latency {
+                delay: humantime::parse_duration(arg(1).ok_or_else(|| err("needs a duration: latency:50ms"))?)
+                    .map_err(|e| err(&e.to_string()))?,
+            },
+            "slow-scale-down" => Fault::SlowScaleDown {
+                extra: humantime::parse_duration(arg(1).ok_or_else(|| err("needs a duration: slow-scale-down:30s"))?)
+                    .map_err(|e| err(&e.to_string()))?,
+            },
+            "partition" => Fault::Partition,
+            "batch-stuck" => Fault::BatchStuck,
+            "site-down" => Fault::SiteDown {
+                site: arg(1).ok_or_else(|| err("needs a site: site-down:site-a"))?.to_string(),
+            },
+            _ => return Err(err("unknown fault kind")),
+        };
+        Ok(fault)
+    }
+
+    /// The kind, as written in a spec (used to lift a fault).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Fault::OfflineNotSticking { .. } => "offline-not-sticking",
+            Fault::PushError { .. } => "push-error",
+            Fault::Http5xx { .. } => "http-5xx",
+            Fault::Latency { .. } => "latency",
+            Fault::SlowScaleDown { .. } => "slow-scale-down",
+            Fault::Partition => "partition",
+            Fault::BatchStuck => "batch-stuck",
+            Fault::SiteDown { .. } => "site-down",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_parse() {
+        assert_eq!(
+            Fault::parse("offline-not-sticking:site-b").unwrap(),
+            Fault::OfflineNotSticking {
+                site: "site-b".into(),
+                node: None
+            }
+        );
+        assert_eq!(
+            Fault::parse("push-error:sessions:2").unwrap(),
+            Fault::PushError {
+                cache: "sessions".into(),
+                times: Some(2)
+            }
+        );
+        assert_eq!(Fault::parse("latency:50ms").unwrap(), Fault::Latency { delay: Duration::from_millis(50) });
+        assert_eq!(Fault::parse("partition").unwrap(), Fault::Partition);
+        assert!(Fault::parse("http-5xx:2").is_err());
+        assert!(Fault::parse("bogus").unwrap_err().to_string().contains("unknown fault kind"));
+    }
+}

@@ -1,0 +1,235 @@
+//! Infinispan server REST API v2 for one site, as operations.md §3 describes it: the
+//! container-level x-site calls under both `/container` (Infinispan 15) and
+//! `/cache-managers/default` (Infinispan 14), the per-cache x-site calls, push-state
+//! status, clear, size and entries. Answers carry the real status codes and bodies.
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use crate::world::IspnError;
+use crate::{LabState, Shared};
+
+#[derive(Clone)]
+struct SiteApp {
+    lab: Shared,
+    site: String,
+}
+
+pub fn router(lab: Shared, site: String) -> Router {
+    Router::new()
+        .route("/rest/v2/{*rest}", any(handle))
+        .with_state(SiteApp { lab, site })
+}
+
+fn text(code: StatusCode, body: impl Into<String>) -> Response {
+    (code, body.into()).into_response()
+}
+
+fn ispn_error(e: IspnError) -> Response {
+    match e {
+        IspnError::NoSite(s) => text(StatusCode::NOT_FOUND, format!("ISPN000402: site `{s}` not found")),
+        IspnError::NoCache(c) => text(StatusCode::NOT_FOUND, format!("ISPN000404: cache '{c}' does not exist")),
+        IspnError::NoBackup { cache, site } => {
+            text(StatusCode::NOT_FOUND, format!("Cache '{cache}' does not have backup location named '{site}'"))
+        }
+        IspnError::Failed(m) => text(StatusCode::INTERNAL_SERVER_ERROR, m),
+    }
+}
+
+async fn handle(
+    State(app): State<SiteApp>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    let (latency, down, fail, creds) = {
+        let lab = app.lab.lock();
+        (lab.world.latency(), lab.world.site_down(&app.site), lab.world.roll_5xx(&app.site), lab.credentials.clone())
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let path_and_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or(uri.path());
+    if !creds.accepts(&headers, &method, path_and_query) && !creds.accepts(&headers, &method, uri.path()) {
+        return creds.challenge();
+    }
+    let mut lab = app.lab.lock();
+    lab.record(&app.site, &method, path_and_query);
+    if down {
+        return text(StatusCode::SERVICE_UNAVAILABLE, format!("{}: Infinispan is down (lab fault site-down)", app.site));
+    }
+    if fail {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "ISPN000209: server busy (lab fault http-5xx)");
+    }
+    let now = std::time::Instant::now();
+    lab.world.tick(now);
+    let rest = uri.path().trim_start_matches("/rest/v2/").trim_end_matches('/');
+    let parts: Vec<&str> = rest.split('/').collect();
+    let action = query.get("action").map(String::as_str);
+    route(&mut lab, &app.site, &method, &parts, action, &body, now)
+}
+
+fn route(lab: &mut LabState, site: &str, method: &Method, parts: &[&str], action: Option<&str>, body: &Bytes, now: std::time::Instant) -> Response {
+    let w = &mut lab.world;
+    // Container level: /container/... (v15) and /cache-managers/default/... (v14).
+    let container: Option<&[&str]> = match parts {
+        ["container", rest @ ..] => Some(rest),
+        ["cache-managers", "default", rest @ ..] => Some(rest),
+        _ => None,
+    };
+    if let Some(rest) = container {
+        return match (method, rest) {
+            (&Method::GET, ["x-site", "backups"]) => {
+                let others: Vec<String> = w.sites.keys().filter(|s| *s != site).cloned().collect();
+                let mut out = serde_json::Map::new();
+                for remote in others {
+                    out.insert(remote.clone(), container_status(w, site, &remote));
+                }
+                Json(Value::Object(out)).into_response()
+            }
+            (&Method::GET, ["x-site", "backups", remote]) => {
+                if !w.sites.contains_key(*remote) || *remote == site {
+                    return text(StatusCode::NOT_FOUND, format!("ISPN000402: site `{remote}` is not a backup location"));
+                }
+                Json(container_status(w, site, remote)).into_response()
+            }
+            (&Method::POST, ["x-site", "backups", remote]) => {
+                if !w.sites.contains_key(*remote) || *remote == site {
+                    return text(StatusCode::NOT_FOUND, format!("ISPN000402: site `{remote}` is not a backup location"));
+                }
+                let Some(action) = action else {
+                    return text(StatusCode::BAD_REQUEST, "missing `action`");
+                };
+                let caches = w.cache_names(site).unwrap_or_default();
+                let mut out = serde_json::Map::new();
+                for c in caches {
+                    // A cache can fail on its own inside a 200 answer.
+                    let result = if w.roll_5xx(site) {
+                        Err(IspnError::Failed(format!("ISPN012047: Site operation on '{remote}' failed")))
+                    } else {
+                        per_cache_action(w, site, &c, remote, action, now)
+                    };
+                    let v = match result {
+                        Ok(()) => "ok".to_string(),
+                        Err(IspnError::Failed(m)) => m,
+                        Err(e) => format!("{e:?}"),
+                    };
+                    out.insert(c, Value::String(v));
+                }
+                Json(Value::Object(out)).into_response()
+            }
+            _ => text(StatusCode::NOT_FOUND, "no such container resource"),
+        };
+    }
+    match (method, parts) {
+        (&Method::GET, ["caches"]) => Json(json!(w.cache_names(site).unwrap_or_default())).into_response(),
+        (&Method::GET, ["caches", cache, "x-site", "backups"]) if action == Some("push-state-status") => {
+            match w.push_status(site, cache) {
+                Ok(m) => Json(json!(m)).into_response(),
+                Err(e) => ispn_error(e),
+            }
+        }
+        (&Method::GET, ["caches", cache, "x-site", "backups"]) => {
+            let Some(c) = w.site(site).ok().and_then(|s| s.caches.get(*cache)) else {
+                return ispn_error(IspnError::NoCache(cache.to_string()));
+            };
+            let out: serde_json::Map<String, Value> = c
+                .backups
+                .iter()
+                .map(|(r, b)| {
+                    let mut v = json!({"status": b.status()});
+                    if b.status() == "mixed" {
+                        let on: Vec<&String> = b.nodes.iter().filter(|(_, s)| **s == crate::world::NodeStatus::Online).map(|(n, _)| n).collect();
+                        let off: Vec<&String> = b.nodes.iter().filter(|(_, s)| **s != crate::world::NodeStatus::Online).map(|(n, _)| n).collect();
+                        v["online"] = json!(on);
+                        v["offline"] = json!(off);
+                    }
+                    (r.clone(), v)
+                })
+                .collect();
+            Json(Value::Object(out)).into_response()
+        }
+        (&Method::GET, ["caches", cache, "x-site", "backups", remote]) => match w.cache_status(site, cache, remote) {
+            Ok(nodes) => Json(json!(nodes)).into_response(),
+            Err(e) => ispn_error(e),
+        },
+        (&Method::POST, ["caches", cache, "x-site", "backups", remote]) => {
+            let Some(action) = action else {
+                return text(StatusCode::BAD_REQUEST, "missing `action`");
+            };
+            match per_cache_action(w, site, cache, remote, action, now) {
+                Ok(()) => StatusCode::OK.into_response(),
+                Err(IspnError::Failed(m)) => text(StatusCode::INTERNAL_SERVER_ERROR, m),
+                Err(e) => ispn_error(e),
+            }
+        }
+        (&Method::POST, ["caches", cache, "x-site", "local"]) if action == Some("clear-push-state-status") => {
+            match w.clear_push_status(site, cache) {
+                Ok(()) => Json(json!("ok")).into_response(),
+                Err(e) => ispn_error(e),
+            }
+        }
+        (&Method::POST, ["caches", cache]) if action == Some("clear") => match w.clear(site, cache) {
+            Ok(()) => StatusCode::NO_CONTENT.into_response(),
+            Err(e) => ispn_error(e),
+        },
+        (&Method::GET, ["caches", cache]) if action == Some("size") => match w.size(site, cache) {
+            Ok(n) => Json(json!(n)).into_response(),
+            Err(e) => ispn_error(e),
+        },
+        (&Method::GET, ["caches", cache, key]) => match w.get(site, cache, key) {
+            Ok(Some(v)) => text(StatusCode::OK, v),
+            Ok(None) => StatusCode::NOT_FOUND.into_response(),
+            Err(e) => ispn_error(e),
+        },
+        (&Method::PUT | &Method::POST, ["caches", cache, key]) => {
+            match w.put(site, cache, key, &String::from_utf8_lossy(body)) {
+                Ok(()) => StatusCode::NO_CONTENT.into_response(),
+                Err(e) => ispn_error(e),
+            }
+        }
+        _ => text(StatusCode::NOT_FOUND, "no such resource in the lab's Infinispan REST API"),
+    }
+}
+
+fn per_cache_action(w: &mut crate::world::World, site: &str, cache: &str, remote: &str, action: &str, now: std::time::Instant) -> Result<(), IspnError> {
+    match action {
+        "take-offline" => w.take_offline(site, cache, remote),
+        "bring-online" => w.bring_online(site, cache, remote),
+        "start-push-state" => w.start_push(site, cache, remote, now),
+        "cancel-push-state" => w.cancel_push(site, cache, remote),
+        other => Err(IspnError::Failed(format!("unknown action `{other}`"))),
+    }
+}
+
+/// `{"status":"online"}`, `{"status":"offline"}`, or mixed with the cache lists.
+fn container_status(w: &crate::world::World, site: &str, remote: &str) -> Value {
+    let Ok(s) = w.site(site) else {
+        return json!({"status": "unknown"});
+    };
+    let (mut online, mut offline, mut mixed) = (vec![], vec![], vec![]);
+    for (name, c) in &s.caches {
+        match c.backups.get(remote).map(|b| b.status()) {
+            Some("online") => online.push(name.clone()),
+            Some("offline") => offline.push(name.clone()),
+            Some(_) => mixed.push(name.clone()),
+            None => {}
+        }
+    }
+    if offline.is_empty() && mixed.is_empty() && !online.is_empty() {
+        json!({"status": "online"})
+    } else if online.is_empty() && mixed.is_empty() && !offline.is_empty() {
+        json!({"status": "offline"})
+    } else if online.is_empty() && offline.is_empty() && mixed.is_empty() {
+        json!({"status": "unknown"})
+    } else {
+        json!({"status": "mixed", "online": online, "offline": offline, "mixed": mixed})
+    }
+}

@@ -1,0 +1,204 @@
+//! The lab: a simulated two-site Keycloak deployment on 127.0.0.1 that speaks the real
+//! protocols (Infinispan REST, the Kubernetes API, RDS and Route53), so that `runbook`
+//! and its tests use their real clients unchanged. It is for rehearsals, demos and
+//! tests: `runbook lab` runs it in the foreground, `runbook run NAME --lab` in-process.
+//!
+//! It depends on no other crate of the project: it only speaks protocols.
+
+pub mod admin;
+pub mod auth;
+pub mod envfile;
+pub mod faults;
+pub mod infinispan;
+pub mod keycloak;
+pub mod world;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::http::Method;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub use faults::{Fault, FaultError};
+pub use world::{Shape, World, KEYCLOAK_24_CACHES};
+
+/// Everything the lab knows, behind one lock. Never held across an `.await`.
+#[derive(Debug)]
+pub struct LabState {
+    pub world: World,
+    pub credentials: auth::Credentials,
+    /// The last requests per site (`METHOD /path?query`), newest last.
+    pub requests: BTreeMap<String, Vec<String>>,
+}
+
+const REQUEST_LOG: usize = 10_000;
+
+impl LabState {
+    pub fn record(&mut self, site: &str, method: &Method, path: &str) {
+        let log = self.requests.entry(site.to_string()).or_default();
+        if log.len() >= REQUEST_LOG {
+            log.drain(..REQUEST_LOG / 2);
+        }
+        log.push(format!("{method} {path}"));
+    }
+}
+
+/// The lab's shared state.
+#[derive(Debug, Clone)]
+pub struct Shared(Arc<Mutex<LabState>>);
+
+impl Shared {
+    pub fn lock(&self) -> MutexGuard<'_, LabState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// How to start a lab.
+#[derive(Debug, Clone)]
+pub struct LabConfig {
+    /// Where env.yaml, kubeconfig and the secrets go.
+    pub dir: PathBuf,
+    pub shape: Shape,
+    pub faults: Vec<Fault>,
+    /// Sessions per second created on the serving site (0: none).
+    pub workload_per_sec: f64,
+    pub username: String,
+    pub password: String,
+}
+
+impl LabConfig {
+    pub fn new(dir: &Path) -> LabConfig {
+        LabConfig {
+            dir: dir.to_path_buf(),
+            shape: Shape::default(),
+            faults: Vec::new(),
+            workload_per_sec: 0.0,
+            username: "admin".into(),
+            password: format!("lab-{:016x}", fastrand::u64(..)),
+        }
+    }
+}
+
+/// Where each part of a running lab listens.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    pub infinispan: BTreeMap<String, SocketAddr>,
+    pub keycloak: BTreeMap<String, SocketAddr>,
+    pub admin: SocketAddr,
+}
+
+/// A running lab. Dropping it stops every server.
+#[derive(Debug)]
+pub struct RunningLab {
+    pub shared: Shared,
+    pub endpoints: Endpoints,
+    pub env_file: PathBuf,
+    pub config: LabConfig,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for RunningLab {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error("cannot listen on 127.0.0.1: {0}")]
+    Bind(std::io::Error),
+    #[error("cannot write `{}`: {source}", path.display())]
+    Write { path: PathBuf, source: std::io::Error },
+}
+
+async fn serve(router: Router) -> Result<(SocketAddr, JoinHandle<()>), LabError> {
+    let listener = TcpListener::bind("127.0.0.1:0").await.map_err(LabError::Bind)?;
+    let addr = listener.local_addr().map_err(LabError::Bind)?;
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::warn!("lab server on {addr} stopped: {e}");
+        }
+    });
+    Ok((addr, task))
+}
+
+/// Start a lab on 127.0.0.1 (random ports) and write its environment file.
+///
+/// # Errors
+/// A port cannot be bound or a file cannot be written.
+pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
+    let now = Instant::now();
+    let mut world = World::new(&config.shape, now);
+    world.faults = config.faults.clone();
+    let shared = Shared(Arc::new(Mutex::new(LabState {
+        world,
+        credentials: auth::Credentials {
+            username: config.username.clone(),
+            password: config.password.clone(),
+            nonce: format!("{:032x}", fastrand::u128(..)),
+        },
+        requests: BTreeMap::new(),
+    })));
+    let mut tasks = Vec::new();
+    let mut ispn = BTreeMap::new();
+    let mut kc = BTreeMap::new();
+    for site in &config.shape.sites {
+        let (addr, t) = serve(infinispan::router(shared.clone(), site.clone())).await?;
+        ispn.insert(site.clone(), addr);
+        tasks.push(t);
+        let (addr, t) = serve(keycloak::router(shared.clone(), site.clone())).await?;
+        kc.insert(site.clone(), addr);
+        tasks.push(t);
+    }
+    let (admin_addr, t) = serve(admin::router(shared.clone())).await?;
+    tasks.push(t);
+    {
+        let mut lab = shared.lock();
+        for (i, site) in config.shape.sites.iter().enumerate() {
+            lab.world.health_checks.push(world::HealthCheck {
+                id: format!("hc-{site}"),
+                site: site.clone(),
+                path: "/lb-check".into(),
+                fqdn: if i == 0 { "primary.keycloak.lab".into() } else { "backup.keycloak.lab".into() },
+                port: kc[site].port(),
+                version: 1,
+                observations: BTreeMap::new(),
+            });
+        }
+    }
+    tasks.push(keycloak::spawn_health_checkers(shared.clone()));
+    if config.workload_per_sec > 0.0 {
+        tasks.push(admin::spawn_workload(shared.clone(), config.workload_per_sec));
+    }
+    let endpoints = Endpoints {
+        infinispan: ispn,
+        keycloak: kc,
+        admin: admin_addr,
+    };
+    let env_file = envfile::write(&config, &endpoints)?;
+    Ok(RunningLab {
+        shared,
+        endpoints,
+        env_file,
+        config,
+        tasks,
+    })
+}
+
+impl RunningLab {
+    pub fn admin_url(&self) -> String {
+        format!("http://{}", self.endpoints.admin)
+    }
+
+    /// Wait until something changes in the world, at most `d` (for polling helpers).
+    pub async fn pause(d: Duration) {
+        tokio::time::sleep(d).await;
+    }
+}

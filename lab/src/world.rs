@@ -1,0 +1,845 @@
+//! The simulated deployment as plain data: two sites, each with an Infinispan cluster
+//! of several nodes holding the Keycloak caches with cross-site backups to the other
+//! site, and a Keycloak deployment; one Aurora cluster; Route53 health checks. Every
+//! protocol front end (`infinispan.rs`, `kube.rs`, `aws.rs`, `admin.rs`) reads and
+//! changes this, under one lock. Time-dependent behaviour (push-state, scaling,
+//! failover) is computed from timestamps when asked, so nothing here runs on its own.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::{json, Value as Json};
+
+use crate::faults::Fault;
+
+/// The caches Keycloak 24 keeps in external Infinispan.
+pub const KEYCLOAK_24_CACHES: [&str; 8] = [
+    "actionTokens",
+    "authenticationSessions",
+    "clientSessions",
+    "loginFailures",
+    "offlineClientSessions",
+    "offlineSessions",
+    "sessions",
+    "work",
+];
+
+/// Production durations, before the time scale.
+pub mod production {
+    use std::time::Duration;
+    /// How long a push-state of one cache stays `SENDING`.
+    pub const PUSH_STATE: Duration = Duration::from_secs(60);
+    /// How long Keycloak takes to start or stop one instance.
+    pub const KEYCLOAK_INSTANCE: Duration = Duration::from_secs(30);
+    /// How long an Aurora failover takes.
+    pub const AURORA_FAILOVER: Duration = Duration::from_secs(30);
+    /// Route53 checker interval.
+    pub const HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(30);
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeStatus {
+    Online,
+    Offline,
+    Failed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum PushStatus {
+    Idle,
+    Sending,
+    Ok,
+    Error,
+    Canceled,
+}
+
+#[derive(Debug, Clone)]
+pub struct Backup {
+    pub nodes: BTreeMap<String, NodeStatus>,
+    pub push: PushStatus,
+    push_done_at: Option<Instant>,
+}
+
+impl Backup {
+    /// `online`, `offline` or `mixed` over the nodes.
+    pub fn status(&self) -> &'static str {
+        let online = self.nodes.values().filter(|s| **s == NodeStatus::Online).count();
+        if online == self.nodes.len() {
+            "online"
+        } else if online == 0 && self.nodes.values().all(|s| *s == NodeStatus::Offline) {
+            "offline"
+        } else {
+            "mixed"
+        }
+    }
+
+    /// Whether writes still cross to the other site: any node online replicates.
+    fn replicates(&self) -> bool {
+        self.nodes.values().any(|s| *s == NodeStatus::Online)
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Cache {
+    pub entries: BTreeMap<String, String>,
+    pub backups: BTreeMap<String, Backup>,
+}
+
+/// The Keycloak deployment of a site, as the operator and its StatefulSet show it.
+#[derive(Debug, Clone)]
+pub struct Keycloak {
+    pub name: String,
+    pub spec: u32,
+    pub generation: u64,
+    observed_generation: u64,
+    from: u32,
+    changed_at: Instant,
+}
+
+#[derive(Debug, Clone)]
+pub struct Site {
+    pub name: String,
+    pub nodes: Vec<String>,
+    pub caches: BTreeMap<String, Cache>,
+    pub keycloak: Keycloak,
+    /// Clear requests received, per cache (the admin view proves "no clear happened").
+    pub clear_requests: BTreeMap<String, u32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuroraInstance {
+    pub id: String,
+    pub az: String,
+    pub site: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Aurora {
+    pub cluster: String,
+    pub instances: Vec<AuroraInstance>,
+    pub writer: String,
+    failover: Option<(String, Instant)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HealthCheck {
+    pub id: String,
+    pub site: String,
+    pub path: String,
+    pub fqdn: String,
+    pub port: u16,
+    pub version: u64,
+    /// Per checker region: (healthy, what it saw, when, in ms since the epoch).
+    pub observations: BTreeMap<String, (bool, String, u64)>,
+}
+
+/// An Infinispan Batch CR as the lab runs it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchRun {
+    pub phase: String,
+    pub reason: Option<String>,
+    pub log: String,
+}
+
+/// Why an Infinispan request cannot be served.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IspnError {
+    NoSite(String),
+    NoCache(String),
+    NoBackup { cache: String, site: String },
+    Failed(String),
+}
+
+#[derive(Debug)]
+pub struct World {
+    pub sites: BTreeMap<String, Site>,
+    pub faults: Vec<Fault>,
+    pub scale: f64,
+    pub aurora: Aurora,
+    pub health_checks: Vec<HealthCheck>,
+    /// The primary site (the client domain's primary record).
+    pub primary: String,
+    pub secondary: String,
+    pub batches: BTreeMap<(String, String), BatchRun>,
+    session_seq: u64,
+}
+
+/// What a new world looks like.
+#[derive(Debug, Clone)]
+pub struct Shape {
+    pub sites: [String; 2],
+    pub nodes_per_site: usize,
+    pub caches: Vec<String>,
+    pub keycloak_instances: u32,
+    pub scale: f64,
+}
+
+impl Default for Shape {
+    fn default() -> Self {
+        Shape {
+            sites: ["site-a".into(), "site-b".into()],
+            nodes_per_site: 3,
+            caches: KEYCLOAK_24_CACHES.iter().map(|s| s.to_string()).collect(),
+            keycloak_instances: 3,
+            scale: 0.001,
+        }
+    }
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl World {
+    pub fn new(shape: &Shape, now: Instant) -> World {
+        let mut sites = BTreeMap::new();
+        for (i, name) in shape.sites.iter().enumerate() {
+            let other = &shape.sites[1 - i];
+            let nodes: Vec<String> = (0..shape.nodes_per_site).map(|n| format!("{name}-infinispan-{n}")).collect();
+            let mut caches = BTreeMap::new();
+            for c in &shape.caches {
+                let mut backups = BTreeMap::new();
+                backups.insert(
+                    other.clone(),
+                    Backup {
+                        nodes: nodes.iter().map(|n| (n.clone(), NodeStatus::Online)).collect(),
+                        push: PushStatus::Idle,
+                        push_done_at: None,
+                    },
+                );
+                caches.insert(
+                    c.clone(),
+                    Cache {
+                        entries: BTreeMap::new(),
+                        backups,
+                    },
+                );
+            }
+            sites.insert(
+                name.clone(),
+                Site {
+                    name: name.clone(),
+                    nodes,
+                    caches,
+                    keycloak: Keycloak {
+                        name: "keycloak".into(),
+                        spec: shape.keycloak_instances,
+                        generation: 1,
+                        observed_generation: 1,
+                        from: shape.keycloak_instances,
+                        changed_at: now,
+                    },
+                    clear_requests: BTreeMap::new(),
+                },
+            );
+        }
+        let instances = shape
+            .sites
+            .iter()
+            .enumerate()
+            .map(|(i, s)| AuroraInstance {
+                id: format!("keycloak-aurora-instance-{}", i + 1),
+                az: format!("eu-west-1{}", ['a', 'b'][i]),
+                site: s.clone(),
+            })
+            .collect::<Vec<_>>();
+        World {
+            aurora: Aurora {
+                cluster: "keycloak-aurora".into(),
+                writer: instances[0].id.clone(),
+                instances,
+                failover: None,
+            },
+            health_checks: Vec::new(),
+            primary: shape.sites[0].clone(),
+            secondary: shape.sites[1].clone(),
+            sites,
+            faults: Vec::new(),
+            scale: shape.scale,
+            batches: BTreeMap::new(),
+            session_seq: 0,
+        }
+    }
+
+    /// A production duration under the time scale.
+    pub fn scaled(&self, d: Duration) -> Duration {
+        d.mul_f64(self.scale.max(0.0))
+    }
+
+    pub fn partitioned(&self) -> bool {
+        self.faults.iter().any(|f| matches!(f, Fault::Partition))
+    }
+
+    pub fn site_down(&self, site: &str) -> bool {
+        self.faults.iter().any(|f| matches!(f, Fault::SiteDown { site: s } if s == site))
+    }
+
+    pub fn batch_stuck(&self) -> bool {
+        self.faults.iter().any(|f| matches!(f, Fault::BatchStuck))
+    }
+
+    pub fn latency(&self) -> Duration {
+        self.faults
+            .iter()
+            .filter_map(|f| match f {
+                Fault::Latency { delay } => Some(*delay),
+                _ => None,
+            })
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// Whether an injected 5xx hits this request to `site`'s Infinispan.
+    pub fn roll_5xx(&self, site: &str) -> bool {
+        self.faults.iter().any(|f| match f {
+            Fault::Http5xx { share, site: s } => s.as_deref().is_none_or(|s| s == site) && fastrand::f64() < *share,
+            _ => false,
+        })
+    }
+
+    pub fn other_site(&self, site: &str) -> Option<String> {
+        self.sites.keys().find(|s| *s != site).cloned()
+    }
+
+    fn site_mut(&mut self, site: &str) -> Result<&mut Site, IspnError> {
+        self.sites.get_mut(site).ok_or_else(|| IspnError::NoSite(site.to_string()))
+    }
+
+    pub fn site(&self, site: &str) -> Result<&Site, IspnError> {
+        self.sites.get(site).ok_or_else(|| IspnError::NoSite(site.to_string()))
+    }
+
+    fn backup_mut(&mut self, site: &str, cache: &str, remote: &str) -> Result<&mut Backup, IspnError> {
+        let s = self.site_mut(site)?;
+        let c = s.caches.get_mut(cache).ok_or_else(|| IspnError::NoCache(cache.to_string()))?;
+        c.backups.get_mut(remote).ok_or_else(|| IspnError::NoBackup {
+            cache: cache.to_string(),
+            site: remote.to_string(),
+        })
+    }
+
+    /// Settle whatever time has decided: push-states that ended, a failover that ended.
+    pub fn tick(&mut self, now: Instant) {
+        let partitioned = self.partitioned();
+        let mut done: Vec<(String, String, String)> = Vec::new();
+        for (sname, s) in &self.sites {
+            for (cname, c) in &s.caches {
+                for (remote, b) in &c.backups {
+                    if b.push == PushStatus::Sending && b.push_done_at.is_some_and(|t| now >= t) {
+                        done.push((sname.clone(), cname.clone(), remote.clone()));
+                    }
+                }
+            }
+        }
+        for (site, cache, remote) in done {
+            let fail = partitioned || self.site_down(&remote) || self.consume_push_error(&cache);
+            if fail {
+                if let Ok(b) = self.backup_mut(&site, &cache, &remote) {
+                    b.push = PushStatus::Error;
+                    b.push_done_at = None;
+                }
+                continue;
+            }
+            let entries = self.sites[&site].caches[&cache].entries.clone();
+            if let Some(c) = self.sites.get_mut(&remote).and_then(|r| r.caches.get_mut(&cache)) {
+                c.entries.extend(entries);
+            }
+            if let Ok(b) = self.backup_mut(&site, &cache, &remote) {
+                b.push = PushStatus::Ok;
+                b.push_done_at = None;
+            }
+        }
+        if let Some((target, at)) = self.aurora.failover.clone() {
+            if now >= at {
+                self.aurora.writer = target;
+                self.aurora.failover = None;
+            }
+        }
+    }
+
+    fn consume_push_error(&mut self, cache: &str) -> bool {
+        for f in &mut self.faults {
+            if let Fault::PushError { cache: c, times } = f {
+                if c == cache {
+                    match times {
+                        None => return true,
+                        Some(0) => {}
+                        Some(n) => {
+                            *n -= 1;
+                            return true;
+                        }
+                    }
+                }
+            }
+        }
+        false
+    }
+
+    fn sticky_node(&self, site: &str) -> Option<String> {
+        self.faults.iter().find_map(|f| match f {
+            Fault::OfflineNotSticking { site: s, node } if s == site => {
+                Some(node.clone().unwrap_or_else(|| self.sites.get(site).and_then(|x| x.nodes.last().cloned()).unwrap_or_default()))
+            }
+            _ => None,
+        })
+    }
+
+    // ---- Infinispan, per cache ----
+
+    pub fn cache_names(&self, site: &str) -> Result<Vec<String>, IspnError> {
+        Ok(self.site(site)?.caches.keys().cloned().collect())
+    }
+
+    /// Per-node status of `site`'s backup of `cache` to `remote`.
+    pub fn cache_status(&self, site: &str, cache: &str, remote: &str) -> Result<BTreeMap<String, NodeStatus>, IspnError> {
+        let c = self.site(site)?.caches.get(cache).ok_or_else(|| IspnError::NoCache(cache.to_string()))?;
+        let b = c.backups.get(remote).ok_or_else(|| IspnError::NoBackup {
+            cache: cache.to_string(),
+            site: remote.to_string(),
+        })?;
+        Ok(b.nodes.clone())
+    }
+
+    pub fn take_offline(&mut self, site: &str, cache: &str, remote: &str) -> Result<(), IspnError> {
+        let sticky = self.sticky_node(site);
+        let b = self.backup_mut(site, cache, remote)?;
+        for (node, st) in b.nodes.iter_mut() {
+            if sticky.as_deref() != Some(node.as_str()) {
+                *st = NodeStatus::Offline;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn bring_online(&mut self, site: &str, cache: &str, remote: &str) -> Result<(), IspnError> {
+        let b = self.backup_mut(site, cache, remote)?;
+        for st in b.nodes.values_mut() {
+            *st = NodeStatus::Online;
+        }
+        Ok(())
+    }
+
+    /// Start pushing `cache` from `site` to `remote`: the backup comes online, the
+    /// status is `SENDING` for the scaled push time, then `OK` (entries copied) or
+    /// `ERROR`.
+    pub fn start_push(&mut self, site: &str, cache: &str, remote: &str, now: Instant) -> Result<(), IspnError> {
+        let t = self.scaled(production::PUSH_STATE);
+        let b = self.backup_mut(site, cache, remote)?;
+        for st in b.nodes.values_mut() {
+            *st = NodeStatus::Online;
+        }
+        b.push = PushStatus::Sending;
+        b.push_done_at = Some(now + t);
+        Ok(())
+    }
+
+    pub fn cancel_push(&mut self, site: &str, cache: &str, remote: &str) -> Result<(), IspnError> {
+        let b = self.backup_mut(site, cache, remote)?;
+        if b.push == PushStatus::Sending {
+            b.push = PushStatus::Canceled;
+            b.push_done_at = None;
+        }
+        Ok(())
+    }
+
+    /// Push status of `cache` per remote site.
+    pub fn push_status(&self, site: &str, cache: &str) -> Result<BTreeMap<String, PushStatus>, IspnError> {
+        let c = self.site(site)?.caches.get(cache).ok_or_else(|| IspnError::NoCache(cache.to_string()))?;
+        Ok(c.backups.iter().map(|(r, b)| (r.clone(), b.push)).collect())
+    }
+
+    pub fn clear_push_status(&mut self, site: &str, cache: &str) -> Result<(), IspnError> {
+        let s = self.site_mut(site)?;
+        let c = s.caches.get_mut(cache).ok_or_else(|| IspnError::NoCache(cache.to_string()))?;
+        for b in c.backups.values_mut() {
+            if b.push != PushStatus::Sending {
+                b.push = PushStatus::Idle;
+            }
+        }
+        Ok(())
+    }
+
+    /// Where a write or clear on `site` also lands: the other site, while the backup
+    /// replicates (any node online) and the sites can reach each other.
+    fn replica_of(&self, site: &str, cache: &str) -> Option<String> {
+        if self.partitioned() {
+            return None;
+        }
+        let c = self.sites.get(site)?.caches.get(cache)?;
+        c.backups
+            .iter()
+            .find(|(remote, b)| b.replicates() && !self.site_down(remote))
+            .map(|(r, _)| r.clone())
+    }
+
+    /// Clear a cache. While its backup is online, the clear reaches the other site too:
+    /// the hazard the runbooks guard against.
+    pub fn clear(&mut self, site: &str, cache: &str) -> Result<(), IspnError> {
+        let replica = self.replica_of(site, cache);
+        let s = self.site_mut(site)?;
+        *s.clear_requests.entry(cache.to_string()).or_default() += 1;
+        s.caches.get_mut(cache).ok_or_else(|| IspnError::NoCache(cache.to_string()))?.entries.clear();
+        if let Some(r) = replica {
+            if let Some(c) = self.sites.get_mut(&r).and_then(|x| x.caches.get_mut(cache)) {
+                c.entries.clear();
+            }
+        }
+        Ok(())
+    }
+
+    pub fn put(&mut self, site: &str, cache: &str, key: &str, value: &str) -> Result<(), IspnError> {
+        let replica = self.replica_of(site, cache);
+        let s = self.site_mut(site)?;
+        s.caches
+            .get_mut(cache)
+            .ok_or_else(|| IspnError::NoCache(cache.to_string()))?
+            .entries
+            .insert(key.to_string(), value.to_string());
+        if let Some(r) = replica {
+            if let Some(c) = self.sites.get_mut(&r).and_then(|x| x.caches.get_mut(cache)) {
+                c.entries.insert(key.to_string(), value.to_string());
+            }
+        }
+        Ok(())
+    }
+
+    pub fn get(&self, site: &str, cache: &str, key: &str) -> Result<Option<String>, IspnError> {
+        let c = self.site(site)?.caches.get(cache).ok_or_else(|| IspnError::NoCache(cache.to_string()))?;
+        Ok(c.entries.get(key).cloned())
+    }
+
+    pub fn size(&self, site: &str, cache: &str) -> Result<usize, IspnError> {
+        let c = self.site(site)?.caches.get(cache).ok_or_else(|| IspnError::NoCache(cache.to_string()))?;
+        Ok(c.entries.len())
+    }
+
+    // ---- sessions (the workload) ----
+
+    /// The site the client domain resolves to: the primary while its health check is
+    /// healthy (or not yet observed), else the secondary.
+    pub fn serving_site(&self) -> String {
+        match self.health_checks.iter().find(|h| h.site == self.primary) {
+            Some(h) if !h.observations.is_empty() && !healthy(h) => self.secondary.clone(),
+            _ => self.primary.clone(),
+        }
+    }
+
+    /// Create `count` sessions on `site` (default: the serving site), as Keycloak
+    /// would: an entry in `sessions` and `clientSessions` (or the first cache there is).
+    pub fn create_sessions(&mut self, site: Option<&str>, count: u32) -> Result<Vec<String>, IspnError> {
+        let site = site.map(str::to_string).unwrap_or_else(|| self.serving_site());
+        let caches: Vec<String> = {
+            let s = self.site(&site)?;
+            let mut c: Vec<String> = ["sessions", "clientSessions"]
+                .iter()
+                .filter(|n| s.caches.contains_key(**n))
+                .map(|n| n.to_string())
+                .collect();
+            if c.is_empty() {
+                c.extend(s.caches.keys().next().cloned());
+            }
+            c
+        };
+        let mut keys = Vec::new();
+        for _ in 0..count {
+            self.session_seq += 1;
+            let key = format!("session-{:06}", self.session_seq);
+            for c in &caches {
+                self.put(&site, c, &key, &format!("{{\"user\":\"user-{}\",\"site\":\"{site}\"}}", self.session_seq))?;
+            }
+            keys.push(key);
+        }
+        Ok(keys)
+    }
+
+    // ---- Keycloak ----
+
+    fn per_instance(&self, scaling_down: bool) -> Duration {
+        let mut d = self.scaled(production::KEYCLOAK_INSTANCE);
+        if scaling_down {
+            for f in &self.faults {
+                if let Fault::SlowScaleDown { extra } = f {
+                    d += *extra;
+                }
+            }
+        }
+        d
+    }
+
+    /// Ready instances now: they follow `spec` one instance per scaled period.
+    pub fn keycloak_ready(&self, site: &str, now: Instant) -> u32 {
+        let Some(s) = self.sites.get(site) else {
+            return 0;
+        };
+        if self.site_down(site) {
+            return 0;
+        }
+        let k = &s.keycloak;
+        let down = k.spec < k.from;
+        let per = self.per_instance(down);
+        let steps = if per.is_zero() {
+            u32::MAX
+        } else {
+            (now.saturating_duration_since(k.changed_at).as_nanos() / per.as_nanos().max(1)).min(u32::MAX as u128) as u32
+        };
+        if down {
+            k.from.saturating_sub(steps).max(k.spec)
+        } else {
+            k.from.saturating_add(steps).min(k.spec)
+        }
+    }
+
+    /// Set `spec.instances`, as a patch to the Keycloak CR or its scale subresource does.
+    pub fn scale_keycloak(&mut self, site: &str, instances: u32, now: Instant) -> Result<(), IspnError> {
+        let ready = self.keycloak_ready(site, now);
+        let s = self.site_mut(site)?;
+        if s.keycloak.spec != instances {
+            s.keycloak.from = ready;
+            s.keycloak.spec = instances;
+            s.keycloak.generation += 1;
+            s.keycloak.changed_at = now;
+        }
+        Ok(())
+    }
+
+    /// The Keycloak CR's `status`, as the operator writes it.
+    pub fn keycloak_status(&self, site: &str, now: Instant) -> Json {
+        let Some(s) = self.sites.get(site) else {
+            return json!({});
+        };
+        let k = &s.keycloak;
+        let ready = self.keycloak_ready(site, now);
+        // The operator notices a new generation after a moment.
+        let observed = if now.saturating_duration_since(k.changed_at) >= self.per_instance(false) / 4 {
+            k.generation
+        } else {
+            k.observed_generation.max(k.generation.saturating_sub(1))
+        };
+        let rolling = ready != k.spec && k.spec > 0;
+        // The real operator reports Ready=True at 0 instances at once, before the pods
+        // are gone: do the same, so the steps must not trust it.
+        let is_ready = k.spec == 0 || (ready == k.spec && !self.site_down(site));
+        let cond = |t: &str, v: bool, msg: &str| {
+            json!({"type": t, "status": if v { "True" } else { "False" }, "message": msg, "observedGeneration": observed, "lastTransitionTime": "2026-01-01T00:00:00Z"})
+        };
+        let mut status = json!({
+            "selector": format!("app=keycloak,app.kubernetes.io/instance={}", k.name),
+            "observedGeneration": observed,
+            "conditions": [
+                cond("Ready", is_ready, if is_ready { "" } else { "Waiting for more replicas" }),
+                cond("HasErrors", false, ""),
+                cond("RollingUpdate", rolling, if rolling { "Rolling out deployment update" } else { "" }),
+            ],
+        });
+        if ready > 0 {
+            status["instances"] = json!(ready);
+        }
+        status
+    }
+
+    /// Pods of the Keycloak StatefulSet that exist now (scaling down removes them one
+    /// per period; scaling up adds ready ones).
+    pub fn keycloak_pods(&self, site: &str, now: Instant) -> u32 {
+        self.keycloak_ready(site, now)
+    }
+
+    // ---- Aurora ----
+
+    /// Start a failover to `target` (or to the other instance). Errors carry the AWS code.
+    pub fn aurora_failover(&mut self, cluster: &str, target: Option<&str>, now: Instant) -> Result<(), (&'static str, String)> {
+        if cluster != self.aurora.cluster {
+            return Err(("DBClusterNotFoundFault", format!("DBCluster {cluster} not found.")));
+        }
+        if self.aurora.failover.is_some() {
+            return Err((
+                "InvalidDBClusterStateFault",
+                format!("DBCluster {cluster} is in a state which is not valid for failover: failing-over"),
+            ));
+        }
+        let target = match target {
+            Some(t) => {
+                if !self.aurora.instances.iter().any(|i| i.id == t) {
+                    return Err(("InvalidDBInstanceStateFault", format!("Database instance {t} is not a member of DBCluster {cluster}")));
+                }
+                t.to_string()
+            }
+            None => self
+                .aurora
+                .instances
+                .iter()
+                .find(|i| i.id != self.aurora.writer)
+                .map(|i| i.id.clone())
+                .unwrap_or_default(),
+        };
+        let t = self.scaled(production::AURORA_FAILOVER);
+        self.aurora.failover = Some((target, now + t));
+        Ok(())
+    }
+
+    pub fn aurora_status(&self) -> &'static str {
+        if self.aurora.failover.is_some() {
+            "failing-over"
+        } else {
+            "available"
+        }
+    }
+
+    // ---- admin view ----
+
+    pub fn snapshot(&self, now: Instant) -> Json {
+        let mut sites = serde_json::Map::new();
+        for (name, s) in &self.sites {
+            let mut caches = serde_json::Map::new();
+            for (cname, c) in &s.caches {
+                let backups: serde_json::Map<String, Json> = c
+                    .backups
+                    .iter()
+                    .map(|(r, b)| (r.clone(), json!({"status": b.status(), "nodes": b.nodes, "push": b.push})))
+                    .collect();
+                caches.insert(cname.clone(), json!({"entries": c.entries.len(), "backups": backups}));
+            }
+            sites.insert(
+                name.clone(),
+                json!({
+                    "caches": caches,
+                    "clear_requests": s.clear_requests,
+                    "keycloak": {
+                        "spec": s.keycloak.spec,
+                        "ready": self.keycloak_ready(name, now),
+                        "generation": s.keycloak.generation,
+                    },
+                    "down": self.site_down(name),
+                }),
+            );
+        }
+        json!({
+            "sites": sites,
+            "serving_site": self.serving_site(),
+            "primary": self.primary,
+            "aurora": {
+                "cluster": self.aurora.cluster,
+                "status": self.aurora_status(),
+                "writer": self.aurora.writer,
+                "writer_site": self.aurora.instances.iter().find(|i| i.id == self.aurora.writer).map(|i| i.site.clone()),
+            },
+            "health_checks": self.health_checks.iter().map(|h| json!({
+                "id": h.id, "site": h.site, "path": h.path, "version": h.version, "healthy": healthy(h),
+            })).collect::<Vec<_>>(),
+            "faults": self.faults,
+            "time_scale": self.scale,
+        })
+    }
+}
+
+/// Route53's rule: healthy when more than 18% of the checkers say so.
+pub fn healthy(h: &HealthCheck) -> bool {
+    if h.observations.is_empty() {
+        return true;
+    }
+    let ok = h.observations.values().filter(|(ok, _, _)| *ok).count();
+    ok as f64 / h.observations.len() as f64 > 0.18
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn world() -> (World, Instant) {
+        let now = Instant::now();
+        (World::new(&Shape::default(), now), now)
+    }
+
+    #[test]
+    fn writes_and_clears_cross_while_online() {
+        let (mut w, _) = world();
+        w.put("site-a", "sessions", "k", "v").unwrap();
+        assert_eq!(w.get("site-b", "sessions", "k").unwrap().as_deref(), Some("v"));
+        // the hazard: clearing site-b while its backup to site-a is online wipes site-a
+        w.clear("site-b", "sessions").unwrap();
+        assert_eq!(w.size("site-a", "sessions").unwrap(), 0);
+    }
+
+    #[test]
+    fn offline_backup_keeps_a_clear_local() {
+        let (mut w, _) = world();
+        w.put("site-a", "sessions", "k", "v").unwrap();
+        w.take_offline("site-b", "sessions", "site-a").unwrap();
+        w.clear("site-b", "sessions").unwrap();
+        assert_eq!(w.size("site-a", "sessions").unwrap(), 1);
+        assert_eq!(w.size("site-b", "sessions").unwrap(), 0);
+    }
+
+    #[test]
+    fn a_node_that_stays_online_makes_mixed_and_still_replicates() {
+        let (mut w, _) = world();
+        w.faults.push(Fault::parse("offline-not-sticking:site-b").unwrap());
+        w.put("site-a", "sessions", "k", "v").unwrap();
+        w.take_offline("site-b", "sessions", "site-a").unwrap();
+        let st = w.sites["site-b"].caches["sessions"].backups["site-a"].status();
+        assert_eq!(st, "mixed");
+        w.clear("site-b", "sessions").unwrap();
+        assert_eq!(w.size("site-a", "sessions").unwrap(), 0, "mixed is not offline");
+    }
+
+    #[test]
+    fn push_state_sends_then_copies() {
+        let (mut w, now) = world();
+        w.faults.push(Fault::Partition);
+        w.put("site-a", "sessions", "k", "v").unwrap();
+        assert_eq!(w.size("site-b", "sessions").unwrap(), 0);
+        w.faults.clear();
+        w.start_push("site-a", "sessions", "site-b", now).unwrap();
+        assert_eq!(w.push_status("site-a", "sessions").unwrap()["site-b"], PushStatus::Sending);
+        w.tick(now + Duration::from_secs(1));
+        assert_eq!(w.push_status("site-a", "sessions").unwrap()["site-b"], PushStatus::Ok);
+        assert_eq!(w.size("site-b", "sessions").unwrap(), 1);
+        w.clear_push_status("site-a", "sessions").unwrap();
+        assert_eq!(w.push_status("site-a", "sessions").unwrap()["site-b"], PushStatus::Idle);
+    }
+
+    #[test]
+    fn push_error_fault_counts_down() {
+        let (mut w, now) = world();
+        w.faults.push(Fault::parse("push-error:work:1").unwrap());
+        w.start_push("site-a", "work", "site-b", now).unwrap();
+        w.tick(now + Duration::from_secs(1));
+        assert_eq!(w.push_status("site-a", "work").unwrap()["site-b"], PushStatus::Error);
+        w.start_push("site-a", "work", "site-b", now).unwrap();
+        w.tick(now + Duration::from_secs(1));
+        assert_eq!(w.push_status("site-a", "work").unwrap()["site-b"], PushStatus::Ok);
+    }
+
+    #[test]
+    fn keycloak_follows_spec_over_time_and_is_ready_at_zero_at_once() {
+        let (mut w, now) = world();
+        w.scale = 1.0;
+        w.scale_keycloak("site-b", 0, now).unwrap();
+        assert_eq!(w.keycloak_ready("site-b", now), 3);
+        let st = w.keycloak_status("site-b", now);
+        assert_eq!(st["conditions"][0]["status"], "True", "Ready=True at 0 at once, like the operator");
+        assert_eq!(w.keycloak_ready("site-b", now + Duration::from_secs(31)), 2);
+        assert_eq!(w.keycloak_ready("site-b", now + Duration::from_secs(91)), 0);
+        let st = w.keycloak_status("site-b", now + Duration::from_secs(91));
+        assert!(st.get("instances").is_none(), "absent means 0");
+    }
+
+    #[test]
+    fn aurora_failover_flips_the_writer_after_a_while() {
+        let (mut w, now) = world();
+        w.aurora_failover("keycloak-aurora", Some("keycloak-aurora-instance-2"), now).unwrap();
+        assert_eq!(w.aurora_status(), "failing-over");
+        assert_eq!(
+            w.aurora_failover("keycloak-aurora", None, now).unwrap_err().0,
+            "InvalidDBClusterStateFault"
+        );
+        w.tick(now + Duration::from_secs(1));
+        assert_eq!(w.aurora.writer, "keycloak-aurora-instance-2");
+        assert_eq!(w.aurora_failover("nope", None, now).unwrap_err().0, "DBClusterNotFoundFault");
+    }
+}

@@ -1,0 +1,68 @@
+//! `runbook lab`: start the lab in the foreground and say how to use it; stop on
+//! Ctrl-C. Also the in-process lab behind `runbook run --lab`.
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::{LabArgs, LabOptions};
+use crate::config::Config;
+use crate::exit::{failed, invalid, CliResult, Code};
+
+/// A lab configuration from the command line.
+pub fn lab_config(dir: &Path, o: &LabOptions) -> CliResult<lab::LabConfig> {
+    let mut config = lab::LabConfig::new(dir);
+    if !(o.time_scale >= 0.0 && o.time_scale.is_finite()) {
+        return Err(invalid(anyhow::anyhow!("--time-scale must be a number >= 0")));
+    }
+    config.shape.scale = o.time_scale;
+    if o.caches == "kc25" {
+        config.shape.caches = ["actionTokens", "authenticationSessions", "loginFailures", "work"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+    }
+    for spec in &o.faults {
+        config.faults.push(lab::Fault::parse(spec).map_err(invalid)?);
+    }
+    config.workload_per_sec = o.workload;
+    Ok(config)
+}
+
+pub fn default_dir() -> CliResult<PathBuf> {
+    dirs::data_dir()
+        .map(|d| d.join("runbook").join("lab"))
+        .ok_or_else(|| invalid(anyhow::anyhow!("no per-user data directory here: give --dir DIR")))
+}
+
+pub async fn run(_config: &Config, args: &LabArgs) -> CliResult<Code> {
+    let dir = match &args.dir {
+        Some(d) => d.clone(),
+        None => default_dir()?,
+    };
+    let lab = lab::start(lab_config(&dir, &args.options)?).await.map_err(failed)?;
+    let env = lab.env_file.display();
+    let admin = lab.admin_url();
+    let site_a = lab.endpoints.infinispan.values().next().map(|a| a.to_string()).unwrap_or_default();
+    let pw = dir.join("secrets").join("infinispan-password");
+    println!("The lab is running on 127.0.0.1 (time scale {}).", args.options.time_scale);
+    println!();
+    println!("  environment file: {env}");
+    println!("  admin API:        {admin}/admin/state");
+    for (site, addr) in &lab.endpoints.infinispan {
+        println!("  {site} Infinispan: http://{addr}/rest/v2  (user admin, password in {})", pw.display());
+        println!("  {site} lb-check:   http://{}/lb-check", lab.endpoints.keycloak[site]);
+    }
+    println!();
+    println!("Use it:");
+    println!("  export RUNBOOK_ENV={env}");
+    println!("  runbook plan <runbook> --live");
+    println!("  curl -su admin:$(cat {}) http://{site_a}/rest/v2/container/x-site/backups/", pw.display());
+    println!("  curl -s {admin}/admin/state");
+    println!("  curl -s -X POST {admin}/admin/faults -d offline-not-sticking:site-b   # inject a fault");
+    println!("  curl -s -X DELETE {admin}/admin/faults                                # lift all faults");
+    println!();
+    println!("Ctrl-C stops the lab.");
+    tokio::signal::ctrl_c().await.map_err(failed)?;
+    eprintln!("lab stopped");
+    drop(lab);
+    Ok(Code::Ok)
+}
