@@ -71,6 +71,7 @@ pub struct LabOptions {
     #[arg(long, default_value_t = 0.001, value_name = "X")]
     pub time_scale: f64,
     /// Inject a fault from the start (repeatable): offline-not-sticking:SITE[:NODE],
+    /// cache-error:CACHE,
     /// push-error:CACHE[:TIMES], http-5xx:SHARE[:SITE], latency:DURATION,
     /// slow-scale-down:DURATION, partition, batch-stuck, site-down:SITE
     #[arg(long = "fault", value_name = "SPEC")]

@@ -58,7 +58,11 @@ impl Config {
         } else {
             dirs::data_dir()
                 .map(|d| d.join("runbook").join("lab-journal"))
-                .ok_or_else(|| invalid(anyhow::anyhow!("no per-user data directory here: give --journal DIR")))?
+                .ok_or_else(|| {
+                    invalid(anyhow::anyhow!(
+                        "no per-user data directory here: give --journal DIR"
+                    ))
+                })?
         };
         Ok(Config {
             journal_dir,

@@ -108,7 +108,9 @@ impl Environment {
             None => None,
         };
         let lab = match raw.lab {
-            Some(v) => Some(serde_json::to_value(v).map_err(|e| invalid(1, 1, format!("lab: {e}")))?),
+            Some(v) => {
+                Some(serde_json::to_value(v).map_err(|e| invalid(1, 1, format!("lab: {e}")))?)
+            }
             None => None,
         };
         Ok(Environment {

@@ -29,7 +29,10 @@ pub fn router(lab: Shared) -> Router {
         .route("/admin/state", get(state))
         .route("/admin/sites/{site}/caches/{cache}", get(entries))
         .route("/admin/requests", get(requests))
-        .route("/admin/faults", post(add_fault).delete(lift_faults).get(list_faults))
+        .route(
+            "/admin/faults",
+            post(add_fault).delete(lift_faults).get(list_faults),
+        )
         .route("/admin/sessions", post(sessions))
         .with_state(lab)
 }
@@ -41,15 +44,25 @@ async fn state(State(lab): State<Shared>) -> impl IntoResponse {
     Json(l.world.snapshot(now))
 }
 
-async fn entries(State(lab): State<Shared>, Path((site, cache)): Path<(String, String)>) -> Response {
+async fn entries(
+    State(lab): State<Shared>,
+    Path((site, cache)): Path<(String, String)>,
+) -> Response {
     let l = lab.lock();
     match l.world.sites.get(&site).and_then(|s| s.caches.get(&cache)) {
         Some(c) => Json(json!(c.entries)).into_response(),
-        None => (StatusCode::NOT_FOUND, format!("no cache `{cache}` on site `{site}`")).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            format!("no cache `{cache}` on site `{site}`"),
+        )
+            .into_response(),
     }
 }
 
-async fn requests(State(lab): State<Shared>, Query(q): Query<HashMap<String, String>>) -> impl IntoResponse {
+async fn requests(
+    State(lab): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+) -> impl IntoResponse {
     let l = lab.lock();
     match q.get("site") {
         Some(site) => Json(json!(l.requests.get(site).cloned().unwrap_or_default())),
@@ -73,7 +86,10 @@ async fn list_faults(State(lab): State<Shared>) -> impl IntoResponse {
     Json(json!(lab.lock().world.faults))
 }
 
-async fn lift_faults(State(lab): State<Shared>, Query(q): Query<HashMap<String, String>>) -> impl IntoResponse {
+async fn lift_faults(
+    State(lab): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+) -> impl IntoResponse {
     let mut l = lab.lock();
     match q.get("kind") {
         Some(kind) => l.world.faults.retain(|f| f.kind() != kind),
@@ -85,7 +101,10 @@ async fn lift_faults(State(lab): State<Shared>, Query(q): Query<HashMap<String, 
 async fn sessions(State(lab): State<Shared>, Query(q): Query<HashMap<String, String>>) -> Response {
     let count: u32 = q.get("count").and_then(|c| c.parse().ok()).unwrap_or(1);
     let mut l = lab.lock();
-    match l.world.create_sessions(q.get("site").map(String::as_str), count) {
+    match l
+        .world
+        .create_sessions(q.get("site").map(String::as_str), count)
+    {
         Ok(keys) => (StatusCode::CREATED, Json(json!({"created": keys}))).into_response(),
         Err(e) => (StatusCode::BAD_REQUEST, format!("{e:?}")).into_response(),
     }
@@ -100,7 +119,8 @@ pub fn spawn_workload(lab: Shared, per_sec: f64) -> tokio::task::JoinHandle<()> 
             let mut l = lab.lock();
             let serving = l.world.serving_site();
             // Users cannot log in where Keycloak is not running.
-            if l.world.keycloak_ready(&serving, Instant::now()) > 0 && !l.world.site_down(&serving) {
+            if l.world.keycloak_ready(&serving, Instant::now()) > 0 && !l.world.site_down(&serving)
+            {
                 let _ = l.world.create_sessions(Some(&serving), 1);
             }
         }

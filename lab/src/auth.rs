@@ -25,13 +25,17 @@ impl Credentials {
             let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(b64.trim()) else {
                 return false;
             };
-            return String::from_utf8_lossy(&bytes) == format!("{}:{}", self.username, self.password);
+            return String::from_utf8_lossy(&bytes)
+                == format!("{}:{}", self.username, self.password);
         }
         if value.starts_with("Digest ") {
             let Ok(header) = digest_auth::AuthorizationHeader::parse(value) else {
                 return false;
             };
-            if header.username != self.username || header.nonce != self.nonce || header.realm != REALM {
+            if header.username != self.username
+                || header.nonce != self.nonce
+                || header.realm != REALM
+            {
                 return false;
             }
             // The digest covers the URI the client signed; it must be this request's.
@@ -53,9 +57,16 @@ impl Credentials {
     }
 
     pub fn challenge(&self) -> Response {
-        let mut resp = (StatusCode::UNAUTHORIZED, "ISPN006017: Unauthorized: credentials missing or wrong").into_response();
+        let mut resp = (
+            StatusCode::UNAUTHORIZED,
+            "ISPN006017: Unauthorized: credentials missing or wrong",
+        )
+            .into_response();
         let h = resp.headers_mut();
-        h.append("www-authenticate", HeaderValue::from_str(&format!("Basic realm=\"{REALM}\"")).expect("static"));
+        h.append(
+            "www-authenticate",
+            HeaderValue::from_str(&format!("Basic realm=\"{REALM}\"")).expect("static"),
+        );
         h.append(
             "www-authenticate",
             HeaderValue::from_str(&format!(
@@ -104,13 +115,28 @@ mod tests {
             .filter(|v| v.starts_with("Digest"))
             .collect();
         let mut prompt = digest_auth::parse(www[0]).unwrap();
-        let ctx = digest_auth::AuthContext::new_with_method("admin", "pw", "/rest/v2/caches", Option::<&[u8]>::None, digest_auth::HttpMethod::POST);
+        let ctx = digest_auth::AuthContext::new_with_method(
+            "admin",
+            "pw",
+            "/rest/v2/caches",
+            Option::<&[u8]>::None,
+            digest_auth::HttpMethod::POST,
+        );
         let answer = prompt.respond(&ctx).unwrap().to_header_string();
         let mut h = HeaderMap::new();
         h.insert("authorization", answer.parse().unwrap());
         assert!(c.accepts(&h, &Method::POST, "/rest/v2/caches"));
-        assert!(!c.accepts(&h, &Method::GET, "/rest/v2/caches"), "method is part of the digest");
-        let wrong = digest_auth::AuthContext::new_with_method("admin", "bad", "/rest/v2/caches", Option::<&[u8]>::None, digest_auth::HttpMethod::POST);
+        assert!(
+            !c.accepts(&h, &Method::GET, "/rest/v2/caches"),
+            "method is part of the digest"
+        );
+        let wrong = digest_auth::AuthContext::new_with_method(
+            "admin",
+            "bad",
+            "/rest/v2/caches",
+            Option::<&[u8]>::None,
+            digest_auth::HttpMethod::POST,
+        );
         let answer = prompt.respond(&wrong).unwrap().to_header_string();
         h.insert("authorization", answer.parse().unwrap());
         assert!(!c.accepts(&h, &Method::POST, "/rest/v2/caches"));

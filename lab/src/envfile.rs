@@ -12,7 +12,10 @@ fn write_file(path: PathBuf, text: &str) -> Result<PathBuf, LabError> {
             source,
         })?;
     }
-    std::fs::write(&path, text).map_err(|source| LabError::Write { path: path.clone(), source })?;
+    std::fs::write(&path, text).map_err(|source| LabError::Write {
+        path: path.clone(),
+        source,
+    })?;
     Ok(path)
 }
 
@@ -27,7 +30,10 @@ fn private(path: &std::path::Path) {
 /// # Errors
 /// A file cannot be written.
 pub fn write(config: &LabConfig, ep: &Endpoints) -> Result<PathBuf, LabError> {
-    let secret = write_file(config.dir.join("secrets").join("infinispan-password"), &config.password)?;
+    let secret = write_file(
+        config.dir.join("secrets").join("infinispan-password"),
+        &config.password,
+    )?;
     #[cfg(unix)]
     private(&secret);
     let mut y = String::new();

@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `offline-not-sticking:SITE[:NODE]` | take-offline on SITE leaves NODE (default: its last node) online: status stays `mixed` |
 //! | `push-error:CACHE[:TIMES]` | push-state of CACHE ends in `ERROR` (TIMES times, default always) |
+//! | `cache-error:CACHE` | x-site actions on CACHE fail: `ISPN012047` (500 per cache, an error value inside a container answer) |
 //! | `http-5xx:SHARE[:SITE]` | a share (0..1) of Infinispan REST requests answer 503 (all sites, or SITE) |
 //! | `latency:DURATION` | every lab request waits this long first |
 //! | `slow-scale-down:DURATION` | Keycloak takes this much longer per instance to scale down |
@@ -19,18 +20,41 @@ use serde::Serialize;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "fault", rename_all = "kebab-case")]
 pub enum Fault {
-    OfflineNotSticking { site: String, node: Option<String> },
-    PushError { cache: String, times: Option<u32> },
-    Http5xx { share: f64, site: Option<String> },
-    Latency { #[serde(with = "dur")] delay: Duration },
-    SlowScaleDown { #[serde(with = "dur")] extra: Duration },
+    OfflineNotSticking {
+        site: String,
+        node: Option<String>,
+    },
+    PushError {
+        cache: String,
+        times: Option<u32>,
+    },
+    CacheError {
+        cache: String,
+    },
+    Http5xx {
+        share: f64,
+        site: Option<String>,
+    },
+    Latency {
+        #[serde(with = "dur")]
+        delay: Duration,
+    },
+    SlowScaleDown {
+        #[serde(with = "dur")]
+        extra: Duration,
+    },
     Partition,
     BatchStuck,
-    SiteDown { site: String },
+    SiteDown {
+        site: String,
+    },
 }
 
 mod dur {
-    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         s.serialize_str(&humantime::format_duration(*d).to_string())
     }
 }
@@ -56,15 +80,24 @@ impl Fault {
         let arg = |i: usize| parts.get(i).map(|s| s.trim()).filter(|s| !s.is_empty());
         let fault = match parts[0].trim() {
             "offline-not-sticking" => Fault::OfflineNotSticking {
-                site: arg(1).ok_or_else(|| err("needs a site: offline-not-sticking:site-b"))?.to_string(),
+                site: arg(1)
+                    .ok_or_else(|| err("needs a site: offline-not-sticking:site-b"))?
+                    .to_string(),
                 node: arg(2).map(str::to_string),
             },
             "push-error" => Fault::PushError {
-                cache: arg(1).ok_or_else(|| err("needs a cache: push-error:sessions[:times]"))?.to_string(),
+                cache: arg(1)
+                    .ok_or_else(|| err("needs a cache: push-error:sessions[:times]"))?
+                    .to_string(),
                 times: match arg(2) {
                     None => None,
                     Some(t) => Some(t.parse().map_err(|_| err("times must be a number"))?),
                 },
+            },
+            "cache-error" => Fault::CacheError {
+                cache: arg(1)
+                    .ok_or_else(|| err("needs a cache: cache-error:work"))?
+                    .to_string(),
             },
             "http-5xx" => {
                 let share: f64 = arg(1)
@@ -80,17 +113,23 @@ impl Fault {
                 }
             }
             "latency" => Fault::Latency {
-                delay: humantime::parse_duration(arg(1).ok_or_else(|| err("needs a duration: latency:50ms"))?)
-                    .map_err(|e| err(&e.to_string()))?,
+                delay: humantime::parse_duration(
+                    arg(1).ok_or_else(|| err("needs a duration: latency:50ms"))?,
+                )
+                .map_err(|e| err(&e.to_string()))?,
             },
             "slow-scale-down" => Fault::SlowScaleDown {
-                extra: humantime::parse_duration(arg(1).ok_or_else(|| err("needs a duration: slow-scale-down:30s"))?)
-                    .map_err(|e| err(&e.to_string()))?,
+                extra: humantime::parse_duration(
+                    arg(1).ok_or_else(|| err("needs a duration: slow-scale-down:30s"))?,
+                )
+                .map_err(|e| err(&e.to_string()))?,
             },
             "partition" => Fault::Partition,
             "batch-stuck" => Fault::BatchStuck,
             "site-down" => Fault::SiteDown {
-                site: arg(1).ok_or_else(|| err("needs a site: site-down:site-a"))?.to_string(),
+                site: arg(1)
+                    .ok_or_else(|| err("needs a site: site-down:site-a"))?
+                    .to_string(),
             },
             _ => return Err(err("unknown fault kind")),
         };
@@ -102,6 +141,7 @@ impl Fault {
         match self {
             Fault::OfflineNotSticking { .. } => "offline-not-sticking",
             Fault::PushError { .. } => "push-error",
+            Fault::CacheError { .. } => "cache-error",
             Fault::Http5xx { .. } => "http-5xx",
             Fault::Latency { .. } => "latency",
             Fault::SlowScaleDown { .. } => "slow-scale-down",
@@ -132,9 +172,17 @@ mod tests {
                 times: Some(2)
             }
         );
-        assert_eq!(Fault::parse("latency:50ms").unwrap(), Fault::Latency { delay: Duration::from_millis(50) });
+        assert_eq!(
+            Fault::parse("latency:50ms").unwrap(),
+            Fault::Latency {
+                delay: Duration::from_millis(50)
+            }
+        );
         assert_eq!(Fault::parse("partition").unwrap(), Fault::Partition);
         assert!(Fault::parse("http-5xx:2").is_err());
-        assert!(Fault::parse("bogus").unwrap_err().to_string().contains("unknown fault kind"));
+        assert!(Fault::parse("bogus")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown fault kind"));
     }
 }

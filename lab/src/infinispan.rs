@@ -32,11 +32,18 @@ fn text(code: StatusCode, body: impl Into<String>) -> Response {
 
 fn ispn_error(e: IspnError) -> Response {
     match e {
-        IspnError::NoSite(s) => text(StatusCode::NOT_FOUND, format!("ISPN000402: site `{s}` not found")),
-        IspnError::NoCache(c) => text(StatusCode::NOT_FOUND, format!("ISPN000404: cache '{c}' does not exist")),
-        IspnError::NoBackup { cache, site } => {
-            text(StatusCode::NOT_FOUND, format!("Cache '{cache}' does not have backup location named '{site}'"))
-        }
+        IspnError::NoSite(s) => text(
+            StatusCode::NOT_FOUND,
+            format!("ISPN000402: site `{s}` not found"),
+        ),
+        IspnError::NoCache(c) => text(
+            StatusCode::NOT_FOUND,
+            format!("ISPN000404: cache '{c}' does not exist"),
+        ),
+        IspnError::NoBackup { cache, site } => text(
+            StatusCode::NOT_FOUND,
+            format!("Cache '{cache}' does not have backup location named '{site}'"),
+        ),
         IspnError::Failed(m) => text(StatusCode::INTERNAL_SERVER_ERROR, m),
     }
 }
@@ -51,32 +58,59 @@ async fn handle(
 ) -> Response {
     let (latency, down, fail, creds) = {
         let lab = app.lab.lock();
-        (lab.world.latency(), lab.world.site_down(&app.site), lab.world.roll_5xx(&app.site), lab.credentials.clone())
+        (
+            lab.world.latency(),
+            lab.world.site_down(&app.site),
+            lab.world.roll_5xx(&app.site),
+            lab.credentials.clone(),
+        )
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    let path_and_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or(uri.path());
-    if !creds.accepts(&headers, &method, path_and_query) && !creds.accepts(&headers, &method, uri.path()) {
+    let path_and_query = uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or(uri.path());
+    if !creds.accepts(&headers, &method, path_and_query)
+        && !creds.accepts(&headers, &method, uri.path())
+    {
         return creds.challenge();
     }
     let mut lab = app.lab.lock();
     lab.record(&app.site, &method, path_and_query);
     if down {
-        return text(StatusCode::SERVICE_UNAVAILABLE, format!("{}: Infinispan is down (lab fault site-down)", app.site));
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{}: Infinispan is down (lab fault site-down)", app.site),
+        );
     }
     if fail {
-        return text(StatusCode::SERVICE_UNAVAILABLE, "ISPN000209: server busy (lab fault http-5xx)");
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ISPN000209: server busy (lab fault http-5xx)",
+        );
     }
     let now = std::time::Instant::now();
     lab.world.tick(now);
-    let rest = uri.path().trim_start_matches("/rest/v2/").trim_end_matches('/');
+    let rest = uri
+        .path()
+        .trim_start_matches("/rest/v2/")
+        .trim_end_matches('/');
     let parts: Vec<&str> = rest.split('/').collect();
     let action = query.get("action").map(String::as_str);
     route(&mut lab, &app.site, &method, &parts, action, &body, now)
 }
 
-fn route(lab: &mut LabState, site: &str, method: &Method, parts: &[&str], action: Option<&str>, body: &Bytes, now: std::time::Instant) -> Response {
+fn route(
+    lab: &mut LabState,
+    site: &str,
+    method: &Method,
+    parts: &[&str],
+    action: Option<&str>,
+    body: &Bytes,
+    now: std::time::Instant,
+) -> Response {
     let w = &mut lab.world;
     // Container level: /container/... (v15) and /cache-managers/default/... (v14).
     let container: Option<&[&str]> = match parts {
@@ -96,13 +130,19 @@ fn route(lab: &mut LabState, site: &str, method: &Method, parts: &[&str], action
             }
             (&Method::GET, ["x-site", "backups", remote]) => {
                 if !w.sites.contains_key(*remote) || *remote == site {
-                    return text(StatusCode::NOT_FOUND, format!("ISPN000402: site `{remote}` is not a backup location"));
+                    return text(
+                        StatusCode::NOT_FOUND,
+                        format!("ISPN000402: site `{remote}` is not a backup location"),
+                    );
                 }
                 Json(container_status(w, site, remote)).into_response()
             }
             (&Method::POST, ["x-site", "backups", remote]) => {
                 if !w.sites.contains_key(*remote) || *remote == site {
-                    return text(StatusCode::NOT_FOUND, format!("ISPN000402: site `{remote}` is not a backup location"));
+                    return text(
+                        StatusCode::NOT_FOUND,
+                        format!("ISPN000402: site `{remote}` is not a backup location"),
+                    );
                 }
                 let Some(action) = action else {
                     return text(StatusCode::BAD_REQUEST, "missing `action`");
@@ -111,11 +151,7 @@ fn route(lab: &mut LabState, site: &str, method: &Method, parts: &[&str], action
                 let mut out = serde_json::Map::new();
                 for c in caches {
                     // A cache can fail on its own inside a 200 answer.
-                    let result = if w.roll_5xx(site) {
-                        Err(IspnError::Failed(format!("ISPN012047: Site operation on '{remote}' failed")))
-                    } else {
-                        per_cache_action(w, site, &c, remote, action, now)
-                    };
+                    let result = per_cache_action(w, site, &c, remote, action, now);
                     let v = match result {
                         Ok(()) => "ok".to_string(),
                         Err(IspnError::Failed(m)) => m,
@@ -129,8 +165,12 @@ fn route(lab: &mut LabState, site: &str, method: &Method, parts: &[&str], action
         };
     }
     match (method, parts) {
-        (&Method::GET, ["caches"]) => Json(json!(w.cache_names(site).unwrap_or_default())).into_response(),
-        (&Method::GET, ["caches", cache, "x-site", "backups"]) if action == Some("push-state-status") => {
+        (&Method::GET, ["caches"]) => {
+            Json(json!(w.cache_names(site).unwrap_or_default())).into_response()
+        }
+        (&Method::GET, ["caches", cache, "x-site", "backups"])
+            if action == Some("push-state-status") =>
+        {
             match w.push_status(site, cache) {
                 Ok(m) => Json(json!(m)).into_response(),
                 Err(e) => ispn_error(e),
@@ -146,8 +186,18 @@ fn route(lab: &mut LabState, site: &str, method: &Method, parts: &[&str], action
                 .map(|(r, b)| {
                     let mut v = json!({"status": b.status()});
                     if b.status() == "mixed" {
-                        let on: Vec<&String> = b.nodes.iter().filter(|(_, s)| **s == crate::world::NodeStatus::Online).map(|(n, _)| n).collect();
-                        let off: Vec<&String> = b.nodes.iter().filter(|(_, s)| **s != crate::world::NodeStatus::Online).map(|(n, _)| n).collect();
+                        let on: Vec<&String> = b
+                            .nodes
+                            .iter()
+                            .filter(|(_, s)| **s == crate::world::NodeStatus::Online)
+                            .map(|(n, _)| n)
+                            .collect();
+                        let off: Vec<&String> = b
+                            .nodes
+                            .iter()
+                            .filter(|(_, s)| **s != crate::world::NodeStatus::Online)
+                            .map(|(n, _)| n)
+                            .collect();
                         v["online"] = json!(on);
                         v["offline"] = json!(off);
                     }
@@ -156,10 +206,12 @@ fn route(lab: &mut LabState, site: &str, method: &Method, parts: &[&str], action
                 .collect();
             Json(Value::Object(out)).into_response()
         }
-        (&Method::GET, ["caches", cache, "x-site", "backups", remote]) => match w.cache_status(site, cache, remote) {
-            Ok(nodes) => Json(json!(nodes)).into_response(),
-            Err(e) => ispn_error(e),
-        },
+        (&Method::GET, ["caches", cache, "x-site", "backups", remote]) => {
+            match w.cache_status(site, cache, remote) {
+                Ok(nodes) => Json(json!(nodes)).into_response(),
+                Err(e) => ispn_error(e),
+            }
+        }
         (&Method::POST, ["caches", cache, "x-site", "backups", remote]) => {
             let Some(action) = action else {
                 return text(StatusCode::BAD_REQUEST, "missing `action`");
@@ -170,13 +222,16 @@ fn route(lab: &mut LabState, site: &str, method: &Method, parts: &[&str], action
                 Err(e) => ispn_error(e),
             }
         }
-        (&Method::POST, ["caches", cache, "x-site", "local"]) if action == Some("clear-push-state-status") => {
+        (&Method::POST, ["caches", cache, "x-site", "local"])
+            if action == Some("clear-push-state-status") =>
+        {
             match w.clear_push_status(site, cache) {
                 Ok(()) => Json(json!("ok")).into_response(),
                 Err(e) => ispn_error(e),
             }
         }
-        (&Method::POST, ["caches", cache]) if action == Some("clear") => match w.clear(site, cache) {
+        (&Method::POST, ["caches", cache]) if action == Some("clear") => match w.clear(site, cache)
+        {
             Ok(()) => StatusCode::NO_CONTENT.into_response(),
             Err(e) => ispn_error(e),
         },
@@ -195,11 +250,26 @@ fn route(lab: &mut LabState, site: &str, method: &Method, parts: &[&str], action
                 Err(e) => ispn_error(e),
             }
         }
-        _ => text(StatusCode::NOT_FOUND, "no such resource in the lab's Infinispan REST API"),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "no such resource in the lab's Infinispan REST API",
+        ),
     }
 }
 
-fn per_cache_action(w: &mut crate::world::World, site: &str, cache: &str, remote: &str, action: &str, now: std::time::Instant) -> Result<(), IspnError> {
+fn per_cache_action(
+    w: &mut crate::world::World,
+    site: &str,
+    cache: &str,
+    remote: &str,
+    action: &str,
+    now: std::time::Instant,
+) -> Result<(), IspnError> {
+    if w.cache_fails(cache) {
+        return Err(IspnError::Failed(format!(
+            "ISPN012047: Site operation on '{remote}' failed for cache '{cache}'"
+        )));
+    }
     match action {
         "take-offline" => w.take_offline(site, cache, remote),
         "bring-online" => w.bring_online(site, cache, remote),

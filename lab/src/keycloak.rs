@@ -19,18 +19,33 @@ struct KcApp {
 }
 
 pub fn router(lab: Shared, site: String) -> Router {
-    Router::new().fallback(any(lb_check)).with_state(KcApp { lab, site })
+    Router::new()
+        .fallback(any(lb_check))
+        .with_state(KcApp { lab, site })
 }
 
 async fn lb_check(State(app): State<KcApp>, uri: Uri) -> impl IntoResponse {
     if uri.path() != "/lb-check" {
         return (StatusCode::NOT_FOUND, "Not Found".to_string());
     }
-    let ready = app.lab.lock().world.keycloak_ready(&app.site, Instant::now());
+    let ready = app
+        .lab
+        .lock()
+        .world
+        .keycloak_ready(&app.site, Instant::now());
     if ready > 0 {
-        (StatusCode::OK, format!("{{\"status\":\"UP\",\"site\":\"{}\",\"instances\":{ready}}}", app.site))
+        (
+            StatusCode::OK,
+            format!(
+                "{{\"status\":\"UP\",\"site\":\"{}\",\"instances\":{ready}}}",
+                app.site
+            ),
+        )
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, format!("{{\"status\":\"DOWN\",\"site\":\"{}\"}}", app.site))
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{{\"status\":\"DOWN\",\"site\":\"{}\"}}", app.site),
+        )
     }
 }
 
@@ -55,7 +70,12 @@ pub fn spawn_health_checkers(lab: Shared) -> tokio::task::JoinHandle<()> {
                     .enumerate()
                     .map(|(i, h)| (i, h.path.clone(), h.port))
                     .collect();
-                (checks, l.world.scaled(production::HEALTH_CHECK_INTERVAL).max(Duration::from_millis(20)))
+                (
+                    checks,
+                    l.world
+                        .scaled(production::HEALTH_CHECK_INTERVAL)
+                        .max(Duration::from_millis(20)),
+                )
             };
             for (i, path, port) in checks {
                 for region in CHECKER_REGIONS {
@@ -63,7 +83,11 @@ pub fn spawn_health_checkers(lab: Shared) -> tokio::task::JoinHandle<()> {
                     let (ok, seen) = match client.get(&url).send().await {
                         Ok(r) => (
                             r.status().is_success(),
-                            format!("HTTP Status Code {}, {}", r.status().as_u16(), r.status().canonical_reason().unwrap_or("")),
+                            format!(
+                                "HTTP Status Code {}, {}",
+                                r.status().as_u16(),
+                                r.status().canonical_reason().unwrap_or("")
+                            ),
                         ),
                         Err(e) => (false, format!("Failure: {e}")),
                     };
@@ -71,7 +95,8 @@ pub fn spawn_health_checkers(lab: Shared) -> tokio::task::JoinHandle<()> {
                     if let Some(h) = l.world.health_checks.get_mut(i) {
                         // A path changed while we probed: this observation is stale.
                         if h.path == path {
-                            h.observations.insert(region.to_string(), (ok, seen, now_ms()));
+                            h.observations
+                                .insert(region.to_string(), (ok, seen, now_ms()));
                         }
                     }
                 }

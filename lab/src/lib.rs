@@ -115,11 +115,16 @@ pub enum LabError {
     #[error("cannot listen on 127.0.0.1: {0}")]
     Bind(std::io::Error),
     #[error("cannot write `{}`: {source}", path.display())]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 async fn serve(router: Router) -> Result<(SocketAddr, JoinHandle<()>), LabError> {
-    let listener = TcpListener::bind("127.0.0.1:0").await.map_err(LabError::Bind)?;
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(LabError::Bind)?;
     let addr = listener.local_addr().map_err(LabError::Bind)?;
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {
@@ -166,7 +171,11 @@ pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
                 id: format!("hc-{site}"),
                 site: site.clone(),
                 path: "/lb-check".into(),
-                fqdn: if i == 0 { "primary.keycloak.lab".into() } else { "backup.keycloak.lab".into() },
+                fqdn: if i == 0 {
+                    "primary.keycloak.lab".into()
+                } else {
+                    "backup.keycloak.lab".into()
+                },
                 port: kc[site].port(),
                 version: 1,
                 observations: BTreeMap::new(),
@@ -175,7 +184,10 @@ pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
     }
     tasks.push(keycloak::spawn_health_checkers(shared.clone()));
     if config.workload_per_sec > 0.0 {
-        tasks.push(admin::spawn_workload(shared.clone(), config.workload_per_sec));
+        tasks.push(admin::spawn_workload(
+            shared.clone(),
+            config.workload_per_sec,
+        ));
     }
     let endpoints = Endpoints {
         infinispan: ispn,

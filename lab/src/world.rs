@@ -66,7 +66,11 @@ pub struct Backup {
 impl Backup {
     /// `online`, `offline` or `mixed` over the nodes.
     pub fn status(&self) -> &'static str {
-        let online = self.nodes.values().filter(|s| **s == NodeStatus::Online).count();
+        let online = self
+            .nodes
+            .values()
+            .filter(|s| **s == NodeStatus::Online)
+            .count();
         if online == self.nodes.len() {
             "online"
         } else if online == 0 && self.nodes.values().all(|s| *s == NodeStatus::Offline) {
@@ -201,14 +205,19 @@ impl World {
         let mut sites = BTreeMap::new();
         for (i, name) in shape.sites.iter().enumerate() {
             let other = &shape.sites[1 - i];
-            let nodes: Vec<String> = (0..shape.nodes_per_site).map(|n| format!("{name}-infinispan-{n}")).collect();
+            let nodes: Vec<String> = (0..shape.nodes_per_site)
+                .map(|n| format!("{name}-infinispan-{n}"))
+                .collect();
             let mut caches = BTreeMap::new();
             for c in &shape.caches {
                 let mut backups = BTreeMap::new();
                 backups.insert(
                     other.clone(),
                     Backup {
-                        nodes: nodes.iter().map(|n| (n.clone(), NodeStatus::Online)).collect(),
+                        nodes: nodes
+                            .iter()
+                            .map(|n| (n.clone(), NodeStatus::Online))
+                            .collect(),
                         push: PushStatus::Idle,
                         push_done_at: None,
                     },
@@ -277,7 +286,15 @@ impl World {
     }
 
     pub fn site_down(&self, site: &str) -> bool {
-        self.faults.iter().any(|f| matches!(f, Fault::SiteDown { site: s } if s == site))
+        self.faults
+            .iter()
+            .any(|f| matches!(f, Fault::SiteDown { site: s } if s == site))
+    }
+
+    pub fn cache_fails(&self, cache: &str) -> bool {
+        self.faults
+            .iter()
+            .any(|f| matches!(f, Fault::CacheError { cache: c } if c == cache))
     }
 
     pub fn batch_stuck(&self) -> bool {
@@ -298,7 +315,9 @@ impl World {
     /// Whether an injected 5xx hits this request to `site`'s Infinispan.
     pub fn roll_5xx(&self, site: &str) -> bool {
         self.faults.iter().any(|f| match f {
-            Fault::Http5xx { share, site: s } => s.as_deref().is_none_or(|s| s == site) && fastrand::f64() < *share,
+            Fault::Http5xx { share, site: s } => {
+                s.as_deref().is_none_or(|s| s == site) && fastrand::f64() < *share
+            }
             _ => false,
         })
     }
@@ -308,20 +327,34 @@ impl World {
     }
 
     fn site_mut(&mut self, site: &str) -> Result<&mut Site, IspnError> {
-        self.sites.get_mut(site).ok_or_else(|| IspnError::NoSite(site.to_string()))
+        self.sites
+            .get_mut(site)
+            .ok_or_else(|| IspnError::NoSite(site.to_string()))
     }
 
     pub fn site(&self, site: &str) -> Result<&Site, IspnError> {
-        self.sites.get(site).ok_or_else(|| IspnError::NoSite(site.to_string()))
+        self.sites
+            .get(site)
+            .ok_or_else(|| IspnError::NoSite(site.to_string()))
     }
 
-    fn backup_mut(&mut self, site: &str, cache: &str, remote: &str) -> Result<&mut Backup, IspnError> {
+    fn backup_mut(
+        &mut self,
+        site: &str,
+        cache: &str,
+        remote: &str,
+    ) -> Result<&mut Backup, IspnError> {
         let s = self.site_mut(site)?;
-        let c = s.caches.get_mut(cache).ok_or_else(|| IspnError::NoCache(cache.to_string()))?;
-        c.backups.get_mut(remote).ok_or_else(|| IspnError::NoBackup {
-            cache: cache.to_string(),
-            site: remote.to_string(),
-        })
+        let c = s
+            .caches
+            .get_mut(cache)
+            .ok_or_else(|| IspnError::NoCache(cache.to_string()))?;
+        c.backups
+            .get_mut(remote)
+            .ok_or_else(|| IspnError::NoBackup {
+                cache: cache.to_string(),
+                site: remote.to_string(),
+            })
     }
 
     /// Settle whatever time has decided: push-states that ended, a failover that ended.
@@ -347,7 +380,11 @@ impl World {
                 continue;
             }
             let entries = self.sites[&site].caches[&cache].entries.clone();
-            if let Some(c) = self.sites.get_mut(&remote).and_then(|r| r.caches.get_mut(&cache)) {
+            if let Some(c) = self
+                .sites
+                .get_mut(&remote)
+                .and_then(|r| r.caches.get_mut(&cache))
+            {
                 c.entries.extend(entries);
             }
             if let Ok(b) = self.backup_mut(&site, &cache, &remote) {
@@ -384,7 +421,12 @@ impl World {
     fn sticky_node(&self, site: &str) -> Option<String> {
         self.faults.iter().find_map(|f| match f {
             Fault::OfflineNotSticking { site: s, node } if s == site => {
-                Some(node.clone().unwrap_or_else(|| self.sites.get(site).and_then(|x| x.nodes.last().cloned()).unwrap_or_default()))
+                Some(node.clone().unwrap_or_else(|| {
+                    self.sites
+                        .get(site)
+                        .and_then(|x| x.nodes.last().cloned())
+                        .unwrap_or_default()
+                }))
             }
             _ => None,
         })
@@ -397,8 +439,17 @@ impl World {
     }
 
     /// Per-node status of `site`'s backup of `cache` to `remote`.
-    pub fn cache_status(&self, site: &str, cache: &str, remote: &str) -> Result<BTreeMap<String, NodeStatus>, IspnError> {
-        let c = self.site(site)?.caches.get(cache).ok_or_else(|| IspnError::NoCache(cache.to_string()))?;
+    pub fn cache_status(
+        &self,
+        site: &str,
+        cache: &str,
+        remote: &str,
+    ) -> Result<BTreeMap<String, NodeStatus>, IspnError> {
+        let c = self
+            .site(site)?
+            .caches
+            .get(cache)
+            .ok_or_else(|| IspnError::NoCache(cache.to_string()))?;
         let b = c.backups.get(remote).ok_or_else(|| IspnError::NoBackup {
             cache: cache.to_string(),
             site: remote.to_string(),
@@ -428,7 +479,13 @@ impl World {
     /// Start pushing `cache` from `site` to `remote`: the backup comes online, the
     /// status is `SENDING` for the scaled push time, then `OK` (entries copied) or
     /// `ERROR`.
-    pub fn start_push(&mut self, site: &str, cache: &str, remote: &str, now: Instant) -> Result<(), IspnError> {
+    pub fn start_push(
+        &mut self,
+        site: &str,
+        cache: &str,
+        remote: &str,
+        now: Instant,
+    ) -> Result<(), IspnError> {
         let t = self.scaled(production::PUSH_STATE);
         let b = self.backup_mut(site, cache, remote)?;
         for st in b.nodes.values_mut() {
@@ -449,14 +506,25 @@ impl World {
     }
 
     /// Push status of `cache` per remote site.
-    pub fn push_status(&self, site: &str, cache: &str) -> Result<BTreeMap<String, PushStatus>, IspnError> {
-        let c = self.site(site)?.caches.get(cache).ok_or_else(|| IspnError::NoCache(cache.to_string()))?;
+    pub fn push_status(
+        &self,
+        site: &str,
+        cache: &str,
+    ) -> Result<BTreeMap<String, PushStatus>, IspnError> {
+        let c = self
+            .site(site)?
+            .caches
+            .get(cache)
+            .ok_or_else(|| IspnError::NoCache(cache.to_string()))?;
         Ok(c.backups.iter().map(|(r, b)| (r.clone(), b.push)).collect())
     }
 
     pub fn clear_push_status(&mut self, site: &str, cache: &str) -> Result<(), IspnError> {
         let s = self.site_mut(site)?;
-        let c = s.caches.get_mut(cache).ok_or_else(|| IspnError::NoCache(cache.to_string()))?;
+        let c = s
+            .caches
+            .get_mut(cache)
+            .ok_or_else(|| IspnError::NoCache(cache.to_string()))?;
         for b in c.backups.values_mut() {
             if b.push != PushStatus::Sending {
                 b.push = PushStatus::Idle;
@@ -484,7 +552,11 @@ impl World {
         let replica = self.replica_of(site, cache);
         let s = self.site_mut(site)?;
         *s.clear_requests.entry(cache.to_string()).or_default() += 1;
-        s.caches.get_mut(cache).ok_or_else(|| IspnError::NoCache(cache.to_string()))?.entries.clear();
+        s.caches
+            .get_mut(cache)
+            .ok_or_else(|| IspnError::NoCache(cache.to_string()))?
+            .entries
+            .clear();
         if let Some(r) = replica {
             if let Some(c) = self.sites.get_mut(&r).and_then(|x| x.caches.get_mut(cache)) {
                 c.entries.clear();
@@ -493,7 +565,13 @@ impl World {
         Ok(())
     }
 
-    pub fn put(&mut self, site: &str, cache: &str, key: &str, value: &str) -> Result<(), IspnError> {
+    pub fn put(
+        &mut self,
+        site: &str,
+        cache: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<(), IspnError> {
         let replica = self.replica_of(site, cache);
         let s = self.site_mut(site)?;
         s.caches
@@ -510,12 +588,20 @@ impl World {
     }
 
     pub fn get(&self, site: &str, cache: &str, key: &str) -> Result<Option<String>, IspnError> {
-        let c = self.site(site)?.caches.get(cache).ok_or_else(|| IspnError::NoCache(cache.to_string()))?;
+        let c = self
+            .site(site)?
+            .caches
+            .get(cache)
+            .ok_or_else(|| IspnError::NoCache(cache.to_string()))?;
         Ok(c.entries.get(key).cloned())
     }
 
     pub fn size(&self, site: &str, cache: &str) -> Result<usize, IspnError> {
-        let c = self.site(site)?.caches.get(cache).ok_or_else(|| IspnError::NoCache(cache.to_string()))?;
+        let c = self
+            .site(site)?
+            .caches
+            .get(cache)
+            .ok_or_else(|| IspnError::NoCache(cache.to_string()))?;
         Ok(c.entries.len())
     }
 
@@ -532,8 +618,14 @@ impl World {
 
     /// Create `count` sessions on `site` (default: the serving site), as Keycloak
     /// would: an entry in `sessions` and `clientSessions` (or the first cache there is).
-    pub fn create_sessions(&mut self, site: Option<&str>, count: u32) -> Result<Vec<String>, IspnError> {
-        let site = site.map(str::to_string).unwrap_or_else(|| self.serving_site());
+    pub fn create_sessions(
+        &mut self,
+        site: Option<&str>,
+        count: u32,
+    ) -> Result<Vec<String>, IspnError> {
+        let site = site
+            .map(str::to_string)
+            .unwrap_or_else(|| self.serving_site());
         let caches: Vec<String> = {
             let s = self.site(&site)?;
             let mut c: Vec<String> = ["sessions", "clientSessions"]
@@ -551,7 +643,15 @@ impl World {
             self.session_seq += 1;
             let key = format!("session-{:06}", self.session_seq);
             for c in &caches {
-                self.put(&site, c, &key, &format!("{{\"user\":\"user-{}\",\"site\":\"{site}\"}}", self.session_seq))?;
+                self.put(
+                    &site,
+                    c,
+                    &key,
+                    &format!(
+                        "{{\"user\":\"user-{}\",\"site\":\"{site}\"}}",
+                        self.session_seq
+                    ),
+                )?;
             }
             keys.push(key);
         }
@@ -586,7 +686,8 @@ impl World {
         let steps = if per.is_zero() {
             u32::MAX
         } else {
-            (now.saturating_duration_since(k.changed_at).as_nanos() / per.as_nanos().max(1)).min(u32::MAX as u128) as u32
+            (now.saturating_duration_since(k.changed_at).as_nanos() / per.as_nanos().max(1))
+                .min(u32::MAX as u128) as u32
         };
         if down {
             k.from.saturating_sub(steps).max(k.spec)
@@ -596,7 +697,12 @@ impl World {
     }
 
     /// Set `spec.instances`, as a patch to the Keycloak CR or its scale subresource does.
-    pub fn scale_keycloak(&mut self, site: &str, instances: u32, now: Instant) -> Result<(), IspnError> {
+    pub fn scale_keycloak(
+        &mut self,
+        site: &str,
+        instances: u32,
+        now: Instant,
+    ) -> Result<(), IspnError> {
         let ready = self.keycloak_ready(site, now);
         let s = self.site_mut(site)?;
         if s.keycloak.spec != instances {
@@ -616,18 +722,17 @@ impl World {
         let k = &s.keycloak;
         let ready = self.keycloak_ready(site, now);
         // The operator notices a new generation after a moment.
-        let observed = if now.saturating_duration_since(k.changed_at) >= self.per_instance(false) / 4 {
-            k.generation
-        } else {
-            k.observed_generation.max(k.generation.saturating_sub(1))
-        };
+        let observed =
+            if now.saturating_duration_since(k.changed_at) >= self.per_instance(false) / 4 {
+                k.generation
+            } else {
+                k.observed_generation.max(k.generation.saturating_sub(1))
+            };
         let rolling = ready != k.spec && k.spec > 0;
         // The real operator reports Ready=True at 0 instances at once, before the pods
         // are gone: do the same, so the steps must not trust it.
         let is_ready = k.spec == 0 || (ready == k.spec && !self.site_down(site));
-        let cond = |t: &str, v: bool, msg: &str| {
-            json!({"type": t, "status": if v { "True" } else { "False" }, "message": msg, "observedGeneration": observed, "lastTransitionTime": "2026-01-01T00:00:00Z"})
-        };
+        let cond = |t: &str, v: bool, msg: &str| json!({"type": t, "status": if v { "True" } else { "False" }, "message": msg, "observedGeneration": observed, "lastTransitionTime": "2026-01-01T00:00:00Z"});
         let mut status = json!({
             "selector": format!("app=keycloak,app.kubernetes.io/instance={}", k.name),
             "observedGeneration": observed,
@@ -652,9 +757,17 @@ impl World {
     // ---- Aurora ----
 
     /// Start a failover to `target` (or to the other instance). Errors carry the AWS code.
-    pub fn aurora_failover(&mut self, cluster: &str, target: Option<&str>, now: Instant) -> Result<(), (&'static str, String)> {
+    pub fn aurora_failover(
+        &mut self,
+        cluster: &str,
+        target: Option<&str>,
+        now: Instant,
+    ) -> Result<(), (&'static str, String)> {
         if cluster != self.aurora.cluster {
-            return Err(("DBClusterNotFoundFault", format!("DBCluster {cluster} not found.")));
+            return Err((
+                "DBClusterNotFoundFault",
+                format!("DBCluster {cluster} not found."),
+            ));
         }
         if self.aurora.failover.is_some() {
             return Err((
@@ -665,7 +778,10 @@ impl World {
         let target = match target {
             Some(t) => {
                 if !self.aurora.instances.iter().any(|i| i.id == t) {
-                    return Err(("InvalidDBInstanceStateFault", format!("Database instance {t} is not a member of DBCluster {cluster}")));
+                    return Err((
+                        "InvalidDBInstanceStateFault",
+                        format!("Database instance {t} is not a member of DBCluster {cluster}"),
+                    ));
                 }
                 t.to_string()
             }
@@ -700,9 +816,17 @@ impl World {
                 let backups: serde_json::Map<String, Json> = c
                     .backups
                     .iter()
-                    .map(|(r, b)| (r.clone(), json!({"status": b.status(), "nodes": b.nodes, "push": b.push})))
+                    .map(|(r, b)| {
+                        (
+                            r.clone(),
+                            json!({"status": b.status(), "nodes": b.nodes, "push": b.push}),
+                        )
+                    })
                     .collect();
-                caches.insert(cname.clone(), json!({"entries": c.entries.len(), "backups": backups}));
+                caches.insert(
+                    cname.clone(),
+                    json!({"entries": c.entries.len(), "backups": backups}),
+                );
             }
             sites.insert(
                 name.clone(),
@@ -759,7 +883,10 @@ mod tests {
     fn writes_and_clears_cross_while_online() {
         let (mut w, _) = world();
         w.put("site-a", "sessions", "k", "v").unwrap();
-        assert_eq!(w.get("site-b", "sessions", "k").unwrap().as_deref(), Some("v"));
+        assert_eq!(
+            w.get("site-b", "sessions", "k").unwrap().as_deref(),
+            Some("v")
+        );
         // the hazard: clearing site-b while its backup to site-a is online wipes site-a
         w.clear("site-b", "sessions").unwrap();
         assert_eq!(w.size("site-a", "sessions").unwrap(), 0);
@@ -778,13 +905,18 @@ mod tests {
     #[test]
     fn a_node_that_stays_online_makes_mixed_and_still_replicates() {
         let (mut w, _) = world();
-        w.faults.push(Fault::parse("offline-not-sticking:site-b").unwrap());
+        w.faults
+            .push(Fault::parse("offline-not-sticking:site-b").unwrap());
         w.put("site-a", "sessions", "k", "v").unwrap();
         w.take_offline("site-b", "sessions", "site-a").unwrap();
         let st = w.sites["site-b"].caches["sessions"].backups["site-a"].status();
         assert_eq!(st, "mixed");
         w.clear("site-b", "sessions").unwrap();
-        assert_eq!(w.size("site-a", "sessions").unwrap(), 0, "mixed is not offline");
+        assert_eq!(
+            w.size("site-a", "sessions").unwrap(),
+            0,
+            "mixed is not offline"
+        );
     }
 
     #[test]
@@ -795,12 +927,21 @@ mod tests {
         assert_eq!(w.size("site-b", "sessions").unwrap(), 0);
         w.faults.clear();
         w.start_push("site-a", "sessions", "site-b", now).unwrap();
-        assert_eq!(w.push_status("site-a", "sessions").unwrap()["site-b"], PushStatus::Sending);
+        assert_eq!(
+            w.push_status("site-a", "sessions").unwrap()["site-b"],
+            PushStatus::Sending
+        );
         w.tick(now + Duration::from_secs(1));
-        assert_eq!(w.push_status("site-a", "sessions").unwrap()["site-b"], PushStatus::Ok);
+        assert_eq!(
+            w.push_status("site-a", "sessions").unwrap()["site-b"],
+            PushStatus::Ok
+        );
         assert_eq!(w.size("site-b", "sessions").unwrap(), 1);
         w.clear_push_status("site-a", "sessions").unwrap();
-        assert_eq!(w.push_status("site-a", "sessions").unwrap()["site-b"], PushStatus::Idle);
+        assert_eq!(
+            w.push_status("site-a", "sessions").unwrap()["site-b"],
+            PushStatus::Idle
+        );
     }
 
     #[test]
@@ -809,10 +950,16 @@ mod tests {
         w.faults.push(Fault::parse("push-error:work:1").unwrap());
         w.start_push("site-a", "work", "site-b", now).unwrap();
         w.tick(now + Duration::from_secs(1));
-        assert_eq!(w.push_status("site-a", "work").unwrap()["site-b"], PushStatus::Error);
+        assert_eq!(
+            w.push_status("site-a", "work").unwrap()["site-b"],
+            PushStatus::Error
+        );
         w.start_push("site-a", "work", "site-b", now).unwrap();
         w.tick(now + Duration::from_secs(1));
-        assert_eq!(w.push_status("site-a", "work").unwrap()["site-b"], PushStatus::Ok);
+        assert_eq!(
+            w.push_status("site-a", "work").unwrap()["site-b"],
+            PushStatus::Ok
+        );
     }
 
     #[test]
@@ -822,7 +969,10 @@ mod tests {
         w.scale_keycloak("site-b", 0, now).unwrap();
         assert_eq!(w.keycloak_ready("site-b", now), 3);
         let st = w.keycloak_status("site-b", now);
-        assert_eq!(st["conditions"][0]["status"], "True", "Ready=True at 0 at once, like the operator");
+        assert_eq!(
+            st["conditions"][0]["status"], "True",
+            "Ready=True at 0 at once, like the operator"
+        );
         assert_eq!(w.keycloak_ready("site-b", now + Duration::from_secs(31)), 2);
         assert_eq!(w.keycloak_ready("site-b", now + Duration::from_secs(91)), 0);
         let st = w.keycloak_status("site-b", now + Duration::from_secs(91));
@@ -832,14 +982,20 @@ mod tests {
     #[test]
     fn aurora_failover_flips_the_writer_after_a_while() {
         let (mut w, now) = world();
-        w.aurora_failover("keycloak-aurora", Some("keycloak-aurora-instance-2"), now).unwrap();
+        w.aurora_failover("keycloak-aurora", Some("keycloak-aurora-instance-2"), now)
+            .unwrap();
         assert_eq!(w.aurora_status(), "failing-over");
         assert_eq!(
-            w.aurora_failover("keycloak-aurora", None, now).unwrap_err().0,
+            w.aurora_failover("keycloak-aurora", None, now)
+                .unwrap_err()
+                .0,
             "InvalidDBClusterStateFault"
         );
         w.tick(now + Duration::from_secs(1));
         assert_eq!(w.aurora.writer, "keycloak-aurora-instance-2");
-        assert_eq!(w.aurora_failover("nope", None, now).unwrap_err().0, "DBClusterNotFoundFault");
+        assert_eq!(
+            w.aurora_failover("nope", None, now).unwrap_err().0,
+            "DBClusterNotFoundFault"
+        );
     }
 }

@@ -11,17 +11,26 @@ use crate::exit::{failed, invalid, CliResult, Code};
 pub fn lab_config(dir: &Path, o: &LabOptions) -> CliResult<lab::LabConfig> {
     let mut config = lab::LabConfig::new(dir);
     if !(o.time_scale >= 0.0 && o.time_scale.is_finite()) {
-        return Err(invalid(anyhow::anyhow!("--time-scale must be a number >= 0")));
+        return Err(invalid(anyhow::anyhow!(
+            "--time-scale must be a number >= 0"
+        )));
     }
     config.shape.scale = o.time_scale;
     if o.caches == "kc25" {
-        config.shape.caches = ["actionTokens", "authenticationSessions", "loginFailures", "work"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        config.shape.caches = [
+            "actionTokens",
+            "authenticationSessions",
+            "loginFailures",
+            "work",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     }
     for spec in &o.faults {
-        config.faults.push(lab::Fault::parse(spec).map_err(invalid)?);
+        config
+            .faults
+            .push(lab::Fault::parse(spec).map_err(invalid)?);
     }
     config.workload_per_sec = o.workload;
     Ok(config)
@@ -30,7 +39,11 @@ pub fn lab_config(dir: &Path, o: &LabOptions) -> CliResult<lab::LabConfig> {
 pub fn default_dir() -> CliResult<PathBuf> {
     dirs::data_dir()
         .map(|d| d.join("runbook").join("lab"))
-        .ok_or_else(|| invalid(anyhow::anyhow!("no per-user data directory here: give --dir DIR")))
+        .ok_or_else(|| {
+            invalid(anyhow::anyhow!(
+                "no per-user data directory here: give --dir DIR"
+            ))
+        })
 }
 
 pub async fn run(_config: &Config, args: &LabArgs) -> CliResult<Code> {
@@ -38,27 +51,51 @@ pub async fn run(_config: &Config, args: &LabArgs) -> CliResult<Code> {
         Some(d) => d.clone(),
         None => default_dir()?,
     };
-    let lab = lab::start(lab_config(&dir, &args.options)?).await.map_err(failed)?;
+    let lab = lab::start(lab_config(&dir, &args.options)?)
+        .await
+        .map_err(failed)?;
     let env = lab.env_file.display();
     let admin = lab.admin_url();
-    let site_a = lab.endpoints.infinispan.values().next().map(|a| a.to_string()).unwrap_or_default();
+    let site_a = lab
+        .endpoints
+        .infinispan
+        .values()
+        .next()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     let pw = dir.join("secrets").join("infinispan-password");
-    println!("The lab is running on 127.0.0.1 (time scale {}).", args.options.time_scale);
+    println!(
+        "The lab is running on 127.0.0.1 (time scale {}).",
+        args.options.time_scale
+    );
     println!();
     println!("  environment file: {env}");
     println!("  admin API:        {admin}/admin/state");
     for (site, addr) in &lab.endpoints.infinispan {
-        println!("  {site} Infinispan: http://{addr}/rest/v2  (user admin, password in {})", pw.display());
-        println!("  {site} lb-check:   http://{}/lb-check", lab.endpoints.keycloak[site]);
+        println!(
+            "  {site} Infinispan: http://{addr}/rest/v2  (user admin, password in {})",
+            pw.display()
+        );
+        println!(
+            "  {site} lb-check:   http://{}/lb-check",
+            lab.endpoints.keycloak[site]
+        );
     }
     println!();
     println!("Use it:");
     println!("  export RUNBOOK_ENV={env}");
     println!("  runbook plan <runbook> --live");
-    println!("  curl -su admin:$(cat {}) http://{site_a}/rest/v2/container/x-site/backups/", pw.display());
+    println!(
+        "  curl -su admin:$(cat {}) http://{site_a}/rest/v2/container/x-site/backups/",
+        pw.display()
+    );
     println!("  curl -s {admin}/admin/state");
-    println!("  curl -s -X POST {admin}/admin/faults -d offline-not-sticking:site-b   # inject a fault");
-    println!("  curl -s -X DELETE {admin}/admin/faults                                # lift all faults");
+    println!(
+        "  curl -s -X POST {admin}/admin/faults -d offline-not-sticking:site-b   # inject a fault"
+    );
+    println!(
+        "  curl -s -X DELETE {admin}/admin/faults                                # lift all faults"
+    );
     println!();
     println!("Ctrl-C stops the lab.");
     tokio::signal::ctrl_c().await.map_err(failed)?;

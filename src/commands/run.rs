@@ -21,11 +21,17 @@ pub async fn run(config: &Config, args: &RunArgs) -> CliResult<Code> {
     // that rehearsal runs never hold the locks of real sites.
     let mut lab_dir = None;
     let _lab = if args.lab {
-        let dir = tempfile::Builder::new().prefix("runbook-lab-").tempdir().map_err(crate::exit::failed)?;
+        let dir = tempfile::Builder::new()
+            .prefix("runbook-lab-")
+            .tempdir()
+            .map_err(crate::exit::failed)?;
         let running = lab::start(super::lab::lab_config(dir.path(), &args.lab_options)?)
             .await
             .map_err(crate::exit::failed)?;
-        eprintln!("lab started on 127.0.0.1 (environment file {})", running.env_file.display());
+        eprintln!(
+            "lab started on 127.0.0.1 (environment file {})",
+            running.env_file.display()
+        );
         lab_dir = Some(dir);
         Some(running)
     } else {
