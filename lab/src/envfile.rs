@@ -36,6 +36,7 @@ pub fn write(config: &LabConfig, ep: &Endpoints) -> Result<PathBuf, LabError> {
     )?;
     #[cfg(unix)]
     private(&secret);
+    let kubeconfig = write_file(config.dir.join("kubeconfig"), &kubeconfig(config, ep))?;
     let mut y = String::new();
     y.push_str("# Written by `runbook lab`: a simulated two-site deployment on 127.0.0.1.\n");
     y.push_str(&format!("lab:\n  admin_url: http://{}\n", ep.admin));
@@ -43,6 +44,7 @@ pub fn write(config: &LabConfig, ep: &Endpoints) -> Result<PathBuf, LabError> {
     for site in &config.shape.sites {
         y.push_str(&format!(
             "  {site}:\n    \
+               kubernetes: {{ kubeconfig: {kubeconfig}, context: {site}, namespace: {ns} }}\n    \
                keycloak: {{ name: keycloak }}\n    \
                infinispan:\n      \
                  url: http://{ispn}\n      \
@@ -54,8 +56,30 @@ pub fn write(config: &LabConfig, ep: &Endpoints) -> Result<PathBuf, LabError> {
             ispn = ep.infinispan[site],
             kc = ep.keycloak[site],
             user = config.username,
+            kubeconfig = kubeconfig.display(),
+            ns = crate::kube::NAMESPACE,
             secret = secret.display(),
         ));
     }
     write_file(config.dir.join("env.yaml"), &y)
+}
+
+/// A kubeconfig with one context per site, each pointing at that site's API server.
+fn kubeconfig(config: &LabConfig, ep: &Endpoints) -> String {
+    let mut clusters = String::new();
+    let mut contexts = String::new();
+    for site in &config.shape.sites {
+        clusters.push_str(&format!(
+            "- name: {site}\n  cluster:\n    server: http://{}\n",
+            ep.kube[site]
+        ));
+        contexts.push_str(&format!(
+            "- name: {site}\n  context:\n    cluster: {site}\n    user: lab\n    namespace: {}\n",
+            crate::kube::NAMESPACE
+        ));
+    }
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n{clusters}contexts:\n{contexts}current-context: {}\nusers:\n- name: lab\n  user:\n    token: lab\n",
+        config.shape.sites[0]
+    )
 }

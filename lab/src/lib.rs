@@ -7,10 +7,12 @@
 
 pub mod admin;
 pub mod auth;
+pub mod batch;
 pub mod envfile;
 pub mod faults;
 pub mod infinispan;
 pub mod keycloak;
+pub mod kube;
 pub mod world;
 
 use std::collections::BTreeMap;
@@ -32,8 +34,13 @@ pub use world::{Shape, World, KEYCLOAK_24_CACHES};
 pub struct LabState {
     pub world: World,
     pub credentials: auth::Credentials,
-    /// The last requests per site (`METHOD /path?query`), newest last.
+    /// The last requests per site (`METHOD /path?query`), newest last; the Kubernetes
+    /// API's under `SITE-kube`.
     pub requests: BTreeMap<String, Vec<String>>,
+    /// Infinispan Batch CRs, by (site, name).
+    pub batches: BTreeMap<(String, String), batch::Batch>,
+    /// ConfigMaps' `batch` key, by (site, name).
+    pub config_maps: BTreeMap<(String, String), String>,
 }
 
 const REQUEST_LOG: usize = 10_000;
@@ -88,6 +95,7 @@ impl LabConfig {
 #[derive(Debug, Clone)]
 pub struct Endpoints {
     pub infinispan: BTreeMap<String, SocketAddr>,
+    pub kube: BTreeMap<String, SocketAddr>,
     pub keycloak: BTreeMap<String, SocketAddr>,
     pub admin: SocketAddr,
 }
@@ -150,11 +158,17 @@ pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
             nonce: format!("{:032x}", fastrand::u128(..)),
         },
         requests: BTreeMap::new(),
+        batches: BTreeMap::new(),
+        config_maps: BTreeMap::new(),
     })));
     let mut tasks = Vec::new();
     let mut ispn = BTreeMap::new();
     let mut kc = BTreeMap::new();
+    let mut kube_eps = BTreeMap::new();
     for site in &config.shape.sites {
+        let (addr, t) = serve(kube::router(shared.clone(), site.clone())).await?;
+        kube_eps.insert(site.clone(), addr);
+        tasks.push(t);
         let (addr, t) = serve(infinispan::router(shared.clone(), site.clone())).await?;
         ispn.insert(site.clone(), addr);
         tasks.push(t);
@@ -191,6 +205,7 @@ pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
     }
     let endpoints = Endpoints {
         infinispan: ispn,
+        kube: kube_eps,
         keycloak: kc,
         admin: admin_addr,
     };

@@ -140,14 +140,6 @@ pub struct HealthCheck {
     pub observations: BTreeMap<String, (bool, String, u64)>,
 }
 
-/// An Infinispan Batch CR as the lab runs it.
-#[derive(Debug, Clone, Serialize)]
-pub struct BatchRun {
-    pub phase: String,
-    pub reason: Option<String>,
-    pub log: String,
-}
-
 /// Why an Infinispan request cannot be served.
 #[derive(Debug, Clone, PartialEq)]
 pub enum IspnError {
@@ -167,7 +159,6 @@ pub struct World {
     /// The primary site (the client domain's primary record).
     pub primary: String,
     pub secondary: String,
-    pub batches: BTreeMap<(String, String), BatchRun>,
     session_seq: u64,
 }
 
@@ -271,7 +262,6 @@ impl World {
             sites,
             faults: Vec::new(),
             scale: shape.scale,
-            batches: BTreeMap::new(),
             session_seq: 0,
         }
     }
