@@ -363,7 +363,7 @@ fn serve(lab: &mut crate::LabState, app: &KubeApp, req: &Req<'_>) -> Response {
                                 scale(lab, app, now)
                             })
                         }
-                        Err(r) => r,
+                        Err(r) => *r,
                     }
                 }
                 _ => status(
@@ -575,18 +575,18 @@ fn patched(req: &Req<'_>, current: Value) -> Result<Value, Box<Response>> {
     {
         json_patch::merge(&mut doc, &body);
     } else if ct.starts_with("application/strategic-merge-patch+json") {
-        return Err(status(
+        return Err(Box::new(status(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "UnsupportedMediaType",
             "strategic merge patch is not supported for custom resources, use --type merge or json"
                 .into(),
-        ));
+        )));
     } else {
-        return Err(status(
+        return Err(Box::new(status(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "UnsupportedMediaType",
             format!("content type `{ct}`"),
-        ));
+        )));
     }
     Ok(doc)
 }
