@@ -4,6 +4,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+echo "== test dependencies"
+# moto: a real AWS emulator the AWS tests cross-check the lab against.
+python3 -m pip install --quiet --disable-pip-version-check 'moto[server]>=5,<6'
+# kubectl: a real Kubernetes client the lab's API is checked with (on the machine image;
+# Debian's package otherwise).
+if ! command -v kubectl >/dev/null; then
+  (apt-get update -qq && apt-get install -y -qq kubectl) >/dev/null 2>&1 \
+    || { echo "kubectl is needed by the lab tests and could not be installed" >&2; exit 1; }
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 

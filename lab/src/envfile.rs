@@ -40,8 +40,12 @@ pub fn write(config: &LabConfig, ep: &Endpoints) -> Result<PathBuf, LabError> {
     let mut y = String::new();
     y.push_str("# Written by `runbook lab`: a simulated two-site deployment on 127.0.0.1.\n");
     y.push_str(&format!("lab:\n  admin_url: http://{}\n", ep.admin));
+    y.push_str(&format!(
+        "aws:\n  region: eu-west-1\n  endpoint_url: http://{}\n  aurora_cluster: keycloak-aurora\n  # the lab accepts any credentials: AWS_ACCESS_KEY_ID=lab AWS_SECRET_ACCESS_KEY=lab\n",
+        ep.aws
+    ));
     y.push_str("sites:\n");
-    for site in &config.shape.sites {
+    for (i, site) in config.shape.sites.iter().enumerate() {
         y.push_str(&format!(
             "  {site}:\n    \
                kubernetes: {{ kubeconfig: {kubeconfig}, context: {site}, namespace: {ns} }}\n    \
@@ -52,12 +56,15 @@ pub fn write(config: &LabConfig, ep: &Endpoints) -> Result<PathBuf, LabError> {
                  transport: rest\n      \
                  cluster: infinispan\n      \
                  auth: {{ username: {user}, password_file: {secret} }}\n    \
+               aurora: {{ instance: keycloak-aurora-instance-{n} }}\n    \
+               route53: {{ health_check_id: hc-{site} }}\n    \
                lb_check_url: http://{kc}/lb-check\n",
             ispn = ep.infinispan[site],
             kc = ep.keycloak[site],
             user = config.username,
             kubeconfig = kubeconfig.display(),
             ns = crate::kube::NAMESPACE,
+            n = i + 1,
             secret = secret.display(),
         ));
     }

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod aws;
 pub mod batch;
 pub mod envfile;
 pub mod faults;
@@ -96,6 +97,7 @@ impl LabConfig {
 pub struct Endpoints {
     pub infinispan: BTreeMap<String, SocketAddr>,
     pub kube: BTreeMap<String, SocketAddr>,
+    pub aws: SocketAddr,
     pub keycloak: BTreeMap<String, SocketAddr>,
     pub admin: SocketAddr,
 }
@@ -178,6 +180,8 @@ pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
     }
     let (admin_addr, t) = serve(admin::router(shared.clone())).await?;
     tasks.push(t);
+    let (aws_addr, t) = serve(aws::router(shared.clone())).await?;
+    tasks.push(t);
     {
         let mut lab = shared.lock();
         for (i, site) in config.shape.sites.iter().enumerate() {
@@ -206,6 +210,7 @@ pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
     let endpoints = Endpoints {
         infinispan: ispn,
         kube: kube_eps,
+        aws: aws_addr,
         keycloak: kc,
         admin: admin_addr,
     };

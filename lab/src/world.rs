@@ -184,6 +184,11 @@ impl Default for Shape {
     }
 }
 
+/// RFC 3339 with milliseconds, from milliseconds since the epoch.
+pub fn timestamp_ms(ms: u64) -> String {
+    humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
+
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -769,7 +774,7 @@ impl World {
             Some(t) => {
                 if !self.aurora.instances.iter().any(|i| i.id == t) {
                     return Err((
-                        "InvalidDBInstanceStateFault",
+                        "InvalidDBInstanceState",
                         format!("Database instance {t} is not a member of DBCluster {cluster}"),
                     ));
                 }

@@ -1,0 +1,449 @@
+//! AWS, as far as the runbooks use it, on one endpoint (`endpoint_url` in env.yaml):
+//!
+//! - RDS, query protocol (`POST /`, form-encoded `Action=...`): DescribeDBClusters,
+//!   DescribeDBInstances, FailoverDBCluster (status `failing-over`, then `available`
+//!   with the writer flipped), with the AWS error codes;
+//! - Route53, REST-XML under `/2013-04-01`: GetHealthCheck, UpdateHealthCheck (the
+//!   `HealthCheckVersion` optimistic lock, `HealthCheckVersionMismatch`),
+//!   GetHealthCheckStatus (observations from really probing the site's path), and
+//!   TestDNSAnswer (which site the client domain resolves to now).
+//!
+//! Request signatures are not checked (any credentials work), as with other emulators.
+
+use std::collections::HashMap;
+use std::io::Cursor;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{header, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::Router;
+use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
+use quick_xml::Writer;
+use serde::Deserialize;
+
+use crate::world::{timestamp_ms, World};
+use crate::Shared;
+
+const RDS_NS: &str = "http://rds.amazonaws.com/doc/2014-10-31/";
+const R53_NS: &str = "https://route53.amazonaws.com/doc/2013-04-01/";
+
+pub fn router(lab: Shared) -> Router {
+    Router::new().fallback(any(handle)).with_state(lab)
+}
+
+/// A small XML document builder over quick-xml (which does the escaping).
+struct Xml {
+    w: Writer<Cursor<Vec<u8>>>,
+}
+
+impl Xml {
+    fn new() -> Xml {
+        let mut w = Writer::new(Cursor::new(Vec::new()));
+        let _ = w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)));
+        Xml { w }
+    }
+    fn open(&mut self, name: &str) -> &mut Xml {
+        let _ = self.w.write_event(Event::Start(BytesStart::new(name)));
+        self
+    }
+    fn open_ns(&mut self, name: &str, ns: &str) -> &mut Xml {
+        let _ = self.w.write_event(Event::Start(
+            BytesStart::new(name).with_attributes([("xmlns", ns)]),
+        ));
+        self
+    }
+    fn close(&mut self, name: &str) -> &mut Xml {
+        let _ = self.w.write_event(Event::End(BytesEnd::new(name)));
+        self
+    }
+    fn el(&mut self, name: &str, text: &str) -> &mut Xml {
+        self.open(name);
+        let _ = self.w.write_event(Event::Text(BytesText::new(text)));
+        self.close(name)
+    }
+    fn finish(self) -> String {
+        String::from_utf8_lossy(&self.w.into_inner().into_inner()).into_owned()
+    }
+}
+
+fn xml(code: StatusCode, body: String) -> Response {
+    (code, [(header::CONTENT_TYPE, "text/xml")], body).into_response()
+}
+
+fn request_id() -> String {
+    let r = fastrand::u128(..);
+    let h = format!("{r:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+/// An AWS error document (query and REST-XML protocols share this shape).
+fn error(code: StatusCode, ns: &str, err_code: &str, message: &str) -> Response {
+    let mut x = Xml::new();
+    x.open_ns("ErrorResponse", ns)
+        .open("Error")
+        .el(
+            "Type",
+            if code.is_server_error() {
+                "Receiver"
+            } else {
+                "Sender"
+            },
+        )
+        .el("Code", err_code)
+        .el("Message", message)
+        .close("Error")
+        .el("RequestId", &request_id())
+        .close("ErrorResponse");
+    xml(code, x.finish())
+}
+
+async fn handle(
+    State(lab): State<Shared>,
+    method: Method,
+    uri: Uri,
+    Query(query): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    let latency = lab.lock().world.latency();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let mut l = lab.lock();
+    l.record(
+        "aws",
+        &method,
+        uri.path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or(uri.path()),
+    );
+    let now = Instant::now();
+    l.world.tick(now);
+    let path = uri.path().trim_end_matches('/');
+    if let Some(rest) = path.strip_prefix("/2013-04-01/") {
+        return route53(&mut l.world, &method, rest, &query, &body);
+    }
+    if method == Method::POST && (path.is_empty() || path == "/") {
+        let form: HashMap<String, String> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+        return rds(&mut l.world, &form, now);
+    }
+    error(
+        StatusCode::NOT_FOUND,
+        RDS_NS,
+        "UnknownOperation",
+        &format!("the lab serves no `{method} {path}`"),
+    )
+}
+
+// ---- RDS ----
+
+fn rds(w: &mut World, form: &HashMap<String, String>, now: Instant) -> Response {
+    let action = form.get("Action").map(String::as_str).unwrap_or("");
+    let cluster_arg = form.get("DBClusterIdentifier").map(String::as_str);
+    match action {
+        "DescribeDBClusters" => {
+            if let Some(id) = cluster_arg {
+                if id != w.aurora.cluster {
+                    return error(
+                        StatusCode::NOT_FOUND,
+                        RDS_NS,
+                        "DBClusterNotFoundFault",
+                        &format!("DBCluster {id} not found."),
+                    );
+                }
+            }
+            let mut x = Xml::new();
+            x.open_ns("DescribeDBClustersResponse", RDS_NS)
+                .open("DescribeDBClustersResult")
+                .open("DBClusters");
+            cluster_xml(&mut x, w);
+            x.close("DBClusters").close("DescribeDBClustersResult");
+            metadata(&mut x);
+            x.close("DescribeDBClustersResponse");
+            xml(StatusCode::OK, x.finish())
+        }
+        "DescribeDBInstances" => {
+            let wanted = form.get("DBInstanceIdentifier");
+            if let Some(id) = wanted {
+                if !w.aurora.instances.iter().any(|i| &i.id == id) {
+                    return error(
+                        StatusCode::NOT_FOUND,
+                        RDS_NS,
+                        "DBInstanceNotFound",
+                        &format!("DBInstance {id} not found."),
+                    );
+                }
+            }
+            let mut x = Xml::new();
+            x.open_ns("DescribeDBInstancesResponse", RDS_NS)
+                .open("DescribeDBInstancesResult")
+                .open("DBInstances");
+            let status = if w.aurora_status() == "failing-over" {
+                "rebooting"
+            } else {
+                "available"
+            };
+            for i in w
+                .aurora
+                .instances
+                .iter()
+                .filter(|i| wanted.is_none_or(|id| *id == i.id))
+            {
+                x.open("DBInstance")
+                    .el("DBInstanceIdentifier", &i.id)
+                    .el("DBInstanceClass", "db.r6g.large")
+                    .el("Engine", "aurora-postgresql")
+                    .el("DBInstanceStatus", status)
+                    .el("AvailabilityZone", &i.az)
+                    .el("DBClusterIdentifier", &w.aurora.cluster)
+                    .el(
+                        "DBInstanceArn",
+                        &format!("arn:aws:rds:eu-west-1:000000000000:db:{}", i.id),
+                    )
+                    .close("DBInstance");
+            }
+            x.close("DBInstances").close("DescribeDBInstancesResult");
+            metadata(&mut x);
+            x.close("DescribeDBInstancesResponse");
+            xml(StatusCode::OK, x.finish())
+        }
+        "FailoverDBCluster" => {
+            let Some(id) = cluster_arg else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    RDS_NS,
+                    "MissingParameter",
+                    "DBClusterIdentifier is required",
+                );
+            };
+            let target = form.get("TargetDBInstanceIdentifier").map(String::as_str);
+            if let Err((code, msg)) = w.aurora_failover(id, target, now) {
+                let status = if code == "DBClusterNotFoundFault" {
+                    StatusCode::NOT_FOUND
+                } else {
+                    StatusCode::BAD_REQUEST
+                };
+                return error(status, RDS_NS, code, &msg);
+            }
+            let mut x = Xml::new();
+            x.open_ns("FailoverDBClusterResponse", RDS_NS)
+                .open("FailoverDBClusterResult");
+            cluster_xml(&mut x, w);
+            x.close("FailoverDBClusterResult");
+            metadata(&mut x);
+            x.close("FailoverDBClusterResponse");
+            xml(StatusCode::OK, x.finish())
+        }
+        other => error(
+            StatusCode::BAD_REQUEST,
+            RDS_NS,
+            "InvalidAction",
+            &format!("the lab's RDS does not do `{other}`"),
+        ),
+    }
+}
+
+fn metadata(x: &mut Xml) {
+    x.open("ResponseMetadata")
+        .el("RequestId", &request_id())
+        .close("ResponseMetadata");
+}
+
+fn cluster_xml(x: &mut Xml, w: &World) {
+    let a = &w.aurora;
+    x.open("DBCluster")
+        .el("DBClusterIdentifier", &a.cluster)
+        .el(
+            "DBClusterArn",
+            &format!("arn:aws:rds:eu-west-1:000000000000:cluster:{}", a.cluster),
+        )
+        .el("Status", w.aurora_status())
+        .el("Engine", "aurora-postgresql")
+        .el("EngineVersion", "16.4")
+        .el("MultiAZ", "true")
+        .el(
+            "Endpoint",
+            &format!("{}.cluster-lab.eu-west-1.rds.amazonaws.com", a.cluster),
+        )
+        .el(
+            "ReaderEndpoint",
+            &format!("{}.cluster-ro-lab.eu-west-1.rds.amazonaws.com", a.cluster),
+        )
+        .open("AvailabilityZones");
+    for i in &a.instances {
+        x.el("AvailabilityZone", &i.az);
+    }
+    x.close("AvailabilityZones").open("DBClusterMembers");
+    for i in &a.instances {
+        x.open("DBClusterMember")
+            .el("DBInstanceIdentifier", &i.id)
+            .el(
+                "IsClusterWriter",
+                if i.id == a.writer { "true" } else { "false" },
+            )
+            .el("DBClusterParameterGroupStatus", "in-sync")
+            .el("PromotionTier", "1")
+            .close("DBClusterMember");
+    }
+    x.close("DBClusterMembers").close("DBCluster");
+}
+
+// ---- Route53 ----
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct UpdateHealthCheckRequest {
+    health_check_version: Option<u64>,
+    resource_path: Option<String>,
+}
+
+fn route53(
+    w: &mut World,
+    method: &Method,
+    rest: &str,
+    query: &HashMap<String, String>,
+    body: &Bytes,
+) -> Response {
+    let parts: Vec<&str> = rest.split('/').collect();
+    match (method, parts.as_slice()) {
+        (&Method::GET, ["healthcheck", id]) => match w.health_checks.iter().find(|h| h.id == *id) {
+            Some(h) => health_check_response("GetHealthCheckResponse", h),
+            None => no_such_health_check(id),
+        },
+        (&Method::POST, ["healthcheck", id]) => {
+            let req: UpdateHealthCheckRequest =
+                match quick_xml::de::from_str(&String::from_utf8_lossy(body)) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        return error(
+                            StatusCode::BAD_REQUEST,
+                            R53_NS,
+                            "InvalidInput",
+                            &format!("the request body does not parse: {e}"),
+                        )
+                    }
+                };
+            let Some(h) = w.health_checks.iter_mut().find(|h| h.id == *id) else {
+                return no_such_health_check(id);
+            };
+            if let Some(v) = req.health_check_version {
+                if v != h.version {
+                    return error(
+                        StatusCode::CONFLICT,
+                        R53_NS,
+                        "HealthCheckVersionMismatch",
+                        &format!("The value that you specified for HealthCheckVersion, {v}, doesn't match the current version, {}.", h.version),
+                    );
+                }
+            }
+            if let Some(p) = req.resource_path {
+                if p != h.path {
+                    h.path = p;
+                    // Checkers report on the new path from their next round.
+                    h.observations.clear();
+                }
+            }
+            h.version += 1;
+            health_check_response("UpdateHealthCheckResponse", h)
+        }
+        (&Method::GET, ["healthcheck", id, "status"]) => {
+            let Some(h) = w.health_checks.iter().find(|h| h.id == *id) else {
+                return no_such_health_check(id);
+            };
+            let mut x = Xml::new();
+            x.open_ns("GetHealthCheckStatusResponse", R53_NS)
+                .open("HealthCheckObservations");
+            for (i, (region, (ok, seen, at))) in h.observations.iter().enumerate() {
+                let status = if *ok {
+                    format!("Success: {seen}")
+                } else {
+                    format!("Failure: {seen}")
+                };
+                x.open("HealthCheckObservation")
+                    .el("Region", region)
+                    .el("IPAddress", &format!("15.177.{}.1", i + 2))
+                    .open("StatusReport")
+                    .el("Status", &status)
+                    .el("CheckedTime", &timestamp_ms(*at))
+                    .close("StatusReport")
+                    .close("HealthCheckObservation");
+            }
+            x.close("HealthCheckObservations")
+                .close("GetHealthCheckStatusResponse");
+            xml(StatusCode::OK, x.finish())
+        }
+        (&Method::GET, ["testdnsanswer"]) => {
+            let name = query
+                .get("recordname")
+                .cloned()
+                .unwrap_or_else(|| "keycloak.lab".into());
+            let site = w.serving_site();
+            let mut x = Xml::new();
+            x.open_ns("TestDNSAnswerResponse", R53_NS)
+                .el("Nameserver", "ns-1.lab")
+                .el("RecordName", &name)
+                .el(
+                    "RecordType",
+                    query
+                        .get("recordtype")
+                        .map(String::as_str)
+                        .unwrap_or("CNAME"),
+                )
+                .open("RecordData")
+                .el("RecordDataEntry", &format!("{site}.keycloak.lab"))
+                .close("RecordData")
+                .el("ResponseCode", "NOERROR")
+                .el("Protocol", "UDP")
+                .close("TestDNSAnswerResponse");
+            xml(StatusCode::OK, x.finish())
+        }
+        _ => error(
+            StatusCode::NOT_FOUND,
+            R53_NS,
+            "InvalidInput",
+            &format!("the lab's Route53 serves no `{method} /2013-04-01/{rest}`"),
+        ),
+    }
+}
+
+fn no_such_health_check(id: &str) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        R53_NS,
+        "NoSuchHealthCheck",
+        &format!("A health check with id {id} does not exist."),
+    )
+}
+
+fn health_check_response(root: &str, h: &crate::world::HealthCheck) -> Response {
+    let mut x = Xml::new();
+    x.open_ns(root, R53_NS)
+        .open("HealthCheck")
+        .el("Id", &h.id)
+        .el("CallerReference", &format!("runbook-lab-{}", h.site))
+        .open("HealthCheckConfig")
+        .el("Port", &h.port.to_string())
+        .el("Type", "HTTP")
+        .el("ResourcePath", &h.path)
+        .el("FullyQualifiedDomainName", &h.fqdn)
+        .el("RequestInterval", "30")
+        .el("FailureThreshold", "3")
+        .el("MeasureLatency", "false")
+        .el("Inverted", "false")
+        .el("Disabled", "false")
+        .el("EnableSNI", "false")
+        .close("HealthCheckConfig")
+        .el("HealthCheckVersion", &h.version.to_string())
+        .close("HealthCheck")
+        .close(root);
+    xml(StatusCode::OK, x.finish())
+}
