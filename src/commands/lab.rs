@@ -81,6 +81,16 @@ pub async fn run(_config: &Config, args: &LabArgs) -> CliResult<Code> {
             lab.endpoints.keycloak[site]
         );
     }
+    for (site, addr) in &lab.endpoints.kube {
+        println!(
+            "  {site} Kubernetes: http://{addr}  (kubeconfig {}, context {site})",
+            dir.join("kubeconfig").display()
+        );
+    }
+    println!(
+        "  AWS (RDS, Route53): http://{}  (any credentials)",
+        lab.endpoints.aws
+    );
     println!();
     println!("Use it:");
     println!("  export RUNBOOK_ENV={env}");
@@ -88,6 +98,10 @@ pub async fn run(_config: &Config, args: &LabArgs) -> CliResult<Code> {
     println!(
         "  curl -su admin:$(cat {}) http://{site_a}/rest/v2/container/x-site/backups/",
         pw.display()
+    );
+    println!(
+        "  kubectl --kubeconfig {} --context site-b -n keycloak get keycloaks",
+        dir.join("kubeconfig").display()
     );
     println!("  curl -s {admin}/admin/state");
     println!(

@@ -5,6 +5,7 @@ mod support;
 
 mod catalog;
 mod crash;
+mod lab;
 mod locks;
 mod plan;
 mod run;
