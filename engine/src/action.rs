@@ -210,7 +210,7 @@ pub trait Action: Send + Sync {
     ) -> Result<Outputs, StepError>;
     /// The action's own postcondition, as a person reads it (`status of site-b's backup
     /// to site-a is offline`), or `None` when it has none beyond the runbook's `verify:`.
-    fn postcondition(&self, _args: &Args) -> Option<String> {
+    fn postcondition(&self, _ctx: &StepCtx, _args: &Args) -> Option<String> {
         None
     }
     /// Whether the action's own postcondition holds, judged on a probe result. Called

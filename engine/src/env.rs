@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use crate::load::sha256_hex;
@@ -17,11 +17,13 @@ pub struct Environment {
     pub file: Option<PathBuf>,
     /// Hex SHA-256 of the file's text, journaled with each run.
     pub digest: String,
-    /// Deployment-wide settings (e.g. `aws`).
-    pub aws: Option<Json>,
+    pub aws: Option<AwsConfig>,
     /// Present when the environment is a lab (`runbook lab`).
-    pub lab: Option<Json>,
+    pub lab: Option<LabInfo>,
+    /// Each site's section as template data (`sites.NAME...`, `site...`).
     pub sites: IndexMap<String, Json>,
+    /// The same, typed, for the steps.
+    pub site_configs: IndexMap<String, SiteConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,12 +46,159 @@ pub enum EnvError {
 #[serde(deny_unknown_fields)]
 struct RawEnv {
     #[serde(default)]
-    aws: Option<serde_yaml::Value>,
+    aws: Option<AwsConfig>,
     /// Written by `runbook lab`: where its admin API is.
     #[serde(default)]
-    lab: Option<serde_yaml::Value>,
+    lab: Option<LabInfo>,
     #[serde(default)]
-    sites: IndexMap<String, serde_yaml::Mapping>,
+    sites: IndexMap<String, SiteConfig>,
+}
+
+/// `aws:` — the deployment's AWS account. Credentials come from the SDK's standard
+/// chain (environment, profile, instance role), never from this file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AwsConfig {
+    pub region: String,
+    /// For emulators (the lab, moto); absent for AWS itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aurora_cluster: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LabInfo {
+    pub admin_url: String,
+}
+
+/// One site's section: how to reach its Kubernetes, Keycloak, Infinispan, Aurora
+/// instance, Route53 health check and load-balancer check.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SiteConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<KubernetesConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keycloak: Option<KeycloakConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub infinispan: Option<InfinispanConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aurora: Option<AuroraConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route53: Option<Route53Config>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lb_check_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesConfig {
+    /// Default: the standard kubeconfig (`KUBECONFIG`, `~/.kube/config`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeconfig: Option<String>,
+    /// Default: the kubeconfig's current context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    pub namespace: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KeycloakConfig {
+    /// The Keycloak CR's name (also its StatefulSet's).
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum IspnApi {
+    /// Infinispan 14 / Data Grid 8.4: `/rest/v2/cache-managers/default/...`
+    V14,
+    /// Infinispan 15+: `/rest/v2/container/...`
+    #[default]
+    V15,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum IspnTransport {
+    /// The REST API, from where runbook runs.
+    #[default]
+    Rest,
+    /// Batch CRs through Kubernetes, for an Infinispan reachable only in the cluster.
+    Batch,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct InfinispanConfig {
+    /// Base URL, e.g. `https://infinispan.example:11222` (REST transport).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub api: IspnApi,
+    #[serde(default)]
+    pub transport: IspnTransport,
+    /// The Infinispan CR's name (Batch transport's `spec.cluster`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<IspnAuth>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthScheme {
+    #[default]
+    Basic,
+    Digest,
+}
+
+/// Credentials by reference only: an environment variable, a file, or a Kubernetes
+/// secret. The password itself never appears in the environment file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct IspnAuth {
+    #[serde(default)]
+    pub scheme: AuthScheme,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username_env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<String>,
+    /// A Kubernetes secret in the site's namespace with keys `username`, `password`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// Accept any certificate. For rehearsals only; says so in the logs.
+    #[serde(default)]
+    pub insecure: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AuroraConfig {
+    /// The Aurora instance in this site's availability zone.
+    pub instance: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Route53Config {
+    pub health_check_id: String,
 }
 
 impl Environment {
@@ -96,29 +245,18 @@ impl Environment {
             invalid(line, column, message)
         })?;
         let mut sites = IndexMap::new();
-        for (name, section) in raw.sites {
-            let value = serde_json::to_value(serde_yaml::Value::Mapping(section))
+        for (name, section) in &raw.sites {
+            let value = serde_json::to_value(section)
                 .map_err(|e| invalid(1, 1, format!("site `{name}`: {e}")))?;
-            sites.insert(name, value);
+            sites.insert(name.clone(), value);
         }
-        let aws = match raw.aws {
-            Some(v) => {
-                Some(serde_json::to_value(v).map_err(|e| invalid(1, 1, format!("aws: {e}")))?)
-            }
-            None => None,
-        };
-        let lab = match raw.lab {
-            Some(v) => {
-                Some(serde_json::to_value(v).map_err(|e| invalid(1, 1, format!("lab: {e}")))?)
-            }
-            None => None,
-        };
         Ok(Environment {
             file: Some(path.to_path_buf()),
             digest: sha256_hex(text),
-            aws,
-            lab,
+            aws: raw.aws,
+            lab: raw.lab,
             sites,
+            site_configs: raw.sites,
         })
     }
 
@@ -130,5 +268,33 @@ impl Environment {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_site_parses_and_unknown_keys_are_placed() {
+        let text = "aws:\n  region: eu-west-1\nsites:\n  site-a:\n    infinispan:\n      url: https://x:11222\n      api: v14\n      auth: { username: admin, password_env: ISPN_PW, scheme: digest }\n    keycloak: { name: keycloak }\n";
+        let env = Environment::parse(text, Path::new("env.yaml")).unwrap();
+        let ispn = env.site_configs["site-a"].infinispan.as_ref().unwrap();
+        assert_eq!(ispn.api, IspnApi::V14);
+        assert_eq!(ispn.auth.as_ref().unwrap().scheme, AuthScheme::Digest);
+        assert_eq!(env.sites["site-a"]["keycloak"]["name"], "keycloak");
+        let bad = "sites:\n  site-a:\n    infinispan:\n      url: x\n      passwrd: y\n";
+        let e = Environment::parse(bad, Path::new("env.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("env.yaml:5:7: sites.site-a.infinispan: unknown field `passwrd`"),
+            "{e}"
+        );
+        let bad = "sites:\n  site-a:\n    infinispan: { api: v16 }\n";
+        let e = Environment::parse(bad, Path::new("env.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown variant `v16`"), "{e}");
     }
 }

@@ -879,7 +879,7 @@ impl Executor {
         args: &Args,
         scope: &Json,
     ) -> Result<Option<(bool, Option<Json>)>, StepError> {
-        let own = action.postcondition(args);
+        let own = action.postcondition(ctx, args);
         if own.is_none() && step.verify.is_empty() {
             return Ok(None);
         }
@@ -914,7 +914,7 @@ impl Executor {
         deadline: Instant,
         label: &str,
     ) -> Verified {
-        let what = postcondition_text(step, action, args);
+        let what = postcondition_text(step, action, ctx, args);
         let cap = action.poll_interval(args).max(Duration::from_millis(1));
         let mut pause = Duration::from_millis(5).min(cap);
         let start = Instant::now();
@@ -1012,8 +1012,8 @@ impl Executor {
 }
 
 /// What a step waits for, as a person reads it.
-pub fn postcondition_text(step: &Step, action: &dyn Action, args: &Args) -> String {
-    let mut parts: Vec<String> = action.postcondition(args).into_iter().collect();
+pub fn postcondition_text(step: &Step, action: &dyn Action, ctx: &StepCtx, args: &Args) -> String {
+    let mut parts: Vec<String> = action.postcondition(ctx, args).into_iter().collect();
     for c in &step.verify {
         parts.push(
             c.message

@@ -270,7 +270,6 @@ pub async fn plan(
                     }
                     effect = effect.max(action.effect(&args));
                     gate = gate.or_else(|| action.gate(&args));
-                    verify = postcondition_text(step, action.as_ref(), &args);
                     let ctx = StepCtx {
                         run_id: "plan".into(),
                         step_id: step.id.clone(),
@@ -280,6 +279,7 @@ pub async fn plan(
                         timeout,
                         interrupt: Default::default(),
                     };
+                    verify = postcondition_text(step, action.as_ref(), &ctx, &args);
                     for line in action.describe(&ctx, &args) {
                         calls.push(redactor.text(&format!("{prefix}{line}")));
                     }
@@ -416,13 +416,13 @@ async fn probe_live(
             );
         }
         // Already satisfied: the action's own postcondition or the runbook's verify.
-        let has_post = action.postcondition(args).is_some() || !step.verify.is_empty();
+        let has_post = action.postcondition(&ctx, args).is_some() || !step.verify.is_empty();
         if !has_post {
             satisfied = None;
             continue;
         }
         let mut holds = true;
-        if action.postcondition(args).is_some() {
+        if action.postcondition(&ctx, args).is_some() {
             match action.probe(&ctx, args).await {
                 Ok(o) => holds &= action.satisfied(args, &o),
                 Err(_) => holds = false,

@@ -245,3 +245,109 @@ mod tests {
         assert!(expected(&args(json!({"expect_status": [200, 409]})), 409));
     }
 }
+
+/// `http.expect`: a GET answers the expected status, e.g. a site's lb-check answers 200
+/// before traffic is moved there. Polled until the step's timeout.
+#[derive(Debug, Clone, Default)]
+pub struct Expect {
+    inner: HttpRequest,
+}
+
+impl Expect {
+    pub fn new() -> Expect {
+        Expect {
+            inner: HttpRequest::new(),
+        }
+    }
+}
+
+fn expect_url(ctx: &StepCtx, args: &Args) -> Result<String, StepError> {
+    if let Some(u) = args.get("url").and_then(Json::as_str) {
+        return Ok(u.to_string());
+    }
+    let site = ctx.require_site()?;
+    ctx.env
+        .site_configs
+        .get(&site.name)
+        .and_then(|c| c.lb_check_url.clone())
+        .ok_or_else(|| {
+            StepError::permanent(format!(
+                "no `url` given and site `{}` has no lb_check_url",
+                site.name
+            ))
+        })
+}
+
+fn expected_status(args: &Args) -> u16 {
+    args.get("status").and_then(Json::as_u64).unwrap_or(200) as u16
+}
+
+#[async_trait]
+impl Action for Expect {
+    fn name(&self) -> &'static str {
+        "http.expect"
+    }
+    fn summary(&self) -> &'static str {
+        "wait until a GET answers the expected status (default: the site's lb_check_url answers 200)"
+    }
+    fn args(&self) -> &'static [ArgSpec] {
+        const A: &[ArgSpec] = &[
+            ArgSpec::optional(
+                "url",
+                ArgKind::String,
+                "the URL (default: the site's lb_check_url)",
+            ),
+            ArgSpec::optional("status", ArgKind::Int, "the expected status (default 200)"),
+            ArgSpec::optional(
+                "poll",
+                ArgKind::Duration,
+                "longest pause between tries (default 2s)",
+            ),
+        ];
+        A
+    }
+    fn outputs(&self) -> Option<&'static [&'static str]> {
+        Some(&["status"])
+    }
+    fn effect(&self, _: &Args) -> Effect {
+        Effect::ReadOnly
+    }
+    fn default_timeout(&self) -> Duration {
+        Duration::from_secs(300)
+    }
+    fn poll_interval(&self, args: &Args) -> Duration {
+        args.get("poll")
+            .and_then(Json::as_str)
+            .and_then(|t| humantime::parse_duration(t).ok())
+            .unwrap_or(Duration::from_secs(2))
+    }
+    fn describe(&self, ctx: &StepCtx, args: &Args) -> Vec<String> {
+        let url = expect_url(ctx, args).unwrap_or_else(|e| e.message);
+        vec![format!(
+            "GET {url} until it answers {}",
+            expected_status(args)
+        )]
+    }
+    fn postcondition(&self, _: &StepCtx, args: &Args) -> Option<String> {
+        Some(format!("it answers {}", expected_status(args)))
+    }
+    fn satisfied(&self, args: &Args, o: &Json) -> bool {
+        o["status"].as_u64() == Some(u64::from(expected_status(args)))
+    }
+    async fn probe(&self, ctx: &StepCtx, args: &Args) -> Result<Json, StepError> {
+        let url = expect_url(ctx, args)?;
+        match self.inner.call("GET", &url, None, ctx).await {
+            Ok((status, text)) => {
+                Ok(json!({"url": url, "status": status, "body": body_value(&text)}))
+            }
+            // Not answering is an observation here, not a failure: keep waiting.
+            Err(e) => Ok(json!({"url": url, "status": null, "error": e.message})),
+        }
+    }
+    async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
+        let o = self.probe(ctx, args).await?;
+        let mut out = Outputs::new();
+        out.insert("status".into(), o["status"].clone());
+        Ok(out)
+    }
+}

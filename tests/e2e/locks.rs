@@ -12,7 +12,7 @@ steps:
   - id: touch
     site: "{{ params.site }}"
     action: http.request
-    with: { method: PUT, url: "{{ site.url }}/config/{{ site.name }}", body: 1 }
+    with: { method: PUT, url: "{{ site.lb_check_url }}/config/{{ site.name }}", body: 1 }
   - id: gate
     action: manual.confirm
     with: { instructions: "hold the site" }
@@ -24,7 +24,7 @@ fn setup(server: &TestServer, dir: &std::path::Path) -> (std::path::PathBuf, std
         dir,
         "env.yaml",
         &format!(
-            "sites:\n  site-a:\n    url: {0}\n  site-b:\n    url: {0}\n",
+            "sites:\n  site-a:\n    lb_check_url: {0}\n  site-b:\n    lb_check_url: {0}\n",
             server.base()
         ),
     );

@@ -1,0 +1,693 @@
+//! The Infinispan actions of the runbook language.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use engine::env::{IspnApi, IspnTransport};
+use engine::{Action, ArgKind, ArgSpec, Args, Effect, Outputs, StepCtx, StepError};
+use serde_json::{json, Value as Json};
+
+use super::Transport;
+use crate::args::{caches_arg, dur_arg, int_arg, req_str};
+
+/// What the plan shows: the calls, computed from the environment file alone.
+enum Target {
+    Rest {
+        base: String,
+        container: &'static str,
+    },
+    Batch {
+        site: String,
+        namespace: String,
+        cluster: String,
+    },
+    Unknown(String),
+}
+
+fn target(ctx: &StepCtx) -> Target {
+    let Some(site) = ctx.site.as_ref() else {
+        return Target::Unknown("(no site)".into());
+    };
+    let Some(cfg) = ctx.env.site_configs.get(&site.name) else {
+        return Target::Unknown(format!(
+            "(site `{}` not in the environment file)",
+            site.name
+        ));
+    };
+    let Some(ispn) = &cfg.infinispan else {
+        return Target::Unknown(format!("(site `{}` has no infinispan section)", site.name));
+    };
+    match ispn.transport {
+        IspnTransport::Rest => Target::Rest {
+            base: ispn
+                .url
+                .clone()
+                .unwrap_or_else(|| "(no url)".into())
+                .trim_end_matches('/')
+                .to_string(),
+            container: match ispn.api {
+                IspnApi::V15 => "/rest/v2/container",
+                IspnApi::V14 => "/rest/v2/cache-managers/default",
+            },
+        },
+        IspnTransport::Batch => Target::Batch {
+            site: site.name.clone(),
+            namespace: cfg
+                .kubernetes
+                .as_ref()
+                .map(|k| k.namespace.clone())
+                .unwrap_or_default(),
+            cluster: ispn.cluster.clone().unwrap_or_else(|| "infinispan".into()),
+        },
+    }
+}
+
+fn cli_verb(action: &str) -> &str {
+    match action {
+        "start-push-state" => "push-site-state",
+        other => other,
+    }
+}
+
+fn batch_line(site: &str, ns: &str, cluster: &str, script: &str) -> String {
+    format!("create Batch in {site}/{ns} for Infinispan `{cluster}`: {script}")
+}
+
+fn describe_action(
+    ctx: &StepCtx,
+    backup: &str,
+    caches: Option<&[String]>,
+    action: &str,
+) -> Vec<String> {
+    match (target(ctx), caches) {
+        (Target::Rest { base, container }, None) => vec![format!(
+            "POST {base}{container}/x-site/backups/{backup}?action={action}"
+        )],
+        (Target::Rest { base, .. }, Some(list)) => list
+            .iter()
+            .map(|c| {
+                format!("POST {base}/rest/v2/caches/{c}/x-site/backups/{backup}?action={action}")
+            })
+            .collect(),
+        (
+            Target::Batch {
+                site,
+                namespace,
+                cluster,
+            },
+            None,
+        ) => {
+            vec![batch_line(
+                &site,
+                &namespace,
+                &cluster,
+                &format!("site {} --all-caches --site={backup}", cli_verb(action)),
+            )]
+        }
+        (
+            Target::Batch {
+                site,
+                namespace,
+                cluster,
+            },
+            Some(list),
+        ) => list
+            .iter()
+            .map(|c| {
+                batch_line(
+                    &site,
+                    &namespace,
+                    &cluster,
+                    &format!("site {} --cache={c} --site={backup}", cli_verb(action)),
+                )
+            })
+            .collect(),
+        (Target::Unknown(why), _) => vec![format!("{action} {why}")],
+    }
+}
+
+fn describe_status(ctx: &StepCtx, backup: &str, caches: Option<&[String]>) -> String {
+    match (target(ctx), caches) {
+        (Target::Rest { base, container }, None) => {
+            format!("GET {base}{container}/x-site/backups/{backup}")
+        }
+        (Target::Rest { base, .. }, Some(list)) => format!(
+            "GET {base}/rest/v2/caches/{{{}}}/x-site/backups/{backup}",
+            list.join(",")
+        ),
+        (
+            Target::Batch {
+                site,
+                namespace,
+                cluster,
+            },
+            _,
+        ) => batch_line(
+            &site,
+            &namespace,
+            &cluster,
+            &format!("site status --all-caches --site={backup}"),
+        ),
+        (Target::Unknown(why), _) => format!("status {why}"),
+    }
+}
+
+const BACKUP: ArgSpec =
+    ArgSpec::required("backup", ArgKind::String, "the backup site, e.g. `site-a`");
+const CACHE: ArgSpec = ArgSpec::optional("cache", ArgKind::String, "one cache");
+const CACHES: ArgSpec = ArgSpec::optional(
+    "caches",
+    ArgKind::List,
+    "these caches (default: all, at container level)",
+);
+const POLL: ArgSpec = ArgSpec::optional(
+    "poll",
+    ArgKind::Duration,
+    "longest pause between status checks (default 2s)",
+);
+
+fn status_json(st: &super::XStatus, site: &str, backup: &str) -> Json {
+    let mut v = st.to_json();
+    v["site"] = json!(site);
+    v["backup"] = json!(backup);
+    v
+}
+
+async fn observe(ctx: &StepCtx, args: &Args) -> Result<Json, StepError> {
+    let backup = req_str(args, "backup")?;
+    let t = Transport::for_step(ctx).await?;
+    let caches = caches_arg(args);
+    let st = t.status(backup, caches.as_deref()).await?;
+    Ok(status_json(&st, t.site(), backup))
+}
+
+/// `infinispan.site-status`: read the cross-site status.
+#[derive(Debug)]
+pub struct SiteStatus;
+
+#[async_trait]
+impl Action for SiteStatus {
+    fn name(&self) -> &'static str {
+        "infinispan.site-status"
+    }
+    fn summary(&self) -> &'static str {
+        "read the cross-site status of the site's backup to another site (per cache and node); mixed and unknown are neither online nor offline"
+    }
+    fn args(&self) -> &'static [ArgSpec] {
+        const A: &[ArgSpec] = &[BACKUP, CACHE, CACHES];
+        A
+    }
+    fn outputs(&self) -> Option<&'static [&'static str]> {
+        Some(&["status", "caches", "nodes"])
+    }
+    fn effect(&self, _: &Args) -> Effect {
+        Effect::ReadOnly
+    }
+    fn default_timeout(&self) -> Duration {
+        Duration::from_secs(120)
+    }
+    fn describe(&self, ctx: &StepCtx, args: &Args) -> Vec<String> {
+        vec![describe_status(
+            ctx,
+            req_str(args, "backup").unwrap_or("?"),
+            caches_arg(args).as_deref(),
+        )]
+    }
+    async fn probe(&self, ctx: &StepCtx, args: &Args) -> Result<Json, StepError> {
+        observe(ctx, args).await
+    }
+    async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
+        let v = observe(ctx, args).await?;
+        Ok(v.as_object().cloned().unwrap_or_default())
+    }
+}
+
+/// `infinispan.take-offline` and `infinispan.bring-online`: change the state of the
+/// backup, then (verify) loop on status until every cache and node is in it.
+#[derive(Debug)]
+pub struct SetBackup {
+    pub online: bool,
+}
+
+impl SetBackup {
+    fn target(&self) -> &'static str {
+        if self.online {
+            "online"
+        } else {
+            "offline"
+        }
+    }
+    fn action(&self) -> &'static str {
+        if self.online {
+            "bring-online"
+        } else {
+            "take-offline"
+        }
+    }
+}
+
+#[async_trait]
+impl Action for SetBackup {
+    fn name(&self) -> &'static str {
+        if self.online {
+            "infinispan.bring-online"
+        } else {
+            "infinispan.take-offline"
+        }
+    }
+    fn summary(&self) -> &'static str {
+        if self.online {
+            "bring cross-site replication to a site online (all caches or a list), then wait until every cache and node is online"
+        } else {
+            "take cross-site replication to a site offline (all caches or a list), then wait until every cache and node is offline"
+        }
+    }
+    fn args(&self) -> &'static [ArgSpec] {
+        const A: &[ArgSpec] = &[BACKUP, CACHE, CACHES, POLL];
+        A
+    }
+    fn outputs(&self) -> Option<&'static [&'static str]> {
+        Some(&["results"])
+    }
+    fn effect(&self, _: &Args) -> Effect {
+        Effect::Idempotent
+    }
+    fn default_timeout(&self) -> Duration {
+        Duration::from_secs(300)
+    }
+    fn poll_interval(&self, args: &Args) -> Duration {
+        dur_arg(args, "poll", Duration::from_secs(2)).unwrap_or(Duration::from_secs(2))
+    }
+    fn describe(&self, ctx: &StepCtx, args: &Args) -> Vec<String> {
+        let backup = req_str(args, "backup").unwrap_or("?");
+        let caches = caches_arg(args);
+        let mut lines = describe_action(ctx, backup, caches.as_deref(), self.action());
+        lines.push(format!(
+            "then until {}: {}",
+            self.target(),
+            describe_status(ctx, backup, caches.as_deref())
+        ));
+        lines
+    }
+    fn postcondition(&self, _: &StepCtx, args: &Args) -> Option<String> {
+        let which = match caches_arg(args) {
+            None => "every cache".to_string(),
+            Some(l) => l.join(", "),
+        };
+        Some(format!(
+            "replication to `{}` is {} for {which} on every node",
+            req_str(args, "backup").unwrap_or("?"),
+            self.target()
+        ))
+    }
+    fn satisfied(&self, _: &Args, observation: &Json) -> bool {
+        let caches = observation["caches"].as_object();
+        observation["status"] == self.target()
+            && caches.is_some_and(|c| !c.is_empty() && c.values().all(|v| v == self.target()))
+    }
+    async fn probe(&self, ctx: &StepCtx, args: &Args) -> Result<Json, StepError> {
+        observe(ctx, args).await
+    }
+    async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
+        let backup = req_str(args, "backup")?;
+        let t = Transport::for_step(ctx).await?;
+        let mut results = BTreeMap::new();
+        match caches_arg(args) {
+            None => results = t.container_action(backup, self.action()).await?,
+            Some(list) => {
+                for c in list {
+                    t.cache_action(&c, backup, self.action()).await?;
+                    results.insert(c, "ok".to_string());
+                }
+            }
+        }
+        let mut out = Outputs::new();
+        out.insert("results".into(), json!(results));
+        Ok(out)
+    }
+}
+
+/// `infinispan.clear-caches`: clear caches on the site. Destructive: while the site's
+/// backup is online, a clear reaches the other site too. Runbooks fan it out per cache
+/// with a live `require` on each.
+#[derive(Debug)]
+pub struct ClearCaches;
+
+#[async_trait]
+impl Action for ClearCaches {
+    fn name(&self) -> &'static str {
+        "infinispan.clear-caches"
+    }
+    fn summary(&self) -> &'static str {
+        "clear caches on the site (DESTRUCTIVE: with replication online it clears the other site too)"
+    }
+    fn args(&self) -> &'static [ArgSpec] {
+        const A: &[ArgSpec] = &[CACHE, CACHES];
+        A
+    }
+    fn effect(&self, _: &Args) -> Effect {
+        Effect::Destructive
+    }
+    fn default_timeout(&self) -> Duration {
+        Duration::from_secs(120)
+    }
+    fn poll_interval(&self, _: &Args) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn describe(&self, ctx: &StepCtx, args: &Args) -> Vec<String> {
+        let caches = caches_arg(args).unwrap_or_default();
+        match target(ctx) {
+            Target::Rest { base, .. } => caches
+                .iter()
+                .map(|c| format!("POST {base}/rest/v2/caches/{c}?action=clear"))
+                .collect(),
+            Target::Batch {
+                site,
+                namespace,
+                cluster,
+            } => caches
+                .iter()
+                .map(|c| batch_line(&site, &namespace, &cluster, &format!("clearcache {c}")))
+                .collect(),
+            Target::Unknown(why) => vec![format!("clear {} {why}", caches.join(", "))],
+        }
+    }
+    fn postcondition(&self, ctx: &StepCtx, args: &Args) -> Option<String> {
+        // The Batch transport cannot read sizes: a clear there cannot be confirmed, so a
+        // clear found in doubt is left to the operator.
+        if matches!(target(ctx), Target::Batch { .. }) {
+            return None;
+        }
+        Some(format!(
+            "{} hold no entries",
+            caches_arg(args).unwrap_or_default().join(", ")
+        ))
+    }
+    fn satisfied(&self, _: &Args, observation: &Json) -> bool {
+        // Where the size cannot be read (Batch transport) the clear cannot be confirmed.
+        observation["sizes"]
+            .as_object()
+            .is_some_and(|m| !m.is_empty() && m.values().all(|v| v.as_u64() == Some(0)))
+    }
+    async fn probe(&self, ctx: &StepCtx, args: &Args) -> Result<Json, StepError> {
+        let t = Transport::for_step(ctx).await?;
+        let mut sizes = serde_json::Map::new();
+        for c in caches_arg(args).unwrap_or_default() {
+            if let Some(n) = t.size(&c).await? {
+                sizes.insert(c, json!(n));
+            }
+        }
+        Ok(json!({"site": t.site(), "sizes": sizes}))
+    }
+    async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
+        let caches = caches_arg(args)
+            .ok_or_else(|| StepError::permanent("name the caches to clear: `cache` or `caches`"))?;
+        let t = Transport::for_step(ctx).await?;
+        for c in &caches {
+            t.clear(c).await?;
+        }
+        Ok(Outputs::new())
+    }
+}
+
+/// `infinispan.push-state`: push every cache's state from the site to `backup`; wait
+/// until the backup is online and every cache's push status is `OK`, pushing again only
+/// the caches that report `ERROR`, up to `max_repush` times each.
+#[derive(Debug)]
+pub struct PushState;
+
+async fn push_statuses(
+    t: &Transport,
+    caches: &[String],
+    backup: &str,
+) -> Result<BTreeMap<String, String>, StepError> {
+    let mut out = BTreeMap::new();
+    for c in caches {
+        let m = t.push_status(c).await?;
+        out.insert(
+            c.clone(),
+            m.get(backup).cloned().unwrap_or_else(|| "UNKNOWN".into()),
+        );
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl Action for PushState {
+    fn name(&self) -> &'static str {
+        "infinispan.push-state"
+    }
+    fn summary(&self) -> &'static str {
+        "push the site's cache state to a backup site, re-pushing caches that report ERROR, until every cache is OK"
+    }
+    fn args(&self) -> &'static [ArgSpec] {
+        const A: &[ArgSpec] = &[
+            BACKUP,
+            CACHE,
+            CACHES,
+            ArgSpec::optional(
+                "max_repush",
+                ArgKind::Int,
+                "times a cache in ERROR is pushed again (default 3)",
+            ),
+            ArgSpec::optional(
+                "poll",
+                ArgKind::Duration,
+                "longest pause between push-status checks (default 5s)",
+            ),
+        ];
+        A
+    }
+    fn outputs(&self) -> Option<&'static [&'static str]> {
+        Some(&["repushed", "push"])
+    }
+    fn effect(&self, _: &Args) -> Effect {
+        Effect::Idempotent
+    }
+    fn default_timeout(&self) -> Duration {
+        Duration::from_secs(1800)
+    }
+    fn poll_interval(&self, args: &Args) -> Duration {
+        dur_arg(args, "poll", Duration::from_secs(5)).unwrap_or(Duration::from_secs(5))
+    }
+    fn describe(&self, ctx: &StepCtx, args: &Args) -> Vec<String> {
+        let backup = req_str(args, "backup").unwrap_or("?");
+        let caches = caches_arg(args);
+        let mut lines = describe_action(ctx, backup, caches.as_deref(), "start-push-state");
+        let status = match target(ctx) {
+            Target::Rest { base, .. } => format!(
+                "GET {base}/rest/v2/caches/{{cache}}/x-site/backups?action=push-state-status"
+            ),
+            Target::Batch {
+                site,
+                namespace,
+                cluster,
+            } => batch_line(
+                &site,
+                &namespace,
+                &cluster,
+                "site push-site-status --cache={cache}",
+            ),
+            Target::Unknown(why) => why,
+        };
+        lines.push(format!(
+            "then until every cache is OK (ERROR: push that cache again, up to {} times): {status}",
+            int_arg(args, "max_repush").unwrap_or(3)
+        ));
+        lines
+    }
+    fn postcondition(&self, _: &StepCtx, args: &Args) -> Option<String> {
+        Some(format!(
+            "replication to `{}` is online and every cache's push status is OK",
+            req_str(args, "backup").unwrap_or("?")
+        ))
+    }
+    fn satisfied(&self, _: &Args, o: &Json) -> bool {
+        o["status"] == "online"
+            && o["push"]
+                .as_object()
+                .is_some_and(|m| !m.is_empty() && m.values().all(|v| v == "OK"))
+    }
+    async fn probe(&self, ctx: &StepCtx, args: &Args) -> Result<Json, StepError> {
+        let backup = req_str(args, "backup")?;
+        let t = Transport::for_step(ctx).await?;
+        let caches = match caches_arg(args) {
+            Some(c) => c,
+            None => t.caches(backup).await?,
+        };
+        let st = t.status(backup, Some(&caches)).await?;
+        let push = push_statuses(&t, &caches, backup).await?;
+        Ok(json!({"site": t.site(), "backup": backup, "status": st.overall, "push": push}))
+    }
+    async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
+        let backup = req_str(args, "backup")?;
+        let max = int_arg(args, "max_repush").unwrap_or(3).max(0) as u32;
+        let cap = self.poll_interval(args);
+        let t = Transport::for_step(ctx).await?;
+        let explicit = caches_arg(args);
+        let caches = match &explicit {
+            Some(c) => c.clone(),
+            None => t.caches(backup).await?,
+        };
+        match &explicit {
+            None => {
+                t.container_action(backup, "start-push-state").await?;
+            }
+            Some(list) => {
+                for c in list {
+                    t.cache_action(c, backup, "start-push-state").await?;
+                }
+            }
+        }
+        let deadline = Instant::now() + ctx.timeout;
+        let mut repushed: BTreeMap<String, u32> = BTreeMap::new();
+        let mut pause = Duration::from_millis(20).min(cap);
+        loop {
+            if !ctx.interrupt.sleep(pause).await {
+                return Err(StepError::transient(
+                    "interrupted while waiting for push-state",
+                ));
+            }
+            pause = (pause * 2).min(cap);
+            let statuses = push_statuses(&t, &caches, backup).await?;
+            let errored: Vec<String> = statuses
+                .iter()
+                .filter(|(_, s)| s.as_str() == "ERROR" || s.as_str() == "CANCELED")
+                .map(|(c, _)| c.clone())
+                .collect();
+            for c in &errored {
+                let n = repushed.entry(c.clone()).or_default();
+                if *n >= max {
+                    return Err(StepError::permanent(format!(
+                        "site `{}`: push-state of `{c}` to `{backup}` ended in {} after {} re-push{}: giving up; look at the Infinispan logs of `{}` and `{backup}`",
+                        t.site(),
+                        statuses[c],
+                        n,
+                        if *n == 1 { "" } else { "es" },
+                        t.site()
+                    )));
+                }
+                *n += 1;
+                tracing::info!(
+                    "push-state of `{c}` to `{backup}` is {}: pushing it again ({n}/{max})",
+                    statuses[c]
+                );
+                t.cache_action(c, backup, "start-push-state").await?;
+            }
+            if errored.is_empty() && statuses.values().all(|s| s == "OK") {
+                let st = t.status(backup, Some(&caches)).await?;
+                if st.overall == "online" {
+                    let mut out = Outputs::new();
+                    out.insert("repushed".into(), json!(repushed));
+                    out.insert("push".into(), json!(statuses));
+                    return Ok(out);
+                }
+            }
+            if Instant::now() >= deadline {
+                let sending: Vec<&String> = statuses
+                    .iter()
+                    .filter(|(_, s)| s.as_str() != "OK")
+                    .map(|(c, _)| c)
+                    .collect();
+                return Err(StepError::transient(format!(
+                    "site `{}`: push-state to `{backup}` not finished within {}: still not OK: {}",
+                    t.site(),
+                    humantime::format_duration(ctx.timeout),
+                    sending
+                        .iter()
+                        .map(|c| format!("`{c}` ({})", statuses[*c]))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+    }
+}
+
+/// `infinispan.clear-push-state-status`: reset push status to IDLE for the caches.
+#[derive(Debug)]
+pub struct ClearPushStateStatus;
+
+#[async_trait]
+impl Action for ClearPushStateStatus {
+    fn name(&self) -> &'static str {
+        "infinispan.clear-push-state-status"
+    }
+    fn summary(&self) -> &'static str {
+        "clear the push-state status of caches (back to IDLE)"
+    }
+    fn args(&self) -> &'static [ArgSpec] {
+        const A: &[ArgSpec] = &[
+            CACHE,
+            CACHES,
+            ArgSpec::optional(
+                "backup",
+                ArgKind::String,
+                "the site pushed to (to list the caches when none are given)",
+            ),
+        ];
+        A
+    }
+    fn effect(&self, _: &Args) -> Effect {
+        Effect::Idempotent
+    }
+    fn poll_interval(&self, _: &Args) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn describe(&self, ctx: &StepCtx, args: &Args) -> Vec<String> {
+        let caches = caches_arg(args).unwrap_or_else(|| vec!["{every cache}".into()]);
+        match target(ctx) {
+            Target::Rest { base, .. } => caches
+                .iter()
+                .map(|c| format!("POST {base}/rest/v2/caches/{c}/x-site/local?action=clear-push-state-status"))
+                .collect(),
+            Target::Batch { site, namespace, cluster } => caches
+                .iter()
+                .map(|c| batch_line(&site, &namespace, &cluster, &format!("site clear-push-site-status --cache={c}")))
+                .collect(),
+            Target::Unknown(why) => vec![why],
+        }
+    }
+    fn postcondition(&self, _: &StepCtx, _: &Args) -> Option<String> {
+        Some("every cache's push status is IDLE".into())
+    }
+    fn satisfied(&self, _: &Args, o: &Json) -> bool {
+        o["push"].as_object().is_some_and(|m| {
+            m.values().all(|per_site| {
+                per_site
+                    .as_object()
+                    .is_some_and(|s| s.values().all(|v| v == "IDLE"))
+            })
+        })
+    }
+    async fn probe(&self, ctx: &StepCtx, args: &Args) -> Result<Json, StepError> {
+        let t = Transport::for_step(ctx).await?;
+        let caches = match caches_arg(args) {
+            Some(c) => c,
+            None => {
+                t.caches(crate::args::str_arg(args, "backup").unwrap_or(""))
+                    .await?
+            }
+        };
+        let mut push = serde_json::Map::new();
+        for c in caches {
+            push.insert(c.clone(), json!(t.push_status(&c).await?));
+        }
+        Ok(json!({"site": t.site(), "push": push}))
+    }
+    async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
+        let t = Transport::for_step(ctx).await?;
+        let caches = match caches_arg(args) {
+            Some(c) => c,
+            None => {
+                t.caches(crate::args::str_arg(args, "backup").unwrap_or(""))
+                    .await?
+            }
+        };
+        for c in caches {
+            t.clear_push_status(&c).await?;
+        }
+        Ok(Outputs::new())
+    }
+}

@@ -1,0 +1,216 @@
+//! The Infinispan REST transport: the v14 or v15 container paths, BASIC or DIGEST
+//! (digest_auth computes the answer to the server's challenge), TLS with a CA file or,
+//! for rehearsals, an explicit insecure switch. Errors carry the site, the call and the
+//! server's answer.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use engine::env::{AuthScheme, InfinispanConfig, IspnApi};
+use engine::{StepCtx, StepError};
+
+use crate::clients::{credentials, env_path, install_crypto};
+
+pub struct Rest {
+    pub site: String,
+    pub base: String,
+    api: IspnApi,
+    client: reqwest::Client,
+    creds: Option<(AuthScheme, String, String)>,
+    /// The last digest challenge, reused with an incremented nonce count.
+    prompt: Mutex<Option<digest_auth::WwwAuthenticateHeader>>,
+}
+
+/// An answer: status and body.
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+}
+
+fn excerpt(text: &str) -> String {
+    let t = text.trim();
+    if t.len() <= 300 {
+        return t.to_string();
+    }
+    let mut cut = 300;
+    while !t.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", &t[..cut])
+}
+
+impl Rest {
+    /// # Errors
+    /// No URL, an unreadable CA file, or credentials that cannot be resolved.
+    pub async fn new(ctx: &StepCtx, site: &str, cfg: &InfinispanConfig) -> Result<Rest, StepError> {
+        install_crypto();
+        let base = cfg.url.clone().ok_or_else(|| {
+            StepError::permanent(format!(
+                "site `{site}`: infinispan.url is needed for the REST transport"
+            ))
+        })?;
+        let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(10));
+        if let Some(tls) = &cfg.tls {
+            if let Some(ca) = &tls.ca_file {
+                let path = env_path(&ctx.env, ca);
+                let pem = std::fs::read(&path).map_err(|e| {
+                    StepError::permanent(format!(
+                        "site `{site}`: cannot read CA file `{}`: {e}",
+                        path.display()
+                    ))
+                })?;
+                let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
+                    StepError::permanent(format!(
+                        "site `{site}`: CA file `{}` is not PEM: {e}",
+                        path.display()
+                    ))
+                })?;
+                builder = builder.add_root_certificate(cert);
+            }
+            if tls.insecure {
+                tracing::warn!(
+                    "site `{site}`: TLS certificates are NOT verified (infinispan.tls.insecure)"
+                );
+                builder = builder.danger_accept_invalid_certs(true);
+            }
+        }
+        let client = builder
+            .build()
+            .map_err(|e| StepError::permanent(format!("site `{site}`: HTTP client: {e}")))?;
+        let creds = match &cfg.auth {
+            Some(auth) => {
+                let (u, p) = credentials(ctx, site, auth).await?;
+                Some((auth.scheme, u, p))
+            }
+            None => None,
+        };
+        Ok(Rest {
+            site: site.to_string(),
+            base: base.trim_end_matches('/').to_string(),
+            api: cfg.api,
+            client,
+            creds,
+            prompt: Mutex::new(None),
+        })
+    }
+
+    /// The container-level prefix for this server version.
+    pub fn container(&self) -> &'static str {
+        match self.api {
+            IspnApi::V15 => "/rest/v2/container",
+            IspnApi::V14 => "/rest/v2/cache-managers/default",
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn digest_header(&self, method: &str, path: &str) -> Option<String> {
+        let (_, user, pw) = self.creds.as_ref()?;
+        let mut guard = self.prompt.lock().unwrap_or_else(|p| p.into_inner());
+        let prompt = guard.as_mut()?;
+        let ctx = digest_auth::AuthContext::new_with_method(
+            user,
+            pw,
+            path,
+            Option::<&[u8]>::None,
+            digest_auth::HttpMethod::from(method.to_string()),
+        );
+        prompt.respond(&ctx).ok().map(|h| h.to_header_string())
+    }
+
+    async fn send(
+        &self,
+        method: &reqwest::Method,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<reqwest::Response, StepError> {
+        let mut req = self
+            .client
+            .request(method.clone(), self.url(path))
+            .timeout(timeout);
+        match &self.creds {
+            Some((AuthScheme::Basic, u, p)) => req = req.basic_auth(u, Some(p)),
+            Some((AuthScheme::Digest, _, _)) => {
+                if let Some(h) = self.digest_header(method.as_str(), path) {
+                    req = req.header("authorization", h);
+                }
+            }
+            None => {}
+        }
+        req.send().await.map_err(|e| {
+            let what = if e.is_connect() {
+                "cannot connect"
+            } else if e.is_timeout() {
+                "no answer in time"
+            } else {
+                "request failed"
+            };
+            StepError::transient(format!(
+                "site `{}`: {method} {}: {what}: {}",
+                self.site,
+                self.url(path),
+                chain(&e)
+            ))
+        })
+    }
+
+    /// One call; a 401 with a digest challenge is answered once. Non-2xx answers are
+    /// errors: 5xx transient, others permanent.
+    ///
+    /// # Errors
+    /// Connection failures and non-2xx answers, with site, call and answer.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<Answer, StepError> {
+        let mut resp = self.send(&method, path, timeout).await?;
+        if resp.status().as_u16() == 401 && matches!(self.creds, Some((AuthScheme::Digest, _, _))) {
+            let challenge = resp
+                .headers()
+                .get_all("www-authenticate")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find(|v| v.starts_with("Digest"))
+                .map(str::to_string);
+            if let Some(c) = challenge {
+                if let Ok(p) = digest_auth::parse(&c) {
+                    *self.prompt.lock().unwrap_or_else(|p| p.into_inner()) = Some(p);
+                    resp = self.send(&method, path, timeout).await?;
+                }
+            }
+        }
+        let status = resp.status().as_u16();
+        let body = resp.text().await.unwrap_or_default();
+        if (200..300).contains(&status) {
+            return Ok(Answer { status, body });
+        }
+        let call = format!("site `{}`: {method} {}", self.site, self.url(path));
+        Err(match status {
+            401 | 403 => StepError::permanent(format!(
+                "{call} answered {status}: the credentials were refused{} (x-site calls need ADMIN permission): {}",
+                match &self.creds {
+                    Some((scheme, user, _)) => format!(" (user `{user}`, {scheme:?})"),
+                    None => " (no infinispan.auth in the environment file)".into(),
+                },
+                excerpt(&body)
+            )),
+            s if s >= 500 => StepError::transient(format!("{call} answered {status}: {}", excerpt(&body))),
+            _ => StepError::permanent(format!("{call} answered {status}: {}", excerpt(&body))),
+        })
+    }
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        src = s.source();
+    }
+    out
+}

@@ -1,0 +1,222 @@
+//! `keycloak.scale`: set the Keycloak CR's `spec.instances` and wait as operations.md
+//! §5 says. The count before the change is read before the effect and journaled with
+//! the intent (`previous_instances`), so a restore after a crash uses the real
+//! original, never the 0 that is there after the scale-down.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use engine::{Action, ArgKind, ArgSpec, Args, Effect, Outputs, StepCtx, StepError};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use serde_json::{json, Value as Json};
+
+use crate::args::{dur_arg, int_arg};
+use crate::clients::{kube_client, site_config};
+
+#[derive(Debug)]
+pub struct Scale;
+
+fn keycloak_name(ctx: &StepCtx) -> Result<String, StepError> {
+    let (site, cfg) = site_config(ctx)?;
+    cfg.keycloak.map(|k| k.name).ok_or_else(|| {
+        StepError::permanent(format!(
+            "site `{site}` has no `keycloak.name` in the environment file"
+        ))
+    })
+}
+
+fn api(client: kube::Client, ns: &str) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("k8s.keycloak.org", "v2alpha1", "Keycloak");
+    Api::namespaced_with(
+        client,
+        ns,
+        &ApiResource::from_gvk_with_plural(&gvk, "keycloaks"),
+    )
+}
+
+fn kube_err(site: &str, what: &str, e: kube::Error) -> StepError {
+    let msg = format!("site `{site}`: {what}: {e}");
+    match &e {
+        kube::Error::Api(s) if s.code == 404 || s.code == 403 || s.code == 401 || s.code == 422 => {
+            StepError::permanent(msg)
+        }
+        _ => StepError::transient(msg),
+    }
+}
+
+fn instances(args: &Args) -> Result<i64, StepError> {
+    match int_arg(args, "instances") {
+        Some(n) if n >= 0 => Ok(n),
+        _ => Err(StepError::permanent(format!(
+            "argument `instances` must be a whole number >= 0, got {}",
+            args.get("instances").cloned().unwrap_or_default()
+        ))),
+    }
+}
+
+fn condition(status: &Json, kind: &str) -> Option<String> {
+    status["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == kind)
+        .and_then(|c| c["status"].as_str())
+        .map(str::to_ascii_lowercase)
+}
+
+#[async_trait]
+impl Action for Scale {
+    fn name(&self) -> &'static str {
+        "keycloak.scale"
+    }
+    fn summary(&self) -> &'static str {
+        "set the Keycloak CR's spec.instances (recording the previous count) and wait until the deployment follows"
+    }
+    fn args(&self) -> &'static [ArgSpec] {
+        const A: &[ArgSpec] = &[
+            ArgSpec::required(
+                "instances",
+                ArgKind::Int,
+                "the new instance count; to restore, use the recorded `previous_instances`",
+            ),
+            ArgSpec::optional(
+                "poll",
+                ArgKind::Duration,
+                "longest pause between checks (default 5s)",
+            ),
+        ];
+        A
+    }
+    fn outputs(&self) -> Option<&'static [&'static str]> {
+        Some(&["previous_instances"])
+    }
+    fn effect(&self, _: &Args) -> Effect {
+        Effect::Idempotent
+    }
+    fn default_timeout(&self) -> Duration {
+        Duration::from_secs(900)
+    }
+    fn poll_interval(&self, args: &Args) -> Duration {
+        dur_arg(args, "poll", Duration::from_secs(5)).unwrap_or(Duration::from_secs(5))
+    }
+    fn describe(&self, ctx: &StepCtx, args: &Args) -> Vec<String> {
+        let name = keycloak_name(ctx).unwrap_or_else(|_| "?".into());
+        let (site, ns) = match site_config(ctx) {
+            Ok((s, c)) => (s, c.kubernetes.map(|k| k.namespace).unwrap_or_default()),
+            Err(_) => ("?".into(), "?".into()),
+        };
+        let n = args.get("instances").cloned().unwrap_or_default();
+        vec![
+            format!("GET keycloaks.k8s.keycloak.org/{name} in {site}/{ns} (record spec.instances)"),
+            format!("PATCH keycloaks.k8s.keycloak.org/{name} in {site}/{ns} (merge): {{\"spec\":{{\"instances\":{n}}}}}"),
+        ]
+    }
+    fn postcondition(&self, _: &StepCtx, args: &Args) -> Option<String> {
+        Some(match instances(args) {
+            Ok(0) => "the StatefulSet has 0 replicas and no pod matches its selector (Ready is not trusted at 0)".into(),
+            Ok(n) => format!("Ready, not rolling, status.instances == {n}, observedGeneration current"),
+            Err(_) => "the deployment follows spec.instances".into(),
+        })
+    }
+    fn satisfied(&self, args: &Args, o: &Json) -> bool {
+        let Ok(n) = instances(args) else {
+            return false;
+        };
+        if o["spec_instances"].as_i64() != Some(n) {
+            return false;
+        }
+        if n == 0 {
+            return o["statefulset_replicas"].as_i64() == Some(0) && o["pods"].as_i64() == Some(0);
+        }
+        o["ready"] == "true"
+            && o["rolling_update"] != "true"
+            && o["status_instances"].as_i64() == Some(n)
+            && o["observed_generation_current"] == true
+    }
+    async fn probe(&self, ctx: &StepCtx, _: &Args) -> Result<Json, StepError> {
+        let (site, _) = site_config(ctx)?;
+        let name = keycloak_name(ctx)?;
+        let (client, ns) = kube_client(ctx).await?;
+        let kc = api(client.clone(), &ns)
+            .get(&name)
+            .await
+            .map_err(|e| kube_err(&site, &format!("GET keycloak `{ns}/{name}`"), e))?;
+        let status = &kc.data["status"];
+        let generation = kc.metadata.generation;
+        let observed = status["observedGeneration"].as_i64().or_else(|| {
+            status["conditions"]
+                .as_array()
+                .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+                .and_then(|c| c["observedGeneration"].as_i64())
+        });
+        let sts: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
+        let replicas = match sts
+            .get_opt(&name)
+            .await
+            .map_err(|e| kube_err(&site, &format!("GET statefulset `{ns}/{name}`"), e))?
+        {
+            Some(s) => s.status.map(|st| st.replicas).unwrap_or(0),
+            None => 0,
+        };
+        let selector = status["selector"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("app=keycloak,app.kubernetes.io/instance={name}"));
+        let pods: Api<Pod> = Api::namespaced(client, &ns);
+        let pod_count = pods
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| kube_err(&site, &format!("list pods `{selector}`"), e))?
+            .items
+            .len();
+        Ok(json!({
+            "site": site,
+            "spec_instances": kc.data["spec"]["instances"],
+            "status_instances": status["instances"].as_i64().unwrap_or(0),
+            "ready": condition(status, "Ready"),
+            "rolling_update": condition(status, "RollingUpdate"),
+            "has_errors": condition(status, "HasErrors"),
+            "observed_generation_current": observed.is_some() && observed == generation,
+            "statefulset_replicas": replicas,
+            "pods": pod_count,
+        }))
+    }
+    async fn prepare(&self, ctx: &StepCtx, _: &Args) -> Result<Outputs, StepError> {
+        let (site, _) = site_config(ctx)?;
+        let name = keycloak_name(ctx)?;
+        let (client, ns) = kube_client(ctx).await?;
+        let kc = api(client, &ns)
+            .get(&name)
+            .await
+            .map_err(|e| kube_err(&site, &format!("GET keycloak `{ns}/{name}`"), e))?;
+        let mut out = Outputs::new();
+        out.insert(
+            "previous_instances".into(),
+            kc.data["spec"]["instances"].clone(),
+        );
+        Ok(out)
+    }
+    async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
+        let (site, _) = site_config(ctx)?;
+        let n = instances(args)?;
+        let name = keycloak_name(ctx)?;
+        let (client, ns) = kube_client(ctx).await?;
+        api(client, &ns)
+            .patch(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"instances": n}})),
+            )
+            .await
+            .map_err(|e| {
+                kube_err(
+                    &site,
+                    &format!("PATCH keycloak `{ns}/{name}` instances={n}"),
+                    e,
+                )
+            })?;
+        Ok(Outputs::new())
+    }
+}
