@@ -9,5 +9,6 @@ mod lab;
 mod locks;
 mod plan;
 mod run;
+mod secrets;
 mod status;
 mod validate;
