@@ -71,6 +71,14 @@ pub struct AwsConfig {
 #[serde(deny_unknown_fields)]
 pub struct LabInfo {
     pub admin_url: String,
+    /// The lab's time scale: step timeouts, retry delays and polls are multiplied by it
+    /// (production durations become lab durations).
+    #[serde(default = "one")]
+    pub time_scale: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 /// One site's section: how to reach its Kubernetes, Keycloak, Infinispan, Aurora
@@ -258,6 +266,42 @@ impl Environment {
             sites,
             site_configs: raw.sites,
         })
+    }
+
+    /// How much faster than production time runs here (1 outside a lab).
+    pub fn time_scale(&self) -> f64 {
+        self.lab
+            .as_ref()
+            .map(|l| {
+                if l.time_scale.is_finite() {
+                    l.time_scale.max(0.0001)
+                } else {
+                    1.0
+                }
+            })
+            .unwrap_or(1.0)
+            .min(1.0)
+    }
+
+    /// A production duration for this environment. Timeouts keep a floor of 250 ms so
+    /// that a lab run still has room for a few round trips.
+    pub fn scaled_timeout(&self, d: std::time::Duration) -> std::time::Duration {
+        let s = self.time_scale();
+        if s >= 1.0 {
+            return d;
+        }
+        d.mul_f64(s)
+            .max(std::time::Duration::from_millis(250))
+            .min(d)
+    }
+
+    /// A production pause (poll interval, retry delay) for this environment.
+    pub fn scaled_pause(&self, d: std::time::Duration) -> std::time::Duration {
+        let s = self.time_scale();
+        if s >= 1.0 {
+            return d;
+        }
+        d.mul_f64(s).max(std::time::Duration::from_millis(1))
     }
 
     /// The sites as template data: name → section.

@@ -533,7 +533,9 @@ impl Executor {
             });
         }
         let effect = action.effect(&args);
-        let timeout = step.timeout.unwrap_or_else(|| action.default_timeout());
+        let timeout = self
+            .env
+            .scaled_timeout(step.timeout.unwrap_or_else(|| action.default_timeout()));
         let ctx = StepCtx {
             run_id: self.run_id(),
             step_id: step.id.clone(),
@@ -635,7 +637,7 @@ impl Executor {
                     }
                     Err(e) => {
                         if e.retryable && tries < max {
-                            let d = step.retry.delay_after(tries);
+                            let d = self.env.scaled_pause(step.retry.delay_after(tries));
                             self.observer.notice(Notice::Failed {
                                 label: label.clone(),
                                 attempt,
@@ -659,7 +661,7 @@ impl Executor {
                     Ok(p) => prepared = p,
                     Err(e) => {
                         if e.retryable && tries < max {
-                            let d = step.retry.delay_after(tries);
+                            let d = self.env.scaled_pause(step.retry.delay_after(tries));
                             self.observer.notice(Notice::Failed {
                                 label: label.clone(),
                                 attempt,
@@ -752,7 +754,8 @@ impl Executor {
                         will_retry,
                         at: now_ms(),
                     })?;
-                    let retry_in = will_retry.then(|| step.retry.delay_after(tries));
+                    let retry_in =
+                        will_retry.then(|| self.env.scaled_pause(step.retry.delay_after(tries)));
                     self.observer.notice(Notice::Failed {
                         label: label.clone(),
                         attempt,
@@ -915,7 +918,10 @@ impl Executor {
         label: &str,
     ) -> Verified {
         let what = postcondition_text(step, action, ctx, args);
-        let cap = action.poll_interval(args).max(Duration::from_millis(1));
+        let cap = self
+            .env
+            .scaled_pause(action.poll_interval(args))
+            .max(Duration::from_millis(1));
         let mut pause = Duration::from_millis(5).min(cap);
         let start = Instant::now();
         let mut last: Option<String>;

@@ -78,6 +78,8 @@ struct RawParam {
     allowed: Vec<serde_yaml::Value>,
     #[serde(default)]
     secret: bool,
+    #[serde(default)]
+    from_run: Option<crate::model::FromRun>,
 }
 
 #[derive(Deserialize)]
@@ -337,6 +339,13 @@ impl Validator<'_> {
             }
             None => None,
         };
+        if p.secret && p.from_run.is_some() {
+            self.problem(
+                &format!("{path}.from_run"),
+                None,
+                format!("secret parameter `{name}` cannot come from a recorded output"),
+            );
+        }
         if p.secret && default.is_some() {
             self.problem(
                 &format!("{path}.default"),
@@ -375,6 +384,7 @@ impl Validator<'_> {
             description: p.description,
             allowed,
             secret: p.secret,
+            from_run: p.from_run,
         })
     }
 

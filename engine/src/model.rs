@@ -64,6 +64,18 @@ pub struct Param {
     pub allowed: Vec<Json>,
     /// Never journaled, logged or printed; must be given again on resume.
     pub secret: bool,
+    /// When not given: the output an earlier run recorded, before `default`.
+    pub from_run: Option<FromRun>,
+}
+
+/// Where an earlier run recorded a value: the newest run of one of `runbooks` whose
+/// step `step` succeeded with output `output`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FromRun {
+    pub runbooks: Vec<String>,
+    pub step: String,
+    pub output: String,
 }
 
 /// How dangerous a step's effect is. Decides whether an interrupted step may be

@@ -106,6 +106,20 @@ pub fn resolve(
     given: &[(String, String)],
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<(serde_json::Map<String, Json>, Vec<String>), ParamError> {
+    resolve_with(runbook, given, lookup, |_| None)
+}
+
+/// As [`resolve`], with `recorded` giving the value an earlier run recorded for a
+/// parameter with `from_run` (used when the parameter is not given, before its default).
+///
+/// # Errors
+/// As [`resolve`].
+pub fn resolve_with(
+    runbook: &Runbook,
+    given: &[(String, String)],
+    lookup: impl Fn(&str) -> Option<String>,
+    recorded: impl Fn(&crate::model::FromRun) -> Option<Json>,
+) -> Result<(serde_json::Map<String, Json>, Vec<String>), ParamError> {
     let mut values = serde_json::Map::new();
     for (name, text) in given {
         let Some(p) = runbook.params.get(name) else {
@@ -129,6 +143,13 @@ pub fn resolve(
                 if let Some(text) = lookup(&env_var_for(name)) {
                     values.insert(name.clone(), parse_value(name, p.kind, &text)?);
                 }
+            } else if let Some(v) = p
+                .from_run
+                .as_ref()
+                .and_then(&recorded)
+                .filter(|v| param_matches(p.kind, v))
+            {
+                values.insert(name.clone(), v);
             } else if let Some(d) = &p.default {
                 values.insert(name.clone(), d.clone());
             }
@@ -173,5 +194,14 @@ fn collect_strings(v: &Json, out: &mut Vec<String>) {
         Json::Array(a) => a.iter().for_each(|x| collect_strings(x, out)),
         Json::Number(n) => out.push(n.to_string()),
         _ => {}
+    }
+}
+
+fn param_matches(kind: ParamType, v: &Json) -> bool {
+    match kind {
+        ParamType::String | ParamType::Duration => v.is_string(),
+        ParamType::Int => v.is_i64() || v.is_u64(),
+        ParamType::Bool => v.is_boolean(),
+        ParamType::List => v.is_array(),
     }
 }

@@ -246,7 +246,7 @@ pub async fn plan(
                 Err(e) => return Err(err(format!("cannot render for_each.items: {e}"))),
             },
         };
-        let timeout = step.timeout.unwrap_or_else(|| action.default_timeout());
+        let timeout = env.scaled_timeout(step.timeout.unwrap_or_else(|| action.default_timeout()));
         let item_list: Vec<Option<Json>> = match &items {
             None => vec![None],
             Some(list) => list.iter().cloned().map(Some).collect(),

@@ -339,3 +339,27 @@ async fn drive(
     recorder.withdraw_live();
     Ok(outcome?)
 }
+
+/// The newest value an earlier run recorded: the output `from.output` of step
+/// `from.step` in the newest run of one of `from.runbooks` where that step succeeded.
+///
+/// # Errors
+/// An unreadable journal.
+pub fn recorded_output(
+    journal: &Journal,
+    from: &crate::model::FromRun,
+) -> Result<Option<(Json, RunId)>, RunError> {
+    let mut runs = journal.runs()?;
+    runs.reverse();
+    for r in runs.iter().filter(|r| from.runbooks.contains(&r.runbook)) {
+        let state = run_state(journal, r.run_id)?;
+        if let Some(st) = state.steps.get(&from.step) {
+            if st.progress.status == crate::state::StepStatus::Succeeded {
+                if let Some(v) = st.progress.outputs.get(&from.output) {
+                    return Ok(Some((v.clone(), r.run_id)));
+                }
+            }
+        }
+    }
+    Ok(None)
+}

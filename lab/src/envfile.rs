@@ -39,7 +39,10 @@ pub fn write(config: &LabConfig, ep: &Endpoints) -> Result<PathBuf, LabError> {
     let kubeconfig = write_file(config.dir.join("kubeconfig"), &kubeconfig(config, ep))?;
     let mut y = String::new();
     y.push_str("# Written by `runbook lab`: a simulated two-site deployment on 127.0.0.1.\n");
-    y.push_str(&format!("lab:\n  admin_url: http://{}\n", ep.admin));
+    y.push_str(&format!(
+        "lab:\n  admin_url: http://{}\n  time_scale: {}\n",
+        ep.admin, config.shape.scale
+    ));
     y.push_str(&format!(
         "aws:\n  region: eu-west-1\n  endpoint_url: http://{}\n  aurora_cluster: keycloak-aurora\n  # the lab accepts any credentials: AWS_ACCESS_KEY_ID=lab AWS_SECRET_ACCESS_KEY=lab\n",
         ep.aws

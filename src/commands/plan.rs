@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use engine::env::Environment;
+use engine::journal::Journal;
 use engine::model::Runbook;
 use engine::redact::Redactor;
 
@@ -27,8 +28,36 @@ pub fn prepare(config: &Config, name: &str, raw_params: &[String]) -> CliResult<
         .load(name, &config.registry)
         .map_err(invalid)?;
     let given = super::param_pairs(raw_params)?;
-    let (params, secrets) =
-        engine::params::resolve(&runbook, &given, |k| std::env::var(k).ok()).map_err(invalid)?;
+    // Values recorded by earlier runs (e.g. the health-check path to restore), read
+    // from the journal if there is one and it is free; nothing is written.
+    let journal = if runbook.params.values().any(|p| p.from_run.is_some())
+        && Journal::exists(&config.journal_dir)
+    {
+        Journal::open(&config.journal_dir).ok()
+    } else {
+        None
+    };
+    let notes = std::cell::RefCell::new(Vec::new());
+    let (params, secrets) = engine::params::resolve_with(
+        &runbook,
+        &given,
+        |k| std::env::var(k).ok(),
+        |from| {
+            let (v, run) = engine::runner::recorded_output(journal.as_ref()?, from)
+                .ok()
+                .flatten()?;
+            notes.borrow_mut().push(format!(
+                "{v}, recorded by run {run} (step `{}`, output `{}`)",
+                from.step, from.output
+            ));
+            Some(v)
+        },
+    )
+    .map_err(invalid)?;
+    drop(journal);
+    for n in notes.into_inner() {
+        eprintln!("note: using {n}");
+    }
     let env = config.environment()?;
     Ok(Prepared {
         runbook,

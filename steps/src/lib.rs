@@ -28,6 +28,7 @@ pub fn registry() -> Registry {
     r.register(infinispan::actions::ClearCaches);
     r.register(infinispan::actions::PushState);
     r.register(infinispan::actions::ClearPushStateStatus);
+    r.register(infinispan::actions::SyncState);
     r.register(keycloak::Scale);
     r.register(aurora::Failover);
     r.register(route53::SetPath);

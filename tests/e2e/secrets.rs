@@ -49,13 +49,22 @@ fn the_infinispan_password_is_never_written_anywhere() {
     // the same deployment, with the password by environment variable
     let text = std::fs::read_to_string(&running.env_file).unwrap();
     let pw_file = dir.path().join("lab/secrets/infinispan-password");
-    let env_text = text.replace(&format!("password_file: {}", pw_file.display()), "password_env: ISPN_PASSWORD");
+    let env_text = text.replace(
+        &format!("password_file: {}", pw_file.display()),
+        "password_env: ISPN_PASSWORD",
+    );
     assert_ne!(env_text, text);
     let env = write(dir.path(), "env.yaml", &env_text);
     let rb = write(dir.path(), "rb.yaml", RUNBOOK);
     let j = dir.path().join("journal");
     let mut c = runbook(&j);
-    c.args(["-vv", "run"]).arg(&rb).arg("--env").arg(&env).arg("--json").env("ISPN_PASSWORD", secret).env("RUNBOOK_LOG", "trace");
+    c.args(["-vv", "run"])
+        .arg(&rb)
+        .arg("--env")
+        .arg(&env)
+        .arg("--json")
+        .env("ISPN_PASSWORD", secret)
+        .env("RUNBOOK_LOG", "trace");
     let out = run(c).expect(0);
     assert_eq!(out.json()["status"], "completed");
     let mut s = runbook(&j);
@@ -65,17 +74,35 @@ fn the_infinispan_password_is_never_written_anywhere() {
     h.args(["history", "--json"]);
     let history = run(h).expect(0);
     let mut p = runbook(&j);
-    p.args(["plan", "--live", "--json"]).arg(&rb).arg("--env").arg(&env).env("ISPN_PASSWORD", secret);
+    p.args(["plan", "--live", "--json"])
+        .arg(&rb)
+        .arg("--env")
+        .arg(&env)
+        .env("ISPN_PASSWORD", secret);
     let plan = run(p).expect(0);
-    assert!(out.stderr.len() > 1000, "trace logging was on: {} bytes", out.stderr.len());
-    for (what, text) in [("stdout", &out.stdout), ("stderr", &out.stderr), ("status", &status.stdout), ("history", &history.stdout), ("plan", &plan.stdout)] {
+    assert!(
+        out.stderr.len() > 1000,
+        "trace logging was on: {} bytes",
+        out.stderr.len()
+    );
+    for (what, text) in [
+        ("stdout", &out.stdout),
+        ("stderr", &out.stderr),
+        ("status", &status.stdout),
+        ("history", &history.stdout),
+        ("plan", &plan.stdout),
+    ] {
         assert!(!text.contains(secret), "the password is in the {what}");
     }
     let journal_files = files(&j);
     assert!(!journal_files.is_empty());
     for f in journal_files {
         let bytes = std::fs::read(&f).unwrap();
-        assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "the password is in {}", f.display());
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "the password is in {}",
+            f.display()
+        );
     }
     drop(running);
 }

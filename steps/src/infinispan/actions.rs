@@ -523,7 +523,7 @@ impl Action for PushState {
     async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
         let backup = req_str(args, "backup")?;
         let max = int_arg(args, "max_repush").unwrap_or(3).max(0) as u32;
-        let cap = self.poll_interval(args);
+        let cap = ctx.env.scaled_pause(self.poll_interval(args));
         let t = Transport::for_step(ctx).await?;
         let explicit = caches_arg(args);
         let caches = match &explicit {
@@ -689,5 +689,114 @@ impl Action for ClearPushStateStatus {
             t.clear_push_status(&c).await?;
         }
         Ok(Outputs::new())
+    }
+}
+
+/// `infinispan.sync-state`: whether the step's site and `other` are in sync: both
+/// directions of replication online and the same number of entries in every cache.
+/// Read-only; it reads both sites.
+#[derive(Debug)]
+pub struct SyncState;
+
+async fn sizes(
+    t: &Transport,
+    caches: &[String],
+) -> Result<BTreeMap<String, Option<u64>>, StepError> {
+    let mut out = BTreeMap::new();
+    for c in caches {
+        out.insert(c.clone(), t.size(c).await?);
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl Action for SyncState {
+    fn name(&self) -> &'static str {
+        "infinispan.sync-state"
+    }
+    fn summary(&self) -> &'static str {
+        "compare two sites: both directions of replication online and the same entry counts per cache"
+    }
+    fn args(&self) -> &'static [ArgSpec] {
+        const A: &[ArgSpec] = &[
+            ArgSpec::required("other", ArgKind::String, "the other site"),
+            ArgSpec::required("caches", ArgKind::List, "the caches to compare"),
+        ];
+        A
+    }
+    fn outputs(&self) -> Option<&'static [&'static str]> {
+        Some(&["in_sync", "forward", "backward", "sizes", "reason"])
+    }
+    fn effect(&self, _: &Args) -> Effect {
+        Effect::ReadOnly
+    }
+    fn default_timeout(&self) -> Duration {
+        Duration::from_secs(300)
+    }
+    fn describe(&self, ctx: &StepCtx, args: &Args) -> Vec<String> {
+        let other = req_str(args, "other").unwrap_or("?");
+        let site = ctx
+            .site
+            .as_ref()
+            .map(|s| s.name.clone())
+            .unwrap_or_default();
+        vec![format!("read x-site status {site}→{other} and {other}→{site}, and every cache's size on both sites")]
+    }
+    async fn probe(&self, ctx: &StepCtx, args: &Args) -> Result<Json, StepError> {
+        let other = req_str(args, "other")?;
+        let caches = crate::args::list_arg(args, "caches").unwrap_or_default();
+        let here = Transport::for_step(ctx).await?;
+        let mut other_ctx = ctx.clone();
+        other_ctx.site = Some(engine::Site {
+            name: other.to_string(),
+            config: ctx.env.sites.get(other).cloned().ok_or_else(|| {
+                StepError::permanent(format!("site `{other}` is not in the environment file"))
+            })?,
+        });
+        let there = Transport::for_step(&other_ctx).await?;
+        let forward = here.status(other, Some(&caches)).await?.overall;
+        let backward = there.status(here.site(), Some(&caches)).await?.overall;
+        let a = sizes(&here, &caches).await?;
+        let b = sizes(&there, &caches).await?;
+        let differing: Vec<String> = caches
+            .iter()
+            .filter(|c| a.get(*c).copied().flatten().is_none() || a.get(*c) != b.get(*c))
+            .map(|c| format!("{c} ({} vs {})", fmt_size(a.get(c)), fmt_size(b.get(c))))
+            .collect();
+        let mut reasons = Vec::new();
+        if forward != "online" {
+            reasons.push(format!("replication {}→{other} is {forward}", here.site()));
+        }
+        if backward != "online" {
+            reasons.push(format!("replication {other}→{} is {backward}", here.site()));
+        }
+        if !differing.is_empty() {
+            reasons.push(format!(
+                "entry counts differ or are unknown: {}",
+                differing.join(", ")
+            ));
+        }
+        Ok(json!({
+            "in_sync": reasons.is_empty(),
+            "forward": forward,
+            "backward": backward,
+            "sizes": {here.site(): a, other: b},
+            "reason": if reasons.is_empty() { "both directions online and the same entry counts".to_string() } else { reasons.join("; ") },
+        }))
+    }
+    async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
+        Ok(self
+            .probe(ctx, args)
+            .await?
+            .as_object()
+            .cloned()
+            .unwrap_or_default())
+    }
+}
+
+fn fmt_size(v: Option<&Option<u64>>) -> String {
+    match v.copied().flatten() {
+        Some(n) => n.to_string(),
+        None => "?".into(),
     }
 }
