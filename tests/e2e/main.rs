@@ -8,6 +8,7 @@ mod crash;
 mod lab;
 mod locks;
 mod plan;
+mod procedures;
 mod run;
 mod secrets;
 mod status;

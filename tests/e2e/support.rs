@@ -315,3 +315,89 @@ pub fn assert_workload_effects(server: &TestServer) {
         }
     });
 }
+
+/// A lab served from this test process (on its own runtime), for `runbook` child
+/// processes to work against.
+pub struct InLab {
+    pub lab: Option<lab::RunningLab>,
+    pub rt: tokio::runtime::Runtime,
+    pub dir: tempfile::TempDir,
+}
+
+impl InLab {
+    pub fn start(faults: &[&str], workload_per_sec: f64) -> InLab {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = lab::LabConfig::new(&dir.path().join("lab"));
+        config.faults = faults
+            .iter()
+            .map(|f| lab::Fault::parse(f).unwrap())
+            .collect();
+        config.workload_per_sec = workload_per_sec;
+        let running = rt.block_on(lab::start(config)).unwrap();
+        InLab {
+            lab: Some(running),
+            rt,
+            dir,
+        }
+    }
+
+    pub fn running(&self) -> &lab::RunningLab {
+        self.lab.as_ref().unwrap()
+    }
+
+    pub fn env(&self) -> PathBuf {
+        self.running().env_file.clone()
+    }
+
+    pub fn journal(&self) -> PathBuf {
+        self.dir.path().join("journal")
+    }
+
+    pub fn world<T>(&self, f: impl FnOnce(&mut lab::World) -> T) -> T {
+        f(&mut self.running().shared.lock().world)
+    }
+
+    pub fn state(&self) -> Value {
+        self.world(|w| {
+            let now = std::time::Instant::now();
+            w.tick(now);
+            w.snapshot(now)
+        })
+    }
+
+    pub fn entries(&self, site: &str, cache: &str) -> std::collections::BTreeMap<String, String> {
+        self.world(|w| w.sites[site].caches[cache].entries.clone())
+    }
+
+    pub fn fault(&self, spec: &str) {
+        self.world(|w| w.faults.push(lab::Fault::parse(spec).unwrap()));
+    }
+
+    pub fn lift(&self) {
+        self.world(|w| w.faults.clear());
+    }
+
+    pub fn sessions(&self, site: &str, n: u32) {
+        self.world(|w| w.create_sessions(Some(site), n).unwrap());
+    }
+
+    /// `runbook --journal <lab journal> --env <lab env> ARGS`
+    pub fn runbook(&self) -> Command {
+        let mut c = runbook(&self.journal());
+        c.arg("--env").arg(self.env());
+        c
+    }
+}
+
+impl Drop for InLab {
+    fn drop(&mut self) {
+        let lab = self.lab.take();
+        let _guard = self.rt.enter();
+        drop(lab);
+    }
+}

@@ -167,10 +167,12 @@ const POLL: ArgSpec = ArgSpec::optional(
     "longest pause between status checks (default 2s)",
 );
 
+/// Site, backup and status first: error messages quote the beginning of an observation.
 fn status_json(st: &super::XStatus, site: &str, backup: &str) -> Json {
-    let mut v = st.to_json();
-    v["site"] = json!(site);
-    v["backup"] = json!(backup);
+    let mut v = json!({"site": site, "backup": backup, "status": st.overall, "caches": st.caches});
+    if !st.nodes.is_empty() {
+        v["nodes"] = json!(st.nodes);
+    }
     v
 }
 
@@ -290,13 +292,18 @@ impl Action for SetBackup {
         ));
         lines
     }
-    fn postcondition(&self, _: &StepCtx, args: &Args) -> Option<String> {
+    fn postcondition(&self, ctx: &StepCtx, args: &Args) -> Option<String> {
         let which = match caches_arg(args) {
             None => "every cache".to_string(),
             Some(l) => l.join(", "),
         };
+        let site = ctx
+            .site
+            .as_ref()
+            .map(|s| format!(" from `{}`", s.name))
+            .unwrap_or_default();
         Some(format!(
-            "replication to `{}` is {} for {which} on every node",
+            "replication{site} to `{}` is {} for {which} on every node",
             req_str(args, "backup").unwrap_or("?"),
             self.target()
         ))
