@@ -8,6 +8,7 @@ mod crash;
 mod lab;
 mod locks;
 mod plan;
+mod procedure_crashes;
 mod procedures;
 mod run;
 mod secrets;
