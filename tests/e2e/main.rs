@@ -8,6 +8,7 @@ mod crash;
 mod lab;
 mod locks;
 mod plan;
+mod plan_snapshots;
 mod procedure_crashes;
 mod procedures;
 mod run;
