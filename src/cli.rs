@@ -82,6 +82,9 @@ pub struct LabOptions {
     /// The Keycloak caches: kc24 (8 caches) or kc25 (4)
     #[arg(long, default_value = "kc24", value_parser = ["kc24", "kc25"])]
     pub caches: String,
+    /// Serve Infinispan over HTTPS with a CA of the lab's own (written as DIR/ca.pem)
+    #[arg(long)]
+    pub tls: bool,
 }
 
 #[derive(Debug, Args)]

@@ -185,11 +185,18 @@ impl Journal {
         // million after each reopen, and operators type these ids.
         let key = Key::Meta("next_run_id".into()).encode();
         let next = self.db.update_and_fetch(&key, |old| {
-            let n = old.and_then(|b| <[u8; 8]>::try_from(b).ok()).map(u64::from_be_bytes).unwrap_or(0);
+            let n = old
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
             Some((n + 1).to_be_bytes().to_vec())
         })?;
         self.db.flush()?;
-        let n = next.as_deref().and_then(|b| <[u8; 8]>::try_from(b).ok()).map(u64::from_be_bytes).unwrap_or(1);
+        let n = next
+            .as_deref()
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(1);
         Ok(RunId(n))
     }
 

@@ -29,7 +29,16 @@ fn private(path: &std::path::Path) {
 ///
 /// # Errors
 /// A file cannot be written.
-pub fn write(config: &LabConfig, ep: &Endpoints) -> Result<PathBuf, LabError> {
+pub fn write(
+    config: &LabConfig,
+    ep: &Endpoints,
+    ca_pem: Option<&str>,
+) -> Result<PathBuf, LabError> {
+    let ca_file = match ca_pem {
+        Some(pem) => Some(write_file(config.dir.join("ca.pem"), pem)?),
+        None => None,
+    };
+    let scheme = if ca_file.is_some() { "https" } else { "http" };
     let secret = write_file(
         config.dir.join("secrets").join("infinispan-password"),
         &config.password,
@@ -54,11 +63,11 @@ pub fn write(config: &LabConfig, ep: &Endpoints) -> Result<PathBuf, LabError> {
                kubernetes: {{ kubeconfig: {kubeconfig}, context: {site}, namespace: {ns} }}\n    \
                keycloak: {{ name: keycloak }}\n    \
                infinispan:\n      \
-                 url: http://{ispn}\n      \
+                 url: {scheme}://{ispn}\n      \
                  api: v15\n      \
                  transport: rest\n      \
                  cluster: infinispan\n      \
-                 auth: {{ username: {user}, password_file: {secret} }}\n    \
+                 auth: {{ username: {user}, password_file: {secret} }}\n{tls}    \
                aurora: {{ instance: keycloak-aurora-instance-{n} }}\n    \
                route53: {{ health_check_id: hc-{site} }}\n    \
                lb_check_url: http://{kc}/lb-check\n",
@@ -68,6 +77,10 @@ pub fn write(config: &LabConfig, ep: &Endpoints) -> Result<PathBuf, LabError> {
             kubeconfig = kubeconfig.display(),
             ns = crate::kube::NAMESPACE,
             n = i + 1,
+            tls = ca_file
+                .as_ref()
+                .map(|f| format!("      tls: {{ ca_file: {} }}\n", f.display()))
+                .unwrap_or_default(),
             secret = secret.display(),
         ));
     }

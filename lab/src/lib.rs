@@ -14,6 +14,7 @@ pub mod faults;
 pub mod infinispan;
 pub mod keycloak;
 pub mod kube;
+pub mod tls;
 pub mod world;
 
 use std::collections::BTreeMap;
@@ -77,6 +78,8 @@ pub struct LabConfig {
     pub workload_per_sec: f64,
     pub username: String,
     pub password: String,
+    /// Serve Infinispan over TLS with a CA of its own (written to DIR/ca.pem).
+    pub tls: bool,
 }
 
 impl LabConfig {
@@ -88,6 +91,7 @@ impl LabConfig {
             workload_per_sec: 0.0,
             username: "admin".into(),
             password: format!("lab-{:016x}", fastrand::u64(..)),
+            tls: false,
         }
     }
 }
@@ -124,6 +128,8 @@ impl Drop for RunningLab {
 pub enum LabError {
     #[error("cannot listen on 127.0.0.1: {0}")]
     Bind(std::io::Error),
+    #[error("cannot set up TLS: {0}")]
+    Tls(String),
     #[error("cannot write `{}`: {source}", path.display())]
     Write {
         path: PathBuf,
@@ -167,11 +173,25 @@ pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
     let mut ispn = BTreeMap::new();
     let mut kc = BTreeMap::new();
     let mut kube_eps = BTreeMap::new();
+    let tls = if config.tls {
+        Some(tls::generate()?)
+    } else {
+        None
+    };
     for site in &config.shape.sites {
         let (addr, t) = serve(kube::router(shared.clone(), site.clone())).await?;
         kube_eps.insert(site.clone(), addr);
         tasks.push(t);
-        let (addr, t) = serve(infinispan::router(shared.clone(), site.clone())).await?;
+        let (addr, t) = match &tls {
+            Some(t) => {
+                tls::serve(
+                    infinispan::router(shared.clone(), site.clone()),
+                    t.acceptor.clone(),
+                )
+                .await?
+            }
+            None => serve(infinispan::router(shared.clone(), site.clone())).await?,
+        };
         ispn.insert(site.clone(), addr);
         tasks.push(t);
         let (addr, t) = serve(keycloak::router(shared.clone(), site.clone())).await?;
@@ -214,7 +234,7 @@ pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
         keycloak: kc,
         admin: admin_addr,
     };
-    let env_file = envfile::write(&config, &endpoints)?;
+    let env_file = envfile::write(&config, &endpoints, tls.as_ref().map(|t| t.ca_pem.as_str()))?;
     Ok(RunningLab {
         shared,
         endpoints,

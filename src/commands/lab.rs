@@ -33,6 +33,7 @@ pub fn lab_config(dir: &Path, o: &LabOptions) -> CliResult<lab::LabConfig> {
             .push(lab::Fault::parse(spec).map_err(invalid)?);
     }
     config.workload_per_sec = o.workload;
+    config.tls = o.tls;
     Ok(config)
 }
 

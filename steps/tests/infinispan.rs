@@ -238,7 +238,7 @@ steps:
     let batch_env = lab.env_with("batch.yaml", |d| {
         d["sites"]["site-b"]["infinispan"]["transport"] = "batch".into();
     });
-    for env in vec![lab.running.env_file.clone(), batch_env] {
+    for env in [lab.running.env_file.clone(), batch_env] {
         let r = run(&env, yaml, &[]).await;
         assert_eq!(r.0.status, engine::state::RunStatus::Failed);
         let reason = r.0.reason.unwrap();
@@ -259,8 +259,9 @@ steps:
     site: site-b
     action: infinispan.site-status
     with: { backup: site-a }
-    retry: { policy: fixed, max_attempts: 20, delay: 50ms }
+    retry: { policy: fixed, max_attempts: 100, delay: 30s }
 "#;
+    // delays follow the lab's time scale: 30 s is 30 ms here
     let shared = lab.running.shared.clone();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -315,4 +316,50 @@ async fn a_failed_batch_is_a_failure_with_its_reason() {
     assert_eq!(r.0.status, engine::state::RunStatus::Failed);
     let reason = r.0.reason.unwrap();
     assert!(reason.contains("failed: ISPN004028"), "{reason}");
+}
+
+#[tokio::test]
+async fn tls_with_the_lab_ca_and_the_insecure_switch() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = lab::LabConfig::new(dir.path());
+    config.tls = true;
+    let running = lab::start(config).await.unwrap();
+    let text = std::fs::read_to_string(&running.env_file).unwrap();
+    assert!(
+        text.contains("url: https://") && text.contains("ca_file:"),
+        "{text}"
+    );
+    let yaml = "name: t\nsteps:\n  - id: s\n    site: site-b\n    action: infinispan.site-status\n    with: { backup: site-a }\n    timeout: 5s\n";
+    // verified against the lab's CA
+    let r = run(&running.env_file, yaml, &[]).await;
+    completed(&r);
+    assert_eq!(r.1.steps["s"].progress.outputs["status"], "online");
+    // without the CA: the certificate is refused, and the error says so
+    let mut doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    for s in ["site-a", "site-b"] {
+        doc["sites"][s]["infinispan"]
+            .as_mapping_mut()
+            .unwrap()
+            .remove("tls");
+    }
+    let no_ca = dir.path().join("no-ca.yaml");
+    std::fs::write(&no_ca, serde_yaml::to_string(&doc).unwrap()).unwrap();
+    let r = run(&no_ca, yaml, &[]).await;
+    assert_eq!(r.0.status, engine::state::RunStatus::Failed);
+    let reason = r.0.reason.unwrap();
+    assert!(
+        reason.contains("cannot connect") || reason.contains("certificate"),
+        "{reason}"
+    );
+    assert!(
+        reason.to_lowercase().contains("certificate") || reason.contains("UnknownIssuer"),
+        "{reason}"
+    );
+    // the explicit insecure switch
+    for s in ["site-a", "site-b"] {
+        doc["sites"][s]["infinispan"]["tls"] = serde_yaml::from_str("{ insecure: true }").unwrap();
+    }
+    let insecure = dir.path().join("insecure.yaml");
+    std::fs::write(&insecure, serde_yaml::to_string(&doc).unwrap()).unwrap();
+    completed(&run(&insecure, yaml, &[]).await);
 }

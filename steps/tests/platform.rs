@@ -162,7 +162,7 @@ async fn aws_errors_surface_with_their_codes() {
     assert!(reason.contains("NoSuchHealthCheck"), "{reason}");
 }
 
-struct Moto(Child, u16);
+struct Moto(Child);
 
 impl Drop for Moto {
     fn drop(&mut self) {
@@ -191,7 +191,7 @@ async fn aurora_and_route53_against_moto() {
         .stderr(Stdio::null())
         .spawn()
         .expect("python3 with moto[server] (bash scripts/test.sh installs it)");
-    let _moto = Moto(child, port);
+    let _moto = Moto(child);
     let deadline = Instant::now() + Duration::from_secs(30);
     while tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await

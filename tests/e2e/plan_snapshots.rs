@@ -6,7 +6,8 @@ use crate::support::*;
 
 fn plan(name: &str, extra: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let env = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/fixtures/production-env.yaml");
+    let env = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/e2e/fixtures/production-env.yaml");
     let mut c = runbook(&dir.path().join("j"));
     c.args(["plan", name]).arg("--env").arg(&env).args(extra);
     let out = run(c).expect(0);
@@ -38,6 +39,13 @@ fn plan_switchback() {
 fn plan_recover_passive_site_keycloak_25() {
     insta::assert_snapshot!(plan(
         "recover-passive-site",
-        &["-p", "caches=actionTokens,authenticationSessions,loginFailures,work", "-p", "primary=site-b", "-p", "secondary=site-a"]
+        &[
+            "-p",
+            "caches=actionTokens,authenticationSessions,loginFailures,work",
+            "-p",
+            "primary=site-b",
+            "-p",
+            "secondary=site-a"
+        ]
     ));
 }

@@ -20,22 +20,51 @@ fn resume_until_done(l: &InLab, run_id: &str) {
         }
         let v = out.json();
         let reason = v["reason"].as_str().unwrap_or_default().to_string();
-        assert!(reason.contains("--retry-step"), "unexpected stop: {}\n{}", out.stdout, out.stderr);
-        extra = vec!["--retry-step".into(), v["halted_at"].as_str().unwrap().to_string()];
+        assert!(
+            reason.contains("--retry-step"),
+            "unexpected stop: {}\n{}",
+            out.stdout,
+            out.stderr
+        );
+        extra = vec![
+            "--retry-step".into(),
+            v["halted_at"].as_str().unwrap().to_string(),
+        ];
     }
     panic!("did not complete");
 }
 
-fn check_end_state(l: &InLab, active_before: &std::collections::BTreeMap<String, String>, label: &str) {
+fn check_end_state(
+    l: &InLab,
+    active_before: &std::collections::BTreeMap<String, String>,
+    label: &str,
+) {
     let a = l.entries("site-a", "sessions");
     for k in active_before.keys() {
         assert!(a.contains_key(k), "{label}: the active site lost {k}");
     }
-    assert_eq!(l.entries("site-b", "sessions"), a, "{label}: the passive site equals the active one");
+    assert_eq!(
+        l.entries("site-b", "sessions"),
+        a,
+        "{label}: the passive site equals the active one"
+    );
     let st = l.state();
-    assert_eq!(st["sites"]["site-b"]["keycloak"]["spec"], 3, "{label}: Keycloak restored to the original count");
-    assert!(st["sites"]["site-a"]["clear_requests"].as_object().unwrap().is_empty(), "{label}: nothing cleared on the active site");
-    for c in st["sites"]["site-b"]["caches"].as_object().unwrap().values() {
+    assert_eq!(
+        st["sites"]["site-b"]["keycloak"]["spec"], 3,
+        "{label}: Keycloak restored to the original count"
+    );
+    assert!(
+        st["sites"]["site-a"]["clear_requests"]
+            .as_object()
+            .unwrap()
+            .is_empty(),
+        "{label}: nothing cleared on the active site"
+    );
+    for c in st["sites"]["site-b"]["caches"]
+        .as_object()
+        .unwrap()
+        .values()
+    {
         assert_eq!(c["backups"]["site-a"]["status"], "online", "{label}");
     }
 }
@@ -47,7 +76,8 @@ fn kill_and_resume(point: &str) {
     l.lift();
     let before = l.entries("site-a", "sessions");
     let mut c = l.runbook();
-    c.args(["run", "recover-passive-site", "--yes"]).env("FAILPOINTS", point);
+    c.args(["run", "recover-passive-site", "--yes"])
+        .env("FAILPOINTS", point);
     let out = run(c);
     assert_eq!(out.code, -1, "{point}: killed\n{}", out.stderr);
     resume_until_done(&l, "r-1");
@@ -63,23 +93,46 @@ macro_rules! crash {
     };
 }
 
-crash!(after_scale_down_before_journal, "after-apply=return(scale-down)");
-crash!(after_scale_down_journaled, "after-journal=return(scale-down)");
+crash!(
+    after_scale_down_before_journal,
+    "after-apply=return(scale-down)"
+);
+crash!(
+    after_scale_down_journaled,
+    "after-journal=return(scale-down)"
+);
 crash!(before_take_offline, "before-apply=return(take-offline)");
 crash!(after_take_offline, "after-apply=return(take-offline)");
-crash!(inside_the_clear_fan_out_before, "before-apply=return(clear-caches:sessions)");
-crash!(inside_the_clear_fan_out_after, "after-apply=return(clear-caches:sessions)");
-crash!(after_a_clear_journaled, "after-journal=return(clear-caches:work)");
+crash!(
+    inside_the_clear_fan_out_before,
+    "before-apply=return(clear-caches:sessions)"
+);
+crash!(
+    inside_the_clear_fan_out_after,
+    "after-apply=return(clear-caches:sessions)"
+);
+crash!(
+    after_a_clear_journaled,
+    "after-journal=return(clear-caches:work)"
+);
 crash!(after_bring_online, "after-apply=return(bring-online)");
 crash!(before_push_state, "before-apply=return(push-state)");
 crash!(after_push_state, "after-apply=return(push-state)");
-crash!(after_clear_push_state_status, "after-apply=return(clear-push-state-status)");
+crash!(
+    after_clear_push_state_status,
+    "after-apply=return(clear-push-state-status)"
+);
 crash!(before_scale_up, "before-apply=return(scale-up)");
 crash!(after_scale_up, "after-apply=return(scale-up)");
 
 #[test]
 fn killed_at_random_moments() {
-    let mut rng = fastrand::Rng::with_seed(std::env::var("CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(11));
+    let mut rng = fastrand::Rng::with_seed(
+        std::env::var("CRASH_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(11),
+    );
     for round in 0..6 {
         let l = InLab::start(&["partition", "latency:2ms"], 0.0);
         l.sessions("site-a", 6);
