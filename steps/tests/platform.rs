@@ -18,12 +18,10 @@ steps:
     site: site-b
     action: keycloak.scale
     with: { instances: 0, poll: 10ms }
-    timeout: 5s
   - id: up
     site: site-b
     action: keycloak.scale
     with: { instances: "{{ steps.down.outputs.previous_instances }}", poll: 10ms }
-    timeout: 5s
 "#;
     lab.running.shared.lock().world.scale = 0.003; // 30 s per instance -> 90 ms
     let r = run(&lab.running.env_file, yaml, &[]).await;
