@@ -120,7 +120,9 @@ steps:
     assert_eq!(r.0.status, engine::state::RunStatus::Failed);
     let reason = r.0.reason.unwrap();
     assert!(
-        reason.contains("replication from `site-b` to `site-a` is offline for every cache on every node"),
+        reason.contains(
+            "replication from `site-b` to `site-a` is offline for every cache on every node"
+        ),
         "{reason}"
     );
     assert!(
