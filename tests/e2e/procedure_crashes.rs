@@ -161,3 +161,61 @@ fn killed_at_random_moments() {
         let _ = Instant::now();
     }
 }
+
+/// switchback (resync=always) after a switchover, killed at every step and failpoint in
+/// turn, then resumed: the end state is always the happy path's.
+#[test]
+fn switchback_killed_at_every_step() {
+    let steps = [
+        "scale-down",
+        "take-offline",
+        "clear-caches:sessions",
+        "bring-online",
+        "push-state",
+        "clear-push-state-status",
+        "scale-up",
+        "move-db-writer",
+        "restore-health-check",
+    ];
+    for step in steps {
+        for fp in ["before-apply", "after-apply", "after-journal"] {
+            let point = format!("{fp}=return({step})");
+            let l = InLab::start(&[], 0.0);
+            l.sessions("site-a", 5);
+            let mut c = l.runbook();
+            c.args(["run", "switchover", "--yes"]);
+            run(c).expect(0);
+            l.sessions("site-b", 4);
+            let serving_before = l.entries("site-b", "sessions");
+            let mut c = l.runbook();
+            c.args(["run", "switchback", "-p", "resync=always", "--yes"])
+                .env("FAILPOINTS", &point);
+            let out = run(c);
+            assert_eq!(out.code, -1, "{point}: killed\n{}", out.stderr);
+            resume_until_done(&l, "r-2");
+            let st = l.state();
+            assert_eq!(st["serving_site"], "site-a", "{point}");
+            assert_eq!(st["aurora"]["writer_site"], "site-a", "{point}");
+            assert_eq!(st["health_checks"][0]["path"], "/lb-check", "{point}");
+            assert_eq!(
+                st["sites"]["site-a"]["keycloak"]["spec"], 3,
+                "{point}: Keycloak back to 3, not 0"
+            );
+            let a = l.entries("site-a", "sessions");
+            for k in serving_before.keys() {
+                assert!(
+                    a.contains_key(k),
+                    "{point}: session {k} of the serving site lost"
+                );
+            }
+            assert_eq!(a, l.entries("site-b", "sessions"), "{point}: in sync");
+            assert!(
+                st["sites"]["site-b"]["clear_requests"]
+                    .as_object()
+                    .unwrap()
+                    .is_empty(),
+                "{point}: the serving site was never cleared"
+            );
+        }
+    }
+}
