@@ -62,6 +62,31 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Start the lab: a simulated two-site deployment on 127.0.0.1 to rehearse on
     Lab(LabArgs),
+    /// What state the deployment is in, and which runbook fixes it (read-only)
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The primary site (the one the client domain prefers)
+    #[arg(long, default_value = "site-a")]
+    pub primary: String,
+    /// The secondary site
+    #[arg(long, default_value = "site-b")]
+    pub secondary: String,
+    /// The Keycloak caches to compare (comma-separated)
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "actionTokens,authenticationSessions,clientSessions,loginFailures,offlineClientSessions,offlineSessions,sessions,work"
+    )]
+    pub caches: Vec<String>,
+    /// The path a failed-over primary's health check points at
+    #[arg(long, default_value = "/health/down")]
+    pub down_path: String,
+    /// Print JSON on stdout
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -20,6 +20,10 @@ pub enum Code {
     Aborted = 4,
     /// Refused: a site is held by another run, or the journal is in use.
     Busy = 5,
+    /// `check`: the deployment is degraded (a runbook is recommended).
+    Degraded = 6,
+    /// `check`: the deployment cannot be read.
+    Unreachable = 7,
 }
 
 impl From<Code> for ExitCode {

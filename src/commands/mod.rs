@@ -2,6 +2,7 @@
 //! returns the exit code.
 
 mod abort;
+mod check;
 mod history;
 mod lab;
 mod list;
@@ -30,6 +31,7 @@ pub fn run(cli: Cli) -> CliResult<Code> {
         Command::History(a) => history::run(&config, &a),
         Command::Abort(a) => abort::run(&config, &a),
         Command::Lab(a) => block_on(lab::run(&config, &a)),
+        Command::Check(a) => block_on(check::run(&config, &a)),
     }
 }
 

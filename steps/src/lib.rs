@@ -4,6 +4,7 @@
 
 pub mod args;
 pub mod aurora;
+pub mod check;
 pub mod clients;
 pub mod http;
 pub mod infinispan;

@@ -4,6 +4,7 @@
 mod support;
 
 mod catalog;
+mod check;
 mod crash;
 mod lab;
 mod locks;

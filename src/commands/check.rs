@@ -1,0 +1,127 @@
+//! `runbook check`: read the deployment through the steps' own probes (read-only) and
+//! say what state it is in and which runbook fixes it. The exit code (0 healthy, 6
+//! degraded, 7 unreachable) can feed monitoring.
+
+use std::fmt::Write;
+use std::sync::Arc;
+
+use serde_json::json;
+use steps::check::{observe, verdict, Health, SiteView};
+
+use crate::cli::CheckArgs;
+use crate::config::Config;
+use crate::exit::{failed, invalid, CliResult, Code};
+use crate::progress::Style;
+
+fn site_lines(o: &mut String, v: &SiteView, other: &str, s: Style) {
+    let _ = writeln!(o, "{}", s.bold(&v.name));
+    let _ = writeln!(
+        o,
+        "  replication to {other}: {}",
+        match &v.replication {
+            Ok(st) if st == "online" => s.green(st),
+            Ok(st) => s.yellow(st),
+            Err(e) => s.red(&format!("unreachable: {e}")),
+        }
+    );
+    if !v.entries.is_empty() {
+        let list: Vec<String> = v
+            .entries
+            .iter()
+            .map(|(c, n)| {
+                format!(
+                    "{c}={}",
+                    n.map(|n| n.to_string()).unwrap_or_else(|| "?".into())
+                )
+            })
+            .collect();
+        let _ = writeln!(o, "  entries: {}", list.join(" "));
+    }
+    let _ = writeln!(
+        o,
+        "  keycloak: {}",
+        match &v.keycloak_instances {
+            Ok(n) => format!("{n} ready instances"),
+            Err(e) => format!("unknown ({e})"),
+        }
+    );
+    if let Some(p) = &v.health_check_path {
+        let h = match v.health_check_healthy {
+            Some(true) => s.green("healthy"),
+            Some(false) => s.red("unhealthy"),
+            None => "no observation yet".into(),
+        };
+        let _ = writeln!(o, "  route53 health check: path {p}, {h}");
+    }
+    if let Some(c) = v.lb_check {
+        let _ = writeln!(o, "  lb-check: {c}");
+    }
+}
+
+pub async fn run(config: &Config, args: &CheckArgs) -> CliResult<Code> {
+    let env = config.environment()?;
+    for site in [&args.primary, &args.secondary] {
+        if !env.sites.contains_key(site) {
+            return Err(invalid(anyhow::anyhow!(
+                "site `{site}` is not in the environment file{}",
+                if config.env_file.is_none() {
+                    " (give one with --env or RUNBOOK_ENV)"
+                } else {
+                    ""
+                }
+            )));
+        }
+    }
+    let obs = observe(
+        &config.registry,
+        Arc::new(env),
+        &args.primary,
+        &args.secondary,
+        &args.caches,
+    )
+    .await;
+    let v = verdict(&obs, &args.down_path);
+    let code = match v.health {
+        Health::Healthy => Code::Ok,
+        Health::Degraded => Code::Degraded,
+        Health::Unreachable => Code::Unreachable,
+    };
+    if args.json {
+        let out = json!({"health": v.health, "runbook": v.runbook, "reason": v.reason, "notes": v.notes, "observations": obs});
+        println!("{}", serde_json::to_string_pretty(&out).map_err(failed)?);
+        return Ok(code);
+    }
+    let s = Style::stdout();
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "client domain resolves to: {}",
+        obs.serving
+            .clone()
+            .unwrap_or_else(|| "unknown (no health-check observation)".into())
+    );
+    let _ = writeln!(
+        o,
+        "aurora writer: {}",
+        obs.aurora_writer_site
+            .clone()
+            .map(|w| format!("in {w}'s zone"))
+            .unwrap_or_else(|| "unknown".into())
+    );
+    site_lines(&mut o, &obs.primary, &args.secondary, s);
+    site_lines(&mut o, &obs.secondary, &args.primary, s);
+    let head = match v.health {
+        Health::Healthy => s.green("HEALTHY"),
+        Health::Degraded => s.yellow("DEGRADED"),
+        Health::Unreachable => s.red("UNREACHABLE"),
+    };
+    let _ = writeln!(o, "\n{head}: {}", v.reason);
+    for n in &v.notes {
+        let _ = writeln!(o, "  note: {n}");
+    }
+    if let Some(rb) = &v.runbook {
+        let _ = writeln!(o, "next: runbook plan {rb}   (then: runbook run {rb})");
+    }
+    print!("{o}");
+    Ok(code)
+}

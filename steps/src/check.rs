@@ -1,0 +1,414 @@
+//! `runbook check`: what state the deployment is in, read through the same probes the
+//! steps use, and which runbook fixes it. Observing does I/O (`observe`); the verdict
+//! is a pure function of the observations (`verdict`), tested on its own.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use engine::env::Environment;
+use engine::{Registry, Site, StepCtx};
+use serde::Serialize;
+use serde_json::{json, Value as Json};
+
+/// What one site looks like from outside.
+#[derive(Debug, Clone, Serialize)]
+pub struct SiteView {
+    pub name: String,
+    /// Cross-site status of this site's backup to the other site, or the error.
+    pub replication: Result<String, String>,
+    /// Entries per cache (`None`: not readable).
+    pub entries: BTreeMap<String, Option<u64>>,
+    pub keycloak_instances: Result<i64, String>,
+    pub health_check_path: Option<String>,
+    pub health_check_healthy: Option<bool>,
+    pub lb_check: Option<u16>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Observations {
+    pub primary: SiteView,
+    pub secondary: SiteView,
+    /// The site the client domain resolves to (Route53 failover: the primary while
+    /// its health check is healthy).
+    pub serving: Option<String>,
+    pub aurora_writer_site: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    Healthy,
+    Degraded,
+    Unreachable,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    pub health: Health,
+    /// The runbook to run (with its parameters), if any.
+    pub runbook: Option<String>,
+    pub reason: String,
+    pub notes: Vec<String>,
+}
+
+fn sum(entries: &BTreeMap<String, Option<u64>>) -> Option<u64> {
+    entries.values().copied().sum()
+}
+
+fn differing(a: &SiteView, b: &SiteView) -> Vec<String> {
+    a.entries
+        .iter()
+        .filter(|(c, n)| {
+            n.is_some()
+                && b.entries.get(*c).copied().flatten().is_some()
+                && b.entries.get(*c) != Some(n)
+        })
+        .map(|(c, n)| {
+            format!(
+                "{c}: {} vs {}",
+                n.unwrap_or(0),
+                b.entries.get(c).copied().flatten().unwrap_or(0)
+            )
+        })
+        .collect()
+}
+
+/// The verdict for a set of observations.
+pub fn verdict(o: &Observations, down_path: &str) -> Verdict {
+    let (p, s) = (&o.primary, &o.secondary);
+    let mut notes = Vec::new();
+    let primary_down = p.replication.is_err()
+        || matches!(p.keycloak_instances, Ok(0) | Err(_)) && p.lb_check != Some(200);
+    let secondary_down = s.replication.is_err() || s.lb_check.is_some_and(|c| c != 200);
+    if primary_down && secondary_down {
+        return Verdict {
+            health: Health::Unreachable,
+            runbook: None,
+            reason: format!(
+                "neither site answers: {} ({}), {} ({})",
+                p.name,
+                p.replication
+                    .clone()
+                    .err()
+                    .unwrap_or_else(|| "Keycloak has no ready instance".into()),
+                s.name,
+                s.replication
+                    .clone()
+                    .err()
+                    .unwrap_or_else(|| "lb-check does not answer 200".into())
+            ),
+            notes,
+        };
+    }
+    let serving = o.serving.clone().unwrap_or_else(|| p.name.clone());
+    if let Some(w) = &o.aurora_writer_site {
+        if *w != serving {
+            notes.push(format!(
+                "the Aurora writer is in {w}'s zone while {serving} serves"
+            ));
+        }
+    }
+    if primary_down {
+        if p.health_check_path.as_deref() != Some(down_path) {
+            return Verdict {
+                health: Health::Degraded,
+                runbook: Some(format!("failover -p primary={} -p secondary={}", p.name, s.name)),
+                reason: format!(
+                    "{} does not answer ({}) and its health check still probes `{}`: run failover so Route53 does not fall back on its own",
+                    p.name,
+                    p.replication.clone().err().unwrap_or_else(|| "Keycloak has no ready instance".into()),
+                    p.health_check_path.clone().unwrap_or_default()
+                ),
+                notes,
+            };
+        }
+        return Verdict {
+            health: Health::Degraded,
+            runbook: None,
+            reason: format!("{} is down and failed over to {}: repair it, then run recover-passive-site and switchback", p.name, s.name),
+            notes,
+        };
+    }
+    if serving == s.name {
+        // The secondary serves (after failover or switchover); the primary answers.
+        let stale = s.replication.as_deref() != Ok("online") || !differing(s, p).is_empty();
+        return Verdict {
+            health: Health::Degraded,
+            runbook: Some(if stale {
+                format!(
+                    "recover-passive-site -p primary={} -p secondary={}",
+                    s.name, p.name
+                )
+            } else {
+                "switchback".to_string()
+            }),
+            reason: if stale {
+                format!(
+                    "{} serves and {} is back but stale (replication {}→{} is {}{}): resync it with recover-passive-site, then switchback",
+                    s.name,
+                    p.name,
+                    s.name,
+                    p.name,
+                    s.replication.clone().unwrap_or_else(|e| e),
+                    {
+                        let d = differing(s, p);
+                        if d.is_empty() { String::new() } else { format!("; entries differ: {}", d.join(", ")) }
+                    }
+                )
+            } else {
+                format!(
+                    "{} serves and {} is back and in sync: run switchback",
+                    s.name, p.name
+                )
+            },
+            notes,
+        };
+    }
+    // The primary serves.
+    let diff = differing(s, p);
+    let s_to_p = s.replication.clone().unwrap_or_else(|e| e);
+    let p_to_s = p.replication.clone().unwrap_or_else(|e| e);
+    if s_to_p != "online" || p_to_s != "online" || !diff.is_empty() {
+        let totals = format!(
+            "{} vs {}",
+            sum(&s.entries).map(|n| n.to_string()).unwrap_or("?".into()),
+            sum(&p.entries).map(|n| n.to_string()).unwrap_or("?".into())
+        );
+        return Verdict {
+            health: Health::Degraded,
+            runbook: Some(format!("recover-passive-site -p primary={} -p secondary={}", p.name, s.name)),
+            reason: format!(
+                "{} diverged from {} (entries: {totals}{}) and replication {}→{} is {s_to_p}, {}→{} is {p_to_s}: run recover-passive-site",
+                s.name,
+                p.name,
+                if diff.is_empty() { String::new() } else { format!("; {}", diff.join(", ")) },
+                s.name,
+                p.name,
+                p.name,
+                s.name
+            ),
+            notes,
+        };
+    }
+    if let Ok(0) = s.keycloak_instances {
+        notes.push(format!("Keycloak on {} has no ready instance", s.name));
+    }
+    Verdict {
+        health: if notes.is_empty() {
+            Health::Healthy
+        } else {
+            Health::Degraded
+        },
+        runbook: None,
+        reason: if notes.is_empty() {
+            format!("healthy: {} serves, replication is online both ways, the sites hold the same entries", p.name)
+        } else {
+            notes.join("; ")
+        },
+        notes,
+    }
+}
+
+fn ctx_for(env: &Arc<Environment>, site: &str) -> StepCtx {
+    StepCtx {
+        run_id: "check".into(),
+        step_id: "check".into(),
+        item: None,
+        site: env.sites.get(site).map(|c| Site {
+            name: site.to_string(),
+            config: c.clone(),
+        }),
+        env: Arc::clone(env),
+        timeout: Duration::from_secs(20),
+        interrupt: Default::default(),
+    }
+}
+
+fn args(v: Json) -> engine::Args {
+    v.as_object().cloned().unwrap_or_default()
+}
+
+async fn site_view(
+    registry: &Registry,
+    env: &Arc<Environment>,
+    site: &str,
+    other: &str,
+    caches: &[String],
+) -> SiteView {
+    let ctx = ctx_for(env, site);
+    let probe = |name: &str| registry.get(name).cloned().expect("registered");
+    let replication = probe("infinispan.site-status")
+        .probe(&ctx, &args(json!({"backup": other, "caches": caches})))
+        .await
+        .map(|o| o["status"].as_str().unwrap_or("unknown").to_string())
+        .map_err(|e| e.message);
+    let mut entries = BTreeMap::new();
+    if replication.is_ok() {
+        if let Ok(t) = crate::infinispan::Transport::for_step(&ctx).await {
+            for c in caches {
+                entries.insert(c.clone(), t.size(c).await.ok().flatten());
+            }
+        }
+    }
+    let keycloak_instances = probe("keycloak.scale")
+        .probe(&ctx, &args(json!({"instances": 0})))
+        .await
+        .map(|o| o["status_instances"].as_i64().unwrap_or(0))
+        .map_err(|e| e.message);
+    let hc = probe("route53.health-check-status")
+        .probe(&ctx, &args(json!({})))
+        .await
+        .ok();
+    let lb = probe("http.expect")
+        .probe(&ctx, &args(json!({})))
+        .await
+        .ok();
+    SiteView {
+        name: site.to_string(),
+        replication,
+        entries,
+        keycloak_instances,
+        health_check_path: hc
+            .as_ref()
+            .and_then(|h| h["path"].as_str().map(str::to_string)),
+        health_check_healthy: hc.as_ref().and_then(|h| h["healthy"].as_bool()),
+        lb_check: lb
+            .as_ref()
+            .and_then(|l| l["status"].as_u64())
+            .map(|s| s as u16),
+    }
+}
+
+/// Read the deployment (read-only probes only).
+pub async fn observe(
+    registry: &Registry,
+    env: Arc<Environment>,
+    primary: &str,
+    secondary: &str,
+    caches: &[String],
+) -> Observations {
+    let (p, s) = tokio::join!(
+        site_view(registry, &env, primary, secondary, caches),
+        site_view(registry, &env, secondary, primary, caches)
+    );
+    let serving = match p.health_check_healthy {
+        Some(false) => Some(secondary.to_string()),
+        Some(true) => Some(primary.to_string()),
+        None => None,
+    };
+    let writer = registry
+        .get("aurora.failover")
+        .expect("registered")
+        .probe(&ctx_for(&env, primary), &args(json!({})))
+        .await
+        .ok()
+        .and_then(|o| o["writer"].as_str().map(str::to_string));
+    let aurora_writer_site = writer.and_then(|w| {
+        env.site_configs
+            .iter()
+            .find(|(_, c)| c.aurora.as_ref().is_some_and(|a| a.instance == w))
+            .map(|(n, _)| n.clone())
+    });
+    Observations {
+        primary: p,
+        secondary: s,
+        serving,
+        aurora_writer_site,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn site(name: &str, repl: &str, sessions: u64) -> SiteView {
+        SiteView {
+            name: name.into(),
+            replication: Ok(repl.into()),
+            entries: [("sessions".to_string(), Some(sessions))]
+                .into_iter()
+                .collect(),
+            keycloak_instances: Ok(3),
+            health_check_path: Some("/lb-check".into()),
+            health_check_healthy: Some(true),
+            lb_check: Some(200),
+        }
+    }
+
+    fn obs(p: SiteView, s: SiteView, serving: &str) -> Observations {
+        Observations {
+            primary: p,
+            secondary: s,
+            serving: Some(serving.into()),
+            aurora_writer_site: Some("site-a".into()),
+        }
+    }
+
+    #[test]
+    fn healthy() {
+        let v = verdict(
+            &obs(
+                site("site-a", "online", 5),
+                site("site-b", "online", 5),
+                "site-a",
+            ),
+            "/health/down",
+        );
+        assert_eq!(v.health, Health::Healthy);
+        assert!(v.runbook.is_none());
+    }
+
+    #[test]
+    fn diverged_after_a_partition() {
+        let v = verdict(
+            &obs(
+                site("site-a", "online", 120),
+                site("site-b", "offline", 87),
+                "site-a",
+            ),
+            "/health/down",
+        );
+        assert_eq!(v.health, Health::Degraded);
+        assert_eq!(
+            v.runbook.as_deref(),
+            Some("recover-passive-site -p primary=site-a -p secondary=site-b")
+        );
+        assert!(
+            v.reason
+                .contains("site-b diverged from site-a (entries: 87 vs 120"),
+            "{}",
+            v.reason
+        );
+    }
+
+    #[test]
+    fn after_switchover() {
+        let mut p = site("site-a", "online", 5);
+        p.health_check_path = Some("/health/down".into());
+        let v = verdict(
+            &obs(p, site("site-b", "offline", 9), "site-b"),
+            "/health/down",
+        );
+        assert_eq!(
+            v.runbook.as_deref(),
+            Some("recover-passive-site -p primary=site-b -p secondary=site-a")
+        );
+    }
+
+    #[test]
+    fn primary_down() {
+        let mut p = site("site-a", "online", 5);
+        p.replication = Err("503".into());
+        p.keycloak_instances = Ok(0);
+        p.lb_check = Some(503);
+        let v = verdict(
+            &obs(p, site("site-b", "online", 5), "site-b"),
+            "/health/down",
+        );
+        assert_eq!(
+            v.runbook.as_deref(),
+            Some("failover -p primary=site-a -p secondary=site-b")
+        );
+    }
+}
