@@ -64,6 +64,25 @@ pub enum Command {
     Lab(LabArgs),
     /// What state the deployment is in, and which runbook fixes it (read-only)
     Check(CheckArgs),
+    /// Measure the engine (journaled step overhead, resume, plan, memory, a procedure
+    /// against the lab) and print a table
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Steps in the long runbook
+    #[arg(long, default_value_t = 1000)]
+    pub steps: usize,
+    /// Past runs in the journal when measuring resume
+    #[arg(long, default_value_t = 10_000)]
+    pub past_runs: usize,
+    /// Repetitions of the resume, plan and lab measurements
+    #[arg(long, default_value_t = 5)]
+    pub repeat: usize,
+    /// Print JSON on stdout
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -117,6 +117,8 @@ impl Journal {
         let db = match sled::Config::new()
             .path(dir.join("db"))
             .mode(sled::Mode::LowSpace)
+            // sled caches up to 1 GB by default: far more than a CLI run needs.
+            .cache_capacity(16 * 1024 * 1024)
             .open()
         {
             Ok(db) => db,
@@ -226,6 +228,31 @@ impl Journal {
                     batch.remove(Key::Lock(site).encode());
                 }
             }
+        }
+        self.db.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Write many runs' events at once, flushing once at the end: for importing or
+    /// generating history (benchmarks), never for a live run.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn bulk_import(&self, runs: &[(RunId, Vec<Event>)]) -> Result<(), JournalError> {
+        let mut batch = sled::Batch::default();
+        for (run, events) in runs {
+            let state = RunState::fold(&run.to_string(), events);
+            for (seq, e) in events.iter().enumerate() {
+                let bytes = serde_json::to_vec(e)
+                    .map_err(|err| corrupt(&Key::Event(*run, seq as u64).encode(), err))?;
+                batch.insert(Key::Event(*run, seq as u64).encode(), bytes);
+            }
+            batch.insert(
+                Key::Run(*run).encode(),
+                serde_json::to_vec(&RunSummary::of(*run, &state))
+                    .map_err(|e| corrupt(&Key::Run(*run).encode(), e))?,
+            );
         }
         self.db.apply_batch(batch)?;
         self.db.flush()?;

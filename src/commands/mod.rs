@@ -2,6 +2,7 @@
 //! returns the exit code.
 
 mod abort;
+mod bench;
 mod check;
 mod history;
 mod lab;
@@ -32,6 +33,7 @@ pub fn run(cli: Cli) -> CliResult<Code> {
         Command::Abort(a) => abort::run(&config, &a),
         Command::Lab(a) => block_on(lab::run(&config, &a)),
         Command::Check(a) => block_on(check::run(&config, &a)),
+        Command::Bench(a) => block_on(bench::run(&config, &a)),
     }
 }
 

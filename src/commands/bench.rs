@@ -1,0 +1,301 @@
+//! `runbook bench`: the figures BENCHMARKS.md records, measured in-process on this
+//! machine. No assertion: a table to compare.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use engine::env::Environment;
+use engine::event::{now_ms, Actor, Event};
+use engine::journal::Journal;
+use engine::report::{Interrupt, Notice, Observer, Silent};
+use engine::runner::{NewRun, ResumeRequest, Services};
+use serde_json::json;
+
+use crate::cli::BenchArgs;
+use crate::config::Config;
+use crate::exit::{failed, CliResult, Code};
+
+/// Times of each step start, to measure what a step costs end to end.
+#[derive(Default)]
+struct StepClock {
+    starts: Mutex<Vec<Instant>>,
+}
+
+impl Observer for StepClock {
+    fn notice(&self, n: Notice) {
+        if let Notice::StepStarting { .. } = n {
+            self.starts
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(Instant::now());
+        }
+    }
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn services(config: &Config, observer: Arc<dyn Observer>) -> Services {
+    Services {
+        registry: Arc::clone(&config.registry),
+        observer,
+        prompt: None,
+        interrupt: Interrupt::new(),
+    }
+}
+
+fn long_runbook(steps: usize) -> String {
+    let mut y = String::from("name: bench\ntitle: no-op steps\nsteps:\n");
+    for i in 0..steps {
+        y.push_str(&format!(
+            "  - id: s{i}\n    action: wait\n    with: {{ duration: 0s }}\n"
+        ));
+    }
+    y
+}
+
+pub async fn run(config: &Config, args: &BenchArgs) -> CliResult<Code> {
+    let mut rows: Vec<(String, String, String)> = Vec::new();
+    let dir = tempfile::tempdir().map_err(failed)?;
+
+    // 1. a long runbook of no-op steps, durable flush on
+    let rb = engine::load::load_str(&long_runbook(args.steps), "bench.yaml", &config.registry)
+        .map_err(failed)?;
+    let journal = Journal::open(&dir.path().join("long")).map_err(failed)?;
+    let clock = Arc::new(StepClock::default());
+    let t0 = Instant::now();
+    let (_, outcome) = engine::runner::start(
+        journal.clone(),
+        &services(config, clock.clone()),
+        NewRun {
+            runbook: rb,
+            env: Environment::empty(),
+            params: Default::default(),
+            secrets: vec![],
+        },
+    )
+    .await
+    .map_err(failed)?;
+    let total = t0.elapsed();
+    if outcome.status != engine::state::RunStatus::Completed {
+        return Err(failed(anyhow::anyhow!(
+            "the benchmark runbook did not complete: {:?}",
+            outcome.reason
+        )));
+    }
+    let starts = clock
+        .starts
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let mut per_step: Vec<Duration> = starts.windows(2).map(|w| w[1] - w[0]).collect();
+    per_step.sort();
+    rows.push((
+        "engine overhead per journaled step (no-op action, 2 flushed events)".into(),
+        format!(
+            "median {:.3} ms, p99 {:.3} ms",
+            ms(pct(&per_step, 0.5)),
+            ms(pct(&per_step, 0.99))
+        ),
+        "< 0.3 ms median".into(),
+    ));
+    rows.push((
+        format!("{}-step runbook end to end", args.steps),
+        format!("{:.0} ms", ms(total)),
+        String::new(),
+    ));
+    drop(journal);
+
+    // 2. resume with many past runs in the journal
+    let jdir = dir.path().join("history");
+    let journal = Journal::open(&jdir).map_err(failed)?;
+    let actor = Actor::current();
+    let mut history = Vec::with_capacity(args.past_runs);
+    for _ in 0..args.past_runs {
+        let id = journal.new_run_id().map_err(failed)?;
+        history.push((
+            id,
+            vec![
+                Event::RunCreated {
+                    runbook: "old".into(),
+                    title: "old".into(),
+                    origin: "bench".into(),
+                    source: "name: old\nsteps: []\n".into(),
+                    source_hash: String::new(),
+                    params: Default::default(),
+                    secret_params: vec![],
+                    env_file: None,
+                    env_digest: String::new(),
+                    by: actor.clone(),
+                    at: now_ms(),
+                },
+                Event::Completed { at: now_ms() },
+            ],
+        ));
+    }
+    journal.bulk_import(&history).map_err(failed)?;
+    let gated = "name: gated\nsteps:\n  - id: gate\n    action: manual.confirm\n    with: { instructions: go }\n  - id: after\n    action: wait\n    with: { duration: 0s }\n";
+    let mut resumes = Vec::new();
+    for _ in 0..args.repeat {
+        let rb = engine::load::load_str(gated, "gated.yaml", &config.registry).map_err(failed)?;
+        let (id, _) = engine::runner::start(
+            journal.clone(),
+            &services(config, Arc::new(Silent)),
+            NewRun {
+                runbook: rb,
+                env: Environment::empty(),
+                params: Default::default(),
+                secrets: vec![],
+            },
+        )
+        .await
+        .map_err(failed)?;
+        let t = Instant::now();
+        let (_, out, _) = engine::runner::resume(
+            journal.clone(),
+            &services(config, Arc::new(Silent)),
+            ResumeRequest {
+                run: Some(id),
+                directives: vec![engine::resume::Directive::Approve("gate".into())],
+                ..ResumeRequest::default()
+            },
+        )
+        .await
+        .map_err(failed)?;
+        resumes.push(t.elapsed());
+        if out.status != engine::state::RunStatus::Completed {
+            return Err(failed(anyhow::anyhow!("resume did not complete")));
+        }
+    }
+    resumes.sort();
+    rows.push((
+        format!(
+            "resume (fold, directives, 2 steps) with {} past runs",
+            args.past_runs
+        ),
+        format!("median {:.2} ms", ms(pct(&resumes, 0.5))),
+        "< 30 ms".into(),
+    ));
+    let t = Instant::now();
+    let listed = journal.runs().map_err(failed)?.len();
+    rows.push((
+        format!("history: list {listed} runs"),
+        format!("{:.1} ms", ms(t.elapsed())),
+        String::new(),
+    ));
+    drop(journal);
+
+    // 3. plan of a built-in procedure against a lab environment (no live probes)
+    let lab_dir = dir.path().join("lab");
+    let mut lab_config = lab::LabConfig::new(&lab_dir);
+    lab_config.shape.scale = 0.0;
+    let running = lab::start(lab_config).await.map_err(failed)?;
+    let env = Environment::load(&running.env_file).map_err(failed)?;
+    let mut plans = Vec::new();
+    for _ in 0..args.repeat {
+        let t = Instant::now();
+        let rb = config
+            .catalog
+            .load("recover-passive-site", &config.registry)
+            .map_err(failed)?;
+        let (params, _) = engine::params::resolve(&rb, &[], |_| None).map_err(failed)?;
+        engine::plan::plan(
+            &rb,
+            &config.registry,
+            Arc::new(env.clone()),
+            &params,
+            &Default::default(),
+            false,
+        )
+        .await
+        .map_err(failed)?;
+        plans.push(t.elapsed());
+    }
+    plans.sort();
+    rows.push((
+        "plan recover-passive-site (load, validate, render)".into(),
+        format!("median {:.2} ms", ms(pct(&plans, 0.5))),
+        "< 30 ms".into(),
+    ));
+
+    // 4. recover-passive-site against the lab at zero simulated latency, 8 caches fanned out
+    let mut procs = Vec::new();
+    for i in 0..args.repeat {
+        let rb = config
+            .catalog
+            .load("recover-passive-site", &config.registry)
+            .map_err(failed)?;
+        let (params, secrets) = engine::params::resolve(&rb, &[], |_| None).map_err(failed)?;
+        let journal =
+            Journal::open(&dir.path().join(format!("lab-journal-{i}"))).map_err(failed)?;
+        let t = Instant::now();
+        let (_, out) = engine::runner::start(
+            journal,
+            &services(config, Arc::new(Silent)),
+            NewRun {
+                runbook: rb,
+                env: env.clone(),
+                params,
+                secrets,
+            },
+        )
+        .await
+        .map_err(failed)?;
+        procs.push(t.elapsed());
+        if out.status != engine::state::RunStatus::Completed {
+            return Err(failed(anyhow::anyhow!(
+                "recover-passive-site did not complete: {:?}",
+                out.reason
+            )));
+        }
+    }
+    procs.sort();
+    rows.push((
+        "recover-passive-site against the lab (time scale 0, 8 caches)".into(),
+        format!("median {:.0} ms", ms(pct(&procs, 0.5))),
+        "< 500 ms".into(),
+    ));
+    drop(running);
+    rows.push((
+        "peak RSS of the bench process itself (lab in-process, generated history)".into(),
+        peak_rss_kib()
+            .map(|k| format!("{:.1} MB", k as f64 / 1024.0))
+            .unwrap_or_else(|| "unknown".into()),
+        "(a run's own: /usr/bin/time -v, see BENCHMARKS.md)".into(),
+    ));
+
+    if args.json {
+        let v: Vec<_> = rows
+            .iter()
+            .map(|(w, f, t)| json!({"what": w, "figure": f, "target": t}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v).map_err(failed)?);
+    } else {
+        let w = rows.iter().map(|r| r.0.len()).max().unwrap_or(10);
+        println!("{:<w$}  {:<32}  target", "measure", "figure");
+        for (what, fig, target) in &rows {
+            println!("{what:<w$}  {fig:<32}  {target}");
+        }
+    }
+    Ok(Code::Ok)
+}
