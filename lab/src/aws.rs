@@ -346,11 +346,9 @@ fn route53(
                 }
             }
             if let Some(p) = req.resource_path {
-                if p != h.path {
-                    h.path = p;
-                    // Checkers report on the new path from their next round.
-                    h.observations.clear();
-                }
+                // Like Route53, the last observations stand until the checkers report
+                // on the new path in their next round.
+                h.path = p;
             }
             h.version += 1;
             health_check_response("UpdateHealthCheckResponse", h)
