@@ -162,12 +162,14 @@ impl Executor {
         self.recorder.run_id().to_string()
     }
 
-    fn steps_scope(&self) -> Json {
+    /// The finished steps that `step`'s templates can see: the ones they name, or all
+    /// of them when a template indexes `steps` dynamically.
+    fn steps_scope(&self, step: &Step) -> Json {
         self.recorder.with(|s| {
             let mut steps = serde_json::Map::new();
-            for (id, st) in &s.steps {
+            let mut add = |id: &String, st: &crate::state::StepState| {
                 if !st.progress.status.is_done() {
-                    continue;
+                    return;
                 }
                 let v = json!({
                     "outputs": st.progress.outputs,
@@ -175,13 +177,28 @@ impl Executor {
                 });
                 steps.insert(template_name(id), v.clone());
                 steps.insert(id.clone(), v);
+            };
+            match &step.step_refs {
+                None => s.steps.iter().for_each(|(id, st)| add(id, st)),
+                Some(names) => {
+                    for (id, st) in &s.steps {
+                        if names.iter().any(|n| *n == template_name(id)) {
+                            add(id, st);
+                        }
+                    }
+                }
             }
             Json::Object(steps)
         })
     }
 
-    fn scope(&self) -> Json {
-        base_scope(&self.params, &self.env, &self.run_id(), self.steps_scope())
+    fn scope(&self, step: &Step) -> Json {
+        base_scope(
+            &self.params,
+            &self.env,
+            &self.run_id(),
+            self.steps_scope(step),
+        )
     }
 
     fn halt(
@@ -248,7 +265,7 @@ impl Executor {
                     ),
                 );
             }
-            let scope = self.scope();
+            let scope = self.scope(step);
             if let Some(when) = &step.when {
                 match self.templates.truth(when, &scope) {
                     Ok(true) => {}
@@ -508,7 +525,7 @@ impl Executor {
         if prior.status.is_done() {
             return Ok(ItemOutcome::Done);
         }
-        let scope = item_scope(&self.scope(), site.as_ref(), item.as_ref());
+        let scope = item_scope(&self.scope(step), site.as_ref(), item.as_ref());
         let action = Arc::clone(
             self.registry
                 .get(&step.action)

@@ -158,6 +158,7 @@ pub fn load_str(source: &str, origin: &str, registry: &Registry) -> Result<Runbo
         spans: &spans,
         problems: Vec::new(),
         templates: Templates::new(),
+        refs: Vec::new(),
     };
     let runbook = v.runbook(raw, source, origin, registry);
     if v.problems.is_empty() {
@@ -200,6 +201,8 @@ struct Validator<'a> {
     spans: &'a Spans,
     problems: Vec<Problem>,
     templates: Templates,
+    /// Every reference seen in the step being validated.
+    refs: Vec<String>,
 }
 
 /// Names a template may start with, and where.
@@ -399,6 +402,7 @@ impl Validator<'_> {
         let id = rs.id.clone();
         let sid = Some(id.as_str());
         let line = self.spans.find(path).line;
+        self.refs.clear();
         let action = registry.get(&rs.action).cloned();
         if action.is_none() {
             let known: Vec<&str> = registry.names().collect();
@@ -560,7 +564,25 @@ impl Validator<'_> {
                 concurrency: concurrency.max(1),
             }
         });
+        // Which earlier steps the templates read: the executor builds only those into
+        // the template data (a context of every earlier step grows with the run).
+        let step_refs = if self.refs.iter().any(|r| r == "steps") {
+            None
+        } else {
+            let mut names: Vec<String> = self
+                .refs
+                .iter()
+                .filter_map(|r| {
+                    r.strip_prefix("steps.")
+                        .map(|rest| rest.split('.').next().unwrap_or_default().to_string())
+                })
+                .collect();
+            names.sort();
+            names.dedup();
+            Some(names)
+        };
         Step {
+            step_refs,
             title: rs.title.unwrap_or_else(|| id.clone()),
             id,
             action: rs.action,
@@ -765,6 +787,7 @@ impl Validator<'_> {
         scope: Scope<'_>,
         params: &IndexMap<String, Param>,
     ) {
+        self.refs.extend(refs.iter().cloned());
         for r in refs {
             if let Some(msg) = unresolved(r, scope, params) {
                 self.problem(path, Some(id), msg);
@@ -828,5 +851,60 @@ fn unresolved(r: &str, scope: Scope<'_>, params: &IndexMap<String, Param>) -> Op
             "unresolved reference `{other}`: templates can use params, sites, site, steps, item, run{}",
             if scope.has_observation { ", observation" } else { "" }
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::{ArgSpec, Args, Outputs, StepCtx, StepError};
+    use crate::model::Effect;
+
+    struct Out;
+
+    #[async_trait::async_trait]
+    impl crate::action::Action for Out {
+        fn name(&self) -> &'static str {
+            "t.out"
+        }
+        fn summary(&self) -> &'static str {
+            ""
+        }
+        fn args(&self) -> &'static [ArgSpec] {
+            const A: &[ArgSpec] = &[ArgSpec::optional("x", ArgKind::Any, "")];
+            A
+        }
+        fn outputs(&self) -> Option<&'static [&'static str]> {
+            Some(&["v"])
+        }
+        fn effect(&self, _: &Args) -> Effect {
+            Effect::ReadOnly
+        }
+        fn describe(&self, _: &StepCtx, _: &Args) -> Vec<String> {
+            vec![]
+        }
+        async fn probe(&self, _: &StepCtx, _: &Args) -> Result<Json, StepError> {
+            Ok(Json::Null)
+        }
+        async fn apply(&self, _: &StepCtx, _: &Args, _: &Outputs) -> Result<Outputs, StepError> {
+            Ok(Outputs::new())
+        }
+    }
+
+    #[test]
+    fn a_step_knows_which_earlier_steps_its_templates_read() {
+        let mut r = Registry::new();
+        r.register(Out);
+        let src = "name: t\nsteps:\n  - id: a-b\n    action: t.out\n  - id: c\n    action: t.out\n  - id: d\n    action: t.out\n    with: { x: \"{{ steps.a_b.outputs.v }}\" }\n    when: \"not steps.c.skipped\"\n  - id: e\n    action: t.out\n    with: { x: \"{{ steps['a-b'].outputs.v }}\" }\n";
+        let rb = load_str(src, "t.yaml", &r).unwrap();
+        assert_eq!(rb.steps[0].step_refs, Some(vec![]));
+        assert_eq!(
+            rb.steps[2].step_refs,
+            Some(vec!["a_b".to_string(), "c".to_string()])
+        );
+        assert_eq!(
+            rb.steps[3].step_refs, None,
+            "dynamic indexing sees every step"
+        );
     }
 }

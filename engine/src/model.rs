@@ -120,6 +120,9 @@ pub struct Step {
     pub for_each: Option<ForEach>,
     /// 1-based line of the step in its source.
     pub line: usize,
+    /// Template names (`scale_down`) of the earlier steps its templates refer to;
+    /// `None` when a template indexes `steps` dynamically (then all are visible).
+    pub step_refs: Option<Vec<String>>,
 }
 
 /// A check against live state: probe with an action (read-only), then evaluate

@@ -104,6 +104,10 @@ impl Interrupt {
         if self.is_set() {
             return false;
         }
+        // tokio's timer has millisecond granularity: a zero pause must not wait a tick.
+        if d.is_zero() {
+            return true;
+        }
         let notified = self.notify.notified();
         tokio::select! {
             () = tokio::time::sleep(d) => !self.is_set(),
