@@ -202,8 +202,9 @@ impl Journal {
         Ok(RunId(n))
     }
 
-    /// Append one event (already masked of secrets), update the run index, and release
-    /// the run's locks when the run ends; then flush to disk.
+    /// Append one event (already masked of secrets), update the run index when given a
+    /// summary (the run's status changed), and release the run's locks when the run
+    /// ends; then flush to disk.
     ///
     /// # Errors
     /// Storage errors; the event is then not durable and the caller must stop.
@@ -212,16 +213,18 @@ impl Journal {
         run: RunId,
         seq: u64,
         event: &Event,
-        summary: &RunSummary,
+        summary: Option<&RunSummary>,
     ) -> Result<(), JournalError> {
         let bytes =
             serde_json::to_vec(event).map_err(|e| corrupt(&Key::Event(run, seq).encode(), e))?;
         let mut batch = sled::Batch::default();
         batch.insert(Key::Event(run, seq).encode(), bytes);
-        batch.insert(
-            Key::Run(run).encode(),
-            serde_json::to_vec(summary).map_err(|e| corrupt(&Key::Run(run).encode(), e))?,
-        );
+        if let Some(summary) = summary {
+            batch.insert(
+                Key::Run(run).encode(),
+                serde_json::to_vec(summary).map_err(|e| corrupt(&Key::Run(run).encode(), e))?,
+            );
+        }
         if matches!(event, Event::Completed { .. } | Event::Aborted { .. }) {
             for (site, holder) in self.locks()? {
                 if holder.run_id == run {
@@ -376,7 +379,8 @@ mod tests {
         let ev = Event::Completed { at: 5 };
         let mut state = RunState::default();
         state.apply(&ev);
-        j.append(id, 0, &ev, &RunSummary::of(id, &state)).unwrap();
+        j.append(id, 0, &ev, Some(&RunSummary::of(id, &state)))
+            .unwrap();
         assert_eq!(j.events(id).unwrap(), vec![ev]);
         assert_eq!(j.runs().unwrap()[0].status, RunStatus::Completed);
         assert!(matches!(
@@ -427,7 +431,7 @@ mod tests {
             RunId(1),
             0,
             &end,
-            &RunSummary::of(RunId(1), &RunState::default()),
+            Some(&RunSummary::of(RunId(1), &RunState::default())),
         )
         .unwrap();
         assert!(j.locks().unwrap().is_empty());

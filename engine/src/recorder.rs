@@ -82,10 +82,17 @@ impl Recorder {
             })?
         };
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let status_before = inner.state.status;
+        let halt_before = inner.state.halt.is_some();
         inner.state.apply(&event);
-        let summary = RunSummary::of(self.run, &inner.state);
+        // The run index changes only with the run's status (or its halt reason).
+        let summary = (inner.next_seq == 0
+            || inner.state.status != status_before
+            || inner.state.halt.is_some() != halt_before
+            || matches!(event, Event::Halted { .. } | Event::RunFailed { .. }))
+        .then(|| RunSummary::of(self.run, &inner.state));
         self.journal
-            .append(self.run, inner.next_seq, &event, &summary)?;
+            .append(self.run, inner.next_seq, &event, summary.as_ref())?;
         inner.next_seq += 1;
         let urgent = matches!(
             event,
