@@ -283,16 +283,14 @@ impl Environment {
             .min(1.0)
     }
 
-    /// A production duration for this environment. Timeouts keep a floor of 250 ms so
-    /// that a lab run still has room for a few round trips.
+    /// A production duration for this environment. Timeouts keep a floor of 1 s so
+    /// that a lab run on a busy machine still has room for its round trips.
     pub fn scaled_timeout(&self, d: std::time::Duration) -> std::time::Duration {
         let s = self.time_scale();
         if s >= 1.0 {
             return d;
         }
-        d.mul_f64(s)
-            .max(std::time::Duration::from_millis(250))
-            .min(d)
+        d.mul_f64(s).max(std::time::Duration::from_secs(1)).min(d)
     }
 
     /// A production pause (poll interval, retry delay) for this environment.
