@@ -23,13 +23,33 @@ impl Actor {
         let operator = std::env::var("RUNBOOK_OPERATOR")
             .or_else(|_| std::env::var("USER"))
             .or_else(|_| std::env::var("LOGNAME"))
-            .unwrap_or_else(|_| "unknown".into());
+            .ok()
+            .or_else(account_name)
+            .unwrap_or_else(|| "unknown".into());
         Actor {
             operator,
             host: gethostname::gethostname().to_string_lossy().into_owned(),
             pid: std::process::id(),
         }
     }
+}
+
+/// The account name of this process's uid, from /proc and /etc/passwd (Linux).
+fn account_name() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))?
+        .split_whitespace()
+        .nth(1)?
+        .to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        let _ = f.next()?;
+        (f.next()? == uid).then(|| name.to_string())
+    })
 }
 
 /// Why a run stopped and waits for a person.
