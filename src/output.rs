@@ -7,7 +7,8 @@ use engine::state::{RunState, RunStatus, StepStatus};
 
 use crate::progress::Style;
 
-fn time(ms: u64) -> String {
+/// RFC 3339 seconds, from milliseconds since the epoch.
+pub fn time(ms: u64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
     humantime::format_rfc3339_seconds(t).to_string()
 }

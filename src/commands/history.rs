@@ -6,11 +6,7 @@ use engine::live::LiveDir;
 use crate::cli::HistoryArgs;
 use crate::config::Config;
 use crate::exit::{failed, from_journal_error, CliResult, Code};
-
-fn time(ms: u64) -> String {
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
-        .to_string()
-}
+use crate::output::time;
 
 pub fn run(config: &Config, args: &HistoryArgs) -> CliResult<Code> {
     if !Journal::exists(&config.journal_dir) {

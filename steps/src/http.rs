@@ -8,6 +8,8 @@ use async_trait::async_trait;
 use engine::{Action, ArgKind, ArgSpec, Args, Effect, Outputs, StepCtx, StepError};
 use serde_json::{json, Value as Json};
 
+use crate::text::{error_chain, excerpt};
+
 #[derive(Debug, Clone)]
 pub struct HttpRequest {
     client: reqwest::Client,
@@ -54,17 +56,6 @@ fn expected(args: &Args, status: u16) -> bool {
 /// At most this much of a body is kept as an output or quoted in an error.
 const BODY_KEEP: usize = 4096;
 
-fn excerpt(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
-    }
-    let mut cut = max;
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}…", &text[..cut])
-}
-
 fn body_value(text: &str) -> Json {
     if text.is_empty() {
         return Json::Null;
@@ -105,17 +96,6 @@ impl HttpRequest {
         })?;
         Ok((status, text))
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        src = s.source();
-    }
-    out
 }
 
 #[async_trait]

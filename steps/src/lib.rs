@@ -11,6 +11,7 @@ pub mod infinispan;
 pub mod keycloak;
 pub mod manual;
 pub mod route53;
+pub mod text;
 pub mod wait;
 
 use engine::Registry;

@@ -10,6 +10,7 @@ use engine::env::{AuthScheme, InfinispanConfig, IspnApi};
 use engine::{StepCtx, StepError};
 
 use crate::clients::{credentials, env_path, install_crypto};
+use crate::text::{error_chain, excerpt};
 
 pub struct Rest {
     pub site: String,
@@ -25,18 +26,6 @@ pub struct Rest {
 pub struct Answer {
     pub status: u16,
     pub body: String,
-}
-
-fn excerpt(text: &str) -> String {
-    let t = text.trim();
-    if t.len() <= 300 {
-        return t.to_string();
-    }
-    let mut cut = 300;
-    while !t.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}…", &t[..cut])
 }
 
 impl Rest {
@@ -151,7 +140,7 @@ impl Rest {
                 "site `{}`: {method} {}: {what}: {}",
                 self.site,
                 self.url(path),
-                chain(&e)
+                error_chain(&e)
             ))
         })
     }
@@ -196,21 +185,10 @@ impl Rest {
                     Some((scheme, user, _)) => format!(" (user `{user}`, {scheme:?})"),
                     None => " (no infinispan.auth in the environment file)".into(),
                 },
-                excerpt(&body)
+                excerpt(body.trim(), 300)
             )),
-            s if s >= 500 => StepError::transient(format!("{call} answered {status}: {}", excerpt(&body))),
-            _ => StepError::permanent(format!("{call} answered {status}: {}", excerpt(&body))),
+            s if s >= 500 => StepError::transient(format!("{call} answered {status}: {}", excerpt(body.trim(), 300))),
+            _ => StepError::permanent(format!("{call} answered {status}: {}", excerpt(body.trim(), 300))),
         })
     }
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        src = s.source();
-    }
-    out
 }
