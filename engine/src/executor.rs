@@ -2,7 +2,7 @@
 //!
 //! Per step (or per item of a fan-out step): evaluate `when`; settle a step found in
 //! doubt; check `require` by live probes right before the effect; journal the intent
-//! (flushed); apply; poll the postcondition with backoff until the step's timeout;
+//! (flushed, unless the step is read-only: see `journal.rs`); apply; poll the postcondition with backoff until the step's timeout;
 //! journal the result (flushed); retry per policy. A new run and a resumed run take
 //! exactly this path: the state they start from is the fold of the journal.
 
@@ -180,9 +180,9 @@ impl Executor {
             };
             match &step.step_refs {
                 None => s.steps.iter().for_each(|(id, st)| add(id, st)),
-                Some(names) => {
-                    for (id, st) in &s.steps {
-                        if names.iter().any(|n| *n == template_name(id)) {
+                Some(ids) => {
+                    for id in ids {
+                        if let Some((id, st)) = s.steps.get_key_value(id) {
                             add(id, st);
                         }
                     }

@@ -2,6 +2,12 @@
 //! the site locks. Every append is flushed to disk before it returns, so the next
 //! effect never runs ahead of its record. Key layout: `keys.rs`.
 //!
+//! One exception, because no effect follows it: the start of a read-only step is
+//! written but not flushed on its own; the step's next event (or any later append)
+//! flushes it. A crash in between loses only the news that a read-only step had
+//! begun, and resume runs that step again, as it would if it were in doubt. This
+//! saves one flush (about 0.15 ms, most of a no-op step's cost) per read-only step.
+//!
 //! sled lets one process open a database at a time. The process driving a run keeps
 //! it open; other processes (a second terminal's `runbook status`) read the live
 //! snapshots the driver writes next to it (`live.rs`).
@@ -14,9 +20,21 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use crate::event::Event;
 use crate::keys::{Key, RunId, LOCK, RUN};
 use crate::lock::LockRecord;
+use crate::model::Effect;
 use crate::state::{RunState, RunStatus};
 
 const SCHEMA: &str = "1";
+
+/// The start of a read-only step: no effect waits on its record (see the module doc).
+fn precedes_no_effect(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::StepStarted {
+            effect: Effect::ReadOnly,
+            ..
+        }
+    )
+}
 
 /// One line of `runbook history`: kept in the run index so that listing runs does not
 /// fold every journal.
@@ -217,6 +235,17 @@ impl Journal {
     ) -> Result<(), JournalError> {
         let bytes =
             serde_json::to_vec(event).map_err(|e| corrupt(&Key::Event(run, seq).encode(), e))?;
+        let ends = matches!(event, Event::Completed { .. } | Event::Aborted { .. });
+        if summary.is_none() && !ends {
+            // One key: sled writes it atomically on its own. (A batch costs two more
+            // log writes, each synced: sled rolls its IO buffer before and after the
+            // batch manifest.)
+            self.db.insert(Key::Event(run, seq).encode(), bytes)?;
+            if !precedes_no_effect(event) {
+                self.db.flush()?;
+            }
+            return Ok(());
+        }
         let mut batch = sled::Batch::default();
         batch.insert(Key::Event(run, seq).encode(), bytes);
         if let Some(summary) = summary {
@@ -225,7 +254,7 @@ impl Journal {
                 serde_json::to_vec(summary).map_err(|e| corrupt(&Key::Run(run).encode(), e))?,
             );
         }
-        if matches!(event, Event::Completed { .. } | Event::Aborted { .. }) {
+        if ends {
             for (site, holder) in self.locks()? {
                 if holder.run_id == run {
                     batch.remove(Key::Lock(site).encode());

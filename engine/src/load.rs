@@ -569,17 +569,20 @@ impl Validator<'_> {
         let step_refs = if self.refs.iter().any(|r| r == "steps") {
             None
         } else {
-            let mut names: Vec<String> = self
+            let mut ids: Vec<String> = self
                 .refs
                 .iter()
                 .filter_map(|r| {
-                    r.strip_prefix("steps.")
-                        .map(|rest| rest.split('.').next().unwrap_or_default().to_string())
+                    let name = r.strip_prefix("steps.")?.split('.').next()?;
+                    earlier
+                        .iter()
+                        .find(|(id, _)| template_name(id) == name)
+                        .map(|(id, _)| id.clone())
                 })
                 .collect();
-            names.sort();
-            names.dedup();
-            Some(names)
+            ids.sort();
+            ids.dedup();
+            Some(ids)
         };
         Step {
             step_refs,
@@ -900,7 +903,8 @@ mod tests {
         assert_eq!(rb.steps[0].step_refs, Some(vec![]));
         assert_eq!(
             rb.steps[2].step_refs,
-            Some(vec!["a_b".to_string(), "c".to_string()])
+            Some(vec!["a-b".to_string(), "c".to_string()]),
+            "the ids of the steps, whatever name the template used"
         );
         assert_eq!(
             rb.steps[3].step_refs, None,

@@ -120,7 +120,8 @@ pub struct Step {
     pub for_each: Option<ForEach>,
     /// 1-based line of the step in its source.
     pub line: usize,
-    /// Template names (`scale_down`) of the earlier steps its templates refer to;
+    /// Ids of the earlier steps its templates refer to (as `steps.scale_down` or
+    /// `steps['scale-down']`);
     /// `None` when a template indexes `steps` dynamically (then all are visible).
     pub step_refs: Option<Vec<String>>,
 }

@@ -90,9 +90,18 @@ pub struct PlanError {
     pub message: String,
 }
 
+/// Stand-ins for the outputs of the earlier steps that step `upto` reads (all of them
+/// when its templates index `steps` dynamically), so a plan renders before they exist.
 fn placeholder_steps(runbook: &Runbook, registry: &Registry, upto: usize) -> Json {
     let mut steps = serde_json::Map::new();
-    for s in &runbook.steps[..upto] {
+    let earlier = &runbook.steps[..upto];
+    let read = earlier
+        .iter()
+        .filter(|s| match &runbook.steps[upto].step_refs {
+            None => true,
+            Some(ids) => ids.contains(&s.id),
+        });
+    for s in read {
         let mut outputs = serde_json::Map::new();
         if let Some(names) = registry.get(&s.action).and_then(|a| a.outputs()) {
             for n in names {

@@ -4,12 +4,14 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use engine::action::{Action, ArgSpec, Args, Outputs, Registry, StepCtx, StepError};
 use engine::env::Environment;
 use engine::event::{now_ms, Actor, Event};
 use engine::journal::Journal;
+use engine::model::Effect;
 use engine::report::{Interrupt, Notice, Observer, Silent};
 use engine::runner::{NewRun, ResumeRequest, Services};
-use serde_json::json;
+use serde_json::{json, Value as Json};
 
 use crate::cli::BenchArgs;
 use crate::config::Config;
@@ -64,29 +66,67 @@ fn services(config: &Config, observer: Arc<dyn Observer>) -> Services {
     }
 }
 
-fn long_runbook(steps: usize) -> String {
+/// A no-op that declares an effect, so the engine journals its intent durably before
+/// "applying" it: the cost of a step that changes something, minus the change.
+struct Touch;
+
+#[async_trait::async_trait]
+impl Action for Touch {
+    fn name(&self) -> &'static str {
+        "bench.touch"
+    }
+    fn summary(&self) -> &'static str {
+        "nothing, declared idempotent (benchmark only)"
+    }
+    fn args(&self) -> &'static [ArgSpec] {
+        &[]
+    }
+    fn effect(&self, _: &Args) -> Effect {
+        Effect::Idempotent
+    }
+    fn describe(&self, _: &StepCtx, _: &Args) -> Vec<String> {
+        vec!["nothing".into()]
+    }
+    async fn probe(&self, _: &StepCtx, _: &Args) -> Result<Json, StepError> {
+        Ok(Json::Null)
+    }
+    async fn apply(&self, _: &StepCtx, _: &Args, _: &Outputs) -> Result<Outputs, StepError> {
+        Ok(Outputs::new())
+    }
+}
+
+/// The body of a no-op step: `wait` is read-only, and a zero pause never sleeps.
+const NOOP_STEP: &str = "    action: wait\n    with: { duration: 0s }\n";
+
+fn long_runbook(steps: usize, step: &str) -> String {
     let mut y = String::from("name: bench\ntitle: no-op steps\nsteps:\n");
     for i in 0..steps {
-        y.push_str(&format!(
-            "  - id: s{i}\n    action: wait\n    with: {{ duration: 0s }}\n"
-        ));
+        y.push_str(&format!("  - id: s{i}\n{step}"));
     }
     y
 }
 
-pub async fn run(config: &Config, args: &BenchArgs) -> CliResult<Code> {
-    let mut rows: Vec<(String, String, String)> = Vec::new();
-    let dir = tempfile::tempdir().map_err(failed)?;
-
-    // 1. a long runbook of no-op steps, durable flush on
-    let rb = engine::load::load_str(&long_runbook(args.steps), "bench.yaml", &config.registry)
+/// Run `steps` no-op steps in a fresh journal: the time between step starts, sorted,
+/// and the whole run's time.
+async fn step_overhead(
+    registry: Arc<Registry>,
+    dir: &std::path::Path,
+    steps: usize,
+    step: &str,
+) -> CliResult<(Vec<Duration>, Duration)> {
+    let rb = engine::load::load_str(&long_runbook(steps, step), "bench.yaml", &registry)
         .map_err(failed)?;
-    let journal = Journal::open(&dir.path().join("long")).map_err(failed)?;
+    let journal = Journal::open(dir).map_err(failed)?;
     let clock = Arc::new(StepClock::default());
     let t0 = Instant::now();
     let (_, outcome) = engine::runner::start(
-        journal.clone(),
-        &services(config, clock.clone()),
+        journal,
+        &Services {
+            registry,
+            observer: clock.clone(),
+            prompt: None,
+            interrupt: Interrupt::new(),
+        },
         NewRun {
             runbook: rb,
             env: Environment::empty(),
@@ -110,13 +150,32 @@ pub async fn run(config: &Config, args: &BenchArgs) -> CliResult<Code> {
         .clone();
     let mut per_step: Vec<Duration> = starts.windows(2).map(|w| w[1] - w[0]).collect();
     per_step.sort();
+    Ok((per_step, total))
+}
+
+fn median_p99(sorted: &[Duration]) -> String {
+    format!(
+        "median {:.3} ms, p99 {:.3} ms",
+        ms(pct(sorted, 0.5)),
+        ms(pct(sorted, 0.99))
+    )
+}
+
+pub async fn run(config: &Config, args: &BenchArgs) -> CliResult<Code> {
+    let mut rows: Vec<(String, String, String)> = Vec::new();
+    let dir = tempfile::tempdir().map_err(failed)?;
+
+    // 1. long runbooks of no-op steps, durable flush on
+    let (per_step, total) = step_overhead(
+        Arc::clone(&config.registry),
+        &dir.path().join("long"),
+        args.steps,
+        NOOP_STEP,
+    )
+    .await?;
     rows.push((
-        "engine overhead per journaled step (no-op action, 2 flushed events)".into(),
-        format!(
-            "median {:.3} ms, p99 {:.3} ms",
-            ms(pct(&per_step, 0.5)),
-            ms(pct(&per_step, 0.99))
-        ),
+        "engine overhead per journaled step (no-op read-only action: 1 flush)".into(),
+        median_p99(&per_step),
         "< 0.3 ms median".into(),
     ));
     rows.push((
@@ -124,7 +183,65 @@ pub async fn run(config: &Config, args: &BenchArgs) -> CliResult<Code> {
         format!("{:.0} ms", ms(total)),
         String::new(),
     ));
+    let mut registry = (*config.registry).clone();
+    registry.register(Touch);
+    let (per_step, _) = step_overhead(
+        Arc::new(registry),
+        &dir.path().join("long-effect"),
+        args.steps,
+        "    action: bench.touch\n",
+    )
+    .await?;
+    rows.push((
+        "same, the no-op declaring an effect (intent and result: 2 flushes)".into(),
+        median_p99(&per_step),
+        String::new(),
+    ));
+
+    // 1b. the storage floor under that figure: one event appended and flushed, alone
+    let journal = Journal::open(&dir.path().join("floor")).map_err(failed)?;
+    let run = journal.new_run_id().map_err(failed)?;
+    let mut appends = Vec::with_capacity(args.steps);
+    for seq in 0..args.steps as u64 {
+        let event = Event::StepSkipped {
+            step: format!("s{seq}"),
+            item: None,
+            reason: "bench".into(),
+            at: now_ms(),
+        };
+        let t = Instant::now();
+        journal.append(run, seq, &event, None).map_err(failed)?;
+        appends.push(t.elapsed());
+    }
+    appends.sort();
+    rows.push((
+        "of which storage: one event appended and flushed (sled)".into(),
+        median_p99(&appends),
+        String::new(),
+    ));
     drop(journal);
+
+    let t = Instant::now();
+    let long = long_runbook(args.steps, NOOP_STEP);
+    let rb = engine::load::load_str(&long, "bench.yaml", &config.registry).map_err(failed)?;
+    engine::plan::plan(
+        &rb,
+        &config.registry,
+        Arc::new(Environment::empty()),
+        &Default::default(),
+        &Default::default(),
+        false,
+    )
+    .await
+    .map_err(failed)?;
+    rows.push((
+        format!(
+            "plan of the {}-step runbook (load, validate, render)",
+            args.steps
+        ),
+        format!("{:.0} ms", ms(t.elapsed())),
+        String::new(),
+    ));
 
     // 2. resume with many past runs in the journal
     let jdir = dir.path().join("history");

@@ -103,6 +103,16 @@ kill_point!(
     killed_after_journal_of_idempotent_step,
     "after-journal=return(configure)"
 );
+// read-only steps: their start is flushed only with their next event, so a kill before
+// it leaves no record of it or an in-doubt one; either way resume runs them again
+kill_point!(
+    killed_before_apply_of_read_only_step,
+    "before-apply=return(pause)"
+);
+kill_point!(
+    killed_after_apply_of_read_only_step,
+    "after-apply=return(check)"
+);
 // one item of a fan-out: the other items are not redone
 kill_point!(
     killed_before_apply_of_fan_out_item,
