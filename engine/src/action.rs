@@ -218,6 +218,12 @@ pub trait Action: Send + Sync {
     fn satisfied(&self, _args: &Args, _observation: &Json) -> bool {
         true
     }
+    /// What in `observation` keeps the action's own postcondition from holding, as a
+    /// person reads it (`site-b-infinispan-2 is still online for sessions, work`), for
+    /// observations too large to quote. `None`: the observation is quoted instead.
+    fn explain(&self, _args: &Args, _observation: &Json) -> Option<String> {
+        None
+    }
 }
 
 /// The actions a runbook may name.

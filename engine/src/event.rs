@@ -58,6 +58,9 @@ fn account_name() -> Option<String> {
 pub enum HaltKind {
     /// A `require` condition did not hold; nothing was done.
     Precondition,
+    /// A step's effect was applied but its postcondition did not hold within its
+    /// timeout, on every attempt: the system did not do what the step asked.
+    Postcondition,
     /// A `manual.confirm` step waits for `resume --approve`.
     ManualGate,
     /// A step was started and not confirmed, and may not be applied again blindly.
@@ -70,6 +73,7 @@ impl HaltKind {
     pub fn as_str(self) -> &'static str {
         match self {
             HaltKind::Precondition => "precondition not met",
+            HaltKind::Postcondition => "postcondition not met",
             HaltKind::ManualGate => "waiting for approval",
             HaltKind::InDoubt => "step in doubt",
             HaltKind::Interrupted => "interrupted",

@@ -55,8 +55,17 @@ enum ItemOutcome {
 
 enum Verified {
     Holds(Option<Json>),
+    /// Not within the deadline: what was expected and what was seen last.
     TimedOut(String),
     Interrupted,
+}
+
+/// A step's postcondition, checked once.
+struct Post {
+    holds: bool,
+    observation: Option<Json>,
+    /// When it does not hold: what was seen, as a person reads it.
+    why: Option<String>,
 }
 
 struct CondResult {
@@ -582,7 +591,11 @@ impl Executor {
                 .postcondition(step, action.as_ref(), &ctx, &args, &scope)
                 .await;
             match post {
-                Ok(Some((true, observation))) => {
+                Ok(Some(Post {
+                    holds: true,
+                    observation,
+                    ..
+                })) => {
                     let note = format!("{what}; its postcondition held when checked on resume, so it was not applied again");
                     self.succeed(
                         step,
@@ -597,13 +610,12 @@ impl Executor {
                 }
                 other => {
                     let state = match &other {
-                        Ok(Some((false, obs))) => format!(
+                        Ok(Some(p)) => format!(
                             "its postcondition does not hold (observed: {})",
-                            obs.as_ref().map(short).unwrap_or_default()
+                            p.why.as_deref().unwrap_or_default()
                         ),
                         Ok(None) => "it has no postcondition to check".to_string(),
                         Err(e) => format!("its postcondition could not be checked ({e})"),
-                        Ok(Some((true, _))) => unreachable!(),
                     };
                     if effect == Effect::Destructive && !authorized {
                         let run = self.run_id();
@@ -711,6 +723,7 @@ impl Executor {
                 calls: action.describe(&ctx, &args),
             });
             let attempt_start = Instant::now();
+            let mut unmet = false;
             tracing::debug!(step = %label, attempt, "applying");
             let applied = tokio::time::timeout(timeout, action.apply(&ctx, &args, &prepared)).await;
             failpoint::hit("after-apply", &step.id, key.as_deref());
@@ -734,7 +747,10 @@ impl Executor {
                             outputs.extend(out);
                             Ok((outputs, observation))
                         }
-                        Verified::TimedOut(msg) => Err(StepError::transient(msg)),
+                        Verified::TimedOut(msg) => {
+                            unmet = true;
+                            Err(StepError::transient(msg))
+                        }
                         Verified::Interrupted => {
                             return Ok(ItemOutcome::Halt {
                                 kind: HaltKind::Interrupted,
@@ -786,6 +802,19 @@ impl Executor {
                             } else {
                                 String::new()
                             };
+                            if unmet && !self.interrupt.is_set() {
+                                // Applied, and the system did not follow: stop before
+                                // anything that relies on it, for a person to look.
+                                return Ok(ItemOutcome::Halt {
+                                    kind: HaltKind::Postcondition,
+                                    reason: format!(
+                                        "`{label}` {}{hint}. Nothing after it was done. Once the cause is \
+                                         fixed, `runbook resume {}` checks it again and goes on",
+                                        e.message,
+                                        self.run_id()
+                                    ),
+                                });
+                            }
                             return Ok(ItemOutcome::Fail {
                                 error: format!("step `{label}` failed{hint}: {}", e.message),
                             });
@@ -898,7 +927,7 @@ impl Executor {
         ctx: &StepCtx,
         args: &Args,
         scope: &Json,
-    ) -> Result<Option<(bool, Option<Json>)>, StepError> {
+    ) -> Result<Option<Post>, StepError> {
         let own = action.postcondition(ctx, args);
         if own.is_none() && step.verify.is_empty() {
             return Ok(None);
@@ -907,18 +936,30 @@ impl Executor {
         if own.is_some() {
             let o = action.probe(ctx, args).await?;
             if !action.satisfied(args, &o) {
-                return Ok(Some((false, Some(o))));
+                return Ok(Some(Post {
+                    holds: false,
+                    why: Some(action.explain(args, &o).unwrap_or_else(|| short(&o))),
+                    observation: Some(o),
+                }));
             }
             observation = Some(o);
         }
         for cond in &step.verify {
             let c = self.check_condition(step, cond, ctx, args, scope).await?;
             if !c.holds {
-                return Ok(Some((false, Some(c.observation))));
+                return Ok(Some(Post {
+                    holds: false,
+                    why: Some(format!("{}: {}", c.message, short(&c.observation))),
+                    observation: Some(c.observation),
+                }));
             }
             observation.get_or_insert(c.observation);
         }
-        Ok(Some((true, observation)))
+        Ok(Some(Post {
+            holds: true,
+            observation,
+            why: None,
+        }))
     }
 
     /// Poll the postcondition: first at once, then with doubling pauses up to the
@@ -945,14 +986,14 @@ impl Executor {
         loop {
             match self.postcondition(step, action, ctx, args, scope).await {
                 Ok(None) => return Verified::Holds(None),
-                Ok(Some((true, obs))) => return Verified::Holds(obs),
-                Ok(Some((false, obs))) => {
-                    last = obs.as_ref().map(short);
+                Ok(Some(p)) if p.holds => return Verified::Holds(p.observation),
+                Ok(Some(p)) => {
+                    last = p.why;
                     self.observer.notice(Notice::Waiting {
                         label: label.to_string(),
                         what: what.clone(),
                         elapsed: start.elapsed(),
-                        last: obs,
+                        last: p.observation,
                     });
                 }
                 Err(e) => last = Some(format!("probe failed: {e}")),
@@ -960,7 +1001,7 @@ impl Executor {
             let now = Instant::now();
             if now >= deadline {
                 return Verified::TimedOut(format!(
-                    "postcondition not met within {}: {what}; last observation: {}",
+                    "did not take effect within {}: expected {what}; observed: {}",
                     humantime::format_duration(Duration::from_millis(
                         deadline.saturating_duration_since(start).as_millis() as u64
                     )),

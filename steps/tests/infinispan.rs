@@ -105,7 +105,7 @@ async fn batch_transport() {
 }
 
 #[tokio::test]
-async fn take_offline_that_does_not_stick_times_out_naming_mixed_caches() {
+async fn take_offline_that_does_not_stick_halts_naming_the_node_and_caches() {
     let lab = Lab::start(&["offline-not-sticking:site-b"]).await;
     let yaml = r#"
 name: t
@@ -117,17 +117,17 @@ steps:
     timeout: 300ms
 "#;
     let r = run(&lab.running.env_file, yaml, &[]).await;
-    assert_eq!(r.0.status, engine::state::RunStatus::Failed);
+    assert_eq!(r.0.status, engine::state::RunStatus::Halted);
     let reason = r.0.reason.unwrap();
     assert!(
         reason.contains(
-            "replication from `site-b` to `site-a` is offline for every cache on every node"
+            "expected replication from `site-b` to `site-a` is offline for every cache on every node"
         ),
         "{reason}"
     );
     assert!(
-        reason.contains("\"status\":\"mixed\""),
-        "mixed is reported as such: {reason}"
+        reason.contains("observed: every cache (8) is mixed"),
+        "the container status names caches, not nodes: {reason}"
     );
 }
 

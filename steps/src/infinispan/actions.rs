@@ -313,6 +313,9 @@ impl Action for SetBackup {
         observation["status"] == self.target()
             && caches.is_some_and(|c| !c.is_empty() && c.values().all(|v| v == self.target()))
     }
+    fn explain(&self, _: &Args, observation: &Json) -> Option<String> {
+        Some(not_in_state(observation, self.target()))
+    }
     async fn probe(&self, ctx: &StepCtx, args: &Args) -> Result<Json, StepError> {
         observe(ctx, args).await
     }
@@ -504,6 +507,23 @@ impl Action for PushState {
                 .as_object()
                 .is_some_and(|m| !m.is_empty() && m.values().all(|v| v == "OK"))
     }
+    fn explain(&self, _: &Args, o: &Json) -> Option<String> {
+        let mut parts = Vec::new();
+        if o["status"] != "online" {
+            parts.push(format!("replication is {}", text(&o["status"])));
+        }
+        let push: Vec<(String, String)> = o["push"]
+            .as_object()
+            .map(|m| m.iter().map(|(c, v)| (c.clone(), text(v))).collect())
+            .unwrap_or_default();
+        parts.extend(by_state(&push, "OK").into_iter().map(|(state, caches)| {
+            format!("push {state} for {}", caches_text(&caches, push.len()))
+        }));
+        if push.is_empty() {
+            parts.push("no push status reported".into());
+        }
+        Some(parts.join("; "))
+    }
     async fn probe(&self, ctx: &StepCtx, args: &Args) -> Result<Json, StepError> {
         let backup = req_str(args, "backup")?;
         let t = Transport::for_step(ctx).await?;
@@ -656,6 +676,24 @@ impl Action for ClearPushStateStatus {
             })
         })
     }
+    fn explain(&self, _: &Args, o: &Json) -> Option<String> {
+        let mut pairs = Vec::new();
+        for (cache, per_site) in o["push"].as_object().into_iter().flatten() {
+            for (site, v) in per_site.as_object().into_iter().flatten() {
+                pairs.push((cache.clone(), format!("{} towards {site}", text(v))));
+            }
+        }
+        let total = o["push"].as_object().map_or(0, |m| m.len());
+        let parts: Vec<String> = by_state(&pairs, "IDLE towards")
+            .into_iter()
+            .map(|(state, caches)| format!("{state} for {}", caches_text(&caches, total)))
+            .collect();
+        Some(if parts.is_empty() {
+            "no push status reported".into()
+        } else {
+            parts.join("; ")
+        })
+    }
     async fn probe(&self, ctx: &StepCtx, args: &Args) -> Result<Json, StepError> {
         let t = Transport::for_step(ctx).await?;
         let caches = match caches_arg(args) {
@@ -793,5 +831,149 @@ fn fmt_size(v: Option<&Option<u64>>) -> String {
     match v.copied().flatten() {
         Some(n) => n.to_string(),
         None => "?".into(),
+    }
+}
+
+/// A status value as text (`"online"` → `online`).
+fn text(v: &Json) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_string)
+}
+
+/// Group `(cache, state)` pairs whose state is not `wanted` (or, for a prefix such as
+/// `IDLE towards`, does not start with it) by state, in a stable order.
+fn by_state(pairs: &[(String, String)], wanted: &str) -> Vec<(String, Vec<String>)> {
+    let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (cache, state) in pairs {
+        if state != wanted && !state.starts_with(&format!("{wanted} ")) {
+            groups.entry(state.clone()).or_default().push(cache.clone());
+        }
+    }
+    groups.into_iter().collect()
+}
+
+/// `every cache (8)` when all of them, else the list.
+fn caches_text(caches: &[String], total: usize) -> String {
+    if total > 1 && caches.len() == total {
+        format!("every cache ({total})")
+    } else {
+        caches.join(", ")
+    }
+}
+
+/// Which nodes keep a cross-site status observation from being all `target`:
+/// `site-b-infinispan-2 is online for every cache (8)`; from the per-cache statuses
+/// when there are no per-node ones.
+fn not_in_state(o: &Json, target: &str) -> String {
+    let caches: Vec<(String, String)> = o["caches"]
+        .as_object()
+        .map(|m| m.iter().map(|(c, v)| (c.clone(), text(v))).collect())
+        .unwrap_or_default();
+    if caches.is_empty() {
+        return format!(
+            "no cache reported a status (overall: {})",
+            text(&o["status"])
+        );
+    }
+    let mut per_node: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for (cache, nodes) in o["nodes"].as_object().into_iter().flatten() {
+        for (node, v) in nodes.as_object().into_iter().flatten() {
+            let state = text(v);
+            if state != target {
+                per_node
+                    .entry((node.clone(), state))
+                    .or_default()
+                    .push(cache.clone());
+            }
+        }
+    }
+    let parts: Vec<String> = if per_node.is_empty() {
+        // A container-level status names caches per state, not nodes.
+        by_state(&caches, target)
+            .into_iter()
+            .map(|(state, list)| {
+                let plural = list.len() > 1 && list.len() < caches.len();
+                let verb = if plural { "are" } else { "is" };
+                format!("{} {verb} {state}", caches_text(&list, caches.len()))
+            })
+            .collect()
+    } else {
+        per_node
+            .into_iter()
+            .map(|((node, state), list)| {
+                format!("{node} is {state} for {}", caches_text(&list, caches.len()))
+            })
+            .collect()
+    };
+    if parts.is_empty() {
+        format!("overall status {}", text(&o["status"]))
+    } else {
+        parts.join("; ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_that_did_not_stick_names_the_node_and_the_caches() {
+        let o = json!({
+            "status": "mixed",
+            "caches": {"sessions": "mixed", "work": "mixed", "actionTokens": "offline"},
+            "nodes": {
+                "sessions": {"b-0": "offline", "b-1": "online"},
+                "work": {"b-0": "offline", "b-1": "online"},
+                "actionTokens": {"b-0": "offline", "b-1": "offline"},
+            }
+        });
+        assert_eq!(
+            not_in_state(&o, "offline"),
+            "b-1 is online for sessions, work"
+        );
+        let all = json!({
+            "status": "mixed",
+            "caches": {"sessions": "mixed", "work": "mixed"},
+            "nodes": {"sessions": {"b-2": "online"}, "work": {"b-2": "online"}}
+        });
+        assert_eq!(
+            not_in_state(&all, "offline"),
+            "b-2 is online for every cache (2)"
+        );
+        let no_nodes =
+            json!({"status": "online", "caches": {"sessions": "online", "work": "offline"}});
+        assert_eq!(not_in_state(&no_nodes, "offline"), "sessions is online");
+        let container = json!({"status": "mixed", "caches": {"a": "mixed", "b": "mixed"}});
+        assert_eq!(
+            not_in_state(&container, "offline"),
+            "every cache (2) is mixed"
+        );
+        let some =
+            json!({"status": "mixed", "caches": {"a": "online", "b": "online", "c": "offline"}});
+        assert_eq!(not_in_state(&some, "offline"), "a, b are online");
+        assert_eq!(
+            not_in_state(&json!({"status": "unknown"}), "offline"),
+            "no cache reported a status (overall: unknown)"
+        );
+    }
+
+    #[test]
+    fn an_unfinished_push_names_the_caches_per_state() {
+        let push = PushState;
+        let o = json!({"status": "online", "push": {"a": "OK", "b": "ERROR", "c": "SENDING", "d": "ERROR"}});
+        assert_eq!(
+            push.explain(&Args::new(), &o).unwrap(),
+            "push ERROR for b, d; push SENDING for c"
+        );
+        let off = json!({"status": "offline", "push": {"a": "OK"}});
+        assert_eq!(
+            push.explain(&Args::new(), &off).unwrap(),
+            "replication is offline"
+        );
+        let clear = ClearPushStateStatus;
+        let o = json!({"push": {"a": {"site-a": "IDLE"}, "b": {"site-a": "OK"}}});
+        assert_eq!(
+            clear.explain(&Args::new(), &o).unwrap(),
+            "OK towards site-a for b"
+        );
     }
 }
