@@ -3,6 +3,7 @@
 
 mod support;
 
+mod bench;
 mod catalog;
 mod check;
 mod crash;
