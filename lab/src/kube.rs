@@ -156,6 +156,137 @@ fn discovery(path: &str) -> Option<Value> {
     })
 }
 
+/// One resource in the OpenAPI documents: its plural, kind, and whether it takes
+/// patches and creates.
+struct ApiResource {
+    plural: &'static str,
+    kind: &'static str,
+    patch: bool,
+    create: bool,
+}
+
+/// The group-versions with an OpenAPI v3 document: the two custom resources a person
+/// edits during a rehearsal (`kubectl edit`, `kubectl apply` with validation), and
+/// config maps. Built-in kinds other than those are read-only in the lab.
+fn openapi_groups() -> [(&'static str, &'static str, Vec<ApiResource>); 3] {
+    [
+        (
+            KEYCLOAK_GROUP,
+            "v2alpha1",
+            vec![ApiResource {
+                plural: "keycloaks",
+                kind: "Keycloak",
+                patch: true,
+                create: false,
+            }],
+        ),
+        (
+            INFINISPAN_GROUP,
+            "v2alpha1",
+            vec![ApiResource {
+                plural: "batches",
+                kind: "Batch",
+                patch: false,
+                create: true,
+            }],
+        ),
+        (
+            "",
+            "v1",
+            vec![ApiResource {
+                plural: "configmaps",
+                kind: "ConfigMap",
+                patch: false,
+                create: true,
+            }],
+        ),
+    ]
+}
+
+fn gv_path(group: &str, version: &str) -> String {
+    if group.is_empty() {
+        format!("api/{version}")
+    } else {
+        format!("apis/{group}/{version}")
+    }
+}
+
+/// `GET /openapi/v3` and the per group-version documents, as far as kubectl reads them:
+/// which kinds accept which patch types (custom resources: no strategic merge patch, so
+/// kubectl computes a JSON merge patch) and that PATCH and POST take `fieldValidation`
+/// (so kubectl leaves validation to the server rather than needing the full schemas).
+fn openapi(path: &str) -> Option<Value> {
+    if path == "/openapi/v3" {
+        let mut paths = serde_json::Map::new();
+        for (group, version, _) in openapi_groups() {
+            let gv = gv_path(group, version);
+            paths.insert(
+                gv.clone(),
+                json!({"serverRelativeURL": format!("/openapi/v3/{gv}?hash=runbook-lab-1")}),
+            );
+        }
+        return Some(json!({ "paths": paths }));
+    }
+    let wanted = path.strip_prefix("/openapi/v3/")?;
+    let (group, version, resources) = openapi_groups()
+        .into_iter()
+        .find(|(g, v, _)| gv_path(g, v) == wanted)?;
+    let gvk = |kind: &str| json!({"group": group, "version": version, "kind": kind});
+    let field_validation = json!({"name": "fieldValidation", "in": "query",
+        "description": "Ignore, Warn or Strict: what to do with unknown or duplicate fields",
+        "schema": {"type": "string", "uniqueItems": true}});
+    let ok = json!({"200": {"description": "OK"}});
+    let mut paths = serde_json::Map::new();
+    let mut schemas = serde_json::Map::new();
+    for r in resources {
+        let base = format!("/{wanted}/namespaces/{{namespace}}/{}", r.plural);
+        let mut one =
+            json!({"get": {"x-kubernetes-group-version-kind": gvk(r.kind), "responses": ok}});
+        if r.patch {
+            one["patch"] = json!({
+                "x-kubernetes-group-version-kind": gvk(r.kind),
+                "x-kubernetes-action": "patch",
+                "parameters": [field_validation],
+                "requestBody": {"content": {
+                    "application/json-patch+json": {"schema": {"type": "object"}},
+                    "application/merge-patch+json": {"schema": {"type": "object"}},
+                    "application/apply-patch+yaml": {"schema": {"type": "object"}},
+                }},
+                "responses": ok,
+            });
+        }
+        paths.insert(format!("{base}/{{name}}"), one);
+        let mut many =
+            json!({"get": {"x-kubernetes-group-version-kind": gvk(r.kind), "responses": ok}});
+        if r.create {
+            many["post"] = json!({
+                "x-kubernetes-group-version-kind": gvk(r.kind),
+                "x-kubernetes-action": "post",
+                "parameters": [field_validation],
+                "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}},
+                "responses": ok,
+            });
+        }
+        paths.insert(base, many);
+        let prefix = if group.is_empty() {
+            "io.k8s.api.core"
+        } else {
+            group
+        };
+        schemas.insert(
+            format!("{prefix}.{version}.{}", r.kind),
+            json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true,
+                   "x-kubernetes-group-version-kind": [gvk(r.kind)]}),
+        );
+    }
+    Some(json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes (runbook lab)", "version": "v1.30.0-runbook-lab"},
+        "paths": paths,
+        "components": {"schemas": schemas},
+    }))
+}
+
 struct Req<'a> {
     method: &'a Method,
     path: &'a str,
@@ -178,7 +309,7 @@ async fn handle(
     }
     let path = uri.path().trim_end_matches('/');
     if method == Method::GET {
-        if let Some(v) = discovery(path) {
+        if let Some(v) = discovery(path).or_else(|| openapi(path)) {
             return json_response(StatusCode::OK, v);
         }
     }
@@ -348,6 +479,22 @@ fn serve(lab: &mut crate::LabState, app: &KubeApp, req: &Req<'_>) -> Response {
                     let current = keycloak(lab, app, now);
                     match patched(req, current) {
                         Ok(new) => {
+                            let annotations = new["metadata"]["annotations"]
+                                .as_object()
+                                .map(|m| {
+                                    m.iter()
+                                        .filter_map(|(k, v)| {
+                                            Some((k.clone(), v.as_str()?.to_string()))
+                                        })
+                                        .collect()
+                                })
+                                .unwrap_or_default();
+                            // Kept only with a valid spec: a rejected patch changes nothing.
+                            if new["spec"]["instances"].is_u64() {
+                                if let Some(site) = lab.world.sites.get_mut(&app.site) {
+                                    site.keycloak.annotations = annotations;
+                                }
+                            }
                             apply_instances(lab, app, &new["spec"]["instances"], now, |lab| {
                                 keycloak(lab, app, now)
                             })
@@ -624,7 +771,7 @@ fn keycloak(lab: &crate::LabState, app: &KubeApp, now: Instant) -> Value {
         "apiVersion": "k8s.keycloak.org/v2alpha1", "kind": "Keycloak",
         "metadata": {"name": k.name, "namespace": NAMESPACE, "uid": format!("{}-keycloak", app.site),
                      "generation": k.generation, "creationTimestamp": timestamp(app.started_ms),
-                     "labels": {"app": "keycloak"}},
+                     "labels": {"app": "keycloak"}, "annotations": k.annotations},
         "spec": {"instances": k.spec, "hostname": {"hostname": "keycloak.lab"},
                  "db": {"vendor": "postgres", "host": "keycloak-aurora.cluster.lab"}},
         "status": lab.world.keycloak_status(&app.site, now),

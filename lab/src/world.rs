@@ -96,6 +96,9 @@ pub struct Cache {
 #[derive(Debug, Clone)]
 pub struct Keycloak {
     pub name: String,
+    /// The custom resource's annotations, as `kubectl apply` and `kubectl annotate`
+    /// leave them (`kubectl.kubernetes.io/last-applied-configuration`).
+    pub annotations: BTreeMap<String, String>,
     pub spec: u32,
     pub generation: u64,
     observed_generation: u64,
@@ -234,6 +237,7 @@ impl World {
                     caches,
                     keycloak: Keycloak {
                         name: "keycloak".into(),
+                        annotations: BTreeMap::new(),
                         spec: shape.keycloak_instances,
                         generation: 1,
                         observed_generation: 1,

@@ -1,4 +1,5 @@
-//! The lab's Kubernetes API through real clients: kubectl (get, patch, scale, create)
+//! The lab's Kubernetes API through real clients: kubectl (get, patch, scale, create,
+//! edit, apply)
 //! and plain HTTP for Batch CRs, Job logs and watches.
 
 use std::process::Command;
@@ -31,13 +32,23 @@ impl Lab {
 
     /// kubectl, run off the async runtime (the lab serves on it).
     async fn kubectl(&self, args: &[&str]) -> (bool, String, String) {
+        self.kubectl_with(args, &[]).await
+    }
+
+    /// kubectl with extra environment variables (`EDITOR` for `kubectl edit`).
+    async fn kubectl_with(&self, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
         let kubeconfig = self.dir.path().join("kubeconfig");
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         tokio::task::spawn_blocking(move || {
             let out = Command::new("kubectl")
                 .arg("--kubeconfig")
                 .arg(&kubeconfig)
                 .args(&args)
+                .envs(env)
                 .output()
                 .expect("kubectl is installed");
             (
@@ -74,6 +85,62 @@ impl Lab {
 
 const KC: &str = "/apis/k8s.keycloak.org/v2alpha1/namespaces/keycloak/keycloaks/keycloak";
 const BATCHES: &str = "/apis/infinispan.org/v2alpha1/namespaces/keycloak/batches";
+
+#[tokio::test]
+async fn kubectl_edit_and_apply_work_with_validation_on() {
+    let lab = Lab::start(&[]).await;
+    // edit: kubectl asks the OpenAPI document whether the server validates fields,
+    // then sends a JSON merge patch (a custom resource takes no strategic merge patch)
+    let (ok, out, err) = lab
+        .kubectl_with(
+            &[
+                "--context",
+                "site-a",
+                "-n",
+                "keycloak",
+                "edit",
+                "keycloak",
+                "keycloak",
+            ],
+            &[("EDITOR", r"sed -i s/instances:\ 3/instances:\ 1/")],
+        )
+        .await;
+    assert!(ok && out.contains("edited"), "{out}{err}");
+    assert_eq!(lab.get("site-a", KC).await["spec"]["instances"], 1);
+
+    // apply, with client-side validation left at its default
+    let manifest = lab.dir.path().join("keycloak.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: k8s.keycloak.org/v2alpha1\nkind: Keycloak\nmetadata:\n  name: keycloak\n  namespace: keycloak\nspec:\n  instances: 2\n",
+    )
+    .unwrap();
+    let path = manifest.to_str().unwrap();
+    let (ok, out, err) = lab
+        .kubectl(&["--context", "site-a", "apply", "-f", path])
+        .await;
+    assert!(ok && out.contains("configured"), "{out}{err}");
+    let kc = lab.get("site-a", KC).await;
+    assert_eq!(kc["spec"]["instances"], 2);
+    assert!(
+        kc["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+            .as_str()
+            .is_some_and(|a| a.contains("\"instances\":2")),
+        "the last applied configuration is kept: {kc}"
+    );
+    let (ok, out, err) = lab
+        .kubectl(&["--context", "site-a", "apply", "-f", path])
+        .await;
+    assert!(
+        ok && out.contains("unchanged"),
+        "a second apply changes nothing: {out}{err}"
+    );
+    assert_eq!(
+        lab.get("site-b", KC).await["spec"]["instances"],
+        3,
+        "the other site is untouched"
+    );
+}
 
 #[tokio::test]
 async fn kubectl_gets_and_patches_keycloak() {
