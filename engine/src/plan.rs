@@ -131,11 +131,16 @@ fn has_placeholder(v: &Json) -> bool {
     v.to_string().contains(PLACEHOLDER)
 }
 
-fn describe_condition(c: &Condition, step: &Step, site: Option<&str>) -> String {
+/// A condition as the plan prints it. `cond_site` is the condition's own `site:`,
+/// rendered; `site` the step's.
+fn describe_condition(
+    c: &Condition,
+    step: &Step,
+    cond_site: Option<&str>,
+    site: Option<&str>,
+) -> String {
     let probe = c.probe.as_deref().unwrap_or(&step.action);
-    let on = c
-        .site
-        .as_deref()
+    let on = cond_site
         .or(site)
         .map(|s| format!(" on {s}"))
         .unwrap_or_default();
@@ -317,7 +322,21 @@ pub async fn plan(
         let require = step
             .require
             .iter()
-            .map(|c| redactor.text(&describe_condition(c, step, site_name.as_deref())))
+            .map(|c| {
+                let cond_site = c.site.as_ref().map(|t| {
+                    match templates.render(&Json::String(t.clone()), &scope) {
+                        Ok(Json::String(name)) if !name.contains(PLACEHOLDER) => name,
+                        // Named by an earlier step's output: shown as written.
+                        _ => t.clone(),
+                    }
+                });
+                redactor.text(&describe_condition(
+                    c,
+                    step,
+                    cond_site.as_deref(),
+                    site_name.as_deref(),
+                ))
+            })
             .collect();
         let now = if live && runs != Some(false) {
             Some(

@@ -12,6 +12,11 @@ fn plan(name: &str, extra: &[&str]) -> String {
     c.args(["plan", name]).arg("--env").arg(&env).args(extra);
     let out = run(c).expect(0);
     assert!(!dir.path().join("j").exists(), "plan wrote nothing");
+    assert!(
+        !out.stdout.contains("{{") && !out.stdout.contains("{%"),
+        "every template is rendered (an operator reads names, not templates):\n{}",
+        out.stdout
+    );
     out.stdout
 }
 
