@@ -153,6 +153,17 @@ pub fn check_rendered_args(action: &dyn Action, args: &Args) -> Result<(), Strin
     Ok(())
 }
 
+/// A duration as a person reads it in a message: `850ms`, `3.0s`, `2m 30s`.
+fn approx(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else if d < Duration::from_secs(60) {
+        format!("{:.1}s", d.as_secs_f64())
+    } else {
+        humantime::format_duration(Duration::from_secs(d.as_secs_f64().round() as u64)).to_string()
+    }
+}
+
 fn short(v: &Json) -> String {
     let s = v.to_string();
     if s.len() > 300 {
@@ -1002,9 +1013,7 @@ impl Executor {
             if now >= deadline {
                 return Verified::TimedOut(format!(
                     "did not take effect within {}: expected {what}; observed: {}",
-                    humantime::format_duration(Duration::from_millis(
-                        deadline.saturating_duration_since(start).as_millis() as u64
-                    )),
+                    approx(deadline.saturating_duration_since(start)),
                     last.unwrap_or_else(|| "none".into())
                 ));
             }
@@ -1089,5 +1098,17 @@ pub fn postcondition_text(step: &Step, action: &dyn Action, ctx: &StepCtx, args:
         "nothing (no postcondition)".into()
     } else {
         parts.join(" and ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_in_messages_are_rounded_for_people() {
+        assert_eq!(approx(Duration::from_millis(850)), "850ms");
+        assert_eq!(approx(Duration::from_millis(2996)), "3.0s");
+        assert_eq!(approx(Duration::from_millis(149_700)), "2m 30s");
     }
 }

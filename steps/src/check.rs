@@ -202,7 +202,10 @@ pub fn verdict(o: &Observations, down_path: &str) -> Verdict {
         },
         runbook: None,
         reason: if notes.is_empty() {
-            format!("healthy: {} serves, replication is online both ways, the sites hold the same entries", p.name)
+            format!(
+                "{} serves, replication is online both ways, the sites hold the same entries",
+                p.name
+            )
         } else {
             notes.join("; ")
         },
