@@ -150,7 +150,7 @@ impl Observer for StderrObserver {
                     return;
                 }
                 map.insert(label.clone(), now);
-                let last = last.map(|v| format!(" — last: {v}")).unwrap_or_default();
+                let last = last.map(|v| format!(" — now: {v}")).unwrap_or_default();
                 self.line(format!(
                     "      {} waiting {} for {what}{last}",
                     s.dim(&format!("{label}:")),

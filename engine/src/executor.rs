@@ -999,13 +999,13 @@ impl Executor {
                 Ok(None) => return Verified::Holds(None),
                 Ok(Some(p)) if p.holds => return Verified::Holds(p.observation),
                 Ok(Some(p)) => {
-                    last = p.why;
                     self.observer.notice(Notice::Waiting {
                         label: label.to_string(),
                         what: what.clone(),
                         elapsed: start.elapsed(),
-                        last: p.observation,
+                        last: p.why.clone(),
                     });
+                    last = p.why;
                 }
                 Err(e) => last = Some(format!("probe failed: {e}")),
             }

@@ -5,8 +5,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value as Json;
-
 use crate::event::HaltKind;
 use crate::model::Effect;
 
@@ -31,7 +29,8 @@ pub enum Notice {
         label: String,
         what: String,
         elapsed: Duration,
-        last: Option<Json>,
+        /// What the last check saw, in words (see `Action::explain`).
+        last: Option<String>,
     },
     Done {
         label: String,

@@ -135,6 +135,42 @@ impl Action for Scale {
             && o["status_instances"].as_i64() == Some(n)
             && o["observed_generation_current"] == true
     }
+    fn explain(&self, args: &Args, o: &Json) -> Option<String> {
+        let n = instances(args).ok()?;
+        let num = |k: &str| {
+            o[k].as_i64()
+                .map_or_else(|| "?".to_string(), |v| v.to_string())
+        };
+        let mut parts = Vec::new();
+        if o["spec_instances"].as_i64() != Some(n) {
+            parts.push(format!("spec.instances is {}", num("spec_instances")));
+        }
+        if n == 0 {
+            parts.push(format!(
+                "the StatefulSet has {} replicas and {} pods",
+                num("statefulset_replicas"),
+                num("pods")
+            ));
+        } else {
+            parts.push(format!("{} of {n} instances", num("status_instances")));
+            if o["ready"] != "true" {
+                parts.push(format!(
+                    "Ready is {}",
+                    o["ready"].as_str().unwrap_or("unknown")
+                ));
+            }
+            if o["rolling_update"] == "true" {
+                parts.push("a rolling update is going on".into());
+            }
+            if o["has_errors"] == "true" {
+                parts.push("HasErrors is true".into());
+            }
+            if o["observed_generation_current"] != true {
+                parts.push("the operator has not yet seen the change".into());
+            }
+        }
+        Some(parts.join(", "))
+    }
     async fn probe(&self, ctx: &StepCtx, _: &Args) -> Result<Json, StepError> {
         let (site, _) = site_config(ctx)?;
         let name = keycloak_name(ctx)?;
@@ -218,5 +254,32 @@ impl Action for Scale {
                 )
             })?;
         Ok(Outputs::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn args(n: i64) -> Args {
+        json!({ "instances": n }).as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn a_scale_not_yet_done_says_what_is_missing() {
+        let down = json!({"spec_instances": 0, "statefulset_replicas": 1, "pods": 2});
+        assert!(!Scale.satisfied(&args(0), &down));
+        assert_eq!(
+            Scale.explain(&args(0), &down).unwrap(),
+            "the StatefulSet has 1 replicas and 2 pods"
+        );
+        let up = json!({"spec_instances": 3, "status_instances": 2, "ready": "false",
+                        "rolling_update": "false", "has_errors": "true",
+                        "observed_generation_current": true});
+        assert_eq!(
+            Scale.explain(&args(3), &up).unwrap(),
+            "2 of 3 instances, Ready is false, HasErrors is true"
+        );
     }
 }
