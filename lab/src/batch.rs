@@ -159,6 +159,17 @@ fn run_script(
     Ok(log)
 }
 
+/// A per-cache answer as the CLI prints it: a single cache's own answer pretty-printed,
+/// or every cache's keyed by name on one line.
+fn one_or_all(all: bool, per_cache: serde_json::Map<String, Value>) -> String {
+    match per_cache.values().next() {
+        Some(only) if !all && per_cache.len() == 1 => {
+            serde_json::to_string_pretty(only).unwrap_or_default()
+        }
+        _ => Value::Object(per_cache).to_string(),
+    }
+}
+
 fn site_command(
     w: &mut World,
     site: &str,
@@ -212,6 +223,8 @@ fn site_command(
                 String::new()
             })
         }
+        // For one cache the CLI prints the server's REST answer as it came, pretty-printed
+        // over several lines; for all caches, one line keyed by cache.
         "status" => {
             let r = need_remote()?;
             let mut out = serde_json::Map::new();
@@ -219,7 +232,7 @@ fn site_command(
                 let nodes = w.cache_status(site, c, &r).map_err(|e| format!("{e:?}"))?;
                 out.insert(c.clone(), json!(nodes));
             }
-            Ok(Value::Object(out).to_string())
+            Ok(one_or_all(all, out))
         }
         "push-site-status" => {
             let mut out = serde_json::Map::new();
@@ -229,7 +242,7 @@ fn site_command(
                     json!(w.push_status(site, c).map_err(|e| format!("{e:?}"))?),
                 );
             }
-            Ok(Value::Object(out).to_string())
+            Ok(one_or_all(all, out))
         }
         "clear-push-site-status" => {
             for c in &caches {

@@ -82,13 +82,31 @@ fn map_of_strings(v: &Json) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
+/// Every JSON value a Batch's log prints, in order: compact on one line or
+/// pretty-printed over several, with any other line (log noise) skipped.
+fn json_values(log: &str) -> Vec<Json> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < log.len() {
+        let rest = &log[pos..];
+        let line = &rest[..rest.find('\n').map_or(rest.len(), |i| i + 1)];
+        let start = pos + (line.len() - line.trim_start().len());
+        if log[start..].starts_with(['{', '[']) {
+            let mut values = serde_json::Deserializer::from_str(&log[start..]).into_iter::<Json>();
+            if let Some(Ok(v)) = values.next() {
+                out.push(v);
+                pos = start + values.byte_offset();
+                continue;
+            }
+        }
+        pos += line.len();
+    }
+    out
+}
+
 /// The last JSON object printed in a Batch's log.
 fn last_json(log: &str) -> Option<Json> {
-    log.lines().rev().find_map(|l| {
-        serde_json::from_str::<Json>(l.trim())
-            .ok()
-            .filter(Json::is_object)
-    })
+    json_values(log).into_iter().rev().find(Json::is_object)
 }
 
 impl Transport {
@@ -326,8 +344,12 @@ impl Transport {
                 let log = b
                     .run(&format!("site push-site-status --cache={cache}"))
                     .await?;
+                // Keyed by cache, or the REST answer for this cache alone.
                 Ok(last_json(&log)
-                    .map(|v| map_of_strings(&v[cache]))
+                    .map(|v| match v.get(cache) {
+                        Some(per_site) if per_site.is_object() => map_of_strings(per_site),
+                        _ => map_of_strings(&v),
+                    })
                     .unwrap_or_default())
             }
         }
@@ -404,18 +426,7 @@ async fn batch_status(
             .join("\n"),
     };
     let log = b.run(&script).await?;
-    let mut st = XStatus::default();
-    for line in log.lines() {
-        let Ok(v) = serde_json::from_str::<Json>(line.trim()) else {
-            continue;
-        };
-        for (c, nodes) in v.as_object().into_iter().flatten() {
-            let nodes = map_of_strings(nodes);
-            st.caches
-                .insert(c.clone(), combine(nodes.values().map(String::as_str)));
-            st.nodes.insert(c.clone(), nodes);
-        }
-    }
+    let st = parse_batch_status(&log, caches);
     if st.caches.is_empty() {
         return Err(StepError::transient(format!(
             "site `{}`: the status batch printed no status: {}",
@@ -423,8 +434,54 @@ async fn batch_status(
             log.trim()
         )));
     }
-    st.overall = combine(st.caches.values().map(String::as_str));
     Ok(st)
+}
+
+/// The cross-site status in a Batch's log, whichever shape the CLI printed it in:
+/// - per cache, per node: `{"sessions": {"node-0": "online", ...}, ...}`;
+/// - the REST answer of one `site status --cache=C`, per node (`{"node-0": "online"}`),
+///   one per command, in the order of `caches`;
+/// - the container's answer: `{"status": "mixed", "online": [caches], "offline": [..]}`.
+fn parse_batch_status(log: &str, caches: Option<&[String]>) -> XStatus {
+    let mut st = XStatus::default();
+    let mut per_command = caches.unwrap_or_default().iter();
+    let set = |st: &mut XStatus, cache: &str, nodes: BTreeMap<String, String>| {
+        st.caches.insert(
+            cache.to_string(),
+            combine(nodes.values().map(String::as_str)),
+        );
+        st.nodes.insert(cache.to_string(), nodes);
+    };
+    for v in json_values(log) {
+        let Some(obj) = v.as_object() else { continue };
+        if let Some(overall) = obj.get("status").and_then(Json::as_str) {
+            for state in ["online", "offline", "mixed"] {
+                for c in obj
+                    .get(state)
+                    .and_then(Json::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(c) = c.as_str() {
+                        st.caches.insert(c.to_string(), state.to_string());
+                    }
+                }
+            }
+            if overall != "mixed" {
+                for c in caches.unwrap_or_default() {
+                    st.caches.insert(c.clone(), overall.to_string());
+                }
+            }
+        } else if !obj.is_empty() && obj.values().all(Json::is_object) {
+            for (c, nodes) in obj {
+                set(&mut st, c, map_of_strings(nodes));
+            }
+        } else if let Some(cache) = per_command.next() {
+            set(&mut st, cache, map_of_strings(&v));
+        }
+    }
+    st.overall = combine(st.caches.values().map(String::as_str));
+    st
 }
 
 /// The CLI verb for a REST action name.
@@ -437,7 +494,34 @@ fn cli_verb(action: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::combine;
+    use super::{combine, parse_batch_status};
+
+    #[test]
+    fn batch_status_is_read_in_every_shape_the_cli_prints() {
+        let caches = ["sessions".to_string(), "work".to_string()];
+        // one pretty-printed REST answer per `site status --cache=C`, with noise around
+        let log = "Picked up JAVA_TOOL_OPTIONS: -Xmx64m\n{\n  \"n-0\" : \"offline\",\n  \"n-1\" : \"online\"\n}\n{\n  \"n-0\" : \"offline\",\n  \"n-1\" : \"offline\"\n}\n";
+        let st = parse_batch_status(log, Some(&caches));
+        assert_eq!(st.caches["sessions"], "mixed");
+        assert_eq!(st.nodes["sessions"]["n-1"], "online");
+        assert_eq!(st.caches["work"], "offline");
+        assert_eq!(st.overall, "mixed");
+        // per cache, per node, compact
+        let log = r#"{"sessions":{"n-0":"online"},"work":{"n-0":"online"}}"#;
+        let st = parse_batch_status(log, None);
+        assert_eq!(st.overall, "online");
+        assert_eq!(st.caches.len(), 2);
+        // the container's answer
+        let log = r#"{"status":"mixed","online":["sessions"],"offline":["work"]}"#;
+        let st = parse_batch_status(log, None);
+        assert_eq!(st.caches["sessions"], "online");
+        assert_eq!(st.caches["work"], "offline");
+        let st = parse_batch_status(r#"{"status":"offline"}"#, Some(&caches));
+        assert_eq!(st.caches["work"], "offline");
+        assert!(parse_batch_status("no json here\n", Some(&caches))
+            .caches
+            .is_empty());
+    }
 
     #[test]
     fn mixed_and_unknown_are_never_online_or_offline() {
