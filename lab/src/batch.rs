@@ -17,6 +17,8 @@ pub const PHASE: Duration = Duration::from_secs(5);
 pub struct Batch {
     pub name: String,
     pub uid: String,
+    /// `metadata.labels` as created.
+    pub labels: serde_json::Map<String, Value>,
     pub cluster: String,
     pub config: Option<String>,
     pub config_map: Option<String>,
@@ -103,6 +105,7 @@ impl Batch {
             "apiVersion": "infinispan.org/v2alpha1",
             "kind": "Batch",
             "metadata": {"name": self.name, "namespace": ns, "uid": self.uid, "generation": 1,
+                         "labels": self.labels,
                          "creationTimestamp": crate::kube::timestamp(self.created_ms)},
             "spec": spec,
             "status": status,

@@ -942,6 +942,10 @@ fn create_batch(
     let batch = Batch {
         name: name.clone(),
         uid: format!("{:032x}", fastrand::u128(..)),
+        labels: v["metadata"]["labels"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
         cluster: cluster.to_string(),
         config,
         config_map,

@@ -100,8 +100,16 @@ async fn batch_transport() {
         lab.requests("site-b").is_empty(),
         "site-b's Infinispan was reached only through Batch CRs"
     );
-    let batches = lab.running.shared.lock().batches.len();
-    assert!(batches >= 4, "one Batch per call, got {batches}");
+    let created = lab
+        .requests("site-b-kube")
+        .iter()
+        .filter(|r| r.starts_with("POST /apis/infinispan.org/v2alpha1/namespaces/keycloak/batches"))
+        .count();
+    assert!(created >= 4, "one Batch per call, got {created}");
+    assert!(
+        lab.running.shared.lock().batches.is_empty(),
+        "every finished Batch was deleted once its log was read"
+    );
 }
 
 #[tokio::test]
@@ -318,6 +326,21 @@ async fn a_failed_batch_is_a_failure_with_its_reason() {
     assert_eq!(r.0.status, engine::state::RunStatus::Failed);
     let reason = r.0.reason.unwrap();
     assert!(reason.contains("failed: ISPN004028"), "{reason}");
+    let left = lab.running.shared.lock().batches.clone();
+    assert!(
+        !left.is_empty(),
+        "a failed Batch stays, for a person to look at"
+    );
+    for b in left.values() {
+        assert_eq!(b.labels["app.kubernetes.io/managed-by"], "runbook");
+        assert!(
+            b.labels["runbook/run"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("r-")),
+            "labelled with its run: {:?}",
+            b.labels
+        );
+    }
 }
 
 #[tokio::test]

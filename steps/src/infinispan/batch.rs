@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use engine::{StepCtx, StepError};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DynamicObject, ListParams, LogParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, LogParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::json;
 
@@ -19,9 +19,33 @@ pub struct BatchTransport {
     pub site: String,
     pub cluster: String,
     pub namespace: String,
+    /// The run the Batches belong to (a label on each).
+    run_id: String,
     client: kube::Client,
     /// How long one batch may take before it is reported stuck.
     pub timeout: Duration,
+}
+
+/// Labels on every Batch this tool creates: `kubectl get batches -l
+/// app.kubernetes.io/managed-by=runbook` finds the ones left behind.
+pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+pub const RUN_LABEL: &str = "runbook/run";
+
+/// A label value (63 characters of `[A-Za-z0-9._-]`, alphanumeric at both ends).
+fn label_value(s: &str) -> String {
+    let v: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(63)
+        .collect();
+    v.trim_matches(|c: char| !c.is_ascii_alphanumeric())
+        .to_string()
 }
 
 fn resource() -> ApiResource {
@@ -44,6 +68,7 @@ impl BatchTransport {
             site: site.to_string(),
             cluster: cluster.unwrap_or_else(|| "infinispan".into()),
             namespace,
+            run_id: ctx.run_id.clone(),
             client,
             // Inside the step's own budget, so that a stuck batch is named, not just timed out.
             timeout: ctx.timeout.mul_f64(0.8).min(Duration::from_secs(600)),
@@ -61,6 +86,13 @@ impl BatchTransport {
         let mut obj = DynamicObject::new("", &resource());
         obj.metadata.name = None;
         obj.metadata.generate_name = Some("runbook-".into());
+        obj.metadata.labels = Some(
+            [
+                (MANAGED_BY.to_string(), "runbook".to_string()),
+                (RUN_LABEL.to_string(), label_value(&self.run_id)),
+            ]
+            .into(),
+        );
         obj.data = json!({"spec": {"cluster": self.cluster, "config": script}});
         let created = api
             .create(&PostParams::default(), &obj)
@@ -131,6 +163,11 @@ impl BatchTransport {
                     format!("; log: {}", log.trim())
                 }
             )));
+        }
+        // Done with it: a finished Batch only clutters the namespace (every status read
+        // makes one). Failed and stuck ones stay, for a person to look at.
+        if let Err(e) = api.delete(&name, &DeleteParams::default()).await {
+            tracing::warn!(site = %self.site, batch = %name, "cannot delete a finished Batch: {e}");
         }
         Ok(log)
     }
