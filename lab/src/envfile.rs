@@ -45,7 +45,12 @@ pub fn write(
     )?;
     #[cfg(unix)]
     private(&secret);
-    let kubeconfig = write_file(config.dir.join("kubeconfig"), &kubeconfig(config, ep))?;
+    let kubeconfig = write_file(
+        config.dir.join("kubeconfig"),
+        &kubeconfig(config, ep, ca_file.as_deref()),
+    )?;
+    #[cfg(unix)]
+    private(&kubeconfig);
     let mut y = String::new();
     y.push_str("# Written by `runbook lab`: a simulated two-site deployment on 127.0.0.1.\n");
     y.push_str(&format!(
@@ -88,21 +93,31 @@ pub fn write(
 }
 
 /// A kubeconfig with one context per site, each pointing at that site's API server.
-fn kubeconfig(config: &LabConfig, ep: &Endpoints) -> String {
+/// With TLS: https, the lab's CA, and the bearer token the servers then require (a
+/// Kubernetes client sends no token over plain http).
+fn kubeconfig(config: &LabConfig, ep: &Endpoints, ca_file: Option<&std::path::Path>) -> String {
     let mut clusters = String::new();
     let mut contexts = String::new();
     for site in &config.shape.sites {
-        clusters.push_str(&format!(
-            "- name: {site}\n  cluster:\n    server: http://{}\n",
-            ep.kube[site]
-        ));
+        match ca_file {
+            Some(ca) => clusters.push_str(&format!(
+                "- name: {site}\n  cluster:\n    server: https://{}\n    certificate-authority: {}\n",
+                ep.kube[site],
+                ca.display()
+            )),
+            None => clusters.push_str(&format!(
+                "- name: {site}\n  cluster:\n    server: http://{}\n",
+                ep.kube[site]
+            )),
+        }
         contexts.push_str(&format!(
             "- name: {site}\n  context:\n    cluster: {site}\n    user: lab\n    namespace: {}\n",
             crate::kube::NAMESPACE
         ));
     }
     format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n{clusters}contexts:\n{contexts}current-context: {}\nusers:\n- name: lab\n  user:\n    token: lab\n",
-        config.shape.sites[0]
+        "apiVersion: v1\nkind: Config\nclusters:\n{clusters}contexts:\n{contexts}current-context: {}\nusers:\n- name: lab\n  user:\n    token: {}\n",
+        config.shape.sites[0],
+        config.kube_token
     )
 }

@@ -8,6 +8,7 @@
 //! content hashes, so a watch sees every change, including status that moves with time.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
@@ -31,13 +32,17 @@ struct KubeApp {
     lab: Shared,
     site: String,
     started_ms: u64,
+    /// When set (the lab serves TLS), every request must carry `Authorization: Bearer
+    /// <token>`, as on a real cluster.
+    token: Option<Arc<str>>,
 }
 
-pub fn router(lab: Shared, site: String) -> Router {
+pub fn router(lab: Shared, site: String, token: Option<String>) -> Router {
     Router::new().fallback(any(handle)).with_state(KubeApp {
         lab,
         site,
         started_ms: now_ms(),
+        token: token.map(Into::into),
     })
 }
 
@@ -306,6 +311,17 @@ async fn handle(
     let latency = app.lab.lock().world.latency();
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
+    }
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if app.token.as_deref().is_some_and(|t| bearer != Some(t)) {
+        return status(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "Unauthorized: give the bearer token of the lab's kubeconfig".into(),
+        );
     }
     let path = uri.path().trim_end_matches('/');
     if method == Method::GET {

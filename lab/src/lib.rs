@@ -78,7 +78,11 @@ pub struct LabConfig {
     pub workload_per_sec: f64,
     pub username: String,
     pub password: String,
-    /// Serve Infinispan over TLS with a CA of its own (written to DIR/ca.pem).
+    /// The bearer token the Kubernetes API servers require with `tls` (in
+    /// DIR/kubeconfig).
+    pub kube_token: String,
+    /// Serve Infinispan and the Kubernetes API over TLS with a CA of its own (written
+    /// to DIR/ca.pem); the Kubernetes API then requires the bearer token.
     pub tls: bool,
 }
 
@@ -91,6 +95,7 @@ impl LabConfig {
             workload_per_sec: 0.0,
             username: "admin".into(),
             password: format!("lab-{:016x}", fastrand::u64(..)),
+            kube_token: format!("lab-token-{:016x}", fastrand::u64(..)),
             tls: false,
         }
     }
@@ -179,7 +184,17 @@ pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
         None
     };
     for site in &config.shape.sites {
-        let (addr, t) = serve(kube::router(shared.clone(), site.clone())).await?;
+        let (addr, t) = match &tls {
+            Some(t) => {
+                let token = Some(config.kube_token.clone());
+                tls::serve(
+                    kube::router(shared.clone(), site.clone(), token),
+                    t.acceptor.clone(),
+                )
+                .await?
+            }
+            None => serve(kube::router(shared.clone(), site.clone(), None)).await?,
+        };
         kube_eps.insert(site.clone(), addr);
         tasks.push(t);
         let (addr, t) = match &tls {

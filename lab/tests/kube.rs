@@ -87,6 +87,51 @@ const KC: &str = "/apis/k8s.keycloak.org/v2alpha1/namespaces/keycloak/keycloaks/
 const BATCHES: &str = "/apis/infinispan.org/v2alpha1/namespaces/keycloak/batches";
 
 #[tokio::test]
+async fn with_tls_the_api_requires_the_kubeconfigs_bearer_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = lab::LabConfig::new(dir.path());
+    config.tls = true;
+    let token = config.kube_token.clone();
+    let running = lab::start(config).await.unwrap();
+    let lab = Lab {
+        running,
+        dir,
+        http: reqwest::Client::new(),
+    };
+    let (ok, out, err) = lab
+        .kubectl(&["--context", "site-a", "-n", "keycloak", "get", "keycloaks"])
+        .await;
+    assert!(
+        ok && out.contains("3/3"),
+        "kubectl over https with the token: {out}{err}"
+    );
+    let ca = std::fs::read(lab.dir.path().join("ca.pem")).unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        .build()
+        .unwrap();
+    let url = format!("https://{}{KC}", lab.running.endpoints.kube["site-a"]);
+    for bearer in [None, Some("not-the-token")] {
+        let mut req = client.get(&url);
+        if let Some(b) = bearer {
+            req = req.bearer_auth(b);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 401, "token {bearer:?}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["reason"], "Unauthorized");
+    }
+    let r = client.get(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(
+        !std::fs::read_to_string(lab.dir.path().join("env.yaml"))
+            .unwrap()
+            .contains(&token),
+        "the token lives in the kubeconfig only"
+    );
+}
+
+#[tokio::test]
 async fn kubectl_edit_and_apply_work_with_validation_on() {
     let lab = Lab::start(&[]).await;
     // edit: kubectl asks the OpenAPI document whether the server validates fields,

@@ -72,9 +72,14 @@ pub async fn run(_config: &Config, args: &LabArgs) -> CliResult<Code> {
     println!();
     println!("  environment file: {env}");
     println!("  admin API:        {admin}/admin/state");
+    let (scheme, tls_note) = if lab.config.tls {
+        ("https", format!(", CA {}", dir.join("ca.pem").display()))
+    } else {
+        ("http", String::new())
+    };
     for (site, addr) in &lab.endpoints.infinispan {
         println!(
-            "  {site} Infinispan: http://{addr}/rest/v2  (user admin, password in {})",
+            "  {site} Infinispan: {scheme}://{addr}/rest/v2  (user admin, password in {}{tls_note})",
             pw.display()
         );
         println!(
@@ -84,8 +89,13 @@ pub async fn run(_config: &Config, args: &LabArgs) -> CliResult<Code> {
     }
     for (site, addr) in &lab.endpoints.kube {
         println!(
-            "  {site} Kubernetes: http://{addr}  (kubeconfig {}, context {site})",
-            dir.join("kubeconfig").display()
+            "  {site} Kubernetes: {scheme}://{addr}  (kubeconfig {}, context {site}{})",
+            dir.join("kubeconfig").display(),
+            if lab.config.tls {
+                ", a bearer token"
+            } else {
+                ""
+            }
         );
     }
     println!(
@@ -97,8 +107,13 @@ pub async fn run(_config: &Config, args: &LabArgs) -> CliResult<Code> {
     println!("  export RUNBOOK_ENV={env}");
     println!("  runbook plan <runbook> --live");
     println!(
-        "  curl -su admin:$(cat {}) http://{site_a}/rest/v2/container/x-site/backups/",
-        pw.display()
+        "  curl -su admin:$(cat {}) {}{scheme}://{site_a}/rest/v2/container/x-site/backups/",
+        pw.display(),
+        if lab.config.tls {
+            format!("--cacert {} ", dir.join("ca.pem").display())
+        } else {
+            String::new()
+        }
     );
     println!(
         "  kubectl --kubeconfig {} --context site-b -n keycloak get keycloaks",

@@ -1,6 +1,7 @@
 //! No secret value is ever written to the journal, the logs or the output: the lab's
-//! Infinispan password, given by environment variable, is used for every call of a
-//! run with trace logging, and then searched for everywhere the run wrote.
+//! Infinispan password, given by environment variable, and the bearer token of its
+//! Kubernetes API (TLS), in the kubeconfig, are used by a run with trace logging, and
+//! then searched for everywhere the run wrote.
 
 use std::path::Path;
 
@@ -23,6 +24,11 @@ steps:
     action: infinispan.bring-online
     with: { backup: site-a, poll: 20ms }
     timeout: 5s
+  - id: keycloak
+    site: site-b
+    action: keycloak.scale
+    with: { instances: 3, poll: 20ms }
+    timeout: 5s
 "#;
 
 fn files(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -44,7 +50,10 @@ fn the_infinispan_password_is_never_written_anywhere() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = lab::LabConfig::new(&dir.path().join("lab"));
     let secret = "Pw-2b1f9e77-never-print-me";
+    let token = "Tk-5c0d3a11-never-print-me";
     config.password = secret.to_string();
+    config.kube_token = token.to_string();
+    config.tls = true;
     let running = rt.block_on(lab::start(config)).unwrap();
     // the same deployment, with the password by environment variable
     let text = std::fs::read_to_string(&running.env_file).unwrap();
@@ -93,16 +102,28 @@ fn the_infinispan_password_is_never_written_anywhere() {
         ("plan", &plan.stdout),
     ] {
         assert!(!text.contains(secret), "the password is in the {what}");
+        assert!(
+            !text.contains(token),
+            "the Kubernetes token is in the {what}"
+        );
     }
     let journal_files = files(&j);
     assert!(!journal_files.is_empty());
     for f in journal_files {
         let bytes = std::fs::read(&f).unwrap();
-        assert!(
-            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
-            "the password is in {}",
-            f.display()
-        );
+        for s in [secret, token] {
+            assert!(
+                !bytes.windows(s.len()).any(|w| w == s.as_bytes()),
+                "a secret is in {}",
+                f.display()
+            );
+        }
     }
+    assert!(
+        running.shared.lock().requests["site-b-kube"]
+            .iter()
+            .any(|r| r.starts_with("PATCH ")),
+        "the run used the Kubernetes API (with the token)"
+    );
     drop(running);
 }
