@@ -126,7 +126,8 @@ pub struct LabOptions {
     /// The Keycloak caches: kc24 (8 caches) or kc25 (4)
     #[arg(long, default_value = "kc24", value_parser = ["kc24", "kc25"])]
     pub caches: String,
-    /// Serve Infinispan over HTTPS with a CA of the lab's own (written as DIR/ca.pem)
+    /// Serve Infinispan and the Kubernetes API over HTTPS with a CA of the lab's own
+    /// (written as DIR/ca.pem); the Kubernetes API then requires the kubeconfig's token
     #[arg(long)]
     pub tls: bool,
 }
