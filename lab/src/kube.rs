@@ -998,9 +998,16 @@ fn watch(app: KubeApp, path: String, query: HashMap<String, String>) -> Response
         }
     };
     let deadline = Instant::now() + Duration::from_secs(timeout);
+    // Watching from the resourceVersion of a list this client just read: the objects it
+    // already has are not sent again (a real API server sends only later changes).
+    let since = query
+        .get("resourceVersion")
+        .filter(|rv| !rv.is_empty() && *rv != "0")
+        .cloned();
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(64);
     tokio::spawn(async move {
         let mut seen: BTreeMap<String, (String, Value)> = BTreeMap::new();
+        let mut first = true;
         loop {
             let items = {
                 let mut lab = app.lab.lock();
@@ -1010,6 +1017,8 @@ fn watch(app: KubeApp, path: String, query: HashMap<String, String>) -> Response
                     .map(|(_, items)| items)
                     .unwrap_or_default()
             };
+            let known = first && since.as_deref() == Some(&*resource_version(&json!(items)));
+            first = false;
             let mut current = BTreeMap::new();
             for o in items {
                 let name = o["metadata"]["name"]
@@ -1021,6 +1030,10 @@ fn watch(app: KubeApp, path: String, query: HashMap<String, String>) -> Response
                     .unwrap_or_default()
                     .to_string();
                 current.insert(name, (rv, o));
+            }
+            if known {
+                seen = current;
+                continue;
             }
             let mut events = Vec::new();
             for (name, (rv, o)) in &current {

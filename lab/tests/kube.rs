@@ -484,6 +484,52 @@ async fn batch_failures_stuck_batches_and_the_exit_zero_quirk() {
 }
 
 #[tokio::test]
+async fn a_watch_from_a_lists_resource_version_sends_only_later_changes() {
+    let lab = Lab::start(&[]).await;
+    let list = lab
+        .get(
+            "site-a",
+            "/apis/k8s.keycloak.org/v2alpha1/namespaces/keycloak/keycloaks",
+        )
+        .await;
+    let rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut resp = lab
+        .http
+        .get(lab.api(
+            "site-a",
+            &format!("/apis/k8s.keycloak.org/v2alpha1/namespaces/keycloak/keycloaks?watch=true&resourceVersion={rv}&timeoutSeconds=3"),
+        ))
+        .send()
+        .await
+        .unwrap();
+    // nothing changed: the watch stays silent, then reports the patch alone
+    let quiet = tokio::time::timeout(Duration::from_millis(300), resp.chunk()).await;
+    assert!(
+        quiet.is_err(),
+        "no replay of what the list returned: {quiet:?}"
+    );
+    lab.http
+        .patch(lab.api("site-a", KC))
+        .header("content-type", "application/merge-patch+json")
+        .body(r#"{"spec":{"instances":2}}"#)
+        .send()
+        .await
+        .unwrap();
+    let chunk = tokio::time::timeout(Duration::from_secs(3), resp.chunk())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let first: Value =
+        serde_json::from_str(String::from_utf8_lossy(&chunk).lines().next().unwrap()).unwrap();
+    assert_eq!(first["type"], "MODIFIED", "{first}");
+    assert_eq!(first["object"]["spec"]["instances"], 2);
+}
+
+#[tokio::test]
 async fn a_watch_sees_the_change_of_a_keycloak() {
     let lab = Lab::start(&[]).await;
     let mut resp = lab
