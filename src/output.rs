@@ -184,6 +184,13 @@ pub fn run_text(state: &RunState, step_order: &[String], s: Style, live: bool) -
             step_word(status, s),
             s.dim(&dur)
         );
+        if let Some(w) = state
+            .waiting
+            .get(id)
+            .filter(|_| status == StepStatus::Running)
+        {
+            let _ = writeln!(o, "             {}", s.dim(&format!("waiting for {w}")));
+        }
         if let Some(st) = st {
             for (k, item) in &st.items {
                 let note = item
@@ -198,6 +205,13 @@ pub fn run_text(state: &RunState, step_order: &[String], s: Style, live: bool) -
                     step_word(item.status, s),
                     s.dim(&span(item.started_at, item.ended_at))
                 );
+                if let Some(w) = state
+                    .waiting
+                    .get(&format!("{id}[{k}]"))
+                    .filter(|_| item.status == StepStatus::Running)
+                {
+                    let _ = writeln!(o, "               {}", s.dim(&format!("waiting for {w}")));
+                }
             }
             let outs = &st.progress.outputs;
             if status == StepStatus::Succeeded && !outs.is_empty() && !outs.contains_key("items") {

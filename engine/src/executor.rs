@@ -999,6 +999,10 @@ impl Executor {
                 Ok(None) => return Verified::Holds(None),
                 Ok(Some(p)) if p.holds => return Verified::Holds(p.observation),
                 Ok(Some(p)) => {
+                    self.recorder.waiting(
+                        label,
+                        format!("{what} — now: {}", p.why.as_deref().unwrap_or("not yet")),
+                    );
                     self.observer.notice(Notice::Waiting {
                         label: label.to_string(),
                         what: what.clone(),

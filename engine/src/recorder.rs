@@ -82,6 +82,9 @@ impl Recorder {
             })?
         };
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(label) = ends_wait(&event) {
+            inner.state.waiting.remove(&label);
+        }
         let status_before = inner.state.status;
         let halt_before = inner.state.halt.is_some();
         inner.state.apply(&event);
@@ -118,6 +121,15 @@ impl Recorder {
         }
     }
 
+    /// What step (or item) `label` is waiting for now, for the live snapshot only (not
+    /// journaled: it changes with every poll). Cleared when the step's next event is
+    /// recorded.
+    pub fn waiting(&self, label: &str, text: String) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.state.waiting.insert(label.to_string(), text);
+        self.dirty.store(true, Ordering::Release);
+    }
+
     /// Read the current state without cloning all of it.
     pub fn with<T>(&self, f: impl FnOnce(&RunState) -> T) -> T {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
@@ -147,4 +159,23 @@ impl Recorder {
     pub fn withdraw_live(&self) {
         self.live.withdraw(&self.run.to_string());
     }
+}
+
+/// The step (or `step[item]`) whose wait an event ends, if any.
+fn ends_wait(event: &Event) -> Option<String> {
+    let (step, item) = match event {
+        Event::StepSucceeded { step, item, .. }
+        | Event::StepFailed { step, item, .. }
+        | Event::StepSkipped { step, item, .. } => (step, item),
+        Event::Halted {
+            step: Some(step),
+            item,
+            ..
+        } => (step, item),
+        _ => return None,
+    };
+    Some(match item {
+        Some(i) => format!("{step}[{i}]"),
+        None => step.clone(),
+    })
 }

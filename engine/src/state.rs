@@ -2,7 +2,7 @@
 //! the same fold, so resume is not a separate code path: it is the state after the
 //! last event, and the executor carries on from there.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
@@ -122,6 +122,10 @@ pub struct RunState {
     /// The step most recently started.
     pub current: Option<String>,
     pub events: u64,
+    /// Live snapshots only, never folded from the journal: what each running step (or
+    /// item, `step[item]`) is waiting for, and what its last check saw.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub waiting: BTreeMap<String, String>,
 }
 
 /// The key of a fan-out item in events and state: a string item as it is, anything

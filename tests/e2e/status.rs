@@ -70,3 +70,60 @@ fn status_of_a_running_run_is_visible_from_a_second_process() {
         out.stdout
     );
 }
+
+#[test]
+fn a_second_terminal_sees_what_a_step_waits_for_and_what_it_last_saw() {
+    let l = InLab::start(&["offline-not-sticking:site-b"], 0.0);
+    // the lab's own pace, but step timeouts in real time: room to look
+    let text = std::fs::read_to_string(l.env()).unwrap();
+    let env = write(l.dir.path(), "env-real-time.yaml", &real_time_steps(&text));
+    let rb = write(
+        l.dir.path(),
+        "offline.yaml",
+        "name: offline\nsteps:\n  - id: take-offline\n    site: site-b\n    action: infinispan.take-offline\n    with: { backup: site-a, poll: 20ms }\n    timeout: 3s\n",
+    );
+    let j = l.journal();
+    let mut c = runbook(&j);
+    c.args(["run"]).arg(&rb).arg("--env").arg(&env);
+    let child = spawn(c);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let seen = loop {
+        let mut s = runbook(&j);
+        s.args(["status", "r-1"]);
+        let out = run(s);
+        assert!(Instant::now() < deadline, "never saw the wait: {out:?}");
+        if out.stdout.contains("waiting for") {
+            break out.stdout;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        seen.contains("waiting for replication from `site-b` to `site-a` is offline")
+            && seen.contains("now: every cache (8) is mixed"),
+        "{seen}"
+    );
+    // the node never follows: the run halts at the step's timeout
+    let out = wait_out(child).expect(3);
+    assert!(out.stdout.contains("r-1 halted"), "{}", out.stdout);
+    let mut s = runbook(&j);
+    s.args(["status", "r-1"]);
+    let after = run(s).expect(0).stdout;
+    assert!(
+        !after.contains("waiting for"),
+        "the journal holds no wait: {after}"
+    );
+}
+
+/// The environment file with `time_scale: 1`.
+fn real_time_steps(text: &str) -> String {
+    text.lines()
+        .map(|l| {
+            if l.trim_start().starts_with("time_scale:") {
+                "  time_scale: 1".to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
