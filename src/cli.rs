@@ -236,6 +236,15 @@ pub struct StatusArgs {
 
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
+    /// Only runs of this runbook
+    #[arg(long, value_name = "NAME")]
+    pub runbook: Option<String>,
+    /// Only runs in this state
+    #[arg(long, value_parser = ["running", "halted", "failed", "completed", "aborted"])]
+    pub status: Option<String>,
+    /// The newest N runs (0: all)
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    pub limit: usize,
     /// Print JSON on stdout
     #[arg(long)]
     pub json: bool,

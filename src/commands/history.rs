@@ -1,4 +1,4 @@
-//! `runbook history`: every run in the journal, newest first.
+//! `runbook history`: the runs in the journal, newest first, filtered and limited.
 
 use engine::journal::{Journal, JournalError};
 use engine::live::LiveDir;
@@ -39,12 +39,33 @@ pub fn run(config: &Config, args: &HistoryArgs) -> CliResult<Code> {
     };
     let mut runs = journal.runs().map_err(from_journal_error)?;
     runs.reverse();
+    runs.retain(|r| {
+        args.runbook.as_ref().is_none_or(|n| r.runbook == *n)
+            && args.status.as_ref().is_none_or(|s| r.status.as_str() == s)
+    });
+    let older = if args.limit > 0 && runs.len() > args.limit {
+        let n = runs.len() - args.limit;
+        runs.truncate(args.limit);
+        n
+    } else {
+        0
+    };
+    if older > 0 {
+        eprintln!(
+            "{older} older run{} not shown (`--limit 0` shows all)",
+            if older == 1 { "" } else { "s" }
+        );
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&runs).map_err(failed)?);
         return Ok(Code::Ok);
     }
     if runs.is_empty() {
-        eprintln!("no runs yet in `{}`", config.journal_dir.display());
+        if args.runbook.is_some() || args.status.is_some() {
+            eprintln!("no run matches");
+        } else {
+            eprintln!("no runs yet in `{}`", config.journal_dir.display());
+        }
     }
     for r in runs {
         let at = r.halted_at.map(|s| format!(" at {s}")).unwrap_or_default();

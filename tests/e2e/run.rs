@@ -448,3 +448,50 @@ fn ctrl_c_halts_cleanly_and_resume_completes() {
     assert_eq!(out.json()["status"], "completed");
     assert_workload_effects(&server);
 }
+
+#[test]
+fn history_filters_by_runbook_and_status_and_shows_the_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = dir.path().join("j");
+    let a = write(
+        dir.path(),
+        "a.yaml",
+        "name: a\nsteps:\n  - id: w\n    action: wait\n    with: { duration: 0s }\n",
+    );
+    let b = write(
+        dir.path(),
+        "b.yaml",
+        "name: b\nsteps:\n  - id: gate\n    action: manual.confirm\n    with: { instructions: check }\n",
+    );
+    for (rb, code) in [(&a, 0), (&b, 3), (&a, 0)] {
+        let mut c = runbook(&j);
+        c.args(["run"]).arg(rb);
+        run(c).expect(code);
+    }
+    let json = |args: &[&str]| -> serde_json::Value {
+        let mut h = runbook(&j);
+        h.args(["history", "--json"]).args(args);
+        serde_json::from_str(&run(h).expect(0).stdout).unwrap()
+    };
+    let only_a = json(&["--runbook", "a"]);
+    assert_eq!(only_a.as_array().unwrap().len(), 2);
+    assert_eq!(only_a[0]["run_id"], "r-3", "newest first");
+    let halted = json(&["--status", "halted"]);
+    assert_eq!(halted.as_array().unwrap().len(), 1);
+    assert_eq!(halted[0]["runbook"], "b");
+    let mut h = runbook(&j);
+    h.args(["history", "--limit", "1"]);
+    let out = run(h).expect(0);
+    assert_eq!(out.stdout.lines().count(), 1, "{}", out.stdout);
+    assert!(out.stdout.starts_with("r-3"), "{}", out.stdout);
+    assert!(
+        out.stderr
+            .contains("2 older runs not shown (`--limit 0` shows all)"),
+        "{}",
+        out.stderr
+    );
+    let mut h = runbook(&j);
+    h.args(["history", "--runbook", "nope"]);
+    let out = run(h).expect(0);
+    assert!(out.stdout.is_empty() && out.stderr.contains("no run matches"));
+}
