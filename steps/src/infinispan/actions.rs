@@ -680,11 +680,13 @@ impl Action for ClearPushStateStatus {
         let mut pairs = Vec::new();
         for (cache, per_site) in o["push"].as_object().into_iter().flatten() {
             for (site, v) in per_site.as_object().into_iter().flatten() {
-                pairs.push((cache.clone(), format!("{} towards {site}", text(v))));
+                if v != "IDLE" {
+                    pairs.push((cache.clone(), format!("{} towards {site}", text(v))));
+                }
             }
         }
         let total = o["push"].as_object().map_or(0, |m| m.len());
-        let parts: Vec<String> = by_state(&pairs, "IDLE towards")
+        let parts: Vec<String> = by_state(&pairs, "")
             .into_iter()
             .map(|(state, caches)| format!("{state} for {}", caches_text(&caches, total)))
             .collect();
@@ -839,14 +841,11 @@ fn text(v: &Json) -> String {
     v.as_str().map_or_else(|| v.to_string(), str::to_string)
 }
 
-/// Group `(cache, state)` pairs whose state is not `wanted` (or, for a prefix such as
-/// `IDLE towards`, does not start with it) by state, in a stable order.
+/// Group `(cache, state)` pairs whose state is not `wanted` by state, in a stable order.
 fn by_state(pairs: &[(String, String)], wanted: &str) -> Vec<(String, Vec<String>)> {
     let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (cache, state) in pairs {
-        if state != wanted && !state.starts_with(&format!("{wanted} ")) {
-            groups.entry(state.clone()).or_default().push(cache.clone());
-        }
+    for (cache, state) in pairs.iter().filter(|(_, state)| state != wanted) {
+        groups.entry(state.clone()).or_default().push(cache.clone());
     }
     groups.into_iter().collect()
 }
