@@ -162,6 +162,23 @@ impl Action for SetPath {
             _ => true,
         }
     }
+    fn explain(&self, _: &Args, o: &Json) -> Option<String> {
+        let health = match o["healthy"].as_bool() {
+            Some(true) => "healthy",
+            Some(false) => "unhealthy",
+            None => "of unknown health",
+        };
+        let last = o["observations"]
+            .as_array()
+            .and_then(|a| a.first())
+            .and_then(Json::as_str)
+            .map(|s| format!(" (a checker: {s})"))
+            .unwrap_or_default();
+        Some(format!(
+            "the path is `{}` and Route53 reports it {health}{last}",
+            o["path"].as_str().unwrap_or("?")
+        ))
+    }
     async fn probe(&self, ctx: &StepCtx, args: &Args) -> Result<Json, StepError> {
         read(ctx, &check_id(ctx, args)?).await
     }
@@ -283,5 +300,25 @@ impl Action for Status {
             .as_object()
             .cloned()
             .unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_health_check_not_yet_down_says_what_route53_sees() {
+        let args = json!({"path": "/health/down", "wait_for": "unhealthy"})
+            .as_object()
+            .cloned()
+            .unwrap();
+        let o = json!({"path": "/health/down", "healthy": true,
+                       "observations": ["Success: HTTP Status Code 200, OK"]});
+        assert!(!SetPath.satisfied(&args, &o));
+        assert_eq!(
+            SetPath.explain(&args, &o).unwrap(),
+            "the path is `/health/down` and Route53 reports it healthy (a checker: Success: HTTP Status Code 200, OK)"
+        );
     }
 }
