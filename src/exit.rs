@@ -24,6 +24,8 @@ pub enum Code {
     Degraded = 6,
     /// `check`: the deployment cannot be read.
     Unreachable = 7,
+    /// A safety guard refused the run before any effect: nothing was done.
+    Refused = 8,
 }
 
 impl From<Code> for ExitCode {
@@ -39,6 +41,7 @@ impl Code {
             RunStatus::Failed => Code::Failed,
             RunStatus::Halted | RunStatus::Running => Code::Halted,
             RunStatus::Aborted => Code::Aborted,
+            RunStatus::Refused => Code::Refused,
         }
     }
 }

@@ -46,6 +46,38 @@ pub fn plan_text(plan: &Plan, s: Style) -> String {
         let ids: Vec<&str> = destructive.iter().map(|s| s.id.as_str()).collect();
         let _ = writeln!(o, "{} {}", s.red("destructive steps:"), ids.join(", "));
     }
+    if !plan.guards.is_empty() {
+        let _ = writeln!(o);
+        let _ = writeln!(
+            o,
+            "{} (checked live before the first effect and again where named; override only with -p force=true -p force_reason=..., journaled)",
+            s.bold("safety guards")
+        );
+        if let Some(reason) = &plan.forced {
+            let _ = writeln!(
+                o,
+                "  {} force=true: a guard that does not hold is overridden and journaled (reason: {reason})",
+                s.red("FORCED:")
+            );
+        }
+        for g in &plan.guards {
+            let state = match (g.applies, g.holds) {
+                (Some(false), _) => format!("  → {}", s.dim("does not apply (its `when` is false)")),
+                (_, Some(true)) => format!("  → {}", s.green("holds now")),
+                (_, Some(false)) => format!("  → {}", s.red("DOES NOT HOLD NOW")),
+                _ => String::new(),
+            };
+            let _ = writeln!(o, "  ⛨ {} {}{state}", s.bold(&g.id), g.title);
+            let _ = writeln!(o, "      reads {}: `{}`", g.reads, g.expect);
+            let _ = writeln!(o, "      checked {}", g.checked.join(", "));
+            if let Some(u) = &g.unchecked {
+                let _ = writeln!(o, "      cannot check: {u}");
+            }
+            if let Some(now) = &g.now {
+                let _ = writeln!(o, "      now: {now}");
+            }
+        }
+    }
     let total = plan.steps.len();
     for st in &plan.steps {
         let _ = writeln!(o);
@@ -129,6 +161,7 @@ fn status_word(status: RunStatus, s: Style) -> String {
         RunStatus::Failed => s.red("failed"),
         RunStatus::Halted => s.yellow("halted"),
         RunStatus::Aborted => s.red("aborted"),
+        RunStatus::Refused => s.red("refused"),
         RunStatus::Running => s.bold("running"),
     }
 }

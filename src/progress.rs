@@ -93,7 +93,7 @@ impl StderrObserver {
 impl Observer for StderrObserver {
     fn notice(&self, notice: Notice) {
         let s = self.style;
-        if self.quiet && !matches!(notice, Notice::Halted { .. }) {
+        if self.quiet && !matches!(notice, Notice::Halted { .. } | Notice::Refused { .. }) {
             return;
         }
         match notice {
@@ -201,6 +201,17 @@ impl Observer for StderrObserver {
                     s.yellow("■"),
                     kind.as_str()
                 ));
+            }
+            Notice::Guard { at, text, ok } => {
+                let at = at.map(|a| format!(" (before {a})")).unwrap_or_default();
+                if ok {
+                    self.line(format!("   {} {text}{at}", s.green("⛨")));
+                } else {
+                    self.line(format!("   {} {text}{at}", s.red("⛨ !")));
+                }
+            }
+            Notice::Refused { reason } => {
+                self.line(format!("   {} REFUSED: {reason}", s.red("■")));
             }
             Notice::Note(text) => self.line(format!("   {} {text}", s.yellow("note:"))),
         }

@@ -138,6 +138,9 @@ pub struct StepError {
     /// Whether trying again may help (5xx, timeouts) as opposed to bad arguments or a
     /// 4xx answer that will not change.
     pub retryable: bool,
+    /// The system is in a state only a person should move it out of (e.g. a push-state
+    /// an operator cancelled): the run halts for the operator instead of failing.
+    pub needs_operator: bool,
 }
 
 impl StepError {
@@ -145,12 +148,22 @@ impl StepError {
         StepError {
             message: message.into(),
             retryable: true,
+            needs_operator: false,
         }
     }
     pub fn permanent(message: impl Into<String>) -> StepError {
         StepError {
             message: message.into(),
             retryable: false,
+            needs_operator: false,
+        }
+    }
+    /// A state an operator must decide about: the run halts (never retried).
+    pub fn needs_operator(message: impl Into<String>) -> StepError {
+        StepError {
+            message: message.into(),
+            retryable: false,
+            needs_operator: true,
         }
     }
 }
@@ -217,6 +230,13 @@ pub trait Action: Send + Sync {
     /// only when [`Action::postcondition`] is `Some`.
     fn satisfied(&self, _args: &Args, _observation: &Json) -> bool {
         true
+    }
+    /// Whether the effect is issued again on each poll round while the postcondition
+    /// does not hold (within the step's timeout): for effects a server applies per node
+    /// and may apply partly, like Infinispan's take-offline. Only for idempotent
+    /// actions.
+    fn reissue(&self) -> bool {
+        false
     }
     /// What in `observation` keeps the action's own postcondition from holding, as a
     /// person reads it (`site-b-infinispan-2 is still online for sessions, work`), for

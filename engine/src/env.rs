@@ -65,6 +65,13 @@ pub struct AwsConfig {
     pub endpoint_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aurora_cluster: Option<String>,
+    /// The Route53 hosted zone holding the client domain's failover records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosted_zone_id: Option<String>,
+    /// The domain clients use (the failover record pair's name): which site serves is
+    /// read from its records, never from a procedure's parameters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_domain: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

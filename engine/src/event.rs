@@ -67,6 +67,9 @@ pub enum HaltKind {
     InDoubt,
     /// Ctrl-C.
     Interrupted,
+    /// A safety guard did not hold right before a step's effect, after earlier
+    /// effects of this run (before any effect, the run is refused instead).
+    Guard,
 }
 
 impl HaltKind {
@@ -77,6 +80,7 @@ impl HaltKind {
             HaltKind::ManualGate => "waiting for approval",
             HaltKind::InDoubt => "step in doubt",
             HaltKind::Interrupted => "interrupted",
+            HaltKind::Guard => "safety guard not met",
         }
     }
 }
@@ -174,6 +178,38 @@ pub enum Event {
         error: String,
         at: u64,
     },
+    /// A safety guard held when checked (what was seen, for the review).
+    GuardPassed {
+        guard: String,
+        /// The step (and item) whose effect it was checked before; `None`: at start.
+        step: Option<String>,
+        item: Option<String>,
+        observation: Json,
+        at: u64,
+    },
+    /// A safety guard did not hold and the operator's `force` let the run go on.
+    GuardOverridden {
+        guard: String,
+        step: Option<String>,
+        item: Option<String>,
+        /// What the guard saw and why it would have refused.
+        refusal: String,
+        observation: Json,
+        /// The operator's `force_reason`.
+        reason: String,
+        by: Actor,
+        at: u64,
+    },
+    /// A safety guard did not hold before the run had any effect: the run ends here,
+    /// nothing was done, and its locks go.
+    Refused {
+        guard: String,
+        step: Option<String>,
+        item: Option<String>,
+        reason: String,
+        observation: Json,
+        at: u64,
+    },
     Completed {
         at: u64,
     },
@@ -198,6 +234,9 @@ impl Event {
             | Event::OperatorSkipped { at, .. }
             | Event::OperatorRetried { at, .. }
             | Event::RunFailed { at, .. }
+            | Event::GuardPassed { at, .. }
+            | Event::GuardOverridden { at, .. }
+            | Event::Refused { at, .. }
             | Event::Completed { at }
             | Event::Aborted { at, .. } => *at,
         }
@@ -217,6 +256,9 @@ impl Event {
             Event::OperatorSkipped { .. } => "operator_skipped",
             Event::OperatorRetried { .. } => "operator_retried",
             Event::RunFailed { .. } => "run_failed",
+            Event::GuardPassed { .. } => "guard_passed",
+            Event::GuardOverridden { .. } => "guard_overridden",
+            Event::Refused { .. } => "refused",
             Event::Completed { .. } => "completed",
             Event::Aborted { .. } => "aborted",
         }

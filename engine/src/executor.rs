@@ -45,11 +45,15 @@ pub struct Executor {
     pub prompt: Option<Arc<dyn Prompt>>,
     pub actor: Actor,
     pub templates: Arc<Templates>,
+    /// The journal's facts about earlier runs (`history` in templates).
+    pub history: Json,
 }
 
 enum ItemOutcome {
     Done,
     Halt { kind: HaltKind, reason: String },
+    /// A guard did not hold before any effect of the run.
+    Refuse { guard: String, reason: String, observation: Json },
     Fail { error: String },
 }
 
@@ -100,12 +104,13 @@ pub fn resolve_site(env: &Environment, name: &str) -> Result<Site, String> {
 
 /// The template data all steps see: params, sites, run, and the outputs of finished
 /// steps (under their id and under the id with `-` written `_`).
-pub fn base_scope(params: &Json, env: &Environment, run_id: &str, steps: Json) -> Json {
+pub fn base_scope(params: &Json, env: &Environment, run_id: &str, steps: Json, history: &Json) -> Json {
     json!({
         "params": params,
         "sites": env.sites_json(),
         "steps": steps,
         "run": {"id": run_id},
+        "history": history,
     })
 }
 
@@ -218,7 +223,149 @@ impl Executor {
             &self.env,
             &self.run_id(),
             self.steps_scope(step),
+            &self.history,
         )
+    }
+
+    /// Check the guards that apply at `step` (`None`: at the start of a drive, every
+    /// guard), right before the effect. `None` when they pass (or are overridden,
+    /// journaled); else what stops the run.
+    async fn enforce_guards(
+        &self,
+        step: Option<&Step>,
+        item: Option<String>,
+    ) -> Result<Option<ItemOutcome>, JournalError> {
+        let guards: Vec<&crate::model::Guard> = self
+            .runbook
+            .guards
+            .iter()
+            .filter(|g| step.is_none_or(|s| g.before.contains(&s.id)))
+            .collect();
+        if guards.is_empty() {
+            return Ok(None);
+        }
+        let scope = base_scope(
+            &self.params,
+            &self.env,
+            &self.run_id(),
+            Json::Object(Default::default()),
+            &self.history,
+        );
+        let timeout = self.env.scaled_timeout(Duration::from_secs(60));
+        let ge = crate::guard::GuardEnv {
+            registry: &self.registry,
+            env: &self.env,
+            templates: &self.templates,
+            run_id: &self.run_id(),
+            timeout,
+            interrupt: self.interrupt.clone(),
+        };
+        let at = step.map(|s| match &item {
+            Some(i) => format!("{}[{i}]", s.id),
+            None => s.id.clone(),
+        });
+        let forced = self.params.get("force").and_then(Json::as_bool) == Some(true);
+        for g in guards {
+            let c = crate::guard::check(g, &ge, &scope).await;
+            if !c.applies {
+                continue;
+            }
+            if c.passed() {
+                self.recorder.record(Event::GuardPassed {
+                    guard: g.id.clone(),
+                    step: step.map(|s| s.id.clone()),
+                    item: item.clone(),
+                    observation: c.observation.clone(),
+                    at: now_ms(),
+                })?;
+                self.observer.notice(Notice::Guard {
+                    at: at.clone(),
+                    text: format!("guard `{}`: {} — {}", g.id, g.title, crate::guard::seen(&c)),
+                    ok: true,
+                });
+                if let Some(u) = &g.unchecked {
+                    self.observer.notice(Notice::Note(format!("guard `{}` could not check: {u}", g.id)));
+                }
+                continue;
+            }
+            if forced {
+                let reason = self
+                    .params
+                    .get("force_reason")
+                    .and_then(Json::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                self.recorder.record(Event::GuardOverridden {
+                    guard: g.id.clone(),
+                    step: step.map(|s| s.id.clone()),
+                    item: item.clone(),
+                    refusal: c.refusal.clone(),
+                    observation: c.observation.clone(),
+                    reason: reason.clone(),
+                    by: self.actor.clone(),
+                    at: now_ms(),
+                })?;
+                self.observer.notice(Notice::Guard {
+                    at: at.clone(),
+                    text: format!(
+                        "guard `{}` OVERRIDDEN by {} (force=true: {reason}): {}",
+                        g.id, self.actor.operator, c.refusal
+                    ),
+                    ok: false,
+                });
+                continue;
+            }
+            let had_effect = self.recorder.with(|s| s.had_effect);
+            let reason = format!(
+                "{}{}. Nothing {}was done{}. Only if you know better (both sites broken, DNS wrong): -p force=true -p force_reason=\"...\" (journaled)",
+                c.refusal,
+                at.as_ref().map(|a| format!(" (checked before `{a}`)")).unwrap_or_default(),
+                if had_effect { "more " } else { "" },
+                if had_effect {
+                    format!("; the run halts and holds its sites: `runbook resume {}` checks again, `runbook abort {}` ends it", self.run_id(), self.run_id())
+                } else {
+                    String::new()
+                }
+            );
+            return Ok(Some(if had_effect {
+                ItemOutcome::Halt {
+                    kind: HaltKind::Guard,
+                    reason,
+                }
+            } else {
+                ItemOutcome::Refuse {
+                    guard: g.id.clone(),
+                    reason,
+                    observation: c.observation,
+                }
+            }));
+        }
+        Ok(None)
+    }
+
+    fn refuse(
+        &self,
+        step: Option<&str>,
+        guard: String,
+        reason: String,
+        observation: Json,
+    ) -> Result<Outcome, JournalError> {
+        self.recorder.record(Event::Refused {
+            guard,
+            step: step.map(str::to_string),
+            item: None,
+            reason: reason.clone(),
+            observation,
+            at: now_ms(),
+        })?;
+        self.observer.notice(Notice::Refused {
+            reason: reason.clone(),
+        });
+        Ok(Outcome {
+            status: RunStatus::Refused,
+            halted_at: step.map(str::to_string),
+            reason: Some(reason),
+        })
     }
 
     fn halt(
@@ -270,6 +417,17 @@ impl Executor {
     /// Only journal errors: everything else is recorded as a halt or a failure.
     pub async fn drive(self: &Arc<Self>) -> Result<Outcome, JournalError> {
         let total = self.runbook.steps.len();
+        // Every guard, live, before this drive's first effect (a new run or a resume).
+        match self.enforce_guards(None, None).await? {
+            None => {}
+            Some(ItemOutcome::Refuse {
+                guard,
+                reason,
+                observation,
+            }) => return self.refuse(None, guard, reason, observation),
+            Some(ItemOutcome::Halt { kind, reason }) => return self.halt(None, None, kind, reason),
+            Some(_) => {}
+        }
         for (index, step) in self.runbook.steps.iter().enumerate() {
             if self.recorder.with(|s| s.step_status(&step.id)).is_done() {
                 continue;
@@ -406,6 +564,16 @@ impl Executor {
                 }
                 ItemOutcome::Halt { kind, reason } => {
                     return self.halt(Some(&step.id), None, kind, reason)
+                }
+                ItemOutcome::Refuse {
+                    guard,
+                    reason,
+                    observation,
+                } => {
+                    if self.recorder.with(|s| s.had_effect) {
+                        return self.halt(Some(&step.id), None, HaltKind::Guard, reason);
+                    }
+                    return self.refuse(Some(&step.id), guard, reason, observation);
                 }
                 ItemOutcome::Fail { error } => return self.fail(&step.id, error),
             }
@@ -661,7 +829,10 @@ impl Executor {
         loop {
             tries += 1;
             attempt += 1;
-            // Preconditions: live, right before the effect, every attempt.
+            // Guards, then preconditions: live, right before the effect, every attempt.
+            if let Some(stop) = self.enforce_guards(Some(step), key.clone()).await? {
+                return Ok(stop);
+            }
             for cond in &step.require {
                 match self.check_condition(step, cond, &ctx, &args, &scope).await {
                     Ok(c) if c.holds => {}
@@ -677,7 +848,7 @@ impl Executor {
                     }
                     Err(e) => {
                         if e.retryable && tries < max {
-                            let d = self.env.scaled_pause(step.retry.delay_after(tries));
+                            let d = self.env.scaled_pause(step.retry.pause_after(tries));
                             self.observer.notice(Notice::Failed {
                                 label: label.clone(),
                                 attempt,
@@ -701,7 +872,7 @@ impl Executor {
                     Ok(p) => prepared = p,
                     Err(e) => {
                         if e.retryable && tries < max {
-                            let d = self.env.scaled_pause(step.retry.delay_after(tries));
+                            let d = self.env.scaled_pause(step.retry.pause_after(tries));
                             self.observer.notice(Notice::Failed {
                                 label: label.clone(),
                                 attempt,
@@ -752,7 +923,7 @@ impl Executor {
                 Ok(Err(e)) => Err(e),
                 Ok(Ok(out)) => {
                     let deadline = attempt_start + timeout;
-                    match self.verify(step, action.as_ref(), &ctx, &args, &scope, deadline, &label).await {
+                    match self.verify(step, action.as_ref(), &ctx, &args, &scope, deadline, &label, &prepared).await {
                         Verified::Holds(observation) => {
                             let mut outputs = prepared.clone();
                             outputs.extend(out);
@@ -789,7 +960,12 @@ impl Executor {
                     return Ok(ItemOutcome::Done);
                 }
                 Err(e) => {
-                    let will_retry = e.retryable && tries < max && !self.interrupt.is_set();
+                    // A destructive effect is tried again only when the step has
+                    // preconditions, checked live again (with the guards) before it.
+                    let will_retry = e.retryable
+                        && tries < max
+                        && !self.interrupt.is_set()
+                        && (effect != Effect::Destructive || !step.require.is_empty());
                     self.recorder.record(Event::StepFailed {
                         step: step.id.clone(),
                         item: key.clone(),
@@ -799,7 +975,7 @@ impl Executor {
                         at: now_ms(),
                     })?;
                     let retry_in =
-                        will_retry.then(|| self.env.scaled_pause(step.retry.delay_after(tries)));
+                        will_retry.then(|| self.env.scaled_pause(step.retry.pause_after(tries)));
                     self.observer.notice(Notice::Failed {
                         label: label.clone(),
                         attempt,
@@ -807,6 +983,16 @@ impl Executor {
                         retry_in,
                     });
                     match retry_in {
+                        None if e.needs_operator => {
+                            return Ok(ItemOutcome::Halt {
+                                kind: HaltKind::Postcondition,
+                                reason: format!(
+                                    "`{label}`: {}. Nothing after it was done. When you have decided, `runbook resume {}` checks it again and goes on",
+                                    e.message,
+                                    self.run_id()
+                                ),
+                            });
+                        }
                         None => {
                             let hint = if tries >= max && max > 1 {
                                 format!(" (gave up after {max} attempts)")
@@ -985,8 +1171,12 @@ impl Executor {
         scope: &Json,
         deadline: Instant,
         label: &str,
+        prepared: &Outputs,
     ) -> Verified {
         let what = postcondition_text(step, action, ctx, args);
+        let reissue = action.reissue() && action.effect(args) == Effect::Idempotent;
+        let mut rounds = 0u32;
+        let mut reissued: Option<String> = None;
         let cap = self
             .env
             .scaled_pause(action.poll_interval(args))
@@ -1016,15 +1206,31 @@ impl Executor {
             let now = Instant::now();
             if now >= deadline {
                 return Verified::TimedOut(format!(
-                    "did not take effect within {}: expected {what}; observed: {}",
+                    "did not take effect within {}: expected {what}; observed: {}{}",
                     approx(deadline.saturating_duration_since(start)),
-                    last.unwrap_or_else(|| "none".into())
+                    last.unwrap_or_else(|| "none".into()),
+                    match (&reissued, rounds) {
+                        (Some(r), _) => format!(" ({r})"),
+                        (None, 0) => String::new(),
+                        (None, n) => format!(" (issued again {n}×)"),
+                    }
                 ));
             }
             if !self.interrupt.sleep(pause.min(deadline - now)).await {
                 return Verified::Interrupted;
             }
             pause = (pause * 2).min(cap);
+            if reissue {
+                // Issued again, as the guide says, until it holds.
+                rounds += 1;
+                tracing::debug!(step = %label, rounds, "issuing the effect again");
+                let left = deadline.saturating_duration_since(Instant::now());
+                match tokio::time::timeout(left, action.apply(ctx, args, prepared)).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => reissued = Some(format!("issued again {rounds}×; its last answer: {e}")),
+                    Err(_) => {}
+                }
+            }
         }
     }
 

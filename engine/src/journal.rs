@@ -32,7 +32,7 @@ fn precedes_no_effect(event: &Event) -> bool {
         Event::StepStarted {
             effect: Effect::ReadOnly,
             ..
-        }
+        } | Event::GuardPassed { .. }
     )
 }
 
@@ -235,7 +235,10 @@ impl Journal {
     ) -> Result<(), JournalError> {
         let bytes =
             serde_json::to_vec(event).map_err(|e| corrupt(&Key::Event(run, seq).encode(), e))?;
-        let ends = matches!(event, Event::Completed { .. } | Event::Aborted { .. });
+        let ends = matches!(
+            event,
+            Event::Completed { .. } | Event::Aborted { .. } | Event::Refused { .. }
+        );
         if summary.is_none() && !ends {
             // One key: sled writes it atomically on its own. (A batch costs two more
             // log writes, each synced: sled rolls its IO buffer before and after the

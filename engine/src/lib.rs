@@ -8,6 +8,8 @@ pub mod env;
 pub mod event;
 pub mod executor;
 pub mod failpoint;
+pub mod guard;
+pub mod history;
 pub mod journal;
 pub mod keys;
 pub mod live;

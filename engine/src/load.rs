@@ -15,7 +15,7 @@ use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 
 use crate::action::{ArgKind, Registry};
-use crate::model::{Condition, ForEach, Param, ParamType, RetryPolicy, Runbook, Step};
+use crate::model::{Condition, ForEach, Guard, Param, ParamType, RetryPolicy, Runbook, Step};
 use crate::spans::Spans;
 use crate::template::Templates;
 
@@ -62,7 +62,32 @@ struct RawRunbook {
     description: String,
     #[serde(default)]
     params: IndexMap<String, RawParam>,
+    #[serde(default)]
+    guards: Vec<RawGuard>,
     steps: Vec<RawStep>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGuard {
+    id: String,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    probe: Option<String>,
+    #[serde(default)]
+    site: Option<String>,
+    #[serde(default)]
+    with: Option<serde_yaml::Mapping>,
+    expect: String,
+    #[serde(default)]
+    when: Option<String>,
+    #[serde(default)]
+    refusal: Option<String>,
+    #[serde(default)]
+    before: Vec<String>,
+    #[serde(default)]
+    unchecked: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -80,6 +105,8 @@ struct RawParam {
     secret: bool,
     #[serde(default)]
     from_run: Option<crate::model::FromRun>,
+    #[serde(default)]
+    differs_from: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -159,6 +186,7 @@ pub fn load_str(source: &str, origin: &str, registry: &Registry) -> Result<Runbo
         problems: Vec::new(),
         templates: Templates::new(),
         refs: Vec::new(),
+        history_used: false,
     };
     let runbook = v.runbook(raw, source, origin, registry);
     if v.problems.is_empty() {
@@ -203,6 +231,8 @@ struct Validator<'a> {
     templates: Templates,
     /// Every reference seen in the step being validated.
     refs: Vec<String>,
+    /// Whether any template reads `history`.
+    history_used: bool,
 }
 
 /// Names a template may start with, and where.
@@ -300,12 +330,26 @@ impl Validator<'_> {
             earlier.push((id, step.action.clone()));
             steps.push(step);
         }
+        for (name, p) in &params {
+            if let Some(other) = &p.differs_from {
+                if !params.contains_key(other) || other == name {
+                    self.problem(
+                        &format!("params.{name}.differs_from"),
+                        None,
+                        format!("parameter `{name}` must differ from `{other}`, which is not another parameter of this runbook"),
+                    );
+                }
+            }
+        }
+        let guards = self.guards(raw.guards, &params, &steps, registry);
         Runbook {
             title: raw.title.unwrap_or_else(|| raw.name.clone()),
             name: raw.name,
             description: raw.description,
             params,
             steps,
+            guards,
+            uses_history: self.history_used,
             origin: origin.to_string(),
             source: source.to_string(),
             source_hash: sha256_hex(source),
@@ -388,7 +432,123 @@ impl Validator<'_> {
             allowed,
             secret: p.secret,
             from_run: p.from_run,
+            differs_from: p.differs_from,
         })
+    }
+
+    fn guards(
+        &mut self,
+        raw: Vec<RawGuard>,
+        params: &IndexMap<String, Param>,
+        steps: &[Step],
+        registry: &Registry,
+    ) -> Vec<Guard> {
+        if raw.is_empty() {
+            return Vec::new();
+        }
+        let typed = |name: &str, kind: ParamType| params.get(name).is_some_and(|p| p.kind == kind);
+        if !typed("force", ParamType::Bool) || !typed("force_reason", ParamType::String) {
+            self.problem(
+                "guards",
+                None,
+                "a runbook with guards declares the override: `force` (bool, default false) and `force_reason` (string) parameters",
+            );
+        }
+        if params
+            .get("force")
+            .and_then(|p| p.default.as_ref())
+            .is_some_and(|d| d != &Json::Bool(false))
+        {
+            self.problem("params.force.default", None, "`force` must default to false: overriding a guard is never the default");
+        }
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for (i, g) in raw.into_iter().enumerate() {
+            let path = format!("guards.{i}");
+            let line = self.spans.find(&path).line;
+            let label = format!("guard {}", g.id);
+            if !valid_id(&g.id) {
+                self.problem(&format!("{path}.id"), None, format!("guard id `{}` must start with a letter and use only letters, digits, `-` and `_`", g.id));
+            }
+            if !seen.insert(g.id.clone()) {
+                self.problem(&format!("{path}.id"), None, format!("duplicate guard id `{}`", g.id));
+            }
+            let scope = Scope {
+                has_item: false,
+                has_site: false,
+                has_observation: false,
+                earlier: &[],
+                registry,
+            };
+            let with = match g
+                .with
+                .as_ref()
+                .map(|m| yaml_to_json(&serde_yaml::Value::Mapping(m.clone())))
+            {
+                Some(Ok(v)) => v,
+                Some(Err(e)) => {
+                    self.problem(&format!("{path}.with"), None, e);
+                    Json::Object(Default::default())
+                }
+                None => Json::Object(Default::default()),
+            };
+            match &g.probe {
+                Some(probe) => match registry.get(probe) {
+                    None => {
+                        let known: Vec<&str> = registry.names().collect();
+                        self.problem(&format!("{path}.probe"), None, format!("unknown probe action `{probe}` (known: {})", known.join(", ")));
+                    }
+                    Some(action) => {
+                        if let Some(m) = with.as_object() {
+                            if !contains_template(&with) && action.effect(m) != crate::model::Effect::ReadOnly {
+                                self.problem(&format!("{path}.probe"), None, format!("guard `{}` probes with `{probe}`, which is not read-only: a guard only reads", g.id));
+                            }
+                        }
+                        self.check_args(&format!("{path}.with"), &label, probe, &with, registry);
+                    }
+                },
+                None => {
+                    if g.site.is_some() || g.with.is_some() {
+                        self.problem(&path, None, format!("guard `{}` has `site`/`with` but no `probe`", g.id));
+                    }
+                }
+            }
+            self.check_templates(&format!("{path}.with"), &label, &with, scope, params);
+            if let Some(site) = &g.site {
+                self.check_templates(&format!("{path}.site"), &label, &Json::String(site.clone()), scope, params);
+            }
+            let observed = Scope {
+                has_observation: g.probe.is_some(),
+                ..scope
+            };
+            self.check_expression(&format!("{path}.expect"), &label, &g.expect, observed, params);
+            if let Some(w) = &g.when {
+                self.check_expression(&format!("{path}.when"), &label, w, scope, params);
+            }
+            if let Some(r) = &g.refusal {
+                self.check_templates(&format!("{path}.refusal"), &label, &Json::String(r.clone()), observed, params);
+            }
+            for (j, b) in g.before.iter().enumerate() {
+                if !steps.iter().any(|s| &s.id == b) {
+                    let ids: Vec<&str> = steps.iter().map(|s| s.id.as_str()).collect();
+                    self.problem(&format!("{path}.before.{j}"), None, format!("guard `{}` names step `{b}` in `before`, which is not a step of this runbook (steps: {})", g.id, ids.join(", ")));
+                }
+            }
+            out.push(Guard {
+                title: g.title.unwrap_or_else(|| g.id.clone()),
+                id: g.id,
+                probe: g.probe,
+                site: g.site,
+                with,
+                expect: g.expect,
+                when: g.when,
+                refusal: g.refusal,
+                before: g.before,
+                unchecked: g.unchecked,
+                line,
+            });
+        }
+        out
     }
 
     fn step(
@@ -791,6 +951,9 @@ impl Validator<'_> {
         params: &IndexMap<String, Param>,
     ) {
         self.refs.extend(refs.iter().cloned());
+        if refs.iter().any(|r| r == "history" || r.starts_with("history.")) {
+            self.history_used = true;
+        }
         for r in refs {
             if let Some(msg) = unresolved(r, scope, params) {
                 self.problem(path, Some(id), msg);
@@ -823,7 +986,7 @@ fn unresolved(r: &str, scope: Scope<'_>, params: &IndexMap<String, Param>) -> Op
                 )
             })
         }
-        "sites" | "run" => None,
+        "sites" | "run" | "history" => None,
         "site" => (!scope.has_site).then(|| format!("unresolved reference `{r}`: the step has no `site:`")),
         "item" => (!scope.has_item).then(|| format!("unresolved reference `{r}`: `item` exists only in a step with `for_each`")),
         "observation" => (!scope.has_observation)
@@ -851,7 +1014,7 @@ fn unresolved(r: &str, scope: Scope<'_>, params: &IndexMap<String, Param>) -> Op
             }
         }
         other => Some(format!(
-            "unresolved reference `{other}`: templates can use params, sites, site, steps, item, run{}",
+            "unresolved reference `{other}`: templates can use params, sites, site, steps, item, run, history{}",
             if scope.has_observation { ", observation" } else { "" }
         )),
     }

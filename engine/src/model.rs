@@ -15,6 +15,11 @@ pub struct Runbook {
     pub description: String,
     pub params: IndexMap<String, Param>,
     pub steps: Vec<Step>,
+    /// Safety guards over the whole procedure (see [`Guard`]).
+    pub guards: Vec<Guard>,
+    /// Whether any template reads `history` (the journal's facts about earlier runs),
+    /// so that the journal is read only for runbooks that need it.
+    pub uses_history: bool,
     /// Where the text came from (`builtin:NAME` or a file path), for messages.
     pub origin: String,
     pub source: String,
@@ -30,6 +35,40 @@ impl Runbook {
     pub fn step_index(&self, id: &str) -> Option<usize> {
         self.steps.iter().position(|s| s.id == id)
     }
+}
+
+/// A safety guard: a condition over the whole procedure, declared in the runbook,
+/// checked live before the run's first effect (on every start and resume) and again
+/// right before each effect of the steps named in `before` (every item of a fan-out).
+///
+/// When it does not hold, nothing more is done: a run that has had no effect yet is
+/// *refused* (it ends, and its locks go); otherwise it halts. An operator who knows
+/// better overrides every guard of the run with `-p force=true -p force_reason=...`
+/// (the runbook must declare both); each override is journaled with who and why.
+#[derive(Debug, Clone)]
+pub struct Guard {
+    pub id: String,
+    /// What must hold, as a person reads it.
+    pub title: String,
+    /// The probing action (read-only); `None`: `expect` reads only params and history.
+    pub probe: Option<String>,
+    /// A template naming the site probed.
+    pub site: Option<String>,
+    /// Probe arguments (templates).
+    pub with: Json,
+    /// An expression over `params`, `history`, `observation`.
+    pub expect: String,
+    /// The guard applies only when this holds (params and history only).
+    pub when: Option<String>,
+    /// A template rendered when it does not hold: what was seen and what to run
+    /// instead. May read `observation`.
+    pub refusal: Option<String>,
+    /// Steps before whose effect the guard is checked again.
+    pub before: Vec<String>,
+    /// What the guard could not check, said in the plan and in the run's output.
+    pub unchecked: Option<String>,
+    /// 1-based line in the source.
+    pub line: usize,
 }
 
 /// The type of a runbook parameter.
@@ -66,16 +105,27 @@ pub struct Param {
     pub secret: bool,
     /// When not given: the output an earlier run recorded, before `default`.
     pub from_run: Option<FromRun>,
+    /// The name of another parameter this one must differ from (e.g. the path to
+    /// restore must not be the down path): equal values are invalid input.
+    pub differs_from: Option<String>,
 }
 
-/// Where an earlier run recorded a value: the newest run of one of `runbooks` whose
-/// step `step` succeeded with output `output`.
+/// Where an earlier run recorded a value: a run of one of `runbooks` whose step
+/// `step` succeeded with output `output`. By default the newest such run; with
+/// `since_completed`, the *first* such run after the last completed run of those
+/// runbooks (e.g. the first switchover since the last switchback: the one that saw
+/// the path before traffic moved away). With `same_params`, only runs whose
+/// parameters of these names equal this run's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FromRun {
     pub runbooks: Vec<String>,
     pub step: String,
     pub output: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub since_completed: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub same_params: Vec<String>,
 }
 
 /// How dangerous a step's effect is. Decides whether an interrupted step may be
@@ -166,6 +216,10 @@ pub enum RetryPolicy {
         max_delay: Duration,
         #[serde(default = "default_factor")]
         factor: f64,
+        /// Pause a random share (50–100%) of each delay, so that clients do not retry in
+        /// step.
+        #[serde(default)]
+        jitter: bool,
     },
 }
 
@@ -188,7 +242,16 @@ impl RetryPolicy {
         }
     }
 
-    /// The pause after failed attempt number `attempt` (1-based).
+    /// The pause after failed attempt `attempt`, with jitter where the policy asks.
+    pub fn pause_after(&self, attempt: u32) -> Duration {
+        let d = self.delay_after(attempt);
+        match self {
+            RetryPolicy::Exponential { jitter: true, .. } => d.mul_f64(0.5 + fastrand::f64() * 0.5),
+            _ => d,
+        }
+    }
+
+    /// The pause after failed attempt number `attempt` (1-based), before jitter.
     pub fn delay_after(&self, attempt: u32) -> Duration {
         match self {
             RetryPolicy::None => Duration::ZERO,
@@ -223,11 +286,13 @@ impl RetryPolicy {
                 max_attempts,
                 initial,
                 max_delay,
+                jitter,
                 ..
             } => format!(
-                "up to {max_attempts} attempts, backoff {} to {}",
+                "up to {max_attempts} attempts, backoff {} to {}{}",
                 humantime::format_duration(*initial),
-                humantime::format_duration(*max_delay)
+                humantime::format_duration(*max_delay),
+                if *jitter { ", jittered" } else { "" }
             ),
         }
     }
@@ -264,6 +329,7 @@ mod tests {
             initial: Duration::from_millis(100),
             max_delay: Duration::from_millis(350),
             factor: 2.0,
+            jitter: false,
         };
         assert_eq!(p.delay_after(1), Duration::from_millis(100));
         assert_eq!(p.delay_after(2), Duration::from_millis(200));

@@ -30,6 +30,8 @@ pub enum ParamError {
     },
     #[error("parameter `{name}` is required{hint}")]
     Missing { name: String, hint: String },
+    #[error("parameter `{name}`: {message}")]
+    Invalid { name: String, message: String },
 }
 
 /// The environment variable a secret parameter can be given in.
@@ -106,11 +108,13 @@ pub fn resolve(
     given: &[(String, String)],
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<(serde_json::Map<String, Json>, Vec<String>), ParamError> {
-    resolve_with(runbook, given, lookup, |_| None)
+    resolve_with(runbook, given, lookup, |_, _| None)
 }
 
 /// As [`resolve`], with `recorded` giving the value an earlier run recorded for a
-/// parameter with `from_run` (used when the parameter is not given, before its default).
+/// parameter with `from_run` (used when the parameter is not given, before its default;
+/// it also sees the values resolved so far, for `same_params`). A recorded value equal
+/// to the parameter's `differs_from` parameter is not used.
 ///
 /// # Errors
 /// As [`resolve`].
@@ -118,7 +122,7 @@ pub fn resolve_with(
     runbook: &Runbook,
     given: &[(String, String)],
     lookup: impl Fn(&str) -> Option<String>,
-    recorded: impl Fn(&crate::model::FromRun) -> Option<Json>,
+    recorded: impl Fn(&crate::model::FromRun, &serde_json::Map<String, Json>) -> Option<Json>,
 ) -> Result<(serde_json::Map<String, Json>, Vec<String>), ParamError> {
     let mut values = serde_json::Map::new();
     for (name, text) in given {
@@ -146,8 +150,13 @@ pub fn resolve_with(
             } else if let Some(v) = p
                 .from_run
                 .as_ref()
-                .and_then(&recorded)
+                .and_then(|f| recorded(f, &values))
                 .filter(|v| param_matches(p.kind, v))
+                .filter(|v| {
+                    p.differs_from
+                        .as_ref()
+                        .is_none_or(|other| values.get(other) != Some(v))
+                })
             {
                 values.insert(name.clone(), v);
             } else if let Some(d) = &p.default {
@@ -183,6 +192,31 @@ pub fn resolve_with(
         }
         if p.secret {
             collect_strings(v, &mut secrets);
+        }
+    }
+    for (name, p) in &runbook.params {
+        if let Some(other) = &p.differs_from {
+            if values.get(name).is_some() && values.get(name) == values.get(other) {
+                return Err(ParamError::Invalid {
+                    name: name.clone(),
+                    message: format!(
+                        "{} is also `{other}`; it must differ from it",
+                        values[name]
+                    ),
+                });
+            }
+        }
+    }
+    if !runbook.guards.is_empty() && values.get("force") == Some(&Json::Bool(true)) {
+        let reason = values
+            .get("force_reason")
+            .and_then(Json::as_str)
+            .unwrap_or_default();
+        if reason.trim().is_empty() {
+            return Err(ParamError::Invalid {
+                name: "force_reason".into(),
+                message: "force=true overrides the safety guards and needs a reason: -p force_reason=\"why this is safe\" (it is journaled with your name)".into(),
+            });
         }
     }
     Ok((values, secrets))

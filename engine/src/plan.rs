@@ -29,7 +29,28 @@ pub struct Plan {
     pub params: serde_json::Map<String, Json>,
     pub sites: Vec<String>,
     pub live: bool,
+    /// The safety guards: checked before the first effect and before the steps named.
+    pub guards: Vec<PlannedGuard>,
+    /// Set when `force=true`: every guard that does not hold is overridden (journaled).
+    pub forced: Option<String>,
     pub steps: Vec<PlannedStep>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedGuard {
+    pub id: String,
+    pub title: String,
+    /// The probe and the site it reads, or `journal and parameters`.
+    pub reads: String,
+    pub expect: String,
+    /// Where it is checked: `start`, then each step named.
+    pub checked: Vec<String>,
+    /// `false`: its `when` is false with these parameters.
+    pub applies: Option<bool>,
+    pub unchecked: Option<String>,
+    /// `--live`: whether it holds now, and what was seen or why it would refuse.
+    pub holds: Option<bool>,
+    pub now: Option<String>,
 }
 
 impl Plan {
@@ -163,7 +184,13 @@ pub fn sites_touched(
     let templates = Templates::new();
     let mut out: Vec<String> = Vec::new();
     for (i, step) in runbook.steps.iter().enumerate() {
-        let scope = base_scope(params, env, "plan", placeholder_steps(runbook, registry, i));
+        let scope = base_scope(
+            params,
+            env,
+            "plan",
+            placeholder_steps(runbook, registry, i),
+            &crate::history::none(),
+        );
         let templates_of = step.site.iter().chain(
             step.require
                 .iter()
@@ -207,10 +234,20 @@ pub async fn plan(
     params: &serde_json::Map<String, Json>,
     redactor: &Redactor,
     live: bool,
+    history: &Json,
 ) -> Result<Plan, PlanError> {
     let templates = Templates::new();
     let params_json = Json::Object(params.clone());
     let sites = sites_touched(runbook, registry, &env, &params_json)?;
+    let guards = plan_guards(runbook, registry, &env, &templates, &params_json, history, live, redactor).await;
+    let forced = (params.get("force").and_then(Json::as_bool) == Some(true)).then(|| {
+        redactor.text(
+            params
+                .get("force_reason")
+                .and_then(Json::as_str)
+                .unwrap_or_default(),
+        )
+    });
     let mut steps = Vec::new();
     for (index, step) in runbook.steps.iter().enumerate() {
         let err = |message: String| PlanError {
@@ -227,6 +264,7 @@ pub async fn plan(
             &env,
             "plan",
             placeholder_steps(runbook, registry, index),
+            history,
         );
         let runs = match &step.when {
             None => Some(true),
@@ -395,8 +433,72 @@ pub async fn plan(
         params: shown,
         sites,
         live,
+        guards,
+        forced,
         steps,
     })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn plan_guards(
+    runbook: &Runbook,
+    registry: &Registry,
+    env: &Arc<Environment>,
+    templates: &Templates,
+    params: &Json,
+    history: &Json,
+    live: bool,
+    redactor: &Redactor,
+) -> Vec<PlannedGuard> {
+    let scope = base_scope(params, env, "plan", Json::Object(Default::default()), history);
+    let mut out = Vec::new();
+    for g in &runbook.guards {
+        let site = g.site.as_ref().map(|t| match templates.render(&Json::String(t.clone()), &scope) {
+            Ok(Json::String(name)) => name,
+            _ => t.clone(),
+        });
+        let reads = match &g.probe {
+            Some(p) => format!("{p}{}", site.map(|s| format!(" on {s}")).unwrap_or_default()),
+            None => "the journal and the parameters".to_string(),
+        };
+        let applies = match &g.when {
+            None => Some(true),
+            Some(w) => templates.truth(w, &scope).ok(),
+        };
+        let mut checked = vec!["before the first effect".to_string()];
+        checked.extend(g.before.iter().map(|b| format!("before `{b}`")));
+        let (holds, now) = if live && applies != Some(false) {
+            let ge = crate::guard::GuardEnv {
+                registry,
+                env,
+                templates,
+                run_id: "plan",
+                timeout: env.scaled_timeout(std::time::Duration::from_secs(60)),
+                interrupt: Default::default(),
+            };
+            let c = crate::guard::check(g, &ge, &scope).await;
+            let text = if c.passed() {
+                crate::guard::seen(&c)
+            } else {
+                c.refusal.clone()
+            };
+            (Some(c.passed()), Some(redactor.text(&text)))
+        } else {
+            (None, None)
+        };
+        out.push(PlannedGuard {
+            id: g.id.clone(),
+            title: g.title.clone(),
+            reads,
+            expect: g.expect.clone(),
+            checked,
+            applies,
+            unchecked: g.unchecked.clone(),
+            holds,
+            now,
+        });
+    }
+    out
 }
 
 #[allow(clippy::too_many_arguments)]

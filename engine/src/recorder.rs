@@ -104,6 +104,7 @@ impl Recorder {
                 | Event::RunFailed { .. }
                 | Event::Completed { .. }
                 | Event::Aborted { .. }
+                | Event::Refused { .. }
                 | Event::Resumed { .. }
         );
         if urgent {

@@ -56,6 +56,17 @@ pub enum Notice {
         kind: HaltKind,
         reason: String,
     },
+    /// A safety guard was checked: `ok` when it held, else it was overridden.
+    Guard {
+        /// The step (or item) it was checked before; `None`: at the start.
+        at: Option<String>,
+        text: String,
+        ok: bool,
+    },
+    /// A safety guard refused the run before any effect.
+    Refused {
+        reason: String,
+    },
     Note(String),
 }
 

@@ -142,6 +142,18 @@ pub fn check_resumable(state: &RunState) -> Result<(), ResumeError> {
                 state.runbook
             ),
         }),
+        RunStatus::Refused => Err(ResumeError::Final {
+            run: state.run_id.clone(),
+            status: "refused by a safety guard",
+            hint: format!(
+                " ({}): nothing was done; start a new run with the right parameters",
+                state
+                    .halt
+                    .as_ref()
+                    .map(|h| h.reason.as_str())
+                    .unwrap_or("no reason")
+            ),
+        }),
         _ => Ok(()),
     }
 }

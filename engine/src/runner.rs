@@ -313,6 +313,22 @@ pub fn abort(journal: Journal, run: RunId, reason: &str) -> Result<RunState, Run
     Ok(recorder.snapshot())
 }
 
+/// The journal's facts about the sites (`history` in templates): from the runs of the
+/// four procedures, oldest first, leaving out run `except` (the one being driven).
+///
+/// # Errors
+/// An unreadable journal.
+pub fn history(journal: &Journal, except: Option<RunId>) -> Result<Json, RunError> {
+    let mut states = Vec::new();
+    for r in journal.runs()? {
+        if Some(r.run_id) == except || !crate::history::PROCEDURES.contains(&r.runbook.as_str()) {
+            continue;
+        }
+        states.push(run_state(journal, r.run_id)?);
+    }
+    Ok(crate::history::facts(&states))
+}
+
 async fn drive(
     services: &Services,
     recorder: Arc<Recorder>,
@@ -321,7 +337,13 @@ async fn drive(
     params: Json,
     actor: Actor,
 ) -> Result<Outcome, RunError> {
+    let history = if runbook.uses_history {
+        history(recorder.journal(), Some(recorder.run_id()))?
+    } else {
+        crate::history::none()
+    };
     let executor = Arc::new(Executor {
+        history,
         runbook,
         registry: Arc::clone(&services.registry),
         env: Arc::new(env),
@@ -340,25 +362,60 @@ async fn drive(
     Ok(outcome?)
 }
 
-/// The newest value an earlier run recorded: the output `from.output` of step
-/// `from.step` in the newest run of one of `from.runbooks` where that step succeeded.
+/// The value an earlier run recorded: the output `from.output` of step `from.step` in
+/// a run of one of `from.runbooks` where that step succeeded and whose parameters named
+/// in `from.same_params` equal `params`'. The newest such run; with
+/// `from.since_completed`, the first such run after the last completed run of those
+/// runbooks.
 ///
 /// # Errors
 /// An unreadable journal.
 pub fn recorded_output(
     journal: &Journal,
     from: &crate::model::FromRun,
+    params: &serde_json::Map<String, Json>,
 ) -> Result<Option<(Json, RunId)>, RunError> {
-    let mut runs = journal.runs()?;
-    runs.reverse();
-    for r in runs.iter().filter(|r| from.runbooks.contains(&r.runbook)) {
-        let state = run_state(journal, r.run_id)?;
-        if let Some(st) = state.steps.get(&from.step) {
-            if st.progress.status == crate::state::StepStatus::Succeeded {
-                if let Some(v) = st.progress.outputs.get(&from.output) {
-                    return Ok(Some((v.clone(), r.run_id)));
-                }
+    let runs = journal.runs()?;
+    let same = |state: &RunState| {
+        from.same_params
+            .iter()
+            .all(|p| state.params.get(p) == params.get(p))
+    };
+    let value = |state: &RunState| {
+        let st = state.steps.get(&from.step)?;
+        (st.progress.status == crate::state::StepStatus::Succeeded)
+            .then(|| st.progress.outputs.get(&from.output).cloned())
+            .flatten()
+    };
+    if from.since_completed.is_empty() {
+        for r in runs.iter().rev().filter(|r| from.runbooks.contains(&r.runbook)) {
+            let state = run_state(journal, r.run_id)?;
+            if !same(&state) {
+                continue;
             }
+            if let Some(v) = value(&state) {
+                return Ok(Some((v, r.run_id)));
+            }
+        }
+        return Ok(None);
+    }
+    // The runs after the last completed one of `since_completed` (matching params).
+    let mut start = 0;
+    for (i, r) in runs.iter().enumerate() {
+        if from.since_completed.contains(&r.runbook) && r.status == crate::state::RunStatus::Completed {
+            let state = run_state(journal, r.run_id)?;
+            if same(&state) {
+                start = i + 1;
+            }
+        }
+    }
+    for r in runs[start..].iter().filter(|r| from.runbooks.contains(&r.runbook)) {
+        let state = run_state(journal, r.run_id)?;
+        if !same(&state) {
+            continue;
+        }
+        if let Some(v) = value(&state) {
+            return Ok(Some((v, r.run_id)));
         }
     }
     Ok(None)

@@ -20,6 +20,8 @@ pub enum RunStatus {
     Failed,
     Completed,
     Aborted,
+    /// A safety guard did not hold before any effect: nothing was done.
+    Refused,
 }
 
 impl RunStatus {
@@ -30,12 +32,16 @@ impl RunStatus {
             RunStatus::Failed => "failed",
             RunStatus::Completed => "completed",
             RunStatus::Aborted => "aborted",
+            RunStatus::Refused => "refused",
         }
     }
 
     /// Completed and aborted runs are over: they cannot be resumed.
     pub fn is_final(self) -> bool {
-        matches!(self, RunStatus::Completed | RunStatus::Aborted)
+        matches!(
+            self,
+            RunStatus::Completed | RunStatus::Aborted | RunStatus::Refused
+        )
     }
 }
 
@@ -122,6 +128,12 @@ pub struct RunState {
     /// The step most recently started.
     pub current: Option<String>,
     pub events: u64,
+    /// Whether any step with an effect (not read-only) has been started.
+    #[serde(default)]
+    pub had_effect: bool,
+    /// Safety guards the operator overrode (`force`), with who and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<String>,
     /// Live snapshots only, never folded from the journal: what each running step (or
     /// item, `step[item]`) is waiting for, and what its last check saw.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -209,9 +221,12 @@ impl RunState {
                 item,
                 attempt,
                 prepared,
+                effect,
                 at,
-                ..
             } => {
+                if *effect != crate::model::Effect::ReadOnly {
+                    self.had_effect = true;
+                }
                 self.current = Some(step.clone());
                 self.retry_authorized.remove(step);
                 if item.is_some() {
@@ -315,6 +330,32 @@ impl RunState {
                     item: None,
                     kind: None,
                     reason: error.clone(),
+                });
+            }
+            Event::GuardPassed { .. } => {}
+            Event::GuardOverridden {
+                guard,
+                step,
+                reason,
+                by,
+                ..
+            } => {
+                self.overrides.push(format!(
+                    "guard `{guard}`{} overridden by {}: {reason}",
+                    step.as_ref().map(|s| format!(" (before `{s}`)")).unwrap_or_default(),
+                    by.operator
+                ));
+            }
+            Event::Refused {
+                step, item, reason, ..
+            } => {
+                self.status = RunStatus::Refused;
+                self.current = None;
+                self.halt = Some(HaltInfo {
+                    step: step.clone(),
+                    item: item.clone(),
+                    kind: Some(HaltKind::Guard),
+                    reason: reason.clone(),
                 });
             }
             Event::Completed { .. } => {

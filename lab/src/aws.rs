@@ -379,27 +379,76 @@ fn route53(
                 .close("GetHealthCheckStatusResponse");
             xml(StatusCode::OK, x.finish())
         }
+        (&Method::GET, ["hostedzone", zone, "rrset"]) => {
+            if *zone != ZONE_ID {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    R53_NS,
+                    "NoSuchHostedZone",
+                    &format!("No hosted zone found with ID: {zone}"),
+                );
+            }
+            let start = query.get("name").map(|n| fqdn(n));
+            let records = zone_records(w);
+            let mut x = Xml::new();
+            x.open_ns("ListResourceRecordSetsResponse", R53_NS)
+                .open("ResourceRecordSets");
+            for r in records
+                .iter()
+                .filter(|r| start.as_ref().is_none_or(|s| route53_order(&r.name) >= route53_order(s)))
+            {
+                x.open("ResourceRecordSet").el("Name", &r.name).el("Type", "A");
+                if let Some((set_id, role, hc)) = &r.failover {
+                    x.el("SetIdentifier", set_id).el("Failover", role);
+                    x.open("AliasTarget")
+                        .el("HostedZoneId", r.alias_zone)
+                        .el("DNSName", &r.alias)
+                        .el("EvaluateTargetHealth", "true")
+                        .close("AliasTarget");
+                    x.el("HealthCheckId", hc);
+                } else {
+                    x.open("AliasTarget")
+                        .el("HostedZoneId", r.alias_zone)
+                        .el("DNSName", &r.alias)
+                        .el("EvaluateTargetHealth", "true")
+                        .close("AliasTarget");
+                }
+                x.close("ResourceRecordSet");
+            }
+            x.close("ResourceRecordSets")
+                .el("IsTruncated", "false")
+                .el("MaxItems", "300")
+                .close("ListResourceRecordSetsResponse");
+            xml(StatusCode::OK, x.finish())
+        }
         (&Method::GET, ["testdnsanswer"]) => {
-            let name = query
-                .get("recordname")
+            let name = query.get("recordname").cloned().unwrap_or_default();
+            let kind = query
+                .get("recordtype")
                 .cloned()
-                .unwrap_or_else(|| "keycloak.lab".into());
-            let site = w.serving_site();
+                .unwrap_or_else(|| "A".into());
+            // Resolve as Route53 would: the client domain by the failover rule, the
+            // per-site names to their load balancer's address.
+            let site = match fqdn(&name).as_str() {
+                n if n == fqdn(CLIENT_DOMAIN) => Some(w.serving_site()),
+                n if n == fqdn(&format!("primary.{CLIENT_DOMAIN}")) => Some(w.primary.clone()),
+                n if n == fqdn(&format!("backup.{CLIENT_DOMAIN}")) => Some(w.secondary.clone()),
+                _ => None,
+            };
             let mut x = Xml::new();
             x.open_ns("TestDNSAnswerResponse", R53_NS)
-                .el("Nameserver", "ns-1.lab")
+                .el("Nameserver", "ns-1.awsdns-lab.org")
                 .el("RecordName", &name)
+                .el("RecordType", &kind)
+                .open("RecordData");
+            if let (Some(site), "A") = (&site, kind.as_str()) {
+                x.el("RecordDataEntry", &lb_address(w, site));
+            }
+            x.close("RecordData")
                 .el(
-                    "RecordType",
-                    query
-                        .get("recordtype")
-                        .map(String::as_str)
-                        .unwrap_or("CNAME"),
+                    "ResponseCode",
+                    if site.is_some() { "NOERROR" } else { "NXDOMAIN" },
                 )
-                .open("RecordData")
-                .el("RecordDataEntry", &format!("{site}.keycloak.lab"))
-                .close("RecordData")
-                .el("ResponseCode", "NOERROR")
                 .el("Protocol", "UDP")
                 .close("TestDNSAnswerResponse");
             xml(StatusCode::OK, x.finish())
@@ -411,6 +460,94 @@ fn route53(
             &format!("the lab's Route53 serves no `{method} /2013-04-01/{rest}`"),
         ),
     }
+}
+
+/// The lab's hosted zone and client domain (written into the environment file).
+pub const ZONE_ID: &str = "Z0LABKEYCLOAK0001";
+pub const CLIENT_DOMAIN: &str = "keycloak.lab";
+/// The hosted zone id AWS gives Application/Network Load Balancers in eu-west-1.
+const LB_ZONE: &str = "Z2IFOLAFXWLO4F";
+
+struct ZoneRecord {
+    name: String,
+    /// (SetIdentifier, PRIMARY|SECONDARY, HealthCheckId) for the failover pair.
+    failover: Option<(String, &'static str, String)>,
+    alias_zone: &'static str,
+    alias: String,
+}
+
+fn fqdn(name: &str) -> String {
+    let n = name.trim().to_ascii_lowercase();
+    if n.ends_with('.') {
+        n
+    } else {
+        format!("{n}.")
+    }
+}
+
+/// Route53 lists records in the order of their names with the labels reversed.
+fn route53_order(name: &str) -> Vec<String> {
+    name.trim_end_matches('.')
+        .split('.')
+        .rev()
+        .map(str::to_string)
+        .collect()
+}
+
+/// A site's load balancer address (documentation only: nothing connects to it).
+fn lb_address(w: &World, site: &str) -> String {
+    let i = w.sites.keys().position(|s| s == site).unwrap_or(0);
+    format!("127.0.{}.1", i + 1)
+}
+
+/// The zone as the guide creates it (chapter "Deploy AWS Route 53 Failover"): the
+/// client domain's failover pair (alias A records of `primary.` and `backup.`, each
+/// with its site's health check), and the two per-site names aliased to the load
+/// balancers.
+fn zone_records(w: &World) -> Vec<ZoneRecord> {
+    let hc = |site: &str| {
+        w.health_checks
+            .iter()
+            .find(|h| h.site == site)
+            .map(|h| h.id.clone())
+            .unwrap_or_default()
+    };
+    let mut out = vec![
+        ZoneRecord {
+            name: fqdn(CLIENT_DOMAIN),
+            failover: Some((
+                "client-failover-primary-lab".into(),
+                "PRIMARY",
+                hc(&w.primary),
+            )),
+            alias_zone: ZONE_ID,
+            alias: fqdn(&format!("primary.{CLIENT_DOMAIN}")),
+        },
+        ZoneRecord {
+            name: fqdn(CLIENT_DOMAIN),
+            failover: Some((
+                "client-failover-backup-lab".into(),
+                "SECONDARY",
+                hc(&w.secondary),
+            )),
+            alias_zone: ZONE_ID,
+            alias: fqdn(&format!("backup.{CLIENT_DOMAIN}")),
+        },
+        ZoneRecord {
+            name: fqdn(&format!("backup.{CLIENT_DOMAIN}")),
+            failover: None,
+            alias_zone: LB_ZONE,
+            alias: format!("{}-lb.elb.eu-west-1.amazonaws.com.", w.secondary),
+        },
+        ZoneRecord {
+            name: fqdn(&format!("primary.{CLIENT_DOMAIN}")),
+            failover: None,
+            alias_zone: LB_ZONE,
+            alias: format!("{}-lb.elb.eu-west-1.amazonaws.com.", w.primary),
+        },
+    ];
+    out.sort_by_key(|r| route53_order(&r.name));
+    out
 }
 
 fn no_such_health_check(id: &str) -> Response {

@@ -58,8 +58,10 @@ pub fn write(
         ep.admin, config.shape.scale
     ));
     y.push_str(&format!(
-        "aws:\n  region: eu-west-1\n  endpoint_url: http://{}\n  aurora_cluster: keycloak-aurora\n  # the lab accepts any credentials: AWS_ACCESS_KEY_ID=lab AWS_SECRET_ACCESS_KEY=lab\n",
-        ep.aws
+        "aws:\n  region: eu-west-1\n  endpoint_url: http://{}\n  aurora_cluster: keycloak-aurora\n  hosted_zone_id: {}\n  client_domain: {}\n  # the lab accepts any credentials: AWS_ACCESS_KEY_ID=lab AWS_SECRET_ACCESS_KEY=lab\n",
+        ep.aws,
+        crate::aws::ZONE_ID,
+        crate::aws::CLIENT_DOMAIN
     ));
     y.push_str("sites:\n");
     for (i, site) in config.shape.sites.iter().enumerate() {

@@ -125,9 +125,15 @@ fn discovery(path: &str) -> Option<Value> {
                 json!({"name": name, "versions": [{"groupVersion": gv, "version": version}],
                        "preferredVersion": {"groupVersion": gv, "version": version}})
             };
+            // The Infinispan operator serves two versions: v1 (Infinispan) and
+            // v2alpha1 (Batch, Cache, Backup, Restore); v1 is preferred.
+            let infinispan = json!({"name": INFINISPAN_GROUP, "versions": [
+                    {"groupVersion": "infinispan.org/v1", "version": "v1"},
+                    {"groupVersion": "infinispan.org/v2alpha1", "version": "v2alpha1"}],
+                "preferredVersion": {"groupVersion": "infinispan.org/v1", "version": "v1"}});
             json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [
                 group("apps", "v1"), group("batch", "v1"), group("autoscaling", "v1"),
-                group(KEYCLOAK_GROUP, "v2alpha1"), group(INFINISPAN_GROUP, "v2alpha1"),
+                group(KEYCLOAK_GROUP, "v2alpha1"), infinispan,
             ]})
         }
         "/apis/apps/v1" => {
@@ -150,6 +156,11 @@ fn discovery(path: &str) -> Option<Value> {
                        "group": "autoscaling", "version": "v1", "verbs": ["get", "patch", "update"]}),
                 json!({"name": "keycloaks/status", "singularName": "", "namespaced": true, "kind": "Keycloak",
                        "verbs": ["get", "patch", "update"]}),
+            ]})
+        }
+        "/apis/infinispan.org/v1" => {
+            json!({"kind": "APIResourceList", "groupVersion": "infinispan.org/v1", "resources": [
+                resource("infinispans", "infinispan", "Infinispan", true, &["get", "list", "watch"], &["ispn"]),
             ]})
         }
         "/apis/infinispan.org/v2alpha1" => {
@@ -362,6 +373,10 @@ fn collection(
         ["apis", KEYCLOAK_GROUP, "v2alpha1", "namespaces", ns, "keycloaks"] => {
             ("keycloaks", Some(*ns))
         }
+        ["apis", INFINISPAN_GROUP, "v1", "infinispans"] => ("infinispans", None),
+        ["apis", INFINISPAN_GROUP, "v1", "namespaces", ns, "infinispans"] => {
+            ("infinispans", Some(*ns))
+        }
         ["apis", INFINISPAN_GROUP, "v2alpha1", "batches"] => ("batches", None),
         ["apis", INFINISPAN_GROUP, "v2alpha1", "namespaces", ns, "batches"] => {
             ("batches", Some(*ns))
@@ -379,6 +394,7 @@ fn collection(
         let now = Instant::now();
         match kind {
             "keycloaks" => items.push(keycloak(lab, app, now)),
+            "infinispans" => items.push(infinispan_cr(lab, app)),
             "statefulsets" => items.push(statefulset(lab, app, now)),
             "batches" => {
                 advance_batches(lab, &app.site, now);
@@ -421,6 +437,7 @@ fn collection(
     }
     let list_kind = match kind {
         "keycloaks" => "KeycloakList",
+        "infinispans" => "InfinispanList",
         "batches" => "BatchList",
         "statefulsets" => "StatefulSetList",
         "jobs" => "JobList",
@@ -444,6 +461,7 @@ fn api_version_of(list_kind: &str) -> &'static str {
     match list_kind {
         "KeycloakList" => "k8s.keycloak.org/v2alpha1",
         "BatchList" => "infinispan.org/v2alpha1",
+        "InfinispanList" => "infinispan.org/v1",
         "StatefulSetList" => "apps/v1",
         "JobList" => "batch/v1",
         _ => "v1",
@@ -465,6 +483,14 @@ fn serve(lab: &mut crate::LabState, app: &KubeApp, req: &Req<'_>) -> Response {
     }
     let parts: Vec<&str> = req.path.trim_start_matches('/').split('/').collect();
     match (req.method.clone(), parts.as_slice()) {
+        (Method::GET, ["apis", INFINISPAN_GROUP, "v1", "namespaces", ns, "infinispans", name])
+            if *ns == NAMESPACE && *name == crate::kube::INFINISPAN_CR =>
+        {
+            json_response(StatusCode::OK, infinispan_cr(lab, app))
+        }
+        (Method::GET, ["apis", INFINISPAN_GROUP, "v1", "namespaces", _, "infinispans", name]) => {
+            not_found("infinispans.infinispan.org", name)
+        }
         (Method::GET, ["api", "v1", "namespaces", ns]) => json_response(
             StatusCode::OK,
             json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}, "status": {"phase": "Active"}}),
@@ -776,6 +802,41 @@ fn apply_instances(
         );
     }
     json_response(StatusCode::OK, render(lab))
+}
+
+/// The name of each site's Infinispan CR (the environment file's `infinispan.cluster`).
+pub const INFINISPAN_CR: &str = "infinispan";
+
+/// The site's Infinispan CR, with the conditions the operator sets: `WellFormed`
+/// (the local cluster formed: false while the site is down) and `CrossSiteViewFormed`
+/// (every remote site in the view: false, `Site 'NAME' not ready`, while the sites
+/// are partitioned or the other site is down; its `True` message lists the view).
+fn infinispan_cr(lab: &crate::LabState, app: &KubeApp) -> Value {
+    let w = &lab.world;
+    let other = w.other_site(&app.site).unwrap_or_default();
+    let down = w.site_down(&app.site);
+    let view_ok = !down && !w.partitioned() && !w.site_down(&other);
+    let mut sites: Vec<&str> = vec![app.site.as_str(), other.as_str()];
+    sites.sort();
+    let tf = |b: bool| if b { "True" } else { "False" };
+    let nodes = w.sites.get(&app.site).map_or(0, |s| s.nodes.len());
+    let conditions = vec![
+        json!({"type": "PreliminaryChecksPassed", "status": "True"}),
+        json!({"type": "WellFormed", "status": tf(!down),
+               "message": if down { "Pods are not ready".to_string() } else { format!("View: {}", (0..nodes).map(|n| format!("{}-infinispan-{n}", app.site)).collect::<Vec<_>>().join(",")) }}),
+        json!({"type": "CrossSiteViewFormed", "status": tf(view_ok),
+               "message": if view_ok { format!("Cross-Site view: {}", sites.join(",")) } else { format!("Site '{}' not ready", if down { app.site.as_str() } else { other.as_str() }) }}),
+    ];
+    with_rv(json!({
+        "apiVersion": "infinispan.org/v1", "kind": "Infinispan",
+        "metadata": {"name": INFINISPAN_CR, "namespace": NAMESPACE, "generation": 1,
+                     "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": {"replicas": nodes, "service": {"type": "DataGrid", "sites": {
+            "local": {"name": app.site, "expose": {"type": "LoadBalancer"}},
+            "locations": [{"name": other, "clusterName": INFINISPAN_CR}]}}},
+        "status": {"conditions": conditions, "podStatus": {"ready": if down { Vec::<String>::new() } else { (0..nodes).map(|n| format!("{}-infinispan-{n}", app.site)).collect() }},
+                   "statefulSetName": INFINISPAN_CR, "operand": {"phase": "Running"}},
+    }))
 }
 
 fn keycloak(lab: &crate::LabState, app: &KubeApp, now: Instant) -> Value {

@@ -606,12 +606,21 @@ impl World {
 
     // ---- sessions (the workload) ----
 
-    /// The site the client domain resolves to: the primary while its health check is
-    /// healthy (or not yet observed), else the secondary.
+    /// The site the client domain resolves to, by Route53's failover rule: the
+    /// primary record's site while its health check is healthy (or not yet observed),
+    /// else the secondary's while its check is healthy; when both are unhealthy
+    /// Route53 answers with the primary record (all unhealthy counts as all healthy).
     pub fn serving_site(&self) -> String {
-        match self.health_checks.iter().find(|h| h.site == self.primary) {
-            Some(h) if !h.observations.is_empty() && !healthy(h) => self.secondary.clone(),
-            _ => self.primary.clone(),
+        let healthy_site = |site: &str| {
+            self.health_checks
+                .iter()
+                .find(|h| h.site == site)
+                .is_none_or(healthy)
+        };
+        if healthy_site(&self.primary) || !healthy_site(&self.secondary) {
+            self.primary.clone()
+        } else {
+            self.secondary.clone()
         }
     }
 

@@ -189,15 +189,27 @@ async fn route53_health_check_version_lock_and_real_probes() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    // The client domain now resolves to the backup's load balancer, as the guide's
+    // failover pair does (PRIMARY unhealthy, SECONDARY healthy).
     let dns = r53
         .test_dns_answer()
-        .hosted_zone_id("Z1LAB")
+        .hosted_zone_id(lab::aws::ZONE_ID)
         .record_name("keycloak.lab")
-        .record_type(aws_sdk_route53::types::RrType::Cname)
+        .record_type(aws_sdk_route53::types::RrType::A)
         .send()
         .await
         .unwrap();
-    assert_eq!(dns.record_data(), ["site-b.keycloak.lab"]);
+    let backup = r53
+        .test_dns_answer()
+        .hosted_zone_id(lab::aws::ZONE_ID)
+        .record_name("backup.keycloak.lab")
+        .record_type(aws_sdk_route53::types::RrType::A)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dns.response_code(), "NOERROR");
+    assert_eq!(dns.record_data(), backup.record_data());
+    assert_eq!(dns.record_data().len(), 1);
     assert_eq!(lab.shared.lock().world.serving_site(), "site-b");
     let missing = r53
         .get_health_check()

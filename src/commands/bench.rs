@@ -231,6 +231,7 @@ pub async fn run(config: &Config, args: &BenchArgs) -> CliResult<Code> {
         &Default::default(),
         &Default::default(),
         false,
+        &engine::history::none(),
     )
     .await
     .map_err(failed)?;
@@ -343,6 +344,7 @@ pub async fn run(config: &Config, args: &BenchArgs) -> CliResult<Code> {
             &params,
             &Default::default(),
             false,
+            &engine::history::none(),
         )
         .await
         .map_err(failed)?;

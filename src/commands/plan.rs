@@ -20,6 +20,8 @@ pub struct Prepared {
     pub env: Environment,
     pub params: serde_json::Map<String, serde_json::Value>,
     pub secrets: Vec<String>,
+    /// The journal's facts about the sites (`history`), for guards.
+    pub history: serde_json::Value,
 }
 
 pub fn prepare(config: &Config, name: &str, raw_params: &[String]) -> CliResult<Prepared> {
@@ -28,24 +30,39 @@ pub fn prepare(config: &Config, name: &str, raw_params: &[String]) -> CliResult<
         .load(name, &config.registry)
         .map_err(invalid)?;
     let given = super::param_pairs(raw_params)?;
-    // Values recorded by earlier runs (e.g. the health-check path to restore), read
-    // from the journal if there is one and it is free; nothing is written.
-    let journal = if runbook.params.values().any(|p| p.from_run.is_some())
-        && Journal::exists(&config.journal_dir)
-    {
-        Journal::open(&config.journal_dir).ok()
+    // Values recorded by earlier runs (e.g. the health-check path to restore) and the
+    // facts guards read (`history`), from the journal if there is one; nothing is
+    // written. A journal that stays busy is an error, never a silent fallback.
+    let needs_journal =
+        runbook.uses_history || runbook.params.values().any(|p| p.from_run.is_some());
+    let journal = if needs_journal && Journal::exists(&config.journal_dir) {
+        Some(
+            Journal::open_patiently(&config.journal_dir, std::time::Duration::from_secs(5))
+                .map_err(crate::exit::from_journal_error)?,
+        )
     } else {
         None
     };
+    let history = match &journal {
+        Some(j) if runbook.uses_history => {
+            engine::runner::history(j, None).map_err(crate::exit::from_run_error)?
+        }
+        _ => engine::history::none(),
+    };
     let notes = std::cell::RefCell::new(Vec::new());
+    let failure = std::cell::RefCell::new(None);
     let (params, secrets) = engine::params::resolve_with(
         &runbook,
         &given,
         |k| std::env::var(k).ok(),
-        |from| {
-            let (v, run) = engine::runner::recorded_output(journal.as_ref()?, from)
-                .ok()
-                .flatten()?;
+        |from, so_far| {
+            let (v, run) = match engine::runner::recorded_output(journal.as_ref()?, from, so_far) {
+                Ok(found) => found?,
+                Err(e) => {
+                    failure.borrow_mut().get_or_insert(e);
+                    return None;
+                }
+            };
             notes.borrow_mut().push(format!(
                 "{v}, recorded by run {run} (step `{}`, output `{}`)",
                 from.step, from.output
@@ -54,6 +71,9 @@ pub fn prepare(config: &Config, name: &str, raw_params: &[String]) -> CliResult<
         },
     )
     .map_err(invalid)?;
+    if let Some(e) = failure.into_inner() {
+        return Err(crate::exit::from_run_error(e));
+    }
     drop(journal);
     for n in notes.into_inner() {
         eprintln!("note: using {n}");
@@ -64,6 +84,7 @@ pub fn prepare(config: &Config, name: &str, raw_params: &[String]) -> CliResult<
         env,
         params,
         secrets,
+        history,
     })
 }
 
@@ -76,6 +97,7 @@ pub async fn build(config: &Config, p: &Prepared, live: bool) -> CliResult<engin
         &p.params,
         &redactor,
         live,
+        &p.history,
     )
     .await
     .map_err(invalid)

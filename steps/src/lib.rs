@@ -11,6 +11,7 @@ pub mod infinispan;
 pub mod keycloak;
 pub mod manual;
 pub mod route53;
+pub mod serving;
 pub mod text;
 pub mod wait;
 
@@ -30,10 +31,13 @@ pub fn registry() -> Registry {
     r.register(infinispan::actions::ClearCaches);
     r.register(infinispan::actions::PushState);
     r.register(infinispan::actions::ClearPushStateStatus);
+    r.register(infinispan::actions::CancelPushState);
     r.register(infinispan::actions::SyncState);
+    r.register(infinispan::view::CrossSiteView);
     r.register(keycloak::Scale);
     r.register(aurora::Failover);
     r.register(route53::SetPath);
     r.register(route53::Status);
+    r.register(serving::ServingSite);
     r
 }

@@ -66,6 +66,7 @@ fn target(ctx: &StepCtx) -> Target {
 fn cli_verb(action: &str) -> &str {
     match action {
         "start-push-state" => "push-site-state",
+        "cancel-push-state" => "cancel-push-site-state",
         other => other,
     }
 }
@@ -319,6 +320,11 @@ impl Action for SetBackup {
     async fn probe(&self, ctx: &StepCtx, args: &Args) -> Result<Json, StepError> {
         observe(ctx, args).await
     }
+    fn reissue(&self) -> bool {
+        // The guide: "repeat the status check until offline", and a take-offline that
+        // a node refused must be issued again (it is per node).
+        true
+    }
     async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
         let backup = req_str(args, "backup")?;
         let t = Transport::for_step(ctx).await?;
@@ -327,8 +333,17 @@ impl Action for SetBackup {
             None => results = t.container_action(backup, self.action()).await?,
             Some(list) => {
                 for c in list {
-                    t.cache_action(&c, backup, self.action()).await?;
-                    results.insert(c, "ok".to_string());
+                    match t.cache_action(&c, backup, self.action()).await {
+                        Ok(()) => {
+                            results.insert(c, "ok".to_string());
+                        }
+                        // Some node refused: not yet offline; the status poll that
+                        // follows issues it again.
+                        Err(e) if !self.online && super::not_yet_offline(&e.message) => {
+                            results.insert(c, e.message);
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
             }
         }
@@ -545,6 +560,21 @@ impl Action for PushState {
             Some(c) => c.clone(),
             None => t.caches(backup).await?,
         };
+        // A push that was cancelled stays the operator's call, also on resume.
+        let before = push_statuses(&t, &caches, backup).await?;
+        let cancelled: Vec<String> = before
+            .iter()
+            .filter(|(_, s)| s.as_str() == "CANCELED" || s.as_str() == "CANCELLING")
+            .map(|(c, s)| format!("`{c}` ({s})"))
+            .collect();
+        if !cancelled.is_empty() {
+            return Err(StepError::needs_operator(format!(
+                "site `{}`: the push-state to `{backup}` of {} was cancelled; it is not pushed again automatically. To push again, clear its status (`site clear-push-site-status --cache=...` on `{}`) and resume; or abort the run",
+                t.site(),
+                cancelled.join(", "),
+                t.site()
+            )));
+        }
         match &explicit {
             None => {
                 t.container_action(backup, "start-push-state").await?;
@@ -566,9 +596,24 @@ impl Action for PushState {
             }
             pause = (pause * 2).min(cap);
             let statuses = push_statuses(&t, &caches, backup).await?;
+            // A push an operator cancelled is never pushed again behind their back.
+            let cancelled: Vec<&String> = statuses
+                .iter()
+                .filter(|(_, s)| s.as_str() == "CANCELED" || s.as_str() == "CANCELLING")
+                .map(|(c, _)| c)
+                .collect();
+            if !cancelled.is_empty() {
+                return Err(StepError::needs_operator(format!(
+                    "site `{}`: the push-state to `{backup}` of {} was cancelled ({}), presumably by an operator; it is not pushed again automatically. To push again, clear its status (`site clear-push-site-status --cache=...` on `{}`) and resume; or abort the run",
+                    t.site(),
+                    cancelled.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "),
+                    cancelled.iter().map(|c| statuses[*c].as_str()).collect::<Vec<_>>().join(", "),
+                    t.site()
+                )));
+            }
             let errored: Vec<String> = statuses
                 .iter()
-                .filter(|(_, s)| s.as_str() == "ERROR" || s.as_str() == "CANCELED")
+                .filter(|(_, s)| s.as_str() == "ERROR")
                 .map(|(c, _)| c.clone())
                 .collect();
             for c in &errored {
@@ -617,6 +662,63 @@ impl Action for PushState {
                 )));
             }
         }
+    }
+}
+
+/// `infinispan.cancel-push-state`: cancel a running push-state to `backup` (per cache,
+/// or every cache). Idempotent; a run that later finds the push `CANCELED` halts
+/// rather than pushing again behind the operator's back.
+#[derive(Debug)]
+pub struct CancelPushState;
+
+#[async_trait]
+impl Action for CancelPushState {
+    fn name(&self) -> &'static str {
+        "infinispan.cancel-push-state"
+    }
+    fn summary(&self) -> &'static str {
+        "cancel a running push-state to a backup site (all caches or a list)"
+    }
+    fn args(&self) -> &'static [ArgSpec] {
+        const A: &[ArgSpec] = &[BACKUP, CACHE, CACHES];
+        A
+    }
+    fn outputs(&self) -> Option<&'static [&'static str]> {
+        Some(&["results"])
+    }
+    fn effect(&self, _: &Args) -> Effect {
+        Effect::Idempotent
+    }
+    fn describe(&self, ctx: &StepCtx, args: &Args) -> Vec<String> {
+        let backup = req_str(args, "backup").unwrap_or("?");
+        describe_action(ctx, backup, caches_arg(args).as_deref(), "cancel-push-state")
+    }
+    async fn probe(&self, ctx: &StepCtx, args: &Args) -> Result<Json, StepError> {
+        let backup = req_str(args, "backup")?;
+        let t = Transport::for_step(ctx).await?;
+        let caches = match caches_arg(args) {
+            Some(c) => c,
+            None => t.caches(backup).await?,
+        };
+        let push = push_statuses(&t, &caches, backup).await?;
+        Ok(json!({"site": t.site(), "backup": backup, "push": push}))
+    }
+    async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
+        let backup = req_str(args, "backup")?;
+        let t = Transport::for_step(ctx).await?;
+        let mut results = BTreeMap::new();
+        match caches_arg(args) {
+            None => results = t.container_action(backup, "cancel-push-state").await?,
+            Some(list) => {
+                for c in list {
+                    t.cache_action(&c, backup, "cancel-push-state").await?;
+                    results.insert(c, "ok".to_string());
+                }
+            }
+        }
+        let mut out = Outputs::new();
+        out.insert("results".into(), json!(results));
+        Ok(out)
     }
 }
 

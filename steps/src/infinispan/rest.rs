@@ -12,6 +12,28 @@ use engine::{StepCtx, StepError};
 use crate::clients::{credentials, env_path, install_crypto};
 use crate::text::{error_chain, excerpt};
 
+/// How many times an idempotent call is tried again after a transient failure.
+pub const RETRIES: u32 = 5;
+
+/// The pause before retry `attempt` (0-based): 100 ms doubling, capped at 1.6 s, with
+/// jitter (between half and all of it) so that clients do not retry in step.
+pub fn backoff(attempt: u32) -> Duration {
+    let full = Duration::from_millis(100 * (1u64 << attempt.min(4)));
+    full.mul_f64(0.5 + fastrand::f64() * 0.5)
+}
+
+/// Whether an error is one a retry can cure: no connection, no answer in time, or an
+/// answer of 502, 503, 504 or 429.
+fn transient(e: &StepError) -> bool {
+    let m = &e.message;
+    m.contains(": cannot connect:")
+        || m.contains(": no answer in time:")
+        || m.contains(": request failed:")
+        || [" answered 502", " answered 503", " answered 504", " answered 429"]
+            .iter()
+            .any(|c| m.contains(c))
+}
+
 pub struct Rest {
     pub site: String,
     pub base: String,
@@ -145,12 +167,45 @@ impl Rest {
         })
     }
 
-    /// One call; a 401 with a digest challenge is answered once. Non-2xx answers are
-    /// errors: 5xx transient, others permanent.
+    /// An idempotent call (reads, take-offline, bring-online, push-state and its
+    /// status): transient failures (no connection, no answer in time, 502, 503, 504,
+    /// 429) are tried again with jittered exponential backoff, up to
+    /// [`RETRIES`] more times (about 3 s in all). A 500 is the server's verdict on the
+    /// operation, not a transient failure: it is returned at once.
+    ///
+    /// # Errors
+    /// As [`Rest::call_once`], once the retries are spent.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<Answer, StepError> {
+        let mut attempt = 0u32;
+        loop {
+            match self.call_once(method.clone(), path, timeout).await {
+                Err(e) if e.retryable && attempt < RETRIES && transient(&e) => {
+                    let pause = backoff(attempt);
+                    tracing::debug!(site = %self.site, %path, attempt, ?pause, "transient failure, trying again: {}", e.message);
+                    attempt += 1;
+                    tokio::time::sleep(pause).await;
+                }
+                Err(mut e) if attempt > 0 => {
+                    e.message = format!("{} (after {} attempts)", e.message, attempt + 1);
+                    return Err(e);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One call, never repeated (for destructive calls: a clear). A 401 with a digest
+    /// challenge is answered once. Non-2xx answers are errors: 5xx transient, others
+    /// permanent.
     ///
     /// # Errors
     /// Connection failures and non-2xx answers, with site, call and answer.
-    pub async fn call(
+    pub async fn call_once(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -187,7 +242,7 @@ impl Rest {
                 },
                 excerpt(body.trim(), 300)
             )),
-            s if s >= 500 => StepError::transient(format!("{call} answered {status}: {}", excerpt(body.trim(), 300))),
+            s if s >= 500 || s == 429 => StepError::transient(format!("{call} answered {status}: {}", excerpt(body.trim(), 300))),
             _ => StepError::permanent(format!("{call} answered {status}: {}", excerpt(body.trim(), 300))),
         })
     }

@@ -1,0 +1,193 @@
+//! Evaluating a safety guard (see [`Guard`]): the one evaluator the run and
+//! `plan --live` share, so the preview and the run judge a guard the same way.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value as Json;
+
+use crate::action::{Registry, StepCtx};
+use crate::env::Environment;
+use crate::executor::{item_scope, resolve_site};
+use crate::model::Guard;
+use crate::report::Interrupt;
+use crate::template::Templates;
+
+/// One check of a guard.
+#[derive(Debug, Clone)]
+pub struct GuardCheck {
+    /// `false`: its `when` is false, so it does not apply to this run.
+    pub applies: bool,
+    /// `None`: it could not be checked (then it counts as not holding).
+    pub holds: Option<bool>,
+    /// What the probe saw (`null` without a probe or when it failed).
+    pub observation: Json,
+    /// When it does not hold: what was seen and what to do, as a person reads it.
+    pub refusal: String,
+    /// The probed site, when the guard names one.
+    pub site: Option<String>,
+}
+
+impl GuardCheck {
+    pub fn passed(&self) -> bool {
+        !self.applies || self.holds == Some(true)
+    }
+}
+
+/// What a guard needs from the run.
+pub struct GuardEnv<'a> {
+    pub registry: &'a Registry,
+    pub env: &'a Arc<Environment>,
+    pub templates: &'a Templates,
+    pub run_id: &'a str,
+    pub timeout: Duration,
+    pub interrupt: Interrupt,
+}
+
+fn short(v: &Json) -> String {
+    let s = v.to_string();
+    if s.len() > 300 {
+        let mut cut = 300;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        format!("{}…", &s[..cut])
+    } else {
+        s
+    }
+}
+
+/// Check `guard` now. `scope` is the run's template data (params, sites, history).
+pub async fn check(guard: &Guard, ge: &GuardEnv<'_>, scope: &Json) -> GuardCheck {
+    let mut out = GuardCheck {
+        applies: true,
+        holds: None,
+        observation: Json::Null,
+        refusal: String::new(),
+        site: None,
+    };
+    if let Some(when) = &guard.when {
+        match ge.templates.truth(when, scope) {
+            Ok(false) => {
+                out.applies = false;
+                out.holds = Some(true);
+                return out;
+            }
+            Ok(true) => {}
+            Err(e) => {
+                out.refusal = format!("guard `{}`: cannot evaluate `when: {when}`: {e}", guard.id);
+                return out;
+            }
+        }
+    }
+    let mut s = scope.clone();
+    if let Some(probe) = &guard.probe {
+        let action = match ge.registry.get(probe) {
+            Some(a) => Arc::clone(a),
+            None => {
+                out.refusal = format!("guard `{}`: unknown probe `{probe}`", guard.id);
+                return out;
+            }
+        };
+        let site = match &guard.site {
+            None => None,
+            Some(t) => match ge.templates.render(&Json::String(t.clone()), scope) {
+                Ok(Json::String(name)) => match resolve_site(ge.env, &name) {
+                    Ok(site) => Some(site),
+                    Err(e) => {
+                        out.refusal = format!("guard `{}`: {e}", guard.id);
+                        return out;
+                    }
+                },
+                Ok(other) => {
+                    out.refusal = format!("guard `{}`: `site` gave {other}, not a site name", guard.id);
+                    return out;
+                }
+                Err(e) => {
+                    out.refusal = format!("guard `{}`: cannot render `site`: {e}", guard.id);
+                    return out;
+                }
+            },
+        };
+        out.site = site.as_ref().map(|s| s.name.clone());
+        let args = match ge.templates.render(&guard.with, scope) {
+            Ok(Json::Object(m)) => m,
+            Ok(other) => {
+                out.refusal = format!("guard `{}`: probe arguments rendered to {other}", guard.id);
+                return out;
+            }
+            Err(e) => {
+                out.refusal = format!("guard `{}`: cannot render probe arguments: {e}", guard.id);
+                return out;
+            }
+        };
+        let ctx = StepCtx {
+            run_id: ge.run_id.to_string(),
+            step_id: format!("guard:{}", guard.id),
+            item: None,
+            site: site.clone(),
+            env: Arc::clone(ge.env),
+            timeout: ge.timeout,
+            interrupt: ge.interrupt.clone(),
+        };
+        match tokio::time::timeout(ge.timeout, action.probe(&ctx, &args)).await {
+            Ok(Ok(o)) => out.observation = o,
+            Ok(Err(e)) => {
+                out.refusal = format!(
+                    "{} could not be checked ({probe}: {e}); a guard that cannot be checked does not pass",
+                    guard.title
+                );
+                return out;
+            }
+            Err(_) => {
+                out.refusal = format!(
+                    "{} could not be checked ({probe} gave no answer within {}); a guard that cannot be checked does not pass",
+                    guard.title,
+                    humantime::format_duration(ge.timeout)
+                );
+                return out;
+            }
+        }
+        s["observation"] = out.observation.clone();
+        if let Some(site) = &site {
+            s = item_scope(&s, Some(site), None);
+        }
+    }
+    match ge.templates.truth(&guard.expect, &s) {
+        Ok(h) => out.holds = Some(h),
+        Err(e) => {
+            out.refusal = format!("guard `{}`: cannot evaluate `{}`: {e}", guard.id, guard.expect);
+            return out;
+        }
+    }
+    if out.holds == Some(false) {
+        out.refusal = match &guard.refusal {
+            Some(t) => match ge.templates.render(&Json::String(t.clone()), &s) {
+                Ok(Json::String(text)) => format!("{}: {}", guard.title, text.trim()),
+                Ok(other) => format!("{}: {other}", guard.title),
+                Err(e) => format!(
+                    "{} does not hold (observed: {}; the refusal text did not render: {e})",
+                    guard.title,
+                    short(&out.observation)
+                ),
+            },
+            None => format!(
+                "{} does not hold (`{}`; observed: {})",
+                guard.title,
+                guard.expect,
+                short(&out.observation)
+            ),
+        };
+    }
+    out
+}
+
+/// What the guard observed, in one line for progress and the journal's readers: the
+/// probe's own `summary` field when it has one.
+pub fn seen(check: &GuardCheck) -> String {
+    match check.observation.get("summary").and_then(Json::as_str) {
+        Some(s) => s.to_string(),
+        None if check.observation.is_null() => "from the journal and the parameters".into(),
+        None => short(&check.observation),
+    }
+}

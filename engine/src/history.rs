@@ -1,0 +1,177 @@
+//! What the journal says about the sites: which one an earlier procedure left stale
+//! (its data not resynced since), and which procedures disrupted replication since
+//! the last completed resync. Guards read it as `history` (e.g. switchover refuses
+//! while its secondary is stale, chapter 2.5 of the guide).
+//!
+//! A pure function of the folded runs of the four built-in procedures, oldest first;
+//! runs of other runbooks say nothing about the sites and are left out.
+
+use serde_json::{json, Value as Json};
+
+use crate::state::{RunState, RunStatus, StepStatus};
+
+/// The procedures whose runs change what the sites hold.
+pub const PROCEDURES: [&str; 4] = ["switchover", "failover", "recover-passive-site", "switchback"];
+
+fn param(run: &RunState, name: &str, default: &str) -> String {
+    run.params
+        .get(name)
+        .and_then(Json::as_str)
+        .unwrap_or(default)
+        .to_string()
+}
+
+/// Whether step `id` of `run` got past pending (started, done, failed; not skipped).
+fn touched(run: &RunState, id: &str) -> bool {
+    run.steps.get(id).is_some_and(|s| {
+        !matches!(s.progress.status, StepStatus::Pending | StepStatus::Skipped)
+            || s.items.values().any(|p| p.status != StepStatus::Pending)
+    })
+}
+
+fn done(run: &RunState, id: &str) -> bool {
+    run.steps
+        .get(id)
+        .is_some_and(|s| s.progress.status == StepStatus::Succeeded)
+}
+
+fn how(run: &RunState) -> String {
+    match run.status {
+        RunStatus::Completed => "completed".into(),
+        other => format!("{}, not completed", other.as_str()),
+    }
+}
+
+/// The facts, as template data:
+/// `{"stale": {SITE: why}, "disrupted_since_resync": [what], "last_resync": what|null}`.
+pub fn facts<'a>(runs: impl IntoIterator<Item = &'a RunState>) -> Json {
+    let mut stale = serde_json::Map::new();
+    let mut disrupted: Vec<String> = Vec::new();
+    let mut last_resync: Option<String> = None;
+    for run in runs {
+        let primary = param(run, "primary", "site-a");
+        let secondary = param(run, "secondary", "site-b");
+        let id = &run.run_id;
+        match run.runbook.as_str() {
+            "switchover" if touched(run, "take-offline") || touched(run, "point-health-check-away") => {
+                let why = format!(
+                    "run {id} (switchover from {primary} to {secondary}, {}) took replication {secondary}→{primary} offline; no recover-passive-site of {primary} has completed since",
+                    how(run)
+                );
+                stale.insert(primary.clone(), Json::String(why));
+                disrupted.push(format!("run {id}: switchover from {primary} to {secondary} ({})", how(run)));
+            }
+            "failover" if touched(run, "point-health-check-away") => {
+                let why = format!(
+                    "run {id} (failover from {primary} to {secondary}, {}) left {primary} behind; no recover-passive-site of {primary} has completed since",
+                    how(run)
+                );
+                stale.insert(primary.clone(), Json::String(why));
+                disrupted.push(format!("run {id}: failover from {primary} to {secondary} ({})", how(run)));
+            }
+            "recover-passive-site" if run.status == RunStatus::Completed => {
+                stale.remove(&secondary);
+                disrupted.clear();
+                last_resync = Some(format!("run {id}: recover-passive-site of {secondary} from {primary}"));
+            }
+            "recover-passive-site" if touched(run, "scale-down") || touched(run, "take-offline") => {
+                let why = format!(
+                    "run {id} (recover-passive-site of {secondary}, {}) did not complete: {secondary}'s data may be cleared or partial",
+                    how(run)
+                );
+                stale.insert(secondary.clone(), Json::String(why));
+                disrupted.push(format!("run {id}: recover-passive-site of {secondary} ({})", how(run)));
+            }
+            "switchback" if run.status == RunStatus::Completed && done(run, "scale-down") => {
+                stale.remove(&primary);
+                disrupted.clear();
+                last_resync = Some(format!("run {id}: switchback to {primary} with resync"));
+            }
+            "switchback" if run.status != RunStatus::Completed && (touched(run, "scale-down") || touched(run, "clear-caches")) => {
+                let why = format!(
+                    "run {id} (switchback to {primary}, {}) started the resync of {primary} and did not complete it",
+                    how(run)
+                );
+                stale.insert(primary.clone(), Json::String(why));
+                disrupted.push(format!("run {id}: switchback to {primary} ({})", how(run)));
+            }
+            _ => {}
+        }
+    }
+    json!({
+        "stale": stale,
+        "disrupted_since_resync": disrupted,
+        "last_resync": last_resync,
+    })
+}
+
+/// The facts when no journal could be read: nothing known.
+pub fn none() -> Json {
+    facts(std::iter::empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Actor, Event};
+    use crate::model::Effect;
+
+    fn run(id: &str, runbook: &str, primary: &str, secondary: &str, steps: &[&str], completed: bool) -> RunState {
+        let mut events = vec![Event::RunCreated {
+            runbook: runbook.into(),
+            title: String::new(),
+            origin: String::new(),
+            source: String::new(),
+            source_hash: String::new(),
+            params: json!({"primary": primary, "secondary": secondary}).as_object().unwrap().clone(),
+            secret_params: vec![],
+            env_file: None,
+            env_digest: String::new(),
+            by: Actor::default(),
+            at: 1,
+        }];
+        for s in steps {
+            events.push(Event::StepStarted {
+                step: (*s).into(),
+                item: None,
+                attempt: 1,
+                effect: Effect::Idempotent,
+                prepared: Default::default(),
+                at: 2,
+            });
+            events.push(Event::StepSucceeded {
+                step: (*s).into(),
+                item: None,
+                outputs: Default::default(),
+                observation: None,
+                note: None,
+                at: 3,
+            });
+        }
+        if completed {
+            events.push(Event::Completed { at: 4 });
+        }
+        RunState::fold(id, &events)
+    }
+
+    #[test]
+    fn a_switchover_leaves_the_old_primary_stale_until_it_is_resynced() {
+        let so = run("r-1", "switchover", "site-a", "site-b", &["secondary-ready", "take-offline", "point-health-check-away"], true);
+        let f = facts([&so]);
+        assert!(f["stale"]["site-a"].as_str().unwrap().contains("r-1"));
+        assert_eq!(f["disrupted_since_resync"].as_array().unwrap().len(), 1);
+        let rps = run("r-2", "recover-passive-site", "site-b", "site-a", &["scale-down"], true);
+        let f = facts([&so, &rps]);
+        assert!(f["stale"].as_object().unwrap().is_empty(), "{f}");
+        assert!(f["disrupted_since_resync"].as_array().unwrap().is_empty());
+        assert!(f["last_resync"].as_str().unwrap().contains("r-2"));
+    }
+
+    #[test]
+    fn an_unfinished_recovery_leaves_its_site_stale_and_a_refused_run_says_nothing() {
+        let half = run("r-1", "recover-passive-site", "site-a", "site-b", &["scale-down"], false);
+        assert!(facts([&half])["stale"]["site-b"].as_str().unwrap().contains("did not complete"));
+        let nothing = run("r-2", "switchover", "site-a", "site-b", &[], false);
+        assert!(facts([&nothing])["stale"].as_object().unwrap().is_empty());
+    }
+}
