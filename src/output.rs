@@ -62,7 +62,9 @@ pub fn plan_text(plan: &Plan, s: Style) -> String {
         }
         for g in &plan.guards {
             let state = match (g.applies, g.holds) {
-                (Some(false), _) => format!("  → {}", s.dim("does not apply (its `when` is false)")),
+                (Some(false), _) => {
+                    format!("  → {}", s.dim("does not apply (its `when` is false)"))
+                }
                 (_, Some(true)) => format!("  → {}", s.green("holds now")),
                 (_, Some(false)) => format!("  → {}", s.red("DOES NOT HOLD NOW")),
                 _ => String::new(),

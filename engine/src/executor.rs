@@ -51,10 +51,19 @@ pub struct Executor {
 
 enum ItemOutcome {
     Done,
-    Halt { kind: HaltKind, reason: String },
+    Halt {
+        kind: HaltKind,
+        reason: String,
+    },
     /// A guard did not hold before any effect of the run.
-    Refuse { guard: String, reason: String, observation: Json },
-    Fail { error: String },
+    Refuse {
+        guard: String,
+        reason: String,
+        observation: Json,
+    },
+    Fail {
+        error: String,
+    },
 }
 
 enum Verified {
@@ -104,7 +113,13 @@ pub fn resolve_site(env: &Environment, name: &str) -> Result<Site, String> {
 
 /// The template data all steps see: params, sites, run, and the outputs of finished
 /// steps (under their id and under the id with `-` written `_`).
-pub fn base_scope(params: &Json, env: &Environment, run_id: &str, steps: Json, history: &Json) -> Json {
+pub fn base_scope(
+    params: &Json,
+    env: &Environment,
+    run_id: &str,
+    steps: Json,
+    history: &Json,
+) -> Json {
     json!({
         "params": params,
         "sites": env.sites_json(),
@@ -284,7 +299,10 @@ impl Executor {
                     ok: true,
                 });
                 if let Some(u) = &g.unchecked {
-                    self.observer.notice(Notice::Note(format!("guard `{}` could not check: {u}", g.id)));
+                    self.observer.notice(Notice::Note(format!(
+                        "guard `{}` could not check: {u}",
+                        g.id
+                    )));
                 }
                 continue;
             }
@@ -341,6 +359,48 @@ impl Executor {
             }));
         }
         Ok(None)
+    }
+
+    /// Why a step's `when` is false, with the evidence it read: the `summary` of each
+    /// earlier step it names, and the journal's facts when it reads `history`.
+    fn why_false(&self, step: &Step, when: &str) -> String {
+        let mut reason = format!("`when: {when}` is false");
+        let mut evidence = Vec::new();
+        if let Some(ids) = &step.step_refs {
+            self.recorder.with(|s| {
+                for id in ids {
+                    if let Some(sum) = s
+                        .step(id)
+                        .and_then(|st| st.progress.outputs.get("summary"))
+                        .and_then(Json::as_str)
+                    {
+                        evidence.push(format!("{id}: {sum}"));
+                    }
+                }
+            });
+        }
+        if when.contains("history") {
+            let last = self.history["last_resync"]
+                .as_str()
+                .unwrap_or("none recorded");
+            let disrupted: Vec<&str> = self.history["disrupted_since_resync"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Json::as_str).collect())
+                .unwrap_or_default();
+            evidence.push(format!(
+                "journal: last completed resync {last}; since then {}",
+                if disrupted.is_empty() {
+                    "no failover, switchover or unfinished recovery".to_string()
+                } else {
+                    disrupted.join(", ")
+                }
+            ));
+        }
+        if !evidence.is_empty() {
+            reason.push_str(" — evidence: ");
+            reason.push_str(&evidence.join("; "));
+        }
+        reason
     }
 
     fn refuse(
@@ -448,7 +508,7 @@ impl Executor {
                 match self.templates.truth(when, &scope) {
                     Ok(true) => {}
                     Ok(false) => {
-                        let reason = format!("`when: {when}` is false");
+                        let reason = self.why_false(step, when);
                         self.recorder.record(Event::StepSkipped {
                             step: step.id.clone(),
                             item: None,
@@ -947,13 +1007,17 @@ impl Executor {
             };
             match result {
                 Ok((outputs, observation)) => {
+                    let note = outputs
+                        .get("summary")
+                        .and_then(Json::as_str)
+                        .map(str::to_string);
                     self.succeed(
                         step,
                         key.clone(),
                         &label,
                         outputs,
                         observation,
-                        None,
+                        note,
                         started,
                     )?;
                     failpoint::hit("after-journal", &step.id, key.as_deref());
@@ -1227,7 +1291,9 @@ impl Executor {
                 let left = deadline.saturating_duration_since(Instant::now());
                 match tokio::time::timeout(left, action.apply(ctx, args, prepared)).await {
                     Ok(Ok(_)) => {}
-                    Ok(Err(e)) => reissued = Some(format!("issued again {rounds}×; its last answer: {e}")),
+                    Ok(Err(e)) => {
+                        reissued = Some(format!("issued again {rounds}×; its last answer: {e}"))
+                    }
                     Err(_) => {}
                 }
             }

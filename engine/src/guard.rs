@@ -100,7 +100,8 @@ pub async fn check(guard: &Guard, ge: &GuardEnv<'_>, scope: &Json) -> GuardCheck
                     }
                 },
                 Ok(other) => {
-                    out.refusal = format!("guard `{}`: `site` gave {other}, not a site name", guard.id);
+                    out.refusal =
+                        format!("guard `{}`: `site` gave {other}, not a site name", guard.id);
                     return out;
                 }
                 Err(e) => {
@@ -156,7 +157,10 @@ pub async fn check(guard: &Guard, ge: &GuardEnv<'_>, scope: &Json) -> GuardCheck
     match ge.templates.truth(&guard.expect, &s) {
         Ok(h) => out.holds = Some(h),
         Err(e) => {
-            out.refusal = format!("guard `{}`: cannot evaluate `{}`: {e}", guard.id, guard.expect);
+            out.refusal = format!(
+                "guard `{}`: cannot evaluate `{}`: {e}",
+                guard.id, guard.expect
+            );
             return out;
         }
     }

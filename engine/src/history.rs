@@ -11,7 +11,12 @@ use serde_json::{json, Value as Json};
 use crate::state::{RunState, RunStatus, StepStatus};
 
 /// The procedures whose runs change what the sites hold.
-pub const PROCEDURES: [&str; 4] = ["switchover", "failover", "recover-passive-site", "switchback"];
+pub const PROCEDURES: [&str; 4] = [
+    "switchover",
+    "failover",
+    "recover-passive-site",
+    "switchback",
+];
 
 fn param(run: &RunState, name: &str, default: &str) -> String {
     run.params
@@ -53,13 +58,18 @@ pub fn facts<'a>(runs: impl IntoIterator<Item = &'a RunState>) -> Json {
         let secondary = param(run, "secondary", "site-b");
         let id = &run.run_id;
         match run.runbook.as_str() {
-            "switchover" if touched(run, "take-offline") || touched(run, "point-health-check-away") => {
+            "switchover"
+                if touched(run, "take-offline") || touched(run, "point-health-check-away") =>
+            {
                 let why = format!(
                     "run {id} (switchover from {primary} to {secondary}, {}) took replication {secondary}→{primary} offline; no recover-passive-site of {primary} has completed since",
                     how(run)
                 );
                 stale.insert(primary.clone(), Json::String(why));
-                disrupted.push(format!("run {id}: switchover from {primary} to {secondary} ({})", how(run)));
+                disrupted.push(format!(
+                    "run {id}: switchover from {primary} to {secondary} ({})",
+                    how(run)
+                ));
             }
             "failover" if touched(run, "point-health-check-away") => {
                 let why = format!(
@@ -67,27 +77,40 @@ pub fn facts<'a>(runs: impl IntoIterator<Item = &'a RunState>) -> Json {
                     how(run)
                 );
                 stale.insert(primary.clone(), Json::String(why));
-                disrupted.push(format!("run {id}: failover from {primary} to {secondary} ({})", how(run)));
+                disrupted.push(format!(
+                    "run {id}: failover from {primary} to {secondary} ({})",
+                    how(run)
+                ));
             }
             "recover-passive-site" if run.status == RunStatus::Completed => {
                 stale.remove(&secondary);
                 disrupted.clear();
-                last_resync = Some(format!("run {id}: recover-passive-site of {secondary} from {primary}"));
+                last_resync = Some(format!(
+                    "run {id}: recover-passive-site of {secondary} from {primary}"
+                ));
             }
-            "recover-passive-site" if touched(run, "scale-down") || touched(run, "take-offline") => {
+            "recover-passive-site"
+                if touched(run, "scale-down") || touched(run, "take-offline") =>
+            {
                 let why = format!(
                     "run {id} (recover-passive-site of {secondary}, {}) did not complete: {secondary}'s data may be cleared or partial",
                     how(run)
                 );
                 stale.insert(secondary.clone(), Json::String(why));
-                disrupted.push(format!("run {id}: recover-passive-site of {secondary} ({})", how(run)));
+                disrupted.push(format!(
+                    "run {id}: recover-passive-site of {secondary} ({})",
+                    how(run)
+                ));
             }
             "switchback" if run.status == RunStatus::Completed && done(run, "scale-down") => {
                 stale.remove(&primary);
                 disrupted.clear();
                 last_resync = Some(format!("run {id}: switchback to {primary} with resync"));
             }
-            "switchback" if run.status != RunStatus::Completed && (touched(run, "scale-down") || touched(run, "clear-caches")) => {
+            "switchback"
+                if run.status != RunStatus::Completed
+                    && (touched(run, "scale-down") || touched(run, "clear-caches")) =>
+            {
                 let why = format!(
                     "run {id} (switchback to {primary}, {}) started the resync of {primary} and did not complete it",
                     how(run)
@@ -116,14 +139,24 @@ mod tests {
     use crate::event::{Actor, Event};
     use crate::model::Effect;
 
-    fn run(id: &str, runbook: &str, primary: &str, secondary: &str, steps: &[&str], completed: bool) -> RunState {
+    fn run(
+        id: &str,
+        runbook: &str,
+        primary: &str,
+        secondary: &str,
+        steps: &[&str],
+        completed: bool,
+    ) -> RunState {
         let mut events = vec![Event::RunCreated {
             runbook: runbook.into(),
             title: String::new(),
             origin: String::new(),
             source: String::new(),
             source_hash: String::new(),
-            params: json!({"primary": primary, "secondary": secondary}).as_object().unwrap().clone(),
+            params: json!({"primary": primary, "secondary": secondary})
+                .as_object()
+                .unwrap()
+                .clone(),
             secret_params: vec![],
             env_file: None,
             env_digest: String::new(),
@@ -156,11 +189,25 @@ mod tests {
 
     #[test]
     fn a_switchover_leaves_the_old_primary_stale_until_it_is_resynced() {
-        let so = run("r-1", "switchover", "site-a", "site-b", &["secondary-ready", "take-offline", "point-health-check-away"], true);
+        let so = run(
+            "r-1",
+            "switchover",
+            "site-a",
+            "site-b",
+            &["secondary-ready", "take-offline", "point-health-check-away"],
+            true,
+        );
         let f = facts([&so]);
         assert!(f["stale"]["site-a"].as_str().unwrap().contains("r-1"));
         assert_eq!(f["disrupted_since_resync"].as_array().unwrap().len(), 1);
-        let rps = run("r-2", "recover-passive-site", "site-b", "site-a", &["scale-down"], true);
+        let rps = run(
+            "r-2",
+            "recover-passive-site",
+            "site-b",
+            "site-a",
+            &["scale-down"],
+            true,
+        );
         let f = facts([&so, &rps]);
         assert!(f["stale"].as_object().unwrap().is_empty(), "{f}");
         assert!(f["disrupted_since_resync"].as_array().unwrap().is_empty());
@@ -169,8 +216,18 @@ mod tests {
 
     #[test]
     fn an_unfinished_recovery_leaves_its_site_stale_and_a_refused_run_says_nothing() {
-        let half = run("r-1", "recover-passive-site", "site-a", "site-b", &["scale-down"], false);
-        assert!(facts([&half])["stale"]["site-b"].as_str().unwrap().contains("did not complete"));
+        let half = run(
+            "r-1",
+            "recover-passive-site",
+            "site-a",
+            "site-b",
+            &["scale-down"],
+            false,
+        );
+        assert!(facts([&half])["stale"]["site-b"]
+            .as_str()
+            .unwrap()
+            .contains("did not complete"));
         let nothing = run("r-2", "switchover", "site-a", "site-b", &[], false);
         assert!(facts([&nothing])["stale"].as_object().unwrap().is_empty());
     }

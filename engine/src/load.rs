@@ -459,7 +459,11 @@ impl Validator<'_> {
             .and_then(|p| p.default.as_ref())
             .is_some_and(|d| d != &Json::Bool(false))
         {
-            self.problem("params.force.default", None, "`force` must default to false: overriding a guard is never the default");
+            self.problem(
+                "params.force.default",
+                None,
+                "`force` must default to false: overriding a guard is never the default",
+            );
         }
         let mut seen = HashSet::new();
         let mut out = Vec::new();
@@ -471,7 +475,11 @@ impl Validator<'_> {
                 self.problem(&format!("{path}.id"), None, format!("guard id `{}` must start with a letter and use only letters, digits, `-` and `_`", g.id));
             }
             if !seen.insert(g.id.clone()) {
-                self.problem(&format!("{path}.id"), None, format!("duplicate guard id `{}`", g.id));
+                self.problem(
+                    &format!("{path}.id"),
+                    None,
+                    format!("duplicate guard id `{}`", g.id),
+                );
             }
             let scope = Scope {
                 has_item: false,
@@ -496,11 +504,20 @@ impl Validator<'_> {
                 Some(probe) => match registry.get(probe) {
                     None => {
                         let known: Vec<&str> = registry.names().collect();
-                        self.problem(&format!("{path}.probe"), None, format!("unknown probe action `{probe}` (known: {})", known.join(", ")));
+                        self.problem(
+                            &format!("{path}.probe"),
+                            None,
+                            format!(
+                                "unknown probe action `{probe}` (known: {})",
+                                known.join(", ")
+                            ),
+                        );
                     }
                     Some(action) => {
                         if let Some(m) = with.as_object() {
-                            if !contains_template(&with) && action.effect(m) != crate::model::Effect::ReadOnly {
+                            if !contains_template(&with)
+                                && action.effect(m) != crate::model::Effect::ReadOnly
+                            {
                                 self.problem(&format!("{path}.probe"), None, format!("guard `{}` probes with `{probe}`, which is not read-only: a guard only reads", g.id));
                             }
                         }
@@ -509,24 +526,46 @@ impl Validator<'_> {
                 },
                 None => {
                     if g.site.is_some() || g.with.is_some() {
-                        self.problem(&path, None, format!("guard `{}` has `site`/`with` but no `probe`", g.id));
+                        self.problem(
+                            &path,
+                            None,
+                            format!("guard `{}` has `site`/`with` but no `probe`", g.id),
+                        );
                     }
                 }
             }
             self.check_templates(&format!("{path}.with"), &label, &with, scope, params);
             if let Some(site) = &g.site {
-                self.check_templates(&format!("{path}.site"), &label, &Json::String(site.clone()), scope, params);
+                self.check_templates(
+                    &format!("{path}.site"),
+                    &label,
+                    &Json::String(site.clone()),
+                    scope,
+                    params,
+                );
             }
             let observed = Scope {
                 has_observation: g.probe.is_some(),
                 ..scope
             };
-            self.check_expression(&format!("{path}.expect"), &label, &g.expect, observed, params);
+            self.check_expression(
+                &format!("{path}.expect"),
+                &label,
+                &g.expect,
+                observed,
+                params,
+            );
             if let Some(w) = &g.when {
                 self.check_expression(&format!("{path}.when"), &label, w, scope, params);
             }
             if let Some(r) = &g.refusal {
-                self.check_templates(&format!("{path}.refusal"), &label, &Json::String(r.clone()), observed, params);
+                self.check_templates(
+                    &format!("{path}.refusal"),
+                    &label,
+                    &Json::String(r.clone()),
+                    observed,
+                    params,
+                );
             }
             for (j, b) in g.before.iter().enumerate() {
                 if !steps.iter().any(|s| &s.id == b) {
@@ -951,7 +990,10 @@ impl Validator<'_> {
         params: &IndexMap<String, Param>,
     ) {
         self.refs.extend(refs.iter().cloned());
-        if refs.iter().any(|r| r == "history" || r.starts_with("history.")) {
+        if refs
+            .iter()
+            .any(|r| r == "history" || r.starts_with("history."))
+        {
             self.history_used = true;
         }
         for r in refs {

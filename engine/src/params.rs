@@ -199,10 +199,7 @@ pub fn resolve_with(
             if values.get(name).is_some() && values.get(name) == values.get(other) {
                 return Err(ParamError::Invalid {
                     name: name.clone(),
-                    message: format!(
-                        "{} is also `{other}`; it must differ from it",
-                        values[name]
-                    ),
+                    message: format!("{} is also `{other}`; it must differ from it", values[name]),
                 });
             }
         }

@@ -239,7 +239,17 @@ pub async fn plan(
     let templates = Templates::new();
     let params_json = Json::Object(params.clone());
     let sites = sites_touched(runbook, registry, &env, &params_json)?;
-    let guards = plan_guards(runbook, registry, &env, &templates, &params_json, history, live, redactor).await;
+    let guards = plan_guards(
+        runbook,
+        registry,
+        &env,
+        &templates,
+        &params_json,
+        history,
+        live,
+        redactor,
+    )
+    .await;
     let forced = (params.get("force").and_then(Json::as_bool) == Some(true)).then(|| {
         redactor.text(
             params
@@ -450,15 +460,27 @@ async fn plan_guards(
     live: bool,
     redactor: &Redactor,
 ) -> Vec<PlannedGuard> {
-    let scope = base_scope(params, env, "plan", Json::Object(Default::default()), history);
+    let scope = base_scope(
+        params,
+        env,
+        "plan",
+        Json::Object(Default::default()),
+        history,
+    );
     let mut out = Vec::new();
     for g in &runbook.guards {
-        let site = g.site.as_ref().map(|t| match templates.render(&Json::String(t.clone()), &scope) {
-            Ok(Json::String(name)) => name,
-            _ => t.clone(),
-        });
+        let site =
+            g.site.as_ref().map(
+                |t| match templates.render(&Json::String(t.clone()), &scope) {
+                    Ok(Json::String(name)) => name,
+                    _ => t.clone(),
+                },
+            );
         let reads = match &g.probe {
-            Some(p) => format!("{p}{}", site.map(|s| format!(" on {s}")).unwrap_or_default()),
+            Some(p) => format!(
+                "{p}{}",
+                site.map(|s| format!(" on {s}")).unwrap_or_default()
+            ),
             None => "the journal and the parameters".to_string(),
         };
         let applies = match &g.when {

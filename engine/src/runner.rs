@@ -388,7 +388,11 @@ pub fn recorded_output(
             .flatten()
     };
     if from.since_completed.is_empty() {
-        for r in runs.iter().rev().filter(|r| from.runbooks.contains(&r.runbook)) {
+        for r in runs
+            .iter()
+            .rev()
+            .filter(|r| from.runbooks.contains(&r.runbook))
+        {
             let state = run_state(journal, r.run_id)?;
             if !same(&state) {
                 continue;
@@ -402,14 +406,19 @@ pub fn recorded_output(
     // The runs after the last completed one of `since_completed` (matching params).
     let mut start = 0;
     for (i, r) in runs.iter().enumerate() {
-        if from.since_completed.contains(&r.runbook) && r.status == crate::state::RunStatus::Completed {
+        if from.since_completed.contains(&r.runbook)
+            && r.status == crate::state::RunStatus::Completed
+        {
             let state = run_state(journal, r.run_id)?;
             if same(&state) {
                 start = i + 1;
             }
         }
     }
-    for r in runs[start..].iter().filter(|r| from.runbooks.contains(&r.runbook)) {
+    for r in runs[start..]
+        .iter()
+        .filter(|r| from.runbooks.contains(&r.runbook))
+    {
         let state = run_state(journal, r.run_id)?;
         if !same(&state) {
             continue;

@@ -342,7 +342,9 @@ impl RunState {
             } => {
                 self.overrides.push(format!(
                     "guard `{guard}`{} overridden by {}: {reason}",
-                    step.as_ref().map(|s| format!(" (before `{s}`)")).unwrap_or_default(),
+                    step.as_ref()
+                        .map(|s| format!(" (before `{s}`)"))
+                        .unwrap_or_default(),
                     by.operator
                 ));
             }

@@ -393,11 +393,14 @@ fn route53(
             let mut x = Xml::new();
             x.open_ns("ListResourceRecordSetsResponse", R53_NS)
                 .open("ResourceRecordSets");
-            for r in records
-                .iter()
-                .filter(|r| start.as_ref().is_none_or(|s| route53_order(&r.name) >= route53_order(s)))
-            {
-                x.open("ResourceRecordSet").el("Name", &r.name).el("Type", "A");
+            for r in records.iter().filter(|r| {
+                start
+                    .as_ref()
+                    .is_none_or(|s| route53_order(&r.name) >= route53_order(s))
+            }) {
+                x.open("ResourceRecordSet")
+                    .el("Name", &r.name)
+                    .el("Type", "A");
                 if let Some((set_id, role, hc)) = &r.failover {
                     x.el("SetIdentifier", set_id).el("Failover", role);
                     x.open("AliasTarget")
@@ -447,7 +450,11 @@ fn route53(
             x.close("RecordData")
                 .el(
                     "ResponseCode",
-                    if site.is_some() { "NOERROR" } else { "NXDOMAIN" },
+                    if site.is_some() {
+                        "NOERROR"
+                    } else {
+                        "NXDOMAIN"
+                    },
                 )
                 .el("Protocol", "UDP")
                 .close("TestDNSAnswerResponse");

@@ -3,10 +3,11 @@
 //!
 //! | spec | effect |
 //! |---|---|
-//! | `offline-not-sticking:SITE[:NODE]` | take-offline on SITE leaves NODE (default: its last node) online: status stays `mixed` |
+//! | `offline-not-sticking:SITE[:NODE[:ROUNDS]]` | take-offline on SITE is refused by NODE (default: its last node), which stays online (status `mixed`; the answer is Infinispan's `Could not take the site offline on nodes:[NODE]`); with ROUNDS, only for that many take-offline requests, then it complies |
 //! | `push-error:CACHE[:TIMES]` | push-state of CACHE ends in `ERROR` (TIMES times, default always) |
 //! | `cache-error:CACHE` | x-site actions on CACHE fail: `ISPN012047` (500 per cache, an error value inside a container answer) |
 //! | `http-5xx:SHARE[:SITE]` | a share (0..1) of Infinispan REST requests answer 503 (all sites, or SITE) |
+//! | `http-5xx-burst:COUNT[:SITE]` | the next COUNT Infinispan REST requests answer 503 (all sites, or SITE) |
 //! | `latency:DURATION` | every lab request waits this long first |
 //! | `slow-scale-down:DURATION` | Keycloak takes this much longer per instance to scale down |
 //! | `partition` | the sites cannot reach each other: no replication, push-state fails |
@@ -23,6 +24,8 @@ pub enum Fault {
     OfflineNotSticking {
         site: String,
         node: Option<String>,
+        /// How many more take-offline requests the node refuses; `None`: all.
+        rounds: Option<u32>,
     },
     PushError {
         cache: String,
@@ -33,6 +36,10 @@ pub enum Fault {
     },
     Http5xx {
         share: f64,
+        site: Option<String>,
+    },
+    Http5xxBurst {
+        remaining: u32,
         site: Option<String>,
     },
     Latency {
@@ -84,6 +91,10 @@ impl Fault {
                     .ok_or_else(|| err("needs a site: offline-not-sticking:site-b"))?
                     .to_string(),
                 node: arg(2).map(str::to_string),
+                rounds: match arg(3) {
+                    None => None,
+                    Some(t) => Some(t.parse().map_err(|_| err("rounds must be a number"))?),
+                },
             },
             "push-error" => Fault::PushError {
                 cache: arg(1)
@@ -112,6 +123,13 @@ impl Fault {
                     site: arg(2).map(str::to_string),
                 }
             }
+            "http-5xx-burst" => Fault::Http5xxBurst {
+                remaining: arg(1)
+                    .ok_or_else(|| err("needs a count: http-5xx-burst:5"))?
+                    .parse()
+                    .map_err(|_| err("count must be a number"))?,
+                site: arg(2).map(str::to_string),
+            },
             "latency" => Fault::Latency {
                 delay: humantime::parse_duration(
                     arg(1).ok_or_else(|| err("needs a duration: latency:50ms"))?,
@@ -143,6 +161,7 @@ impl Fault {
             Fault::PushError { .. } => "push-error",
             Fault::CacheError { .. } => "cache-error",
             Fault::Http5xx { .. } => "http-5xx",
+            Fault::Http5xxBurst { .. } => "http-5xx-burst",
             Fault::Latency { .. } => "latency",
             Fault::SlowScaleDown { .. } => "slow-scale-down",
             Fault::Partition => "partition",
@@ -162,7 +181,23 @@ mod tests {
             Fault::parse("offline-not-sticking:site-b").unwrap(),
             Fault::OfflineNotSticking {
                 site: "site-b".into(),
-                node: None
+                node: None,
+                rounds: None
+            }
+        );
+        assert_eq!(
+            Fault::parse("offline-not-sticking:site-b::3").unwrap(),
+            Fault::OfflineNotSticking {
+                site: "site-b".into(),
+                node: None,
+                rounds: Some(3)
+            }
+        );
+        assert_eq!(
+            Fault::parse("http-5xx-burst:4:site-a").unwrap(),
+            Fault::Http5xxBurst {
+                remaining: 4,
+                site: Some("site-a".into())
             }
         );
         assert_eq!(

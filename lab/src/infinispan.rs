@@ -57,7 +57,7 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let (latency, down, fail, creds) = {
-        let lab = app.lab.lock();
+        let mut lab = app.lab.lock();
         (
             lab.world.latency(),
             lab.world.site_down(&app.site),
@@ -99,15 +99,20 @@ async fn handle(
         .trim_end_matches('/');
     let parts: Vec<&str> = rest.split('/').collect();
     let action = query.get("action").map(String::as_str);
-    route(&mut lab, &app.site, &method, &parts, action, &body, now)
+    let limit = query.get("limit").and_then(|l| l.parse::<i64>().ok());
+    route(
+        &mut lab, &app.site, &method, &parts, action, limit, &body, now,
+    )
 }
 
+#[allow(clippy::too_many_arguments)]
 fn route(
     lab: &mut LabState,
     site: &str,
     method: &Method,
     parts: &[&str],
     action: Option<&str>,
+    limit: Option<i64>,
     body: &Bytes,
     now: std::time::Instant,
 ) -> Response {
@@ -149,9 +154,19 @@ fn route(
                 };
                 let caches = w.cache_names(site).unwrap_or_default();
                 let mut out = serde_json::Map::new();
+                // One request, one round of a refusing node for every cache.
+                let refusing = if action == "take-offline" {
+                    w.take_offline_refusal(site)
+                } else {
+                    None
+                };
                 for c in caches {
                     // A cache can fail on its own inside a 200 answer.
-                    let result = per_cache_action(w, site, &c, remote, action, now);
+                    let result = if action == "take-offline" && !w.cache_fails(&c) {
+                        w.take_offline_with(site, &c, remote, refusing.as_deref())
+                    } else {
+                        per_cache_action(w, site, &c, remote, action, now)
+                    };
                     let v = match result {
                         Ok(()) => "ok".to_string(),
                         Err(IspnError::Failed(m)) => m,
@@ -233,6 +248,17 @@ fn route(
         (&Method::POST, ["caches", cache]) if action == Some("clear") => match w.clear(site, cache)
         {
             Ok(()) => StatusCode::NO_CONTENT.into_response(),
+            Err(e) => ispn_error(e),
+        },
+        // CacheResourceV2.streamKeys: a JSON array of the keys, `limit` of them when
+        // given (-1 or absent: all).
+        (&Method::GET, ["caches", cache]) if action == Some("keys") => match w.keys(site, cache) {
+            Ok(mut keys) => {
+                if let Some(n) = limit.filter(|n| *n > -1) {
+                    keys.truncate(n as usize);
+                }
+                Json(json!(keys)).into_response()
+            }
             Err(e) => ispn_error(e),
         },
         (&Method::GET, ["caches", cache]) if action == Some("size") => match w.size(site, cache) {

@@ -311,8 +311,17 @@ impl World {
             .unwrap_or_default()
     }
 
-    /// Whether an injected 5xx hits this request to `site`'s Infinispan.
-    pub fn roll_5xx(&self, site: &str) -> bool {
+    /// Whether an injected 5xx hits this request to `site`'s Infinispan (a burst is
+    /// used up one request at a time).
+    pub fn roll_5xx(&mut self, site: &str) -> bool {
+        for f in &mut self.faults {
+            if let Fault::Http5xxBurst { remaining, site: s } = f {
+                if *remaining > 0 && s.as_deref().is_none_or(|s| s == site) {
+                    *remaining -= 1;
+                    return true;
+                }
+            }
+        }
         self.faults.iter().any(|f| match f {
             Fault::Http5xx { share, site: s } => {
                 s.as_deref().is_none_or(|s| s == site) && fastrand::f64() < *share
@@ -417,18 +426,29 @@ impl World {
         false
     }
 
-    fn sticky_node(&self, site: &str) -> Option<String> {
-        self.faults.iter().find_map(|f| match f {
-            Fault::OfflineNotSticking { site: s, node } if s == site => {
-                Some(node.clone().unwrap_or_else(|| {
-                    self.sites
-                        .get(site)
-                        .and_then(|x| x.nodes.last().cloned())
-                        .unwrap_or_default()
-                }))
+    /// The node that refuses this take-offline request on `site`, if any (one round of
+    /// a fault with a count is used up).
+    pub fn take_offline_refusal(&mut self, site: &str) -> Option<String> {
+        let last = self.sites.get(site).and_then(|x| x.nodes.last().cloned());
+        for f in &mut self.faults {
+            if let Fault::OfflineNotSticking {
+                site: s,
+                node,
+                rounds,
+            } = f
+            {
+                if s != site {
+                    continue;
+                }
+                match rounds {
+                    Some(0) => return None,
+                    Some(n) => *n -= 1,
+                    None => {}
+                }
+                return node.clone().or(last);
             }
-            _ => None,
-        })
+        }
+        None
     }
 
     // ---- Infinispan, per cache ----
@@ -456,13 +476,37 @@ impl World {
         Ok(b.nodes.clone())
     }
 
+    /// One take-offline request for one cache (a request of its own: a refusing node
+    /// uses up one round).
     pub fn take_offline(&mut self, site: &str, cache: &str, remote: &str) -> Result<(), IspnError> {
-        let sticky = self.sticky_node(site);
+        let refusing = self.take_offline_refusal(site);
+        self.take_offline_with(site, cache, remote, refusing.as_deref())
+    }
+
+    /// Take-offline on every node but `refusing`, which stays online; then the answer
+    /// is Infinispan's (`XSiteAdminOperations.takeSiteOffline`: "Could not take the
+    /// site offline on nodes:" and the list, wrapped in ISPN012047 by the REST layer).
+    pub fn take_offline_with(
+        &mut self,
+        site: &str,
+        cache: &str,
+        remote: &str,
+        refusing: Option<&str>,
+    ) -> Result<(), IspnError> {
         let b = self.backup_mut(site, cache, remote)?;
+        let mut refused = false;
         for (node, st) in b.nodes.iter_mut() {
-            if sticky.as_deref() != Some(node.as_str()) {
+            if refusing == Some(node.as_str()) {
+                refused = true;
+            } else {
                 *st = NodeStatus::Offline;
             }
+        }
+        if refused {
+            return Err(IspnError::Failed(format!(
+                "ISPN012047: Site operation on '{remote}' failed: 'Could not take the site offline on nodes:[{}]'",
+                refusing.unwrap_or_default()
+            )));
         }
         Ok(())
     }
@@ -593,6 +637,16 @@ impl World {
             .get(cache)
             .ok_or_else(|| IspnError::NoCache(cache.to_string()))?;
         Ok(c.entries.get(key).cloned())
+    }
+
+    /// The keys of a cache, in order.
+    pub fn keys(&self, site: &str, cache: &str) -> Result<Vec<String>, IspnError> {
+        let c = self
+            .site(site)?
+            .caches
+            .get(cache)
+            .ok_or_else(|| IspnError::NoCache(cache.to_string()))?;
+        Ok(c.entries.keys().cloned().collect())
     }
 
     pub fn size(&self, site: &str, cache: &str) -> Result<usize, IspnError> {

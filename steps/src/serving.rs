@@ -69,7 +69,13 @@ pub fn route53_answer(primary: &Record, secondary: Option<&Record>) -> (&'static
     match secondary {
         Some(s) if s.health_check_id.is_none() || s.healthy == Some(true) => (
             "SECONDARY",
-            format!("{} {}, {} {}", name(primary), health(primary), name(s), health(s)),
+            format!(
+                "{} {}, {} {}",
+                name(primary),
+                health(primary),
+                name(s),
+                health(s)
+            ),
         ),
         Some(s) => (
             "PRIMARY",
@@ -83,7 +89,11 @@ pub fn route53_answer(primary: &Record, secondary: Option<&Record>) -> (&'static
         ),
         None => (
             "PRIMARY",
-            format!("{} {} and there is no SECONDARY record", name(primary), health(primary)),
+            format!(
+                "{} {} and there is no SECONDARY record",
+                name(primary),
+                health(primary)
+            ),
         ),
     }
 }
@@ -97,7 +107,11 @@ fn r53_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt:
         .and_then(|s| s.code())
         .map(str::to_string);
     let text = match e.as_service_error() {
-        Some(se) => format!("{}: {}", se.code().unwrap_or("error"), se.message().unwrap_or("")),
+        Some(se) => format!(
+            "{}: {}",
+            se.code().unwrap_or("error"),
+            se.message().unwrap_or("")
+        ),
         None => format!("{}", aws_sdk_route53::error::DisplayErrorContext(&e)),
     };
     let msg = format!("{call} failed: {text}");
@@ -132,10 +146,18 @@ async fn dns_answer(
         .send()
         .await
     {
-        Ok(a) => Ok((a.response_code() == "NOERROR")
-            .then(|| a.record_data().iter().map(|s| s.to_ascii_lowercase()).collect())),
+        Ok(a) => Ok((a.response_code() == "NOERROR").then(|| {
+            a.record_data()
+                .iter()
+                .map(|s| s.to_ascii_lowercase())
+                .collect()
+        })),
         Err(e) => Err(match e.as_service_error() {
-            Some(se) => format!("{}: {}", se.code().unwrap_or("error"), se.message().unwrap_or("")),
+            Some(se) => format!(
+                "{}: {}",
+                se.code().unwrap_or("error"),
+                se.message().unwrap_or("")
+            ),
             None => format!("{}", aws_sdk_route53::error::DisplayErrorContext(&e)),
         }),
     }
@@ -178,7 +200,12 @@ pub async fn read(ctx: &StepCtx) -> Result<Json, StepError> {
         .start_record_name(&want)
         .send()
         .await
-        .map_err(|e| r53_error(&format!("Route53 ListResourceRecordSets({zone}, {want})"), e))?;
+        .map_err(|e| {
+            r53_error(
+                &format!("Route53 ListResourceRecordSets({zone}, {want})"),
+                e,
+            )
+        })?;
     let mut records: Vec<(Record, RrType)> = Vec::new();
     for rs in listed.resource_record_sets() {
         if fqdn(rs.name()) != want {
@@ -248,7 +275,9 @@ pub async fn read(ctx: &StepCtx) -> Result<Json, StepError> {
                 let t = r.target.split(',').next().unwrap_or_default().to_string();
                 r.answer = match dns_answer(&r53, &zone, &t, &kind).await {
                     Ok(a) => a,
-                    Err(_) => Some(std::iter::once(t.trim_end_matches('.').to_ascii_lowercase()).collect()),
+                    Err(_) => Some(
+                        std::iter::once(t.trim_end_matches('.').to_ascii_lowercase()).collect(),
+                    ),
                 };
             }
             let matches: Vec<&Record> = std::iter::once(&primary)

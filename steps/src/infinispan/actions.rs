@@ -691,7 +691,12 @@ impl Action for CancelPushState {
     }
     fn describe(&self, ctx: &StepCtx, args: &Args) -> Vec<String> {
         let backup = req_str(args, "backup").unwrap_or("?");
-        describe_action(ctx, backup, caches_arg(args).as_deref(), "cancel-push-state")
+        describe_action(
+            ctx,
+            backup,
+            caches_arg(args).as_deref(),
+            "cancel-push-state",
+        )
     }
     async fn probe(&self, ctx: &StepCtx, args: &Args) -> Result<Json, StepError> {
         let backup = req_str(args, "backup")?;
@@ -830,8 +835,10 @@ impl Action for ClearPushStateStatus {
 }
 
 /// `infinispan.sync-state`: whether the step's site and `other` are in sync: both
-/// directions of replication online and the same number of entries in every cache.
-/// Read-only; it reads both sites.
+/// directions of replication online and the same *keys* in every cache (entry counts
+/// say nothing about contents: two session caches of one size can hold different
+/// sessions). A cache with more than `max_keys` keys is "not proven equal". Read-only;
+/// it reads both sites.
 #[derive(Debug)]
 pub struct SyncState;
 
@@ -846,23 +853,61 @@ async fn sizes(
     Ok(out)
 }
 
+/// The default bound on the keys compared per cache.
+pub const MAX_KEYS: usize = 10_000;
+
+/// How two key lists compare: `Ok(n)` equal (n keys), or why not proven equal.
+pub fn compare_keys(
+    here: &str,
+    there: &str,
+    a: Option<Vec<String>>,
+    b: Option<Vec<String>>,
+    bound: usize,
+) -> Result<usize, String> {
+    let (Some(a), Some(b)) = (a, b) else {
+        return Err("its keys cannot be listed over this transport".into());
+    };
+    if a.len() > bound || b.len() > bound {
+        return Err(format!(
+            "more than {bound} keys (the bound on what is compared)"
+        ));
+    }
+    let sa: std::collections::BTreeSet<&String> = a.iter().collect();
+    let sb: std::collections::BTreeSet<&String> = b.iter().collect();
+    if sa == sb {
+        return Ok(sa.len());
+    }
+    let only_a = sa.difference(&sb).count();
+    let only_b = sb.difference(&sa).count();
+    Err(format!(
+        "{only_a} keys only on {here}, {only_b} only on {there}"
+    ))
+}
+
 #[async_trait]
 impl Action for SyncState {
     fn name(&self) -> &'static str {
         "infinispan.sync-state"
     }
     fn summary(&self) -> &'static str {
-        "compare two sites: both directions of replication online and the same entry counts per cache"
+        "compare two sites: both directions of replication online and the same keys in every cache"
     }
     fn args(&self) -> &'static [ArgSpec] {
         const A: &[ArgSpec] = &[
             ArgSpec::required("other", ArgKind::String, "the other site"),
             ArgSpec::required("caches", ArgKind::List, "the caches to compare"),
+            ArgSpec::optional(
+                "max_keys",
+                ArgKind::Int,
+                "a cache with more keys is not proven equal (default 10000)",
+            ),
         ];
         A
     }
     fn outputs(&self) -> Option<&'static [&'static str]> {
-        Some(&["in_sync", "forward", "backward", "sizes", "reason"])
+        Some(&[
+            "in_sync", "forward", "backward", "sizes", "keys", "reason", "summary",
+        ])
     }
     fn effect(&self, _: &Args) -> Effect {
         Effect::ReadOnly
@@ -877,11 +922,12 @@ impl Action for SyncState {
             .as_ref()
             .map(|s| s.name.clone())
             .unwrap_or_default();
-        vec![format!("read x-site status {site}→{other} and {other}→{site}, and every cache's size on both sites")]
+        vec![format!("read x-site status {site}→{other} and {other}→{site}, and every cache's keys on both sites (GET /rest/v2/caches/{{cache}}?action=keys&limit=N)")]
     }
     async fn probe(&self, ctx: &StepCtx, args: &Args) -> Result<Json, StepError> {
         let other = req_str(args, "other")?;
         let caches = crate::args::list_arg(args, "caches").unwrap_or_default();
+        let bound = int_arg(args, "max_keys").map_or(MAX_KEYS, |n| n.max(0) as usize);
         let here = Transport::for_step(ctx).await?;
         let mut other_ctx = ctx.clone();
         other_ctx.site = Some(engine::Site {
@@ -895,11 +941,23 @@ impl Action for SyncState {
         let backward = there.status(here.site(), Some(&caches)).await?.overall;
         let a = sizes(&here, &caches).await?;
         let b = sizes(&there, &caches).await?;
-        let differing: Vec<String> = caches
-            .iter()
-            .filter(|c| a.get(*c).copied().flatten().is_none() || a.get(*c) != b.get(*c))
-            .map(|c| format!("{c} ({} vs {})", fmt_size(a.get(c)), fmt_size(b.get(c))))
-            .collect();
+        let mut keys = serde_json::Map::new();
+        let mut differing = Vec::new();
+        let mut total = 0;
+        for c in &caches {
+            let ka = here.keys(c, bound + 1).await?;
+            let kb = there.keys(c, bound + 1).await?;
+            match compare_keys(here.site(), other, ka, kb, bound) {
+                Ok(n) => {
+                    total += n;
+                    keys.insert(c.clone(), json!(format!("equal ({n} keys)")));
+                }
+                Err(why) => {
+                    differing.push(format!("{c}: {why}"));
+                    keys.insert(c.clone(), json!(why));
+                }
+            }
+        }
         let mut reasons = Vec::new();
         if forward != "online" {
             reasons.push(format!("replication {}→{other} is {forward}", here.site()));
@@ -909,16 +967,27 @@ impl Action for SyncState {
         }
         if !differing.is_empty() {
             reasons.push(format!(
-                "entry counts differ or are unknown: {}",
-                differing.join(", ")
+                "contents not proven equal: {}",
+                differing.join("; ")
             ));
         }
+        let in_sync = reasons.is_empty();
+        let reason = if in_sync {
+            format!(
+                "both directions online and the same keys in all {} caches ({total} keys)",
+                caches.len()
+            )
+        } else {
+            reasons.join("; ")
+        };
         Ok(json!({
-            "in_sync": reasons.is_empty(),
+            "in_sync": in_sync,
             "forward": forward,
             "backward": backward,
             "sizes": {here.site(): a, other: b},
-            "reason": if reasons.is_empty() { "both directions online and the same entry counts".to_string() } else { reasons.join("; ") },
+            "keys": keys,
+            "reason": reason,
+            "summary": format!("{} and {other} {}: {reason}", here.site(), if in_sync { "are in sync" } else { "are not proven in sync" }),
         }))
     }
     async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
@@ -928,13 +997,6 @@ impl Action for SyncState {
             .as_object()
             .cloned()
             .unwrap_or_default())
-    }
-}
-
-fn fmt_size(v: Option<&Option<u64>>) -> String {
-    match v.copied().flatten() {
-        Some(n) => n.to_string(),
-        None => "?".into(),
     }
 }
 

@@ -401,6 +401,43 @@ impl Transport {
         }
     }
 
+    /// Up to `limit` keys of a cache (`GET /rest/v2/caches/C?action=keys&limit=N`, a
+    /// JSON array; Infinispan's `CacheResourceV2.streamKeys`), each as its JSON text;
+    /// `None` where the transport cannot list keys (Batch).
+    ///
+    /// # Errors
+    /// The call fails or the answer is not a JSON array.
+    pub async fn keys(&self, cache: &str, limit: usize) -> Result<Option<Vec<String>>, StepError> {
+        match self {
+            Transport::Rest(r) => {
+                let a = r
+                    .call(
+                        Method::GET,
+                        &format!("/rest/v2/caches/{cache}?action=keys&limit={limit}"),
+                        Self::call_timeout(),
+                    )
+                    .await?;
+                let v = parse_json(&r.site, "keys", &a.body)?;
+                let Json::Array(items) = v else {
+                    return Err(StepError::transient(format!(
+                        "site `{}`: the keys of `{cache}` are not a JSON array",
+                        r.site
+                    )));
+                };
+                Ok(Some(
+                    items
+                        .into_iter()
+                        .map(|k| match k {
+                            Json::String(s) => s,
+                            other => other.to_string(),
+                        })
+                        .collect(),
+                ))
+            }
+            Transport::Batch(_) => Ok(None),
+        }
+    }
+
     /// Number of entries; `None` where the transport cannot tell (Batch).
     ///
     /// # Errors

@@ -29,9 +29,14 @@ fn transient(e: &StepError) -> bool {
     m.contains(": cannot connect:")
         || m.contains(": no answer in time:")
         || m.contains(": request failed:")
-        || [" answered 502", " answered 503", " answered 504", " answered 429"]
-            .iter()
-            .any(|c| m.contains(c))
+        || [
+            " answered 502",
+            " answered 503",
+            " answered 504",
+            " answered 429",
+        ]
+        .iter()
+        .any(|c| m.contains(c))
 }
 
 pub struct Rest {

@@ -37,7 +37,10 @@ pub fn condition(status: &Json, kind: &str) -> Option<(String, String)> {
 pub fn judge(site: &str, name: &str, status: &Json) -> (bool, String) {
     let view = condition(status, "CrossSiteViewFormed");
     let well = condition(status, "WellFormed");
-    let is_true = |c: &Option<(String, String)>| c.as_ref().is_some_and(|(s, _)| s.eq_ignore_ascii_case("true"));
+    let is_true = |c: &Option<(String, String)>| {
+        c.as_ref()
+            .is_some_and(|(s, _)| s.eq_ignore_ascii_case("true"))
+    };
     let formed = is_true(&view) && is_true(&well);
     let describe = |kind: &str, c: &Option<(String, String)>| match c {
         Some((s, m)) if m.is_empty() => format!("{kind}={s}"),
@@ -96,12 +99,17 @@ impl Action for CrossSiteView {
         let (site, name) = cluster_name(ctx)?;
         let (client, ns) = kube_client(ctx).await?;
         let gvk = GroupVersionKind::gvk("infinispan.org", "v1", "Infinispan");
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(client, &ns, &ApiResource::from_gvk_with_plural(&gvk, "infinispans"));
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            client,
+            &ns,
+            &ApiResource::from_gvk_with_plural(&gvk, "infinispans"),
+        );
         let obj = api.get(&name).await.map_err(|e| {
             let msg = format!("site `{site}`: GET infinispans.infinispan.org `{ns}/{name}`: {e}");
             match &e {
-                kube::Error::Api(s) if [401, 403, 404].contains(&s.code) => StepError::permanent(msg),
+                kube::Error::Api(s) if [401, 403, 404].contains(&s.code) => {
+                    StepError::permanent(msg)
+                }
                 _ => StepError::transient(msg),
             }
         })?;
@@ -114,7 +122,12 @@ impl Action for CrossSiteView {
         }))
     }
     async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
-        Ok(self.probe(ctx, args).await?.as_object().cloned().unwrap_or_default())
+        Ok(self
+            .probe(ctx, args)
+            .await?
+            .as_object()
+            .cloned()
+            .unwrap_or_default())
     }
 }
 
