@@ -477,8 +477,16 @@ impl Executor {
     /// Only journal errors: everything else is recorded as a halt or a failure.
     pub async fn drive(self: &Arc<Self>) -> Result<Outcome, JournalError> {
         let total = self.runbook.steps.len();
-        // Every guard, live, before this drive's first effect (a new run or a resume).
-        match self.enforce_guards(None, None).await? {
+        // Every guard, live, before the run's first effect (a new run, or a resumed one
+        // that has had none yet). After an effect, guards are checked again right
+        // before the steps they name: the run's own effects may have changed what a
+        // guard reads (a switchover's take-offline), so they are not checked at large.
+        let fresh = !self.recorder.with(|s| s.had_effect);
+        match if fresh {
+            self.enforce_guards(None, None).await?
+        } else {
+            None
+        } {
             None => {}
             Some(ItemOutcome::Refuse {
                 guard,
@@ -889,10 +897,16 @@ impl Executor {
         loop {
             tries += 1;
             attempt += 1;
-            // Guards, then preconditions: live, right before the effect, every attempt.
-            if let Some(stop) = self.enforce_guards(Some(step), key.clone()).await? {
-                return Ok(stop);
+            // Guards, right before the step's (or item's) first effect: once it has been
+            // applied, even in part, its own effect may change what a guard reads (a
+            // take-offline makes replication mixed); from then on its preconditions,
+            // checked before every attempt, are what protect it.
+            if prior.attempts == 0 && tries == 1 {
+                if let Some(stop) = self.enforce_guards(Some(step), key.clone()).await? {
+                    return Ok(stop);
+                }
             }
+            // Preconditions: live, right before the effect, every attempt.
             for cond in &step.require {
                 match self.check_condition(step, cond, &ctx, &args, &scope).await {
                     Ok(c) if c.holds => {}
@@ -1290,7 +1304,12 @@ impl Executor {
                 tracing::debug!(step = %label, rounds, "issuing the effect again");
                 let left = deadline.saturating_duration_since(Instant::now());
                 match tokio::time::timeout(left, action.apply(ctx, args, prepared)).await {
-                    Ok(Ok(_)) => {}
+                    Ok(Ok(out)) => {
+                        if let Some(p) = out.get("pending").and_then(Json::as_str) {
+                            reissued =
+                                Some(format!("issued again {rounds}×; its last answer: {p}"));
+                        }
+                    }
                     Ok(Err(e)) => {
                         reissued = Some(format!("issued again {rounds}×; its last answer: {e}"))
                     }

@@ -7,6 +7,7 @@ mod bench;
 mod catalog;
 mod check;
 mod crash;
+mod guards;
 mod lab;
 mod locks;
 mod plan;

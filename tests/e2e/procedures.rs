@@ -40,38 +40,27 @@ fn switchover_moves_traffic_db_writer_and_stops_replication() {
 #[test]
 fn failover_makes_it_permanent_and_refuses_an_unhealthy_secondary_unless_forced() {
     let l = InLab::start(&["site-down:site-b"], 0.0);
-    let out = run_rb(&l, &["failover"]).expect(3);
+    // The secondary's own replication status cannot be read: the guard cannot pass.
+    let out = run_rb(&l, &["failover"]).expect(8);
     let reason = out.json()["reason"].as_str().unwrap().to_string();
-    assert!(
-        reason.contains("the secondary site's Keycloak answers its load-balancer check with 200"),
-        "{reason}"
-    );
+    assert_eq!(out.json()["status"], "refused");
+    assert!(reason.contains("could not be checked"), "{reason}");
+    assert!(reason.contains("Nothing was done"), "{reason}");
     assert_eq!(
         l.state()["health_checks"][0]["path"],
         "/lb-check",
         "nothing was done"
     );
-    let l2 = InLab::start(&["site-down:site-b"], 0.0);
-    let out = run_rb(&l2, &["failover", "-p", "force=true"]).expect(3);
+    // a refused run holds nothing: the next attempt is not refused for a held site
+    let out = run_rb(&l, &["failover", "-p", "force=true"]).expect(2);
     assert!(
-        out.json()["reason"]
-            .as_str()
-            .unwrap()
-            .contains("force=true needs force_reason"),
+        out.stderr
+            .contains("force=true overrides the safety guards and needs a reason"),
         "{}",
-        out.stdout
+        out.stderr
     );
-    // the halted run holds the sites: a new attempt is refused until it is dealt with
-    run_rb(
-        &l2,
-        &["failover", "-p", "force=true", "-p", "force_reason=x"],
-    )
-    .expect(5);
-    let mut a = l2.runbook();
-    a.args(["abort", "r-1", "--reason", "forgot the reason"]);
-    run(a).expect(0);
     let out = run_rb(
-        &l2,
+        &l,
         &[
             "failover",
             "-p",
@@ -82,6 +71,16 @@ fn failover_makes_it_permanent_and_refuses_an_unhealthy_secondary_unless_forced(
     );
     let out = out.expect(0);
     assert_eq!(out.json()["status"], "completed");
+    assert!(out.stderr.contains("OVERRIDDEN"), "{}", out.stderr);
+    let mut s = l.runbook();
+    s.args(["status", "r-2", "--json"]);
+    let st: serde_json::Value = serde_json::from_str(&run(s).expect(0).stdout).unwrap();
+    let overrides = st["overrides"].to_string();
+    assert!(
+        overrides.contains("guard `secondary-replication-online`")
+            && overrides.contains("site-b is recovering"),
+        "{overrides}"
+    );
     let l3 = InLab::start(&[], 0.0);
     run_rb(&l3, &["failover"]).expect(0);
     let st = l3.state();
@@ -123,21 +122,78 @@ fn recover_passive_site_replaces_the_passive_data_and_keeps_the_active() {
     );
 }
 
+/// Point site-a's health check at a path that does not exist, straight in the lab (no
+/// run in the journal), and wait until Route53 sends the traffic to site-b.
+fn primary_down_without_a_run(l: &InLab) {
+    l.world(|w| w.health_checks[0].path = "/health/down".into());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while l.state()["serving_site"] != "site-b" {
+        assert!(std::time::Instant::now() < deadline, "site-b never served");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[test]
-fn switchback_on_sites_in_sync_skips_the_data_grid_part() {
+fn switchback_auto_skips_the_data_grid_part_only_on_equal_keys() {
     let l = InLab::start(&[], 0.0);
     l.sessions("site-a", 5);
-    let out = run_rb(&l, &["switchback"]).expect(0);
+    primary_down_without_a_run(&l);
+    let out = run_rb(&l, &["switchback", "-p", "resync=auto"]).expect(0);
     assert_eq!(out.json()["status"], "completed");
     let mut s = l.runbook();
-    s.args(["status", "--json"]);
+    s.args(["status", "r-1", "--json"]);
     let st: serde_json::Value = serde_json::from_str(&run(s).expect(0).stdout).unwrap();
     assert_eq!(st["steps"]["sync-state"]["outputs"]["in_sync"], true);
     assert_eq!(st["steps"]["clear-caches"]["status"], "skipped");
+    let why = st["steps"]["scale-down"]["note"].as_str().unwrap();
+    assert!(
+        why.contains("the same keys in all 8 caches") && why.contains("no failover, switchover"),
+        "the evidence that decided: {why}"
+    );
     assert!(l.state()["sites"]["site-a"]["clear_requests"]
         .as_object()
         .unwrap()
         .is_empty());
+    // Equal counts, different keys: the sessions differ, so it resyncs.
+    primary_down_without_a_run(&l);
+    l.world(|w| {
+        let b = &mut w
+            .sites
+            .get_mut("site-b")
+            .unwrap()
+            .caches
+            .get_mut("sessions")
+            .unwrap()
+            .entries;
+        let first = b.keys().next().unwrap().clone();
+        let v = b.remove(&first).unwrap();
+        b.insert("a-session-only-site-b-knows".into(), v);
+    });
+    assert_eq!(
+        l.entries("site-a", "sessions").len(),
+        l.entries("site-b", "sessions").len(),
+        "the same entry count"
+    );
+    let out = run_rb(&l, &["switchback", "-p", "resync=auto"]).expect(0);
+    assert_eq!(out.json()["status"], "completed");
+    let mut s = l.runbook();
+    s.args(["status", "r-2", "--json"]);
+    let st: serde_json::Value = serde_json::from_str(&run(s).expect(0).stdout).unwrap();
+    assert_eq!(st["steps"]["sync-state"]["outputs"]["in_sync"], false);
+    assert!(
+        st["steps"]["sync-state"]["outputs"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("sessions: 1 keys only on site-a, 1 only on site-b"),
+        "{}",
+        st["steps"]["sync-state"]["outputs"]
+    );
+    assert_eq!(st["steps"]["clear-caches"]["status"], "succeeded");
+    assert_eq!(
+        l.entries("site-a", "sessions"),
+        l.entries("site-b", "sessions"),
+        "resynced from the serving site"
+    );
 }
 
 /// Every `every` ms, check that no session the serving site ever held has gone.

@@ -104,6 +104,12 @@ steps:
     action: http.request
     with: { method: POST, url: "{{ params.base }}/events" }
     retry: { policy: fixed, max_attempts: 3, delay: 10ms }
+    # a destructive effect is tried again only after its preconditions, checked live
+    require:
+      - probe: http.request
+        with: { url: "{{ params.base }}/health" }
+        expect: observation.status == 200
+        message: the service answers
 "#,
     );
     let mut c = runbook(&dir.path().join("j"));
@@ -139,6 +145,10 @@ steps:
     action: http.request
     with: { method: POST, url: "{{ params.base }}/events" }
     retry: { policy: fixed, max_attempts: 2, delay: 10ms }
+    require:
+      - probe: http.request
+        with: { url: "{{ params.base }}/health" }
+        expect: observation.status == 200
 "#,
     );
     let j = dir.path().join("j");
@@ -170,6 +180,43 @@ steps:
     let out = run(r).expect(0);
     assert_eq!(out.json()["status"], "completed");
     assert_eq!(server.with(|s| s.events), 1);
+}
+
+#[test]
+fn a_destructive_step_without_preconditions_is_never_retried_blindly() {
+    let server = TestServer::start();
+    server.with(|s| {
+        s.fail_next.insert("POST /events".into(), 1);
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let rb = write(
+        dir.path(),
+        "blind.yaml",
+        r#"
+name: blind
+params: { base: { type: string } }
+steps:
+  - id: event
+    action: http.request
+    with: { method: POST, url: "{{ params.base }}/events" }
+    retry: { policy: fixed, max_attempts: 3, delay: 10ms }
+"#,
+    );
+    let mut c = runbook(&dir.path().join("j"));
+    c.args(["run"])
+        .arg(&rb)
+        .args(["-p", &format!("base={}", server.base()), "--yes", "--json"]);
+    let out = run(c).expect(1);
+    assert_eq!(out.json()["status"], "failed");
+    assert_eq!(
+        server.with(|s| s
+            .requests
+            .iter()
+            .filter(|(m, p)| m == "POST" && p == "/events")
+            .count()),
+        1,
+        "one attempt only: its outcome is unknown and nothing re-checks the system before another"
+    );
 }
 
 const GATED: &str = r#"

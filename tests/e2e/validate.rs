@@ -26,6 +26,42 @@ fn has(out: &Out, line: &str) {
 }
 
 #[test]
+fn guards_are_validated_with_their_positions() {
+    let out = validate(
+        r#"name: guarded
+params:
+  site: { type: string, default: site-a }
+guards:
+  - id: no-such-step
+    probe: route53.serving-site
+    expect: observation.serving != params.site
+    before: [later]
+  - id: writes
+    probe: http.request
+    with: { method: POST, url: "http://x" }
+    expect: observation.status == 200
+  - id: no-observation
+    expect: observation.x == 1
+steps:
+  - id: one
+    action: wait
+    with: { duration: 0s }
+"#,
+    )
+    .expect(2);
+    has(&out, "rb.yaml:5:3: a runbook with guards declares the override: `force` (bool, default false) and `force_reason` (string) parameters");
+    has(&out, "rb.yaml:8:14: guard `no-such-step` names step `later` in `before`, which is not a step of this runbook (steps: one)");
+    has(&out, "rb.yaml:10:12: guard `writes` probes with `http.request`, which is not read-only: a guard only reads");
+    assert!(
+        out.stderr.contains(
+            "rb.yaml:14:13: unresolved reference `observation.x`: `observation` exists only in"
+        ),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn meaning_errors_name_line_column_and_step() {
     let out = validate(
         r#"name: bad
@@ -58,7 +94,7 @@ steps:
     has(&out, "rb.yaml:7:59: unknown argument `colour` for action `http.request` (it takes: method, url, body, expect_status, probe_url) (step `one`)");
     has(&out, "rb.yaml:8:9: duplicate step id `one` (step `one`)");
     assert!(
-        out.stderr.contains("rb.yaml:9:13: unknown action `infinispan.clear` (known: aurora.failover, http.expect, http.request, infinispan.bring-online, infinispan.clear-caches,"),
+        out.stderr.contains("rb.yaml:9:13: unknown action `infinispan.clear` (known: aurora.failover, http.expect, http.request, infinispan.bring-online, infinispan.cancel-push-state, infinispan.clear-caches,"),
         "{}",
         out.stderr
     );

@@ -271,7 +271,7 @@ impl Action for SetBackup {
         A
     }
     fn outputs(&self) -> Option<&'static [&'static str]> {
-        Some(&["results"])
+        Some(&["results", "pending"])
     }
     fn effect(&self, _: &Args) -> Effect {
         Effect::Idempotent
@@ -348,9 +348,37 @@ impl Action for SetBackup {
             }
         }
         let mut out = Outputs::new();
+        if let Some(p) = refused_nodes(&results) {
+            out.insert("pending".into(), json!(p));
+        }
         out.insert("results".into(), json!(results));
         Ok(out)
     }
+}
+
+/// The nodes a take-offline answer says refused, as a person reads it:
+/// `site-b-infinispan-2 refused take-offline for 8 of 8 caches`.
+fn refused_nodes(results: &BTreeMap<String, String>) -> Option<String> {
+    let mut nodes = std::collections::BTreeSet::new();
+    let mut caches = 0;
+    for v in results.values().filter(|v| super::not_yet_offline(v)) {
+        caches += 1;
+        if let Some(list) = v.split("nodes:").nth(1).and_then(|r| r.split(']').next()) {
+            for n in list.trim_start_matches([' ', '[']).split(',') {
+                let n = n.trim();
+                if !n.is_empty() {
+                    nodes.insert(n.to_string());
+                }
+            }
+        }
+    }
+    (caches > 0).then(|| {
+        format!(
+            "{} refused take-offline for {caches} of {} caches (Infinispan: Could not take the site offline on nodes)",
+            if nodes.is_empty() { "some node".to_string() } else { nodes.into_iter().collect::<Vec<_>>().join(", ") },
+            results.len()
+        )
+    })
 }
 
 /// `infinispan.clear-caches`: clear caches on the site. Destructive: while the site's
@@ -856,29 +884,64 @@ async fn sizes(
 /// The default bound on the keys compared per cache.
 pub const MAX_KEYS: usize = 10_000;
 
-/// How two key lists compare: `Ok(n)` equal (n keys), or why not proven equal.
+/// Keys of one cache on both sites, read once (`None`: cannot be listed).
+pub type KeyRead = (Option<Vec<String>>, Option<Vec<String>>);
+
+/// How the keys of one cache compare on two sites: `Ok(n)` equal (n keys), or why the
+/// contents are not proven equal.
+///
+/// With live traffic a key written between the two reads shows on one side only for a
+/// moment, so a difference in the first read is read again (`again`): a key counts as
+/// missing on a site only when the other site held it in both reads and this site in
+/// neither. Keys removed meanwhile (an expired session) count on neither side.
 pub fn compare_keys(
     here: &str,
     there: &str,
-    a: Option<Vec<String>>,
-    b: Option<Vec<String>>,
+    first: KeyRead,
+    again: Option<KeyRead>,
     bound: usize,
 ) -> Result<usize, String> {
-    let (Some(a), Some(b)) = (a, b) else {
+    use std::collections::BTreeSet;
+    let (Some(a1), Some(b1)) = first else {
         return Err("its keys cannot be listed over this transport".into());
     };
-    if a.len() > bound || b.len() > bound {
+    if a1.len() > bound || b1.len() > bound {
         return Err(format!(
             "more than {bound} keys (the bound on what is compared)"
         ));
     }
-    let sa: std::collections::BTreeSet<&String> = a.iter().collect();
-    let sb: std::collections::BTreeSet<&String> = b.iter().collect();
-    if sa == sb {
-        return Ok(sa.len());
+    let sa1: BTreeSet<&String> = a1.iter().collect();
+    let sb1: BTreeSet<&String> = b1.iter().collect();
+    if sa1 == sb1 {
+        return Ok(sa1.len());
     }
-    let only_a = sa.difference(&sb).count();
-    let only_b = sb.difference(&sa).count();
+    let Some((Some(a2), Some(b2))) = again else {
+        let only_a = sa1.difference(&sb1).count();
+        let only_b = sb1.difference(&sa1).count();
+        return Err(format!(
+            "{only_a} keys only on {here}, {only_b} only on {there}"
+        ));
+    };
+    if a2.len() > bound || b2.len() > bound {
+        return Err(format!(
+            "more than {bound} keys (the bound on what is compared)"
+        ));
+    }
+    let sa2: BTreeSet<&String> = a2.iter().collect();
+    let sb2: BTreeSet<&String> = b2.iter().collect();
+    let stable_a: BTreeSet<&&String> = sa1.intersection(&sa2).collect();
+    let stable_b: BTreeSet<&&String> = sb1.intersection(&sb2).collect();
+    let only_a = stable_a
+        .iter()
+        .filter(|k| !sb1.contains(**k) && !sb2.contains(**k))
+        .count();
+    let only_b = stable_b
+        .iter()
+        .filter(|k| !sa1.contains(**k) && !sa2.contains(**k))
+        .count();
+    if only_a == 0 && only_b == 0 {
+        return Ok(stable_a.len());
+    }
     Err(format!(
         "{only_a} keys only on {here}, {only_b} only on {there}"
     ))
@@ -945,9 +1008,25 @@ impl Action for SyncState {
         let mut differing = Vec::new();
         let mut total = 0;
         for c in &caches {
-            let ka = here.keys(c, bound + 1).await?;
-            let kb = there.keys(c, bound + 1).await?;
-            match compare_keys(here.site(), other, ka, kb, bound) {
+            let first = (
+                here.keys(c, bound + 1).await?,
+                there.keys(c, bound + 1).await?,
+            );
+            let equal = matches!(&first, (Some(a), Some(b)) if {
+                let sa: std::collections::BTreeSet<&String> = a.iter().collect();
+                sa == b.iter().collect()
+            });
+            let again = if equal || first.0.is_none() || first.1.is_none() {
+                None
+            } else {
+                // Writes in flight between the two reads: read both again.
+                tokio::time::sleep(ctx.env.scaled_pause(Duration::from_secs(2))).await;
+                Some((
+                    here.keys(c, bound + 1).await?,
+                    there.keys(c, bound + 1).await?,
+                ))
+            };
+            match compare_keys(here.site(), other, first, again, bound) {
                 Ok(n) => {
                     total += n;
                     keys.insert(c.clone(), json!(format!("equal ({n} keys)")));
@@ -1077,6 +1156,59 @@ fn not_in_state(o: &Json, target: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_in_flight_are_not_a_difference_but_keys_missing_twice_are() {
+        let v = |k: &[&str]| Some(k.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        // Equal at once.
+        assert_eq!(
+            compare_keys("a", "b", (v(&["1", "2"]), v(&["2", "1"])), None, 10),
+            Ok(2)
+        );
+        // `3` was written between the reads: in the second read both have it.
+        assert_eq!(
+            compare_keys(
+                "a",
+                "b",
+                (v(&["1", "2"]), v(&["1", "2", "3"])),
+                Some((v(&["1", "2", "3"]), v(&["1", "2", "3"]))),
+                10
+            ),
+            Ok(2)
+        );
+        // `9` is on a in both reads and on b in neither: b is stale.
+        assert_eq!(
+            compare_keys(
+                "a",
+                "b",
+                (v(&["1", "9"]), v(&["1"])),
+                Some((v(&["1", "9"]), v(&["1"]))),
+                10
+            ),
+            Err("1 keys only on a, 0 only on b".into())
+        );
+        // Equal counts, different keys.
+        assert_eq!(
+            compare_keys(
+                "a",
+                "b",
+                (v(&["1", "2"]), v(&["1", "3"])),
+                Some((v(&["1", "2"]), v(&["1", "3"]))),
+                10
+            ),
+            Err("1 keys only on a, 1 only on b".into())
+        );
+        // Over the bound, or not listable: not proven.
+        assert!(compare_keys(
+            "a",
+            "b",
+            (v(&["1", "2", "3"]), v(&["1", "2", "3"])),
+            None,
+            2
+        )
+        .is_err());
+        assert!(compare_keys("a", "b", (None, v(&["1"])), None, 10).is_err());
+    }
 
     #[test]
     fn a_status_that_did_not_stick_names_the_node_and_the_caches() {
