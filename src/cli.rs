@@ -87,10 +87,11 @@ pub struct BenchArgs {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// The primary site (the one the client domain prefers)
+    /// The primary site, used only when the Route53 failover records cannot be read
+    /// (otherwise the PRIMARY record's site is the primary, whatever this says)
     #[arg(long, default_value = "site-a")]
     pub primary: String,
-    /// The secondary site
+    /// The secondary site, used only when the Route53 failover records cannot be read
     #[arg(long, default_value = "site-b")]
     pub secondary: String,
     /// The Keycloak caches to compare (comma-separated)

@@ -970,7 +970,12 @@ mod tests {
         w.faults
             .push(Fault::parse("offline-not-sticking:site-b").unwrap());
         w.put("site-a", "sessions", "k", "v").unwrap();
-        w.take_offline("site-b", "sessions", "site-a").unwrap();
+        // Infinispan's answer when a node refuses (XSiteAdminOperations.takeSiteOffline).
+        let refused = w.take_offline("site-b", "sessions", "site-a").unwrap_err();
+        assert_eq!(
+            refused,
+            IspnError::Failed("ISPN012047: Site operation on 'site-a' failed: 'Could not take the site offline on nodes:[site-b-infinispan-2]'".into())
+        );
         let st = w.sites["site-b"].caches["sessions"].backups["site-a"].status();
         assert_eq!(st, "mixed");
         w.clear("site-b", "sessions").unwrap();
@@ -978,6 +983,46 @@ mod tests {
             w.size("site-a", "sessions").unwrap(),
             0,
             "mixed is not offline"
+        );
+    }
+
+    #[test]
+    fn a_node_refusing_for_some_rounds_then_complies() {
+        let (mut w, _) = world();
+        w.faults
+            .push(Fault::parse("offline-not-sticking:site-b::2").unwrap());
+        assert!(w.take_offline("site-b", "sessions", "site-a").is_err());
+        assert!(w.take_offline("site-b", "sessions", "site-a").is_err());
+        w.take_offline("site-b", "sessions", "site-a").unwrap();
+        assert_eq!(
+            w.sites["site-b"].caches["sessions"].backups["site-a"].status(),
+            "offline"
+        );
+    }
+
+    #[test]
+    fn route53_answers_the_secondary_only_while_its_check_is_healthy() {
+        let (mut w, _) = world();
+        let check = |site: &str, ok: bool| HealthCheck {
+            id: format!("hc-{site}"),
+            site: site.into(),
+            path: "/lb-check".into(),
+            fqdn: String::new(),
+            port: 0,
+            version: 1,
+            observations: [("eu-west-1".to_string(), (ok, String::new(), 0))]
+                .into_iter()
+                .collect(),
+        };
+        w.health_checks = vec![check("site-a", true), check("site-b", true)];
+        assert_eq!(w.serving_site(), "site-a");
+        w.health_checks = vec![check("site-a", false), check("site-b", true)];
+        assert_eq!(w.serving_site(), "site-b");
+        w.health_checks = vec![check("site-a", false), check("site-b", false)];
+        assert_eq!(
+            w.serving_site(),
+            "site-a",
+            "all unhealthy: the PRIMARY record"
         );
     }
 

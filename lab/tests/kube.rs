@@ -188,6 +188,42 @@ async fn kubectl_edit_and_apply_work_with_validation_on() {
 }
 
 #[tokio::test]
+async fn kubectl_waits_for_the_cross_site_view_as_the_guide_does() {
+    let lab = Lab::start(&[]).await;
+    // Chapter 6.4: oc wait --for condition=CrossSiteViewFormed infinispans.infinispan.org/infinispan
+    let (ok, out, err) = lab
+        .kubectl(&[
+            "--context",
+            "site-a",
+            "-n",
+            "keycloak",
+            "wait",
+            "--for",
+            "condition=CrossSiteViewFormed",
+            "--timeout",
+            "5s",
+            "infinispans.infinispan.org/infinispan",
+        ])
+        .await;
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("condition met"), "{out}");
+    lab.running
+        .shared
+        .lock()
+        .world
+        .faults
+        .push(lab::Fault::Partition);
+    let (ok, out, err) = lab
+        .kubectl(&[
+            "--context", "site-b", "-n", "keycloak", "get", "infinispans.infinispan.org", "infinispan",
+            "-o", "jsonpath={.status.conditions[?(@.type==\"CrossSiteViewFormed\")].status} {.status.conditions[?(@.type==\"CrossSiteViewFormed\")].message}",
+        ])
+        .await;
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "False Site 'site-a' not ready");
+}
+
+#[tokio::test]
 async fn kubectl_gets_and_patches_keycloak() {
     let lab = Lab::start(&[]).await;
     let (ok, out, err) = lab

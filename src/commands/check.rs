@@ -95,10 +95,20 @@ pub async fn run(config: &Config, args: &CheckArgs) -> CliResult<Code> {
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "client domain resolves to: {}",
-        obs.serving
-            .clone()
-            .unwrap_or_else(|| "unknown (no health-check observation)".into())
+        "serving: {} — {}",
+        obs.serving.clone().unwrap_or_else(|| "unknown".into()),
+        obs.serving_how
+    );
+    let _ = writeln!(
+        o,
+        "roles: primary {}, secondary {} (from {})",
+        obs.primary.name,
+        obs.secondary.name,
+        if obs.roles_from == "route53" {
+            "the Route53 failover records"
+        } else {
+            "--primary/--secondary: the failover records could not be read"
+        }
     );
     let _ = writeln!(
         o,
@@ -108,8 +118,8 @@ pub async fn run(config: &Config, args: &CheckArgs) -> CliResult<Code> {
             .map(|w| format!("in {w}'s zone"))
             .unwrap_or_else(|| "unknown".into())
     );
-    site_lines(&mut o, &obs.primary, &args.secondary, s);
-    site_lines(&mut o, &obs.secondary, &args.primary, s);
+    site_lines(&mut o, &obs.primary, &obs.secondary.name, s);
+    site_lines(&mut o, &obs.secondary, &obs.primary.name, s);
     let head = match v.health {
         Health::Healthy => s.green("HEALTHY"),
         Health::Degraded => s.yellow("DEGRADED"),

@@ -29,9 +29,14 @@ pub struct SiteView {
 pub struct Observations {
     pub primary: SiteView,
     pub secondary: SiteView,
-    /// The site the client domain resolves to (Route53 failover: the primary while
-    /// its health check is healthy).
+    /// The site the client domain resolves to, read from Route53 (the failover record
+    /// pair, its health checks, TestDNSAnswer) by the same probe the guards use.
     pub serving: Option<String>,
+    /// How `serving` was read, or why it could not be.
+    pub serving_how: String,
+    /// Where the roles come from: `route53` (the PRIMARY and SECONDARY records' sites)
+    /// or `parameters` (`--primary`/`--secondary`, when the records cannot be read).
+    pub roles_from: String,
     pub aurora_writer_site: Option<String>,
 }
 
@@ -100,6 +105,12 @@ pub fn verdict(o: &Observations, down_path: &str) -> Verdict {
             ),
             notes,
         };
+    }
+    if o.serving.is_none() {
+        notes.push(format!(
+            "which site serves could not be read: {}",
+            o.serving_how
+        ));
     }
     let serving = o.serving.clone().unwrap_or_else(|| p.name.clone());
     if let Some(w) = &o.aurora_writer_site {
@@ -283,7 +294,9 @@ async fn site_view(
     }
 }
 
-/// Read the deployment (read-only probes only).
+/// Read the deployment (read-only probes only). The roles come from Route53: the
+/// site of the PRIMARY failover record is the primary, whatever `primary` says; the
+/// parameters are used only when the records cannot be read (said in `roles_from`).
 pub async fn observe(
     registry: &Registry,
     env: Arc<Environment>,
@@ -291,19 +304,52 @@ pub async fn observe(
     secondary: &str,
     caches: &[String],
 ) -> Observations {
-    let (p, s) = tokio::join!(
-        site_view(registry, &env, primary, secondary, caches),
-        site_view(registry, &env, secondary, primary, caches)
-    );
-    let serving = match p.health_check_healthy {
-        Some(false) => Some(secondary.to_string()),
-        Some(true) => Some(primary.to_string()),
-        None => None,
+    let route53 = crate::serving::read(&ctx_for(&env, primary)).await;
+    let role = |o: &Json, r: &str| {
+        o["records"].as_array().and_then(|a| {
+            a.iter()
+                .find(|x| x["role"] == r)
+                .and_then(|x| x["site"].as_str())
+                .filter(|s| env.sites.contains_key(*s))
+                .map(str::to_string)
+        })
     };
+    let (primary, secondary, roles_from, serving, serving_how) = match &route53 {
+        Ok(o) => match (role(o, "PRIMARY"), role(o, "SECONDARY")) {
+            (Some(p), Some(s)) if p != s => (
+                p,
+                s,
+                "route53".to_string(),
+                o["serving"].as_str().map(str::to_string),
+                o["how"].as_str().unwrap_or_default().to_string(),
+            ),
+            _ => (
+                primary.to_string(),
+                secondary.to_string(),
+                "parameters".to_string(),
+                o["serving"].as_str().map(str::to_string),
+                format!(
+                    "{} (the failover records' health checks are not both sites' route53.health_check_id: roles from --primary/--secondary)",
+                    o["how"].as_str().unwrap_or_default()
+                ),
+            ),
+        },
+        Err(e) => (
+            primary.to_string(),
+            secondary.to_string(),
+            "parameters".to_string(),
+            None,
+            e.message.clone(),
+        ),
+    };
+    let (p, s) = tokio::join!(
+        site_view(registry, &env, &primary, &secondary, caches),
+        site_view(registry, &env, &secondary, &primary, caches)
+    );
     let writer = registry
         .get("aurora.failover")
         .expect("registered")
-        .probe(&ctx_for(&env, primary), &args(json!({})))
+        .probe(&ctx_for(&env, &primary), &args(json!({})))
         .await
         .ok()
         .and_then(|o| o["writer"].as_str().map(str::to_string));
@@ -317,6 +363,8 @@ pub async fn observe(
         primary: p,
         secondary: s,
         serving,
+        serving_how,
+        roles_from,
         aurora_writer_site,
     }
 }
@@ -344,6 +392,8 @@ mod tests {
             primary: p,
             secondary: s,
             serving: Some(serving.into()),
+            serving_how: "test".into(),
+            roles_from: "route53".into(),
             aurora_writer_site: Some("site-a".into()),
         }
     }

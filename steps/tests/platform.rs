@@ -160,6 +160,45 @@ async fn aws_errors_surface_with_their_codes() {
     assert!(reason.contains("NoSuchHealthCheck"), "{reason}");
 }
 
+const SERVING: &str = "name: t\nsteps:\n  - id: serving\n    action: route53.serving-site\n";
+
+#[tokio::test]
+async fn the_serving_site_is_read_from_the_failover_records_and_follows_the_checks() {
+    let lab = Lab::start(&[]).await;
+    let r = run(&lab.running.env_file, SERVING, &[]).await;
+    completed(&r);
+    let o = &r.1.steps["serving"].progress.outputs;
+    assert_eq!(o["serving"], "site-a");
+    assert_eq!(o["records"][0]["role"], "PRIMARY");
+    assert_eq!(o["records"][0]["site"], "site-a");
+    assert_eq!(o["records"][0]["health_check_id"], "hc-site-a");
+    assert_eq!(o["records"][1]["role"], "SECONDARY");
+    assert_eq!(o["records"][1]["site"], "site-b");
+    assert_eq!(o["dns"]["site"], "site-a", "TestDNSAnswer confirms it");
+    // site-a's check fails: Route53 answers with the SECONDARY record.
+    lab.running.shared.lock().world.health_checks[0].path = "/health/down".into();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = run(&lab.running.env_file, SERVING, &[]).await;
+        completed(&r);
+        let o = &r.1.steps["serving"].progress.outputs;
+        if o["serving"] == "site-b" {
+            assert!(o["how"].as_str().unwrap().contains("is unhealthy"), "{o:?}");
+            assert_eq!(o["dns"]["site"], "site-b");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never moved: {o:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A record whose check is no site's: the serving site is unknown, never guessed.
+    let env = lab.env_with("no-hc.yaml", |d| {
+        d["sites"]["site-b"]["route53"]["health_check_id"] = "someone-elses".into();
+    });
+    let r = run(&env, SERVING, &[]).await;
+    completed(&r);
+    assert!(r.1.steps["serving"].progress.outputs["serving"].is_null());
+}
+
 struct Moto(Child);
 
 impl Drop for Moto {
@@ -287,6 +326,114 @@ async fn aurora_and_route53_against_moto() {
             .resource_path(),
         Some("/lb-check")
     );
+    // The client domain's failover pair, as the guide creates it, in moto: the
+    // serving site is read from moto's records and health checks the same way.
+    let hc_b = r53
+        .create_health_check()
+        .caller_reference("site-b")
+        .health_check_config(
+            aws_sdk_route53::types::HealthCheckConfig::builder()
+                .r#type(aws_sdk_route53::types::HealthCheckType::Https)
+                .resource_path("/lb-check")
+                .fully_qualified_domain_name("backup.keycloak.example")
+                .port(443)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .health_check()
+        .unwrap()
+        .id()
+        .to_string();
+    let zone = r53
+        .create_hosted_zone()
+        .name("keycloak.example")
+        .caller_reference("zone")
+        .send()
+        .await
+        .unwrap()
+        .hosted_zone()
+        .unwrap()
+        .id()
+        .trim_start_matches("/hostedzone/")
+        .to_string();
+    use aws_sdk_route53::types::{
+        AliasTarget, Change, ChangeAction, ChangeBatch, ResourceRecordSet,
+        ResourceRecordSetFailover, RrType,
+    };
+    let record = |id: &str, role: ResourceRecordSetFailover, hc: &str, target: &str| {
+        Change::builder()
+            .action(ChangeAction::Create)
+            .resource_record_set(
+                ResourceRecordSet::builder()
+                    .name("client.keycloak.example")
+                    .r#type(RrType::A)
+                    .set_identifier(id)
+                    .failover(role)
+                    .health_check_id(hc)
+                    .alias_target(
+                        AliasTarget::builder()
+                            .hosted_zone_id(&zone)
+                            .dns_name(target)
+                            .evaluate_target_health(true)
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap()
+    };
+    r53.change_resource_record_sets()
+        .hosted_zone_id(&zone)
+        .change_batch(
+            ChangeBatch::builder()
+                .changes(record(
+                    "client-failover-primary",
+                    ResourceRecordSetFailover::Primary,
+                    &hc_id,
+                    "primary.keycloak.example",
+                ))
+                .changes(record(
+                    "client-failover-backup",
+                    ResourceRecordSetFailover::Secondary,
+                    &hc_b,
+                    "backup.keycloak.example",
+                ))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let env2 = dir.path().join("env2.yaml");
+    std::fs::write(
+        &env2,
+        format!(
+            concat!(
+                "aws: {{ region: eu-west-1, endpoint_url: \"{endpoint}\", hosted_zone_id: \"{zone}\", client_domain: client.keycloak.example }}\n",
+                "sites:\n",
+                "  site-a:\n    route53: {{ health_check_id: {a} }}\n",
+                "  site-b:\n    route53: {{ health_check_id: {b} }}\n",
+            ),
+            endpoint = endpoint,
+            zone = zone,
+            a = hc_id,
+            b = hc_b
+        ),
+    )
+    .unwrap();
+    let r = run(&env2, SERVING, &[]).await;
+    completed(&r);
+    let o = &r.1.steps["serving"].progress.outputs;
+    assert_eq!(o["records"][0]["role"], "PRIMARY", "{o:?}");
+    assert_eq!(o["records"][0]["site"], "site-a");
+    assert_eq!(o["records"][1]["site"], "site-b");
+    // moto reports every check healthy: the PRIMARY record's site serves.
+    assert_eq!(o["serving"], "site-a", "{o:?}");
     let out = rds.describe_db_clusters().send().await.unwrap();
     let writer = out.db_clusters()[0]
         .db_cluster_members()

@@ -30,9 +30,42 @@ fn healthy() {
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["health"], "healthy");
     assert!(v["runbook"].is_null());
-    assert!(text.contains("client domain resolves to: site-a"), "{text}");
+    assert!(text.contains("serving: site-a — PRIMARY record"), "{text}");
+    assert!(
+        text.contains(
+            "roles: primary site-a, secondary site-b (from the Route53 failover records)"
+        ),
+        "{text}"
+    );
     assert!(text.contains("HEALTHY"), "{text}");
     assert!(text.contains("sessions=7"), "{text}");
+}
+
+#[test]
+fn the_verdict_does_not_depend_on_the_primary_parameter() {
+    let l = InLab::start(&["partition"], 0.0);
+    l.sessions("site-a", 5);
+    l.lift();
+    settle();
+    // Told the wrong way round, check still reads the roles from Route53.
+    let mut c = l.runbook();
+    c.args([
+        "check",
+        "--json",
+        "--primary",
+        "site-b",
+        "--secondary",
+        "site-a",
+    ]);
+    let out = run(c);
+    assert_eq!(out.code, 6, "{}", out.stdout);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["observations"]["roles_from"], "route53");
+    assert_eq!(v["observations"]["serving"], "site-a");
+    assert_eq!(
+        v["runbook"],
+        "recover-passive-site -p primary=site-a -p secondary=site-b"
+    );
 }
 
 #[test]
@@ -69,7 +102,7 @@ fn after_a_switchover() {
         v["runbook"],
         "recover-passive-site -p primary=site-b -p secondary=site-a"
     );
-    assert!(text.contains("client domain resolves to: site-b"), "{text}");
+    assert!(text.contains("serving: site-b — "), "{text}");
     assert!(text.contains("aurora writer: in site-b's zone"), "{text}");
     // after the resync, switchback is what is left
     let mut c = l.runbook();

@@ -156,6 +156,15 @@ impl Rest {
             None => {}
         }
         req.send().await.map_err(|e| {
+            let chain = error_chain(&e);
+            if chain.to_lowercase().contains("certificate") {
+                // A certificate the client does not trust will not be trusted on retry.
+                return StepError::permanent(format!(
+                    "site `{}`: {method} {}: TLS: {chain} (give the site's CA with infinispan.tls.ca_file)",
+                    self.site,
+                    self.url(path)
+                ));
+            }
             let what = if e.is_connect() {
                 "cannot connect"
             } else if e.is_timeout() {
@@ -167,7 +176,7 @@ impl Rest {
                 "site `{}`: {method} {}: {what}: {}",
                 self.site,
                 self.url(path),
-                error_chain(&e)
+                chain
             ))
         })
     }
