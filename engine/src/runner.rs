@@ -318,13 +318,24 @@ pub fn abort(journal: Journal, run: RunId, reason: &str) -> Result<RunState, Run
 ///
 /// # Errors
 /// An unreadable journal.
-pub fn history(journal: &Journal, except: Option<RunId>) -> Result<Json, RunError> {
+///
+/// Against a lab (`env.lab`), only the runs against that same lab count (the same
+/// environment digest: a new lab is a new deployment); against real sites, every run.
+pub fn history(
+    journal: &Journal,
+    except: Option<RunId>,
+    env: &Environment,
+) -> Result<Json, RunError> {
     let mut states = Vec::new();
     for r in journal.runs()? {
         if Some(r.run_id) == except || !crate::history::PROCEDURES.contains(&r.runbook.as_str()) {
             continue;
         }
-        states.push(run_state(journal, r.run_id)?);
+        let state = run_state(journal, r.run_id)?;
+        if env.lab.is_some() && state.env_digest != env.digest {
+            continue;
+        }
+        states.push(state);
     }
     Ok(crate::history::facts(&states))
 }
@@ -338,7 +349,7 @@ async fn drive(
     actor: Actor,
 ) -> Result<Outcome, RunError> {
     let history = if runbook.uses_history {
-        history(recorder.journal(), Some(recorder.run_id()))?
+        history(recorder.journal(), Some(recorder.run_id()), &env)?
     } else {
         crate::history::none()
     };

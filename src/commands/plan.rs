@@ -43,9 +43,10 @@ pub fn prepare(config: &Config, name: &str, raw_params: &[String]) -> CliResult<
     } else {
         None
     };
+    let env = config.environment()?;
     let history = match &journal {
         Some(j) if runbook.uses_history => {
-            engine::runner::history(j, None).map_err(crate::exit::from_run_error)?
+            engine::runner::history(j, None, &env).map_err(crate::exit::from_run_error)?
         }
         _ => engine::history::none(),
     };
@@ -78,7 +79,6 @@ pub fn prepare(config: &Config, name: &str, raw_params: &[String]) -> CliResult<
     for n in notes.into_inner() {
         eprintln!("note: using {n}");
     }
-    let env = config.environment()?;
     Ok(Prepared {
         runbook,
         env,
