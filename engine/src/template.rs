@@ -44,7 +44,12 @@ impl Templates {
     pub fn new() -> Templates {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
-        env.set_keep_trailing_newline(true);
+        env.set_syntax(
+            minijinja::syntax::SyntaxConfig::builder()
+                .keep_trailing_newline(true)
+                .build()
+                .expect("the default syntax with the trailing newline kept"),
+        );
         Templates { env }
     }
 
@@ -60,8 +65,10 @@ impl Templates {
         if !text.contains("{{") && !text.contains("{%") {
             return Ok(Vec::new());
         }
-        let tmpl = self.env.template_from_str(text).map_err(describe)?;
-        let mut refs: Vec<String> = tmpl.undeclared_variables(true).into_iter().collect();
+        let mut refs: Vec<String> = contained(text, || {
+            let tmpl = self.env.template_from_str(text).map_err(describe)?;
+            Ok(tmpl.undeclared_variables(true).into_iter().collect())
+        })?;
         refs.sort();
         Ok(refs)
     }
@@ -71,11 +78,13 @@ impl Templates {
     /// # Errors
     /// When the text does not parse as an expression.
     pub fn references_in_expression(&self, expr: &str) -> Result<Vec<String>, String> {
-        let compiled = self
-            .env
-            .compile_expression(bare_expression(expr))
-            .map_err(describe)?;
-        let mut refs: Vec<String> = compiled.undeclared_variables(true).into_iter().collect();
+        let mut refs: Vec<String> = contained(expr, || {
+            let compiled = self
+                .env
+                .compile_expression(bare_expression(expr))
+                .map_err(describe)?;
+            Ok(compiled.undeclared_variables(true).into_iter().collect())
+        })?;
         refs.sort();
         Ok(refs)
     }
@@ -110,11 +119,13 @@ impl Templates {
         if !text.contains("{{") && !text.contains("{%") {
             return Ok(Json::String(text.to_string()));
         }
-        let ctx = Value::from_serialize(ctx);
-        self.env
-            .render_str(text, ctx)
-            .map(Json::String)
-            .map_err(|e| format!("in `{text}`: {}", describe(e)))
+        let ctx = Value::from(minijinja::value::Serde(ctx));
+        contained(text, || {
+            self.env
+                .render_str(text, ctx)
+                .map(Json::String)
+                .map_err(|e| format!("in `{text}`: {}", describe(e)))
+        })
     }
 
     /// Evaluate an expression to a JSON value.
@@ -123,13 +134,15 @@ impl Templates {
     /// An undefined reference, a syntax error, or a value JSON cannot hold.
     pub fn eval(&self, expr: &str, ctx: &Json) -> Result<Json, String> {
         let expr = bare_expression(expr);
-        let compiled = self
-            .env
-            .compile_expression(expr)
-            .map_err(|e| format!("in `{expr}`: {}", describe(e)))?;
-        let value = compiled
-            .eval(Value::from_serialize(ctx))
-            .map_err(|e| format!("in `{expr}`: {}", describe(e)))?;
+        let value = contained(expr, || {
+            let compiled = self
+                .env
+                .compile_expression(expr)
+                .map_err(|e| format!("in `{expr}`: {}", describe(e)))?;
+            compiled
+                .eval(Value::from(minijinja::value::Serde(ctx)))
+                .map_err(|e| format!("in `{expr}`: {}", describe(e)))
+        })?;
         if value.is_undefined() {
             return Err(format!("in `{expr}`: undefined value"));
         }
@@ -149,6 +162,24 @@ impl Templates {
             )),
         }
     }
+}
+
+/// Run the template library on user text, turning a panic inside it into an error.
+/// This is the one place where a third-party parser reads what a person typed: a bug
+/// there must end in a message naming the text, never in a crash. (minijinja 2.x
+/// panicked with "empty lexer stack" on `a}}x`; 3.x answers a syntax error.)
+fn contained<T>(text: &str, f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into());
+        Err(format!(
+            "the template engine failed on `{}` ({why}): rewrite the expression",
+            text.chars().take(120).collect::<String>()
+        ))
+    })
 }
 
 fn describe(e: minijinja::Error) -> String {

@@ -89,6 +89,40 @@ fn config() -> ProptestConfig {
     }
 }
 
+/// Issue 14: `a}}` inserted into a condition made minijinja 2.x panic ("empty lexer
+/// stack") inside `compile_expression`; 3.x answers a syntax error, and the template
+/// boundary turns any panic into an error anyway. The input is fuzz/regressions'.
+#[test]
+fn stray_closing_braces_in_an_expression_were_a_lexer_panic() {
+    let text = include_str!("../../fuzz/regressions/minijinja-empty-lexer-stack.yaml");
+    let e = load_str(text, "p.yaml", &registry())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.lines().any(|l| l
+            == "p.yaml:7:17: expression error: syntax error: unexpected input after expression (step `a`)"),
+        "{e}"
+    );
+}
+
+/// Every input a fuzzer found to crash, kept in fuzz/regressions: each loads to a
+/// result (any result) without a panic.
+#[test]
+fn every_fuzz_regression_loads_without_a_panic() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+        let _ = load_str(&text, &path.display().to_string(), &registry());
+        n += 1;
+    }
+    assert!(
+        n >= 1,
+        "fuzz/regressions holds the inputs that once crashed"
+    );
+}
+
 #[test]
 fn the_sample_is_valid() {
     load_str(VALID, "sample.yaml", &registry()).unwrap();

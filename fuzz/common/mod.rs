@@ -1,0 +1,105 @@
+//! A registry with the built-in actions' names and arguments, as stubs: the loader
+//! validates against it exactly as against the real one, without building the AWS,
+//! Kubernetes and HTTP clients into the fuzzer.
+
+#![allow(dead_code)]
+
+use engine::action::{ArgKind, ArgSpec, Args, Outputs, Registry, StepCtx, StepError};
+use engine::{Action, Effect};
+use serde_json::Value as Json;
+
+pub struct Stub {
+    pub name: &'static str,
+    pub args: &'static [ArgSpec],
+    pub outputs: &'static [&'static str],
+    pub effect: Effect,
+}
+
+#[async_trait::async_trait]
+impl Action for Stub {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn summary(&self) -> &'static str {
+        "stub"
+    }
+    fn args(&self) -> &'static [ArgSpec] {
+        self.args
+    }
+    fn outputs(&self) -> Option<&'static [&'static str]> {
+        Some(self.outputs)
+    }
+    fn effect(&self, _: &Args) -> Effect {
+        self.effect
+    }
+    fn describe(&self, _: &StepCtx, _: &Args) -> Vec<String> {
+        vec![]
+    }
+    async fn probe(&self, _: &StepCtx, _: &Args) -> Result<Json, StepError> {
+        Ok(Json::Null)
+    }
+    async fn apply(&self, _: &StepCtx, _: &Args, _: &Outputs) -> Result<Outputs, StepError> {
+        Ok(Outputs::new())
+    }
+}
+
+const fn o(name: &'static str, kind: ArgKind) -> ArgSpec {
+    ArgSpec::optional(name, kind, "")
+}
+const fn r(name: &'static str, kind: ArgKind) -> ArgSpec {
+    ArgSpec::required(name, kind, "")
+}
+
+const BACKUP_ARGS: &[ArgSpec] = &[r("backup", ArgKind::String), o("cache", ArgKind::String), o("caches", ArgKind::List), o("poll", ArgKind::Duration)];
+
+pub fn registry() -> Registry {
+    use ArgKind::*;
+    use Effect::*;
+    let mut reg = Registry::new();
+    let stubs = [
+        Stub { name: "wait", args: &[r("duration", Duration)], outputs: &[], effect: ReadOnly },
+        Stub { name: "manual.confirm", args: &[r("instructions", String)], outputs: &[], effect: ReadOnly },
+        Stub { name: "http.request", args: &[o("method", String), r("url", String), o("body", Any), o("expect_status", Any), o("probe_url", String)], outputs: &["status", "body"], effect: Destructive },
+        Stub { name: "http.expect", args: &[o("url", String), o("status", Int), o("poll", Duration)], outputs: &["status"], effect: ReadOnly },
+        Stub { name: "infinispan.site-status", args: &[r("backup", String), o("cache", String), o("caches", List)], outputs: &["status", "caches", "nodes"], effect: ReadOnly },
+        Stub { name: "infinispan.take-offline", args: BACKUP_ARGS, outputs: &["results", "pending"], effect: Idempotent },
+        Stub { name: "infinispan.bring-online", args: BACKUP_ARGS, outputs: &["results"], effect: Idempotent },
+        Stub { name: "infinispan.clear-caches", args: &[o("cache", String), o("caches", List)], outputs: &[], effect: Destructive },
+        Stub { name: "infinispan.push-state", args: &[r("backup", String), o("cache", String), o("caches", List), o("max_repush", Int), o("poll", Duration)], outputs: &["repushed", "push"], effect: Idempotent },
+        Stub { name: "infinispan.clear-push-state-status", args: &[o("backup", String), o("cache", String), o("caches", List)], outputs: &[], effect: Idempotent },
+        Stub { name: "infinispan.sync-state", args: &[r("other", String), r("caches", List), o("max_keys", Int)], outputs: &["in_sync", "forward", "backward", "sizes", "keys", "reason", "summary"], effect: ReadOnly },
+        Stub { name: "infinispan.cross-site-view", args: &[], outputs: &["formed", "summary", "conditions"], effect: ReadOnly },
+        Stub { name: "keycloak.scale", args: &[r("instances", Any), o("poll", Duration)], outputs: &["previous_instances"], effect: Idempotent },
+        Stub { name: "aurora.failover", args: &[o("instance", String), o("cluster", String), o("poll", Duration)], outputs: &["previous_writer", "changed"], effect: Idempotent },
+        Stub { name: "route53.set-health-check-path", args: &[r("path", String), o("health_check_id", String), o("wait_for", String), o("poll", Duration)], outputs: &["previous_path", "version"], effect: Idempotent },
+        Stub { name: "route53.serving-site", args: &[], outputs: &["serving", "domain", "how", "records", "dns", "summary"], effect: ReadOnly },
+    ];
+    for s in stubs {
+        reg.register(s);
+    }
+    reg
+}
+
+/// A runbook with every parameter type, `allowed`, `differs_from`, guards and the
+/// override: what `-p` values are resolved against.
+pub const PARAMS_RUNBOOK: &str = r#"name: params
+params:
+  primary: { type: string, default: site-a, allowed: [site-a, site-b] }
+  secondary: { type: string, default: site-b }
+  caches: { type: list, default: [sessions, work] }
+  n: { type: int, default: 3 }
+  on: { type: bool, default: true }
+  pause: { type: duration, default: 5s }
+  down: { type: string, default: /health/down }
+  restore: { type: string, default: /lb-check, differs_from: down }
+  token: { type: string, secret: true }
+  force: { type: bool, default: false }
+  force_reason: { type: string, default: "" }
+guards:
+  - id: g
+    expect: "params.secondary not in history.stale"
+steps:
+  - id: w
+    action: wait
+    with: { duration: "{{ params.pause }}" }
+"#;

@@ -1,0 +1,19 @@
+//! The environment file: any text gives an environment or a positioned error.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let text = String::from_utf8_lossy(data);
+    match engine::env::Environment::parse(&text, std::path::Path::new("env.yaml")) {
+        Ok(env) => {
+            let _ = env.time_scale();
+            let _ = env.scaled_timeout(std::time::Duration::from_secs(300));
+            let _ = env.scaled_pause(std::time::Duration::from_secs(30));
+            let _ = env.sites_json();
+        }
+        Err(e) => {
+            let _ = e.to_string();
+        }
+    }
+});
