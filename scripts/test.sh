@@ -20,7 +20,12 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --features failpoints -- -D warnings
 
+echo "== fuzz (each parser of user input for ${FUZZ_SECONDS:-15}s; bash scripts/fuzz.sh for 10 minutes each)"
+bash scripts/fuzz.sh "${FUZZ_SECONDS:-15}"
+
 echo "== cargo test"
-# Bounded property run of the loader (raise PROPTEST_CASES for a longer fuzz).
+# Bounded property runs of the loader (raise PROPTEST_CASES for a longer run; a panic is
+# never "fixed" by lowering it).
 export PROPTEST_CASES="${PROPTEST_CASES:-2000}"
 cargo test --workspace --features failpoints -- --color never
+

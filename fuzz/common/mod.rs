@@ -50,31 +50,143 @@ const fn r(name: &'static str, kind: ArgKind) -> ArgSpec {
     ArgSpec::required(name, kind, "")
 }
 
-const BACKUP_ARGS: &[ArgSpec] = &[r("backup", ArgKind::String), o("cache", ArgKind::String), o("caches", ArgKind::List), o("poll", ArgKind::Duration)];
+const BACKUP_ARGS: &[ArgSpec] = &[
+    r("backup", ArgKind::String),
+    o("cache", ArgKind::String),
+    o("caches", ArgKind::List),
+    o("poll", ArgKind::Duration),
+];
+
+use ArgKind::{Any, Duration, Int, List};
+use Effect::*;
+
+const STRING: ArgKind = ArgKind::String;
+
+const STUBS: [Stub; 16] = [
+    Stub {
+        name: "wait",
+        args: &[r("duration", Duration)],
+        outputs: &[],
+        effect: ReadOnly,
+    },
+    Stub {
+        name: "manual.confirm",
+        args: &[r("instructions", STRING)],
+        outputs: &[],
+        effect: ReadOnly,
+    },
+    Stub {
+        name: "http.request",
+        args: &[
+            o("method", STRING),
+            r("url", STRING),
+            o("body", Any),
+            o("expect_status", Any),
+            o("probe_url", STRING),
+        ],
+        outputs: &["status", "body"],
+        effect: Destructive,
+    },
+    Stub {
+        name: "http.expect",
+        args: &[o("url", STRING), o("status", Int), o("poll", Duration)],
+        outputs: &["status"],
+        effect: ReadOnly,
+    },
+    Stub {
+        name: "infinispan.site-status",
+        args: &[r("backup", STRING), o("cache", STRING), o("caches", List)],
+        outputs: &["status", "caches", "nodes"],
+        effect: ReadOnly,
+    },
+    Stub {
+        name: "infinispan.take-offline",
+        args: BACKUP_ARGS,
+        outputs: &["results", "pending"],
+        effect: Idempotent,
+    },
+    Stub {
+        name: "infinispan.bring-online",
+        args: BACKUP_ARGS,
+        outputs: &["results"],
+        effect: Idempotent,
+    },
+    Stub {
+        name: "infinispan.clear-caches",
+        args: &[o("cache", STRING), o("caches", List)],
+        outputs: &[],
+        effect: Destructive,
+    },
+    Stub {
+        name: "infinispan.push-state",
+        args: &[
+            r("backup", STRING),
+            o("cache", STRING),
+            o("caches", List),
+            o("max_repush", Int),
+            o("poll", Duration),
+        ],
+        outputs: &["repushed", "push"],
+        effect: Idempotent,
+    },
+    Stub {
+        name: "infinispan.clear-push-state-status",
+        args: &[o("backup", STRING), o("cache", STRING), o("caches", List)],
+        outputs: &[],
+        effect: Idempotent,
+    },
+    Stub {
+        name: "infinispan.sync-state",
+        args: &[r("other", STRING), r("caches", List), o("max_keys", Int)],
+        outputs: &[
+            "in_sync", "forward", "backward", "sizes", "keys", "reason", "summary",
+        ],
+        effect: ReadOnly,
+    },
+    Stub {
+        name: "infinispan.cross-site-view",
+        args: &[],
+        outputs: &["formed", "summary", "conditions"],
+        effect: ReadOnly,
+    },
+    Stub {
+        name: "keycloak.scale",
+        args: &[r("instances", Any), o("poll", Duration)],
+        outputs: &["previous_instances"],
+        effect: Idempotent,
+    },
+    Stub {
+        name: "aurora.failover",
+        args: &[
+            o("instance", STRING),
+            o("cluster", STRING),
+            o("poll", Duration),
+        ],
+        outputs: &["previous_writer", "changed"],
+        effect: Idempotent,
+    },
+    Stub {
+        name: "route53.set-health-check-path",
+        args: &[
+            r("path", STRING),
+            o("health_check_id", STRING),
+            o("wait_for", STRING),
+            o("poll", Duration),
+        ],
+        outputs: &["previous_path", "version"],
+        effect: Idempotent,
+    },
+    Stub {
+        name: "route53.serving-site",
+        args: &[],
+        outputs: &["serving", "domain", "how", "records", "dns", "summary"],
+        effect: ReadOnly,
+    },
+];
 
 pub fn registry() -> Registry {
-    use ArgKind::*;
-    use Effect::*;
     let mut reg = Registry::new();
-    let stubs = [
-        Stub { name: "wait", args: &[r("duration", Duration)], outputs: &[], effect: ReadOnly },
-        Stub { name: "manual.confirm", args: &[r("instructions", String)], outputs: &[], effect: ReadOnly },
-        Stub { name: "http.request", args: &[o("method", String), r("url", String), o("body", Any), o("expect_status", Any), o("probe_url", String)], outputs: &["status", "body"], effect: Destructive },
-        Stub { name: "http.expect", args: &[o("url", String), o("status", Int), o("poll", Duration)], outputs: &["status"], effect: ReadOnly },
-        Stub { name: "infinispan.site-status", args: &[r("backup", String), o("cache", String), o("caches", List)], outputs: &["status", "caches", "nodes"], effect: ReadOnly },
-        Stub { name: "infinispan.take-offline", args: BACKUP_ARGS, outputs: &["results", "pending"], effect: Idempotent },
-        Stub { name: "infinispan.bring-online", args: BACKUP_ARGS, outputs: &["results"], effect: Idempotent },
-        Stub { name: "infinispan.clear-caches", args: &[o("cache", String), o("caches", List)], outputs: &[], effect: Destructive },
-        Stub { name: "infinispan.push-state", args: &[r("backup", String), o("cache", String), o("caches", List), o("max_repush", Int), o("poll", Duration)], outputs: &["repushed", "push"], effect: Idempotent },
-        Stub { name: "infinispan.clear-push-state-status", args: &[o("backup", String), o("cache", String), o("caches", List)], outputs: &[], effect: Idempotent },
-        Stub { name: "infinispan.sync-state", args: &[r("other", String), r("caches", List), o("max_keys", Int)], outputs: &["in_sync", "forward", "backward", "sizes", "keys", "reason", "summary"], effect: ReadOnly },
-        Stub { name: "infinispan.cross-site-view", args: &[], outputs: &["formed", "summary", "conditions"], effect: ReadOnly },
-        Stub { name: "keycloak.scale", args: &[r("instances", Any), o("poll", Duration)], outputs: &["previous_instances"], effect: Idempotent },
-        Stub { name: "aurora.failover", args: &[o("instance", String), o("cluster", String), o("poll", Duration)], outputs: &["previous_writer", "changed"], effect: Idempotent },
-        Stub { name: "route53.set-health-check-path", args: &[r("path", String), o("health_check_id", String), o("wait_for", String), o("poll", Duration)], outputs: &["previous_path", "version"], effect: Idempotent },
-        Stub { name: "route53.serving-site", args: &[], outputs: &["serving", "domain", "how", "records", "dns", "summary"], effect: ReadOnly },
-    ];
-    for s in stubs {
+    for s in STUBS {
         reg.register(s);
     }
     reg

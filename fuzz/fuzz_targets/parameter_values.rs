@@ -25,7 +25,10 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     RUNBOOK.with(|rb| {
-        let secret = given.iter().find(|(k, _)| k == "env").map(|(_, v)| v.clone());
+        let secret = given
+            .iter()
+            .find(|(k, _)| k == "env")
+            .map(|(_, v)| v.clone());
         match engine::params::resolve(rb, &given, |_| secret.clone()) {
             Ok((values, secrets)) => {
                 for s in &secrets {
