@@ -248,6 +248,16 @@ impl Environment {
             column,
             message,
         };
+        if let Some(pos) = crate::spans::too_deep(text) {
+            return Err(invalid(
+                pos.line,
+                pos.column,
+                format!(
+                    "nested deeper than {} levels of mappings and lists: an environment file is not that deep",
+                    crate::spans::MAX_DEPTH
+                ),
+            ));
+        }
         let raw: RawEnv = serde_yaml::from_str(text).map_err(|e| {
             let (line, column) = e
                 .location()

@@ -177,6 +177,17 @@ pub fn load_str(source: &str, origin: &str, registry: &Registry) -> Result<Runbo
         origin: origin.to_string(),
         problems,
     };
+    if let Some(pos) = spans.too_deep {
+        return Err(fail(vec![Problem {
+            line: pos.line,
+            column: pos.column,
+            step: None,
+            message: format!(
+                "nested deeper than {} levels of mappings and lists: a runbook is not that deep",
+                crate::spans::MAX_DEPTH
+            ),
+        }]));
+    }
     let raw: RawRunbook = match serde_yaml::from_str(source) {
         Ok(raw) => raw,
         Err(e) => return Err(fail(vec![structure_problem(&e, &spans, source)])),

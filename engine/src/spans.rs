@@ -22,12 +22,25 @@ pub struct Pos {
 #[derive(Debug, Default)]
 pub struct Spans {
     by_path: HashMap<String, Pos>,
+    /// Where the nesting first went deeper than [`MAX_DEPTH`], if it did.
+    pub too_deep: Option<Pos>,
 }
+
+/// The deepest nesting of mappings and sequences a runbook or environment file may
+/// have. Real ones stay under 10; the bound keeps every input linear to read (paths
+/// are not built below it).
+pub const MAX_DEPTH: usize = 64;
 
 impl Spans {
     /// Index `source`. A text that does not parse gives an empty index (the
     /// deserialiser reports the syntax error with its own position).
     pub fn index(source: &str) -> Spans {
+        if let Some(pos) = too_deep(source) {
+            return Spans {
+                too_deep: Some(pos),
+                ..Spans::default()
+            };
+        }
         let mut walker = Walker::default();
         let mut parser = Parser::new_from_str(source);
         if parser.load(&mut walker, false).is_err() {
@@ -35,6 +48,7 @@ impl Spans {
         }
         Spans {
             by_path: walker.by_path,
+            too_deep: None,
         }
     }
 
@@ -90,6 +104,53 @@ struct Walker {
     by_path: HashMap<String, Pos>,
 }
 
+/// Where a YAML text first nests deeper than [`MAX_DEPTH`], found in one pass over the
+/// characters, before any YAML library reads it (serde_yaml takes time quadratic in the
+/// depth before it reports its recursion limit: 24 s for 100,000 brackets). Counts flow
+/// brackets outside quotes and comments, plus block levels (each deeper indentation,
+/// each `- ` of a sequence entry). An estimate on the safe side: it may count a level
+/// that YAML would not, never fewer.
+pub fn too_deep(source: &str) -> Option<Pos> {
+    let mut indents: Vec<usize> = Vec::new();
+    let mut flow = 0usize;
+    for (l, line) in source.lines().enumerate() {
+        let body = line.trim_start_matches(' ');
+        let indent = line.len() - body.len();
+        if flow == 0 && !body.is_empty() && !body.starts_with('#') {
+            while indents.last().is_some_and(|i| *i >= indent) {
+                indents.pop();
+            }
+            indents.push(indent);
+        }
+        let mut dashes = 0;
+        let mut rest = body;
+        while let Some(r) = rest.strip_prefix("- ") {
+            dashes += 1;
+            rest = r.trim_start_matches(' ');
+        }
+        let (mut single, mut double) = (false, false);
+        let mut prev = ' ';
+        for (c, ch) in line.char_indices() {
+            match ch {
+                '\'' if !double => single = !single,
+                '"' if !single && prev != '\\' => double = !double,
+                '#' if !single && !double && (prev == ' ' || c == 0) => break,
+                '[' | '{' if !single && !double => flow += 1,
+                ']' | '}' if !single && !double => flow = flow.saturating_sub(1),
+                _ => {}
+            }
+            prev = ch;
+            if indents.len() + dashes + flow > MAX_DEPTH {
+                return Some(Pos {
+                    line: l + 1,
+                    column: line[..c].chars().count() + 1,
+                });
+            }
+        }
+    }
+    None
+}
+
 fn join(parent: &str, child: &str) -> String {
     if parent.is_empty() {
         child.to_string()
@@ -106,6 +167,11 @@ impl Walker {
             line: mark.line(),
             column: mark.col() + 1,
         };
+        if self.stack.len() >= MAX_DEPTH {
+            // Below the bound nothing is addressed (and a path as long as the nesting
+            // would make reading quadratic).
+            return Some(String::new());
+        }
         let path = match self.stack.last_mut() {
             None => String::new(),
             Some(Frame::Map { path, key }) => match key.take() {
@@ -155,6 +221,40 @@ impl MarkedEventReceiver for Walker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deep_nesting_is_found_and_read_in_linear_time() {
+        let deep = format!("a: {}1{}", "[".repeat(100_000), "]".repeat(100_000));
+        let t = std::time::Instant::now();
+        let spans = Spans::index(&deep);
+        assert_eq!(
+            spans.too_deep,
+            Some(Pos {
+                line: 1,
+                column: 4 + MAX_DEPTH - 1
+            })
+        );
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(5),
+            "not quadratic"
+        );
+        assert!(Spans::index("a: [[1]]").too_deep.is_none());
+        // block nesting counts too; brackets in quotes and comments do not
+        let mut block = String::new();
+        for i in 0..100 {
+            block.push_str(&format!("{}k{i}:\n", "  ".repeat(i)));
+        }
+        assert!(too_deep(&block).is_some());
+        let quoted = format!(
+            "a: \"{}\" # {}\nb: '{}'\n",
+            "[".repeat(200),
+            "{".repeat(200),
+            "{".repeat(200)
+        );
+        assert_eq!(too_deep(&quoted), None);
+        let builtin = include_str!("../../runbooks/switchback.yaml");
+        assert_eq!(too_deep(builtin), None);
+    }
 
     #[test]
     fn finds_nested_values_and_steps() {
