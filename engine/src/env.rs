@@ -126,13 +126,12 @@ pub struct KeycloakConfig {
     pub name: String,
 }
 
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum IspnApi {
-    /// Infinispan 14 / Data Grid 8.4: `/rest/v2/cache-managers/default/...`
+    /// Infinispan 14 / Data Grid 8.4 (Keycloak 24): `/rest/v2/cache-managers/{container}/...`
     V14,
-    /// Infinispan 15+: `/rest/v2/container/...`
-    #[default]
+    /// Infinispan 15+ / Data Grid 8.5+: `/rest/v2/container/...`
     V15,
 }
 
@@ -152,8 +151,22 @@ pub struct InfinispanConfig {
     /// Base URL, e.g. `https://infinispan.example:11222` (REST transport).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
-    #[serde(default)]
-    pub api: IspnApi,
+    /// Which routes the server has; absent: read from the server (`GET /rest/v2/server`)
+    /// once per run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<IspnApi>,
+    /// The cache container (Infinispan 14's `/rest/v2/cache-managers/{container}`);
+    /// default `default`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// The name Infinispan knows this site by (its `sites.local.name`), when it is not
+    /// the environment file's key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site_name: Option<String>,
+    /// The namespace of the Infinispan CR and its Batch CRs; default the site's
+    /// Kubernetes namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
     #[serde(default)]
     pub transport: IspnTransport,
     /// The Infinispan CR's name (Batch transport's `spec.cluster`).
@@ -339,7 +352,7 @@ mod tests {
         let text = "aws:\n  region: eu-west-1\nsites:\n  site-a:\n    infinispan:\n      url: https://x:11222\n      api: v14\n      auth: { username: admin, password_env: ISPN_PW, scheme: digest }\n    keycloak: { name: keycloak }\n";
         let env = Environment::parse(text, Path::new("env.yaml")).unwrap();
         let ispn = env.site_configs["site-a"].infinispan.as_ref().unwrap();
-        assert_eq!(ispn.api, IspnApi::V14);
+        assert_eq!(ispn.api, Some(IspnApi::V14));
         assert_eq!(ispn.auth.as_ref().unwrap().scheme, AuthScheme::Digest);
         assert_eq!(env.sites["site-a"]["keycloak"]["name"], "keycloak");
         let bad = "sites:\n  site-a:\n    infinispan:\n      url: x\n      passwrd: y\n";

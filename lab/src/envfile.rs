@@ -71,7 +71,6 @@ pub fn write(
                keycloak: {{ name: keycloak }}\n    \
                infinispan:\n      \
                  url: {scheme}://{ispn}\n      \
-                 api: v15\n      \
                  transport: rest\n      \
                  cluster: infinispan\n      \
                  auth: {{ username: {user}, password_file: {secret} }}\n{tls}    \

@@ -42,9 +42,14 @@ fn ispn_error(e: IspnError) -> Response {
         ),
         IspnError::NoBackup { cache, site } => text(
             StatusCode::NOT_FOUND,
-            format!("Cache '{cache}' does not have backup location named '{site}'"),
+            // XSiteResource.siteNotFound at 14.0.35.Final, text/plain
+            format!("Cache '{cache}' does not backup to site '{site}'"),
         ),
         IspnError::Failed(m) => text(StatusCode::INTERNAL_SERVER_ERROR, m),
+        IspnError::Op { site, result } => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("ISPN012047: Site operation on '{site}' failed: '{result}'"),
+        ),
     }
 }
 
@@ -117,10 +122,24 @@ fn route(
     now: std::time::Instant,
 ) -> Response {
     let w = &mut lab.world;
-    // Container level: /container/... (v15) and /cache-managers/default/... (v14).
-    let container: Option<&[&str]> = match parts {
-        ["container", rest @ ..] => Some(rest),
-        ["cache-managers", "default", rest @ ..] => Some(rest),
+    // GET /rest/v2/server: ServerResource.ServerInfo, `{"version": printVersion()}`
+    // (brand, codename from build/configuration/pom.xml, version) at each release tag.
+    if method == Method::GET && parts == ["server"] {
+        let version = match w.infinispan_version {
+            15 => "Infinispan 'I'm Still Standing' 15.0.22.Final",
+            _ => "Infinispan 'Flying Saucer' 14.0.35.Final",
+        };
+        return Json(json!({ "version": version })).into_response();
+    }
+    // Container level: exactly the version's routes. Infinispan 14 (XSiteResource at
+    // 14.0.35.Final) has only /cache-managers/{name}/x-site/...; 15 only /container/...
+    let container: Option<&[&str]> = match (w.infinispan_version, parts) {
+        (15, ["container", rest @ ..]) => Some(rest),
+        (14, ["cache-managers", "default", rest @ ..]) => Some(rest),
+        // Another container name: GlobalXSiteAdmin is null, an empty 404.
+        (14, ["cache-managers", _, "x-site", ..]) => {
+            return StatusCode::NOT_FOUND.into_response();
+        }
         _ => None,
     };
     if let Some(rest) = container {
@@ -134,11 +153,10 @@ fn route(
                 Json(Value::Object(out)).into_response()
             }
             (&Method::GET, ["x-site", "backups", remote]) => {
+                // XSiteResource.globalStatus: a site no cache backs up to is not in
+                // the global status map: 404 with an empty body.
                 if !w.sites.contains_key(*remote) || *remote == site {
-                    return text(
-                        StatusCode::NOT_FOUND,
-                        format!("ISPN000402: site `{remote}` is not a backup location"),
-                    );
+                    return StatusCode::NOT_FOUND.into_response();
                 }
                 Json(container_status(w, site, remote)).into_response()
             }
@@ -170,6 +188,7 @@ fn route(
                     let v = match result {
                         Ok(()) => "ok".to_string(),
                         Err(IspnError::Failed(m)) => m,
+                        Err(IspnError::Op { result, .. }) => result,
                         Err(e) => format!("{e:?}"),
                     };
                     out.insert(c, Value::String(v));

@@ -150,6 +150,11 @@ pub enum IspnError {
     NoCache(String),
     NoBackup { cache: String, site: String },
     Failed(String),
+    /// An x-site operation's result other than "ok" (XSiteAdminOperations): REST
+    /// answers a per-cache call with 500 `ISPN012047: Site operation on 'SITE' failed:
+    /// 'RESULT'` (rest/logging/Log.siteOperationFailed); a container call puts RESULT
+    /// itself in its map.
+    Op { site: String, result: String },
 }
 
 #[derive(Debug)]
@@ -162,6 +167,8 @@ pub struct World {
     /// The primary site (the client domain's primary record).
     pub primary: String,
     pub secondary: String,
+    /// 14 or 15 (see [`Shape::infinispan_version`]).
+    pub infinispan_version: u8,
     session_seq: u64,
 }
 
@@ -173,6 +180,9 @@ pub struct Shape {
     pub caches: Vec<String>,
     pub keycloak_instances: u32,
     pub scale: f64,
+    /// The Infinispan major version the lab plays: 14 (Data Grid 8.4, what Keycloak 24
+    /// ships) or 15. It decides the container-level routes and `GET /rest/v2/server`.
+    pub infinispan_version: u8,
 }
 
 impl Default for Shape {
@@ -183,6 +193,7 @@ impl Default for Shape {
             caches: KEYCLOAK_24_CACHES.iter().map(|s| s.to_string()).collect(),
             keycloak_instances: 3,
             scale: 0.001,
+            infinispan_version: 14,
         }
     }
 }
@@ -271,6 +282,7 @@ impl World {
             sites,
             faults: Vec::new(),
             scale: shape.scale,
+            infinispan_version: shape.infinispan_version,
             session_seq: 0,
         }
     }
@@ -503,10 +515,13 @@ impl World {
             }
         }
         if refused {
-            return Err(IspnError::Failed(format!(
-                "ISPN012047: Site operation on '{remote}' failed: 'Could not take the site offline on nodes:[{}]'",
-                refusing.unwrap_or_default()
-            )));
+            return Err(IspnError::Op {
+                site: remote.to_string(),
+                result: format!(
+                    "Could not take the site offline on nodes:[{}]",
+                    refusing.unwrap_or_default()
+                ),
+            });
         }
         Ok(())
     }
@@ -530,6 +545,18 @@ impl World {
         now: Instant,
     ) -> Result<(), IspnError> {
         let t = self.scaled(production::PUSH_STATE);
+        // The push starts with a SYNC control request to the other site: when it cannot
+        // reach it, XSiteAdminOperations.pushState answers at once, it does not go
+        // SENDING first.
+        if self.partitioned() || self.site_down(remote) {
+            self.backup_mut(site, cache, remote)?;
+            return Err(IspnError::Op {
+                site: remote.to_string(),
+                result: format!(
+                    "Unable to pushState to '{remote}'. org.infinispan.remoting.transport.jgroups.SuspectException: site '{remote}' is unreachable"
+                ),
+            });
+        }
         let b = self.backup_mut(site, cache, remote)?;
         for st in b.nodes.values_mut() {
             *st = NodeStatus::Online;
@@ -974,7 +1001,10 @@ mod tests {
         let refused = w.take_offline("site-b", "sessions", "site-a").unwrap_err();
         assert_eq!(
             refused,
-            IspnError::Failed("ISPN012047: Site operation on 'site-a' failed: 'Could not take the site offline on nodes:[site-b-infinispan-2]'".into())
+            IspnError::Op {
+                site: "site-a".into(),
+                result: "Could not take the site offline on nodes:[site-b-infinispan-2]".into()
+            }
         );
         let st = w.sites["site-b"].caches["sessions"].backups["site-a"].status();
         assert_eq!(st, "mixed");

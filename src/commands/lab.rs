@@ -32,6 +32,7 @@ pub fn lab_config(dir: &Path, o: &LabOptions) -> CliResult<lab::LabConfig> {
             .faults
             .push(lab::Fault::parse(spec).map_err(invalid)?);
     }
+    config.shape.infinispan_version = if o.infinispan == "15" { 15 } else { 14 };
     config.workload_per_sec = o.workload;
     config.tls = o.tls;
     Ok(config)
@@ -66,8 +67,8 @@ pub async fn run(_config: &Config, args: &LabArgs) -> CliResult<Code> {
         .unwrap_or_default();
     let pw = dir.join("secrets").join("infinispan-password");
     println!(
-        "The lab is running on 127.0.0.1 (time scale {}).",
-        args.options.time_scale
+        "The lab is running on 127.0.0.1 (time scale {}, Infinispan {}).",
+        args.options.time_scale, lab.config.shape.infinispan_version
     );
     println!();
     println!("  environment file: {env}");

@@ -61,21 +61,24 @@ async fn offline_clear_online(lab: &Lab, env: &std::path::Path) {
 }
 
 #[tokio::test]
-async fn rest_v15_basic() {
-    let lab = Lab::start(&[]).await;
+async fn rest_v15_basic_routes_read_from_the_server() {
+    let lab = Lab::start_playing(&[], 15).await;
     offline_clear_online(&lab, &lab.running.env_file.clone()).await;
-    assert!(lab
-        .requests("site-b")
-        .iter()
-        .any(|r| r.contains("/rest/v2/container/x-site/backups/site-a?action=take-offline")));
+    let reqs = lab.requests("site-b");
+    assert!(reqs.iter().any(|r| r == "GET /rest/v2/server"), "{reqs:?}");
+    assert!(
+        reqs.iter()
+            .any(|r| r.contains("/rest/v2/container/x-site/backups/site-a?action=take-offline")),
+        "{reqs:?}"
+    );
 }
 
 #[tokio::test]
-async fn rest_v14_digest() {
+async fn rest_v14_digest_routes_read_from_the_server() {
+    // The lab plays Infinispan 14 (Keycloak 24's Data Grid 8.4) by default.
     let lab = Lab::start(&[]).await;
-    let env = lab.env_with("v14.yaml", |d| {
+    let env = lab.env_with("digest.yaml", |d| {
         for s in ["site-a", "site-b"] {
-            d["sites"][s]["infinispan"]["api"] = "v14".into();
             d["sites"][s]["infinispan"]["auth"]["scheme"] = "digest".into();
         }
     });
@@ -86,6 +89,22 @@ async fn rest_v14_digest() {
             .contains("/rest/v2/cache-managers/default/x-site/backups/site-a?action=take-offline")),
         "{reqs:?}"
     );
+    assert!(!reqs.iter().any(|r| r.contains("/rest/v2/container")), "{reqs:?}");
+}
+
+#[tokio::test]
+async fn infinispan_14_has_no_container_routes() {
+    // Declared v15 against a server that is 14: its /rest/v2/container answers 404.
+    let lab = Lab::start(&[]).await;
+    let env = lab.env_with("wrong-api.yaml", |d| {
+        for s in ["site-a", "site-b"] {
+            d["sites"][s]["infinispan"]["api"] = "v15".into();
+        }
+    });
+    let yaml = "name: t\nsteps:\n  - id: s\n    site: site-b\n    action: infinispan.site-status\n    with: { backup: site-a }\n";
+    let r = run(&env, yaml, &[]).await;
+    let reason = r.0.reason.unwrap_or_default();
+    assert!(reason.contains("/rest/v2/container/x-site/backups/site-a answered 404"), "{reason}");
 }
 
 #[tokio::test]

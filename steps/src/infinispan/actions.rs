@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use engine::env::{IspnApi, IspnTransport};
+use engine::env::IspnTransport;
 use engine::{Action, ArgKind, ArgSpec, Args, Effect, Outputs, StepCtx, StepError};
 use serde_json::{json, Value as Json};
 
@@ -15,7 +15,8 @@ use crate::args::{caches_arg, dur_arg, int_arg, req_str};
 enum Target {
     Rest {
         base: String,
-        container: &'static str,
+        /// The container-level prefix, or a description of how it will be chosen.
+        container: String,
     },
     Batch {
         site: String,
@@ -46,18 +47,19 @@ fn target(ctx: &StepCtx) -> Target {
                 .unwrap_or_else(|| "(no url)".into())
                 .trim_end_matches('/')
                 .to_string(),
-            container: match ispn.api {
-                IspnApi::V15 => "/rest/v2/container",
-                IspnApi::V14 => "/rest/v2/cache-managers/default",
+            container: match super::rest::known_api(ispn) {
+                Some((api, _)) => super::rest::container_prefix(api, ispn),
+                None => "/rest/v2/{cache-managers/default (Infinispan 14) or container (15+): by GET /rest/v2/server at run time}".into(),
             },
         },
         IspnTransport::Batch => Target::Batch {
             site: site.name.clone(),
-            namespace: cfg
-                .kubernetes
-                .as_ref()
-                .map(|k| k.namespace.clone())
-                .unwrap_or_default(),
+            namespace: ispn.namespace.clone().unwrap_or_else(|| {
+                cfg.kubernetes
+                    .as_ref()
+                    .map(|k| k.namespace.clone())
+                    .unwrap_or_default()
+            }),
             cluster: ispn.cluster.clone().unwrap_or_else(|| "infinispan".into()),
         },
     }
@@ -178,7 +180,7 @@ fn status_json(st: &super::XStatus, site: &str, backup: &str) -> Json {
 }
 
 async fn observe(ctx: &StepCtx, args: &Args) -> Result<Json, StepError> {
-    let backup = req_str(args, "backup")?;
+    let backup = &super::xsite_name(ctx, req_str(args, "backup")?);
     let t = Transport::for_step(ctx).await?;
     let caches = caches_arg(args);
     let st = t.status(backup, caches.as_deref()).await?;
@@ -283,7 +285,7 @@ impl Action for SetBackup {
         dur_arg(args, "poll", Duration::from_secs(2)).unwrap_or(Duration::from_secs(2))
     }
     fn describe(&self, ctx: &StepCtx, args: &Args) -> Vec<String> {
-        let backup = req_str(args, "backup").unwrap_or("?");
+        let backup = &super::xsite_name(ctx, req_str(args, "backup").unwrap_or("?"));
         let caches = caches_arg(args);
         let mut lines = describe_action(ctx, backup, caches.as_deref(), self.action());
         lines.push(format!(
@@ -326,7 +328,7 @@ impl Action for SetBackup {
         true
     }
     async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
-        let backup = req_str(args, "backup")?;
+        let backup = &super::xsite_name(ctx, req_str(args, "backup")?);
         let t = Transport::for_step(ctx).await?;
         let mut results = BTreeMap::new();
         match caches_arg(args) {
@@ -513,7 +515,7 @@ impl Action for PushState {
         dur_arg(args, "poll", Duration::from_secs(5)).unwrap_or(Duration::from_secs(5))
     }
     fn describe(&self, ctx: &StepCtx, args: &Args) -> Vec<String> {
-        let backup = req_str(args, "backup").unwrap_or("?");
+        let backup = &super::xsite_name(ctx, req_str(args, "backup").unwrap_or("?"));
         let caches = caches_arg(args);
         let mut lines = describe_action(ctx, backup, caches.as_deref(), "start-push-state");
         let status = match target(ctx) {
@@ -568,7 +570,7 @@ impl Action for PushState {
         Some(parts.join("; "))
     }
     async fn probe(&self, ctx: &StepCtx, args: &Args) -> Result<Json, StepError> {
-        let backup = req_str(args, "backup")?;
+        let backup = &super::xsite_name(ctx, req_str(args, "backup")?);
         let t = Transport::for_step(ctx).await?;
         let caches = match caches_arg(args) {
             Some(c) => c,
@@ -579,7 +581,7 @@ impl Action for PushState {
         Ok(json!({"site": t.site(), "backup": backup, "status": st.overall, "push": push}))
     }
     async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
-        let backup = req_str(args, "backup")?;
+        let backup = &super::xsite_name(ctx, req_str(args, "backup")?);
         let max = int_arg(args, "max_repush").unwrap_or(3).max(0) as u32;
         let cap = ctx.env.scaled_pause(self.poll_interval(args));
         let t = Transport::for_step(ctx).await?;
@@ -718,7 +720,7 @@ impl Action for CancelPushState {
         Effect::Idempotent
     }
     fn describe(&self, ctx: &StepCtx, args: &Args) -> Vec<String> {
-        let backup = req_str(args, "backup").unwrap_or("?");
+        let backup = &super::xsite_name(ctx, req_str(args, "backup").unwrap_or("?"));
         describe_action(
             ctx,
             backup,
@@ -727,7 +729,7 @@ impl Action for CancelPushState {
         )
     }
     async fn probe(&self, ctx: &StepCtx, args: &Args) -> Result<Json, StepError> {
-        let backup = req_str(args, "backup")?;
+        let backup = &super::xsite_name(ctx, req_str(args, "backup")?);
         let t = Transport::for_step(ctx).await?;
         let caches = match caches_arg(args) {
             Some(c) => c,
@@ -737,7 +739,7 @@ impl Action for CancelPushState {
         Ok(json!({"site": t.site(), "backup": backup, "push": push}))
     }
     async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
-        let backup = req_str(args, "backup")?;
+        let backup = &super::xsite_name(ctx, req_str(args, "backup")?);
         let t = Transport::for_step(ctx).await?;
         let mut results = BTreeMap::new();
         match caches_arg(args) {
@@ -1000,8 +1002,15 @@ impl Action for SyncState {
             })?,
         });
         let there = Transport::for_step(&other_ctx).await?;
-        let forward = here.status(other, Some(&caches)).await?.overall;
-        let backward = there.status(here.site(), Some(&caches)).await?.overall;
+        // Infinispan's names for the two sites (`infinispan.site_name`).
+        let forward = here
+            .status(&super::xsite_name(ctx, other), Some(&caches))
+            .await?
+            .overall;
+        let backward = there
+            .status(&super::xsite_name(ctx, here.site()), Some(&caches))
+            .await?
+            .overall;
         let a = sizes(&here, &caches).await?;
         let b = sizes(&there, &caches).await?;
         let mut keys = serde_json::Map::new();

@@ -63,7 +63,13 @@ impl BatchTransport {
         site: &str,
         cluster: Option<String>,
     ) -> Result<BatchTransport, StepError> {
-        let (client, namespace) = kube_client(ctx).await?;
+        let (client, site_namespace) = kube_client(ctx).await?;
+        // Chapter 16 creates Batches in the Infinispan namespace, which need not be
+        // Keycloak's.
+        let namespace = crate::clients::site_config(ctx)
+            .ok()
+            .and_then(|(_, c)| c.infinispan.and_then(|i| i.namespace))
+            .unwrap_or(site_namespace);
         Ok(BatchTransport {
             site: site.to_string(),
             cluster: cluster.unwrap_or_else(|| "infinispan".into()),

@@ -21,6 +21,18 @@ pub enum Transport {
     Batch(batch::BatchTransport),
 }
 
+/// The name Infinispan knows a site of the environment file by: its
+/// `infinispan.site_name`, else its key. Backup sites in paths, CLI commands and
+/// push-status answers are Infinispan's names.
+pub fn xsite_name(ctx: &StepCtx, key: &str) -> String {
+    ctx.env
+        .site_configs
+        .get(key)
+        .and_then(|c| c.infinispan.as_ref())
+        .and_then(|i| i.site_name.clone())
+        .unwrap_or_else(|| key.to_string())
+}
+
 /// Whether an answer says a take-offline did not reach every node yet: Infinispan's
 /// `XSiteAdminOperations.takeSiteOffline` reports `Could not take the site offline on
 /// nodes:[...]` (inside `ISPN012047: ...` over REST). The guide's answer is to issue

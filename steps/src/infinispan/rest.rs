@@ -3,7 +3,8 @@
 //! for rehearsals, an explicit insecure switch. Errors carry the site, the call and the
 //! server's answer.
 
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 use engine::env::{AuthScheme, InfinispanConfig, IspnApi};
@@ -39,10 +40,76 @@ fn transient(e: &StepError) -> bool {
         .any(|c| m.contains(c))
 }
 
+/// The routes each server has, read once per process (per run) by base URL.
+static VERSIONS: LazyLock<Mutex<HashMap<String, (IspnApi, String)>>> = LazyLock::new(Mutex::default);
+
+/// Which routes a server's `GET /rest/v2/server` answer means, and why.
+///
+/// The answer is `{"version": Version.printVersion()}` (ServerResource.ServerInfo,
+/// 14.0.x and 15.0.x), that is `BRAND 'CODENAME' VERSION`: `Infinispan 'Flying
+/// Saucer' 14.0.35.Final`, `Infinispan 'I'm Still Standing' 15.0.22.Final`, or Red Hat
+/// Data Grid's brand and version (`8.4.x` is Infinispan 14, `8.5` and later 15+).
+/// Infinispan 14 serves the container-level calls only under
+/// `/rest/v2/cache-managers/{name}` (XSiteResource at 14.0.35.Final); 15 under
+/// `/rest/v2/container`.
+///
+/// # Errors
+/// An answer that names no version this can map: never guessed.
+pub fn api_of_server(body: &str) -> Result<(IspnApi, String), String> {
+    let v: serde_json::Value =
+        serde_json::from_str(body).map_err(|_| format!("not JSON: {}", excerpt(body.trim(), 120)))?;
+    let text = v["version"]
+        .as_str()
+        .ok_or_else(|| format!("no `version` in {}", excerpt(body.trim(), 120)))?;
+    let version = text.split_whitespace().last().unwrap_or_default();
+    let mut nums = version.split('.').map(|n| n.parse::<u32>().ok());
+    let (Some(Some(major)), Some(Some(minor))) = (nums.next(), nums.next()) else {
+        return Err(format!("cannot read a version number in `{text}`"));
+    };
+    let data_grid = text.contains("Data Grid");
+    let api = match (data_grid, major, minor) {
+        (true, 8, m) if m <= 4 => IspnApi::V14,
+        (true, 8, _) => IspnApi::V15,
+        (true, m, _) if m > 8 => IspnApi::V15,
+        (false, 13 | 14, _) => IspnApi::V14,
+        (false, m, _) if m >= 15 => IspnApi::V15,
+        _ => return Err(format!("`{text}` is older than the versions runbook knows (Infinispan 14, Data Grid 8.4)")),
+    };
+    Ok((api, text.to_string()))
+}
+
+/// The container-level prefix for a site as far as known without a call: declared,
+/// or already read from the server in this process; else `None`.
+pub fn known_api(cfg: &InfinispanConfig) -> Option<(IspnApi, String)> {
+    if let Some(api) = cfg.api {
+        return Some((api, "declared in the environment file".into()));
+    }
+    let base = cfg.url.as_deref()?.trim_end_matches('/');
+    VERSIONS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(base)
+        .map(|(api, v)| (*api, format!("the server says `{v}`")))
+}
+
+/// The container-level prefix of an API version.
+pub fn container_prefix(api: IspnApi, cfg: &InfinispanConfig) -> String {
+    match api {
+        IspnApi::V15 => "/rest/v2/container".to_string(),
+        IspnApi::V14 => format!(
+            "/rest/v2/cache-managers/{}",
+            cfg.container.as_deref().unwrap_or("default")
+        ),
+    }
+}
+
 pub struct Rest {
     pub site: String,
     pub base: String,
     api: IspnApi,
+    /// How the routes were chosen: declared, or the server's version.
+    pub api_source: String,
+    container_name: String,
     client: reqwest::Client,
     creds: Option<(AuthScheme, String, String)>,
     /// The last digest challenge, reused with an incremented nonce count.
@@ -100,21 +167,51 @@ impl Rest {
             }
             None => None,
         };
-        Ok(Rest {
+        let mut rest = Rest {
             site: site.to_string(),
             base: base.trim_end_matches('/').to_string(),
-            api: cfg.api,
+            api: cfg.api.unwrap_or(IspnApi::V15),
+            api_source: String::new(),
+            container_name: cfg.container.clone().unwrap_or_else(|| "default".into()),
             client,
             creds,
             prompt: Mutex::new(None),
-        })
+        };
+        match known_api(cfg) {
+            Some((api, why)) => {
+                rest.api = api;
+                rest.api_source = why;
+            }
+            None => {
+                let a = rest
+                    .call(reqwest::Method::GET, "/rest/v2/server", Duration::from_secs(30))
+                    .await
+                    .map_err(|e| {
+                        StepError { message: format!("{} — which Infinispan version (and so which routes) cannot be read; declare `infinispan.api: v14` or `v15` for site `{site}` if the server does not answer it", e.message), ..e }
+                    })?;
+                let (api, text) = api_of_server(&a.body).map_err(|e| {
+                    StepError::permanent(format!(
+                        "site `{site}`: GET {}/rest/v2/server: {e}; declare `infinispan.api: v14` or `v15` in the environment file",
+                        rest.base
+                    ))
+                })?;
+                VERSIONS
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(rest.base.clone(), (api, text.clone()));
+                tracing::info!(site = %site, version = %text, ?api, "Infinispan version read from the server");
+                rest.api = api;
+                rest.api_source = format!("the server says `{text}`");
+            }
+        }
+        Ok(rest)
     }
 
     /// The container-level prefix for this server version.
-    pub fn container(&self) -> &'static str {
+    pub fn container(&self) -> String {
         match self.api {
-            IspnApi::V15 => "/rest/v2/container",
-            IspnApi::V14 => "/rest/v2/cache-managers/default",
+            IspnApi::V15 => "/rest/v2/container".to_string(),
+            IspnApi::V14 => format!("/rest/v2/cache-managers/{}", self.container_name),
         }
     }
 
@@ -259,5 +356,27 @@ impl Rest {
             s if s >= 500 || s == 429 => StepError::transient(format!("{call} answered {status}: {}", excerpt(body.trim(), 300))),
             _ => StepError::permanent(format!("{call} answered {status}: {}", excerpt(body.trim(), 300))),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_server_version_chooses_the_routes() {
+        // ServerResource.ServerInfo: {"version": Version.printVersion()} at 14.0.35.Final
+        // and 15.0.22.Final; the codenames from build/configuration/pom.xml.
+        let v14 = r#"{"version":"Infinispan 'Flying Saucer' 14.0.35.Final"}"#;
+        assert_eq!(api_of_server(v14).unwrap().0, IspnApi::V14);
+        let v15 = r#"{"version":"Infinispan 'I'm Still Standing' 15.0.22.Final"}"#;
+        assert_eq!(api_of_server(v15).unwrap().0, IspnApi::V15);
+        let dg84 = r#"{"version":"Red Hat Data Grid 'Flying Saucer' 8.4.6.GA"}"#;
+        assert_eq!(api_of_server(dg84).unwrap().0, IspnApi::V14);
+        let dg85 = r#"{"version":"Red Hat Data Grid 'I'm Still Standing' 8.5.1.GA"}"#;
+        assert_eq!(api_of_server(dg85).unwrap().0, IspnApi::V15);
+        assert!(api_of_server(r#"{"version":"Infinispan 'x' 12.1.0.Final"}"#).is_err());
+        assert!(api_of_server("<html>").is_err());
+        assert!(api_of_server(r#"{"name":"x"}"#).is_err());
     }
 }

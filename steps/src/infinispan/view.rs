@@ -97,7 +97,11 @@ impl Action for CrossSiteView {
     }
     async fn probe(&self, ctx: &StepCtx, _: &Args) -> Result<Json, StepError> {
         let (site, name) = cluster_name(ctx)?;
-        let (client, ns) = kube_client(ctx).await?;
+        let (client, site_ns) = kube_client(ctx).await?;
+        let ns = crate::clients::site_config(ctx)
+            .ok()
+            .and_then(|(_, c)| c.infinispan.and_then(|i| i.namespace))
+            .unwrap_or(site_ns);
         let gvk = GroupVersionKind::gvk("infinispan.org", "v1", "Infinispan");
         let api: Api<DynamicObject> = Api::namespaced_with(
             client,

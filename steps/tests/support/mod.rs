@@ -23,8 +23,14 @@ pub struct Lab {
 
 impl Lab {
     pub async fn start(faults: &[&str]) -> Lab {
+        Lab::start_playing(faults, 14).await
+    }
+
+    /// A lab that plays Infinispan `version` (14 or 15).
+    pub async fn start_playing(faults: &[&str], version: u8) -> Lab {
         let dir = tempfile::tempdir().unwrap();
         let mut config = lab::LabConfig::new(dir.path());
+        config.shape.infinispan_version = version;
         config.faults = faults
             .iter()
             .map(|f| lab::Fault::parse(f).unwrap())
