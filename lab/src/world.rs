@@ -148,13 +148,19 @@ pub struct HealthCheck {
 pub enum IspnError {
     NoSite(String),
     NoCache(String),
-    NoBackup { cache: String, site: String },
+    NoBackup {
+        cache: String,
+        site: String,
+    },
     Failed(String),
     /// An x-site operation's result other than "ok" (XSiteAdminOperations): REST
     /// answers a per-cache call with 500 `ISPN012047: Site operation on 'SITE' failed:
     /// 'RESULT'` (rest/logging/Log.siteOperationFailed); a container call puts RESULT
     /// itself in its map.
-    Op { site: String, result: String },
+    Op {
+        site: String,
+        result: String,
+    },
 }
 
 #[derive(Debug)]

@@ -20,9 +20,15 @@ enum Auth {
 }
 
 impl Lab {
+    /// A lab playing Infinispan 15 (the /rest/v2/container routes most tests use).
     async fn start(faults: &[&str]) -> Lab {
+        Lab::start_playing(faults, 15).await
+    }
+
+    async fn start_playing(faults: &[&str], version: u8) -> Lab {
         let dir = tempfile::tempdir().unwrap();
         let mut config = lab::LabConfig::new(dir.path());
+        config.shape.infinispan_version = version;
         config.faults = faults
             .iter()
             .map(|f| lab::Fault::parse(f).unwrap())
@@ -161,52 +167,94 @@ async fn unauthenticated_requests_get_401_with_basic_and_digest_challenges() {
 }
 
 #[tokio::test]
-async fn basic_and_digest_work_on_v15_and_v14_paths() {
-    let lab = Lab::start(&[]).await;
-    for auth in [Auth::Basic, Auth::Digest] {
-        for prefix in ["/rest/v2/container", "/rest/v2/cache-managers/default"] {
+async fn each_version_serves_exactly_its_routes_with_basic_and_digest() {
+    // XSiteResource at 14.0.35.Final: container-level calls only under
+    // /rest/v2/cache-managers/{name}; at 15.0.22.Final only under /rest/v2/container.
+    // ServerResource.ServerInfo: {"version": printVersion()}.
+    for (version, mine, other, says) in [
+        (
+            14,
+            "/rest/v2/cache-managers/default",
+            "/rest/v2/container",
+            "Infinispan 'Flying Saucer' 14.0.35.Final",
+        ),
+        (
+            15,
+            "/rest/v2/container",
+            "/rest/v2/cache-managers/default",
+            "Infinispan 'I'm Still Standing' 15.0.22.Final",
+        ),
+    ] {
+        let lab = Lab::start_playing(&[], version).await;
+        assert_eq!(
+            lab.get("site-a", "/rest/v2/server").await,
+            json!({"version": says})
+        );
+        for auth in [Auth::Basic, Auth::Digest] {
             let (s, body) = lab
                 .call(
                     auth_clone(&auth),
                     Method::GET,
                     "site-a",
-                    &format!("{prefix}/x-site/backups/site-b"),
+                    &format!("{mine}/x-site/backups/site-b"),
                 )
                 .await;
-            assert_eq!(s, StatusCode::OK, "{prefix}: {body}");
+            assert_eq!(s, StatusCode::OK, "{version} {mine}: {body}");
             assert_eq!(
                 serde_json::from_str::<Value>(&body).unwrap(),
                 json!({"status": "online"})
             );
+            let (s, _) = lab
+                .call(
+                    auth_clone(&auth),
+                    Method::GET,
+                    "site-a",
+                    &format!("{other}/x-site/backups/site-b"),
+                )
+                .await;
+            assert_eq!(
+                s,
+                StatusCode::NOT_FOUND,
+                "Infinispan {version} has no {other}"
+            );
         }
+        let (s, _) = lab
+            .call(
+                Auth::Digest,
+                Method::POST,
+                "site-b",
+                &format!("{mine}/x-site/backups/site-a?action=take-offline"),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(
+            lab.get("site-b", &format!("{mine}/x-site/backups/site-a"))
+                .await,
+            json!({"status": "offline"})
+        );
+        // A site no cache backs up to: 404 with an empty body (globalStatus).
+        let (s, body) = lab
+            .call(
+                Auth::Basic,
+                Method::GET,
+                "site-a",
+                &format!("{mine}/x-site/backups/site-z"),
+            )
+            .await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        assert_eq!(body, "");
+        // Per cache: the real texts (XSiteResource.siteNotFound).
+        let (s, body) = lab
+            .call(
+                Auth::Basic,
+                Method::GET,
+                "site-a",
+                "/rest/v2/caches/sessions/x-site/backups/site-z",
+            )
+            .await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        assert_eq!(body, "Cache 'sessions' does not backup to site 'site-z'");
     }
-    let (s, _) = lab
-        .call(
-            Auth::Digest,
-            Method::POST,
-            "site-b",
-            "/rest/v2/container/x-site/backups/site-a?action=take-offline",
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK);
-    assert_eq!(
-        lab.get(
-            "site-b",
-            "/rest/v2/cache-managers/default/x-site/backups/site-a"
-        )
-        .await,
-        json!({"status": "offline"})
-    );
-    // unknown site is 404
-    let (s, _) = lab
-        .call(
-            Auth::Basic,
-            Method::GET,
-            "site-a",
-            "/rest/v2/container/x-site/backups/site-z",
-        )
-        .await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
 }
 
 fn auth_clone(a: &Auth) -> Auth {
@@ -445,7 +493,7 @@ async fn a_failing_cache_is_an_error_value_inside_a_200_and_a_500_alone() {
         )
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    assert!(body.contains("does not have backup location"), "{body}");
+    assert_eq!(body, "Cache 'sessions' does not backup to site 'site-z'");
 }
 
 #[tokio::test]
@@ -473,19 +521,28 @@ async fn server_errors_latency_partition_and_site_down() {
     lab.admin(Method::POST, "/admin/sessions?count=3&site=site-a", "")
         .await;
     assert_eq!(lab.entries("site-b", "sessions").await, 0);
-    lab.post(
-        "site-a",
-        "/rest/v2/caches/sessions/x-site/backups/site-b?action=start-push-state",
-    )
-    .await;
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // The push's SYNC control request cannot reach site-b: it fails at once, with
+    // XSiteAdminOperations.pushState's text inside ISPN012047, and never goes SENDING.
+    let (s, body) = lab
+        .post(
+            "site-a",
+            "/rest/v2/caches/sessions/x-site/backups/site-b?action=start-push-state",
+        )
+        .await;
+    assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        body.starts_with(
+            "ISPN012047: Site operation on 'site-b' failed: 'Unable to pushState to 'site-b'."
+        ),
+        "{body}"
+    );
     assert_eq!(
         lab.get(
             "site-a",
             "/rest/v2/caches/sessions/x-site/backups?action=push-state-status"
         )
         .await,
-        json!({"site-b": "ERROR"})
+        json!({"site-b": "IDLE"})
     );
     lab.admin(Method::POST, "/admin/faults", "site-down:site-a")
         .await;

@@ -89,7 +89,10 @@ async fn rest_v14_digest_routes_read_from_the_server() {
             .contains("/rest/v2/cache-managers/default/x-site/backups/site-a?action=take-offline")),
         "{reqs:?}"
     );
-    assert!(!reqs.iter().any(|r| r.contains("/rest/v2/container")), "{reqs:?}");
+    assert!(
+        !reqs.iter().any(|r| r.contains("/rest/v2/container")),
+        "{reqs:?}"
+    );
 }
 
 #[tokio::test]
@@ -104,7 +107,10 @@ async fn infinispan_14_has_no_container_routes() {
     let yaml = "name: t\nsteps:\n  - id: s\n    site: site-b\n    action: infinispan.site-status\n    with: { backup: site-a }\n";
     let r = run(&env, yaml, &[]).await;
     let reason = r.0.reason.unwrap_or_default();
-    assert!(reason.contains("/rest/v2/container/x-site/backups/site-a answered 404"), "{reason}");
+    assert!(
+        reason.contains("/rest/v2/container/x-site/backups/site-a answered 404"),
+        "{reason}"
+    );
 }
 
 #[tokio::test]

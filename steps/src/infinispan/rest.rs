@@ -41,7 +41,8 @@ fn transient(e: &StepError) -> bool {
 }
 
 /// The routes each server has, read once per process (per run) by base URL.
-static VERSIONS: LazyLock<Mutex<HashMap<String, (IspnApi, String)>>> = LazyLock::new(Mutex::default);
+static VERSIONS: LazyLock<Mutex<HashMap<String, (IspnApi, String)>>> =
+    LazyLock::new(Mutex::default);
 
 /// Which routes a server's `GET /rest/v2/server` answer means, and why.
 ///
@@ -56,8 +57,8 @@ static VERSIONS: LazyLock<Mutex<HashMap<String, (IspnApi, String)>>> = LazyLock:
 /// # Errors
 /// An answer that names no version this can map: never guessed.
 pub fn api_of_server(body: &str) -> Result<(IspnApi, String), String> {
-    let v: serde_json::Value =
-        serde_json::from_str(body).map_err(|_| format!("not JSON: {}", excerpt(body.trim(), 120)))?;
+    let v: serde_json::Value = serde_json::from_str(body)
+        .map_err(|_| format!("not JSON: {}", excerpt(body.trim(), 120)))?;
     let text = v["version"]
         .as_str()
         .ok_or_else(|| format!("no `version` in {}", excerpt(body.trim(), 120)))?;
@@ -67,14 +68,17 @@ pub fn api_of_server(body: &str) -> Result<(IspnApi, String), String> {
         return Err(format!("cannot read a version number in `{text}`"));
     };
     let data_grid = text.contains("Data Grid");
-    let api = match (data_grid, major, minor) {
-        (true, 8, m) if m <= 4 => IspnApi::V14,
-        (true, 8, _) => IspnApi::V15,
-        (true, m, _) if m > 8 => IspnApi::V15,
-        (false, 13 | 14, _) => IspnApi::V14,
-        (false, m, _) if m >= 15 => IspnApi::V15,
-        _ => return Err(format!("`{text}` is older than the versions runbook knows (Infinispan 14, Data Grid 8.4)")),
-    };
+    let api =
+        match (data_grid, major, minor) {
+            (true, 8, m) if m <= 4 => IspnApi::V14,
+            (true, 8, _) => IspnApi::V15,
+            (true, m, _) if m > 8 => IspnApi::V15,
+            (false, 13 | 14, _) => IspnApi::V14,
+            (false, m, _) if m >= 15 => IspnApi::V15,
+            _ => return Err(format!(
+                "`{text}` is older than the versions runbook knows (Infinispan 14, Data Grid 8.4)"
+            )),
+        };
     Ok((api, text.to_string()))
 }
 
