@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::world::World;
+use crate::world::{IspnError, World};
 
 /// How long each phase lasts in production.
 pub const PHASE: Duration = Duration::from_secs(5);
@@ -113,12 +113,13 @@ impl Batch {
     }
 }
 
-fn flag<'a>(args: &'a [&'a str], name: &str) -> Option<&'a str> {
-    args.iter()
-        .find_map(|a| a.strip_prefix(&format!("--{name}=")))
-}
-
-/// Run the CLI lines; Ok(log) or Err((log, reason)) for a command the CLI rejects.
+/// Run the CLI lines; Ok(log) or Err((log, reason)) for a line the CLI cannot run.
+///
+/// As the real CLI in batch mode (cli/commands/Run.java, RestCliCommand.java at
+/// 14.0.35.Final): each line is executed in turn; a command whose REST call fails
+/// prints the error (`Error: BODY`, `Not Found: BODY`) and the batch goes on, and the
+/// CLI exits 0 (ISPN-12888: `Succeeded` means "ran", not "worked"). A line that is no
+/// command stops the batch and fails it.
 fn run_script(
     w: &mut World,
     site: &str,
@@ -140,11 +141,8 @@ fn run_script(
         let words: Vec<&str> = line.split_whitespace().collect();
         let out = match words.as_slice() {
             ["site", verb, rest @ ..] => site_command(w, site, verb, rest, now),
-            ["clearcache", cache] => w
-                .clear(site, cache)
-                .map(|_| String::new())
-                .map_err(|e| format!("{e:?}")),
-            _ => Err(format!("unknown command `{line}`")),
+            ["clearcache", cache] => Ok(print(w.clear(site, cache).map(|_| None))),
+            _ => Err(format!("Command not found: {line}")),
         };
         match out {
             Ok(text) => {
@@ -155,24 +153,77 @@ fn run_script(
             }
             Err(e) => {
                 log.push_str(&format!("{e}\n"));
-                return Err((log, format!("command `{line}` failed: {e}")));
+                return Err((log, format!("the batch stopped at `{line}`: {e}")));
             }
         }
     }
     Ok(log)
 }
 
-/// A per-cache answer as the CLI prints it: a single cache's own answer pretty-printed,
-/// or every cache's keyed by name on one line.
-fn one_or_all(all: bool, per_cache: serde_json::Map<String, Value>) -> String {
-    match per_cache.values().next() {
-        Some(only) if !all && per_cache.len() == 1 => {
-            serde_json::to_string_pretty(only).unwrap_or_default()
+/// Infinispan's `Json.toPrettyString()` (commons dataconversion/internal/Json.java):
+/// objects one member a line, `"key" : value`, two spaces a level; arrays on one line
+/// as `[ a,b ]`.
+pub fn ispn_pretty(v: &Value) -> String {
+    fn object(m: &serde_json::Map<String, Value>, ident: usize) -> String {
+        let mut sb = String::from("{\n");
+        let n = m.len();
+        for (i, (k, v)) in m.iter().enumerate() {
+            sb.push_str(&"  ".repeat(ident));
+            sb.push_str(&Value::String(k.clone()).to_string());
+            sb.push_str(" : ");
+            sb.push_str(&value(v, ident + 1));
+            if i + 1 < n {
+                sb.push_str(",\n");
+            }
         }
-        _ => Value::Object(per_cache).to_string(),
+        sb.push('\n');
+        sb.push_str(&"  ".repeat(ident - 1));
+        sb.push('}');
+        sb
+    }
+    fn array(a: &[Value], ident: usize) -> String {
+        let items: Vec<String> = a.iter().map(|x| value(x, ident)).collect();
+        format!("[ {} ]", items.join(","))
+    }
+    fn value(v: &Value, ident: usize) -> String {
+        match v {
+            Value::Object(m) => object(m, ident),
+            Value::Array(a) => array(a, ident),
+            other => other.to_string(),
+        }
+    }
+    value(v, 1)
+}
+
+/// What the CLI prints for one REST answer (RestConnection.parseBody): a JSON body
+/// pretty-printed, nothing for an empty answer, `Not Found: BODY` for a 404 and
+/// `Error: BODY` for other failures (cli/logging/Messages.java).
+fn print(answer: Result<Option<Value>, IspnError>) -> String {
+    match answer {
+        Ok(Some(v)) => ispn_pretty(&v),
+        Ok(None) => String::new(),
+        Err(IspnError::NoSite(_)) => "Not Found: ".to_string(),
+        Err(IspnError::NoCache(c)) => format!("Not Found: ISPN000404: cache '{c}' does not exist"),
+        Err(IspnError::NoBackup { cache, site }) => {
+            format!("Not Found: Cache '{cache}' does not backup to site '{site}'")
+        }
+        Err(IspnError::Failed(m)) => format!("Error: {m}"),
+        Err(IspnError::Op { site, result }) => {
+            format!("Error: ISPN012047: Site operation on '{site}' failed: '{result}'")
+        }
     }
 }
 
+fn flag<'a>(args: &'a [&'a str], name: &str, short: &str) -> Option<&'a str> {
+    args.iter().find_map(|a| {
+        a.strip_prefix(&format!("--{name}="))
+            .or_else(|| a.strip_prefix(&format!("-{short}=")))
+    })
+}
+
+/// One `site` command, as the CLI runs it (cli/commands/rest/Site.java): `--all-caches`
+/// calls the cache manager's REST resource, `--cache=C` the cache's; the answer is
+/// printed as [`print`] says.
 fn site_command(
     w: &mut World,
     site: &str,
@@ -180,79 +231,135 @@ fn site_command(
     rest: &[&str],
     now: Instant,
 ) -> Result<String, String> {
-    let all = rest.contains(&"--all-caches");
-    let cache = flag(rest, "cache");
-    let remote = flag(rest, "site");
-    let caches: Vec<String> = match (all, cache) {
-        (true, _) => w.cache_names(site).map_err(|e| format!("{e:?}"))?,
-        (false, Some(c)) => vec![c.to_string()],
-        (false, None) if verb == "status" && remote.is_none() => {
-            w.cache_names(site).map_err(|e| format!("{e:?}"))?
+    let all = rest.contains(&"--all-caches") || rest.contains(&"-a");
+    let cache = flag(rest, "cache", "c");
+    let remote = flag(rest, "site", "s");
+    if all && cache.is_some() {
+        return Err("--all-caches and --cache are mutually exclusive".into());
+    }
+    let need_remote =
+        || remote.ok_or_else(|| format!("Option: --site is required for `site {verb}`"));
+    let op = |w: &mut World, c: &str, r: &str| -> Result<(), IspnError> {
+        if w.cache_fails(c) {
+            // The lab's `cache-error` fault, as its REST answers say it.
+            return Err(IspnError::Failed(format!(
+                "ISPN012047: Site operation on '{r}' failed for cache '{c}'"
+            )));
         }
-        (false, None) => return Err("give --all-caches or --cache=NAME".into()),
+        match verb {
+            "take-offline" => w.take_offline(site, c, r),
+            "bring-online" => w.bring_online(site, c, r),
+            "push-site-state" => w.start_push(site, c, r, now),
+            _ => w.cancel_push(site, c, r),
+        }
     };
-    let need_remote = || {
-        remote
-            .map(str::to_string)
-            .ok_or_else(|| "give --site=NAME".to_string())
-    };
-    match verb {
+    Ok(match verb {
         "take-offline" | "bring-online" | "push-site-state" | "cancel-push-state" => {
             let r = need_remote()?;
-            let mut out = serde_json::Map::new();
-            for c in &caches {
-                let result = if w.cache_fails(c) {
-                    Err(format!(
-                        "ISPN012047: Site operation on '{r}' failed for cache '{c}'"
-                    ))
-                } else {
-                    match verb {
-                        "take-offline" => w.take_offline(site, c, &r),
-                        "bring-online" => w.bring_online(site, c, &r),
-                        "push-site-state" => w.start_push(site, c, &r, now),
-                        _ => w.cancel_push(site, c, &r),
+            match (all, cache) {
+                // GlobalXSiteAdminOperations: every cache's result in one map, 200.
+                (true, _) => {
+                    let mut out = serde_json::Map::new();
+                    let refusing = if verb == "take-offline" {
+                        w.take_offline_refusal(site)
+                    } else {
+                        None
+                    };
+                    for c in w.cache_names(site).unwrap_or_default() {
+                        let result = if verb == "take-offline" && !w.cache_fails(&c) {
+                            w.take_offline_with(site, &c, r, refusing.as_deref())
+                        } else {
+                            op(w, &c, r)
+                        };
+                        let v = match result {
+                            Ok(()) => "ok".to_string(),
+                            Err(IspnError::Op { result, .. }) => result,
+                            Err(IspnError::Failed(m)) => m,
+                            Err(e) => format!("{e:?}"),
+                        };
+                        out.insert(c, json!(v));
                     }
-                    .map_err(|e| format!("{e:?}"))
-                };
-                out.insert(
-                    c.clone(),
-                    json!(result.err().unwrap_or_else(|| "ok".into())),
-                );
+                    print(Ok(Some(Value::Object(out))))
+                }
+                // One cache: 200 with no body, or the error.
+                (false, Some(c)) => print(op(w, c, r).map(|_| None)),
+                (false, None) => {
+                    return Err(format!("`site {verb}` needs --all-caches or --cache"))
+                }
             }
-            // The CLI prints per-cache results and exits 0 even when one failed.
-            Ok(if all {
-                Value::Object(out).to_string()
-            } else {
-                String::new()
-            })
         }
-        // For one cache the CLI prints the server's REST answer as it came, pretty-printed
-        // over several lines; for all caches, one line keyed by cache.
-        "status" => {
-            let r = need_remote()?;
-            let mut out = serde_json::Map::new();
-            for c in &caches {
-                let nodes = w.cache_status(site, c, &r).map_err(|e| format!("{e:?}"))?;
-                out.insert(c.clone(), json!(nodes));
+        "status" => match (all, cache, remote) {
+            (true, _, Some(r)) => {
+                if w.sites.contains_key(r) && r != site {
+                    print(Ok(Some(crate::infinispan::container_status(w, site, r))))
+                } else {
+                    // globalStatus: a site no cache backs up to, 404 with no body
+                    "Not Found: ".to_string()
+                }
             }
-            Ok(one_or_all(all, out))
-        }
+            (true, _, None) => {
+                let mut out = serde_json::Map::new();
+                for other in w
+                    .sites
+                    .keys()
+                    .filter(|s| *s != site)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                {
+                    out.insert(
+                        other.clone(),
+                        crate::infinispan::container_status(w, site, &other),
+                    );
+                }
+                print(Ok(Some(Value::Object(out))))
+            }
+            (false, Some(c), Some(r)) => {
+                print(w.cache_status(site, c, r).map(|nodes| Some(json!(nodes))))
+            }
+            (false, Some(c), None) => {
+                print(match w.site(site).ok().and_then(|s| s.caches.get(c)) {
+                    Some(cc) => Ok(Some(Value::Object(
+                        cc.backups
+                            .iter()
+                            .map(|(r, b)| (r.clone(), json!({"status": b.status()})))
+                            .collect(),
+                    ))),
+                    None => Err(IspnError::NoCache(c.to_string())),
+                })
+            }
+            (false, None, _) => return Err("`site status` needs --all-caches or --cache".into()),
+        },
         "push-site-status" => {
-            let mut out = serde_json::Map::new();
-            for c in &caches {
-                out.insert(
-                    c.clone(),
-                    json!(w.push_status(site, c).map_err(|e| format!("{e:?}"))?),
-                );
-            }
-            Ok(one_or_all(all, out))
+            let c = cache.ok_or("Option: --cache is required for `site push-site-status`")?;
+            print(w.push_status(site, c).map(|m| Some(json!(m))))
         }
         "clear-push-site-status" => {
-            for c in &caches {
-                w.clear_push_status(site, c).map_err(|e| format!("{e:?}"))?;
-            }
-            Ok(String::new())
+            let c = cache.ok_or("Option: --cache is required for `site clear-push-site-status`")?;
+            print(w.clear_push_status(site, c).map(|_| Some(json!("ok"))))
         }
-        other => Err(format!("unknown site command `{other}`")),
+        other => return Err(format!("Command not found: site {other}")),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_is_printed_as_infinispan_pretty_prints_it() {
+        // The guide's `site status --all-caches --site=site-a` output, chapters 10-12.
+        assert_eq!(
+            ispn_pretty(&json!({"status": "offline"})),
+            "{\n  \"status\" : \"offline\"\n}"
+        );
+        assert_eq!(
+            ispn_pretty(&json!({"status": "mixed", "online": ["a", "b"], "offline": ["c"]})),
+            "{\n  \"status\" : \"mixed\",\n  \"online\" : [ \"a\",\"b\" ],\n  \"offline\" : [ \"c\" ]\n}"
+        );
+        assert_eq!(
+            ispn_pretty(&json!({"site-b": {"x": 1}})),
+            "{\n  \"site-b\" : {\n    \"x\" : 1\n  }\n}"
+        );
+        assert_eq!(ispn_pretty(&json!("ok")), "\"ok\"");
     }
 }

@@ -325,7 +325,7 @@ fn per_cache_action(
 }
 
 /// `{"status":"online"}`, `{"status":"offline"}`, or mixed with the cache lists.
-fn container_status(w: &crate::world::World, site: &str, remote: &str) -> Value {
+pub fn container_status(w: &crate::world::World, site: &str, remote: &str) -> Value {
     let Ok(s) = w.site(site) else {
         return json!({"status": "unknown"});
     };

@@ -68,7 +68,6 @@ fn target(ctx: &StepCtx) -> Target {
 fn cli_verb(action: &str) -> &str {
     match action {
         "start-push-state" => "push-site-state",
-        "cancel-push-state" => "cancel-push-site-state",
         other => other,
     }
 }
@@ -312,9 +311,12 @@ impl Action for SetBackup {
         ))
     }
     fn satisfied(&self, _: &Args, observation: &Json) -> bool {
+        // Every cache named is in the target state; over Batch the container's status
+        // (`{ "status" : "offline" }`, as the CLI prints it) names no cache, and then
+        // the container's word is the status of every cache.
         let caches = observation["caches"].as_object();
         observation["status"] == self.target()
-            && caches.is_some_and(|c| !c.is_empty() && c.values().all(|v| v == self.target()))
+            && caches.is_none_or(|c| c.values().all(|v| v == self.target()))
     }
     fn explain(&self, _: &Args, observation: &Json) -> Option<String> {
         Some(not_in_state(observation, self.target()))

@@ -126,6 +126,61 @@ fn json_values(log: &str) -> Vec<Json> {
     out
 }
 
+/// The errors the CLI printed for failed REST calls (RestConnection at 14.0.35.Final:
+/// `Error: BODY`, `Not Found: BODY`, `The supplied credentials are invalid ...`, `The
+/// user is not allowed ...`), in order; ANSI colours (the CLI prints errors in red)
+/// are dropped. The CLI goes on after them and exits 0 (ISPN-12888), so a Batch that
+/// succeeded proves nothing until its log says so.
+pub fn cli_errors(log: &str) -> Vec<String> {
+    log.lines()
+        .map(strip_ansi)
+        .filter(|l| {
+            [
+                "Error: ",
+                "Not Found: ",
+                "The supplied credentials are invalid",
+                "The user is not allowed",
+            ]
+            .iter()
+            .any(|p| l.starts_with(p))
+        })
+        .collect()
+}
+
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // ESC [ ... letter
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for d in chars.by_ref() {
+                    if d.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out.trim().to_string()
+}
+
+/// A Batch's CLI errors as a step error: a 404 will not change, anything else may.
+fn batch_failure(site: &str, command: &str, errors: &[String]) -> StepError {
+    let text = format!(
+        "site `{site}`: the batch `{command}` ran, but the CLI printed: {}",
+        errors.join("; ")
+    );
+    if errors.iter().all(|e| e.starts_with("Not Found: ")) {
+        StepError::permanent(text)
+    } else {
+        StepError::transient(text)
+    }
+}
+
 /// The last JSON object printed in a Batch's log.
 fn last_json(log: &str) -> Option<Json> {
     json_values(log).into_iter().rev().find(Json::is_object)
@@ -185,12 +240,23 @@ impl Transport {
                 names.retain(|n| !n.starts_with("___"));
                 Ok(names)
             }
-            Transport::Batch(b) => Ok(batch_status(b, backup, None)
-                .await?
-                .caches
-                .keys()
-                .cloned()
-                .collect()),
+            Transport::Batch(b) => {
+                let names: Vec<String> = batch_status(b, backup, None)
+                    .await?
+                    .caches
+                    .keys()
+                    .cloned()
+                    .collect();
+                if names.is_empty() {
+                    // `site status --all-caches` prints the container's status, which
+                    // names a cache only when it is mixed.
+                    return Err(StepError::permanent(format!(
+                        "site `{}`: over the Batch transport the caches cannot be listed: name them (`caches:`)",
+                        b.site
+                    )));
+                }
+                Ok(names)
+            }
         }
     }
 
@@ -283,12 +349,12 @@ impl Transport {
                 )
             }
             Transport::Batch(b) => {
-                let log = b
-                    .run(&format!(
-                        "site {} --all-caches --site={backup}",
-                        cli_verb(action)
-                    ))
-                    .await?;
+                let command = format!("site {} --all-caches --site={backup}", cli_verb(action));
+                let log = b.run(&command).await?;
+                let errors = cli_errors(&log);
+                if !errors.is_empty() {
+                    return Err(batch_failure(&b.site, &command, &errors));
+                }
                 (
                     b.site.clone(),
                     last_json(&log)
@@ -332,12 +398,14 @@ impl Transport {
                 Ok(())
             }
             Transport::Batch(b) => {
-                b.run(&format!(
-                    "site {} --cache={cache} --site={backup}",
-                    cli_verb(action)
-                ))
-                .await?;
-                Ok(())
+                let command = format!("site {} --cache={cache} --site={backup}", cli_verb(action));
+                let log = b.run(&command).await?;
+                let errors = cli_errors(&log);
+                if errors.is_empty() {
+                    Ok(())
+                } else {
+                    Err(batch_failure(&b.site, &command, &errors))
+                }
             }
         }
     }
@@ -363,9 +431,12 @@ impl Transport {
                 )?))
             }
             Transport::Batch(b) => {
-                let log = b
-                    .run(&format!("site push-site-status --cache={cache}"))
-                    .await?;
+                let command = format!("site push-site-status --cache={cache}");
+                let log = b.run(&command).await?;
+                let errors = cli_errors(&log);
+                if !errors.is_empty() {
+                    return Err(batch_failure(&b.site, &command, &errors));
+                }
                 // Keyed by cache, or the REST answer for this cache alone.
                 Ok(last_json(&log)
                     .map(|v| match v.get(cache) {
@@ -390,10 +461,15 @@ impl Transport {
                 .await?;
                 Ok(())
             }
-            Transport::Batch(b) => b
-                .run(&format!("site clear-push-site-status --cache={cache}"))
-                .await
-                .map(|_| ()),
+            Transport::Batch(b) => {
+                let command = format!("site clear-push-site-status --cache={cache}");
+                let errors = cli_errors(&b.run(&command).await?);
+                if errors.is_empty() {
+                    Ok(())
+                } else {
+                    Err(batch_failure(&b.site, &command, &errors))
+                }
+            }
         }
     }
 
@@ -409,7 +485,15 @@ impl Transport {
                 )
                 .await
                 .map(|_| ()),
-            Transport::Batch(b) => b.run(&format!("clearcache {cache}")).await.map(|_| ()),
+            Transport::Batch(b) => {
+                let command = format!("clearcache {cache}");
+                let errors = cli_errors(&b.run(&command).await?);
+                if errors.is_empty() {
+                    Ok(())
+                } else {
+                    Err(batch_failure(&b.site, &command, &errors))
+                }
+            }
         }
     }
 
@@ -485,8 +569,12 @@ async fn batch_status(
             .join("\n"),
     };
     let log = b.run(&script).await?;
+    let errors = cli_errors(&log);
+    if !errors.is_empty() {
+        return Err(batch_failure(&b.site, &script.replace('\n', "; "), &errors));
+    }
     let st = parse_batch_status(&log, caches);
-    if st.caches.is_empty() {
+    if st.caches.is_empty() && st.overall.is_empty() {
         return Err(StepError::transient(format!(
             "site `{}`: the status batch printed no status: {}",
             b.site,
@@ -503,6 +591,7 @@ async fn batch_status(
 /// - the container's answer: `{"status": "mixed", "online": [caches], "offline": [..]}`.
 fn parse_batch_status(log: &str, caches: Option<&[String]>) -> XStatus {
     let mut st = XStatus::default();
+    let mut container: Option<String> = None;
     let mut per_command = caches.unwrap_or_default().iter();
     let set = |st: &mut XStatus, cache: &str, nodes: BTreeMap<String, String>| {
         st.caches.insert(
@@ -530,6 +619,9 @@ fn parse_batch_status(log: &str, caches: Option<&[String]>) -> XStatus {
                 for c in caches.unwrap_or_default() {
                     st.caches.insert(c.clone(), overall.to_string());
                 }
+                // The container's `{ "status" : "offline" }` (the guide's output) names
+                // no cache: the status is the container's.
+                container = Some(overall.to_string());
             }
         } else if !obj.is_empty() && obj.values().all(Json::is_object) {
             for (c, nodes) in obj {
@@ -539,7 +631,10 @@ fn parse_batch_status(log: &str, caches: Option<&[String]>) -> XStatus {
             set(&mut st, cache, map_of_strings(&v));
         }
     }
-    st.overall = combine(st.caches.values().map(String::as_str));
+    st.overall = match (&container, st.caches.is_empty()) {
+        (Some(c), true) => c.clone(),
+        _ => combine(st.caches.values().map(String::as_str)),
+    };
     st
 }
 
@@ -547,7 +642,6 @@ fn parse_batch_status(log: &str, caches: Option<&[String]>) -> XStatus {
 fn cli_verb(action: &str) -> &str {
     match action {
         "start-push-state" => "push-site-state",
-        "cancel-push-state" => "cancel-push-site-state",
         other => other,
     }
 }

@@ -68,17 +68,18 @@ pub fn api_of_server(body: &str) -> Result<(IspnApi, String), String> {
         return Err(format!("cannot read a version number in `{text}`"));
     };
     let data_grid = text.contains("Data Grid");
-    let api =
-        match (data_grid, major, minor) {
-            (true, 8, m) if m <= 4 => IspnApi::V14,
-            (true, 8, _) => IspnApi::V15,
-            (true, m, _) if m > 8 => IspnApi::V15,
-            (false, 13 | 14, _) => IspnApi::V14,
-            (false, m, _) if m >= 15 => IspnApi::V15,
-            _ => return Err(format!(
+    let api = match (data_grid, major, minor) {
+        (true, 8, m) if m <= 4 => IspnApi::V14,
+        (true, 8, _) => IspnApi::V15,
+        (true, m, _) if m > 8 => IspnApi::V15,
+        (false, 13 | 14, _) => IspnApi::V14,
+        (false, m, _) if m >= 15 => IspnApi::V15,
+        _ => {
+            return Err(format!(
                 "`{text}` is older than the versions runbook knows (Infinispan 14, Data Grid 8.4)"
-            )),
-        };
+            ))
+        }
+    };
     Ok((api, text.to_string()))
 }
 
