@@ -56,6 +56,28 @@ fn site_lines(o: &mut String, v: &SiteView, other: &str, s: Style) {
     if let Some(c) = v.lb_check {
         let _ = writeln!(o, "  lb-check: {c}");
     }
+    match &v.cross_site_view {
+        Some((true, why)) => {
+            let _ = writeln!(o, "  infinispan CR: {}", s.green(why));
+        }
+        Some((false, why)) => {
+            let _ = writeln!(o, "  infinispan CR: {}", s.red(why));
+        }
+        None => {
+            let _ = writeln!(o, "  infinispan CR: not readable");
+        }
+    }
+    if let Some(r) = v.keycloak_ready {
+        let _ = writeln!(
+            o,
+            "  keycloak CR: {}",
+            if r {
+                s.green("Ready")
+            } else {
+                s.yellow("not Ready")
+            }
+        );
+    }
 }
 
 pub async fn run(config: &Config, args: &CheckArgs) -> CliResult<Code> {

@@ -23,6 +23,11 @@ pub struct SiteView {
     pub health_check_path: Option<String>,
     pub health_check_healthy: Option<bool>,
     pub lb_check: Option<u16>,
+    /// The Infinispan CR's `CrossSiteViewFormed` and `WellFormed` (chapter 6.4): both
+    /// true, and what they say; `None`: not readable.
+    pub cross_site_view: Option<(bool, String)>,
+    /// The Keycloak CR's `Ready` condition (chapter 5); `None`: not readable.
+    pub keycloak_ready: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -111,6 +116,23 @@ pub fn verdict(o: &Observations, down_path: &str) -> Verdict {
             "which site serves could not be read: {}",
             o.serving_how
         ));
+    }
+    for v in [p, s] {
+        if let Some((false, why)) = &v.cross_site_view {
+            notes.push(format!(
+                "{why}: the sites do not see each other; a resync (recover-passive-site, switchback) refuses until it is formed"
+            ));
+        }
+    }
+    if let Some(serving) = &o.serving {
+        for v in [p, s].into_iter().filter(|v| &v.name == serving) {
+            if v.keycloak_ready == Some(false) && matches!(v.keycloak_instances, Ok(n) if n > 0) {
+                notes.push(format!(
+                    "the Keycloak CR on {} (serving) is not Ready",
+                    v.name
+                ));
+            }
+        }
     }
     let serving = o.serving.clone().unwrap_or_else(|| p.name.clone());
     if let Some(w) = &o.aurora_writer_site {
@@ -278,6 +300,20 @@ async fn site_view(
         .probe(&ctx, &args(json!({})))
         .await
         .ok();
+    let view = probe("infinispan.cross-site-view")
+        .probe(&ctx, &args(json!({})))
+        .await
+        .ok()
+        .map(|o| {
+            (
+                o["formed"].as_bool().unwrap_or(false),
+                o["summary"].as_str().unwrap_or_default().to_string(),
+            )
+        });
+    let kc = probe("keycloak.scale")
+        .probe(&ctx, &args(json!({"instances": 0})))
+        .await
+        .ok();
     SiteView {
         name: site.to_string(),
         replication,
@@ -291,6 +327,11 @@ async fn site_view(
             .as_ref()
             .and_then(|l| l["status"].as_u64())
             .map(|s| s as u16),
+        cross_site_view: view,
+        keycloak_ready: kc
+            .as_ref()
+            .and_then(|o| o["ready"].as_str())
+            .map(|r| r.eq_ignore_ascii_case("true")),
     }
 }
 
@@ -384,6 +425,8 @@ mod tests {
             health_check_path: Some("/lb-check".into()),
             health_check_healthy: Some(true),
             lb_check: Some(200),
+            cross_site_view: Some((true, String::new())),
+            keycloak_ready: Some(true),
         }
     }
 
