@@ -139,8 +139,6 @@ async fn batch_and_job_log_through_kube_rs() {
         .unwrap();
     let name = list.items[0].metadata.name.clone().unwrap();
     let log = pods.logs(&name, &LogParams::default()).await.unwrap();
-    assert!(
-        log.contains("\"sessions\":{\"site-b-infinispan-0\":\"online\""),
-        "{log}"
-    );
+    // the CLI's print of the container's answer, as the guide shows it
+    assert_eq!(log, "{\n  \"status\" : \"online\"\n}\n");
 }
