@@ -122,16 +122,25 @@ pub async fn check(guard: &Guard, ge: &GuardEnv<'_>, scope: &Json) -> GuardCheck
                 return out;
             }
         };
+        // The probe's own budget (e.g. a comparison of every cache's keys over Batch
+        // CRs takes longer than one status read), scaled like a step's.
+        // A lab's time scale shortens the servers' work, not the round trips of a
+        // probe that reads much (30 s at least, if the probe allows that long).
+        let timeout = ge
+            .env
+            .scaled_timeout(action.default_timeout())
+            .max(ge.timeout)
+            .max(action.default_timeout().min(Duration::from_secs(30)));
         let ctx = StepCtx {
             run_id: ge.run_id.to_string(),
             step_id: format!("guard:{}", guard.id),
             item: None,
             site: site.clone(),
             env: Arc::clone(ge.env),
-            timeout: ge.timeout,
+            timeout,
             interrupt: ge.interrupt.clone(),
         };
-        match tokio::time::timeout(ge.timeout, action.probe(&ctx, &args)).await {
+        match tokio::time::timeout(timeout, action.probe(&ctx, &args)).await {
             Ok(Ok(o)) => out.observation = o,
             Ok(Err(e)) => {
                 out.refusal = format!(
@@ -144,7 +153,7 @@ pub async fn check(guard: &Guard, ge: &GuardEnv<'_>, scope: &Json) -> GuardCheck
                 out.refusal = format!(
                     "{} could not be checked ({probe} gave no answer within {}); a guard that cannot be checked does not pass",
                     guard.title,
-                    humantime::format_duration(ge.timeout)
+                    humantime::format_duration(timeout)
                 );
                 return out;
             }

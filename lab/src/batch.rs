@@ -142,6 +142,7 @@ fn run_script(
         let out = match words.as_slice() {
             ["site", verb, rest @ ..] => site_command(w, site, verb, rest, now),
             ["clearcache", cache] => Ok(print(w.clear(site, cache).map(|_| None))),
+            ["ls", path, opts @ ..] => ls(w, site, path, opts),
             _ => Err(format!("Command not found: {line}")),
         };
         match out {
@@ -212,6 +213,32 @@ fn print(answer: Result<Option<Value>, IspnError>) -> String {
             format!("Error: ISPN012047: Site operation on '{site}' failed: '{result}'")
         }
     }
+}
+
+/// `ls caches/C`: the cache's keys (CacheResource.printChildren, NAMES). With
+/// `--pretty-print=JSON` as JsonPrettyPrinter writes them: `[`, one `"key"` a line
+/// joined by `,`, `]`, values not escaped; otherwise one key a line (the lab's
+/// simplification of the TABLE printer). `--max-items=N` limits them.
+fn ls(w: &mut World, site: &str, path: &str, opts: &[&str]) -> Result<String, String> {
+    let Some(cache) = path.trim_end_matches('/').strip_prefix("caches/") else {
+        return Ok(format!("Not Found: {path}"));
+    };
+    let keys = match w.keys(site, cache) {
+        Ok(k) => k,
+        Err(e) => return Ok(print(Err(e))),
+    };
+    let limit = flag(opts, "max-items", "m")
+        .and_then(|m| m.parse::<i64>().ok())
+        .filter(|m| *m > -1)
+        .map(|m| m as usize);
+    let keys: Vec<String> = keys.into_iter().take(limit.unwrap_or(usize::MAX)).collect();
+    let json = flag(opts, "pretty-print", "p") == Some("JSON");
+    Ok(if json {
+        let items: Vec<String> = keys.iter().map(|k| format!("\"{k}\"")).collect();
+        format!("[\n{}\n]", items.join(",\n"))
+    } else {
+        keys.join("\n")
+    })
 }
 
 fn flag<'a>(args: &'a [&'a str], name: &str, short: &str) -> Option<&'a str> {

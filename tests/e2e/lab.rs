@@ -52,7 +52,9 @@ fn runbook_lab_starts_prints_its_files_and_stops_on_ctrl_c() {
     let out = Command::new("curl")
         .args(["-sf", "--digest", "-u", &format!("admin:{password}")])
         // the lab plays Infinispan 14 by default: the container is a cache manager
-        .arg(format!("{ispn}/rest/v2/cache-managers/default/x-site/backups/"))
+        .arg(format!(
+            "{ispn}/rest/v2/cache-managers/default/x-site/backups/"
+        ))
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");

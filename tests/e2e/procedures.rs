@@ -229,7 +229,27 @@ fn watch_sessions(l: &InLab, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<V
 
 #[test]
 fn the_whole_cycle_with_users_logging_in_loses_no_session() {
-    let l = InLab::start(&[], 200.0);
+    // Infinispan 14 over REST, its routes read from the server.
+    whole_cycle(InLab::start(&[], 200.0));
+}
+
+#[test]
+fn the_whole_cycle_over_infinispan_15() {
+    whole_cycle(InLab::start_playing(&[], 200.0, 15));
+}
+
+#[test]
+fn the_whole_cycle_over_batch_crs() {
+    let mut l = InLab::start(&[], 200.0);
+    l.edit_env(|d| {
+        for s in ["site-a", "site-b"] {
+            d["sites"][s]["infinispan"]["transport"] = "batch".into();
+        }
+    });
+    whole_cycle(l);
+}
+
+fn whole_cycle(l: InLab) {
     std::thread::sleep(Duration::from_millis(100));
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = watch_sessions(&l, Arc::clone(&stop));

@@ -322,10 +322,17 @@ pub struct InLab {
     pub lab: Option<lab::RunningLab>,
     pub rt: tokio::runtime::Runtime,
     pub dir: tempfile::TempDir,
+    /// An edited environment file (`edit_env`), else the lab's own.
+    pub env: Option<PathBuf>,
 }
 
 impl InLab {
     pub fn start(faults: &[&str], workload_per_sec: f64) -> InLab {
+        InLab::start_playing(faults, workload_per_sec, 14)
+    }
+
+    /// A lab playing Infinispan `version` (14 or 15).
+    pub fn start_playing(faults: &[&str], workload_per_sec: f64, version: u8) -> InLab {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -338,11 +345,13 @@ impl InLab {
             .map(|f| lab::Fault::parse(f).unwrap())
             .collect();
         config.workload_per_sec = workload_per_sec;
+        config.shape.infinispan_version = version;
         let running = rt.block_on(lab::start(config)).unwrap();
         InLab {
             lab: Some(running),
             rt,
             dir,
+            env: None,
         }
     }
 
@@ -389,8 +398,20 @@ impl InLab {
     /// `runbook --journal <lab journal> --env <lab env> ARGS`
     pub fn runbook(&self) -> Command {
         let mut c = runbook(&self.journal());
-        c.arg("--env").arg(self.env());
+        c.arg("--env")
+            .arg(self.env.as_ref().cloned().unwrap_or_else(|| self.env()));
         c
+    }
+
+    /// From now on, `runbook()` uses the lab's environment file with `edit` applied
+    /// (e.g. every site's Infinispan over the Batch transport).
+    pub fn edit_env(&mut self, edit: impl FnOnce(&mut serde_yaml::Value)) {
+        let text = std::fs::read_to_string(self.env()).unwrap();
+        let mut doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        edit(&mut doc);
+        let p = self.dir.path().join("edited-env.yaml");
+        std::fs::write(&p, serde_yaml::to_string(&doc).unwrap()).unwrap();
+        self.env = Some(p);
     }
 }
 

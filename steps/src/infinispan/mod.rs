@@ -181,6 +181,27 @@ fn batch_failure(site: &str, command: &str, errors: &[String]) -> StepError {
     }
 }
 
+/// The keys `ls --pretty-print=JSON` printed: the lines between `[` and `]`, each a
+/// quoted key with a trailing comma but the last (the keys are not escaped).
+pub fn parse_ls_json(log: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut inside = false;
+    for line in log.lines().map(strip_ansi) {
+        match line.as_str() {
+            "[" => inside = true,
+            "]" => inside = false,
+            l if inside => {
+                let l = l.strip_suffix(',').unwrap_or(l);
+                if let Some(k) = l.strip_prefix('"').and_then(|k| k.strip_suffix('"')) {
+                    keys.push(k.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    keys
+}
+
 /// The last JSON object printed in a Batch's log.
 fn last_json(log: &str) -> Option<Json> {
     json_values(log).into_iter().rev().find(Json::is_object)
@@ -530,7 +551,17 @@ impl Transport {
                         .collect(),
                 ))
             }
-            Transport::Batch(_) => Ok(None),
+            Transport::Batch(b) => {
+                // cli/commands/Ls.java with CacheResource.printChildren (NAMES) and
+                // JsonPrettyPrinter: `[`, one `"key"` a line joined by `,`, `]`.
+                let command = format!("ls caches/{cache} --pretty-print=JSON --max-items={limit}");
+                let log = b.run(&command).await?;
+                let errors = cli_errors(&log);
+                if !errors.is_empty() {
+                    return Err(batch_failure(&b.site, &command, &errors));
+                }
+                Ok(Some(parse_ls_json(&log)))
+            }
         }
     }
 
@@ -648,7 +679,25 @@ fn cli_verb(action: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::{combine, parse_batch_status};
+    use super::{cli_errors, combine, parse_batch_status, parse_ls_json};
+
+    #[test]
+    fn ls_json_is_read_as_jsonprettyprinter_writes_it() {
+        assert_eq!(parse_ls_json("[\n\"a\",\n\"b c\"\n]\n"), ["a", "b c"]);
+        assert_eq!(parse_ls_json("[\n\n]\n"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn cli_errors_are_found_whatever_the_colour() {
+        let log = "{\n  \"status\" : \"online\"\n}\n\u{1b}[1;31mError: ISPN012047: Site operation on 'site-a' failed: 'x'\u{1b}[0m\nNot Found: Cache 'c' does not backup to site 'z'\n";
+        assert_eq!(
+            cli_errors(log),
+            [
+                "Error: ISPN012047: Site operation on 'site-a' failed: 'x'",
+                "Not Found: Cache 'c' does not backup to site 'z'"
+            ]
+        );
+    }
 
     #[test]
     fn batch_status_is_read_in_every_shape_the_cli_prints() {
