@@ -11,6 +11,7 @@ mod guards;
 mod lab;
 mod locks;
 mod plan;
+mod plan_calls;
 mod plan_snapshots;
 mod procedure_crashes;
 mod procedures;
