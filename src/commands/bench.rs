@@ -244,6 +244,36 @@ pub async fn run(config: &Config, args: &BenchArgs) -> CliResult<Code> {
         String::new(),
     ));
 
+    // 1b. the loader on 1 MB inputs: a long valid runbook, and deep nesting
+    let mut big = String::from("name: big\nsteps:\n");
+    let mut i = 0;
+    while big.len() < 1_000_000 {
+        big.push_str(&format!(
+            "  - id: s{i}\n    action: wait\n    with: {{ duration: 0s }}\n"
+        ));
+        i += 1;
+    }
+    let t = Instant::now();
+    let valid = engine::load::load_str(&big, "big.yaml", &config.registry).is_ok();
+    let t_big = t.elapsed();
+    let deep = format!(
+        "name: deep\nsteps:\n  - id: a\n    action: wait\n    with: {{ duration: {}0s{} }}\n",
+        "[".repeat(500_000),
+        "]".repeat(500_000)
+    );
+    let t = Instant::now();
+    let refused = engine::load::load_str(&deep, "deep.yaml", &config.registry).is_err();
+    let t_deep = t.elapsed();
+    rows.push((
+        format!(
+            "loader on 1 MB: {i} steps ({}), 500,000 nested brackets ({})",
+            if valid { "accepted" } else { "REJECTED" },
+            if refused { "rejected" } else { "ACCEPTED" }
+        ),
+        format!("{:.0} ms / {:.1} ms", ms(t_big), ms(t_deep)),
+        "< 1 s each".into(),
+    ));
+
     // 2. resume with many past runs in the journal
     let jdir = dir.path().join("history");
     let journal = Journal::open(&jdir).map_err(failed)?;

@@ -26,6 +26,7 @@ fn bench_reports_every_measure_on_a_small_scale() {
         "the no-op declaring an effect",
         "one event appended and flushed",
         "plan of the 20-step runbook",
+        "loader on 1 MB",
         "resume (fold, directives, 2 steps) with 30 past runs",
         "history: list",
         "plan recover-passive-site",
@@ -37,6 +38,12 @@ fn bench_reports_every_measure_on_a_small_scale() {
             "no row for {expected:?} in {whats:#?}"
         );
     }
+    // the loader's verdicts are facts, not times: they are asserted
+    let loader = whats.iter().find(|w| w.contains("loader on 1 MB")).unwrap();
+    assert!(
+        loader.contains("(accepted)") && loader.contains("(rejected)"),
+        "{loader}"
+    );
     for r in &rows {
         let figure = r["figure"].as_str().unwrap();
         assert!(
