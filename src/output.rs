@@ -265,6 +265,9 @@ pub fn run_text(state: &RunState, step_order: &[String], s: Style, live: bool) -
             }
         }
     }
+    for ov in &state.overrides {
+        let _ = writeln!(o, "{} {ov}", s.red("safety guard overridden:"));
+    }
     if let Some(h) = &state.halt {
         let at = h
             .step

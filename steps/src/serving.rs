@@ -17,8 +17,9 @@
 //! each record's target. A record's site is the site of the environment file whose
 //! `route53.health_check_id` is the record's `HealthCheckId`.
 
-use std::collections::BTreeSet;
-use std::time::Duration;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use aws_sdk_route53::error::ProvideErrorMetadata;
@@ -186,6 +187,26 @@ async fn health(r53: &aws_sdk_route53::Client, id: &str) -> Result<Option<bool>,
 /// # Errors
 /// The environment file names no hosted zone or client domain, or Route53 cannot be read.
 pub async fn read(ctx: &StepCtx) -> Result<Json, StepError> {
+    // Route53's checkers report every 10 to 30 s and its API allows about 5 requests a
+    // second per account (GetHealthCheckStatus "for development use only"): a guard
+    // checked before every item of a fan-out reuses a reading younger than 10 s (at
+    // the lab's time scale) instead of calling Route53 seven times per item. Reads are
+    // serialised, so concurrent items share one.
+    static RECENT: LazyLock<tokio::sync::Mutex<HashMap<String, (Instant, Json)>>> =
+        LazyLock::new(Default::default);
+    let fresh_for = ctx.env.scaled_pause(Duration::from_secs(10));
+    let mut recent = RECENT.lock().await;
+    if let Some((at, o)) = recent.get(&ctx.env.digest) {
+        if at.elapsed() < fresh_for {
+            return Ok(o.clone());
+        }
+    }
+    let o = read_now(ctx).await?;
+    recent.insert(ctx.env.digest.clone(), (Instant::now(), o.clone()));
+    Ok(o)
+}
+
+async fn read_now(ctx: &StepCtx) -> Result<Json, StepError> {
     let aws = ctx.env.aws.clone().unwrap_or_default();
     let (Some(zone), Some(domain)) = (aws.hosted_zone_id.clone(), aws.client_domain.clone()) else {
         return Err(StepError::permanent(
