@@ -139,6 +139,10 @@ fn run_script(
             continue;
         }
         let words: Vec<&str> = line.split_whitespace().collect();
+        w.cli_commands
+            .entry(site.to_string())
+            .or_default()
+            .push(line.to_string());
         let out = match words.as_slice() {
             ["site", verb, rest @ ..] => site_command(w, site, verb, rest, now),
             ["clearcache", cache] => Ok(print(w.clear(site, cache).map(|_| None))),

@@ -176,6 +176,8 @@ pub struct World {
     /// 14 or 15 (see [`Shape::infinispan_version`]).
     pub infinispan_version: u8,
     session_seq: u64,
+    /// Every CLI command a Batch ran, per site, in order (what tests compare with plans).
+    pub cli_commands: BTreeMap<String, Vec<String>>,
 }
 
 /// What a new world looks like.
@@ -290,6 +292,7 @@ impl World {
             scale: shape.scale,
             infinispan_version: shape.infinispan_version,
             session_seq: 0,
+            cli_commands: BTreeMap::new(),
         }
     }
 

@@ -8,6 +8,7 @@ use engine::env::IspnTransport;
 use engine::{Action, ArgKind, ArgSpec, Args, Effect, Outputs, StepCtx, StepError};
 use serde_json::{json, Value as Json};
 
+use super::calls::Op;
 use super::Transport;
 use crate::args::{caches_arg, dur_arg, int_arg, req_str};
 
@@ -17,6 +18,8 @@ enum Target {
         base: String,
         /// The container-level prefix, or a description of how it will be chosen.
         container: String,
+        /// Why those routes: declared, or what the server said.
+        why: String,
     },
     Batch {
         site: String,
@@ -49,7 +52,17 @@ fn target(ctx: &StepCtx) -> Target {
                 .to_string(),
             container: match super::rest::known_api(ispn) {
                 Some((api, _)) => super::rest::container_prefix(api, ispn),
-                None => "/rest/v2/{cache-managers/default (Infinispan 14) or container (15+): by GET /rest/v2/server at run time}".into(),
+                None => "/rest/v2/{cache-managers/default or container}".into(),
+            },
+            why: match super::rest::known_api(ispn) {
+                Some((api, why)) => format!(
+                    "{} routes: {why}",
+                    match api {
+                        engine::env::IspnApi::V14 => "v14",
+                        engine::env::IspnApi::V15 => "v15",
+                    }
+                ),
+                None => "routes by the server's version, read at run time (GET /rest/v2/server): Infinispan 14 has /rest/v2/cache-managers/default, 15+ /rest/v2/container".into(),
             },
         },
         IspnTransport::Batch => Target::Batch {
@@ -65,15 +78,39 @@ fn target(ctx: &StepCtx) -> Target {
     }
 }
 
-fn cli_verb(action: &str) -> &str {
-    match action {
-        "start-push-state" => "push-site-state",
-        other => other,
-    }
-}
-
 fn batch_line(site: &str, ns: &str, cluster: &str, script: &str) -> String {
     format!("create Batch in {site}/{ns} for Infinispan `{cluster}`: {script}")
+}
+
+/// An operation as the plan shows it, from the same description the transports call
+/// (`calls::Op`). Container-level REST calls say which routes and why.
+fn line(t: &Target, op: Op) -> String {
+    match t {
+        Target::Rest {
+            base,
+            container,
+            why,
+        } => {
+            let text = op.rest_line(base, container);
+            if matches!(op, Op::ContainerAction { .. } | Op::ContainerStatus { .. }) {
+                format!("{text} [{why}]")
+            } else {
+                text
+            }
+        }
+        Target::Batch {
+            site,
+            namespace,
+            cluster,
+        } => batch_line(
+            site,
+            namespace,
+            cluster,
+            &op.cli()
+                .unwrap_or_else(|| "(no CLI command: not over Batch)".into()),
+        ),
+        Target::Unknown(why) => format!("{op:?} {why}"),
+    }
 }
 
 fn describe_action(
@@ -82,76 +119,36 @@ fn describe_action(
     caches: Option<&[String]>,
     action: &str,
 ) -> Vec<String> {
-    match (target(ctx), caches) {
-        (Target::Rest { base, container }, None) => vec![format!(
-            "POST {base}{container}/x-site/backups/{backup}?action={action}"
-        )],
-        (Target::Rest { base, .. }, Some(list)) => list
+    let t = target(ctx);
+    match caches {
+        None => vec![line(&t, Op::ContainerAction { backup, action })],
+        Some(list) => list
             .iter()
             .map(|c| {
-                format!("POST {base}/rest/v2/caches/{c}/x-site/backups/{backup}?action={action}")
-            })
-            .collect(),
-        (
-            Target::Batch {
-                site,
-                namespace,
-                cluster,
-            },
-            None,
-        ) => {
-            vec![batch_line(
-                &site,
-                &namespace,
-                &cluster,
-                &format!("site {} --all-caches --site={backup}", cli_verb(action)),
-            )]
-        }
-        (
-            Target::Batch {
-                site,
-                namespace,
-                cluster,
-            },
-            Some(list),
-        ) => list
-            .iter()
-            .map(|c| {
-                batch_line(
-                    &site,
-                    &namespace,
-                    &cluster,
-                    &format!("site {} --cache={c} --site={backup}", cli_verb(action)),
+                line(
+                    &t,
+                    Op::CacheAction {
+                        cache: c,
+                        backup,
+                        action,
+                    },
                 )
             })
             .collect(),
-        (Target::Unknown(why), _) => vec![format!("{action} {why}")],
     }
 }
 
 fn describe_status(ctx: &StepCtx, backup: &str, caches: Option<&[String]>) -> String {
-    match (target(ctx), caches) {
-        (Target::Rest { base, container }, None) => {
-            format!("GET {base}{container}/x-site/backups/{backup}")
-        }
-        (Target::Rest { base, .. }, Some(list)) => format!(
-            "GET {base}/rest/v2/caches/{{{}}}/x-site/backups/{backup}",
-            list.join(",")
-        ),
-        (
-            Target::Batch {
-                site,
-                namespace,
-                cluster,
+    let t = target(ctx);
+    match caches {
+        None => line(&t, Op::ContainerStatus { backup }),
+        Some(list) => line(
+            &t,
+            Op::CacheStatus {
+                cache: &format!("{{{}}}", list.join(",")),
+                backup,
             },
-            _,
-        ) => batch_line(
-            &site,
-            &namespace,
-            &cluster,
-            &format!("site status --all-caches --site={backup}"),
         ),
-        (Target::Unknown(why), _) => format!("status {why}"),
     }
 }
 
@@ -413,22 +410,12 @@ impl Action for ClearCaches {
         Duration::from_secs(1)
     }
     fn describe(&self, ctx: &StepCtx, args: &Args) -> Vec<String> {
-        let caches = caches_arg(args).unwrap_or_default();
-        match target(ctx) {
-            Target::Rest { base, .. } => caches
-                .iter()
-                .map(|c| format!("POST {base}/rest/v2/caches/{c}?action=clear"))
-                .collect(),
-            Target::Batch {
-                site,
-                namespace,
-                cluster,
-            } => caches
-                .iter()
-                .map(|c| batch_line(&site, &namespace, &cluster, &format!("clearcache {c}")))
-                .collect(),
-            Target::Unknown(why) => vec![format!("clear {} {why}", caches.join(", "))],
-        }
+        let t = target(ctx);
+        caches_arg(args)
+            .unwrap_or_default()
+            .iter()
+            .map(|c| line(&t, Op::Clear { cache: c }))
+            .collect()
     }
     // No postcondition: the other site keeps replicating into the cleared cache (its
     // backup to this site is online, as the procedures require), so "empty" is not a
@@ -520,22 +507,7 @@ impl Action for PushState {
         let backup = &super::xsite_name(ctx, req_str(args, "backup").unwrap_or("?"));
         let caches = caches_arg(args);
         let mut lines = describe_action(ctx, backup, caches.as_deref(), "start-push-state");
-        let status = match target(ctx) {
-            Target::Rest { base, .. } => format!(
-                "GET {base}/rest/v2/caches/{{cache}}/x-site/backups?action=push-state-status"
-            ),
-            Target::Batch {
-                site,
-                namespace,
-                cluster,
-            } => batch_line(
-                &site,
-                &namespace,
-                &cluster,
-                "site push-site-status --cache={cache}",
-            ),
-            Target::Unknown(why) => why,
-        };
+        let status = line(&target(ctx), Op::PushStatus { cache: "{cache}" });
         lines.push(format!(
             "then until every cache is OK (ERROR: push that cache again, up to {} times): {status}",
             int_arg(args, "max_repush").unwrap_or(3)
@@ -790,18 +762,12 @@ impl Action for ClearPushStateStatus {
         Duration::from_secs(1)
     }
     fn describe(&self, ctx: &StepCtx, args: &Args) -> Vec<String> {
-        let caches = caches_arg(args).unwrap_or_else(|| vec!["{every cache}".into()]);
-        match target(ctx) {
-            Target::Rest { base, .. } => caches
-                .iter()
-                .map(|c| format!("POST {base}/rest/v2/caches/{c}/x-site/local?action=clear-push-state-status"))
-                .collect(),
-            Target::Batch { site, namespace, cluster } => caches
-                .iter()
-                .map(|c| batch_line(&site, &namespace, &cluster, &format!("site clear-push-site-status --cache={c}")))
-                .collect(),
-            Target::Unknown(why) => vec![why],
-        }
+        let t = target(ctx);
+        caches_arg(args)
+            .unwrap_or_else(|| vec!["{every cache}".into()])
+            .iter()
+            .map(|c| line(&t, Op::ClearPushStatus { cache: c }))
+            .collect()
     }
     fn postcondition(&self, _: &StepCtx, _: &Args) -> Option<String> {
         Some("every cache's push status is IDLE".into())

@@ -3,6 +3,7 @@
 
 pub mod actions;
 pub mod batch;
+pub mod calls;
 pub mod rest;
 pub mod view;
 
@@ -246,7 +247,11 @@ impl Transport {
         match self {
             Transport::Rest(r) => {
                 let a = r
-                    .call(Method::GET, "/rest/v2/caches", Self::call_timeout())
+                    .call(
+                        Method::GET,
+                        &calls::Op::CacheNames.rest("").1,
+                        Self::call_timeout(),
+                    )
                     .await?;
                 let v = parse_json(&r.site, "list of caches", &a.body)?;
                 let mut names: Vec<String> = v
@@ -295,7 +300,7 @@ impl Transport {
                 let a = r
                     .call(
                         Method::GET,
-                        &format!("{}/x-site/backups/{backup}", r.container()),
+                        &calls::Op::ContainerStatus { backup }.rest(&r.container()).1,
                         Self::call_timeout(),
                     )
                     .await?;
@@ -329,7 +334,7 @@ impl Transport {
                     let a = r
                         .call(
                             Method::GET,
-                            &format!("/rest/v2/caches/{c}/x-site/backups/{backup}"),
+                            &calls::Op::CacheStatus { cache: c, backup }.rest("").1,
                             Self::call_timeout(),
                         )
                         .await?;
@@ -360,7 +365,9 @@ impl Transport {
                 let a = r
                     .call(
                         Method::POST,
-                        &format!("{}/x-site/backups/{backup}?action={action}", r.container()),
+                        &calls::Op::ContainerAction { backup, action }
+                            .rest(&r.container())
+                            .1,
                         Self::call_timeout(),
                     )
                     .await?;
@@ -370,7 +377,9 @@ impl Transport {
                 )
             }
             Transport::Batch(b) => {
-                let command = format!("site {} --all-caches --site={backup}", cli_verb(action));
+                let command = calls::Op::ContainerAction { backup, action }
+                    .cli()
+                    .unwrap_or_default();
                 let log = b.run(&command).await?;
                 let errors = cli_errors(&log);
                 if !errors.is_empty() {
@@ -412,14 +421,26 @@ impl Transport {
             Transport::Rest(r) => {
                 r.call(
                     Method::POST,
-                    &format!("/rest/v2/caches/{cache}/x-site/backups/{backup}?action={action}"),
+                    &calls::Op::CacheAction {
+                        cache,
+                        backup,
+                        action,
+                    }
+                    .rest("")
+                    .1,
                     Self::call_timeout(),
                 )
                 .await?;
                 Ok(())
             }
             Transport::Batch(b) => {
-                let command = format!("site {} --cache={cache} --site={backup}", cli_verb(action));
+                let command = calls::Op::CacheAction {
+                    cache,
+                    backup,
+                    action,
+                }
+                .cli()
+                .unwrap_or_default();
                 let log = b.run(&command).await?;
                 let errors = cli_errors(&log);
                 if errors.is_empty() {
@@ -441,7 +462,7 @@ impl Transport {
                 let a = r
                     .call(
                         Method::GET,
-                        &format!("/rest/v2/caches/{cache}/x-site/backups?action=push-state-status"),
+                        &calls::Op::PushStatus { cache }.rest("").1,
                         Self::call_timeout(),
                     )
                     .await?;
@@ -452,7 +473,7 @@ impl Transport {
                 )?))
             }
             Transport::Batch(b) => {
-                let command = format!("site push-site-status --cache={cache}");
+                let command = calls::Op::PushStatus { cache }.cli().unwrap_or_default();
                 let log = b.run(&command).await?;
                 let errors = cli_errors(&log);
                 if !errors.is_empty() {
@@ -476,14 +497,16 @@ impl Transport {
             Transport::Rest(r) => {
                 r.call(
                     Method::POST,
-                    &format!("/rest/v2/caches/{cache}/x-site/local?action=clear-push-state-status"),
+                    &calls::Op::ClearPushStatus { cache }.rest("").1,
                     Self::call_timeout(),
                 )
                 .await?;
                 Ok(())
             }
             Transport::Batch(b) => {
-                let command = format!("site clear-push-site-status --cache={cache}");
+                let command = calls::Op::ClearPushStatus { cache }
+                    .cli()
+                    .unwrap_or_default();
                 let errors = cli_errors(&b.run(&command).await?);
                 if errors.is_empty() {
                     Ok(())
@@ -501,13 +524,13 @@ impl Transport {
             Transport::Rest(r) => r
                 .call_once(
                     Method::POST,
-                    &format!("/rest/v2/caches/{cache}?action=clear"),
+                    &calls::Op::Clear { cache }.rest("").1,
                     Self::call_timeout(),
                 )
                 .await
                 .map(|_| ()),
             Transport::Batch(b) => {
-                let command = format!("clearcache {cache}");
+                let command = calls::Op::Clear { cache }.cli().unwrap_or_default();
                 let errors = cli_errors(&b.run(&command).await?);
                 if errors.is_empty() {
                     Ok(())
@@ -530,7 +553,7 @@ impl Transport {
                 let a = r
                     .call(
                         Method::GET,
-                        &format!("/rest/v2/caches/{cache}?action=keys&limit={limit}"),
+                        &calls::Op::Keys { cache, limit }.rest("").1,
                         Self::call_timeout(),
                     )
                     .await?;
@@ -554,7 +577,7 @@ impl Transport {
             Transport::Batch(b) => {
                 // cli/commands/Ls.java with CacheResource.printChildren (NAMES) and
                 // JsonPrettyPrinter: `[`, one `"key"` a line joined by `,`, `]`.
-                let command = format!("ls caches/{cache} --pretty-print=JSON --max-items={limit}");
+                let command = calls::Op::Keys { cache, limit }.cli().unwrap_or_default();
                 let log = b.run(&command).await?;
                 let errors = cli_errors(&log);
                 if !errors.is_empty() {
@@ -575,7 +598,7 @@ impl Transport {
                 let a = r
                     .call(
                         Method::GET,
-                        &format!("/rest/v2/caches/{cache}?action=size"),
+                        &calls::Op::Size { cache }.rest("").1,
                         Self::call_timeout(),
                     )
                     .await?;
@@ -592,10 +615,16 @@ async fn batch_status(
     caches: Option<&[String]>,
 ) -> Result<XStatus, StepError> {
     let script = match caches {
-        None => format!("site status --all-caches --site={backup}"),
+        None => calls::Op::ContainerStatus { backup }
+            .cli()
+            .unwrap_or_default(),
         Some(list) => list
             .iter()
-            .map(|c| format!("site status --cache={c} --site={backup}"))
+            .map(|c| {
+                calls::Op::CacheStatus { cache: c, backup }
+                    .cli()
+                    .unwrap_or_default()
+            })
             .collect::<Vec<_>>()
             .join("\n"),
     };
@@ -667,14 +696,6 @@ fn parse_batch_status(log: &str, caches: Option<&[String]>) -> XStatus {
         _ => combine(st.caches.values().map(String::as_str)),
     };
     st
-}
-
-/// The CLI verb for a REST action name.
-fn cli_verb(action: &str) -> &str {
-    match action {
-        "start-push-state" => "push-site-state",
-        other => other,
-    }
 }
 
 #[cfg(test)]
