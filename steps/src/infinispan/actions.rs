@@ -984,24 +984,47 @@ impl Action for SyncState {
         let mut keys = serde_json::Map::new();
         let mut differing = Vec::new();
         let mut total = 0;
-        for c in &caches {
-            let first = (
-                here.keys(c, bound + 1).await?,
-                there.keys(c, bound + 1).await?,
-            );
-            let equal = matches!(&first, (Some(a), Some(b)) if {
-                let sa: std::collections::BTreeSet<&String> = a.iter().collect();
-                sa == b.iter().collect()
-            });
-            let again = if equal || first.0.is_none() || first.1.is_none() {
-                None
-            } else {
-                // Writes in flight between the two reads: read both again.
-                tokio::time::sleep(ctx.env.scaled_pause(Duration::from_secs(2))).await;
-                Some((
-                    here.keys(c, bound + 1).await?,
-                    there.keys(c, bound + 1).await?,
-                ))
+        // One read of every cache's keys per site (over Batch: one Batch per site and
+        // round), and a second round only for the caches that differed.
+        let a1 = here.keys_all(&caches, bound + 1).await?;
+        let b1 = there.keys_all(&caches, bound + 1).await?;
+        let differ: Vec<bool> = a1
+            .iter()
+            .zip(&b1)
+            .map(|(a, b)| match (a, b) {
+                (Some(a), Some(b)) => {
+                    let sa: std::collections::BTreeSet<&String> = a.iter().collect();
+                    sa != b.iter().collect()
+                }
+                _ => false,
+            })
+            .collect();
+        let (mut a2, mut b2) = (vec![None; caches.len()], vec![None; caches.len()]);
+        if differ.iter().any(|d| *d) {
+            // Writes in flight between the two reads: read those caches again.
+            tokio::time::sleep(ctx.env.scaled_pause(Duration::from_secs(2))).await;
+            let again: Vec<String> = caches
+                .iter()
+                .zip(&differ)
+                .filter(|(_, d)| **d)
+                .map(|(c, _)| c.clone())
+                .collect();
+            let ra = here.keys_all(&again, bound + 1).await?;
+            let rb = there.keys_all(&again, bound + 1).await?;
+            let mut k = 0;
+            for (i, d) in differ.iter().enumerate() {
+                if *d {
+                    a2[i] = Some(ra[k].clone());
+                    b2[i] = Some(rb[k].clone());
+                    k += 1;
+                }
+            }
+        }
+        for (i, c) in caches.iter().enumerate() {
+            let first = (a1[i].clone(), b1[i].clone());
+            let again = match (a2[i].take(), b2[i].take()) {
+                (Some(a), Some(b)) => Some((a, b)),
+                _ => None,
             };
             match compare_keys(here.site(), other, first, again, bound) {
                 Ok(n) => {

@@ -185,22 +185,32 @@ fn batch_failure(site: &str, command: &str, errors: &[String]) -> StepError {
 /// The keys `ls --pretty-print=JSON` printed: the lines between `[` and `]`, each a
 /// quoted key with a trailing comma but the last (the keys are not escaped).
 pub fn parse_ls_json(log: &str) -> Vec<String> {
-    let mut keys = Vec::new();
-    let mut inside = false;
+    parse_ls_json_many(log).into_iter().flatten().collect()
+}
+
+/// Every list `ls --pretty-print=JSON` printed, in order.
+pub fn parse_ls_json_many(log: &str) -> Vec<Vec<String>> {
+    let mut lists = Vec::new();
+    let mut current: Option<Vec<String>> = None;
     for line in log.lines().map(strip_ansi) {
         match line.as_str() {
-            "[" => inside = true,
-            "]" => inside = false,
-            l if inside => {
-                let l = l.strip_suffix(',').unwrap_or(l);
-                if let Some(k) = l.strip_prefix('"').and_then(|k| k.strip_suffix('"')) {
-                    keys.push(k.to_string());
+            "[" => current = Some(Vec::new()),
+            "]" => {
+                if let Some(l) = current.take() {
+                    lists.push(l);
                 }
             }
-            _ => {}
+            l => {
+                if let Some(keys) = current.as_mut() {
+                    let l = l.strip_suffix(',').unwrap_or(l);
+                    if let Some(k) = l.strip_prefix('"').and_then(|k| k.strip_suffix('"')) {
+                        keys.push(k.to_string());
+                    }
+                }
+            }
         }
     }
-    keys
+    lists
 }
 
 /// The last JSON object printed in a Batch's log.
@@ -588,6 +598,57 @@ impl Transport {
         }
     }
 
+    /// The keys of several caches, in their order (see [`Transport::keys`]): over
+    /// Batch, one Batch runs every `ls`, so a round of reads is one Batch per site.
+    ///
+    /// # Errors
+    /// A call fails, or the Batch printed fewer lists than it ran commands.
+    pub async fn keys_all(
+        &self,
+        caches: &[String],
+        limit: usize,
+    ) -> Result<Vec<Option<Vec<String>>>, StepError> {
+        match self {
+            Transport::Rest(_) => {
+                let mut out = Vec::new();
+                for c in caches {
+                    out.push(self.keys(c, limit).await?);
+                }
+                Ok(out)
+            }
+            Transport::Batch(b) => {
+                if caches.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let script = caches
+                    .iter()
+                    .map(|c| {
+                        calls::Op::Keys { cache: c, limit }
+                            .cli()
+                            .unwrap_or_default()
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                let log = b.run(&script).await?;
+                let errors = cli_errors(&log);
+                if !errors.is_empty() {
+                    return Err(batch_failure(&b.site, &script.replace('\n', "; "), &errors));
+                }
+                let lists = parse_ls_json_many(&log);
+                if lists.len() != caches.len() {
+                    return Err(StepError::transient(format!(
+                        "site `{}`: the keys batch printed {} lists for {} caches: {}",
+                        b.site,
+                        lists.len(),
+                        caches.len(),
+                        crate::text::excerpt(log.trim(), 300)
+                    )));
+                }
+                Ok(lists.into_iter().map(Some).collect())
+            }
+        }
+    }
+
     /// Number of entries; `None` where the transport cannot tell (Batch).
     ///
     /// # Errors
@@ -702,10 +763,41 @@ fn parse_batch_status(log: &str, caches: Option<&[String]>) -> XStatus {
 mod tests {
     use super::{cli_errors, combine, parse_batch_status, parse_ls_json};
 
+    /// Transcribed from the guide's printed outputs (Keycloak 24 HA guide, Japanese
+    /// edition, `shared/seeds/002_*.txt`, chapter 10 steps 3 and 4, chapter 11 step 5),
+    /// which are the CLI's `Json.toPrettyString()`.
+    #[test]
+    fn the_guides_printed_outputs_are_read() {
+        let take_offline = "{\n  \"offlineClientSessions\" : \"ok\",\n  \"authenticationSessions\" : \"ok\",\n  \"sessions\" : \"ok\",\n  \"clientSessions\" : \"ok\",\n  \"work\" : \"ok\",\n  \"offlineSessions\" : \"ok\",\n  \"loginFailures\" : \"ok\",\n  \"actionTokens\" : \"ok\"\n}\n";
+        let m = super::map_of_strings(&super::last_json(take_offline).unwrap());
+        assert_eq!(m.len(), 8);
+        assert!(m.values().all(|v| v == "ok"));
+        assert!(cli_errors(take_offline).is_empty());
+        let status = "{\n  \"status\" : \"offline\"\n}\n";
+        let st = parse_batch_status(status, None);
+        assert_eq!(st.overall, "offline");
+        assert!(
+            st.caches.is_empty(),
+            "the container's status names no cache"
+        );
+        let pushed = "{\n  \"site-b\" : \"OK\"\n}\n".repeat(2);
+        let all = super::json_values(&pushed);
+        assert_eq!(all.len(), 2);
+        assert_eq!(super::map_of_strings(&all[1])["site-b"], "OK");
+    }
+
     #[test]
     fn ls_json_is_read_as_jsonprettyprinter_writes_it() {
         assert_eq!(parse_ls_json("[\n\"a\",\n\"b c\"\n]\n"), ["a", "b c"]);
         assert_eq!(parse_ls_json("[\n\n]\n"), Vec::<String>::new());
+        assert_eq!(
+            super::parse_ls_json_many("[\n\"a\"\n]\n[\n\n]\n[\n\"b\",\n\"c\"\n]\n"),
+            vec![
+                vec!["a".to_string()],
+                vec![],
+                vec!["b".to_string(), "c".to_string()]
+            ]
+        );
     }
 
     #[test]
