@@ -404,6 +404,29 @@ mod tests {
     use crate::event::Actor;
 
     #[test]
+    fn a_damaged_entry_is_named_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path()).unwrap();
+        let id = j.new_run_id().unwrap();
+        j.append(id, 0, &Event::Completed { at: 5 }, None).unwrap();
+        // bytes that are no event, under the run's second event key
+        j.db.insert(
+            Key::Event(id, 1).encode(),
+            &b"{\"event\":\"completed\",\"at\":"[..],
+        )
+        .unwrap();
+        let e = j.events(id).unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, JournalError::Corrupt { .. }), "{text}");
+        assert!(
+            text.contains("Event(") && text.contains("is unreadable"),
+            "{text}"
+        );
+        j.db.insert(Key::Run(id).encode(), &b"[]"[..]).unwrap();
+        assert!(matches!(j.runs(), Err(JournalError::Corrupt { .. })));
+    }
+
+    #[test]
     fn append_read_back_and_index() {
         let dir = tempfile::tempdir().unwrap();
         let j = Journal::open(dir.path()).unwrap();

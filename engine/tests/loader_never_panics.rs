@@ -105,6 +105,21 @@ fn stray_closing_braces_in_an_expression_were_a_lexer_panic() {
     );
 }
 
+/// Issue 15: 100,000 nested brackets took serde_yaml 24 s to reject (quadratic in the
+/// depth); the loader now rejects nesting beyond 64 levels, with its position, before
+/// serde_yaml reads the text.
+#[test]
+fn deep_nesting_is_rejected_with_its_position() {
+    let text = include_str!("../../fuzz/regressions/quadratic-nesting.yaml");
+    let e = load_str(text, "deep.yaml", &registry())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("deep.yaml:5:") && e.contains("nested deeper than 64 levels"),
+        "{e}"
+    );
+}
+
 /// Every input a fuzzer found to crash, kept in fuzz/regressions: each loads to a
 /// result (any result) without a panic.
 #[test]
