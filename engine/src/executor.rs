@@ -184,7 +184,8 @@ fn approx(d: Duration) -> String {
     }
 }
 
-fn short(v: &Json) -> String {
+/// A JSON value quoted in a message, cut at 300 bytes.
+pub(crate) fn short(v: &Json) -> String {
     let s = v.to_string();
     if s.len() > 300 {
         let mut cut = 300;

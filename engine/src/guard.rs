@@ -8,7 +8,7 @@ use serde_json::Value as Json;
 
 use crate::action::{Registry, StepCtx};
 use crate::env::Environment;
-use crate::executor::{item_scope, resolve_site};
+use crate::executor::{item_scope, resolve_site, short};
 use crate::model::Guard;
 use crate::report::Interrupt;
 use crate::template::Templates;
@@ -42,19 +42,6 @@ pub struct GuardEnv<'a> {
     pub run_id: &'a str,
     pub timeout: Duration,
     pub interrupt: Interrupt,
-}
-
-fn short(v: &Json) -> String {
-    let s = v.to_string();
-    if s.len() > 300 {
-        let mut cut = 300;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        format!("{}…", &s[..cut])
-    } else {
-        s
-    }
 }
 
 /// Check `guard` now. `scope` is the run's template data (params, sites, history).

@@ -283,6 +283,22 @@ fn valid_id(id: &str) -> bool {
 }
 
 impl Validator<'_> {
+    /// A `with:` mapping as JSON; `None` when absent or not convertible (a problem).
+    fn with_json(
+        &mut self,
+        path: &str,
+        step: Option<&str>,
+        with: Option<&serde_yaml::Mapping>,
+    ) -> Option<Json> {
+        match yaml_to_json(&serde_yaml::Value::Mapping(with?.clone())) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.problem(path, step, e);
+                None
+            }
+        }
+    }
+
     fn problem(&mut self, path: &str, step: Option<&str>, message: impl Into<String>) {
         let pos = self.spans.find(path);
         self.problems.push(Problem {
@@ -499,18 +515,9 @@ impl Validator<'_> {
                 earlier: &[],
                 registry,
             };
-            let with = match g
-                .with
-                .as_ref()
-                .map(|m| yaml_to_json(&serde_yaml::Value::Mapping(m.clone())))
-            {
-                Some(Ok(v)) => v,
-                Some(Err(e)) => {
-                    self.problem(&format!("{path}.with"), None, e);
-                    Json::Object(Default::default())
-                }
-                None => Json::Object(Default::default()),
-            };
+            let with = self
+                .with_json(&format!("{path}.with"), None, g.with.as_ref())
+                .unwrap_or_else(|| Json::Object(Default::default()));
             match &g.probe {
                 Some(probe) => match registry.get(probe) {
                     None => {
@@ -633,18 +640,9 @@ impl Validator<'_> {
             earlier,
             registry,
         };
-        let with = match rs
-            .with
-            .as_ref()
-            .map(|m| yaml_to_json(&serde_yaml::Value::Mapping(m.clone())))
-        {
-            Some(Ok(v)) => v,
-            Some(Err(e)) => {
-                self.problem(&format!("{path}.with"), sid, e);
-                Json::Object(Default::default())
-            }
-            None => Json::Object(Default::default()),
-        };
+        let with = self
+            .with_json(&format!("{path}.with"), sid, rs.with.as_ref())
+            .unwrap_or_else(|| Json::Object(Default::default()));
         if let Some(action) = &action {
             self.check_args(&format!("{path}.with"), &id, action.name(), &with, registry);
         }
@@ -837,18 +835,7 @@ impl Validator<'_> {
                     ),
                 );
             }
-            let with = match rc
-                .with
-                .as_ref()
-                .map(|m| yaml_to_json(&serde_yaml::Value::Mapping(m.clone())))
-            {
-                Some(Ok(v)) => Some(v),
-                Some(Err(e)) => {
-                    self.problem(&format!("{cpath}.with"), Some(id), e);
-                    None
-                }
-                None => None,
-            };
+            let with = self.with_json(&format!("{cpath}.with"), Some(id), rc.with.as_ref());
             if let Some(w) = &with {
                 self.check_args(&format!("{cpath}.with"), id, &probe_name, w, registry);
                 self.check_templates(&format!("{cpath}.with"), id, w, scope, params);

@@ -398,36 +398,24 @@ pub fn recorded_output(
             .then(|| st.progress.outputs.get(&from.output).cloned())
             .flatten()
     };
-    if from.since_completed.is_empty() {
-        for r in runs
-            .iter()
-            .rev()
-            .filter(|r| from.runbooks.contains(&r.runbook))
-        {
-            let state = run_state(journal, r.run_id)?;
-            if !same(&state) {
-                continue;
-            }
-            if let Some(v) = value(&state) {
-                return Ok(Some((v, r.run_id)));
-            }
-        }
-        return Ok(None);
-    }
-    // The runs after the last completed one of `since_completed` (matching params).
-    let mut start = 0;
-    for (i, r) in runs.iter().enumerate() {
-        if from.since_completed.contains(&r.runbook)
-            && r.status == crate::state::RunStatus::Completed
-        {
-            let state = run_state(journal, r.run_id)?;
-            if same(&state) {
+    // Newest first by default; with `since_completed`, oldest first among the runs
+    // after the last completed one of those runbooks (matching params).
+    let candidates: Vec<&crate::journal::RunSummary> = if from.since_completed.is_empty() {
+        runs.iter().rev().collect()
+    } else {
+        let mut start = 0;
+        for (i, r) in runs.iter().enumerate() {
+            if from.since_completed.contains(&r.runbook)
+                && r.status == crate::state::RunStatus::Completed
+                && same(&run_state(journal, r.run_id)?)
+            {
                 start = i + 1;
             }
         }
-    }
-    for r in runs[start..]
-        .iter()
+        runs[start..].iter().collect()
+    };
+    for r in candidates
+        .into_iter()
         .filter(|r| from.runbooks.contains(&r.runbook))
     {
         let state = run_state(journal, r.run_id)?;

@@ -24,7 +24,12 @@ fn check_id(ctx: &StepCtx, args: &Args) -> Result<String, StepError> {
     })
 }
 
-fn r53_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+/// A Route53 error as a step error: the call, the code and the message; codes that
+/// will not change are permanent.
+pub(crate) fn r53_error<
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+>(
     call: &str,
     e: aws_sdk_route53::error::SdkError<E, R>,
 ) -> StepError {
@@ -42,7 +47,9 @@ fn r53_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt:
     };
     let msg = format!("{call} failed: {text}");
     match code.as_deref() {
-        Some("NoSuchHealthCheck" | "InvalidInput" | "AccessDenied") => StepError::permanent(msg),
+        Some("NoSuchHealthCheck" | "NoSuchHostedZone" | "InvalidInput" | "AccessDenied") => {
+            StepError::permanent(msg)
+        }
         _ => StepError::transient(msg),
     }
 }

@@ -28,6 +28,7 @@ use engine::{Action, ArgSpec, Args, Effect, Outputs, StepCtx, StepError};
 use serde_json::{json, Value as Json};
 
 use crate::clients::aws_config;
+use crate::route53::r53_error;
 
 /// One record of the failover pair, as read.
 #[derive(Debug, Clone, PartialEq)]
@@ -96,31 +97,6 @@ pub fn route53_answer(primary: &Record, secondary: Option<&Record>) -> (&'static
                 health(primary)
             ),
         ),
-    }
-}
-
-fn r53_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
-    call: &str,
-    e: aws_sdk_route53::error::SdkError<E, R>,
-) -> StepError {
-    let code = e
-        .as_service_error()
-        .and_then(|s| s.code())
-        .map(str::to_string);
-    let text = match e.as_service_error() {
-        Some(se) => format!(
-            "{}: {}",
-            se.code().unwrap_or("error"),
-            se.message().unwrap_or("")
-        ),
-        None => format!("{}", aws_sdk_route53::error::DisplayErrorContext(&e)),
-    };
-    let msg = format!("{call} failed: {text}");
-    match code.as_deref() {
-        Some("NoSuchHostedZone" | "InvalidInput" | "AccessDenied" | "NoSuchHealthCheck") => {
-            StepError::permanent(msg)
-        }
-        _ => StepError::transient(msg),
     }
 }
 

@@ -329,25 +329,12 @@ impl Action for SetBackup {
     async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
         let backup = &super::xsite_name(ctx, req_str(args, "backup")?);
         let t = Transport::for_step(ctx).await?;
-        let mut results = BTreeMap::new();
-        match caches_arg(args) {
-            None => results = t.container_action(backup, self.action()).await?,
-            Some(list) => {
-                for c in list {
-                    match t.cache_action(&c, backup, self.action()).await {
-                        Ok(()) => {
-                            results.insert(c, "ok".to_string());
-                        }
-                        // Some node refused: not yet offline; the status poll that
-                        // follows issues it again.
-                        Err(e) if !self.online && super::not_yet_offline(&e.message) => {
-                            results.insert(c, e.message);
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-            }
-        }
+        // Some node refused a take-offline: not yet offline; the status poll that
+        // follows issues it again.
+        let results = act_on_caches(&t, backup, self.action(), caches_arg(args), |e| {
+            !self.online && super::not_yet_offline(&e.message)
+        })
+        .await?;
         let mut out = Outputs::new();
         if let Some(p) = refused_nodes(&results) {
             out.insert("pending".into(), json!(p));
@@ -355,6 +342,34 @@ impl Action for SetBackup {
         out.insert("results".into(), json!(results));
         Ok(out)
     }
+}
+
+/// An x-site action on every cache (one container call) or on the caches named (one
+/// call each): each cache's result; a per-cache error that `pending` accepts is that
+/// cache's result rather than a failure.
+async fn act_on_caches(
+    t: &Transport,
+    backup: &str,
+    action: &str,
+    caches: Option<Vec<String>>,
+    pending: impl Fn(&StepError) -> bool,
+) -> Result<BTreeMap<String, String>, StepError> {
+    let Some(list) = caches else {
+        return t.container_action(backup, action).await;
+    };
+    let mut results = BTreeMap::new();
+    for c in list {
+        match t.cache_action(&c, backup, action).await {
+            Ok(()) => {
+                results.insert(c, "ok".to_string());
+            }
+            Err(e) if pending(&e) => {
+                results.insert(c, e.message);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(results)
 }
 
 /// The nodes a take-offline answer says refused, as a person reads it:
@@ -715,16 +730,8 @@ impl Action for CancelPushState {
     async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
         let backup = &super::xsite_name(ctx, req_str(args, "backup")?);
         let t = Transport::for_step(ctx).await?;
-        let mut results = BTreeMap::new();
-        match caches_arg(args) {
-            None => results = t.container_action(backup, "cancel-push-state").await?,
-            Some(list) => {
-                for c in list {
-                    t.cache_action(&c, backup, "cancel-push-state").await?;
-                    results.insert(c, "ok".to_string());
-                }
-            }
-        }
+        let results =
+            act_on_caches(&t, backup, "cancel-push-state", caches_arg(args), |_| false).await?;
         let mut out = Outputs::new();
         out.insert("results".into(), json!(results));
         Ok(out)
