@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value as Json};
 
 use crate::action::{Action, Args, Outputs, Registry, Site, StepCtx, StepError};
+use crate::condition::CondResult;
 use crate::env::Environment;
 use crate::event::{now_ms, Actor, Event, HaltKind};
 use crate::failpoint;
@@ -79,12 +80,6 @@ struct Post {
     observation: Option<Json>,
     /// When it does not hold: what was seen, as a person reads it.
     why: Option<String>,
-}
-
-struct CondResult {
-    holds: bool,
-    observation: Json,
-    message: String,
 }
 
 /// Resolve a site name against the environment.
@@ -1328,55 +1323,17 @@ impl Executor {
         args: &Args,
         scope: &Json,
     ) -> Result<CondResult, StepError> {
-        let probe_name = cond.probe.as_deref().unwrap_or(&step.action);
-        let action = self
-            .registry
-            .get(probe_name)
-            .ok_or_else(|| StepError::permanent(format!("unknown probe `{probe_name}`")))?;
-        let pargs = match &cond.with {
-            None => args.clone(),
-            Some(w) => match self.templates.render(w, scope) {
-                Ok(Json::Object(m)) => m,
-                Ok(other) => {
-                    return Err(StepError::permanent(format!(
-                        "probe arguments rendered to {other}"
-                    )))
-                }
-                Err(e) => {
-                    return Err(StepError::permanent(format!(
-                        "cannot render probe arguments: {e}"
-                    )))
-                }
-            },
-        };
-        let mut pctx = ctx.clone();
-        if let Some(site) = &cond.site {
-            let name = self
-                .templates
-                .render(&Json::String(site.clone()), scope)
-                .map_err(|e| StepError::permanent(format!("cannot render probe site: {e}")))?;
-            let name = name.as_str().unwrap_or_default().to_string();
-            pctx.site = Some(resolve_site(&self.env, &name).map_err(StepError::permanent)?);
-        }
-        let observation = action.probe(&pctx, &pargs).await?;
-        tracing::debug!(step = %step.id, probe = probe_name, %observation, "probed");
-        let mut s = scope.clone();
-        s["observation"] = observation.clone();
-        if let Some(site) = &pctx.site {
-            s = item_scope(&s, Some(site), None);
-        }
-        let holds = self
-            .templates
-            .truth(&cond.expect, &s)
-            .map_err(|e| StepError::permanent(format!("cannot evaluate `{}`: {e}", cond.expect)))?;
-        Ok(CondResult {
-            holds,
-            observation,
-            message: cond
-                .message
-                .clone()
-                .unwrap_or_else(|| format!("expected `{}`", cond.expect)),
-        })
+        crate::condition::check(
+            cond,
+            &step.action,
+            &self.registry,
+            &self.env,
+            &self.templates,
+            ctx,
+            args,
+            scope,
+        )
+        .await
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod action;
 pub mod catalog;
+pub mod condition;
 pub mod env;
 pub mod event;
 pub mod executor;

@@ -623,44 +623,26 @@ async fn live_condition(
         observed: None,
         error: Some(redactor.text(&error)),
     };
-    let probe = registry
-        .get(c.probe.as_deref().unwrap_or(&step.action))
-        .expect("checked at load");
-    let pargs = match &c.with {
-        None => args.clone(),
-        Some(w) => match templates.render(w, scope) {
-            Ok(Json::Object(m)) if !has_placeholder(&Json::Object(m.clone())) => m,
-            Ok(_) => return fail("depends on the outputs of earlier steps".into()),
-            Err(e) => return fail(e),
-        },
-    };
-    let mut pctx = ctx.clone();
-    if let Some(site) = &c.site {
-        match templates.render(&Json::String(site.clone()), scope) {
-            Ok(Json::String(name)) => match resolve_site(env, &name) {
-                Ok(s) => pctx.site = Some(s),
-                Err(e) => return fail(e),
-            },
-            Ok(other) => return fail(format!("probe site gave {other}")),
+    // Arguments that read outputs of steps not run yet are probed at run time.
+    if let Some(w) = &c.with {
+        match templates.render(w, scope) {
+            Ok(v) if has_placeholder(&v) => {
+                return fail("depends on the outputs of earlier steps".into())
+            }
+            Ok(_) => {}
             Err(e) => return fail(e),
         }
     }
-    match probe.probe(&pctx, &pargs).await {
-        Ok(obs) => {
-            let mut s = scope.clone();
-            s["observation"] = obs.clone();
-            match templates.truth(&c.expect, &s) {
-                Ok(h) => {
-                    let mut observed = obs;
-                    redactor.json(&mut observed);
-                    LiveCheck {
-                        condition,
-                        holds: Some(h),
-                        observed: Some(observed),
-                        error: None,
-                    }
-                }
-                Err(e) => fail(e),
+    match crate::condition::check(c, &step.action, registry, env, templates, ctx, args, scope).await
+    {
+        Ok(r) => {
+            let mut observed = r.observation;
+            redactor.json(&mut observed);
+            LiveCheck {
+                condition,
+                holds: Some(r.holds),
+                observed: Some(observed),
+                error: None,
             }
         }
         Err(e) => fail(e.message),

@@ -93,3 +93,38 @@ fn plan_live_only_gets_and_shows_what_holds_now() {
     assert!(text.contains("the service is healthy holds now"), "{text}");
     assert!(text.contains("already satisfied"), "{text}");
 }
+
+/// The preview and the run judge a condition with one evaluator: a condition's own
+/// `site:` is the `site` its expression sees in `plan --live` as in the run (they
+/// differed: only the run rebound it).
+#[test]
+fn plan_live_and_the_run_judge_a_condition_on_another_site_alike() {
+    let l = InLab::start(&[], 0.0);
+    let dir = tempfile::tempdir().unwrap();
+    let rb = write(
+        dir.path(),
+        "other-site.yaml",
+        r#"
+name: other-site
+steps:
+  - id: look
+    site: site-a
+    action: wait
+    with: { duration: 0s }
+    require:
+      - probe: http.expect
+        site: site-b
+        with: {}
+        expect: "observation.status == 200 and site.name == 'site-b'"
+        message: site-b answers its lb-check
+"#,
+    );
+    let mut p = l.runbook();
+    p.arg("plan").arg(&rb).args(["--live", "--json"]);
+    let plan: serde_json::Value = serde_json::from_str(&run(p).expect(0).stdout).unwrap();
+    let check = &plan["steps"][0]["now"]["preconditions"][0];
+    assert_eq!(check["holds"], true, "{check}");
+    let mut c = l.runbook();
+    c.arg("run").arg(&rb).args(["--yes", "--json"]);
+    assert_eq!(run(c).expect(0).json()["status"], "completed");
+}
