@@ -44,6 +44,31 @@ pub fn run(config: &Config, args: &ShowArgs) -> CliResult<Code> {
             let _ = writeln!(o, "      {}", p.description);
         }
     }
+    if !rb.guards.is_empty() {
+        let _ = writeln!(
+            o,
+            "\n{} (checked live before the first effect, and again before the steps named)",
+            s.bold("Safety guards")
+        );
+        for g in &rb.guards {
+            let _ = writeln!(o, "  {} {}", s.bold(&g.id), g.title);
+            let reads = match (&g.probe, &g.site) {
+                (Some(p), Some(site)) => format!("{p} on {site}"),
+                (Some(p), None) => p.clone(),
+                (None, _) => "the journal and the parameters".into(),
+            };
+            let _ = writeln!(o, "      reads {reads}: `{}`", g.expect);
+            if let Some(w) = &g.when {
+                let _ = writeln!(o, "      when: {w}");
+            }
+            if !g.before.is_empty() {
+                let _ = writeln!(o, "      again before: {}", g.before.join(", "));
+            }
+            if let Some(u) = &g.unchecked {
+                let _ = writeln!(o, "      cannot check: {u}");
+            }
+        }
+    }
     let _ = writeln!(o, "\n{}", s.bold("Steps"));
     let total = rb.steps.len();
     for (i, st) in rb.steps.iter().enumerate() {

@@ -25,6 +25,16 @@ fn list_and_show_runbooks_of_a_directory() {
     let mut c = runbook(&dir.path().join("j"));
     c.arg("--runbooks").arg(&books).args(["show", "workload"]);
     let out = run(c).expect(0);
+    // a built-in procedure shows its safety guards and where they are checked again
+    let mut g = runbook(&dir.path().join("j"));
+    g.args(["show", "recover-passive-site"]);
+    let shown = run(g).expect(0).stdout;
+    assert!(shown.contains("Safety guards"), "{shown}");
+    assert!(
+        shown.contains("passive-site-does-not-serve")
+            && shown.contains("again before: scale-down, clear-caches"),
+        "{shown}"
+    );
     for text in [
         "Parameters",
         "base string (required)",
