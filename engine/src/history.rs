@@ -47,6 +47,18 @@ fn how(run: &RunState) -> String {
     }
 }
 
+/// Record that a run left `site` stale (`why`) and disrupted replication (`what`).
+fn left_stale(
+    stale: &mut serde_json::Map<String, Json>,
+    disrupted: &mut Vec<String>,
+    site: &str,
+    why: String,
+    what: String,
+) {
+    stale.insert(site.to_string(), Json::String(why));
+    disrupted.push(what);
+}
+
 /// The facts, as template data:
 /// `{"stale": {SITE: why}, "disrupted_since_resync": [what], "last_resync": what|null}`.
 pub fn facts<'a>(runs: impl IntoIterator<Item = &'a RunState>) -> Json {
@@ -65,22 +77,32 @@ pub fn facts<'a>(runs: impl IntoIterator<Item = &'a RunState>) -> Json {
                     "run {id} (switchover from {primary} to {secondary}, {}) took replication {secondary}→{primary} offline; no recover-passive-site of {primary} has completed since",
                     how(run)
                 );
-                stale.insert(primary.clone(), Json::String(why));
-                disrupted.push(format!(
-                    "run {id}: switchover from {primary} to {secondary} ({})",
-                    how(run)
-                ));
+                left_stale(
+                    &mut stale,
+                    &mut disrupted,
+                    &primary,
+                    why,
+                    format!(
+                        "run {id}: switchover from {primary} to {secondary} ({})",
+                        how(run)
+                    ),
+                );
             }
             "failover" if touched(run, "point-health-check-away") => {
                 let why = format!(
                     "run {id} (failover from {primary} to {secondary}, {}) left {primary} behind; no recover-passive-site of {primary} has completed since",
                     how(run)
                 );
-                stale.insert(primary.clone(), Json::String(why));
-                disrupted.push(format!(
-                    "run {id}: failover from {primary} to {secondary} ({})",
-                    how(run)
-                ));
+                left_stale(
+                    &mut stale,
+                    &mut disrupted,
+                    &primary,
+                    why,
+                    format!(
+                        "run {id}: failover from {primary} to {secondary} ({})",
+                        how(run)
+                    ),
+                );
             }
             "recover-passive-site" if run.status == RunStatus::Completed => {
                 stale.remove(&secondary);
@@ -96,11 +118,16 @@ pub fn facts<'a>(runs: impl IntoIterator<Item = &'a RunState>) -> Json {
                     "run {id} (recover-passive-site of {secondary}, {}) did not complete: {secondary}'s data may be cleared or partial",
                     how(run)
                 );
-                stale.insert(secondary.clone(), Json::String(why));
-                disrupted.push(format!(
-                    "run {id}: recover-passive-site of {secondary} ({})",
-                    how(run)
-                ));
+                left_stale(
+                    &mut stale,
+                    &mut disrupted,
+                    &secondary,
+                    why,
+                    format!(
+                        "run {id}: recover-passive-site of {secondary} ({})",
+                        how(run)
+                    ),
+                );
             }
             "switchback" if run.status == RunStatus::Completed && done(run, "scale-down") => {
                 stale.remove(&primary);
@@ -115,8 +142,13 @@ pub fn facts<'a>(runs: impl IntoIterator<Item = &'a RunState>) -> Json {
                     "run {id} (switchback to {primary}, {}) started the resync of {primary} and did not complete it",
                     how(run)
                 );
-                stale.insert(primary.clone(), Json::String(why));
-                disrupted.push(format!("run {id}: switchback to {primary} ({})", how(run)));
+                left_stale(
+                    &mut stale,
+                    &mut disrupted,
+                    &primary,
+                    why,
+                    format!("run {id}: switchback to {primary} ({})", how(run)),
+                );
             }
             _ => {}
         }
