@@ -5,13 +5,16 @@ use std::sync::Arc;
 
 use engine::catalog::Catalog;
 use engine::env::Environment;
+use engine::journal::{Journal, JournalError, Location};
 use engine::Registry;
 
 use crate::cli::Global;
-use crate::exit::{invalid, CliResult};
+use crate::exit::{from_journal_error, invalid, CliResult};
 
 pub struct Config {
-    pub journal_dir: PathBuf,
+    /// Where the journal is: every verb opens it through [`Config::open_journal`] or
+    /// [`Config::try_journal`], nowhere else.
+    pub journal: Location,
     /// The journal was chosen with --journal / RUNBOOK_JOURNAL (not the default).
     pub journal_given: bool,
     pub env_file: Option<PathBuf>,
@@ -22,15 +25,17 @@ pub struct Config {
 
 impl Config {
     pub fn from_global(g: &Global) -> CliResult<Config> {
-        let journal_dir = match &g.journal {
-            Some(d) => d.clone(),
-            None => dirs::data_dir()
-                .map(|d| d.join("runbook").join("journal"))
-                .ok_or_else(|| {
-                    invalid(anyhow::anyhow!(
-                        "no per-user data directory here: give --journal DIR"
-                    ))
-                })?,
+        let journal = match &g.journal {
+            Some(d) => Location::parse(&d.to_string_lossy()).map_err(invalid)?,
+            None => Location::Dir(
+                dirs::data_dir()
+                    .map(|d| d.join("runbook").join("journal"))
+                    .ok_or_else(|| {
+                        invalid(anyhow::anyhow!(
+                            "no per-user data directory here: give --journal DIR"
+                        ))
+                    })?,
+            ),
         };
         if let Some(dir) = &g.runbooks {
             if !dir.is_dir() {
@@ -42,7 +47,7 @@ impl Config {
         }
         Ok(Config {
             journal_given: g.journal.is_some(),
-            journal_dir,
+            journal,
             env_file: g.env_file.clone(),
             catalog: Catalog::new(crate::builtin::runbooks(), g.runbooks.clone()),
             registry: Arc::new(steps::registry()),
@@ -53,19 +58,21 @@ impl Config {
     /// The same settings pointed at a lab: its environment file, and its own journal
     /// unless one was given.
     pub fn for_lab(&self, env_file: &std::path::Path) -> CliResult<Config> {
-        let journal_dir = if self.journal_given {
-            self.journal_dir.clone()
+        let journal = if self.journal_given {
+            self.journal.clone()
         } else {
-            dirs::data_dir()
-                .map(|d| d.join("runbook").join("lab-journal"))
-                .ok_or_else(|| {
-                    invalid(anyhow::anyhow!(
-                        "no per-user data directory here: give --journal DIR"
-                    ))
-                })?
+            Location::Dir(
+                dirs::data_dir()
+                    .map(|d| d.join("runbook").join("lab-journal"))
+                    .ok_or_else(|| {
+                        invalid(anyhow::anyhow!(
+                            "no per-user data directory here: give --journal DIR"
+                        ))
+                    })?,
+            )
         };
         Ok(Config {
-            journal_dir,
+            journal,
             journal_given: self.journal_given,
             env_file: Some(env_file.to_path_buf()),
             catalog: self.catalog.clone(),
@@ -80,5 +87,30 @@ impl Config {
             Some(p) => Environment::load(p).map_err(invalid),
             None => Ok(Environment::empty()),
         }
+    }
+
+    /// Open the journal for a verb that writes (run, resume, abort) or must read all
+    /// of it (plan's `from_run` and history facts): a reader holding it for
+    /// milliseconds is waited out, for up to 5 s; a process driving a run is not, and
+    /// is named.
+    pub fn open_journal(&self) -> CliResult<Journal> {
+        Journal::open_patiently(&self.journal, std::time::Duration::from_secs(5))
+            .map_err(from_journal_error)
+    }
+
+    /// Open the journal for a verb that can fall back on live snapshots when it is
+    /// busy (status, history): `None` when no journal was ever created there.
+    pub fn try_journal(&self) -> Option<Result<Journal, JournalError>> {
+        if !self.journal.exists() {
+            return None;
+        }
+        Some(Journal::open_at(&self.journal))
+    }
+
+    /// Where the driving process publishes live snapshots, for readers.
+    pub fn live(&self) -> Option<engine::live::LiveDir> {
+        self.journal
+            .live_dir()
+            .map(|d| engine::live::LiveDir::new(&d))
     }
 }

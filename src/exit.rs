@@ -77,9 +77,11 @@ pub fn from_run_error(e: engine::runner::RunError) -> CliError {
         RunError::Journal(JournalError::Busy { .. } | JournalError::SiteHeld { .. }) => Code::Busy,
         RunError::Journal(JournalError::UnknownRun(_)) => Code::Invalid,
         RunError::Journal(_) | RunError::Damaged { .. } => Code::Failed,
-        RunError::Plan(_) | RunError::Load(_) | RunError::Resume(_) | RunError::Params(_) => {
-            Code::Invalid
-        }
+        RunError::Plan(_)
+        | RunError::Load(_)
+        | RunError::Resume(_)
+        | RunError::Params(_)
+        | RunError::Unbound(_) => Code::Invalid,
     };
     CliError {
         code,

@@ -13,11 +13,7 @@ use serde_json::Value as Json;
 
 use crate::env::Environment;
 use crate::model::Effect;
-
-/// Rendered arguments of one step (or one item of a fan-out step).
-pub type Args = serde_json::Map<String, Json>;
-/// Values an action records in the journal for later steps (`steps.ID.outputs.NAME`).
-pub type Outputs = serde_json::Map<String, Json>;
+pub use crate::model::{Args, Outputs};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ArgKind {
@@ -113,7 +109,7 @@ impl StepCtx {
     /// `step` or `step[item]`, for messages.
     pub fn label(&self) -> String {
         match &self.item {
-            Some(item) => format!("{}[{}]", self.step_id, crate::state::item_key(item)),
+            Some(item) => format!("{}[{}]", self.step_id, crate::model::item_key(item)),
             None => self.step_id.clone(),
         }
     }
@@ -275,4 +271,34 @@ impl Registry {
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.actions.keys().copied()
     }
+
+    /// The action of each step of `runbook`, in step order: resolved once, so that
+    /// nothing looks an action up by name while a run is driven.
+    ///
+    /// # Errors
+    /// A step names an action this registry does not have (the loader refuses such a
+    /// runbook, so only a runbook built by hand gets here).
+    pub fn bind(
+        &self,
+        runbook: &crate::model::Runbook,
+    ) -> Result<Vec<Arc<dyn Action>>, UnknownAction> {
+        runbook
+            .steps
+            .iter()
+            .map(|s| {
+                self.get(&s.action).cloned().ok_or_else(|| UnknownAction {
+                    step: s.id.clone(),
+                    action: s.action.clone(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// A step names an action the registry does not have.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("step `{step}`: unknown action `{action}`")]
+pub struct UnknownAction {
+    pub step: String,
+    pub action: String,
 }

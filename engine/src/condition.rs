@@ -6,8 +6,8 @@ use serde_json::Value as Json;
 
 use crate::action::{Args, Registry, StepCtx, StepError};
 use crate::env::Environment;
-use crate::executor::{item_scope, resolve_site};
 use crate::model::Condition;
+use crate::scope::{item_scope, resolve_site};
 use crate::template::Templates;
 
 /// A condition, checked once.
@@ -61,7 +61,8 @@ pub async fn check(
             .render(&Json::String(site.clone()), scope)
             .map_err(|e| StepError::permanent(format!("cannot render probe site: {e}")))?;
         let name = name.as_str().unwrap_or_default().to_string();
-        pctx.site = Some(resolve_site(env, &name).map_err(StepError::permanent)?);
+        pctx.site =
+            Some(resolve_site(env, &name).map_err(|e| StepError::permanent(e.to_string()))?);
     }
     let observation = action.probe(&pctx, &pargs).await?;
     tracing::debug!(step = %ctx.step_id, probe = probe_name, %observation, "probed");

@@ -8,7 +8,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-use crate::load::sha256_hex;
+use crate::digest::sha256_hex;
 
 /// A loaded environment file.
 #[derive(Debug, Clone, Default)]

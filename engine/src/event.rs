@@ -6,8 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-use crate::action::Outputs;
-use crate::model::Effect;
+use crate::model::{Effect, Outputs};
 
 /// Who did something, and from where.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -8,9 +8,9 @@ use serde_json::Value as Json;
 
 use crate::action::{Registry, StepCtx};
 use crate::env::Environment;
-use crate::executor::{item_scope, resolve_site, short};
 use crate::model::Guard;
 use crate::report::Interrupt;
+use crate::scope::{item_scope, resolve_site, short};
 use crate::template::Templates;
 
 /// One check of a guard.

@@ -5,14 +5,16 @@
 pub mod action;
 pub mod catalog;
 pub mod condition;
+pub mod decide;
+pub mod digest;
 pub mod env;
 pub mod event;
 pub mod executor;
 pub mod failpoint;
 pub mod guard;
 pub mod history;
+pub mod id;
 pub mod journal;
-pub mod keys;
 pub mod live;
 pub mod load;
 pub mod lock;
@@ -24,8 +26,10 @@ pub mod redact;
 pub mod report;
 pub mod resume;
 pub mod runner;
+pub mod scope;
 pub mod spans;
 pub mod state;
+pub mod store;
 pub mod template;
 
 pub use action::{Action, ArgKind, ArgSpec, Args, Outputs, Registry, Site, StepCtx, StepError};

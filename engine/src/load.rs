@@ -9,10 +9,10 @@ use std::collections::HashSet;
 use std::fmt;
 use std::time::Duration;
 
+use crate::digest::sha256_hex;
 use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::Value as Json;
-use sha2::{Digest, Sha256};
 
 use crate::action::{ArgKind, Registry};
 use crate::model::{Condition, ForEach, Guard, Param, ParamType, RetryPolicy, Runbook, Step};
@@ -157,11 +157,6 @@ struct RawForEach {
 }
 
 /// Hex SHA-256 of a text.
-pub fn sha256_hex(text: &str) -> String {
-    let digest = Sha256::digest(text.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn yaml_to_json(v: &serde_yaml::Value) -> Result<Json, String> {
     serde_json::to_value(v).map_err(|e| format!("cannot use this value: {e}"))
 }
@@ -270,9 +265,7 @@ fn param_accepts(kind: ParamType, v: &Json) -> bool {
 
 /// Step ids may contain `-`, which a template cannot write after a dot: templates
 /// may use `_` instead (`steps.scale_down` for step `scale-down`).
-pub fn template_name(id: &str) -> String {
-    id.replace('-', "_")
-}
+use crate::model::template_name;
 
 fn valid_id(id: &str) -> bool {
     !id.is_empty()

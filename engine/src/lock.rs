@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::event::Actor;
-use crate::keys::RunId;
+use crate::id::RunId;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockRecord {

@@ -7,8 +7,28 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
+/// Rendered arguments of one step (or one item of a fan-out step).
+pub type Args = serde_json::Map<String, Json>;
+/// Values an action records in the journal for later steps (`steps.ID.outputs.NAME`).
+pub type Outputs = serde_json::Map<String, Json>;
+
+/// The key of a fan-out item in events and state: a string item as it is, anything
+/// else as compact JSON.
+pub fn item_key(item: &Json) -> String {
+    match item {
+        Json::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Step ids may contain `-`, which a template cannot write after a dot: templates
+/// may use `_` instead (`steps.scale_down` for step `scale-down`).
+pub fn template_name(id: &str) -> String {
+    id.replace('-', "_")
+}
+
 /// A validated runbook, with the exact source text it was loaded from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Runbook {
     pub name: String,
     pub title: String,
@@ -45,7 +65,7 @@ impl Runbook {
 /// *refused* (it ends, and its locks go); otherwise it halts. An operator who knows
 /// better overrides every guard of the run with `-p force=true -p force_reason=...`
 /// (the runbook must declare both); each override is journaled with who and why.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Guard {
     pub id: String,
     /// What must hold, as a person reads it.
@@ -151,7 +171,7 @@ impl Effect {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Step {
     pub id: String,
     pub title: String,
@@ -199,9 +219,10 @@ pub struct ForEach {
 }
 
 /// Retry policy as data, tagged by `policy` in YAML.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(tag = "policy", rename_all = "lowercase", deny_unknown_fields)]
 pub enum RetryPolicy {
+    #[default]
     None,
     Fixed {
         max_attempts: u32,

@@ -9,13 +9,9 @@ use serde_json::{json, Value as Json};
 
 use crate::action::{Registry, StepCtx};
 use crate::env::Environment;
-use crate::executor::{
-    base_scope, check_rendered_args, item_scope, postcondition_text, resolve_site,
-};
-use crate::load::template_name;
-use crate::model::{Condition, Effect, Runbook, Step};
+use crate::model::{item_key, template_name, Condition, Effect, Runbook, Step};
 use crate::redact::Redactor;
-use crate::state::item_key;
+use crate::scope::{base_scope, check_rendered_args, item_scope, postcondition_text, resolve_site};
 use crate::template::Templates;
 
 /// The mark that stands for an output not known before the run.
@@ -207,7 +203,7 @@ pub fn sites_touched(
             match templates.render(&Json::String(t.clone()), &scope) {
                 Ok(Json::String(name)) if name.contains(PLACEHOLDER) => {}
                 Ok(Json::String(name)) => {
-                    resolve_site(env, &name).map_err(err)?;
+                    resolve_site(env, &name).map_err(|e| err(e.to_string()))?;
                     if !out.contains(&name) {
                         out.push(name);
                     }
@@ -239,6 +235,12 @@ pub async fn plan(
     let templates = Templates::new();
     let params_json = Json::Object(params.clone());
     let sites = sites_touched(runbook, registry, &env, &params_json)?;
+    let actions = registry.bind(runbook).map_err(|e| PlanError {
+        origin: runbook.origin.clone(),
+        line: runbook.step(&e.step).map_or(0, |s| s.line),
+        step: e.step.clone(),
+        message: e.to_string(),
+    })?;
     let guards = plan_guards(
         runbook,
         registry,
@@ -266,9 +268,7 @@ pub async fn plan(
             step: step.id.clone(),
             message,
         };
-        let action = registry
-            .get(&step.action)
-            .expect("actions are checked at load");
+        let action = &actions[index];
         let scope = base_scope(
             &params_json,
             &env,
@@ -289,7 +289,7 @@ pub async fn plan(
             None => None,
             Some(t) => match templates.render(&Json::String(t.clone()), &scope) {
                 Ok(Json::String(name)) if !name.contains(PLACEHOLDER) => {
-                    Some(resolve_site(&env, &name).map_err(err)?)
+                    Some(resolve_site(&env, &name).map_err(|e| err(e.to_string()))?)
                 }
                 Ok(_) => None,
                 Err(e) => return Err(err(format!("cannot render `site`: {e}"))),
@@ -328,7 +328,8 @@ pub async fn plan(
                 Ok(Json::Object(args)) => {
                     let unresolved = has_placeholder(&Json::Object(args.clone()));
                     if !unresolved {
-                        check_rendered_args(action.as_ref(), &args).map_err(err)?;
+                        check_rendered_args(action.as_ref(), &args)
+                            .map_err(|e| err(e.to_string()))?;
                     }
                     effect = effect.max(action.effect(&args));
                     gate = gate.or_else(|| action.gate(&args));
@@ -390,6 +391,7 @@ pub async fn plan(
             Some(
                 probe_live(
                     step,
+                    action.as_ref(),
                     registry,
                     &env,
                     &templates,
@@ -526,6 +528,7 @@ async fn plan_guards(
 #[allow(clippy::too_many_arguments)]
 async fn probe_live(
     step: &Step,
+    action: &dyn crate::action::Action,
     registry: &Registry,
     env: &Arc<Environment>,
     templates: &Templates,
@@ -535,7 +538,6 @@ async fn probe_live(
     timeout: std::time::Duration,
     redactor: &Redactor,
 ) -> LiveFindings {
-    let action = registry.get(&step.action).expect("checked at load");
     let mut preconditions = Vec::new();
     let mut satisfied: Option<bool> = Some(true);
     let mut note = None;

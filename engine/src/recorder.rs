@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::event::Event;
+use crate::id::RunId;
 use crate::journal::{Journal, JournalError, RunSummary};
-use crate::keys::RunId;
 use crate::live::LiveDir;
 use crate::redact::Redactor;
 use crate::state::RunState;
@@ -23,7 +23,7 @@ pub struct Recorder {
     journal: Journal,
     run: RunId,
     inner: Mutex<Inner>,
-    live: LiveDir,
+    live: Option<LiveDir>,
     dirty: AtomicBool,
     redactor: Redactor,
 }
@@ -41,7 +41,7 @@ impl Recorder {
     /// A recorder for run `run`, whose journal so far is `past` (empty for a new run).
     pub fn new(journal: Journal, run: RunId, past: &[Event], redactor: Redactor) -> Arc<Recorder> {
         let state = RunState::fold(&run.to_string(), past);
-        let live = LiveDir::new(journal.dir());
+        let live = journal.live_dir().map(|d| LiveDir::new(&d));
         Arc::new(Recorder {
             journal,
             run,
@@ -68,19 +68,13 @@ impl Recorder {
     /// # Errors
     /// The journal could not write it: the caller must stop before any further effect.
     pub fn record(&self, event: Event) -> Result<(), JournalError> {
-        let event = if self.redactor.is_empty() {
-            event
-        } else {
-            let mut v = serde_json::to_value(&event).map_err(|e| JournalError::Corrupt {
+        let event = self
+            .redactor
+            .event(event)
+            .map_err(|e| JournalError::Corrupt {
                 key: self.run.to_string(),
                 message: e.to_string(),
             })?;
-            self.redactor.json(&mut v);
-            serde_json::from_value(v).map_err(|e| JournalError::Corrupt {
-                key: self.run.to_string(),
-                message: e.to_string(),
-            })?
-        };
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(label) = ends_wait(&event) {
             inner.state.waiting.remove(&label);
@@ -117,8 +111,10 @@ impl Recorder {
 
     fn publish_locked(&self, state: &RunState) {
         self.dirty.store(false, Ordering::Release);
-        if let Err(e) = self.live.publish(state) {
-            tracing::warn!("cannot write the live status file: {e}");
+        if let Some(live) = &self.live {
+            if let Err(e) = live.publish(state) {
+                tracing::warn!("cannot write the live status file: {e}");
+            }
         }
     }
 
@@ -158,7 +154,9 @@ impl Recorder {
 
     /// This process lets go of the run: the journal is the record again.
     pub fn withdraw_live(&self) {
-        self.live.withdraw(&self.run.to_string());
+        if let Some(live) = &self.live {
+            live.withdraw(&self.run.to_string());
+        }
     }
 }
 

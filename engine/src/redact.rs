@@ -50,6 +50,23 @@ impl Redactor {
             _ => {}
         }
     }
+
+    /// An event with every secret value masked, wherever it appears.
+    ///
+    /// # Errors
+    /// Only if the event cannot pass through JSON (it always can: masking changes
+    /// strings into strings).
+    pub fn event(
+        &self,
+        event: crate::event::Event,
+    ) -> Result<crate::event::Event, serde_json::Error> {
+        if self.secrets.is_empty() {
+            return Ok(event);
+        }
+        let mut v = serde_json::to_value(&event)?;
+        self.json(&mut v);
+        serde_json::from_value(v)
+    }
 }
 
 #[cfg(test)]

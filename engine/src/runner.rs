@@ -6,12 +6,13 @@ use std::sync::Arc;
 use serde_json::Value as Json;
 
 use crate::action::Registry;
+use crate::digest::sha256_hex;
 use crate::env::Environment;
 use crate::event::{now_ms, Actor, Event};
 use crate::executor::{Executor, Outcome};
+use crate::id::RunId;
 use crate::journal::{Journal, JournalError};
-use crate::keys::RunId;
-use crate::load::{load_str, sha256_hex, LoadError};
+use crate::load::{load_str, LoadError};
 use crate::lock::LockRecord;
 use crate::model::Runbook;
 use crate::params::{env_var_for, ParamError};
@@ -44,6 +45,8 @@ pub enum RunError {
     Resume(#[from] ResumeError),
     #[error(transparent)]
     Params(#[from] ParamError),
+    #[error(transparent)]
+    Unbound(#[from] crate::action::UnknownAction),
     #[error("journal of run {run} is damaged: {message}")]
     Damaged { run: String, message: String },
 }
@@ -100,11 +103,6 @@ pub async fn start(
     let actor = Actor::current();
     let params_json = Json::Object(new.params.clone());
     let sites = sites_touched(&new.runbook, &services.registry, &new.env, &params_json)?;
-    let id = journal.new_run_id()?;
-    journal.clear_orphan_locks()?;
-    journal.acquire(&sites, &lock_record(id, &new.runbook.name, &actor))?;
-    let redactor = Redactor::new(new.secrets.clone());
-    let recorder = Recorder::new(journal, id, &[], redactor);
     let secret_params: Vec<String> = new
         .runbook
         .params
@@ -114,19 +112,29 @@ pub async fn start(
         .collect();
     let mut kept = new.params.clone();
     kept.retain(|k, _| !secret_params.contains(k));
-    recorder.record(Event::RunCreated {
-        runbook: new.runbook.name.clone(),
-        title: new.runbook.title.clone(),
-        origin: new.runbook.origin.clone(),
-        source: new.runbook.source.clone(),
-        source_hash: new.runbook.source_hash.clone(),
-        params: kept,
-        secret_params,
-        env_file: new.env.file.as_ref().map(|p| p.display().to_string()),
-        env_digest: new.env.digest.clone(),
-        by: actor.clone(),
-        at: now_ms(),
-    })?;
+    let redactor = Redactor::new(new.secrets.clone());
+    let created = redactor
+        .event(Event::RunCreated {
+            runbook: new.runbook.name.clone(),
+            title: new.runbook.title.clone(),
+            origin: new.runbook.origin.clone(),
+            source: new.runbook.source.clone(),
+            source_hash: new.runbook.source_hash.clone(),
+            params: kept,
+            secret_params,
+            env_file: new.env.file.as_ref().map(|p| p.display().to_string()),
+            env_digest: new.env.digest.clone(),
+            by: actor.clone(),
+            at: now_ms(),
+        })
+        .map_err(|e| RunError::Damaged {
+            run: "new".into(),
+            message: e.to_string(),
+        })?;
+    // Id, site locks and first event in one step: a run refused for a held site
+    // leaves nothing behind.
+    let id = journal.create_run(&sites, &new.runbook.name, &actor, &created)?;
+    let recorder = Recorder::new(journal, id, std::slice::from_ref(&created), redactor);
     let outcome = drive(
         services,
         recorder,
@@ -261,7 +269,6 @@ pub async fn resume(
     }
     let params_json = Json::Object(values);
     let sites = sites_touched(&runbook, &services.registry, &env, &params_json)?;
-    journal.clear_orphan_locks()?;
     journal.acquire(&sites, &lock_record(run, &runbook.name, &actor))?;
     let recorder = Recorder::new(journal, run, &events, Redactor::new(secrets));
     for ev in directive_events {
@@ -353,8 +360,10 @@ async fn drive(
     } else {
         crate::history::none()
     };
+    let actions = services.registry.bind(&runbook)?;
     let executor = Arc::new(Executor {
         history,
+        actions,
         runbook,
         registry: Arc::clone(&services.registry),
         env: Arc::new(env),

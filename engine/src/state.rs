@@ -8,8 +8,8 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-use crate::action::Outputs;
 use crate::event::{Actor, Event, HaltKind};
+use crate::model::Outputs;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -138,15 +138,6 @@ pub struct RunState {
     /// item, `step[item]`) is waiting for, and what its last check saw.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub waiting: BTreeMap<String, String>,
-}
-
-/// The key of a fan-out item in events and state: a string item as it is, anything
-/// else as compact JSON.
-pub fn item_key(item: &Json) -> String {
-    match item {
-        Json::String(s) => s.clone(),
-        other => other.to_string(),
-    }
 }
 
 impl RunState {

@@ -1,10 +1,8 @@
 //! `runbook abort`: end a halted or failed run for good and release its site locks.
 
-use engine::journal::Journal;
-
 use crate::cli::AbortArgs;
 use crate::config::Config;
-use crate::exit::{from_journal_error, from_run_error, invalid, CliResult, Code};
+use crate::exit::{from_run_error, invalid, CliResult, Code};
 
 pub fn run(config: &Config, args: &AbortArgs) -> CliResult<Code> {
     if args.reason.trim().is_empty() {
@@ -13,8 +11,7 @@ pub fn run(config: &Config, args: &AbortArgs) -> CliResult<Code> {
         )));
     }
     let id = super::run_id(&args.run_id)?;
-    let journal = Journal::open_patiently(&config.journal_dir, std::time::Duration::from_secs(5))
-        .map_err(from_journal_error)?;
+    let journal = config.open_journal()?;
     let state = engine::runner::abort(journal, id, &args.reason).map_err(from_run_error)?;
     println!("{} aborted", state.run_id);
     Ok(Code::Ok)

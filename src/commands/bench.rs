@@ -200,9 +200,24 @@ pub async fn run(config: &Config, args: &BenchArgs) -> CliResult<Code> {
 
     // 1b. the storage floor under that figure: one event appended and flushed, alone
     let journal = Journal::open(&dir.path().join("floor")).map_err(failed)?;
-    let run = journal.new_run_id().map_err(failed)?;
+    let created = Event::RunCreated {
+        runbook: "floor".into(),
+        title: "floor".into(),
+        origin: "bench".into(),
+        source: "name: floor\nsteps: []\n".into(),
+        source_hash: String::new(),
+        params: Default::default(),
+        secret_params: vec![],
+        env_file: None,
+        env_digest: String::new(),
+        by: Actor::current(),
+        at: now_ms(),
+    };
+    let run = journal
+        .create_run(&[], "floor", &Actor::current(), &created)
+        .map_err(failed)?;
     let mut appends = Vec::with_capacity(args.steps);
-    for seq in 0..args.steps as u64 {
+    for seq in 1..=args.steps as u64 {
         let event = Event::StepSkipped {
             step: format!("s{seq}"),
             item: None,
@@ -279,8 +294,8 @@ pub async fn run(config: &Config, args: &BenchArgs) -> CliResult<Code> {
     let journal = Journal::open(&jdir).map_err(failed)?;
     let actor = Actor::current();
     let mut history = Vec::with_capacity(args.past_runs);
-    for _ in 0..args.past_runs {
-        let id = journal.new_run_id().map_err(failed)?;
+    for n in 1..=args.past_runs as u64 {
+        let id = engine::id::RunId(n);
         history.push((
             id,
             vec![
@@ -301,7 +316,7 @@ pub async fn run(config: &Config, args: &BenchArgs) -> CliResult<Code> {
             ],
         ));
     }
-    journal.bulk_import(&history).map_err(failed)?;
+    journal.import(&history).map_err(failed)?;
     let gated = "name: gated\nsteps:\n  - id: gate\n    action: manual.confirm\n    with: { instructions: go }\n  - id: after\n    action: wait\n    with: { duration: 0s }\n";
     let mut resumes = Vec::new();
     for _ in 0..args.repeat {

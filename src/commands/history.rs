@@ -1,7 +1,6 @@
 //! `runbook history`: the runs in the journal, newest first, filtered and limited.
 
-use engine::journal::{Journal, JournalError};
-use engine::live::LiveDir;
+use engine::journal::JournalError;
 
 use crate::cli::HistoryArgs;
 use crate::config::Config;
@@ -9,18 +8,18 @@ use crate::exit::{failed, from_journal_error, CliResult, Code};
 use crate::output::time;
 
 pub fn run(config: &Config, args: &HistoryArgs) -> CliResult<Code> {
-    if !Journal::exists(&config.journal_dir) {
+    let Some(opened) = config.try_journal() else {
         if args.json {
             println!("[]");
         } else {
-            eprintln!("no runs yet in `{}`", config.journal_dir.display());
+            eprintln!("no runs yet in `{}`", config.journal);
         }
         return Ok(Code::Ok);
-    }
-    let journal = match Journal::open(&config.journal_dir) {
+    };
+    let journal = match opened {
         Ok(j) => j,
         Err(JournalError::Busy { .. }) => {
-            let active = LiveDir::new(&config.journal_dir).active();
+            let active = config.live().map(|l| l.active()).unwrap_or_default();
             eprintln!(
                 "the journal is in use by a running process; showing the runs in progress only"
             );
@@ -64,7 +63,7 @@ pub fn run(config: &Config, args: &HistoryArgs) -> CliResult<Code> {
         if args.runbook.is_some() || args.status.is_some() {
             eprintln!("no run matches");
         } else {
-            eprintln!("no runs yet in `{}`", config.journal_dir.display());
+            eprintln!("no runs yet in `{}`", config.journal);
         }
     }
     for r in runs {

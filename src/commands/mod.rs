@@ -70,7 +70,6 @@ pub fn param_pairs(raw: &[String]) -> CliResult<Vec<(String, String)>> {
 }
 
 /// Parse a run id argument.
-pub fn run_id(text: &str) -> CliResult<engine::keys::RunId> {
-    text.parse()
-        .map_err(|e: String| crate::exit::invalid(anyhow::anyhow!(e)))
+pub fn run_id(text: &str) -> CliResult<engine::id::RunId> {
+    text.parse().map_err(crate::exit::invalid)
 }

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use engine::env::Environment;
-use engine::journal::Journal;
 use engine::model::Runbook;
 use engine::redact::Redactor;
 
@@ -35,11 +34,8 @@ pub fn prepare(config: &Config, name: &str, raw_params: &[String]) -> CliResult<
     // written. A journal that stays busy is an error, never a silent fallback.
     let needs_journal =
         runbook.uses_history || runbook.params.values().any(|p| p.from_run.is_some());
-    let journal = if needs_journal && Journal::exists(&config.journal_dir) {
-        Some(
-            Journal::open_patiently(&config.journal_dir, std::time::Duration::from_secs(5))
-                .map_err(crate::exit::from_journal_error)?,
-        )
+    let journal = if needs_journal && config.journal.exists() {
+        Some(config.open_journal()?)
     } else {
         None
     };

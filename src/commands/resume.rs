@@ -4,8 +4,8 @@
 use std::time::Instant;
 
 use engine::executor::Outcome;
+use engine::id::RunId;
 use engine::journal::Journal;
-use engine::keys::RunId;
 use engine::redact::Redactor;
 use engine::resume::Directive;
 use engine::runner::ResumeRequest;
@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::cli::ResumeArgs;
 use crate::config::Config;
-use crate::exit::{failed, from_journal_error, from_run_error, CliResult, Code};
+use crate::exit::{failed, from_run_error, CliResult, Code};
 use crate::output::run_text;
 use crate::progress::Style;
 
@@ -37,8 +37,7 @@ pub async fn run(config: &Config, args: &ResumeArgs) -> CliResult<Code> {
         Some(_) => Some(config.environment()?),
         None => None,
     };
-    let journal = Journal::open_patiently(&config.journal_dir, std::time::Duration::from_secs(5))
-        .map_err(from_journal_error)?;
+    let journal = config.open_journal()?;
     // The runbook's current text, if it can still be found, to say whether it changed.
     let current_source = engine::runner::run_state(&journal, id)
         .ok()

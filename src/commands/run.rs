@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use engine::journal::Journal;
 use engine::redact::Redactor;
 use engine::report::{Interrupt, Observer, Prompt};
 use engine::runner::{NewRun, Services};
@@ -12,7 +11,7 @@ use engine::runner::{NewRun, Services};
 use super::plan::{build, prepare};
 use crate::cli::RunArgs;
 use crate::config::Config;
-use crate::exit::{from_journal_error, from_run_error, invalid, CliResult, Code};
+use crate::exit::{from_run_error, invalid, CliResult, Code};
 use crate::output::plan_text;
 use crate::progress::{StderrObserver, Style, TerminalPrompt};
 
@@ -79,8 +78,7 @@ pub async fn run(config: &Config, args: &RunArgs) -> CliResult<Code> {
             return Ok(Code::Invalid);
         }
     }
-    let journal = Journal::open_patiently(&config.journal_dir, std::time::Duration::from_secs(5))
-        .map_err(from_journal_error)?;
+    let journal = config.open_journal()?;
     let services = services(config, &redactor);
     let started = Instant::now();
     let result = engine::runner::start(

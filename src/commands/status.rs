@@ -3,8 +3,7 @@
 
 use std::time::Duration;
 
-use engine::journal::{Journal, JournalError};
-use engine::live::LiveDir;
+use engine::journal::JournalError;
 use engine::state::{RunState, RunStatus};
 
 use crate::cli::StatusArgs;
@@ -21,13 +20,13 @@ struct Seen {
 }
 
 fn look(config: &Config, wanted: Option<&str>) -> CliResult<Seen> {
-    if !Journal::exists(&config.journal_dir) {
+    let Some(opened) = config.try_journal() else {
         return Err(invalid(anyhow::anyhow!(
             "no runs yet in `{}`",
-            config.journal_dir.display()
+            config.journal
         )));
-    }
-    match Journal::open(&config.journal_dir) {
+    };
+    match opened {
         Ok(journal) => {
             let id = match wanted {
                 Some(w) => super::run_id(w)?,
@@ -37,10 +36,7 @@ fn look(config: &Config, wanted: Option<&str>) -> CliResult<Seen> {
                     .last()
                     .map(|r| r.run_id)
                     .ok_or_else(|| {
-                        invalid(anyhow::anyhow!(
-                            "no runs yet in `{}`",
-                            config.journal_dir.display()
-                        ))
+                        invalid(anyhow::anyhow!("no runs yet in `{}`", config.journal))
                     })?,
             };
             let state =
@@ -53,20 +49,19 @@ fn look(config: &Config, wanted: Option<&str>) -> CliResult<Seen> {
             })
         }
         Err(JournalError::Busy { holders, .. }) => {
-            let live = LiveDir::new(&config.journal_dir);
             let state = match wanted {
                 Some(w) => {
                     let id = super::run_id(w)?.to_string();
-                    live.read(&id).ok_or_else(|| {
+                    config.live().and_then(|l| l.read(&id)).ok_or_else(|| {
                         from_journal_error(JournalError::Busy {
-                            dir: config.journal_dir.clone(),
+                            dir: config.journal.to_string().into(),
                             holders: holders.clone(),
                         })
                     })?
                 }
                 None => holders.last().cloned().ok_or_else(|| {
                     from_journal_error(JournalError::Busy {
-                        dir: config.journal_dir.clone(),
+                        dir: config.journal.to_string().into(),
                         holders: vec![],
                     })
                 })?,

@@ -1,4 +1,4 @@
-//! The journal's key layout in sled. Every key starts with a one-byte kind; numbers
+//! The sled store's key layout. Every key starts with a one-byte kind; numbers
 //! are fixed-width big-endian so that sled's byte order is numeric order.
 //!
 //! | kind | layout                          | value                          |
@@ -10,45 +10,7 @@
 //!
 //! A retired kind byte is never reused.
 
-use std::fmt;
-use std::str::FromStr;
-
-use serde::{Deserialize, Serialize};
-
-/// A run's id: a number from sled's monotonic id generator, shown as `r-N`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(into = "String", try_from = "String")]
-pub struct RunId(pub u64);
-
-impl fmt::Display for RunId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "r-{}", self.0)
-    }
-}
-
-impl FromStr for RunId {
-    type Err = String;
-    fn from_str(s: &str) -> Result<RunId, String> {
-        let digits = s.strip_prefix("r-").unwrap_or(s);
-        digits
-            .parse::<u64>()
-            .map(RunId)
-            .map_err(|_| format!("`{s}` is not a run id (they look like `r-12`)"))
-    }
-}
-
-impl From<RunId> for String {
-    fn from(id: RunId) -> String {
-        id.to_string()
-    }
-}
-
-impl TryFrom<String> for RunId {
-    type Error = String;
-    fn try_from(s: String) -> Result<RunId, String> {
-        s.parse()
-    }
-}
+use crate::id::RunId;
 
 pub const RUN: u8 = b'R';
 pub const EVENT: u8 = b'E';
@@ -157,12 +119,5 @@ mod tests {
         assert!(Key::decode(b"").is_err());
         assert!(Key::decode(b"Rshort").is_err());
         assert!(Key::decode(b"Zzzzzzzzz").is_err());
-    }
-
-    #[test]
-    fn run_ids_parse_with_or_without_prefix() {
-        assert_eq!("r-12".parse::<RunId>().unwrap(), RunId(12));
-        assert_eq!("12".parse::<RunId>().unwrap(), RunId(12));
-        assert!("r-x".parse::<RunId>().is_err());
     }
 }

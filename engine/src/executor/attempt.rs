@@ -1,0 +1,290 @@
+//! The attempts of one effect. Each attempt: preconditions live, the state to record
+//! before the effect (`prepare`, once), the intent journaled, apply within the step's
+//! timeout, then the postcondition polled. What a failed attempt leads to (again,
+//! halt, fail) is `decide::after_failure`; here is only the doing and the words.
+
+use std::time::Instant;
+
+use serde_json::Value as Json;
+
+use super::item::Item;
+use super::verify::Verified;
+use super::{Executor, ItemOutcome};
+use crate::action::StepError;
+use crate::decide::{self, AfterFailure, Failure, Phase};
+use crate::event::{now_ms, Event, HaltKind};
+use crate::failpoint;
+use crate::journal::JournalError;
+use crate::model::Outputs;
+use crate::report::Notice;
+use crate::scope::short;
+
+/// How one attempt ended.
+enum Tried {
+    Done,
+    /// Stopped without a retry to consider (a precondition not met, an interrupt).
+    Stop(ItemOutcome),
+    Failed {
+        phase: Phase,
+        error: StepError,
+    },
+}
+
+impl Executor {
+    /// Attempt the item until it succeeds or a decision stops it. `check_guards`: its
+    /// first attempt checks the guards that name its step first. Once applied, even in
+    /// part, its own effect may change what a guard reads (a take-offline makes
+    /// replication mixed); from then on its preconditions, checked before every
+    /// attempt, are what protect it.
+    pub(super) async fn attempts(
+        &self,
+        item: &Item,
+        check_guards: bool,
+    ) -> Result<ItemOutcome, JournalError> {
+        let step = self.step_of(item);
+        let max = step.retry.max_attempts();
+        let mut prepared = item.prior.prepared.clone();
+        let mut attempt = item.prior.attempts;
+        for tries in 1.. {
+            attempt += 1;
+            if check_guards && tries == 1 {
+                if let Some(stop) = self.enforce_guards(Some(step), item.key.clone()).await? {
+                    return Ok(stop);
+                }
+            }
+            let (phase, error) = match self.attempt(item, attempt, &mut prepared).await? {
+                Tried::Done => return Ok(ItemOutcome::Done),
+                Tried::Stop(outcome) => return Ok(outcome),
+                Tried::Failed { phase, error } => (phase, error),
+            };
+            let decision = decide::after_failure(Failure {
+                phase,
+                retryable: error.retryable,
+                tries,
+                max,
+                effect: item.effect,
+                has_require: !step.require.is_empty(),
+                interrupted: self.interrupt.is_set(),
+            });
+            let retry = decision == AfterFailure::Retry;
+            if let Phase::Apply { .. } = phase {
+                self.recorder.record(Event::StepFailed {
+                    step: step.id.clone(),
+                    item: item.key.clone(),
+                    attempt,
+                    error: error.message.clone(),
+                    will_retry: retry,
+                    at: now_ms(),
+                })?;
+            }
+            let pause = retry.then(|| self.env.scaled_pause(step.retry.pause_after(tries)));
+            if retry || matches!(phase, Phase::Apply { .. }) {
+                self.observer.notice(Notice::Failed {
+                    label: item.label.clone(),
+                    attempt,
+                    error: match phase {
+                        Phase::Precondition => format!("cannot check precondition: {error}"),
+                        _ => error.message.clone(),
+                    },
+                    retry_in: pause,
+                });
+            }
+            let stop = match (decision, pause) {
+                (AfterFailure::Retry, Some(pause)) => {
+                    if self.interrupt.sleep(pause).await {
+                        continue;
+                    }
+                    ItemOutcome::Halt {
+                        kind: HaltKind::Interrupted,
+                        reason: format!("interrupted while `{}` waited to try again", item.label),
+                    }
+                }
+                (decision, _) => self.gave_up(item, decision, phase, &error, tries, max),
+            };
+            return Ok(stop);
+        }
+        unreachable!("the attempts loop returns")
+    }
+
+    /// The words for an item that will not be tried again.
+    fn gave_up(
+        &self,
+        item: &Item,
+        decision: AfterFailure,
+        phase: Phase,
+        e: &StepError,
+        tries: u32,
+        max: u32,
+    ) -> ItemOutcome {
+        let label = &item.label;
+        let run = self.run_id();
+        let hint = if tries >= max && max > 1 {
+            format!(" (gave up after {max} attempts)")
+        } else {
+            String::new()
+        };
+        match (phase, decision) {
+            (Phase::Precondition, _) => ItemOutcome::Halt {
+                kind: HaltKind::Precondition,
+                reason: format!("precondition of `{label}` could not be checked, nothing was done: {e}"),
+            },
+            (Phase::Prepare, _) => ItemOutcome::Fail {
+                error: format!("step `{label}`: cannot read the state to record before the effect: {e}"),
+            },
+            (Phase::Apply { needs_operator: true, .. }, AfterFailure::Halt(kind)) => ItemOutcome::Halt {
+                kind,
+                reason: format!(
+                    "`{label}`: {}. Nothing after it was done. When you have decided, `runbook resume {run}` checks it again and goes on",
+                    e.message
+                ),
+            },
+            (Phase::Apply { .. }, AfterFailure::Halt(kind)) => ItemOutcome::Halt {
+                kind,
+                reason: format!(
+                    "`{label}` {}{hint}. Nothing after it was done. Once the cause is \
+                     fixed, `runbook resume {run}` checks it again and goes on",
+                    e.message
+                ),
+            },
+            (Phase::Apply { .. }, _) => ItemOutcome::Fail {
+                error: format!("step `{label}` failed{hint}: {}", e.message),
+            },
+        }
+    }
+
+    /// One attempt: preconditions, prepare, intent, apply, verify.
+    async fn attempt(
+        &self,
+        item: &Item,
+        attempt: u32,
+        prepared: &mut Outputs,
+    ) -> Result<Tried, JournalError> {
+        let step = self.step_of(item);
+        // Preconditions: live, right before the effect, every attempt.
+        for cond in &step.require {
+            match self.check_condition(item, cond).await {
+                Ok(c) if c.holds => {}
+                Ok(c) => {
+                    return Ok(Tried::Stop(ItemOutcome::Halt {
+                        kind: HaltKind::Precondition,
+                        reason: format!(
+                            "precondition of `{}` not met, nothing was done: {}; observed: {}",
+                            item.label,
+                            c.message,
+                            short(&c.observation)
+                        ),
+                    }))
+                }
+                Err(error) => {
+                    return Ok(Tried::Failed {
+                        phase: Phase::Precondition,
+                        error,
+                    })
+                }
+            }
+        }
+        if prepared.is_empty() {
+            match item.action.prepare(&item.ctx, &item.args).await {
+                Ok(p) => *prepared = p,
+                Err(error) => {
+                    return Ok(Tried::Failed {
+                        phase: Phase::Prepare,
+                        error,
+                    })
+                }
+            }
+        }
+        self.recorder.record(Event::StepStarted {
+            step: step.id.clone(),
+            item: item.key.clone(),
+            attempt,
+            effect: item.effect,
+            prepared: prepared.clone(),
+            at: now_ms(),
+        })?;
+        self.apply(item, attempt, prepared).await
+    }
+
+    /// Apply the effect within the step's timeout, then wait for its postcondition.
+    async fn apply(
+        &self,
+        item: &Item,
+        attempt: u32,
+        prepared: &Outputs,
+    ) -> Result<Tried, JournalError> {
+        let step_id = &self.step_of(item).id;
+        let key = item.key.as_deref();
+        failpoint::hit("before-apply", step_id, key);
+        self.observer.notice(Notice::Attempt {
+            label: item.label.clone(),
+            attempt,
+            calls: item.action.describe(&item.ctx, &item.args),
+        });
+        let attempt_start = Instant::now();
+        tracing::debug!(step = %item.label, attempt, "applying");
+        let applied = tokio::time::timeout(
+            item.timeout,
+            item.action.apply(&item.ctx, &item.args, prepared),
+        )
+        .await;
+        failpoint::hit("after-apply", step_id, key);
+        let applied_phase = |unmet, needs_operator| Phase::Apply {
+            unmet,
+            needs_operator,
+        };
+        let out = match applied {
+            Err(_) => {
+                return Ok(Tried::Failed {
+                    phase: applied_phase(false, false),
+                    error: StepError::transient(format!(
+                        "no answer within the step's timeout of {}",
+                        humantime::format_duration(item.timeout)
+                    )),
+                })
+            }
+            Ok(Err(_)) if self.interrupt.is_set() => return Ok(Tried::Stop(ItemOutcome::Halt {
+                kind: HaltKind::Interrupted,
+                reason: format!(
+                    "interrupted during `{}`; it is left in doubt and will be checked on resume",
+                    item.label
+                ),
+            })),
+            Ok(Err(error)) => {
+                return Ok(Tried::Failed {
+                    phase: applied_phase(false, error.needs_operator),
+                    error,
+                })
+            }
+            Ok(Ok(out)) => out,
+        };
+        let observation = match self
+            .verify(item, attempt_start + item.timeout, prepared)
+            .await
+        {
+            Verified::Holds(observation) => observation,
+            Verified::TimedOut(msg) => {
+                return Ok(Tried::Failed {
+                    phase: applied_phase(true, false),
+                    error: StepError::transient(msg),
+                })
+            }
+            Verified::Interrupted => return Ok(Tried::Stop(ItemOutcome::Halt {
+                kind: HaltKind::Interrupted,
+                reason: format!(
+                    "interrupted while waiting for `{}` to take effect; it is left in doubt and \
+                         will be checked on resume",
+                    item.label
+                ),
+            })),
+        };
+        let mut outputs = prepared.clone();
+        outputs.extend(out);
+        let note = outputs
+            .get("summary")
+            .and_then(Json::as_str)
+            .map(str::to_string);
+        self.succeed(item, outputs, observation, note)?;
+        failpoint::hit("after-journal", step_id, key);
+        Ok(Tried::Done)
+    }
+}

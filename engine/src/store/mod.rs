@@ -1,0 +1,246 @@
+//! The storage interface of the journal: what a store must do, and nothing more.
+//!
+//! A store keeps, per journal: each run's events under (run, sequence), an index of
+//! runs (one [`RunSummary`] each), and the site locks with their holders. It makes no
+//! decision of its own: *when* an append must be durable and *when* a run's locks go
+//! are the journal's policy (`journal.rs`), passed down in each [`Append`].
+//!
+//! Every append is conditional: it names the sequence number it expects to take, and
+//! a store refuses it ([`JournalError::Conflict`]) when that number is already taken or
+//! the one before it is missing. That is the hook for fencing a second writer.
+//!
+//! [`sled::SledStore`] is the embedded store. [`suite`] is the contract as tests: a new
+//! store runs the same suite unchanged.
+
+pub mod keys;
+pub mod sled;
+pub mod suite;
+
+use std::fmt::Debug;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{Actor, Event};
+use crate::id::RunId;
+use crate::lock::LockRecord;
+use crate::state::{RunState, RunStatus};
+
+/// One line of `runbook history`: kept in the run index so that listing runs does not
+/// fold every journal.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunSummary {
+    pub run_id: RunId,
+    pub runbook: String,
+    pub title: String,
+    pub status: RunStatus,
+    pub operator: String,
+    pub created_at: u64,
+    pub updated_at: u64,
+    pub halted_at: Option<String>,
+    pub reason: Option<String>,
+}
+
+impl RunSummary {
+    pub fn of(id: RunId, state: &RunState) -> RunSummary {
+        RunSummary {
+            run_id: id,
+            runbook: state.runbook.clone(),
+            title: state.title.clone(),
+            status: state.status,
+            operator: state.created_by.operator.clone(),
+            created_at: state.created_at,
+            updated_at: state.updated_at,
+            halted_at: state.halt.as_ref().and_then(|h| h.step.clone()),
+            reason: state.halt.as_ref().map(|h| h.reason.clone()),
+        }
+    }
+}
+
+/// Where a journal lives: `--journal`, `RUNBOOK_JOURNAL`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A directory: the embedded sled store.
+    Dir(PathBuf),
+}
+
+impl Location {
+    /// Read a location as the operator wrote it.
+    ///
+    /// # Errors
+    /// A URL of a scheme no store of this build serves.
+    pub fn parse(text: &str) -> Result<Location, JournalError> {
+        if let Some((scheme, _)) = text.split_once("://") {
+            if scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '+')
+            {
+                return Err(JournalError::UnsupportedLocation {
+                    scheme: scheme.to_string(),
+                });
+            }
+        }
+        Ok(Location::Dir(PathBuf::from(text)))
+    }
+
+    /// Whether a journal was ever created there.
+    pub fn exists(&self) -> bool {
+        match self {
+            Location::Dir(d) => sled::SledStore::exists(d),
+        }
+    }
+
+    /// The directory beside the journal where the driving process publishes live
+    /// snapshots for other processes (`live.rs`).
+    pub fn live_dir(&self) -> Option<PathBuf> {
+        match self {
+            Location::Dir(d) => Some(d.clone()),
+        }
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Dir(d) => write!(f, "{}", d.display()),
+        }
+    }
+}
+
+/// One event to append, with what the journal's policy decided goes with it.
+#[derive(Debug, Clone, Copy)]
+pub struct Append<'a> {
+    pub run: RunId,
+    /// The sequence number this event must take: the run's next one.
+    pub seq: u64,
+    pub event: &'a Event,
+    /// The run's new index line, when it changed.
+    pub summary: Option<&'a RunSummary>,
+    /// Release every site lock this run holds, atomically with the event.
+    pub release_locks: bool,
+    /// Durable before `append` returns. When false, the next durable append (or
+    /// [`Store::flush`]) makes it durable, in order.
+    pub durable: bool,
+}
+
+/// A run's first record: its id is handed out, its sites locked and its first event
+/// and index line written in one step, or none of it (a run refused for a held site
+/// leaves nothing behind).
+#[derive(Debug, Clone, Copy)]
+pub struct NewRunRecord<'a> {
+    pub sites: &'a [String],
+    pub runbook: &'a str,
+    pub holder: &'a Actor,
+    pub since: u64,
+    /// The `run_created` event.
+    pub event: &'a Event,
+    pub state: &'a RunState,
+}
+
+/// What a journal store does. Implementations: [`sled::SledStore`].
+pub trait Store: Send + Sync + Debug {
+    /// Hand out a run id, lock its sites and write its first event, all or nothing.
+    ///
+    /// # Errors
+    /// `SiteHeld` naming the first site another run holds; storage errors.
+    fn create_run(&self, new: NewRunRecord<'_>) -> Result<RunId, JournalError>;
+
+    /// Append one event at `append.seq`.
+    ///
+    /// # Errors
+    /// `Conflict` when that sequence number is taken or the one before is missing;
+    /// storage errors (the event is then not durable and the caller must stop).
+    fn append(&self, append: Append<'_>) -> Result<(), JournalError>;
+
+    /// Make every earlier append durable.
+    ///
+    /// # Errors
+    /// Storage errors.
+    fn flush(&self) -> Result<(), JournalError>;
+
+    /// All events of a run, in order.
+    ///
+    /// # Errors
+    /// `UnknownRun`, or an unreadable entry.
+    fn events(&self, run: RunId) -> Result<Vec<Event>, JournalError>;
+
+    /// The run index, oldest first.
+    ///
+    /// # Errors
+    /// An unreadable entry.
+    fn runs(&self) -> Result<Vec<RunSummary>, JournalError>;
+
+    /// The site locks and who holds them.
+    ///
+    /// # Errors
+    /// An unreadable entry.
+    fn locks(&self) -> Result<Vec<(String, LockRecord)>, JournalError>;
+
+    /// Take every site in `sites` for `record.run_id`, all or none. A site already
+    /// held by the same run is taken over (a resumed run gets its locks back).
+    ///
+    /// # Errors
+    /// `SiteHeld` naming the first site held by another run.
+    fn acquire(&self, sites: &[String], record: &LockRecord) -> Result<(), JournalError>;
+
+    /// Release `site` if, and only if, run `run` holds it.
+    ///
+    /// # Errors
+    /// Storage errors.
+    fn release(&self, site: &str, run: RunId) -> Result<(), JournalError>;
+
+    /// Write whole runs at once, with ids of their own, flushing once: importing
+    /// history, never a live run.
+    ///
+    /// # Errors
+    /// Storage errors.
+    fn import(&self, runs: &[(RunId, Vec<Event>)]) -> Result<(), JournalError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("the journal at `{}` is in use by another runbook process{}", dir.display(), describe_holders(holders))]
+    Busy {
+        dir: PathBuf,
+        holders: Vec<RunState>,
+    },
+    #[error("cannot open the journal at `{}`: {message}", dir.display())]
+    Open { dir: PathBuf, message: String },
+    #[error("journal storage error: {0}")]
+    Storage(String),
+    #[error("journal entry `{key}` is unreadable: {message}")]
+    Corrupt { key: String, message: String },
+    #[error("no run `{0}` in this journal (see `runbook history`)")]
+    UnknownRun(RunId),
+    #[error(
+        "site `{site}` is held by run {}",
+        crate::lock::describe_holder(holder)
+    )]
+    SiteHeld { site: String, holder: LockRecord },
+    #[error(
+        "run {run}: event {seq} cannot be appended: {why}; another process may be writing this run"
+    )]
+    Conflict {
+        run: RunId,
+        seq: u64,
+        why: &'static str,
+    },
+    #[error("journal location `{scheme}://...` is not served by this build: give a directory")]
+    UnsupportedLocation { scheme: String },
+}
+
+fn describe_holders(holders: &[RunState]) -> String {
+    if holders.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = holders
+        .iter()
+        .map(|h| {
+            format!(
+                "{} ({}, pid {} on {})",
+                h.run_id, h.runbook, h.driver.pid, h.driver.host
+            )
+        })
+        .collect();
+    format!(": {}", list.join(", "))
+}

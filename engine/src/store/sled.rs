@@ -1,0 +1,394 @@
+//! The embedded store: one sled database in a directory. Key layout: `keys.rs`.
+//!
+//! sled admits one process per database. Which process holds it is told by a lock
+//! file of our own (`runbook.lock`, an OS file lock taken before sled opens), so "busy"
+//! is a typed answer, not an error text. Other processes (a second terminal's `runbook
+//! status`) read the live snapshots the holder writes next to it (`live.rs`).
+
+use std::fs::{File, TryLockError};
+use std::path::{Path, PathBuf};
+
+use ::sled::transaction::{ConflictableTransactionError, TransactionError};
+use ::sled::CompareAndSwapError;
+
+use super::keys::{Key, LOCK, RUN};
+use super::{Append, JournalError, NewRunRecord, RunSummary, Store};
+use crate::event::Event;
+use crate::id::RunId;
+use crate::lock::LockRecord;
+use crate::state::RunState;
+
+const SCHEMA: &str = "1";
+
+impl From<::sled::Error> for JournalError {
+    fn from(e: ::sled::Error) -> JournalError {
+        JournalError::Storage(e.to_string())
+    }
+}
+
+fn corrupt(key: &[u8], e: impl std::fmt::Display) -> JournalError {
+    JournalError::Corrupt {
+        key: Key::decode(key)
+            .map(|k| format!("{k:?}"))
+            .unwrap_or_else(|_| format!("{key:?}")),
+        message: e.to_string(),
+    }
+}
+
+fn json<T: serde::Serialize>(key: &[u8], value: &T) -> Result<Vec<u8>, JournalError> {
+    serde_json::to_vec(value).map_err(|e| corrupt(key, e))
+}
+
+#[derive(Debug)]
+pub struct SledStore {
+    db: ::sled::Db,
+    dir: PathBuf,
+    /// Held for as long as the store is open: the OS releases it if we die.
+    _lock: File,
+}
+
+impl SledStore {
+    /// Whether a journal was ever created in `dir`.
+    pub fn exists(dir: &Path) -> bool {
+        dir.join("db").exists()
+    }
+
+    /// Open (or create) the store in `dir`.
+    ///
+    /// # Errors
+    /// `Busy` when another process (or another handle) has it open, naming the runs
+    /// it drives; any storage error.
+    pub fn open(dir: &Path) -> Result<SledStore, JournalError> {
+        let open_err = |message: String| JournalError::Open {
+            dir: dir.to_path_buf(),
+            message,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("runbook.lock"))
+            .map_err(|e| open_err(e.to_string()))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(JournalError::Busy {
+                    dir: dir.to_path_buf(),
+                    holders: crate::live::LiveDir::new(dir).active(),
+                })
+            }
+            Err(TryLockError::Error(e)) => return Err(open_err(e.to_string())),
+        }
+        let db = ::sled::Config::new()
+            .path(dir.join("db"))
+            .mode(::sled::Mode::LowSpace)
+            // sled caches up to 1 GB by default: far more than a CLI run needs.
+            .cache_capacity(16 * 1024 * 1024)
+            .open()
+            .map_err(|e| open_err(e.to_string()))?;
+        let schema = Key::Meta("schema".into()).encode();
+        if db.get(&schema)?.is_none() {
+            db.insert(schema, SCHEMA.as_bytes())?;
+            db.flush()?;
+        }
+        Ok(SledStore {
+            db,
+            dir: dir.to_path_buf(),
+            _lock: lock,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Write raw bytes under a key: for tests that damage an entry on purpose.
+    #[doc(hidden)]
+    pub fn poke(&self, key: &Key, bytes: &[u8]) -> Result<(), JournalError> {
+        self.db.insert(key.encode(), bytes)?;
+        Ok(())
+    }
+
+    fn next_id(old: Option<&[u8]>) -> u64 {
+        old.and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0)
+            + 1
+    }
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<JournalError>>;
+
+fn abort<T>(e: JournalError) -> TxResult<T> {
+    Err(ConflictableTransactionError::Abort(e))
+}
+
+fn settle<T>(r: Result<T, TransactionError<JournalError>>) -> Result<T, JournalError> {
+    match r {
+        Ok(v) => Ok(v),
+        Err(TransactionError::Abort(e)) => Err(e),
+        Err(TransactionError::Storage(e)) => Err(e.into()),
+    }
+}
+
+/// Take `sites` for `record` inside a transaction.
+fn lock_sites(
+    tx: &::sled::transaction::TransactionalTree,
+    sites: &[String],
+    record: &LockRecord,
+    value: &[u8],
+) -> TxResult<()> {
+    for site in sites {
+        let key = Key::Lock(site.clone()).encode();
+        if let Some(existing) = tx.get(&key)? {
+            let holder: LockRecord = match serde_json::from_slice(&existing) {
+                Ok(h) => h,
+                Err(e) => return abort(corrupt(&key, e)),
+            };
+            if holder.run_id != record.run_id {
+                return abort(JournalError::SiteHeld {
+                    site: site.clone(),
+                    holder,
+                });
+            }
+        }
+        tx.insert(key, value)?;
+    }
+    Ok(())
+}
+
+impl Store for SledStore {
+    fn create_run(&self, new: NewRunRecord<'_>) -> Result<RunId, JournalError> {
+        let counter = Key::Meta("next_run_id".into()).encode();
+        let event = json(b"E", new.event)?;
+        let result = self.db.transaction(|tx| {
+            let id = RunId(Self::next_id(tx.get(&counter)?.as_deref()));
+            tx.insert(counter.as_slice(), &id.0.to_be_bytes())?;
+            let record = LockRecord {
+                run_id: id,
+                runbook: new.runbook.to_string(),
+                holder: new.holder.clone(),
+                since: new.since,
+            };
+            let value = match json(b"L", &record) {
+                Ok(v) => v,
+                Err(e) => return abort(e),
+            };
+            lock_sites(tx, new.sites, &record, &value)?;
+            tx.insert(Key::Event(id, 0).encode(), event.as_slice())?;
+            let summary = match json(b"R", &RunSummary::of(id, new.state)) {
+                Ok(v) => v,
+                Err(e) => return abort(e),
+            };
+            tx.insert(Key::Run(id).encode(), summary)?;
+            Ok(id)
+        });
+        let id = settle(result)?;
+        self.db.flush()?;
+        Ok(id)
+    }
+
+    fn append(&self, a: Append<'_>) -> Result<(), JournalError> {
+        let key = Key::Event(a.run, a.seq).encode();
+        let bytes = json(&key, a.event)?;
+        let before = (a.seq > 0).then(|| Key::Event(a.run, a.seq - 1).encode());
+        if let Some(before) = &before {
+            if !self.db.contains_key(before)? {
+                return Err(JournalError::Conflict {
+                    run: a.run,
+                    seq: a.seq,
+                    why: "the event before it is not in the journal",
+                });
+            }
+        }
+        let taken = || JournalError::Conflict {
+            run: a.run,
+            seq: a.seq,
+            why: "that sequence number is taken",
+        };
+        if a.summary.is_none() && !a.release_locks {
+            // One key, written only if free: sled does it atomically on its own. (A
+            // batch or transaction costs two more synced log writes: sled rolls its IO
+            // buffer before and after the batch manifest.)
+            match self
+                .db
+                .compare_and_swap(&key, None as Option<&[u8]>, Some(bytes))?
+            {
+                Ok(()) => {}
+                Err(CompareAndSwapError { .. }) => return Err(taken()),
+            }
+        } else {
+            let summary = match a.summary {
+                Some(s) => Some(json(&Key::Run(a.run).encode(), s)?),
+                None => None,
+            };
+            let held: Vec<Vec<u8>> = if a.release_locks {
+                self.locks()?
+                    .into_iter()
+                    .filter(|(_, h)| h.run_id == a.run)
+                    .map(|(site, _)| Key::Lock(site).encode())
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let result = self.db.transaction(|tx| {
+                if tx.get(&key)?.is_some() {
+                    return abort(taken());
+                }
+                tx.insert(key.as_slice(), bytes.as_slice())?;
+                if let Some(s) = &summary {
+                    tx.insert(Key::Run(a.run).encode(), s.as_slice())?;
+                }
+                for k in &held {
+                    tx.remove(k.as_slice())?;
+                }
+                Ok(())
+            });
+            settle(result)?;
+        }
+        if a.durable {
+            self.db.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), JournalError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn events(&self, run: RunId) -> Result<Vec<Event>, JournalError> {
+        let mut out = Vec::new();
+        for kv in self.db.scan_prefix(Key::events_of(run)) {
+            let (k, v) = kv?;
+            out.push(serde_json::from_slice(&v).map_err(|e| corrupt(&k, e))?);
+        }
+        if out.is_empty() {
+            return Err(JournalError::UnknownRun(run));
+        }
+        Ok(out)
+    }
+
+    fn runs(&self) -> Result<Vec<RunSummary>, JournalError> {
+        let mut out = Vec::new();
+        for kv in self.db.scan_prefix([RUN]) {
+            let (k, v) = kv?;
+            out.push(serde_json::from_slice(&v).map_err(|e| corrupt(&k, e))?);
+        }
+        Ok(out)
+    }
+
+    fn locks(&self) -> Result<Vec<(String, LockRecord)>, JournalError> {
+        let mut out = Vec::new();
+        for kv in self.db.scan_prefix([LOCK]) {
+            let (k, v) = kv?;
+            let Ok(Key::Lock(site)) = Key::decode(&k) else {
+                return Err(corrupt(&k, "not a lock key"));
+            };
+            out.push((
+                site,
+                serde_json::from_slice(&v).map_err(|e| corrupt(&k, e))?,
+            ));
+        }
+        Ok(out)
+    }
+
+    fn acquire(&self, sites: &[String], record: &LockRecord) -> Result<(), JournalError> {
+        let value = json(b"L", record)?;
+        let result = self
+            .db
+            .transaction(|tx| lock_sites(tx, sites, record, &value));
+        settle(result)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn release(&self, site: &str, run: RunId) -> Result<(), JournalError> {
+        let key = Key::Lock(site.to_string()).encode();
+        let result = self.db.transaction(|tx| {
+            if let Some(v) = tx.get(&key)? {
+                if serde_json::from_slice::<LockRecord>(&v).is_ok_and(|h| h.run_id == run) {
+                    tx.remove(key.as_slice())?;
+                }
+            }
+            Ok(())
+        });
+        settle(result)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn import(&self, runs: &[(RunId, Vec<Event>)]) -> Result<(), JournalError> {
+        let mut batch = ::sled::Batch::default();
+        let counter = Key::Meta("next_run_id".into()).encode();
+        let mut top = Self::next_id(self.db.get(&counter)?.as_deref()) - 1;
+        for (run, events) in runs {
+            let state = RunState::fold(&run.to_string(), events);
+            for (seq, e) in events.iter().enumerate() {
+                let key = Key::Event(*run, seq as u64).encode();
+                batch.insert(key.clone(), json(&key, e)?);
+            }
+            let key = Key::Run(*run).encode();
+            batch.insert(key.clone(), json(&key, &RunSummary::of(*run, &state))?);
+            top = top.max(run.0);
+        }
+        // Ids handed out later never collide with imported ones.
+        batch.insert(counter, &top.to_be_bytes());
+        self.db.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::journal::Journal;
+
+    #[test]
+    fn the_storage_suite_passes_on_sled() {
+        for (name, case) in super::super::suite::CASES {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().to_path_buf();
+            eprintln!("suite case: {name}");
+            case(&|| Arc::new(SledStore::open(&path).unwrap()) as Arc<dyn Store>);
+        }
+    }
+
+    #[test]
+    fn a_damaged_entry_is_named_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let id = RunId(1);
+        let end = Event::Completed { at: 5 };
+        store.import(&[(id, vec![end])]).unwrap();
+        // bytes that are no event, under the run's second event key
+        store
+            .poke(&Key::Event(id, 1), b"{\"event\":\"completed\",\"at\":")
+            .unwrap();
+        let e = store.events(id).unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, JournalError::Corrupt { .. }), "{text}");
+        assert!(
+            text.contains("Event(") && text.contains("is unreadable"),
+            "{text}"
+        );
+        store.poke(&Key::Run(id), b"[]").unwrap();
+        assert!(matches!(store.runs(), Err(JournalError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn a_second_open_is_busy_and_says_so_by_type() {
+        // The lock is an OS file lock per open file: within one process a second open
+        // of the same journal is refused too, which is what this checks.
+        let dir = tempfile::tempdir().unwrap();
+        let _j = Journal::open(dir.path()).unwrap();
+        match Journal::open(dir.path()) {
+            Err(JournalError::Busy { .. }) => {}
+            other => panic!("expected Busy, got {other:?}"),
+        }
+    }
+}
