@@ -19,22 +19,44 @@ pub struct CondResult {
     pub message: String,
 }
 
-/// Probe and judge `cond` (of a step whose action is `step_action`, with arguments
-/// `args`, in `scope`).
+/// What probing needs: the actions, the sites, the template engine.
+#[derive(Clone, Copy)]
+pub struct Probing<'a> {
+    pub registry: &'a Registry,
+    pub env: &'a Environment,
+    pub templates: &'a Templates,
+}
+
+/// The step (or item) a condition belongs to: its action (the default probe), its
+/// context and rendered arguments, and its template data.
+#[derive(Clone, Copy)]
+pub struct Subject<'a> {
+    pub step_action: &'a str,
+    pub ctx: &'a StepCtx,
+    pub args: &'a Args,
+    pub scope: &'a Json,
+}
+
+/// Probe and judge `cond` for `subject`.
 ///
 /// # Errors
 /// The probe fails, or the arguments, the site or the expression do not render.
-#[allow(clippy::too_many_arguments)]
 pub async fn check(
     cond: &Condition,
-    step_action: &str,
-    registry: &Registry,
-    env: &Environment,
-    templates: &Templates,
-    ctx: &StepCtx,
-    args: &Args,
-    scope: &Json,
+    p: Probing<'_>,
+    subject: Subject<'_>,
 ) -> Result<CondResult, StepError> {
+    let Probing {
+        registry,
+        env,
+        templates,
+    } = p;
+    let Subject {
+        step_action,
+        ctx,
+        args,
+        scope,
+    } = subject;
     let probe_name = cond.probe.as_deref().unwrap_or(step_action);
     let action = registry
         .get(probe_name)

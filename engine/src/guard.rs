@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value as Json;
 
-use crate::action::{Registry, StepCtx};
+use crate::action::{Registry, Site, StepCtx};
 use crate::env::Environment;
 use crate::model::Guard;
 use crate::report::Interrupt;
@@ -44,6 +44,15 @@ pub struct GuardEnv<'a> {
     pub interrupt: Interrupt,
 }
 
+/// Why a guard could not be judged: it then does not pass.
+struct Unchecked(String);
+
+/// What a guard's probe read.
+struct Probed {
+    observation: Json,
+    site: Option<Site>,
+}
+
 /// Check `guard` now. `scope` is the run's template data (params, sites, history).
 pub async fn check(guard: &Guard, ge: &GuardEnv<'_>, scope: &Json) -> GuardCheck {
     let mut out = GuardCheck {
@@ -69,85 +78,19 @@ pub async fn check(guard: &Guard, ge: &GuardEnv<'_>, scope: &Json) -> GuardCheck
     }
     let mut s = scope.clone();
     if let Some(probe) = &guard.probe {
-        let action = match ge.registry.get(probe) {
-            Some(a) => Arc::clone(a),
-            None => {
-                out.refusal = format!("guard `{}`: unknown probe `{probe}`", guard.id);
-                return out;
-            }
-        };
-        let site = match &guard.site {
-            None => None,
-            Some(t) => match ge.templates.render(&Json::String(t.clone()), scope) {
-                Ok(Json::String(name)) => match resolve_site(ge.env, &name) {
-                    Ok(site) => Some(site),
-                    Err(e) => {
-                        out.refusal = format!("guard `{}`: {e}", guard.id);
-                        return out;
-                    }
-                },
-                Ok(other) => {
-                    out.refusal =
-                        format!("guard `{}`: `site` gave {other}, not a site name", guard.id);
-                    return out;
+        match read(guard, probe, ge, scope).await {
+            Ok(p) => {
+                out.site = p.site.as_ref().map(|s| s.name.clone());
+                out.observation = p.observation;
+                s["observation"] = out.observation.clone();
+                if let Some(site) = &p.site {
+                    s = item_scope(&s, Some(site), None);
                 }
-                Err(e) => {
-                    out.refusal = format!("guard `{}`: cannot render `site`: {e}", guard.id);
-                    return out;
-                }
-            },
-        };
-        out.site = site.as_ref().map(|s| s.name.clone());
-        let args = match ge.templates.render(&guard.with, scope) {
-            Ok(Json::Object(m)) => m,
-            Ok(other) => {
-                out.refusal = format!("guard `{}`: probe arguments rendered to {other}", guard.id);
+            }
+            Err(Unchecked(why)) => {
+                out.refusal = why;
                 return out;
             }
-            Err(e) => {
-                out.refusal = format!("guard `{}`: cannot render probe arguments: {e}", guard.id);
-                return out;
-            }
-        };
-        // The probe's own budget (e.g. a comparison of every cache's keys over Batch
-        // CRs takes longer than one status read), scaled like a step's.
-        // A lab's time scale shortens the servers' work, not the round trips of a
-        // probe that reads much (30 s at least, if the probe allows that long).
-        let timeout = ge
-            .env
-            .scaled_timeout(action.default_timeout())
-            .max(ge.timeout)
-            .max(action.default_timeout().min(Duration::from_secs(30)));
-        let ctx = StepCtx {
-            run_id: ge.run_id.to_string(),
-            step_id: format!("guard:{}", guard.id),
-            item: None,
-            site: site.clone(),
-            env: Arc::clone(ge.env),
-            timeout,
-            interrupt: ge.interrupt.clone(),
-        };
-        match tokio::time::timeout(timeout, action.probe(&ctx, &args)).await {
-            Ok(Ok(o)) => out.observation = o,
-            Ok(Err(e)) => {
-                out.refusal = format!(
-                    "{} could not be checked ({probe}: {e}); a guard that cannot be checked does not pass",
-                    guard.title
-                );
-                return out;
-            }
-            Err(_) => {
-                out.refusal = format!(
-                    "{} could not be checked ({probe} gave no answer within {}); a guard that cannot be checked does not pass",
-                    guard.title,
-                    humantime::format_duration(timeout)
-                );
-                return out;
-            }
-        }
-        s["observation"] = out.observation.clone();
-        if let Some(site) = &site {
-            s = item_scope(&s, Some(site), None);
         }
     }
     match ge.templates.truth(&guard.expect, &s) {
@@ -161,25 +104,109 @@ pub async fn check(guard: &Guard, ge: &GuardEnv<'_>, scope: &Json) -> GuardCheck
         }
     }
     if out.holds == Some(false) {
-        out.refusal = match &guard.refusal {
-            Some(t) => match ge.templates.render(&Json::String(t.clone()), &s) {
-                Ok(Json::String(text)) => format!("{}: {}", guard.title, text.trim()),
-                Ok(other) => format!("{}: {other}", guard.title),
-                Err(e) => format!(
-                    "{} does not hold (observed: {}; the refusal text did not render: {e})",
-                    guard.title,
-                    short(&out.observation)
-                ),
-            },
-            None => format!(
-                "{} does not hold (`{}`; observed: {})",
-                guard.title,
-                guard.expect,
-                short(&out.observation)
-            ),
-        };
+        out.refusal = refusal(guard, ge, &s, &out.observation);
     }
     out
+}
+
+/// The words of a guard that does not hold: its own `refusal` text, rendered with
+/// what it observed, or what it expected and saw.
+fn refusal(guard: &Guard, ge: &GuardEnv<'_>, scope: &Json, observation: &Json) -> String {
+    match &guard.refusal {
+        Some(t) => match ge.templates.render(&Json::String(t.clone()), scope) {
+            Ok(Json::String(text)) => format!("{}: {}", guard.title, text.trim()),
+            Ok(other) => format!("{}: {other}", guard.title),
+            Err(e) => format!(
+                "{} does not hold (observed: {}; the refusal text did not render: {e})",
+                guard.title,
+                short(observation)
+            ),
+        },
+        None => format!(
+            "{} does not hold (`{}`; observed: {})",
+            guard.title,
+            guard.expect,
+            short(observation)
+        ),
+    }
+}
+
+/// The guard's site, resolved.
+fn guard_site(guard: &Guard, ge: &GuardEnv<'_>, scope: &Json) -> Result<Option<Site>, Unchecked> {
+    let Some(t) = &guard.site else {
+        return Ok(None);
+    };
+    let id = &guard.id;
+    match ge.templates.render(&Json::String(t.clone()), scope) {
+        Ok(Json::String(name)) => resolve_site(ge.env, &name)
+            .map(Some)
+            .map_err(|e| Unchecked(format!("guard `{id}`: {e}"))),
+        Ok(other) => Err(Unchecked(format!(
+            "guard `{id}`: `site` gave {other}, not a site name"
+        ))),
+        Err(e) => Err(Unchecked(format!(
+            "guard `{id}`: cannot render `site`: {e}"
+        ))),
+    }
+}
+
+/// Probe, within the probe's own budget.
+async fn read(
+    guard: &Guard,
+    probe: &str,
+    ge: &GuardEnv<'_>,
+    scope: &Json,
+) -> Result<Probed, Unchecked> {
+    let id = &guard.id;
+    let action = ge
+        .registry
+        .get(probe)
+        .map(Arc::clone)
+        .ok_or_else(|| Unchecked(format!("guard `{id}`: unknown probe `{probe}`")))?;
+    let site = guard_site(guard, ge, scope)?;
+    let args = match ge.templates.render(&guard.with, scope) {
+        Ok(Json::Object(m)) => m,
+        Ok(other) => {
+            return Err(Unchecked(format!(
+                "guard `{id}`: probe arguments rendered to {other}"
+            )))
+        }
+        Err(e) => {
+            return Err(Unchecked(format!(
+                "guard `{id}`: cannot render probe arguments: {e}"
+            )))
+        }
+    };
+    // The probe's own budget (e.g. a comparison of every cache's keys over Batch
+    // CRs takes longer than one status read), scaled like a step's.
+    // A lab's time scale shortens the servers' work, not the round trips of a
+    // probe that reads much (30 s at least, if the probe allows that long).
+    let timeout = ge
+        .env
+        .scaled_timeout(action.default_timeout())
+        .max(ge.timeout)
+        .max(action.default_timeout().min(Duration::from_secs(30)));
+    let ctx = StepCtx {
+        run_id: ge.run_id.to_string(),
+        step_id: format!("guard:{id}"),
+        item: None,
+        site: site.clone(),
+        env: Arc::clone(ge.env),
+        timeout,
+        interrupt: ge.interrupt.clone(),
+    };
+    match tokio::time::timeout(timeout, action.probe(&ctx, &args)).await {
+        Ok(Ok(observation)) => Ok(Probed { observation, site }),
+        Ok(Err(e)) => Err(Unchecked(format!(
+            "{} could not be checked ({probe}: {e}); a guard that cannot be checked does not pass",
+            guard.title
+        ))),
+        Err(_) => Err(Unchecked(format!(
+            "{} could not be checked ({probe} gave no answer within {}); a guard that cannot be checked does not pass",
+            guard.title,
+            humantime::format_duration(timeout)
+        ))),
+    }
 }
 
 /// What the guard observed, in one line for progress and the journal's readers: the

@@ -66,91 +66,16 @@ pub fn facts<'a>(runs: impl IntoIterator<Item = &'a RunState>) -> Json {
     let mut disrupted: Vec<String> = Vec::new();
     let mut last_resync: Option<String> = None;
     for run in runs {
-        let primary = param(run, "primary", "site-a");
-        let secondary = param(run, "secondary", "site-b");
-        let id = &run.run_id;
-        match run.runbook.as_str() {
-            "switchover"
-                if touched(run, "take-offline") || touched(run, "point-health-check-away") =>
-            {
-                let why = format!(
-                    "run {id} (switchover from {primary} to {secondary}, {}) took replication {secondary}→{primary} offline; no recover-passive-site of {primary} has completed since",
-                    how(run)
-                );
-                left_stale(
-                    &mut stale,
-                    &mut disrupted,
-                    &primary,
-                    why,
-                    format!(
-                        "run {id}: switchover from {primary} to {secondary} ({})",
-                        how(run)
-                    ),
-                );
+        match left_by(run) {
+            Some(Left::Stale { site, why, what }) => {
+                left_stale(&mut stale, &mut disrupted, &site, why, what)
             }
-            "failover" if touched(run, "point-health-check-away") => {
-                let why = format!(
-                    "run {id} (failover from {primary} to {secondary}, {}) left {primary} behind; no recover-passive-site of {primary} has completed since",
-                    how(run)
-                );
-                left_stale(
-                    &mut stale,
-                    &mut disrupted,
-                    &primary,
-                    why,
-                    format!(
-                        "run {id}: failover from {primary} to {secondary} ({})",
-                        how(run)
-                    ),
-                );
-            }
-            "recover-passive-site" if run.status == RunStatus::Completed => {
-                stale.remove(&secondary);
+            Some(Left::Resynced { site, what }) => {
+                stale.remove(&site);
                 disrupted.clear();
-                last_resync = Some(format!(
-                    "run {id}: recover-passive-site of {secondary} from {primary}"
-                ));
+                last_resync = Some(what);
             }
-            "recover-passive-site"
-                if touched(run, "scale-down") || touched(run, "take-offline") =>
-            {
-                let why = format!(
-                    "run {id} (recover-passive-site of {secondary}, {}) did not complete: {secondary}'s data may be cleared or partial",
-                    how(run)
-                );
-                left_stale(
-                    &mut stale,
-                    &mut disrupted,
-                    &secondary,
-                    why,
-                    format!(
-                        "run {id}: recover-passive-site of {secondary} ({})",
-                        how(run)
-                    ),
-                );
-            }
-            "switchback" if run.status == RunStatus::Completed && done(run, "scale-down") => {
-                stale.remove(&primary);
-                disrupted.clear();
-                last_resync = Some(format!("run {id}: switchback to {primary} with resync"));
-            }
-            "switchback"
-                if run.status != RunStatus::Completed
-                    && (touched(run, "scale-down") || touched(run, "clear-caches")) =>
-            {
-                let why = format!(
-                    "run {id} (switchback to {primary}, {}) started the resync of {primary} and did not complete it",
-                    how(run)
-                );
-                left_stale(
-                    &mut stale,
-                    &mut disrupted,
-                    &primary,
-                    why,
-                    format!("run {id}: switchback to {primary} ({})", how(run)),
-                );
-            }
-            _ => {}
+            None => {}
         }
     }
     json!({
@@ -158,6 +83,64 @@ pub fn facts<'a>(runs: impl IntoIterator<Item = &'a RunState>) -> Json {
         "disrupted_since_resync": disrupted,
         "last_resync": last_resync,
     })
+}
+
+/// What one run did to the sites' data.
+enum Left {
+    /// It left `site` stale: why, and the run in a few words.
+    Stale {
+        site: String,
+        why: String,
+        what: String,
+    },
+    /// It brought `site` back in step with the other.
+    Resynced { site: String, what: String },
+}
+
+fn left_by(run: &RunState) -> Option<Left> {
+    let primary = param(run, "primary", "site-a");
+    let secondary = param(run, "secondary", "site-b");
+    let id = &run.run_id;
+    let how = how(run);
+    let completed = run.status == RunStatus::Completed;
+    let stale = |site: &str, why: String, what: String| {
+        Some(Left::Stale {
+            site: site.to_string(),
+            why,
+            what: format!("run {id}: {what} ({how})"),
+        })
+    };
+    match run.runbook.as_str() {
+        "switchover" if touched(run, "take-offline") || touched(run, "point-health-check-away") => stale(
+            &primary,
+            format!("run {id} (switchover from {primary} to {secondary}, {how}) took replication {secondary}→{primary} offline; no recover-passive-site of {primary} has completed since"),
+            format!("switchover from {primary} to {secondary}"),
+        ),
+        "failover" if touched(run, "point-health-check-away") => stale(
+            &primary,
+            format!("run {id} (failover from {primary} to {secondary}, {how}) left {primary} behind; no recover-passive-site of {primary} has completed since"),
+            format!("failover from {primary} to {secondary}"),
+        ),
+        "recover-passive-site" if completed => Some(Left::Resynced {
+            what: format!("run {id}: recover-passive-site of {secondary} from {primary}"),
+            site: secondary,
+        }),
+        "recover-passive-site" if touched(run, "scale-down") || touched(run, "take-offline") => stale(
+            &secondary,
+            format!("run {id} (recover-passive-site of {secondary}, {how}) did not complete: {secondary}'s data may be cleared or partial"),
+            format!("recover-passive-site of {secondary}"),
+        ),
+        "switchback" if completed && done(run, "scale-down") => Some(Left::Resynced {
+            what: format!("run {id}: switchback to {primary} with resync"),
+            site: primary,
+        }),
+        "switchback" if !completed && (touched(run, "scale-down") || touched(run, "clear-caches")) => stale(
+            &primary,
+            format!("run {id} (switchback to {primary}, {how}) started the resync of {primary} and did not complete it"),
+            format!("switchback to {primary}"),
+        ),
+        _ => None,
+    }
 }
 
 /// The facts when no journal could be read: nothing known.

@@ -466,6 +466,25 @@ impl Validator<'_> {
         if raw.is_empty() {
             return Vec::new();
         }
+        self.guard_override(params);
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for (i, g) in raw.into_iter().enumerate() {
+            let path = format!("guards.{i}");
+            if !seen.insert(g.id.clone()) {
+                self.problem(
+                    &format!("{path}.id"),
+                    None,
+                    format!("duplicate guard id `{}`", g.id),
+                );
+            }
+            out.push(self.guard(&path, g, params, steps, registry));
+        }
+        out
+    }
+
+    /// A runbook with guards declares the override, `force` defaulting to false.
+    fn guard_override(&mut self, params: &IndexMap<String, Param>) {
         let typed = |name: &str, kind: ParamType| params.get(name).is_some_and(|p| p.kind == kind);
         if !typed("force", ParamType::Bool) || !typed("force_reason", ParamType::String) {
             self.problem(
@@ -485,120 +504,107 @@ impl Validator<'_> {
                 "`force` must default to false: overriding a guard is never the default",
             );
         }
-        let mut seen = HashSet::new();
-        let mut out = Vec::new();
-        for (i, g) in raw.into_iter().enumerate() {
-            let path = format!("guards.{i}");
-            let line = self.spans.find(&path).line;
-            let label = format!("guard {}", g.id);
-            if !valid_id(&g.id) {
-                self.problem(&format!("{path}.id"), None, format!("guard id `{}` must start with a letter and use only letters, digits, `-` and `_`", g.id));
-            }
-            if !seen.insert(g.id.clone()) {
-                self.problem(
-                    &format!("{path}.id"),
-                    None,
-                    format!("duplicate guard id `{}`", g.id),
-                );
-            }
-            let scope = Scope {
-                has_item: false,
-                has_site: false,
-                has_observation: false,
-                earlier: &[],
-                registry,
-            };
-            let with = self
-                .with_json(&format!("{path}.with"), None, g.with.as_ref())
-                .unwrap_or_else(|| Json::Object(Default::default()));
-            match &g.probe {
-                Some(probe) => match registry.get(probe) {
-                    None => {
-                        let known: Vec<&str> = registry.names().collect();
-                        self.problem(
-                            &format!("{path}.probe"),
-                            None,
-                            format!(
-                                "unknown probe action `{probe}` (known: {})",
-                                known.join(", ")
-                            ),
-                        );
-                    }
-                    Some(action) => {
-                        if let Some(m) = with.as_object() {
-                            if !contains_template(&with)
-                                && action.effect(m) != crate::model::Effect::ReadOnly
-                            {
-                                self.problem(&format!("{path}.probe"), None, format!("guard `{}` probes with `{probe}`, which is not read-only: a guard only reads", g.id));
-                            }
-                        }
-                        self.check_args(&format!("{path}.with"), &label, probe, &with, registry);
-                    }
-                },
-                None => {
-                    if g.site.is_some() || g.with.is_some() {
-                        self.problem(
-                            &path,
-                            None,
-                            format!("guard `{}` has `site`/`with` but no `probe`", g.id),
-                        );
-                    }
-                }
-            }
-            self.check_templates(&format!("{path}.with"), &label, &with, scope, params);
-            if let Some(site) = &g.site {
-                self.check_templates(
-                    &format!("{path}.site"),
-                    &label,
-                    &Json::String(site.clone()),
-                    scope,
-                    params,
-                );
-            }
-            let observed = Scope {
-                has_observation: g.probe.is_some(),
-                ..scope
-            };
-            self.check_expression(
-                &format!("{path}.expect"),
-                &label,
-                &g.expect,
-                observed,
-                params,
-            );
-            if let Some(w) = &g.when {
-                self.check_expression(&format!("{path}.when"), &label, w, scope, params);
-            }
-            if let Some(r) = &g.refusal {
-                self.check_templates(
-                    &format!("{path}.refusal"),
-                    &label,
-                    &Json::String(r.clone()),
-                    observed,
-                    params,
-                );
-            }
-            for (j, b) in g.before.iter().enumerate() {
-                if !steps.iter().any(|s| &s.id == b) {
-                    let ids: Vec<&str> = steps.iter().map(|s| s.id.as_str()).collect();
-                    self.problem(&format!("{path}.before.{j}"), None, format!("guard `{}` names step `{b}` in `before`, which is not a step of this runbook (steps: {})", g.id, ids.join(", ")));
-                }
-            }
-            out.push(Guard {
-                title: g.title.unwrap_or_else(|| g.id.clone()),
-                id: g.id,
-                probe: g.probe,
-                site: g.site,
-                with,
-                expect: g.expect,
-                when: g.when,
-                refusal: g.refusal,
-                before: g.before,
-                unchecked: g.unchecked,
-                line,
-            });
+    }
+
+    fn guard(
+        &mut self,
+        path: &str,
+        g: RawGuard,
+        params: &IndexMap<String, Param>,
+        steps: &[Step],
+        registry: &Registry,
+    ) -> Guard {
+        let line = self.spans.find(path).line;
+        let label = format!("guard {}", g.id);
+        if !valid_id(&g.id) {
+            self.problem(&format!("{path}.id"), None, format!("guard id `{}` must start with a letter and use only letters, digits, `-` and `_`", g.id));
         }
-        out
+        let scope = Scope {
+            has_item: false,
+            has_site: false,
+            has_observation: false,
+            earlier: &[],
+            registry,
+        };
+        let with = self
+            .with_json(&format!("{path}.with"), None, g.with.as_ref())
+            .unwrap_or_else(|| Json::Object(Default::default()));
+        self.guard_probe(path, &g, &with, registry);
+        self.check_templates(&format!("{path}.with"), &label, &with, scope, params);
+        if let Some(site) = &g.site {
+            let site = Json::String(site.clone());
+            self.check_templates(&format!("{path}.site"), &label, &site, scope, params);
+        }
+        let observed = Scope {
+            has_observation: g.probe.is_some(),
+            ..scope
+        };
+        self.check_expression(
+            &format!("{path}.expect"),
+            &label,
+            &g.expect,
+            observed,
+            params,
+        );
+        if let Some(w) = &g.when {
+            self.check_expression(&format!("{path}.when"), &label, w, scope, params);
+        }
+        if let Some(r) = &g.refusal {
+            let r = Json::String(r.clone());
+            self.check_templates(&format!("{path}.refusal"), &label, &r, observed, params);
+        }
+        for (j, b) in g.before.iter().enumerate() {
+            if !steps.iter().any(|s| &s.id == b) {
+                let ids: Vec<&str> = steps.iter().map(|s| s.id.as_str()).collect();
+                self.problem(&format!("{path}.before.{j}"), None, format!("guard `{}` names step `{b}` in `before`, which is not a step of this runbook (steps: {})", g.id, ids.join(", ")));
+            }
+        }
+        Guard {
+            title: g.title.unwrap_or_else(|| g.id.clone()),
+            id: g.id,
+            probe: g.probe,
+            site: g.site,
+            with,
+            expect: g.expect,
+            when: g.when,
+            refusal: g.refusal,
+            before: g.before,
+            unchecked: g.unchecked,
+            line,
+        }
+    }
+
+    /// A guard's probe exists and only reads; `site`/`with` need a probe.
+    fn guard_probe(&mut self, path: &str, g: &RawGuard, with: &Json, registry: &Registry) {
+        let label = format!("guard {}", g.id);
+        let Some(probe) = &g.probe else {
+            if g.site.is_some() || g.with.is_some() {
+                self.problem(
+                    path,
+                    None,
+                    format!("guard `{}` has `site`/`with` but no `probe`", g.id),
+                );
+            }
+            return;
+        };
+        let Some(action) = registry.get(probe) else {
+            let known: Vec<&str> = registry.names().collect();
+            self.problem(
+                &format!("{path}.probe"),
+                None,
+                format!(
+                    "unknown probe action `{probe}` (known: {})",
+                    known.join(", ")
+                ),
+            );
+            return;
+        };
+        if let Some(m) = with.as_object() {
+            if !contains_template(with) && action.effect(m) != crate::model::Effect::ReadOnly {
+                self.problem(&format!("{path}.probe"), None, format!("guard `{}` probes with `{probe}`, which is not read-only: a guard only reads", g.id));
+            }
+        }
+        self.check_args(&format!("{path}.with"), &label, probe, with, registry);
     }
 
     fn step(
@@ -613,19 +619,6 @@ impl Validator<'_> {
         let sid = Some(id.as_str());
         let line = self.spans.find(path).line;
         self.refs.clear();
-        let action = registry.get(&rs.action).cloned();
-        if action.is_none() {
-            let known: Vec<&str> = registry.names().collect();
-            self.problem(
-                &format!("{path}.action"),
-                sid,
-                format!(
-                    "unknown action `{}` (known: {})",
-                    rs.action,
-                    known.join(", ")
-                ),
-            );
-        }
         let scope = Scope {
             has_item: rs.for_each.is_some(),
             has_site: rs.site.is_some(),
@@ -633,13 +626,7 @@ impl Validator<'_> {
             earlier,
             registry,
         };
-        let with = self
-            .with_json(&format!("{path}.with"), sid, rs.with.as_ref())
-            .unwrap_or_else(|| Json::Object(Default::default()));
-        if let Some(action) = &action {
-            self.check_args(&format!("{path}.with"), &id, action.name(), &with, registry);
-        }
-        self.check_templates(&format!("{path}.with"), &id, &with, scope, params);
+        let with = self.step_with(path, &id, &rs, scope, params);
         if let Some(site) = &rs.site {
             self.check_templates(
                 &format!("{path}.site"),
@@ -652,29 +639,13 @@ impl Validator<'_> {
                 params,
             );
         }
-        let when = match &rs.when {
-            None => None,
-            Some(serde_yaml::Value::Bool(b)) => Some(b.to_string()),
-            Some(serde_yaml::Value::String(s)) => {
-                self.check_expression(&format!("{path}.when"), &id, s, scope, params);
-                Some(s.clone())
-            }
-            Some(_) => {
-                self.problem(
-                    &format!("{path}.when"),
-                    sid,
-                    "`when` must be an expression (a string) or true/false",
-                );
-                None
-            }
-        };
+        let when = self.step_when(path, &id, rs.when.as_ref(), scope, params);
         let require = self.conditions(
             &format!("{path}.require"),
             &id,
             rs.require,
             scope,
             params,
-            registry,
             &rs.action,
         );
         let verify = self.conditions(
@@ -683,108 +654,14 @@ impl Validator<'_> {
             rs.verify,
             scope,
             params,
-            registry,
             &rs.action,
         );
-        let timeout = rs
-            .timeout
-            .as_ref()
-            .and_then(|t| match humantime::parse_duration(t) {
-                Ok(d) if d > Duration::ZERO => Some(d),
-                Ok(_) => {
-                    self.problem(
-                        &format!("{path}.timeout"),
-                        sid,
-                        "timeout must be more than zero",
-                    );
-                    None
-                }
-                Err(e) => {
-                    self.problem(
-                        &format!("{path}.timeout"),
-                        sid,
-                        format!("bad duration `{t}`: {e} (write e.g. `30s`, `5m`, `250ms`)"),
-                    );
-                    None
-                }
-            });
-        let retry = rs.retry.unwrap_or(RetryPolicy::None);
-        if matches!(
-            retry,
-            RetryPolicy::Fixed {
-                max_attempts: 0,
-                ..
-            } | RetryPolicy::Exponential {
-                max_attempts: 0,
-                ..
-            }
-        ) {
-            self.problem(
-                &format!("{path}.retry"),
-                sid,
-                "max_attempts must be at least 1",
-            );
-        }
-        let for_each = rs.for_each.map(|fe| {
-            let items = match yaml_to_json(&fe.items) {
-                Ok(v) => v,
-                Err(e) => {
-                    self.problem(&format!("{path}.for_each.items"), sid, e);
-                    Json::Array(vec![])
-                }
-            };
-            match &items {
-                Json::Array(_) => {}
-                Json::String(s) if s.contains("{{") => {}
-                _ => self.problem(
-                    &format!("{path}.for_each.items"),
-                    sid,
-                    "for_each.items must be a list or a `{{ expression }}` giving a list",
-                ),
-            }
-            self.check_templates(
-                &format!("{path}.for_each.items"),
-                &id,
-                &items,
-                Scope {
-                    has_item: false,
-                    ..scope
-                },
-                params,
-            );
-            let concurrency = fe.concurrency.unwrap_or(4);
-            if concurrency == 0 {
-                self.problem(
-                    &format!("{path}.for_each.concurrency"),
-                    sid,
-                    "concurrency must be at least 1",
-                );
-            }
-            ForEach {
-                items,
-                concurrency: concurrency.max(1),
-            }
-        });
-        // Which earlier steps the templates read: the executor builds only those into
-        // the template data (a context of every earlier step grows with the run).
-        let step_refs = if self.refs.iter().any(|r| r == "steps") {
-            None
-        } else {
-            let mut ids: Vec<String> = self
-                .refs
-                .iter()
-                .filter_map(|r| {
-                    let name = r.strip_prefix("steps.")?.split('.').next()?;
-                    earlier
-                        .iter()
-                        .find(|(id, _)| template_name(id) == name)
-                        .map(|(id, _)| id.clone())
-                })
-                .collect();
-            ids.sort();
-            ids.dedup();
-            Some(ids)
-        };
+        let timeout = self.step_timeout(path, sid, rs.timeout.as_deref());
+        let retry = self.step_retry(path, sid, rs.retry);
+        let for_each = rs
+            .for_each
+            .map(|fe| self.step_for_each(path, &id, fe, scope, params));
+        let step_refs = self.step_refs(earlier);
         Step {
             step_refs,
             title: rs.title.unwrap_or_else(|| id.clone()),
@@ -802,7 +679,184 @@ impl Validator<'_> {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// The step's action exists, and its arguments fit it.
+    fn step_with(
+        &mut self,
+        path: &str,
+        id: &str,
+        rs: &RawStep,
+        scope: Scope<'_>,
+        params: &IndexMap<String, Param>,
+    ) -> Json {
+        let registry = scope.registry;
+        let action = registry.get(&rs.action).cloned();
+        if action.is_none() {
+            let known: Vec<&str> = registry.names().collect();
+            self.problem(
+                &format!("{path}.action"),
+                Some(id),
+                format!(
+                    "unknown action `{}` (known: {})",
+                    rs.action,
+                    known.join(", ")
+                ),
+            );
+        }
+        let with = self
+            .with_json(&format!("{path}.with"), Some(id), rs.with.as_ref())
+            .unwrap_or_else(|| Json::Object(Default::default()));
+        if let Some(action) = &action {
+            self.check_args(&format!("{path}.with"), id, action.name(), &with, registry);
+        }
+        self.check_templates(&format!("{path}.with"), id, &with, scope, params);
+        with
+    }
+
+    fn step_when(
+        &mut self,
+        path: &str,
+        id: &str,
+        when: Option<&serde_yaml::Value>,
+        scope: Scope<'_>,
+        params: &IndexMap<String, Param>,
+    ) -> Option<String> {
+        match when {
+            None => None,
+            Some(serde_yaml::Value::Bool(b)) => Some(b.to_string()),
+            Some(serde_yaml::Value::String(s)) => {
+                self.check_expression(&format!("{path}.when"), id, s, scope, params);
+                Some(s.clone())
+            }
+            Some(_) => {
+                self.problem(
+                    &format!("{path}.when"),
+                    Some(id),
+                    "`when` must be an expression (a string) or true/false",
+                );
+                None
+            }
+        }
+    }
+
+    fn step_timeout(&mut self, path: &str, sid: Option<&str>, t: Option<&str>) -> Option<Duration> {
+        let t = t?;
+        match humantime::parse_duration(t) {
+            Ok(d) if d > Duration::ZERO => Some(d),
+            Ok(_) => {
+                self.problem(
+                    &format!("{path}.timeout"),
+                    sid,
+                    "timeout must be more than zero",
+                );
+                None
+            }
+            Err(e) => {
+                self.problem(
+                    &format!("{path}.timeout"),
+                    sid,
+                    format!("bad duration `{t}`: {e} (write e.g. `30s`, `5m`, `250ms`)"),
+                );
+                None
+            }
+        }
+    }
+
+    fn step_retry(
+        &mut self,
+        path: &str,
+        sid: Option<&str>,
+        retry: Option<RetryPolicy>,
+    ) -> RetryPolicy {
+        let retry = retry.unwrap_or(RetryPolicy::None);
+        if matches!(
+            retry,
+            RetryPolicy::Fixed {
+                max_attempts: 0,
+                ..
+            } | RetryPolicy::Exponential {
+                max_attempts: 0,
+                ..
+            }
+        ) {
+            self.problem(
+                &format!("{path}.retry"),
+                sid,
+                "max_attempts must be at least 1",
+            );
+        }
+        retry
+    }
+
+    fn step_for_each(
+        &mut self,
+        path: &str,
+        id: &str,
+        fe: RawForEach,
+        scope: Scope<'_>,
+        params: &IndexMap<String, Param>,
+    ) -> ForEach {
+        let items = match yaml_to_json(&fe.items) {
+            Ok(v) => v,
+            Err(e) => {
+                self.problem(&format!("{path}.for_each.items"), Some(id), e);
+                Json::Array(vec![])
+            }
+        };
+        match &items {
+            Json::Array(_) => {}
+            Json::String(s) if s.contains("{{") => {}
+            _ => self.problem(
+                &format!("{path}.for_each.items"),
+                Some(id),
+                "for_each.items must be a list or a `{{ expression }}` giving a list",
+            ),
+        }
+        self.check_templates(
+            &format!("{path}.for_each.items"),
+            id,
+            &items,
+            Scope {
+                has_item: false,
+                ..scope
+            },
+            params,
+        );
+        let concurrency = fe.concurrency.unwrap_or(4);
+        if concurrency == 0 {
+            self.problem(
+                &format!("{path}.for_each.concurrency"),
+                Some(id),
+                "concurrency must be at least 1",
+            );
+        }
+        ForEach {
+            items,
+            concurrency: concurrency.max(1),
+        }
+    }
+
+    /// Which earlier steps the templates read: the executor builds only those into
+    /// the template data (a context of every earlier step grows with the run).
+    fn step_refs(&self, earlier: &[(String, String)]) -> Option<Vec<String>> {
+        if self.refs.iter().any(|r| r == "steps") {
+            return None;
+        }
+        let mut ids: Vec<String> = self
+            .refs
+            .iter()
+            .filter_map(|r| {
+                let name = r.strip_prefix("steps.")?.split('.').next()?;
+                earlier
+                    .iter()
+                    .find(|(id, _)| template_name(id) == name)
+                    .map(|(id, _)| id.clone())
+            })
+            .collect();
+        ids.sort();
+        ids.dedup();
+        Some(ids)
+    }
+
     fn conditions(
         &mut self,
         path: &str,
@@ -810,9 +864,9 @@ impl Validator<'_> {
         raw: Vec<RawCondition>,
         scope: Scope<'_>,
         params: &IndexMap<String, Param>,
-        registry: &Registry,
         step_action: &str,
     ) -> Vec<Condition> {
+        let registry = scope.registry;
         let mut out = Vec::new();
         for (i, rc) in raw.into_iter().enumerate() {
             let cpath = format!("{path}.{i}");

@@ -174,26 +174,41 @@ pub fn resolve_with(
                 hint,
             });
         };
-        if !p.allowed.is_empty() && !p.allowed.contains(v) {
-            let allowed: Vec<String> = p.allowed.iter().map(|a| a.to_string()).collect();
-            return Err(ParamError::NotAllowed {
-                name: name.clone(),
-                value: if p.secret {
-                    crate::redact::MASK.into()
-                } else {
-                    v.to_string()
-                },
-                allowed: if p.secret {
-                    crate::redact::MASK.into()
-                } else {
-                    allowed.join(", ")
-                },
-            });
-        }
+        check_allowed(name, p, v)?;
         if p.secret {
             collect_strings(v, &mut secrets);
         }
     }
+    check_together(runbook, &values)?;
+    Ok((values, secrets))
+}
+
+/// A value among the parameter's `allowed` ones (a secret's value is never shown).
+fn check_allowed(name: &str, p: &crate::model::Param, v: &Json) -> Result<(), ParamError> {
+    if !p.allowed.is_empty() && !p.allowed.contains(v) {
+        let allowed: Vec<String> = p.allowed.iter().map(|a| a.to_string()).collect();
+        return Err(ParamError::NotAllowed {
+            name: name.to_string(),
+            value: if p.secret {
+                crate::redact::MASK.into()
+            } else {
+                v.to_string()
+            },
+            allowed: if p.secret {
+                crate::redact::MASK.into()
+            } else {
+                allowed.join(", ")
+            },
+        });
+    }
+    Ok(())
+}
+
+/// What holds between parameters: `differs_from`, and a reason with `force`.
+fn check_together(
+    runbook: &Runbook,
+    values: &serde_json::Map<String, Json>,
+) -> Result<(), ParamError> {
     for (name, p) in &runbook.params {
         if let Some(other) = &p.differs_from {
             if values.get(name).is_some() && values.get(name) == values.get(other) {
@@ -216,7 +231,7 @@ pub fn resolve_with(
             });
         }
     }
-    Ok((values, secrets))
+    Ok(())
 }
 
 fn collect_strings(v: &Json, out: &mut Vec<String>) {

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::{json, Value as Json};
 
-use crate::action::{Registry, StepCtx};
+use crate::action::{Action, Registry, Site, StepCtx};
+use crate::condition::{Probing, Subject};
 use crate::env::Environment;
-use crate::model::{item_key, template_name, Condition, Effect, Runbook, Step};
+use crate::model::{item_key, template_name, Args, Condition, Effect, Runbook, Step};
 use crate::redact::Redactor;
 use crate::scope::{base_scope, check_rendered_args, item_scope, postcondition_text, resolve_site};
 use crate::template::Templates;
@@ -232,7 +233,6 @@ pub async fn plan(
     live: bool,
     history: &Json,
 ) -> Result<Plan, PlanError> {
-    let templates = Templates::new();
     let params_json = Json::Object(params.clone());
     let sites = sites_touched(runbook, registry, &env, &params_json)?;
     let actions = registry.bind(runbook).map_err(|e| PlanError {
@@ -241,239 +241,309 @@ pub async fn plan(
         step: e.step.clone(),
         message: e.to_string(),
     })?;
-    let guards = plan_guards(
+    let planner = Planner {
         runbook,
         registry,
-        &env,
-        &templates,
-        &params_json,
+        actions,
+        env,
+        templates: Templates::new(),
+        params: params_json,
         history,
-        live,
         redactor,
-    )
-    .await;
-    let forced = (params.get("force").and_then(Json::as_bool) == Some(true)).then(|| {
-        redactor.text(
-            params
-                .get("force_reason")
-                .and_then(Json::as_str)
-                .unwrap_or_default(),
-        )
-    });
+        live,
+    };
+    let guards = planner.guards().await;
     let mut steps = Vec::new();
-    for (index, step) in runbook.steps.iter().enumerate() {
-        let err = |message: String| PlanError {
-            origin: runbook.origin.clone(),
-            line: step.line,
-            step: step.id.clone(),
-            message,
-        };
-        let action = &actions[index];
-        let scope = base_scope(
-            &params_json,
-            &env,
-            "plan",
-            placeholder_steps(runbook, registry, index),
-            history,
-        );
-        let runs = match &step.when {
-            None => Some(true),
-            Some(w) if mentions_steps(&Json::String(w.clone())) => None,
-            Some(w) => Some(
-                templates
-                    .truth(w, &scope)
-                    .map_err(|e| err(format!("cannot evaluate `when`: {e}")))?,
-            ),
-        };
-        let site = match &step.site {
-            None => None,
-            Some(t) => match templates.render(&Json::String(t.clone()), &scope) {
-                Ok(Json::String(name)) if !name.contains(PLACEHOLDER) => {
-                    Some(resolve_site(&env, &name).map_err(|e| err(e.to_string()))?)
-                }
-                Ok(_) => None,
-                Err(e) => return Err(err(format!("cannot render `site`: {e}"))),
-            },
-        };
-        let items: Option<Vec<Json>> = match &step.for_each {
-            None => None,
-            Some(fe) => match templates.render(&fe.items, &scope) {
-                Ok(Json::Array(items)) => Some(items),
-                Ok(Json::String(s)) if s.contains(PLACEHOLDER) => None,
-                Ok(other) => return Err(err(format!("for_each.items gave {other}, not a list"))),
-                Err(e) if mentions_steps(&fe.items) => {
-                    let _ = e;
-                    None
-                }
-                Err(e) => return Err(err(format!("cannot render for_each.items: {e}"))),
-            },
-        };
-        let timeout = env.scaled_timeout(step.timeout.unwrap_or_else(|| action.default_timeout()));
-        let item_list: Vec<Option<Json>> = match &items {
-            None => vec![None],
-            Some(list) => list.iter().cloned().map(Some).collect(),
-        };
-        let mut calls = Vec::new();
-        let mut effect = Effect::ReadOnly;
-        let mut gate = None;
-        let mut verify = String::new();
-        let mut rendered: Vec<(Option<Json>, Option<crate::action::Args>)> = Vec::new();
-        for item in &item_list {
-            let s = item_scope(&scope, site.as_ref(), item.as_ref());
-            let prefix = item
-                .as_ref()
-                .map(|i| format!("[{}] ", item_key(i)))
-                .unwrap_or_default();
-            match templates.render(&step.with, &s) {
-                Ok(Json::Object(args)) => {
-                    let unresolved = has_placeholder(&Json::Object(args.clone()));
-                    if !unresolved {
-                        check_rendered_args(action.as_ref(), &args)
-                            .map_err(|e| err(e.to_string()))?;
-                    }
-                    effect = effect.max(action.effect(&args));
-                    gate = gate.or_else(|| action.gate(&args));
-                    let ctx = StepCtx {
-                        run_id: "plan".into(),
-                        step_id: step.id.clone(),
-                        item: item.clone(),
-                        site: site.clone(),
-                        env: Arc::clone(&env),
-                        timeout,
-                        interrupt: Default::default(),
-                    };
-                    verify = postcondition_text(step, action.as_ref(), &ctx, &args);
-                    for line in action.describe(&ctx, &args) {
-                        calls.push(redactor.text(&format!("{prefix}{line}")));
-                    }
-                    rendered.push((item.clone(), (!unresolved).then_some(args)));
-                }
-                Ok(other) => {
-                    return Err(err(format!("arguments rendered to {other}, not a mapping")))
-                }
-                Err(e) if mentions_steps(&step.with) => {
-                    let _ = e;
-                    // Judge the effect on the arguments as written (e.g. a literal method).
-                    let raw = step.with.as_object().cloned().unwrap_or_default();
-                    effect = effect.max(action.effect(&raw));
-                    calls.push(format!(
-                        "{prefix}(arguments depend on the outputs of earlier steps)"
-                    ));
-                    rendered.push((item.clone(), None));
-                }
-                Err(e) => return Err(err(format!("cannot render arguments: {e}"))),
-            }
-        }
-        if items.is_none() && step.for_each.is_some() {
-            calls.push("(the items depend on the outputs of earlier steps)".into());
-        }
-        let site_name = site.as_ref().map(|s| s.name.clone());
-        let require = step
-            .require
-            .iter()
-            .map(|c| {
-                let cond_site = c.site.as_ref().map(|t| {
-                    match templates.render(&Json::String(t.clone()), &scope) {
-                        Ok(Json::String(name)) if !name.contains(PLACEHOLDER) => name,
-                        // Named by an earlier step's output: shown as written.
-                        _ => t.clone(),
-                    }
-                });
-                redactor.text(&describe_condition(
-                    c,
-                    step,
-                    cond_site.as_deref(),
-                    site_name.as_deref(),
-                ))
-            })
-            .collect();
-        let now = if live && runs != Some(false) {
-            Some(
-                probe_live(
-                    step,
-                    action.as_ref(),
-                    registry,
-                    &env,
-                    &templates,
-                    &scope,
-                    site.as_ref(),
-                    &rendered,
-                    timeout,
-                    redactor,
-                )
-                .await,
-            )
-        } else {
-            None
-        };
-        steps.push(PlannedStep {
-            index: index + 1,
-            id: step.id.clone(),
-            title: step.title.clone(),
-            action: step.action.clone(),
-            site: site_name,
-            effect,
-            when: step.when.clone(),
-            runs,
-            items: items.as_ref().map(|l| l.iter().map(item_key).collect()),
-            concurrency: step.for_each.as_ref().map(|f| f.concurrency),
-            calls,
-            require,
-            verify: redactor.text(&verify),
-            retry: step.retry.describe(),
-            timeout: humantime::format_duration(timeout).to_string(),
-            gate,
-            now,
-        });
-    }
-    let mut shown = serde_json::Map::new();
-    for (k, v) in params {
-        let secret = runbook.params.get(k).is_some_and(|p| p.secret);
-        shown.insert(
-            k.clone(),
-            if secret {
-                Json::String(crate::redact::MASK.into())
-            } else {
-                v.clone()
-            },
-        );
+    for index in 0..runbook.steps.len() {
+        steps.push(planner.step(index).await?);
     }
     Ok(Plan {
         runbook: runbook.name.clone(),
         title: runbook.title.clone(),
         origin: runbook.origin.clone(),
-        params: shown,
+        params: planner.shown_params(params),
         sites,
         live,
         guards,
-        forced,
+        forced: planner.forced(params),
         steps,
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn plan_guards(
-    runbook: &Runbook,
-    registry: &Registry,
-    env: &Arc<Environment>,
-    templates: &Templates,
-    params: &Json,
-    history: &Json,
+/// Everything a plan is built from.
+struct Planner<'a> {
+    runbook: &'a Runbook,
+    registry: &'a Registry,
+    actions: Vec<Arc<dyn Action>>,
+    env: Arc<Environment>,
+    templates: Templates,
+    params: Json,
+    history: &'a Json,
+    redactor: &'a Redactor,
     live: bool,
-    redactor: &Redactor,
-) -> Vec<PlannedGuard> {
-    let scope = base_scope(
-        params,
-        env,
-        "plan",
-        Json::Object(Default::default()),
-        history,
-    );
-    let mut out = Vec::new();
-    for g in &runbook.guards {
+}
+
+/// One step as rendered for the plan: per item, the calls it would make.
+struct Rendered {
+    calls: Vec<String>,
+    effect: Effect,
+    gate: Option<String>,
+    verify: String,
+    /// Per item, the rendered arguments (`None` when they depend on earlier outputs).
+    args: Vec<(Option<Json>, Option<Args>)>,
+}
+
+/// A step of the plan, with what it acts on.
+struct StepView<'s> {
+    step: &'s Step,
+    action: &'s dyn Action,
+    scope: Json,
+    site: Option<Site>,
+    timeout: std::time::Duration,
+}
+
+impl Planner<'_> {
+    fn err(&self, step: &Step, message: String) -> PlanError {
+        PlanError {
+            origin: self.runbook.origin.clone(),
+            line: step.line,
+            step: step.id.clone(),
+            message,
+        }
+    }
+
+    fn scope(&self, index: usize) -> Json {
+        base_scope(
+            &self.params,
+            &self.env,
+            "plan",
+            placeholder_steps(self.runbook, self.registry, index),
+            self.history,
+        )
+    }
+
+    fn ctx(&self, v: &StepView<'_>, item: Option<&Json>) -> StepCtx {
+        StepCtx {
+            run_id: "plan".into(),
+            step_id: v.step.id.clone(),
+            item: item.cloned(),
+            site: v.site.clone(),
+            env: Arc::clone(&self.env),
+            timeout: v.timeout,
+            interrupt: Default::default(),
+        }
+    }
+
+    async fn step(&self, index: usize) -> Result<PlannedStep, PlanError> {
+        let step = &self.runbook.steps[index];
+        let action = self.actions[index].as_ref();
+        let scope = self.scope(index);
+        let runs = match &step.when {
+            None => Some(true),
+            Some(w) if mentions_steps(&Json::String(w.clone())) => None,
+            Some(w) => Some(
+                self.templates
+                    .truth(w, &scope)
+                    .map_err(|e| self.err(step, format!("cannot evaluate `when`: {e}")))?,
+            ),
+        };
+        let site = self.site(step, &scope)?;
+        let items = self.items(step, &scope)?;
+        let timeout = self
+            .env
+            .scaled_timeout(step.timeout.unwrap_or_else(|| action.default_timeout()));
+        let view = StepView {
+            step,
+            action,
+            scope,
+            site,
+            timeout,
+        };
+        let mut r = self.render(&view, items.as_deref())?;
+        if items.is_none() && step.for_each.is_some() {
+            r.calls
+                .push("(the items depend on the outputs of earlier steps)".into());
+        }
+        let now = if self.live && runs != Some(false) {
+            Some(self.probe_live(&view, &r.args).await)
+        } else {
+            None
+        };
+        let site_name = view.site.as_ref().map(|s| s.name.clone());
+        Ok(PlannedStep {
+            index: index + 1,
+            id: step.id.clone(),
+            title: step.title.clone(),
+            action: step.action.clone(),
+            require: self.require(&view, site_name.as_deref()),
+            site: site_name,
+            effect: r.effect,
+            when: step.when.clone(),
+            runs,
+            items: items.as_ref().map(|l| l.iter().map(item_key).collect()),
+            concurrency: step.for_each.as_ref().map(|f| f.concurrency),
+            calls: r.calls,
+            verify: self.redactor.text(&r.verify),
+            retry: step.retry.describe(),
+            timeout: humantime::format_duration(timeout).to_string(),
+            gate: r.gate,
+            now,
+        })
+    }
+
+    fn site(&self, step: &Step, scope: &Json) -> Result<Option<Site>, PlanError> {
+        let Some(t) = &step.site else {
+            return Ok(None);
+        };
+        match self.templates.render(&Json::String(t.clone()), scope) {
+            Ok(Json::String(name)) if !name.contains(PLACEHOLDER) => resolve_site(&self.env, &name)
+                .map(Some)
+                .map_err(|e| self.err(step, e.to_string())),
+            Ok(_) => Ok(None),
+            Err(e) => Err(self.err(step, format!("cannot render `site`: {e}"))),
+        }
+    }
+
+    fn items(&self, step: &Step, scope: &Json) -> Result<Option<Vec<Json>>, PlanError> {
+        let Some(fe) = &step.for_each else {
+            return Ok(None);
+        };
+        match self.templates.render(&fe.items, scope) {
+            Ok(Json::Array(items)) => Ok(Some(items)),
+            Ok(Json::String(s)) if s.contains(PLACEHOLDER) => Ok(None),
+            Ok(other) => Err(self.err(step, format!("for_each.items gave {other}, not a list"))),
+            Err(_) if mentions_steps(&fe.items) => Ok(None),
+            Err(e) => Err(self.err(step, format!("cannot render for_each.items: {e}"))),
+        }
+    }
+
+    /// Render the step's arguments for each item: the calls, the strongest effect,
+    /// the gate and the postcondition.
+    fn render(&self, v: &StepView<'_>, items: Option<&[Json]>) -> Result<Rendered, PlanError> {
+        let (step, action) = (v.step, v.action);
+        let item_list: Vec<Option<Json>> = match items {
+            None => vec![None],
+            Some(list) => list.iter().cloned().map(Some).collect(),
+        };
+        let mut r = Rendered {
+            calls: Vec::new(),
+            effect: Effect::ReadOnly,
+            gate: None,
+            verify: String::new(),
+            args: Vec::new(),
+        };
+        for item in &item_list {
+            let s = item_scope(&v.scope, v.site.as_ref(), item.as_ref());
+            let prefix = item
+                .as_ref()
+                .map(|i| format!("[{}] ", item_key(i)))
+                .unwrap_or_default();
+            match self.templates.render(&step.with, &s) {
+                Ok(Json::Object(args)) => {
+                    let unresolved = has_placeholder(&Json::Object(args.clone()));
+                    if !unresolved {
+                        check_rendered_args(action, &args)
+                            .map_err(|e| self.err(step, e.to_string()))?;
+                    }
+                    r.effect = r.effect.max(action.effect(&args));
+                    r.gate = r.gate.or_else(|| action.gate(&args));
+                    let ctx = self.ctx(v, item.as_ref());
+                    r.verify = postcondition_text(step, action, &ctx, &args);
+                    for line in action.describe(&ctx, &args) {
+                        r.calls.push(self.redactor.text(&format!("{prefix}{line}")));
+                    }
+                    r.args.push((item.clone(), (!unresolved).then_some(args)));
+                }
+                Ok(other) => {
+                    return Err(self.err(
+                        step,
+                        format!("arguments rendered to {other}, not a mapping"),
+                    ))
+                }
+                Err(_) if mentions_steps(&step.with) => {
+                    // Judge the effect on the arguments as written (e.g. a literal method).
+                    let raw = step.with.as_object().cloned().unwrap_or_default();
+                    r.effect = r.effect.max(action.effect(&raw));
+                    r.calls.push(format!(
+                        "{prefix}(arguments depend on the outputs of earlier steps)"
+                    ));
+                    r.args.push((item.clone(), None));
+                }
+                Err(e) => return Err(self.err(step, format!("cannot render arguments: {e}"))),
+            }
+        }
+        Ok(r)
+    }
+
+    /// The step's preconditions as the plan prints them.
+    fn require(&self, v: &StepView<'_>, site: Option<&str>) -> Vec<String> {
+        v.step
+            .require
+            .iter()
+            .map(|c| {
+                let cond_site = c.site.as_ref().map(|t| {
+                    match self.templates.render(&Json::String(t.clone()), &v.scope) {
+                        Ok(Json::String(name)) if !name.contains(PLACEHOLDER) => name,
+                        // Named by an earlier step's output: shown as written.
+                        _ => t.clone(),
+                    }
+                });
+                self.redactor
+                    .text(&describe_condition(c, v.step, cond_site.as_deref(), site))
+            })
+            .collect()
+    }
+
+    /// The parameters as shown: secrets masked.
+    fn shown_params(
+        &self,
+        params: &serde_json::Map<String, Json>,
+    ) -> serde_json::Map<String, Json> {
+        params
+            .iter()
+            .map(|(k, v)| {
+                let secret = self.runbook.params.get(k).is_some_and(|p| p.secret);
+                let v = if secret {
+                    Json::String(crate::redact::MASK.into())
+                } else {
+                    v.clone()
+                };
+                (k.clone(), v)
+            })
+            .collect()
+    }
+
+    /// The operator's reason when the guards are overridden (`force=true`).
+    fn forced(&self, params: &serde_json::Map<String, Json>) -> Option<String> {
+        (params.get("force").and_then(Json::as_bool) == Some(true)).then(|| {
+            self.redactor.text(
+                params
+                    .get("force_reason")
+                    .and_then(Json::as_str)
+                    .unwrap_or_default(),
+            )
+        })
+    }
+
+    async fn guards(&self) -> Vec<PlannedGuard> {
+        let scope = base_scope(
+            &self.params,
+            &self.env,
+            "plan",
+            Json::Object(Default::default()),
+            self.history,
+        );
+        let mut out = Vec::new();
+        for g in &self.runbook.guards {
+            out.push(self.guard(g, &scope).await);
+        }
+        out
+    }
+
+    async fn guard(&self, g: &crate::model::Guard, scope: &Json) -> PlannedGuard {
         let site =
             g.site.as_ref().map(
-                |t| match templates.render(&Json::String(t.clone()), &scope) {
+                |t| match self.templates.render(&Json::String(t.clone()), scope) {
                     Ok(Json::String(name)) => name,
                     _ => t.clone(),
                 },
@@ -487,30 +557,30 @@ async fn plan_guards(
         };
         let applies = match &g.when {
             None => Some(true),
-            Some(w) => templates.truth(w, &scope).ok(),
+            Some(w) => self.templates.truth(w, scope).ok(),
         };
         let mut checked = vec!["before the first effect".to_string()];
         checked.extend(g.before.iter().map(|b| format!("before `{b}`")));
-        let (holds, now) = if live && applies != Some(false) {
+        let (holds, now) = if self.live && applies != Some(false) {
             let ge = crate::guard::GuardEnv {
-                registry,
-                env,
-                templates,
+                registry: self.registry,
+                env: &self.env,
+                templates: &self.templates,
                 run_id: "plan",
-                timeout: env.scaled_timeout(std::time::Duration::from_secs(60)),
+                timeout: self.env.scaled_timeout(std::time::Duration::from_secs(60)),
                 interrupt: Default::default(),
             };
-            let c = crate::guard::check(g, &ge, &scope).await;
+            let c = crate::guard::check(g, &ge, scope).await;
             let text = if c.passed() {
                 crate::guard::seen(&c)
             } else {
                 c.refusal.clone()
             };
-            (Some(c.passed()), Some(redactor.text(&text)))
+            (Some(c.passed()), Some(self.redactor.text(&text)))
         } else {
             (None, None)
         };
-        out.push(PlannedGuard {
+        PlannedGuard {
             id: g.id.clone(),
             title: g.title.clone(),
             reads,
@@ -520,133 +590,120 @@ async fn plan_guards(
             unchecked: g.unchecked.clone(),
             holds,
             now,
-        });
-    }
-    out
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn probe_live(
-    step: &Step,
-    action: &dyn crate::action::Action,
-    registry: &Registry,
-    env: &Arc<Environment>,
-    templates: &Templates,
-    scope: &Json,
-    site: Option<&crate::action::Site>,
-    rendered: &[(Option<Json>, Option<crate::action::Args>)],
-    timeout: std::time::Duration,
-    redactor: &Redactor,
-) -> LiveFindings {
-    let mut preconditions = Vec::new();
-    let mut satisfied: Option<bool> = Some(true);
-    let mut note = None;
-    for (item, args) in rendered {
-        let Some(args) = args else {
-            note = Some("depends on the outputs of earlier steps: probed at run time".to_string());
-            satisfied = None;
-            continue;
-        };
-        let s = item_scope(scope, site, item.as_ref());
-        let ctx = StepCtx {
-            run_id: "plan".into(),
-            step_id: step.id.clone(),
-            item: item.clone(),
-            site: site.cloned(),
-            env: Arc::clone(env),
-            timeout,
-            interrupt: Default::default(),
-        };
-        let prefix = item
-            .as_ref()
-            .map(|i| format!("[{}] ", item_key(i)))
-            .unwrap_or_default();
-        for c in &step.require {
-            preconditions.push(
-                live_condition(
-                    c, step, registry, env, templates, &s, &ctx, args, &prefix, redactor,
-                )
-                .await,
-            );
         }
-        // Already satisfied: the action's own postcondition or the runbook's verify.
-        let has_post = action.postcondition(&ctx, args).is_some() || !step.verify.is_empty();
-        if !has_post {
-            satisfied = None;
-            continue;
+    }
+
+    /// Probe the step's preconditions and postcondition now (`plan --live`).
+    async fn probe_live(
+        &self,
+        v: &StepView<'_>,
+        rendered: &[(Option<Json>, Option<Args>)],
+    ) -> LiveFindings {
+        let mut f = LiveFindings {
+            preconditions: Vec::new(),
+            satisfied: Some(true),
+            note: None,
+        };
+        for (item, args) in rendered {
+            let Some(args) = args else {
+                f.note =
+                    Some("depends on the outputs of earlier steps: probed at run time".to_string());
+                f.satisfied = None;
+                continue;
+            };
+            let scope = item_scope(&v.scope, v.site.as_ref(), item.as_ref());
+            let ctx = self.ctx(v, item.as_ref());
+            let prefix = item
+                .as_ref()
+                .map(|i| format!("[{}] ", item_key(i)))
+                .unwrap_or_default();
+            let subject = Subject {
+                step_action: &v.step.action,
+                ctx: &ctx,
+                args,
+                scope: &scope,
+            };
+            for c in &v.step.require {
+                f.preconditions
+                    .push(self.live_condition(c, subject, &prefix).await);
+            }
+            match self.already_holds(v, subject, &prefix).await {
+                None => f.satisfied = None,
+                Some(false) => f.satisfied = f.satisfied.map(|_| false),
+                Some(true) => {}
+            }
+        }
+        f
+    }
+
+    /// Whether the step's postcondition (the action's own, and the runbook's
+    /// `verify`) already holds: `None` when it has none.
+    async fn already_holds(
+        &self,
+        v: &StepView<'_>,
+        subject: Subject<'_>,
+        prefix: &str,
+    ) -> Option<bool> {
+        let (action, ctx, args) = (v.action, subject.ctx, subject.args);
+        let own = action.postcondition(ctx, args).is_some();
+        if !own && v.step.verify.is_empty() {
+            return None;
         }
         let mut holds = true;
-        if action.postcondition(&ctx, args).is_some() {
-            match action.probe(&ctx, args).await {
+        if own {
+            match action.probe(ctx, args).await {
                 Ok(o) => holds &= action.satisfied(args, &o),
                 Err(_) => holds = false,
             }
         }
-        for c in &step.verify {
-            let r = live_condition(
-                c, step, registry, env, templates, &s, &ctx, args, &prefix, redactor,
-            )
-            .await;
-            holds &= r.holds == Some(true);
+        for c in &v.step.verify {
+            holds &= self.live_condition(c, subject, prefix).await.holds == Some(true);
         }
-        if !holds {
-            satisfied = satisfied.map(|_| false);
-        }
+        Some(holds)
     }
-    LiveFindings {
-        preconditions,
-        satisfied,
-        note,
-    }
-}
 
-#[allow(clippy::too_many_arguments)]
-async fn live_condition(
-    c: &Condition,
-    step: &Step,
-    registry: &Registry,
-    env: &Environment,
-    templates: &Templates,
-    scope: &Json,
-    ctx: &StepCtx,
-    args: &crate::action::Args,
-    prefix: &str,
-    redactor: &Redactor,
-) -> LiveCheck {
-    let condition = redactor.text(&format!(
-        "{prefix}{}",
-        c.message
-            .clone()
-            .unwrap_or_else(|| format!("`{}`", c.expect))
-    ));
-    let fail = |error: String| LiveCheck {
-        condition: condition.clone(),
-        holds: None,
-        observed: None,
-        error: Some(redactor.text(&error)),
-    };
-    // Arguments that read outputs of steps not run yet are probed at run time.
-    if let Some(w) = &c.with {
-        match templates.render(w, scope) {
-            Ok(v) if has_placeholder(&v) => {
-                return fail("depends on the outputs of earlier steps".into())
-            }
-            Ok(_) => {}
-            Err(e) => return fail(e),
-        }
-    }
-    match crate::condition::check(c, &step.action, registry, env, templates, ctx, args, scope).await
-    {
-        Ok(r) => {
-            let mut observed = r.observation;
-            redactor.json(&mut observed);
-            LiveCheck {
-                condition,
-                holds: Some(r.holds),
-                observed: Some(observed),
-                error: None,
+    /// One condition, judged now by the evaluator the run uses.
+    async fn live_condition(&self, c: &Condition, subject: Subject<'_>, prefix: &str) -> LiveCheck {
+        let redactor = self.redactor;
+        let condition = redactor.text(&format!(
+            "{prefix}{}",
+            c.message
+                .clone()
+                .unwrap_or_else(|| format!("`{}`", c.expect))
+        ));
+        let fail = |error: String| LiveCheck {
+            condition: condition.clone(),
+            holds: None,
+            observed: None,
+            error: Some(redactor.text(&error)),
+        };
+        // Arguments that read outputs of steps not run yet are probed at run time.
+        if let Some(w) = &c.with {
+            match self.templates.render(w, subject.scope) {
+                Ok(v) if has_placeholder(&v) => {
+                    return fail("depends on the outputs of earlier steps".into())
+                }
+                Ok(_) => {}
+                Err(e) => return fail(e.to_string()),
             }
         }
-        Err(e) => fail(e.message),
+        let probing = Probing {
+            registry: self.registry,
+            env: &self.env,
+            templates: &self.templates,
+        };
+        match crate::condition::check(c, probing, subject).await {
+            Ok(r) => {
+                let mut observed = r.observation;
+                redactor.json(&mut observed);
+                LiveCheck {
+                    condition,
+                    holds: Some(r.holds),
+                    observed: Some(observed),
+                    error: None,
+                }
+            }
+            Err(e) => fail(e.message),
+        }
     }
 }

@@ -201,36 +201,77 @@ pub async fn resume(
         });
     };
     let runbook = load_str(source, origin, &services.registry)?;
-    let notes_runbook_changed = req
-        .current_source
-        .as_ref()
-        .is_some_and(|t| sha256_hex(t) != state.source_hash);
     let env = match req.env {
         Some(env) => env,
-        None => match env_file {
-            Some(path) => {
-                Environment::load(std::path::Path::new(path)).map_err(|e| RunError::Damaged {
-                    run: run.to_string(),
-                    message: format!("{e} (give the environment file with --env)"),
-                })?
-            }
-            None => Environment::empty(),
-        },
+        None => recorded_env(run, env_file.as_deref())?,
     };
     let notes = ResumeNotes {
-        runbook_changed: notes_runbook_changed,
+        runbook_changed: req
+            .current_source
+            .as_ref()
+            .is_some_and(|t| sha256_hex(t) != state.source_hash),
         env_changed: env.digest != state.env_digest,
     };
-    // Parameters: the pinned ones, plus secrets given again.
-    let mut values = params.clone();
+    let (values, secrets) = with_secrets(&runbook, params.clone(), &req.secrets)?;
+    let actor = Actor::current();
+    // Check every directive before recording any of them.
+    let directive_events = req
+        .directives
+        .iter()
+        .map(|d| directive_event(&state, &runbook, &services.registry, d, &actor))
+        .collect::<Result<Vec<_>, _>>()?;
+    let params_json = Json::Object(values);
+    let sites = sites_touched(&runbook, &services.registry, &env, &params_json)?;
+    journal.acquire(&sites, &lock_record(run, &runbook.name, &actor))?;
+    let recorder = Recorder::new(journal, run, &events, Redactor::new(secrets));
+    for ev in directive_events {
+        recorder.record(ev)?;
+    }
+    recorder.record(Event::Resumed {
+        by: actor.clone(),
+        runbook_changed: notes.runbook_changed,
+        at: now_ms(),
+    })?;
+    tell_changes(services, &runbook, &notes);
+    let outcome = drive(
+        services,
+        recorder,
+        Arc::new(runbook),
+        env,
+        params_json,
+        actor,
+    )
+    .await?;
+    Ok((run, outcome, notes))
+}
+
+/// The environment file the run started with, read again.
+fn recorded_env(run: RunId, file: Option<&str>) -> Result<Environment, RunError> {
+    match file {
+        Some(path) => {
+            Environment::load(std::path::Path::new(path)).map_err(|e| RunError::Damaged {
+                run: run.to_string(),
+                message: format!("{e} (give the environment file with --env)"),
+            })
+        }
+        None => Ok(Environment::empty()),
+    }
+}
+
+/// The pinned parameters plus the secrets given again (`-p`, else
+/// `RUNBOOK_PARAM_*`): all values, and the secret ones alone (to mask).
+fn with_secrets(
+    runbook: &Runbook,
+    mut values: serde_json::Map<String, Json>,
+    given: &[(String, String)],
+) -> Result<(serde_json::Map<String, Json>, Vec<String>), RunError> {
     let mut secrets = Vec::new();
     for p in runbook.params.values().filter(|p| p.secret) {
-        let given = req
-            .secrets
+        let again = given
             .iter()
             .find(|(k, _)| *k == p.name)
             .map(|(_, v)| v.clone());
-        let Some(v) = given.or_else(|| std::env::var(env_var_for(&p.name)).ok()) else {
+        let Some(v) = again.or_else(|| std::env::var(env_var_for(&p.name)).ok()) else {
             return Err(ParamError::Missing {
                 name: p.name.clone(),
                 hint: format!(
@@ -244,41 +285,22 @@ pub async fn resume(
         secrets.push(v.clone());
         values.insert(p.name.clone(), Json::String(v));
     }
-    for (k, _) in &req.secrets {
-        if !runbook.params.get(k).is_some_and(|p| p.secret) {
-            return Err(ParamError::Unknown {
-                runbook: runbook.name.clone(),
-                name: k.clone(),
-                known: "only secret parameters can be given on resume; the others are pinned"
-                    .into(),
-            }
-            .into());
+    if let Some((k, _)) = given
+        .iter()
+        .find(|(k, _)| !runbook.params.get(k).is_some_and(|p| p.secret))
+    {
+        return Err(ParamError::Unknown {
+            runbook: runbook.name.clone(),
+            name: k.clone(),
+            known: "only secret parameters can be given on resume; the others are pinned".into(),
         }
+        .into());
     }
-    let actor = Actor::current();
-    // Check every directive before recording any of them.
-    let mut directive_events = Vec::new();
-    for d in &req.directives {
-        directive_events.push(directive_event(
-            &state,
-            &runbook,
-            &services.registry,
-            d,
-            &actor,
-        )?);
-    }
-    let params_json = Json::Object(values);
-    let sites = sites_touched(&runbook, &services.registry, &env, &params_json)?;
-    journal.acquire(&sites, &lock_record(run, &runbook.name, &actor))?;
-    let recorder = Recorder::new(journal, run, &events, Redactor::new(secrets));
-    for ev in directive_events {
-        recorder.record(ev)?;
-    }
-    recorder.record(Event::Resumed {
-        by: actor.clone(),
-        runbook_changed: notes.runbook_changed,
-        at: now_ms(),
-    })?;
+    Ok((values, secrets))
+}
+
+/// Tell the operator what changed since the run started.
+fn tell_changes(services: &Services, runbook: &Runbook, notes: &ResumeNotes) {
     if notes.runbook_changed {
         services.observer.notice(Notice::Note(format!(
             "runbook `{}` changed since this run started; resuming with the text pinned in the journal (sha256 {})",
@@ -291,16 +313,6 @@ pub async fn resume(
             "the environment file differs from the one this run started with; using the current one".into(),
         ));
     }
-    let outcome = drive(
-        services,
-        recorder,
-        Arc::new(runbook),
-        env,
-        params_json,
-        actor,
-    )
-    .await?;
-    Ok((run, outcome, notes))
 }
 
 /// Abort a run that is not over: it will never be resumed, and its site locks go.

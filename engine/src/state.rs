@@ -181,32 +181,28 @@ impl RunState {
         self.events += 1;
         self.updated_at = event.at();
         match event {
-            Event::RunCreated {
-                runbook,
-                title,
-                origin,
-                source_hash,
-                params,
-                secret_params,
-                env_file,
-                env_digest,
-                by,
-                at,
-                ..
-            } => {
-                self.runbook = runbook.clone();
-                self.title = title.clone();
-                self.origin = origin.clone();
-                self.source_hash = source_hash.clone();
-                self.params = params.clone();
-                self.secret_params = secret_params.clone();
-                self.env_file = env_file.clone();
-                self.env_digest = env_digest.clone();
-                self.created_by = by.clone();
-                self.driver = by.clone();
-                self.created_at = *at;
-                self.status = RunStatus::Running;
-            }
+            Event::StepStarted { .. }
+            | Event::StepSucceeded { .. }
+            | Event::StepFailed { .. }
+            | Event::StepSkipped { .. } => self.apply_step(event),
+            Event::OperatorApproved { .. }
+            | Event::OperatorSkipped { .. }
+            | Event::OperatorRetried { .. }
+            | Event::GuardPassed { .. }
+            | Event::GuardOverridden { .. } => self.apply_operator(event),
+            Event::RunCreated { .. }
+            | Event::Halted { .. }
+            | Event::Resumed { .. }
+            | Event::RunFailed { .. }
+            | Event::Refused { .. }
+            | Event::Completed { .. }
+            | Event::Aborted { .. } => self.apply_run(event),
+        }
+    }
+
+    /// A step or item started, ended or was skipped.
+    fn apply_step(&mut self, event: &Event) {
+        match event {
             Event::StepStarted {
                 step,
                 item,
@@ -277,6 +273,86 @@ impl RunState {
                 p.note = Some(reason.clone());
                 p.ended_at = Some(*at);
             }
+            _ => {}
+        }
+    }
+
+    /// What the operator decided, and the guards checked.
+    fn apply_operator(&mut self, event: &Event) {
+        match event {
+            Event::OperatorApproved { step, .. } => {
+                self.approvals.insert(step.clone());
+            }
+            Event::OperatorSkipped {
+                step,
+                reason,
+                by,
+                at,
+            } => {
+                let p = self.progress_mut(step, None);
+                p.status = StepStatus::Skipped;
+                p.note = Some(format!("skipped by {}: {reason}", by.operator));
+                p.ended_at = Some(*at);
+            }
+            Event::OperatorRetried { step, .. } => {
+                self.retry_authorized.insert(step.clone());
+            }
+            Event::GuardPassed { .. } => {}
+            Event::GuardOverridden {
+                guard,
+                step,
+                reason,
+                by,
+                ..
+            } => {
+                self.overrides.push(format!(
+                    "guard `{guard}`{} overridden by {}: {reason}",
+                    step.as_ref()
+                        .map(|s| format!(" (before `{s}`)"))
+                        .unwrap_or_default(),
+                    by.operator
+                ));
+            }
+            _ => {}
+        }
+    }
+
+    /// The run's first event: what it runs, with what, by whom.
+    fn created(&mut self, event: &Event) {
+        let Event::RunCreated {
+            runbook,
+            title,
+            origin,
+            source_hash,
+            params,
+            secret_params,
+            env_file,
+            env_digest,
+            by,
+            at,
+            ..
+        } = event
+        else {
+            return;
+        };
+        self.runbook = runbook.clone();
+        self.title = title.clone();
+        self.origin = origin.clone();
+        self.source_hash = source_hash.clone();
+        self.params = params.clone();
+        self.secret_params = secret_params.clone();
+        self.env_file = env_file.clone();
+        self.env_digest = env_digest.clone();
+        self.created_by = by.clone();
+        self.driver = by.clone();
+        self.created_at = *at;
+        self.status = RunStatus::Running;
+    }
+
+    /// The run as a whole: created, halted, resumed, ended.
+    fn apply_run(&mut self, event: &Event) {
+        match event {
+            Event::RunCreated { .. } => self.created(event),
             Event::Halted {
                 step,
                 item,
@@ -297,23 +373,6 @@ impl RunState {
                 self.halt = None;
                 self.driver = by.clone();
             }
-            Event::OperatorApproved { step, .. } => {
-                self.approvals.insert(step.clone());
-            }
-            Event::OperatorSkipped {
-                step,
-                reason,
-                by,
-                at,
-            } => {
-                let p = self.progress_mut(step, None);
-                p.status = StepStatus::Skipped;
-                p.note = Some(format!("skipped by {}: {reason}", by.operator));
-                p.ended_at = Some(*at);
-            }
-            Event::OperatorRetried { step, .. } => {
-                self.retry_authorized.insert(step.clone());
-            }
             Event::RunFailed { step, error, .. } => {
                 self.status = RunStatus::Failed;
                 self.halt = Some(HaltInfo {
@@ -322,22 +381,6 @@ impl RunState {
                     kind: None,
                     reason: error.clone(),
                 });
-            }
-            Event::GuardPassed { .. } => {}
-            Event::GuardOverridden {
-                guard,
-                step,
-                reason,
-                by,
-                ..
-            } => {
-                self.overrides.push(format!(
-                    "guard `{guard}`{} overridden by {}: {reason}",
-                    step.as_ref()
-                        .map(|s| format!(" (before `{s}`)"))
-                        .unwrap_or_default(),
-                    by.operator
-                ));
             }
             Event::Refused {
                 step, item, reason, ..
@@ -365,6 +408,8 @@ impl RunState {
                     reason: reason.clone(),
                 });
             }
+
+            _ => {}
         }
     }
 }

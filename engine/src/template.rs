@@ -40,6 +40,18 @@ fn single_expression(text: &str) -> Option<&str> {
     Some(inner.trim())
 }
 
+/// A template or expression that does not parse or does not render: the message names
+/// the offending text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct TemplateError(pub String);
+
+impl From<String> for TemplateError {
+    fn from(s: String) -> TemplateError {
+        TemplateError(s)
+    }
+}
+
 impl Templates {
     pub fn new() -> Templates {
         let mut env = Environment::new();
@@ -58,7 +70,7 @@ impl Templates {
     ///
     /// # Errors
     /// When the text does not parse as a template.
-    pub fn references_in_text(&self, text: &str) -> Result<Vec<String>, String> {
+    pub fn references_in_text(&self, text: &str) -> Result<Vec<String>, TemplateError> {
         if let Some(expr) = single_expression(text) {
             return self.references_in_expression(expr);
         }
@@ -68,7 +80,8 @@ impl Templates {
         let mut refs: Vec<String> = contained(text, || {
             let tmpl = self.env.template_from_str(text).map_err(describe)?;
             Ok(tmpl.undeclared_variables(true).into_iter().collect())
-        })?;
+        })
+        .map_err(TemplateError)?;
         refs.sort();
         Ok(refs)
     }
@@ -77,14 +90,15 @@ impl Templates {
     ///
     /// # Errors
     /// When the text does not parse as an expression.
-    pub fn references_in_expression(&self, expr: &str) -> Result<Vec<String>, String> {
+    pub fn references_in_expression(&self, expr: &str) -> Result<Vec<String>, TemplateError> {
         let mut refs: Vec<String> = contained(expr, || {
             let compiled = self
                 .env
                 .compile_expression(bare_expression(expr))
                 .map_err(describe)?;
             Ok(compiled.undeclared_variables(true).into_iter().collect())
-        })?;
+        })
+        .map_err(TemplateError)?;
         refs.sort();
         Ok(refs)
     }
@@ -93,7 +107,7 @@ impl Templates {
     ///
     /// # Errors
     /// An undefined reference or a failing filter, with the offending text.
-    pub fn render(&self, value: &Json, ctx: &Json) -> Result<Json, String> {
+    pub fn render(&self, value: &Json, ctx: &Json) -> Result<Json, TemplateError> {
         match value {
             Json::String(text) => self.render_text(text, ctx),
             Json::Array(items) => items
@@ -112,7 +126,7 @@ impl Templates {
         }
     }
 
-    fn render_text(&self, text: &str, ctx: &Json) -> Result<Json, String> {
+    fn render_text(&self, text: &str, ctx: &Json) -> Result<Json, TemplateError> {
         if let Some(expr) = single_expression(text) {
             return self.eval(expr, ctx);
         }
@@ -126,13 +140,14 @@ impl Templates {
                 .map(Json::String)
                 .map_err(|e| format!("in `{text}`: {}", describe(e)))
         })
+        .map_err(TemplateError)
     }
 
     /// Evaluate an expression to a JSON value.
     ///
     /// # Errors
     /// An undefined reference, a syntax error, or a value JSON cannot hold.
-    pub fn eval(&self, expr: &str, ctx: &Json) -> Result<Json, String> {
+    pub fn eval(&self, expr: &str, ctx: &Json) -> Result<Json, TemplateError> {
         let expr = bare_expression(expr);
         let value = contained(expr, || {
             let compiled = self
@@ -142,24 +157,25 @@ impl Templates {
             compiled
                 .eval(Value::from(minijinja::value::Serde(ctx)))
                 .map_err(|e| format!("in `{expr}`: {}", describe(e)))
-        })?;
+        })
+        .map_err(TemplateError)?;
         if value.is_undefined() {
-            return Err(format!("in `{expr}`: undefined value"));
+            return Err(TemplateError(format!("in `{expr}`: undefined value")));
         }
-        serde_json::to_value(&value).map_err(|e| format!("in `{expr}`: {e}"))
+        serde_json::to_value(&value).map_err(|e| TemplateError(format!("in `{expr}`: {e}")))
     }
 
     /// Evaluate a condition: its value must be a boolean.
     ///
     /// # Errors
     /// As [`Templates::eval`], or a non-boolean value.
-    pub fn truth(&self, expr: &str, ctx: &Json) -> Result<bool, String> {
+    pub fn truth(&self, expr: &str, ctx: &Json) -> Result<bool, TemplateError> {
         match self.eval(expr, ctx)? {
             Json::Bool(b) => Ok(b),
-            other => Err(format!(
+            other => Err(TemplateError(format!(
                 "`{}` gave {other}, not true or false",
                 bare_expression(expr)
-            )),
+            ))),
         }
     }
 }

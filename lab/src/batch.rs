@@ -106,7 +106,7 @@ impl Batch {
             "kind": "Batch",
             "metadata": {"name": self.name, "namespace": ns, "uid": self.uid, "generation": 1,
                          "labels": self.labels,
-                         "creationTimestamp": crate::kube::timestamp(self.created_ms)},
+                         "creationTimestamp": crate::meta::timestamp(self.created_ms)},
             "spec": spec,
             "status": status,
         })

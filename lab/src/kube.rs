@@ -20,6 +20,7 @@ use axum::Router;
 use serde_json::{json, Value};
 
 use crate::batch::Batch;
+use crate::meta::timestamp;
 use crate::world::now_ms;
 use crate::Shared;
 
@@ -44,11 +45,6 @@ pub fn router(lab: Shared, site: String, token: Option<String>) -> Router {
         started_ms: now_ms(),
         token: token.map(Into::into),
     })
-}
-
-/// RFC 3339 seconds from milliseconds since the epoch.
-pub fn timestamp(ms: u64) -> String {
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 
 fn json_response(code: StatusCode, v: Value) -> Response {

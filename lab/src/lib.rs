@@ -14,6 +14,7 @@ pub mod faults;
 pub mod infinispan;
 pub mod keycloak;
 pub mod kube;
+pub mod meta;
 pub mod tls;
 pub mod world;
 

@@ -4,6 +4,7 @@
 mod abort;
 mod bench;
 mod check;
+mod drive;
 mod history;
 mod lab;
 mod list;

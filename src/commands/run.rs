@@ -1,19 +1,18 @@
 //! `runbook run`: show what will happen, ask before destructive steps (unless
 //! `--yes`), then run it, journaled step by step.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use engine::redact::Redactor;
-use engine::report::{Interrupt, Observer, Prompt};
-use engine::runner::{NewRun, Services};
+use engine::runner::NewRun;
 
 use super::plan::{build, prepare};
 use crate::cli::RunArgs;
 use crate::config::Config;
 use crate::exit::{from_run_error, invalid, CliResult, Code};
 use crate::output::plan_text;
-use crate::progress::{StderrObserver, Style, TerminalPrompt};
+use crate::progress::{Style, TerminalPrompt};
+use engine::report::Prompt;
 
 pub async fn run(config: &Config, args: &RunArgs) -> CliResult<Code> {
     // --lab: a lab in this process, and (unless --journal) a journal of its own, so
@@ -79,7 +78,7 @@ pub async fn run(config: &Config, args: &RunArgs) -> CliResult<Code> {
         }
     }
     let journal = config.open_journal()?;
-    let services = services(config, &redactor);
+    let services = super::drive::services(config, &redactor);
     let started = Instant::now();
     let result = engine::runner::start(
         journal.clone(),
@@ -93,29 +92,5 @@ pub async fn run(config: &Config, args: &RunArgs) -> CliResult<Code> {
     )
     .await;
     let (run_id, outcome) = result.map_err(from_run_error)?;
-    super::resume::finish(config, &journal, run_id, &outcome, started, args.json)
-}
-
-pub fn services(config: &Config, redactor: &Redactor) -> Services {
-    let interrupt = Interrupt::new();
-    let on_signal = interrupt.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\ninterrupt: finishing the current step cleanly (Ctrl-C again to stop at once; the journal stays consistent)");
-            on_signal.trigger();
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("stopped at once: `runbook resume` will check the step in progress");
-                std::process::exit(130);
-            }
-        }
-    });
-    let observer: Arc<dyn Observer> = Arc::new(StderrObserver::new(config.quiet, redactor.clone()));
-    let prompt: Option<Arc<dyn Prompt>> =
-        TerminalPrompt::available().then(|| Arc::new(TerminalPrompt) as Arc<dyn Prompt>);
-    Services {
-        registry: Arc::clone(&config.registry),
-        observer,
-        prompt,
-        interrupt,
-    }
+    super::drive::finish(config, &journal, run_id, &outcome, started, args.json)
 }

@@ -41,7 +41,7 @@ fn look(config: &Config, wanted: Option<&str>) -> CliResult<Seen> {
             };
             let state =
                 engine::runner::run_state(&journal, id).map_err(crate::exit::from_run_error)?;
-            let order = super::resume::pinned_order(&journal, id);
+            let order = super::drive::pinned_order(&journal, id);
             Ok(Seen {
                 state,
                 order,

@@ -9,6 +9,7 @@ mod check;
 mod crash;
 mod guards;
 mod lab;
+mod layers;
 mod locks;
 mod plan;
 mod plan_calls;

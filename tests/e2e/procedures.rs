@@ -189,11 +189,8 @@ fn switchback_auto_skips_the_data_grid_part_only_on_equal_keys() {
         st["steps"]["sync-state"]["outputs"]
     );
     assert_eq!(st["steps"]["clear-caches"]["status"], "succeeded");
-    assert_eq!(
-        l.entries("site-a", "sessions"),
-        l.entries("site-b", "sessions"),
-        "resynced from the serving site"
-    );
+    let (a, b) = l.entries_at_once("site-a", "site-b", "sessions");
+    assert_eq!(a, b, "resynced from the serving site");
 }
 
 /// Every `every` ms, check that no session the serving site ever held has gone.
@@ -285,11 +282,8 @@ fn whole_cycle(l: InLab) {
     assert_eq!(st["sites"]["site-a"]["keycloak"]["ready"], 3);
     assert_eq!(st["sites"]["site-b"]["keycloak"]["ready"], 3);
     for cache in ["sessions", "clientSessions"] {
-        assert_eq!(
-            l.entries("site-a", cache),
-            l.entries("site-b", cache),
-            "{cache} in sync"
-        );
+        let (a, b) = l.entries_at_once("site-a", "site-b", cache);
+        assert_eq!(a, b, "{cache} in sync");
         assert!(
             l.entries("site-a", cache).len() > 10,
             "users logged in throughout"

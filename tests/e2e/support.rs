@@ -383,6 +383,25 @@ impl InLab {
         self.world(|w| w.sites[site].caches[cache].entries.clone())
     }
 
+    /// A cache's entries on two sites, read in one moment: a workload writing between
+    /// two separate reads would make healthy replication look diverged.
+    pub fn entries_at_once(
+        &self,
+        a: &str,
+        b: &str,
+        cache: &str,
+    ) -> (
+        std::collections::BTreeMap<String, String>,
+        std::collections::BTreeMap<String, String>,
+    ) {
+        self.world(|w| {
+            (
+                w.sites[a].caches[cache].entries.clone(),
+                w.sites[b].caches[cache].entries.clone(),
+            )
+        })
+    }
+
     pub fn fault(&self, spec: &str) {
         self.world(|w| w.faults.push(lab::Fault::parse(spec).unwrap()));
     }

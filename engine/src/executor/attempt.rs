@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use serde_json::Value as Json;
 
-use super::item::Item;
 use super::verify::Verified;
+use super::work::Item;
 use super::{Executor, ItemOutcome};
 use crate::action::StepError;
 use crate::decide::{self, AfterFailure, Failure, Phase};
@@ -242,13 +242,15 @@ impl Executor {
                     )),
                 })
             }
-            Ok(Err(_)) if self.interrupt.is_set() => return Ok(Tried::Stop(ItemOutcome::Halt {
-                kind: HaltKind::Interrupted,
-                reason: format!(
+            Ok(Err(_)) if self.interrupt.is_set() => {
+                return Ok(Tried::Stop(ItemOutcome::Halt {
+                    kind: HaltKind::Interrupted,
+                    reason: format!(
                     "interrupted during `{}`; it is left in doubt and will be checked on resume",
                     item.label
                 ),
-            })),
+                }))
+            }
             Ok(Err(error)) => {
                 return Ok(Tried::Failed {
                     phase: applied_phase(false, error.needs_operator),
@@ -268,23 +270,37 @@ impl Executor {
                     error: StepError::transient(msg),
                 })
             }
-            Verified::Interrupted => return Ok(Tried::Stop(ItemOutcome::Halt {
-                kind: HaltKind::Interrupted,
-                reason: format!(
+            Verified::Interrupted => {
+                return Ok(Tried::Stop(ItemOutcome::Halt {
+                    kind: HaltKind::Interrupted,
+                    reason: format!(
                     "interrupted while waiting for `{}` to take effect; it is left in doubt and \
                          will be checked on resume",
                     item.label
                 ),
-            })),
+                }))
+            }
         };
+        self.took_effect(item, prepared, out, observation)?;
+        failpoint::hit("after-journal", step_id, key);
+        Ok(Tried::Done)
+    }
+
+    /// The effect is in place: record it, with what was read before it and what it
+    /// answered (its `summary` is the note people read).
+    fn took_effect(
+        &self,
+        item: &Item,
+        prepared: &Outputs,
+        out: Outputs,
+        observation: Option<Json>,
+    ) -> Result<(), JournalError> {
         let mut outputs = prepared.clone();
         outputs.extend(out);
         let note = outputs
             .get("summary")
             .and_then(Json::as_str)
             .map(str::to_string);
-        self.succeed(item, outputs, observation, note)?;
-        failpoint::hit("after-journal", step_id, key);
-        Ok(Tried::Done)
+        self.succeed(item, outputs, observation, note)
     }
 }

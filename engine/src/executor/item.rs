@@ -3,43 +3,23 @@
 //! was found in doubt, or attempt it.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::Value as Json;
 
 use super::verify::Post;
+use super::work::Item;
 use super::{Executor, ItemOutcome};
-use crate::action::{Action, Site, StepCtx, StepError};
+use crate::action::{Site, StepCtx, StepError};
 use crate::decide::{self, Found, ItemNext, Seen, Settled};
 use crate::event::{now_ms, Event, HaltKind};
 use crate::journal::JournalError;
-use crate::model::{item_key, Args, Effect, Outputs, Step};
+use crate::model::{item_key, Effect, Outputs};
 use crate::report::Notice;
 use crate::scope::{check_rendered_args, item_scope, label};
 use crate::state::Progress;
 
-/// One step or item being worked on, with everything its attempts need.
-pub(super) struct Item {
-    pub index: usize,
-    pub key: Option<String>,
-    /// `step` or `step[item]`.
-    pub label: String,
-    pub action: Arc<dyn Action>,
-    pub args: Args,
-    pub scope: Json,
-    pub ctx: StepCtx,
-    pub effect: Effect,
-    pub timeout: Duration,
-    pub started: Instant,
-    /// What the journal holds of it so far.
-    pub prior: Progress,
-}
-
 impl Executor {
-    pub(super) fn step_of(&self, item: &Item) -> &Step {
-        &self.runbook.steps[item.index]
-    }
-
     pub(super) async fn run_item(
         self: &Arc<Self>,
         index: usize,

@@ -19,6 +19,7 @@ mod guards;
 mod item;
 mod step;
 mod verify;
+mod work;
 
 use std::sync::Arc;
 

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
 
-use super::item::Item;
+use super::work::Item;
 use super::Executor;
 use crate::action::StepError;
-use crate::condition::CondResult;
+use crate::condition::{CondResult, Probing, Subject};
 use crate::model::{Condition, Effect, Outputs};
 use crate::report::Notice;
 use crate::scope::{approx, postcondition_text, short};
@@ -55,17 +55,18 @@ impl Executor {
         item: &Item,
         cond: &Condition,
     ) -> Result<CondResult, StepError> {
-        crate::condition::check(
-            cond,
-            &self.step_of(item).action,
-            &self.registry,
-            &self.env,
-            &self.templates,
-            &item.ctx,
-            &item.args,
-            &item.scope,
-        )
-        .await
+        let probing = Probing {
+            registry: &self.registry,
+            env: &self.env,
+            templates: &self.templates,
+        };
+        let subject = Subject {
+            step_action: &self.step_of(item).action,
+            ctx: &item.ctx,
+            args: &item.args,
+            scope: &item.scope,
+        };
+        crate::condition::check(cond, probing, subject).await
     }
 
     /// The postcondition now: `None` when the step has none (no `verify:` and no

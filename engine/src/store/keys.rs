@@ -17,6 +17,11 @@ pub const EVENT: u8 = b'E';
 pub const LOCK: u8 = b'L';
 pub const META: u8 = b'M';
 
+/// Bytes that are not a key of a known kind and length.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadKey(pub String);
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Key {
     Run(RunId),
@@ -54,7 +59,11 @@ impl Key {
 
     /// # Errors
     /// When the bytes are not a key of a known kind and length.
-    pub fn decode(bytes: &[u8]) -> Result<Key, String> {
+    pub fn decode(bytes: &[u8]) -> Result<Key, BadKey> {
+        Key::decode_text(bytes).map_err(BadKey)
+    }
+
+    fn decode_text(bytes: &[u8]) -> Result<Key, String> {
         let (&kind, rest) = bytes.split_first().ok_or("empty key")?;
         let u64_at = |b: &[u8]| -> Result<u64, String> {
             b.try_into()
