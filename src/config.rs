@@ -84,7 +84,7 @@ impl Config {
     /// The environment file, or the empty environment when none was given.
     pub fn environment(&self) -> CliResult<Environment> {
         match &self.env_file {
-            Some(p) => Environment::load(p).map_err(invalid),
+            Some(p) => Environment::load(p, self.registry.env_schema()).map_err(invalid),
             None => Ok(Environment::empty()),
         }
     }

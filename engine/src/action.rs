@@ -246,6 +246,9 @@ pub trait Action: Send + Sync {
 #[derive(Default, Clone)]
 pub struct Registry {
     actions: BTreeMap<&'static str, Arc<dyn Action>>,
+    /// The environment file's schema, from the step library that registered the
+    /// actions (each family owns its part); `None`: any section is accepted.
+    env_schema: Option<Arc<dyn crate::env::EnvSchema>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -266,6 +269,19 @@ impl Registry {
 
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Action>> {
         self.actions.get(name)
+    }
+
+    /// Set the environment file's schema (the step library does, with its actions).
+    pub fn set_env_schema(&mut self, schema: Arc<dyn crate::env::EnvSchema>) {
+        self.env_schema = Some(schema);
+    }
+
+    /// The schema environment files are checked against.
+    pub fn env_schema(&self) -> &dyn crate::env::EnvSchema {
+        match &self.env_schema {
+            Some(s) => s.as_ref(),
+            None => &crate::env::Untyped,
+        }
     }
 
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {

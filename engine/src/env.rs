@@ -1,8 +1,14 @@
-//! The environment file: which sites exist and how to reach each one. The engine only
-//! needs the site names and their sections (for `site:` and templates); the step
-//! library reads the fields it needs from a site's section.
+//! The environment file: which sites exist, and for each, the sections the actions
+//! read. The engine keeps sites generic: it needs their names and their sections as
+//! template data (`sites.NAME...`, `site...`), and its own `lab:` section (the time
+//! scale). What a section holds is the business of the action family that reads it:
+//! the step library checks the whole file against its typed schema ([`EnvSchema`]),
+//! refusing unknown fields with their line and column, and the typed result travels
+//! with the environment for the actions ([`Environment::typed`]).
 
+use std::any::Any;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
@@ -11,19 +17,59 @@ use serde_json::Value as Json;
 use crate::digest::sha256_hex;
 
 /// A loaded environment file.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Environment {
     /// Where it was read from; `None` for the empty environment.
     pub file: Option<PathBuf>,
     /// Hex SHA-256 of the file's text, journaled with each run.
     pub digest: String,
-    pub aws: Option<AwsConfig>,
     /// Present when the environment is a lab (`runbook lab`).
     pub lab: Option<LabInfo>,
     /// Each site's section as template data (`sites.NAME...`, `site...`).
     pub sites: IndexMap<String, Json>,
-    /// The same, typed, for the steps.
-    pub site_configs: IndexMap<String, SiteConfig>,
+    /// The file as the step library's schema typed it (see [`EnvSchema`]).
+    typed: Option<Arc<dyn Any + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Environment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Environment")
+            .field("file", &self.file)
+            .field("digest", &self.digest)
+            .field("lab", &self.lab)
+            .field("sites", &self.sites.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// The typed schema of an environment file, provided by the step library: each action
+/// family owns its part of it.
+pub trait EnvSchema: Send + Sync {
+    /// Check the whole file's text and type it. Keys the engine reads (`lab:`, `sites:`
+    /// and its site names) are part of the file the schema sees.
+    ///
+    /// # Errors
+    /// What is wrong, where.
+    fn parse(&self, text: &str) -> Result<Arc<dyn Any + Send + Sync>, SchemaError>;
+}
+
+/// The schema of a host with no step library: every section is accepted as it is.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Untyped;
+
+impl EnvSchema for Untyped {
+    fn parse(&self, _: &str) -> Result<Arc<dyn Any + Send + Sync>, SchemaError> {
+        Ok(Arc::new(()))
+    }
+}
+
+/// An environment file that does not fit the schema.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{line}:{column}: {message}")]
+pub struct SchemaError {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,36 +88,14 @@ pub enum EnvError {
     },
 }
 
+/// What the engine itself reads of the file.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawEnv {
-    #[serde(default)]
-    aws: Option<AwsConfig>,
     /// Written by `runbook lab`: where its admin API is.
     #[serde(default)]
     lab: Option<LabInfo>,
     #[serde(default)]
-    sites: IndexMap<String, SiteConfig>,
-}
-
-/// `aws:` — the deployment's AWS account. Credentials come from the SDK's standard
-/// chain (environment, profile, instance role), never from this file.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct AwsConfig {
-    pub region: String,
-    /// For emulators (the lab, moto); absent for AWS itself.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub endpoint_url: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aurora_cluster: Option<String>,
-    /// The Route53 hosted zone holding the client domain's failover records.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hosted_zone_id: Option<String>,
-    /// The domain clients use (the failover record pair's name): which site serves is
-    /// read from its records, never from a procedure's parameters.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_domain: Option<String>,
+    sites: IndexMap<String, IndexMap<String, serde_yaml::Value>>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -88,145 +112,21 @@ fn one() -> f64 {
     1.0
 }
 
-/// One site's section: how to reach its Kubernetes, Keycloak, Infinispan, Aurora
-/// instance, Route53 health check and load-balancer check.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct SiteConfig {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kubernetes: Option<KubernetesConfig>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub keycloak: Option<KeycloakConfig>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub infinispan: Option<InfinispanConfig>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aurora: Option<AuroraConfig>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub route53: Option<Route53Config>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lb_check_url: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct KubernetesConfig {
-    /// Default: the standard kubeconfig (`KUBECONFIG`, `~/.kube/config`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kubeconfig: Option<String>,
-    /// Default: the kubeconfig's current context.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub context: Option<String>,
-    pub namespace: String,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct KeycloakConfig {
-    /// The Keycloak CR's name (also its StatefulSet's).
-    pub name: String,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum IspnApi {
-    /// Infinispan 14 / Data Grid 8.4 (Keycloak 24): `/rest/v2/cache-managers/{container}/...`
-    V14,
-    /// Infinispan 15+ / Data Grid 8.5+: `/rest/v2/container/...`
-    V15,
-}
-
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum IspnTransport {
-    /// The REST API, from where runbook runs.
-    #[default]
-    Rest,
-    /// Batch CRs through Kubernetes, for an Infinispan reachable only in the cluster.
-    Batch,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct InfinispanConfig {
-    /// Base URL, e.g. `https://infinispan.example:11222` (REST transport).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    /// Which routes the server has; absent: read from the server (`GET /rest/v2/server`)
-    /// once per run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api: Option<IspnApi>,
-    /// The cache container (Infinispan 14's `/rest/v2/cache-managers/{container}`);
-    /// default `default`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub container: Option<String>,
-    /// The name Infinispan knows this site by (its `sites.local.name`), when it is not
-    /// the environment file's key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub site_name: Option<String>,
-    /// The namespace of the Infinispan CR and its Batch CRs; default the site's
-    /// Kubernetes namespace.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-    #[serde(default)]
-    pub transport: IspnTransport,
-    /// The Infinispan CR's name (Batch transport's `spec.cluster`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cluster: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auth: Option<IspnAuth>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls: Option<TlsConfig>,
-}
-
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum AuthScheme {
-    #[default]
-    Basic,
-    Digest,
-}
-
-/// Credentials by reference only: an environment variable, a file, or a Kubernetes
-/// secret. The password itself never appears in the environment file.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct IspnAuth {
-    #[serde(default)]
-    pub scheme: AuthScheme,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub username: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub username_env: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password_env: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password_file: Option<String>,
-    /// A Kubernetes secret in the site's namespace with keys `username`, `password`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct TlsConfig {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ca_file: Option<String>,
-    /// Accept any certificate. For rehearsals only; says so in the logs.
-    #[serde(default)]
-    pub insecure: bool,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct AuroraConfig {
-    /// The Aurora instance in this site's availability zone.
-    pub instance: String,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Route53Config {
-    pub health_check_id: String,
+/// Turn a serde_yaml error into a positioned message.
+pub fn yaml_problem(e: &serde_yaml::Error) -> SchemaError {
+    let (line, column) = e
+        .location()
+        .map(|l| (l.line(), l.column()))
+        .unwrap_or((1, 1));
+    let mut message = e.to_string();
+    if let Some(cut) = message.rfind(" at line ") {
+        message.truncate(cut);
+    }
+    SchemaError {
+        line,
+        column,
+        message,
+    }
 }
 
 impl Environment {
@@ -238,64 +138,65 @@ impl Environment {
         }
     }
 
-    /// Read and check an environment file.
+    /// Read and check an environment file against `schema`.
     ///
     /// # Errors
     /// The file cannot be read, or is not a valid environment (with line and column).
-    pub fn load(path: &Path) -> Result<Environment, EnvError> {
+    pub fn load(path: &Path, schema: &dyn EnvSchema) -> Result<Environment, EnvError> {
         let text = std::fs::read_to_string(path).map_err(|source| EnvError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        Environment::parse(&text, path)
+        Environment::parse(&text, path, schema)
     }
 
     /// Parse the text of an environment file; `path` names it in errors.
     ///
     /// # Errors
     /// The text is not a valid environment (with line and column).
-    pub fn parse(text: &str, path: &Path) -> Result<Environment, EnvError> {
-        let invalid = |line, column, message| EnvError::Invalid {
+    pub fn parse(text: &str, path: &Path, schema: &dyn EnvSchema) -> Result<Environment, EnvError> {
+        let invalid = |e: SchemaError| EnvError::Invalid {
             path: path.to_path_buf(),
-            line,
-            column,
-            message,
+            line: e.line,
+            column: e.column,
+            message: e.message,
         };
         if let Some(pos) = crate::spans::too_deep(text) {
-            return Err(invalid(
-                pos.line,
-                pos.column,
-                format!(
+            return Err(invalid(SchemaError {
+                line: pos.line,
+                column: pos.column,
+                message: format!(
                     "nested deeper than {} levels of mappings and lists: an environment file is not that deep",
                     crate::spans::MAX_DEPTH
                 ),
-            ));
+            }));
         }
-        let raw: RawEnv = serde_yaml::from_str(text).map_err(|e| {
-            let (line, column) = e
-                .location()
-                .map(|l| (l.line(), l.column()))
-                .unwrap_or((1, 1));
-            let mut message = e.to_string();
-            if let Some(cut) = message.rfind(" at line ") {
-                message.truncate(cut);
-            }
-            invalid(line, column, message)
-        })?;
+        // The schema first: its errors are the precise ones.
+        let typed = schema.parse(text).map_err(invalid)?;
+        let raw: RawEnv = serde_yaml::from_str(text).map_err(|e| invalid(yaml_problem(&e)))?;
         let mut sites = IndexMap::new();
         for (name, section) in &raw.sites {
-            let value = serde_json::to_value(section)
-                .map_err(|e| invalid(1, 1, format!("site `{name}`: {e}")))?;
+            let value = serde_json::to_value(section).map_err(|e| {
+                invalid(SchemaError {
+                    line: 1,
+                    column: 1,
+                    message: format!("site `{name}`: {e}"),
+                })
+            })?;
             sites.insert(name.clone(), value);
         }
         Ok(Environment {
             file: Some(path.to_path_buf()),
             digest: sha256_hex(text),
-            aws: raw.aws,
             lab: raw.lab,
             sites,
-            site_configs: raw.sites,
+            typed: Some(typed),
         })
+    }
+
+    /// The file as the schema typed it, if it was of type `T`.
+    pub fn typed<T: Any + Send + Sync>(&self) -> Option<&T> {
+        self.typed.as_deref().and_then(|t| t.downcast_ref::<T>())
     }
 
     /// How much faster than production time runs here (1 outside a lab).
@@ -348,25 +249,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_full_site_parses_and_unknown_keys_are_placed() {
-        let text = "aws:\n  region: eu-west-1\nsites:\n  site-a:\n    infinispan:\n      url: https://x:11222\n      api: v14\n      auth: { username: admin, password_env: ISPN_PW, scheme: digest }\n    keycloak: { name: keycloak }\n";
-        let env = Environment::parse(text, Path::new("env.yaml")).unwrap();
-        let ispn = env.site_configs["site-a"].infinispan.as_ref().unwrap();
-        assert_eq!(ispn.api, Some(IspnApi::V14));
-        assert_eq!(ispn.auth.as_ref().unwrap().scheme, AuthScheme::Digest);
-        assert_eq!(env.sites["site-a"]["keycloak"]["name"], "keycloak");
-        let bad = "sites:\n  site-a:\n    infinispan:\n      url: x\n      passwrd: y\n";
-        let e = Environment::parse(bad, Path::new("env.yaml"))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.starts_with("env.yaml:5:7: sites.site-a.infinispan: unknown field `passwrd`"),
-            "{e}"
-        );
-        let bad = "sites:\n  site-a:\n    infinispan: { api: v16 }\n";
-        let e = Environment::parse(bad, Path::new("env.yaml"))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("unknown variant `v16`"), "{e}");
+    fn sites_are_template_data_and_the_lab_section_is_read() {
+        let text = "lab: { admin_url: http://x, time_scale: 0.01 }\nsites:\n  site-a:\n    keycloak: { name: kc }\n";
+        let env = Environment::parse(text, Path::new("env.yaml"), &Untyped).unwrap();
+        assert_eq!(env.sites["site-a"]["keycloak"]["name"], "kc");
+        assert_eq!(env.time_scale(), 0.01);
+        assert!(env.typed::<()>().is_some());
+        assert!(env.typed::<String>().is_none());
     }
 }

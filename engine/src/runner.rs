@@ -203,7 +203,7 @@ pub async fn resume(
     let runbook = load_str(source, origin, &services.registry)?;
     let env = match req.env {
         Some(env) => env,
-        None => recorded_env(run, env_file.as_deref())?,
+        None => recorded_env(run, env_file.as_deref(), services.registry.env_schema())?,
     };
     let notes = ResumeNotes {
         runbook_changed: req
@@ -246,10 +246,14 @@ pub async fn resume(
 }
 
 /// The environment file the run started with, read again.
-fn recorded_env(run: RunId, file: Option<&str>) -> Result<Environment, RunError> {
+fn recorded_env(
+    run: RunId,
+    file: Option<&str>,
+    schema: &dyn crate::env::EnvSchema,
+) -> Result<Environment, RunError> {
     match file {
         Some(path) => {
-            Environment::load(std::path::Path::new(path)).map_err(|e| RunError::Damaged {
+            Environment::load(std::path::Path::new(path), schema).map_err(|e| RunError::Damaged {
                 run: run.to_string(),
                 message: format!("{e} (give the environment file with --env)"),
             })

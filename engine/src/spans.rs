@@ -252,7 +252,7 @@ mod tests {
             "{".repeat(200)
         );
         assert_eq!(too_deep(&quoted), None);
-        let builtin = include_str!("../../runbooks/switchback.yaml");
+        let builtin = include_str!("../../packs/keycloak-24/switchback.yaml");
         assert_eq!(too_deep(builtin), None);
     }
 

@@ -7,7 +7,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = engine::keys::Key::decode(data);
+    let _ = engine::store::keys::Key::decode(data);
     let _ = serde_json::from_slice::<engine::journal::RunSummary>(data);
     let _ = serde_json::from_slice::<engine::lock::LockRecord>(data);
     let mut events = Vec::new();

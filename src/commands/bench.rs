@@ -373,7 +373,7 @@ pub async fn run(config: &Config, args: &BenchArgs) -> CliResult<Code> {
     let mut lab_config = lab::LabConfig::new(&lab_dir);
     lab_config.shape.scale = 0.0;
     let running = lab::start(lab_config).await.map_err(failed)?;
-    let env = Environment::load(&running.env_file).map_err(failed)?;
+    let env = Environment::load(&running.env_file, config.registry.env_schema()).map_err(failed)?;
     let mut plans = Vec::new();
     for _ in 0..args.repeat {
         let t = Instant::now();

@@ -19,6 +19,14 @@ pub fn run(config: &Config, args: &ListArgs) -> CliResult<Code> {
     if entries.is_empty() {
         eprintln!("no runbooks: give a directory with --runbooks DIR or a file path");
     }
+    if !config.quiet {
+        let pack = &crate::builtin::PACKS[0];
+        eprintln!(
+            "built-in: {} (procedure pack {})",
+            pack.title(),
+            pack.describe()
+        );
+    }
     for e in entries {
         match e.problem {
             None => println!("{:<26} {}  ({})", e.name, e.title, e.origin),

@@ -55,3 +55,75 @@ pub fn caches_arg(args: &Args) -> Option<Vec<String>> {
     }
     list_arg(args, "caches")
 }
+
+/// A duration as people write it (`30s`, `5m`, `250ms`), in typed arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Human(pub Duration);
+
+impl<'de> serde::Deserialize<'de> for Human {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Human, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text)
+            .map(Human)
+            .map_err(|e| serde::de::Error::custom(format!("bad duration `{text}`: {e}")))
+    }
+}
+
+/// An action's rendered arguments in its typed form. They were checked against the
+/// action's `ArgSpec`s at load and again after rendering; this is where the action
+/// reads them, and a mismatch between the two is a bug the tests below catch.
+///
+/// # Errors
+/// The arguments do not fit the type (named, with the action).
+pub fn typed<T: serde::de::DeserializeOwned>(action: &str, args: &Args) -> Result<T, StepError> {
+    serde_json::from_value(Json::Object(args.clone()))
+        .map_err(|e| StepError::permanent(format!("arguments of `{action}`: {e}")))
+}
+
+/// The field names a `#[derive(Deserialize)]` struct declares: serde hands them to
+/// `deserialize_struct`, which is all this deserializer answers.
+pub fn fields_of<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
+    use serde::de::{Deserializer, Visitor};
+
+    #[derive(Debug)]
+    struct Stop;
+    impl std::fmt::Display for Stop {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("fields read")
+        }
+    }
+    impl std::error::Error for Stop {}
+    impl serde::de::Error for Stop {
+        fn custom<M: std::fmt::Display>(_: M) -> Stop {
+            Stop
+        }
+    }
+    struct Fields(&'static [&'static str]);
+    impl<'de> Deserializer<'de> for &mut Fields {
+        type Error = Stop;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Stop> {
+            Err(Stop)
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Stop> {
+            self.0 = fields;
+            Err(Stop)
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map
+            enum identifier ignored_any
+        }
+    }
+    let mut f = Fields(&[]);
+    let _ = T::deserialize(&mut f);
+    f.0
+}
+
+/// The typed arguments of every action, for the test that they match the specs.
+#[cfg(test)]
+pub(crate) type Reader = fn(&Args) -> Result<(), StepError>;

@@ -2,6 +2,7 @@
 //! it already is; otherwise FailoverDBCluster, then (verify) until the cluster is
 //! `available` with the target as writer. AWS errors surface with their codes.
 
+use serde::Deserialize;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -9,19 +10,28 @@ use aws_sdk_rds::error::ProvideErrorMetadata;
 use engine::{Action, ArgKind, ArgSpec, Args, Effect, Outputs, StepCtx, StepError};
 use serde_json::{json, Value as Json};
 
-use crate::args::{dur_arg, str_arg};
+use crate::args::{dur_arg, str_arg, typed, Human};
 use crate::clients::{aws_config, site_config};
 
 #[derive(Debug)]
 pub struct Failover;
 
-fn cluster_of(ctx: &StepCtx, args: &Args) -> Result<String, StepError> {
-    if let Some(c) = str_arg(args, "cluster") {
-        return Ok(c.to_string());
+/// `aurora.failover`'s arguments (`crate::args::typed`).
+#[derive(Debug, Deserialize)]
+pub struct FailoverArgs {
+    #[serde(default)]
+    pub instance: Option<String>,
+    #[serde(default)]
+    pub cluster: Option<String>,
+    #[serde(default)]
+    pub poll: Option<Human>,
+}
+
+fn cluster_of(ctx: &StepCtx, args: &FailoverArgs) -> Result<String, StepError> {
+    if let Some(c) = &args.cluster {
+        return Ok(c.clone());
     }
-    ctx.env
-        .aws
-        .as_ref()
+    crate::config::aws(&ctx.env)
         .and_then(|a| a.aurora_cluster.clone())
         .ok_or_else(|| {
             StepError::permanent(
@@ -30,9 +40,9 @@ fn cluster_of(ctx: &StepCtx, args: &Args) -> Result<String, StepError> {
         })
 }
 
-fn target_of(ctx: &StepCtx, args: &Args) -> Result<String, StepError> {
-    if let Some(i) = str_arg(args, "instance") {
-        return Ok(i.to_string());
+fn target_of(ctx: &StepCtx, args: &FailoverArgs) -> Result<String, StepError> {
+    if let Some(i) = &args.instance {
+        return Ok(i.clone());
     }
     let (site, cfg) = site_config(ctx)?;
     cfg.aurora.map(|a| a.instance).ok_or_else(|| {
@@ -140,8 +150,14 @@ impl Action for Failover {
         dur_arg(args, "poll", Duration::from_secs(5)).unwrap_or(Duration::from_secs(5))
     }
     fn describe(&self, ctx: &StepCtx, args: &Args) -> Vec<String> {
-        let cluster = cluster_of(ctx, args).unwrap_or_else(|e| e.message);
-        let target = target_of(ctx, args).unwrap_or_else(|e| e.message);
+        // As written so far: a plan shows what it knows.
+        let a = FailoverArgs {
+            instance: str_arg(args, "instance").map(str::to_string),
+            cluster: str_arg(args, "cluster").map(str::to_string),
+            poll: None,
+        };
+        let cluster = cluster_of(ctx, &a).unwrap_or_else(|e| e.message);
+        let target = target_of(ctx, &a).unwrap_or_else(|e| e.message);
         vec![
             format!("RDS DescribeDBClusters(DBClusterIdentifier={cluster})"),
             format!("RDS FailoverDBCluster(DBClusterIdentifier={cluster}, TargetDBInstanceIdentifier={target}) unless it is the writer already"),
@@ -157,20 +173,23 @@ impl Action for Failover {
         o["status"] == "available" && o["writer"] == o["target"]
     }
     async fn probe(&self, ctx: &StepCtx, args: &Args) -> Result<Json, StepError> {
-        let cluster = cluster_of(ctx, args)?;
-        let target = target_of(ctx, args)?;
+        let a: FailoverArgs = typed(self.name(), args)?;
+        let cluster = cluster_of(ctx, &a)?;
+        let target = target_of(ctx, &a)?;
         let (status, writer) = describe_cluster(ctx, &cluster).await?;
         Ok(json!({"cluster": cluster, "status": status, "writer": writer, "target": target}))
     }
     async fn prepare(&self, ctx: &StepCtx, args: &Args) -> Result<Outputs, StepError> {
-        let (_, writer) = describe_cluster(ctx, &cluster_of(ctx, args)?).await?;
+        let a: FailoverArgs = typed(self.name(), args)?;
+        let (_, writer) = describe_cluster(ctx, &cluster_of(ctx, &a)?).await?;
         let mut out = Outputs::new();
         out.insert("previous_writer".into(), json!(writer));
         Ok(out)
     }
     async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
-        let cluster = cluster_of(ctx, args)?;
-        let target = target_of(ctx, args)?;
+        let a: FailoverArgs = typed(self.name(), args)?;
+        let cluster = cluster_of(ctx, &a)?;
+        let target = target_of(ctx, &a)?;
         let (_, writer) = describe_cluster(ctx, &cluster).await?;
         let mut out = Outputs::new();
         if writer.as_deref() == Some(target.as_str()) {

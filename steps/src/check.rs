@@ -421,7 +421,7 @@ pub async fn observe(
         .ok()
         .and_then(|o| o["writer"].as_str().map(str::to_string));
     let aurora_writer_site = writer.and_then(|w| {
-        env.site_configs
+        crate::config::sites(&env)
             .iter()
             .find(|(_, c)| c.aurora.as_ref().is_some_and(|a| a.instance == w))
             .map(|(n, _)| n.clone())

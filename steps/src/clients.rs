@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{LazyLock, Mutex, Once};
 
-use engine::env::{Environment, IspnAuth, SiteConfig};
+use engine::env::Environment;
+
+use crate::config::{IspnAuth, SiteConfig};
 use engine::{StepCtx, StepError};
 
 /// ring and aws-lc-rs are both linked (the AWS SDK brings the latter): pick ring for
@@ -24,9 +26,7 @@ pub fn install_crypto() {
 /// The step has no site, or the environment file does not describe it.
 pub fn site_config(ctx: &StepCtx) -> Result<(String, SiteConfig), StepError> {
     let site = ctx.require_site()?;
-    let cfg = ctx
-        .env
-        .site_configs
+    let cfg = crate::config::sites(&ctx.env)
         .get(&site.name)
         .cloned()
         .ok_or_else(|| {
@@ -112,7 +112,7 @@ static AWS: LazyLock<Mutex<HashMap<String, aws_config::SdkConfig>>> = LazyLock::
 /// No `aws` section.
 pub async fn aws_config(env: &Environment) -> Result<aws_config::SdkConfig, StepError> {
     install_crypto();
-    let aws = env.aws.clone().ok_or_else(|| {
+    let aws = crate::config::aws(env).cloned().ok_or_else(|| {
         StepError::permanent(
             "the environment file has no `aws` section (region, endpoint_url, aurora_cluster)",
         )

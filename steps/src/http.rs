@@ -32,6 +32,31 @@ impl HttpRequest {
     }
 }
 
+/// `http.request`'s arguments (`crate::args::typed`).
+#[derive(Debug, serde::Deserialize)]
+pub struct RequestArgs {
+    #[serde(default)]
+    pub method: Option<String>,
+    pub url: String,
+    #[serde(default)]
+    pub body: Option<Json>,
+    #[serde(default)]
+    pub expect_status: Option<Json>,
+    #[serde(default)]
+    pub probe_url: Option<String>,
+}
+
+/// `http.expect`'s arguments.
+#[derive(Debug, serde::Deserialize)]
+pub struct ExpectArgs {
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub status: Option<u16>,
+    #[serde(default)]
+    pub poll: Option<crate::args::Human>,
+}
+
 fn method(args: &Args) -> String {
     args.get("method")
         .and_then(Json::as_str)
@@ -156,17 +181,16 @@ impl Action for HttpRequest {
         vec![line]
     }
     async fn probe(&self, ctx: &StepCtx, args: &Args) -> Result<Json, StepError> {
-        let target = args
-            .get("probe_url")
-            .and_then(Json::as_str)
-            .unwrap_or_else(|| url(args));
+        let a: RequestArgs = crate::args::typed(self.name(), args)?;
+        let target = a.probe_url.as_deref().unwrap_or(&a.url);
         let (status, text) = self.call("GET", target, None, ctx).await?;
         Ok(json!({"status": status, "body": body_value(&text)}))
     }
     async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
-        let m = method(args);
-        let u = url(args);
-        let (status, text) = self.call(&m, u, args.get("body"), ctx).await?;
+        let a: RequestArgs = crate::args::typed(self.name(), args)?;
+        let m = a.method.as_deref().unwrap_or("GET").to_ascii_uppercase();
+        let u = a.url.as_str();
+        let (status, text) = self.call(&m, u, a.body.as_ref(), ctx).await?;
         if !expected(args, status) {
             let msg = format!("{m} {u} answered {status}: {}", excerpt(text.trim(), 300));
             // Server errors, throttling and timeouts may pass; other answers will not.
@@ -241,13 +265,12 @@ impl Expect {
     }
 }
 
-fn expect_url(ctx: &StepCtx, args: &Args) -> Result<String, StepError> {
-    if let Some(u) = args.get("url").and_then(Json::as_str) {
+fn expect_url(ctx: &StepCtx, given: Option<&str>) -> Result<String, StepError> {
+    if let Some(u) = given {
         return Ok(u.to_string());
     }
     let site = ctx.require_site()?;
-    ctx.env
-        .site_configs
+    crate::config::sites(&ctx.env)
         .get(&site.name)
         .and_then(|c| c.lb_check_url.clone())
         .ok_or_else(|| {
@@ -302,7 +325,8 @@ impl Action for Expect {
             .unwrap_or(Duration::from_secs(2))
     }
     fn describe(&self, ctx: &StepCtx, args: &Args) -> Vec<String> {
-        let url = expect_url(ctx, args).unwrap_or_else(|e| e.message);
+        let given = args.get("url").and_then(Json::as_str);
+        let url = expect_url(ctx, given).unwrap_or_else(|e| e.message);
         vec![format!(
             "GET {url} until it answers {}",
             expected_status(args)
@@ -315,7 +339,8 @@ impl Action for Expect {
         o["status"].as_u64() == Some(u64::from(expected_status(args)))
     }
     async fn probe(&self, ctx: &StepCtx, args: &Args) -> Result<Json, StepError> {
-        let url = expect_url(ctx, args)?;
+        let a: ExpectArgs = crate::args::typed(self.name(), args)?;
+        let url = expect_url(ctx, a.url.as_deref())?;
         match self.inner.call("GET", &url, None, ctx).await {
             Ok((status, text)) => {
                 Ok(json!({"url": url, "status": status, "body": body_value(&text)}))

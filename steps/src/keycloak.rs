@@ -3,6 +3,7 @@
 //! the intent (`previous_instances`), so a restore after a crash uses the real
 //! original, never the 0 that is there after the scale-down.
 
+use serde::Deserialize;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -13,11 +14,19 @@ use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{json, Value as Json};
 
-use crate::args::{dur_arg, int_arg};
+use crate::args::{dur_arg, int_arg, typed, Human};
 use crate::clients::{kube_client, site_config};
 
 #[derive(Debug)]
 pub struct Scale;
+
+/// `keycloak.scale`'s arguments (`crate::args::typed`).
+#[derive(Debug, Deserialize)]
+pub struct ScaleArgs {
+    pub instances: i64,
+    #[serde(default)]
+    pub poll: Option<Human>,
+}
 
 fn keycloak_name(ctx: &StepCtx) -> Result<String, StepError> {
     let (site, cfg) = site_config(ctx)?;
@@ -236,7 +245,12 @@ impl Action for Scale {
     }
     async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
         let (site, _) = site_config(ctx)?;
-        let n = instances(args)?;
+        let n = typed::<ScaleArgs>(self.name(), args)?.instances;
+        if n < 0 {
+            return Err(StepError::permanent(format!(
+                "argument `instances` must be a whole number >= 0, got {n}"
+            )));
+        }
         let name = keycloak_name(ctx)?;
         let (client, ns) = kube_client(ctx).await?;
         api(client, &ns)

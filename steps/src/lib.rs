@@ -6,6 +6,7 @@ pub mod args;
 pub mod aurora;
 pub mod check;
 pub mod clients;
+pub mod config;
 pub mod http;
 pub mod infinispan;
 pub mod keycloak;
@@ -21,6 +22,7 @@ use engine::Registry;
 pub fn registry() -> Registry {
     let mut r = Registry::new();
     clients::install_crypto();
+    r.set_env_schema(std::sync::Arc::new(config::Schema));
     r.register(http::HttpRequest::new());
     r.register(http::Expect::new());
     r.register(wait::Wait);
@@ -40,4 +42,94 @@ pub fn registry() -> Registry {
     r.register(route53::Status);
     r.register(serving::ServingSite);
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use engine::{ArgKind, Args};
+    use serde_json::{json, Value as Json};
+
+    use crate::args::{fields_of, typed, Reader};
+
+    fn reader<T: serde::de::DeserializeOwned>() -> (&'static [&'static str], Reader) {
+        (fields_of::<T>(), |a: &Args| {
+            typed::<T>("test", a).map(|_| ())
+        })
+    }
+
+    /// Each action's typed arguments, by action name.
+    fn typed_args(name: &str) -> Option<(&'static [&'static str], Reader)> {
+        use crate::infinispan::actions as i;
+        Some(match name {
+            "http.request" => reader::<crate::http::RequestArgs>(),
+            "http.expect" => reader::<crate::http::ExpectArgs>(),
+            "wait" => reader::<crate::wait::WaitArgs>(),
+            "manual.confirm" => reader::<crate::manual::ConfirmArgs>(),
+            "infinispan.site-status" | "infinispan.cancel-push-state" => reader::<i::BackupArgs>(),
+            "infinispan.take-offline" | "infinispan.bring-online" => reader::<i::SetBackupArgs>(),
+            "infinispan.clear-caches" => reader::<i::ClearArgs>(),
+            "infinispan.push-state" => reader::<i::PushArgs>(),
+            "infinispan.clear-push-state-status" => reader::<i::ClearStatusArgs>(),
+            "infinispan.sync-state" => reader::<i::SyncArgs>(),
+            "keycloak.scale" => reader::<crate::keycloak::ScaleArgs>(),
+            "aurora.failover" => reader::<crate::aurora::FailoverArgs>(),
+            "route53.set-health-check-path" => reader::<crate::route53::SetPathArgs>(),
+            "route53.health-check-status" => reader::<crate::route53::StatusArgs>(),
+            "infinispan.cross-site-view" | "route53.serving-site" => {
+                reader::<crate::serving::NoArgs>()
+            }
+            _ => return None,
+        })
+    }
+
+    fn sample(kind: ArgKind) -> Json {
+        match kind {
+            ArgKind::String => json!("x"),
+            ArgKind::Int => json!(3),
+            ArgKind::Bool => json!(true),
+            ArgKind::Duration => json!("5s"),
+            ArgKind::List => json!(["a"]),
+            ArgKind::Object | ArgKind::Any => json!({}),
+        }
+    }
+
+    #[test]
+    fn every_action_reads_the_arguments_its_spec_declares() {
+        let registry = crate::registry();
+        for name in registry.names() {
+            let action = registry.get(name).unwrap();
+            let (fields, read) = typed_args(name)
+                .unwrap_or_else(|| panic!("`{name}` has no typed arguments in this table"));
+            let mut declared: Vec<&str> = action.args().iter().map(|s| s.name).collect();
+            let mut typed_fields = fields.to_vec();
+            declared.sort_unstable();
+            typed_fields.sort_unstable();
+            assert_eq!(
+                declared, typed_fields,
+                "`{name}`: spec and type name other arguments"
+            );
+            let all: Args = action
+                .args()
+                .iter()
+                .map(|s| (s.name.to_string(), sample(s.kind)))
+                .collect();
+            read(&all).unwrap_or_else(|e| panic!("`{name}` every argument: {e}"));
+            let required: Args = action
+                .args()
+                .iter()
+                .filter(|s| s.required)
+                .map(|s| (s.name.to_string(), sample(s.kind)))
+                .collect();
+            read(&required).unwrap_or_else(|e| panic!("`{name}` required only: {e}"));
+            for missing in action.args().iter().filter(|s| s.required) {
+                let mut short = required.clone();
+                short.remove(missing.name);
+                assert!(
+                    read(&short).is_err(),
+                    "`{name}`: `{}` is required by the spec, optional in the type",
+                    missing.name
+                );
+            }
+        }
+    }
 }

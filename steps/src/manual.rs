@@ -5,6 +5,12 @@ use async_trait::async_trait;
 use engine::{Action, ArgKind, ArgSpec, Args, Effect, Outputs, StepCtx, StepError};
 use serde_json::{json, Value as Json};
 
+/// `manual.confirm`'s arguments (`crate::args::typed`).
+#[derive(Debug, serde::Deserialize)]
+pub struct ConfirmArgs {
+    pub instructions: String,
+}
+
 #[derive(Debug)]
 pub struct Confirm;
 
@@ -37,10 +43,9 @@ impl Action for Confirm {
     }
     fn gate(&self, args: &Args) -> Option<String> {
         Some(
-            args.get("instructions")
-                .and_then(Json::as_str)
-                .unwrap_or_default()
-                .to_string(),
+            crate::args::typed::<ConfirmArgs>(self.name(), args)
+                .map(|a| a.instructions)
+                .unwrap_or_default(),
         )
     }
     async fn probe(&self, _: &StepCtx, _: &Args) -> Result<Json, StepError> {

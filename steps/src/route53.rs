@@ -2,6 +2,7 @@
 //! update under the HealthCheckVersion lock, optionally wait for the health Route53
 //! reports) and `route53.health-check-status` (read).
 
+use serde::Deserialize;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -9,11 +10,30 @@ use aws_sdk_route53::error::ProvideErrorMetadata;
 use engine::{Action, ArgKind, ArgSpec, Args, Effect, Outputs, StepCtx, StepError};
 use serde_json::{json, Value as Json};
 
-use crate::args::{dur_arg, req_str, str_arg};
+use crate::args::{dur_arg, str_arg, typed, Human};
 use crate::clients::{aws_config, site_config};
 
-fn check_id(ctx: &StepCtx, args: &Args) -> Result<String, StepError> {
-    if let Some(id) = str_arg(args, "health_check_id") {
+/// `route53.set-health-check-path`'s arguments (`crate::args::typed`).
+#[derive(Debug, Deserialize)]
+pub struct SetPathArgs {
+    pub path: String,
+    #[serde(default)]
+    pub health_check_id: Option<String>,
+    #[serde(default)]
+    pub wait_for: Option<String>,
+    #[serde(default)]
+    pub poll: Option<Human>,
+}
+
+/// `route53.health-check-status`'s arguments.
+#[derive(Debug, Deserialize)]
+pub struct StatusArgs {
+    #[serde(default)]
+    pub health_check_id: Option<String>,
+}
+
+fn check_id(ctx: &StepCtx, given: Option<&str>) -> Result<String, StepError> {
+    if let Some(id) = given {
         return Ok(id.to_string());
     }
     let (site, cfg) = site_config(ctx)?;
@@ -137,7 +157,7 @@ impl Action for SetPath {
         dur_arg(args, "poll", Duration::from_secs(30)).unwrap_or(Duration::from_secs(30))
     }
     fn describe(&self, ctx: &StepCtx, args: &Args) -> Vec<String> {
-        let id = check_id(ctx, args).unwrap_or_else(|e| e.message);
+        let id = check_id(ctx, str_arg(args, "health_check_id")).unwrap_or_else(|e| e.message);
         let mut lines = vec![
             format!("Route53 GetHealthCheck(HealthCheckId={id}) (record the path and version)"),
             format!("Route53 UpdateHealthCheck(HealthCheckId={id}, ResourcePath={}, HealthCheckVersion=<read>)", str_arg(args, "path").unwrap_or("?")),
@@ -187,24 +207,27 @@ impl Action for SetPath {
         ))
     }
     async fn probe(&self, ctx: &StepCtx, args: &Args) -> Result<Json, StepError> {
-        read(ctx, &check_id(ctx, args)?).await
+        let a: SetPathArgs = typed(self.name(), args)?;
+        read(ctx, &check_id(ctx, a.health_check_id.as_deref())?).await
     }
     async fn prepare(&self, ctx: &StepCtx, args: &Args) -> Result<Outputs, StepError> {
-        if let Some(w) = str_arg(args, "wait_for") {
+        let a: SetPathArgs = typed(self.name(), args)?;
+        if let Some(w) = &a.wait_for {
             if w != "healthy" && w != "unhealthy" {
                 return Err(StepError::permanent(format!(
                     "`wait_for` must be `healthy` or `unhealthy`, not `{w}`"
                 )));
             }
         }
-        let v = read(ctx, &check_id(ctx, args)?).await?;
+        let v = read(ctx, &check_id(ctx, a.health_check_id.as_deref())?).await?;
         let mut out = Outputs::new();
         out.insert("previous_path".into(), v["path"].clone());
         Ok(out)
     }
     async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
-        let id = check_id(ctx, args)?;
-        let path = req_str(args, "path")?;
+        let a: SetPathArgs = typed(self.name(), args)?;
+        let id = check_id(ctx, a.health_check_id.as_deref())?;
+        let path = a.path.as_str();
         let r53 = client(ctx).await?;
         // Read the version, update under it; one more try if someone else changed it in between.
         for attempt in 0..2 {
@@ -293,16 +316,18 @@ impl Action for Status {
         Duration::from_secs(120)
     }
     fn describe(&self, ctx: &StepCtx, args: &Args) -> Vec<String> {
-        let id = check_id(ctx, args).unwrap_or_else(|e| e.message);
+        let id = check_id(ctx, str_arg(args, "health_check_id")).unwrap_or_else(|e| e.message);
         vec![format!(
             "Route53 GetHealthCheck + GetHealthCheckStatus(HealthCheckId={id})"
         )]
     }
     async fn probe(&self, ctx: &StepCtx, args: &Args) -> Result<Json, StepError> {
-        read(ctx, &check_id(ctx, args)?).await
+        let a: StatusArgs = typed(self.name(), args)?;
+        read(ctx, &check_id(ctx, a.health_check_id.as_deref())?).await
     }
     async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
-        Ok(read(ctx, &check_id(ctx, args)?)
+        let a: StatusArgs = typed(self.name(), args)?;
+        Ok(read(ctx, &check_id(ctx, a.health_check_id.as_deref())?)
             .await?
             .as_object()
             .cloned()

@@ -28,6 +28,10 @@ use engine::{Action, ArgSpec, Args, Effect, Outputs, StepCtx, StepError};
 use serde_json::{json, Value as Json};
 
 use crate::clients::aws_config;
+
+/// `route53.serving-site` takes no arguments.
+#[derive(Debug, serde::Deserialize)]
+pub struct NoArgs {}
 use crate::route53::r53_error;
 
 /// One record of the failover pair, as read.
@@ -183,7 +187,7 @@ pub async fn read(ctx: &StepCtx) -> Result<Json, StepError> {
 }
 
 async fn read_now(ctx: &StepCtx) -> Result<Json, StepError> {
-    let aws = ctx.env.aws.clone().unwrap_or_default();
+    let aws = crate::config::aws(&ctx.env).cloned().unwrap_or_default();
     let (Some(zone), Some(domain)) = (aws.hosted_zone_id.clone(), aws.client_domain.clone()) else {
         return Err(StepError::permanent(
             "which site serves cannot be read: the environment file's `aws:` section names no `hosted_zone_id` and `client_domain` (the Route53 hosted zone and the client domain with the failover record pair)",
@@ -215,8 +219,7 @@ async fn read_now(ctx: &StepCtx) -> Result<Json, StepError> {
         };
         let hc = rs.health_check_id().map(str::to_string);
         let site = hc.as_ref().and_then(|id| {
-            ctx.env
-                .site_configs
+            crate::config::sites(&ctx.env)
                 .iter()
                 .find(|(_, c)| c.route53.as_ref().is_some_and(|r| &r.health_check_id == id))
                 .map(|(n, _)| n.clone())
@@ -367,7 +370,7 @@ impl Action for ServingSite {
         Duration::from_secs(60)
     }
     fn describe(&self, ctx: &StepCtx, _: &Args) -> Vec<String> {
-        let aws = ctx.env.aws.clone().unwrap_or_default();
+        let aws = crate::config::aws(&ctx.env).cloned().unwrap_or_default();
         vec![format!(
             "Route53 ListResourceRecordSets(HostedZoneId={}, {}) + GetHealthCheckStatus of each failover record's check + TestDNSAnswer",
             aws.hosted_zone_id.as_deref().unwrap_or("<aws.hosted_zone_id not set>"),

@@ -6,16 +6,19 @@ use async_trait::async_trait;
 use engine::{Action, ArgKind, ArgSpec, Args, Effect, Outputs, StepCtx, StepError};
 use serde_json::{json, Value as Json};
 
+use crate::args::{typed, Human};
+
 #[derive(Debug)]
 pub struct Wait;
 
+/// `wait`'s arguments (`crate::args::typed`).
+#[derive(Debug, serde::Deserialize)]
+pub struct WaitArgs {
+    pub duration: Human,
+}
+
 fn duration(args: &Args) -> Result<Duration, StepError> {
-    let text = args
-        .get("duration")
-        .and_then(Json::as_str)
-        .unwrap_or_default();
-    humantime::parse_duration(text)
-        .map_err(|e| StepError::permanent(format!("bad duration `{text}`: {e}")))
+    Ok(typed::<WaitArgs>("wait", args)?.duration.0)
 }
 
 #[async_trait]

@@ -3,14 +3,16 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use crate::config::{IspnApi, IspnTransport};
 use async_trait::async_trait;
-use engine::env::IspnTransport;
 use engine::{Action, ArgKind, ArgSpec, Args, Effect, Outputs, StepCtx, StepError};
 use serde_json::{json, Value as Json};
 
 use super::calls::Op;
 use super::Transport;
-use crate::args::{caches_arg, dur_arg, int_arg, req_str};
+use serde::Deserialize;
+
+use crate::args::{caches_arg, dur_arg, int_arg, req_str, typed, Human};
 
 /// What the plan shows: the calls, computed from the environment file alone.
 enum Target {
@@ -33,7 +35,7 @@ fn target(ctx: &StepCtx) -> Target {
     let Some(site) = ctx.site.as_ref() else {
         return Target::Unknown("(no site)".into());
     };
-    let Some(cfg) = ctx.env.site_configs.get(&site.name) else {
+    let Some(cfg) = crate::config::sites(&ctx.env).get(&site.name) else {
         return Target::Unknown(format!(
             "(site `{}` not in the environment file)",
             site.name
@@ -58,8 +60,8 @@ fn target(ctx: &StepCtx) -> Target {
                 Some((api, why)) => format!(
                     "{} routes: {why}",
                     match api {
-                        engine::env::IspnApi::V14 => "v14",
-                        engine::env::IspnApi::V15 => "v15",
+                        IspnApi::V14 => "v14",
+                        IspnApi::V15 => "v15",
                     }
                 ),
                 None => "routes by the server's version, read at run time (GET /rest/v2/server): Infinispan 14 has /rest/v2/cache-managers/default, 15+ /rest/v2/container".into(),
@@ -166,6 +168,79 @@ const POLL: ArgSpec = ArgSpec::optional(
     "longest pause between status checks (default 2s)",
 );
 
+// Typed arguments, one struct per action (`crate::args::typed`); the specs above are
+// what the loader checks, and a test keeps the two alike.
+
+/// The caches named: `cache` (one) or `caches` (a list); `None`: every cache.
+fn which(cache: &Option<String>, caches: &Option<Vec<String>>) -> Option<Vec<String>> {
+    cache.clone().map(|c| vec![c]).or_else(|| caches.clone())
+}
+
+/// `infinispan.site-status`, `infinispan.cancel-push-state`.
+#[derive(Debug, Deserialize)]
+pub struct BackupArgs {
+    pub backup: String,
+    #[serde(default)]
+    pub cache: Option<String>,
+    #[serde(default)]
+    pub caches: Option<Vec<String>>,
+}
+
+/// `infinispan.take-offline`, `infinispan.bring-online`.
+#[derive(Debug, Deserialize)]
+pub struct SetBackupArgs {
+    pub backup: String,
+    #[serde(default)]
+    pub cache: Option<String>,
+    #[serde(default)]
+    pub caches: Option<Vec<String>>,
+    #[serde(default)]
+    pub poll: Option<Human>,
+}
+
+/// `infinispan.clear-caches`.
+#[derive(Debug, Deserialize)]
+pub struct ClearArgs {
+    #[serde(default)]
+    pub cache: Option<String>,
+    #[serde(default)]
+    pub caches: Option<Vec<String>>,
+}
+
+/// `infinispan.push-state`.
+#[derive(Debug, Deserialize)]
+pub struct PushArgs {
+    pub backup: String,
+    #[serde(default)]
+    pub cache: Option<String>,
+    #[serde(default)]
+    pub caches: Option<Vec<String>>,
+    #[serde(default)]
+    pub max_repush: Option<i64>,
+    #[serde(default)]
+    pub poll: Option<Human>,
+}
+
+/// `infinispan.clear-push-state-status`.
+#[derive(Debug, Deserialize)]
+pub struct ClearStatusArgs {
+    #[serde(default)]
+    pub cache: Option<String>,
+    #[serde(default)]
+    pub caches: Option<Vec<String>>,
+    #[serde(default)]
+    pub backup: Option<String>,
+}
+
+/// `infinispan.sync-state`.
+#[derive(Debug, Deserialize)]
+pub struct SyncArgs {
+    pub other: String,
+    pub caches: Vec<String>,
+    #[serde(default)]
+    pub max_keys: Option<i64>,
+}
+
 /// Site, backup and status first: error messages quote the beginning of an observation.
 fn status_json(st: &super::XStatus, site: &str, backup: &str) -> Json {
     let mut v = json!({"site": site, "backup": backup, "status": st.overall, "caches": st.caches});
@@ -176,9 +251,10 @@ fn status_json(st: &super::XStatus, site: &str, backup: &str) -> Json {
 }
 
 async fn observe(ctx: &StepCtx, args: &Args) -> Result<Json, StepError> {
-    let backup = &super::xsite_name(ctx, req_str(args, "backup")?);
+    let a: BackupArgs = typed("infinispan.site-status", args)?;
+    let backup = &super::xsite_name(ctx, &a.backup);
     let t = Transport::for_step(ctx).await?;
-    let caches = caches_arg(args);
+    let caches = which(&a.cache, &a.caches);
     let st = t.status(backup, caches.as_deref()).await?;
     Ok(status_json(&st, t.site(), backup))
 }
@@ -327,11 +403,12 @@ impl Action for SetBackup {
         true
     }
     async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
-        let backup = &super::xsite_name(ctx, req_str(args, "backup")?);
+        let a: SetBackupArgs = typed(self.name(), args)?;
+        let backup = &super::xsite_name(ctx, &a.backup);
         let t = Transport::for_step(ctx).await?;
         // Some node refused a take-offline: not yet offline; the status poll that
         // follows issues it again.
-        let results = act_on_caches(&t, backup, self.action(), caches_arg(args), |e| {
+        let results = act_on_caches(&t, backup, self.action(), which(&a.cache, &a.caches), |e| {
             !self.online && super::not_yet_offline(&e.message)
         })
         .await?;
@@ -438,9 +515,10 @@ impl Action for ClearCaches {
     // clear found in doubt is therefore left to the operator, whose `--retry-step`
     // checks the offline precondition again before clearing again.
     async fn probe(&self, ctx: &StepCtx, args: &Args) -> Result<Json, StepError> {
+        let a: ClearArgs = typed(self.name(), args)?;
         let t = Transport::for_step(ctx).await?;
         let mut sizes = serde_json::Map::new();
-        for c in caches_arg(args).unwrap_or_default() {
+        for c in which(&a.cache, &a.caches).unwrap_or_default() {
             if let Some(n) = t.size(&c).await? {
                 sizes.insert(c, json!(n));
             }
@@ -448,7 +526,8 @@ impl Action for ClearCaches {
         Ok(json!({"site": t.site(), "sizes": sizes}))
     }
     async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
-        let caches = caches_arg(args)
+        let a: ClearArgs = typed(self.name(), args)?;
+        let caches = which(&a.cache, &a.caches)
             .ok_or_else(|| StepError::permanent("name the caches to clear: `cache` or `caches`"))?;
         let t = Transport::for_step(ctx).await?;
         for c in &caches {
@@ -559,9 +638,10 @@ impl Action for PushState {
         Some(parts.join("; "))
     }
     async fn probe(&self, ctx: &StepCtx, args: &Args) -> Result<Json, StepError> {
-        let backup = &super::xsite_name(ctx, req_str(args, "backup")?);
+        let a: PushArgs = typed(self.name(), args)?;
+        let backup = &super::xsite_name(ctx, &a.backup);
         let t = Transport::for_step(ctx).await?;
-        let caches = match caches_arg(args) {
+        let caches = match which(&a.cache, &a.caches) {
             Some(c) => c,
             None => t.caches(backup).await?,
         };
@@ -570,11 +650,14 @@ impl Action for PushState {
         Ok(json!({"site": t.site(), "backup": backup, "status": st.overall, "push": push}))
     }
     async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
-        let backup = &super::xsite_name(ctx, req_str(args, "backup")?);
-        let max = int_arg(args, "max_repush").unwrap_or(3).max(0) as u32;
-        let cap = ctx.env.scaled_pause(self.poll_interval(args));
+        let a: PushArgs = typed(self.name(), args)?;
+        let backup = &super::xsite_name(ctx, &a.backup);
+        let max = a.max_repush.unwrap_or(3).max(0) as u32;
+        let cap = ctx
+            .env
+            .scaled_pause(a.poll.map_or(Duration::from_secs(5), |p| p.0));
         let t = Transport::for_step(ctx).await?;
-        let explicit = caches_arg(args);
+        let explicit = which(&a.cache, &a.caches);
         let caches = match &explicit {
             Some(c) => c.clone(),
             None => t.caches(backup).await?,
@@ -718,9 +801,10 @@ impl Action for CancelPushState {
         )
     }
     async fn probe(&self, ctx: &StepCtx, args: &Args) -> Result<Json, StepError> {
-        let backup = &super::xsite_name(ctx, req_str(args, "backup")?);
+        let a: BackupArgs = typed(self.name(), args)?;
+        let backup = &super::xsite_name(ctx, &a.backup);
         let t = Transport::for_step(ctx).await?;
-        let caches = match caches_arg(args) {
+        let caches = match which(&a.cache, &a.caches) {
             Some(c) => c,
             None => t.caches(backup).await?,
         };
@@ -728,10 +812,11 @@ impl Action for CancelPushState {
         Ok(json!({"site": t.site(), "backup": backup, "push": push}))
     }
     async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
-        let backup = &super::xsite_name(ctx, req_str(args, "backup")?);
+        let a: BackupArgs = typed(self.name(), args)?;
+        let backup = &super::xsite_name(ctx, &a.backup);
         let t = Transport::for_step(ctx).await?;
-        let results =
-            act_on_caches(&t, backup, "cancel-push-state", caches_arg(args), |_| false).await?;
+        let caches = which(&a.cache, &a.caches);
+        let results = act_on_caches(&t, backup, "cancel-push-state", caches, |_| false).await?;
         let mut out = Outputs::new();
         out.insert("results".into(), json!(results));
         Ok(out)
@@ -809,13 +894,11 @@ impl Action for ClearPushStateStatus {
         })
     }
     async fn probe(&self, ctx: &StepCtx, args: &Args) -> Result<Json, StepError> {
+        let a: ClearStatusArgs = typed(self.name(), args)?;
         let t = Transport::for_step(ctx).await?;
-        let caches = match caches_arg(args) {
+        let caches = match which(&a.cache, &a.caches) {
             Some(c) => c,
-            None => {
-                t.caches(crate::args::str_arg(args, "backup").unwrap_or(""))
-                    .await?
-            }
+            None => t.caches(a.backup.as_deref().unwrap_or("")).await?,
         };
         let mut push = serde_json::Map::new();
         for c in caches {
@@ -824,13 +907,11 @@ impl Action for ClearPushStateStatus {
         Ok(json!({"site": t.site(), "push": push}))
     }
     async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
+        let a: ClearStatusArgs = typed(self.name(), args)?;
         let t = Transport::for_step(ctx).await?;
-        let caches = match caches_arg(args) {
+        let caches = match which(&a.cache, &a.caches) {
             Some(c) => c,
-            None => {
-                t.caches(crate::args::str_arg(args, "backup").unwrap_or(""))
-                    .await?
-            }
+            None => t.caches(a.backup.as_deref().unwrap_or("")).await?,
         };
         for c in caches {
             t.clear_push_status(&c).await?;
@@ -965,9 +1046,9 @@ impl Action for SyncState {
         vec![format!("read x-site status {site}→{other} and {other}→{site}, and every cache's keys on both sites (GET /rest/v2/caches/{{cache}}?action=keys&limit=N)")]
     }
     async fn probe(&self, ctx: &StepCtx, args: &Args) -> Result<Json, StepError> {
-        let other = req_str(args, "other")?;
-        let caches = crate::args::list_arg(args, "caches").unwrap_or_default();
-        let bound = int_arg(args, "max_keys").map_or(MAX_KEYS, |n| n.max(0) as usize);
+        let a: SyncArgs = typed(self.name(), args)?;
+        let (other, caches) = (a.other.as_str(), a.caches);
+        let bound = a.max_keys.map_or(MAX_KEYS, |n| n.max(0) as usize);
         let here = Transport::for_step(ctx).await?;
         let mut other_ctx = ctx.clone();
         other_ctx.site = Some(engine::Site {

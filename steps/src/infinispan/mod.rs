@@ -10,7 +10,7 @@ pub mod view;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use engine::env::IspnTransport;
+use crate::config::IspnTransport;
 use engine::{StepCtx, StepError};
 use reqwest::Method;
 use serde_json::{json, Value as Json};
@@ -26,8 +26,7 @@ pub enum Transport {
 /// `infinispan.site_name`, else its key. Backup sites in paths, CLI commands and
 /// push-status answers are Infinispan's names.
 pub fn xsite_name(ctx: &StepCtx, key: &str) -> String {
-    ctx.env
-        .site_configs
+    crate::config::sites(&ctx.env)
         .get(key)
         .and_then(|c| c.infinispan.as_ref())
         .and_then(|i| i.site_name.clone())

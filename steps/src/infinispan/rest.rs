@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
-use engine::env::{AuthScheme, InfinispanConfig, IspnApi};
+use crate::config::{AuthScheme, InfinispanConfig, IspnApi};
 use engine::{StepCtx, StepError};
 
 use crate::clients::{credentials, env_path, install_crypto};

@@ -119,7 +119,7 @@ pub async fn run(env_file: &Path, yaml: &str, params: &[(&str, &str)]) -> (Outco
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     let (params, secrets) = engine::params::resolve(&runbook, &given, |_| None).unwrap();
-    let env = Environment::load(env_file).unwrap();
+    let env = Environment::load(env_file, &steps::config::Schema).unwrap();
     let jdir = tempfile::tempdir().unwrap();
     let journal = Journal::open(jdir.path()).unwrap();
     let services = Services {
