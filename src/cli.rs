@@ -23,9 +23,14 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct Global {
-    /// The journal directory [default: a per-user data directory]
-    #[arg(long, global = true, env = "RUNBOOK_JOURNAL", value_name = "DIR")]
+    /// The journal: a directory (sled), or a postgres:// URL shared by a team
+    /// [default: the environment file's `journal:`, else a per-user data directory]
+    #[arg(long, global = true, env = "RUNBOOK_JOURNAL", value_name = "DIR|URL")]
     pub journal: Option<PathBuf>,
+    /// How long a driver's lease on its sites lasts without renewal (PostgreSQL
+    /// journal); the driver renews it every third of that
+    #[arg(long, global = true, env = "RUNBOOK_LEASE_TTL", value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub lease_ttl: std::time::Duration,
     /// The environment file describing the sites
     #[arg(long = "env", global = true, env = "RUNBOOK_ENV", value_name = "FILE")]
     pub env_file: Option<PathBuf>,

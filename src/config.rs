@@ -15,6 +15,10 @@ pub struct Config {
     /// Where the journal is: every verb opens it through [`Config::open_journal`] or
     /// [`Config::try_journal`], nowhere else.
     pub journal: Location,
+    /// The database, when the journal is a postgres:// URL.
+    pub journal_db: Option<pgstore::Target>,
+    /// A driver's lease on its sites (PostgreSQL journal).
+    pub lease_ttl: std::time::Duration,
     /// The journal was chosen with --journal / RUNBOOK_JOURNAL (not the default).
     pub journal_given: bool,
     pub env_file: Option<PathBuf>,
@@ -25,16 +29,23 @@ pub struct Config {
 
 impl Config {
     pub fn from_global(g: &Global) -> CliResult<Config> {
-        let journal = match &g.journal {
-            Some(d) => Location::parse(&d.to_string_lossy()).map_err(invalid)?,
-            None => Location::Dir(
-                dirs::data_dir()
-                    .map(|d| d.join("runbook").join("journal"))
-                    .ok_or_else(|| {
-                        invalid(anyhow::anyhow!(
-                            "no per-user data directory here: give --journal DIR"
-                        ))
-                    })?,
+        let given = match &g.journal {
+            Some(d) => Some(d.to_string_lossy().into_owned()),
+            None => g.env_file.as_deref().and_then(journal_in_env_file),
+        };
+        let (journal, journal_db) = match &given {
+            Some(text) => locate(text)?,
+            None => (
+                Location::Dir(
+                    dirs::data_dir()
+                        .map(|d| d.join("runbook").join("journal"))
+                        .ok_or_else(|| {
+                            invalid(anyhow::anyhow!(
+                                "no per-user data directory here: give --journal DIR"
+                            ))
+                        })?,
+                ),
+                None,
             ),
         };
         if let Some(dir) = &g.runbooks {
@@ -46,8 +57,10 @@ impl Config {
             }
         }
         Ok(Config {
-            journal_given: g.journal.is_some(),
+            journal_given: given.is_some(),
             journal,
+            journal_db,
+            lease_ttl: g.lease_ttl,
             env_file: g.env_file.clone(),
             catalog: Catalog::new(crate::builtin::runbooks(), g.runbooks.clone()),
             registry: Arc::new(steps::registry()),
@@ -73,6 +86,12 @@ impl Config {
         };
         Ok(Config {
             journal,
+            journal_db: if self.journal_given {
+                self.journal_db.clone()
+            } else {
+                None
+            },
+            lease_ttl: self.lease_ttl,
             journal_given: self.journal_given,
             env_file: Some(env_file.to_path_buf()),
             catalog: self.catalog.clone(),
@@ -94,8 +113,20 @@ impl Config {
     /// milliseconds is waited out, for up to 5 s; a process driving a run is not, and
     /// is named.
     pub fn open_journal(&self) -> CliResult<Journal> {
-        Journal::open_patiently(&self.journal, std::time::Duration::from_secs(5))
-            .map_err(from_journal_error)
+        self.journal_now(true).map_err(from_journal_error)
+    }
+
+    fn journal_now(&self, patient: bool) -> Result<Journal, JournalError> {
+        match &self.journal_db {
+            Some(db) => {
+                let store = pgstore::PgStore::open(db, self.lease_ttl)?;
+                Ok(Journal::over(Arc::new(store), self.journal.clone()))
+            }
+            None if patient => {
+                Journal::open_patiently(&self.journal, std::time::Duration::from_secs(5))
+            }
+            None => Journal::open_at(&self.journal),
+        }
     }
 
     /// Open the journal for a verb that can fall back on live snapshots when it is
@@ -104,7 +135,7 @@ impl Config {
         if !self.journal.exists() {
             return None;
         }
-        Some(Journal::open_at(&self.journal))
+        Some(self.journal_now(false))
     }
 
     /// Where the driving process publishes live snapshots, for readers.
@@ -113,4 +144,24 @@ impl Config {
             .live_dir()
             .map(|d| engine::live::LiveDir::new(&d))
     }
+}
+
+/// A journal as the operator wrote it: a postgres:// URL or a directory.
+pub fn locate(text: &str) -> CliResult<(Location, Option<pgstore::Target>)> {
+    if pgstore::Target::is_url(text) {
+        let t = pgstore::Target::parse(text).map_err(invalid)?;
+        return Ok((Location::Remote(t.shown().to_string()), Some(t)));
+    }
+    Ok((Location::parse(text).map_err(invalid)?, None))
+}
+
+/// The environment file's top-level `journal:`, if it has one (the file is read in full,
+/// and checked, later).
+fn journal_in_env_file(path: &std::path::Path) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Top {
+        journal: Option<String>,
+    }
+    let text = std::fs::read_to_string(path).ok()?;
+    serde_yaml::from_str::<Top>(&text).ok()?.journal
 }

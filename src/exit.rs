@@ -74,7 +74,13 @@ pub fn from_run_error(e: engine::runner::RunError) -> CliError {
     use engine::journal::JournalError;
     use engine::runner::RunError;
     let code = match &e {
-        RunError::Journal(JournalError::Busy { .. } | JournalError::SiteHeld { .. }) => Code::Busy,
+        RunError::Journal(
+            JournalError::Busy { .. }
+            | JournalError::SiteHeld { .. }
+            | JournalError::LeaseHeld { .. }
+            | JournalError::Fenced { .. }
+            | JournalError::Unreachable { .. },
+        ) => Code::Busy,
         RunError::Journal(JournalError::UnknownRun(_)) => Code::Invalid,
         RunError::Journal(_) | RunError::Damaged { .. } => Code::Failed,
         RunError::Plan(_)

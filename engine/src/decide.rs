@@ -360,6 +360,7 @@ mod tests {
         Event::Resumed {
             by: Actor::default(),
             runbook_changed: false,
+            took_over_from: None,
             at: 4,
         }
     }

@@ -154,6 +154,10 @@ pub enum Event {
         by: Actor,
         /// The runbook's current text differs from the pinned one (which is used).
         runbook_changed: bool,
+        /// The run was in progress, not halted: its driver stopped (a crash, a lost
+        /// machine, an expired lease) and `by` took it over from this one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        took_over_from: Option<Actor>,
         at: u64,
     },
     OperatorApproved {

@@ -12,9 +12,15 @@
 //!   (completed, aborted, refused), atomically.
 //! - **Orphans.** Locks of a run whose process died before its first event, found
 //!   when a run starts, are released.
+//! - **Leases.** A store with expiring leases (PostgreSQL) hands the driver an epoch
+//!   and a time to live. The journal remembers when it last renewed (on the monotonic
+//!   clock), carries the epoch on every append, renews in the background
+//!   ([`Journal::renew`]), and [`Journal::confirm`] is called right before every
+//!   effect: past two thirds of the time to live it renews first, and a lease that
+//!   cannot be renewed stops the run before the effect.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::event::{now_ms, Actor, Event};
@@ -22,7 +28,7 @@ use crate::id::RunId;
 use crate::lock::LockRecord;
 use crate::model::Effect;
 use crate::state::RunState;
-use crate::store::{sled::SledStore, Append, NewRunRecord, Store};
+use crate::store::{sled::SledStore, Append, Lease, NewRunRecord, Store};
 pub use crate::store::{JournalError, Location, RunSummary};
 
 /// The start of a read-only step: no effect waits on its record (see the module doc).
@@ -44,11 +50,22 @@ fn ends_run(event: &Event) -> bool {
     )
 }
 
+/// The lease this process holds on the run it drives.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    run: RunId,
+    lease: Lease,
+    /// When the lease was last granted or renewed: the request's start, so the
+    /// validity counted here never outlasts the store's.
+    since: Instant,
+}
+
 /// An open journal.
 #[derive(Debug, Clone)]
 pub struct Journal {
     store: Arc<dyn Store>,
     location: Location,
+    held: Arc<Mutex<Option<Held>>>,
 }
 
 impl Journal {
@@ -60,11 +77,14 @@ impl Journal {
     pub fn open_at(location: &Location) -> Result<Journal, JournalError> {
         let store: Arc<dyn Store> = match location {
             Location::Dir(dir) => Arc::new(SledStore::open(dir)?),
+            Location::Remote(shown) => {
+                return Err(JournalError::Open {
+                    dir: PathBuf::from(shown),
+                    message: "a database journal is opened by its store (Journal::over)".into(),
+                })
+            }
         };
-        Ok(Journal {
-            store,
-            location: location.clone(),
-        })
+        Ok(Journal::over(store, location.clone()))
     }
 
     /// Open (or create) the sled journal in `dir`.
@@ -77,7 +97,11 @@ impl Journal {
 
     /// A journal over a store already open.
     pub fn over(store: Arc<dyn Store>, location: Location) -> Journal {
-        Journal { store, location }
+        Journal {
+            store,
+            location,
+            held: Arc::default(),
+        }
     }
 
     /// Open, waiting out a reader: `runbook status` in another terminal holds a sled
@@ -132,14 +156,64 @@ impl Journal {
         self.clear_orphan_locks()?;
         let mut state = RunState::default();
         state.apply(event);
-        self.store.create_run(NewRunRecord {
+        let asked = Instant::now();
+        let (run, lease) = self.store.create_run(NewRunRecord {
             sites,
             runbook,
             holder,
             since: now_ms(),
             event,
             state: &state,
-        })
+        })?;
+        self.hold(run, lease, asked);
+        Ok(run)
+    }
+
+    fn hold(&self, run: RunId, lease: Lease, since: Instant) {
+        *self.held.lock().unwrap_or_else(|p| p.into_inner()) = Some(Held { run, lease, since });
+    }
+
+    fn held(&self, run: RunId) -> Option<Held> {
+        let h = *self.held.lock().unwrap_or_else(|p| p.into_inner());
+        h.filter(|h| h.run == run)
+    }
+
+    /// The lease this process holds, if any: (run, its time to live).
+    pub fn lease(&self) -> Option<(RunId, Duration)> {
+        let h = (*self.held.lock().unwrap_or_else(|p| p.into_inner()))?;
+        Some((h.run, h.lease.ttl?))
+    }
+
+    /// Renew the lease on `run` now.
+    ///
+    /// # Errors
+    /// `Fenced`: another process holds the run's sites now; storage errors.
+    pub fn renew(&self, run: RunId) -> Result<(), JournalError> {
+        let Some(h) = self.held(run) else {
+            return Ok(());
+        };
+        let asked = Instant::now();
+        self.store.renew(run, h.lease.epoch)?;
+        self.hold(run, h.lease, asked);
+        Ok(())
+    }
+
+    /// Right before an effect of `run`: the lease is valid for at least a third of its
+    /// time to live (on the monotonic clock), renewing it first if need be.
+    ///
+    /// # Errors
+    /// The lease cannot be renewed: the effect must not start.
+    pub fn confirm(&self, run: RunId) -> Result<(), JournalError> {
+        let Some(h) = self.held(run) else {
+            return Ok(());
+        };
+        let Some(ttl) = h.lease.ttl else {
+            return Ok(());
+        };
+        if h.since.elapsed() < ttl.mul_f64(2.0 / 3.0) {
+            return Ok(());
+        }
+        self.renew(run)
     }
 
     /// Append event `seq` of `run` (already masked of secrets), with the run's new
@@ -163,6 +237,7 @@ impl Journal {
             summary,
             release_locks: ends_run(event),
             durable: !precedes_no_effect(event),
+            epoch: self.held(run).map_or(0, |h| h.lease.epoch),
         })
     }
 
@@ -224,6 +299,9 @@ impl Journal {
     /// `SiteHeld` naming the first site held by another run.
     pub fn acquire(&self, sites: &[String], record: &LockRecord) -> Result<(), JournalError> {
         self.clear_orphan_locks()?;
-        self.store.acquire(sites, record)
+        let asked = Instant::now();
+        let lease = self.store.acquire(sites, record)?;
+        self.hold(record.run_id, lease, asked);
+        Ok(())
     }
 }

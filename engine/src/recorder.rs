@@ -63,6 +63,14 @@ impl Recorder {
         &self.journal
     }
 
+    /// Right before an effect: this process still holds the run's lease.
+    ///
+    /// # Errors
+    /// It does not: the effect must not start.
+    pub fn confirm_lease(&self) -> Result<(), JournalError> {
+        self.journal.confirm(self.run)
+    }
+
     /// Make `event` durable. Returns only after the flush.
     ///
     /// # Errors

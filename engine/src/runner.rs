@@ -227,9 +227,12 @@ pub async fn resume(
     for ev in directive_events {
         recorder.record(ev)?;
     }
+    let took_over_from =
+        (state.status == crate::state::RunStatus::Running).then(|| state.driver.clone());
     recorder.record(Event::Resumed {
         by: actor.clone(),
         runbook_changed: notes.runbook_changed,
+        took_over_from,
         at: now_ms(),
     })?;
     tell_changes(services, &runbook, &notes);
@@ -327,6 +330,15 @@ pub fn abort(journal: Journal, run: RunId, reason: &str) -> Result<RunState, Run
     let events = journal.events(run)?;
     let state = RunState::fold(&run.to_string(), &events);
     check_resumable(&state)?;
+    // A run still driven elsewhere is not aborted under its driver (a lease store
+    // refuses while the driver's lease lasts).
+    let sites: Vec<String> = journal
+        .locks()?
+        .into_iter()
+        .filter(|(_, h)| h.run_id == run)
+        .map(|(site, _)| site)
+        .collect();
+    journal.acquire(&sites, &lock_record(run, &state.runbook, &Actor::current()))?;
     let recorder = Recorder::new(journal, run, &events, Redactor::default());
     recorder.record(Event::Aborted {
         reason: reason.to_string(),
@@ -392,10 +404,32 @@ async fn drive(
         templates: Arc::new(Templates::new()),
     });
     let publisher = recorder.spawn_live_publisher();
+    let renewer = spawn_renewer(recorder.journal().clone());
     let outcome = executor.drive().await;
+    if let Some(r) = renewer {
+        r.abort();
+    }
     publisher.abort();
     recorder.withdraw_live();
     Ok(outcome?)
+}
+
+/// Renew the driver's lease every third of its time to live while the run is driven
+/// (for stores whose leases expire). A renewal refused is not acted on here: the next
+/// `confirm` before an effect finds the lease stale and stops the run.
+fn spawn_renewer(journal: Journal) -> Option<tokio::task::JoinHandle<()>> {
+    let (run, ttl) = journal.lease()?;
+    Some(tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(ttl / 3).await;
+            let j = journal.clone();
+            match tokio::task::spawn_blocking(move || j.renew(run)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!("lease renewal of {run}: {e}"),
+                Err(_) => return,
+            }
+        }
+    }))
 }
 
 /// The value an earlier run recorded: the output `from.output` of step `from.step` in

@@ -488,6 +488,7 @@ mod tests {
         s.apply(&Event::Resumed {
             by: Actor::default(),
             runbook_changed: false,
+            took_over_from: None,
             at: 2,
         });
         assert_eq!(s.status, RunStatus::Running);

@@ -214,6 +214,8 @@ impl Executor {
     ) -> Result<Tried, JournalError> {
         let step_id = &self.step_of(item).id;
         let key = item.key.as_deref();
+        // The last check before the effect: this process still holds the run's sites.
+        self.recorder.confirm_lease()?;
         failpoint::hit("before-apply", step_id, key);
         self.observer.notice(Notice::Attempt {
             label: item.label.clone(),
@@ -270,6 +272,7 @@ impl Executor {
                     error: StepError::transient(msg),
                 })
             }
+            Verified::Fenced(e) => return Err(e),
             Verified::Interrupted => {
                 return Ok(Tried::Stop(ItemOutcome::Halt {
                     kind: HaltKind::Interrupted,

@@ -18,6 +18,8 @@ use crate::scope::{approx, postcondition_text, short};
 
 pub(super) enum Verified {
     Holds(Option<Json>),
+    /// The lease on the run's sites was lost: nothing more is issued.
+    Fenced(crate::journal::JournalError),
     /// Not within the deadline: what was expected and what was seen last.
     TimedOut(String),
     Interrupted,
@@ -153,6 +155,9 @@ impl Executor {
             }
             pause = (pause * 2).min(cap);
             if reissue {
+                if let Err(e) = self.recorder.confirm_lease() {
+                    return Verified::Fenced(e);
+                }
                 self.issue_again(item, deadline, prepared, &mut reissued)
                     .await;
             }

@@ -18,6 +18,7 @@ pub mod suite;
 
 use std::fmt::Debug;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -62,6 +63,8 @@ impl RunSummary {
 pub enum Location {
     /// A directory: the embedded sled store.
     Dir(PathBuf),
+    /// A database server, as shown to people (never with its password).
+    Remote(String),
 }
 
 impl Location {
@@ -87,6 +90,7 @@ impl Location {
     pub fn exists(&self) -> bool {
         match self {
             Location::Dir(d) => sled::SledStore::exists(d),
+            Location::Remote(_) => true,
         }
     }
 
@@ -95,6 +99,8 @@ impl Location {
     pub fn live_dir(&self) -> Option<PathBuf> {
         match self {
             Location::Dir(d) => Some(d.clone()),
+            // Every process reads a database server directly.
+            Location::Remote(_) => None,
         }
     }
 }
@@ -103,6 +109,7 @@ impl std::fmt::Display for Location {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Location::Dir(d) => write!(f, "{}", d.display()),
+            Location::Remote(shown) => f.write_str(shown),
         }
     }
 }
@@ -121,6 +128,19 @@ pub struct Append<'a> {
     /// Durable before `append` returns. When false, the next durable append (or
     /// [`Store::flush`]) makes it durable, in order.
     pub durable: bool,
+    /// The fencing epoch of the writer's lease on the run's sites (0: no lease, e.g.
+    /// a run that touches no site). A store with leases refuses an append whose epoch
+    /// is not the current one of every site the run holds.
+    pub epoch: u64,
+}
+
+/// A driver's hold on its run's sites: the fencing epoch its appends carry, and for
+/// how long the store keeps it without a renewal (`None`: for as long as this process
+/// has the store open, as with sled, which admits one process).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Lease {
+    pub epoch: u64,
+    pub ttl: Option<Duration>,
 }
 
 /// A run's first record: its id is handed out, its sites locked and its first event
@@ -143,7 +163,7 @@ pub trait Store: Send + Sync + Debug {
     ///
     /// # Errors
     /// `SiteHeld` naming the first site another run holds; storage errors.
-    fn create_run(&self, new: NewRunRecord<'_>) -> Result<RunId, JournalError>;
+    fn create_run(&self, new: NewRunRecord<'_>) -> Result<(RunId, Lease), JournalError>;
 
     /// Append one event at `append.seq`.
     ///
@@ -181,7 +201,17 @@ pub trait Store: Send + Sync + Debug {
     ///
     /// # Errors
     /// `SiteHeld` naming the first site held by another run.
-    fn acquire(&self, sites: &[String], record: &LockRecord) -> Result<(), JournalError>;
+    fn acquire(&self, sites: &[String], record: &LockRecord) -> Result<Lease, JournalError>;
+
+    /// Extend the lease of run `run` under `epoch` by its time to live.
+    ///
+    /// # Errors
+    /// `Fenced` when another process took the run's sites over (a newer epoch);
+    /// storage errors.
+    fn renew(&self, run: RunId, epoch: u64) -> Result<(), JournalError> {
+        let _ = (run, epoch);
+        Ok(())
+    }
 
     /// Release `site` if, and only if, run `run` holds it.
     ///
@@ -225,8 +255,27 @@ pub enum JournalError {
         seq: u64,
         why: &'static str,
     },
-    #[error("journal location `{scheme}://...` is not served by this build: give a directory")]
+    #[error("journal location `{scheme}://...` is not served by this build: give a directory or a postgres:// URL")]
     UnsupportedLocation { scheme: String },
+    #[error(
+        "run {run} is being driven by {} on {} (pid {}); its lease expires in {}: it can be resumed from elsewhere only after that",
+        holder.operator, holder.host, holder.pid, humantime::format_duration(*expires_in)
+    )]
+    LeaseHeld {
+        run: RunId,
+        holder: crate::event::Actor,
+        expires_in: Duration,
+    },
+    #[error(
+        "run {run}: this process no longer holds its sites: {} on {} (pid {}) took the run over; nothing more was done here",
+        holder.operator, holder.host, holder.pid
+    )]
+    Fenced {
+        run: RunId,
+        holder: crate::event::Actor,
+    },
+    #[error("the journal could not be reached for {waited:?}, past this driver's lease: stopped before any further effect ({last})")]
+    Unreachable { waited: Duration, last: String },
 }
 
 fn describe_holders(holders: &[RunState]) -> String {

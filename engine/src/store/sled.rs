@@ -12,7 +12,7 @@ use ::sled::transaction::{ConflictableTransactionError, TransactionError};
 use ::sled::CompareAndSwapError;
 
 use super::keys::{Key, LOCK, RUN};
-use super::{Append, JournalError, NewRunRecord, RunSummary, Store};
+use super::{Append, JournalError, Lease, NewRunRecord, RunSummary, Store};
 use crate::event::Event;
 use crate::id::RunId;
 use crate::lock::LockRecord;
@@ -159,7 +159,7 @@ fn lock_sites(
 }
 
 impl Store for SledStore {
-    fn create_run(&self, new: NewRunRecord<'_>) -> Result<RunId, JournalError> {
+    fn create_run(&self, new: NewRunRecord<'_>) -> Result<(RunId, Lease), JournalError> {
         let counter = Key::Meta("next_run_id".into()).encode();
         let event = json(b"E", new.event)?;
         let result = self.db.transaction(|tx| {
@@ -186,7 +186,7 @@ impl Store for SledStore {
         });
         let id = settle(result)?;
         self.db.flush()?;
-        Ok(id)
+        Ok((id, Lease::default()))
     }
 
     fn append(&self, a: Append<'_>) -> Result<(), JournalError> {
@@ -294,14 +294,14 @@ impl Store for SledStore {
         Ok(out)
     }
 
-    fn acquire(&self, sites: &[String], record: &LockRecord) -> Result<(), JournalError> {
+    fn acquire(&self, sites: &[String], record: &LockRecord) -> Result<Lease, JournalError> {
         let value = json(b"L", record)?;
         let result = self
             .db
             .transaction(|tx| lock_sites(tx, sites, record, &value));
         settle(result)?;
         self.db.flush()?;
-        Ok(())
+        Ok(Lease::default())
     }
 
     fn release(&self, site: &str, run: RunId) -> Result<(), JournalError> {

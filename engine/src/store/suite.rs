@@ -74,14 +74,16 @@ fn create(store: &dyn Store, sites: &[&str], runbook: &str) -> Result<RunId, Jou
     let event = created(runbook);
     let state = RunState::fold("new", [&event]);
     let sites: Vec<String> = sites.iter().map(|s| s.to_string()).collect();
-    store.create_run(NewRunRecord {
-        sites: &sites,
-        runbook,
-        holder: &Actor::current(),
-        since: 1,
-        event: &event,
-        state: &state,
-    })
+    store
+        .create_run(NewRunRecord {
+            sites: &sites,
+            runbook,
+            holder: &Actor::current(),
+            since: 1,
+            event: &event,
+            state: &state,
+        })
+        .map(|(id, _)| id)
 }
 
 fn append(store: &dyn Store, run: RunId, seq: u64, event: &Event) -> Result<(), JournalError> {
@@ -92,6 +94,7 @@ fn append(store: &dyn Store, run: RunId, seq: u64, event: &Event) -> Result<(), 
         summary: None,
         release_locks: false,
         durable: true,
+        epoch: 0,
     })
 }
 
@@ -118,6 +121,7 @@ pub fn append_read_back_and_index(open: Open<'_>) {
             summary: Some(&RunSummary::of(id, &state)),
             release_locks: true,
             durable: true,
+            epoch: 0,
         })
         .unwrap();
     assert_eq!(
@@ -166,6 +170,7 @@ pub fn appends_are_conditional(open: Open<'_>) {
         summary: Some(&RunSummary::of(id, &RunState::default())),
         release_locks: true,
         durable: true,
+        epoch: 0,
     });
     assert!(matches!(r, Err(JournalError::Conflict { .. })), "{r:?}");
     assert_eq!(store.events(id).unwrap()[1], skipped("a"));
@@ -202,8 +207,8 @@ pub fn locks_hold_and_release(open: Open<'_>) {
         since: 0,
     };
     let sites = ["site-a".to_string(), "site-b".to_string()];
-    // The same run takes its locks back (resume).
-    store.acquire(&sites, &holder(a)).unwrap();
+    // The same run takes its locks back (resume); its appends carry the new lease.
+    let lease = store.acquire(&sites, &holder(a)).unwrap();
     match store.acquire(&sites[1..], &holder(RunId(a.0 + 100))) {
         Err(JournalError::SiteHeld { site, holder }) => {
             assert_eq!((site.as_str(), holder.run_id), ("site-b", a));
@@ -225,6 +230,7 @@ pub fn locks_hold_and_release(open: Open<'_>) {
             summary: Some(&RunSummary::of(a, &RunState::default())),
             release_locks: true,
             durable: true,
+            epoch: lease.epoch,
         })
         .unwrap();
     assert!(store.locks().unwrap().is_empty());
@@ -243,6 +249,7 @@ pub fn deferred_appends_survive(open: Open<'_>) {
                 summary: None,
                 release_locks: false,
                 durable: false,
+                epoch: 0,
             })
             .unwrap();
         append(store.as_ref(), id, 2, &skipped("b")).unwrap();

@@ -34,6 +34,10 @@ pub struct EnvFile {
     /// it; here it is only a known key.
     #[serde(default, skip_serializing)]
     pub lab: Option<serde_yaml::Value>,
+    /// Where the journal is (a directory or a postgres:// URL): the CLI reads it when
+    /// neither `--journal` nor `RUNBOOK_JOURNAL` is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aws: Option<AwsConfig>,
     #[serde(default)]

@@ -1,0 +1,204 @@
+//! The PostgreSQL store against a real server: the storage suite every store runs,
+//! then what only a shared store has: leases, fencing, the schema's version.
+//!
+//! The server is the one the README's test command starts (`scripts/pg.sh`), named by
+//! `RUNBOOK_TEST_PG` (a URL without password) and `RUNBOOK_TEST_PGPASSWORD`. Each test
+//! works in a database of its own.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use engine::event::{Actor, Event};
+use engine::id::RunId;
+use engine::journal::JournalError;
+use engine::lock::LockRecord;
+use engine::state::RunState;
+use engine::store::{suite, Append, NewRunRecord, Store};
+use runbook_pgstore::{PgStore, Target};
+
+fn server() -> (String, String) {
+    let url = std::env::var("RUNBOOK_TEST_PG").expect(
+        "RUNBOOK_TEST_PG is not set: run the tests with `bash scripts/test.sh`, which starts a PostgreSQL server (scripts/pg.sh)",
+    );
+    let pw = std::env::var("RUNBOOK_TEST_PGPASSWORD").unwrap_or_default();
+    (url, pw)
+}
+
+/// A new, empty database on the test server, as a journal URL (no password in it).
+pub fn fresh_db() -> String {
+    let (url, pw) = server();
+    let mut admin = Target::parse(&url).unwrap().config;
+    admin.password(pw.clone());
+    let mut c = admin.connect(postgres::NoTls).unwrap();
+    let name = format!("t_{}_{}", std::process::id(), fastid());
+    c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+    let base = url.rsplit_once('/').unwrap().0;
+    format!("{base}/{name}?sslmode=disable")
+}
+
+fn fastid() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    t * 1000 + N.fetch_add(1, Ordering::SeqCst)
+}
+
+fn open(url: &str, ttl: Duration) -> PgStore {
+    let (_, pw) = server();
+    let mut t = Target::parse(url).unwrap();
+    t.config.password(pw);
+    PgStore::open(&t, ttl).unwrap()
+}
+
+#[test]
+fn the_storage_suite_passes_on_postgresql() {
+    for (name, case) in suite::CASES {
+        let url = fresh_db();
+        eprintln!("suite case: {name}");
+        case(&|| Arc::new(open(&url, Duration::from_secs(30))) as Arc<dyn Store>);
+    }
+}
+
+fn created() -> Event {
+    Event::RunCreated {
+        runbook: "x".into(),
+        title: "x".into(),
+        origin: "test".into(),
+        source: String::new(),
+        source_hash: String::new(),
+        params: Default::default(),
+        secret_params: vec![],
+        env_file: None,
+        env_digest: String::new(),
+        by: Actor::current(),
+        at: 1,
+    }
+}
+
+fn other_process() -> Actor {
+    Actor {
+        operator: "bob".into(),
+        host: "laptop-b".into(),
+        pid: 4242,
+    }
+}
+
+#[test]
+fn a_second_driver_waits_for_the_lease_and_the_first_is_fenced_after() {
+    let url = fresh_db();
+    let a = open(&url, Duration::from_millis(800));
+    let b = open(&url, Duration::from_millis(800));
+    let ev = created();
+    let state = RunState::fold("r", [&ev]);
+    let sites = vec!["site-b".to_string()];
+    let (run, lease_a) = a
+        .create_run(NewRunRecord {
+            sites: &sites,
+            runbook: "x",
+            holder: &Actor::current(),
+            since: 1,
+            event: &ev,
+            state: &state,
+        })
+        .unwrap();
+    let bob = LockRecord {
+        run_id: run,
+        runbook: "x".into(),
+        holder: other_process(),
+        since: 1,
+    };
+    // While A's lease lasts, B may not take the run over; B is told who and how long.
+    match b.acquire(&sites, &bob) {
+        Err(JournalError::LeaseHeld { run: r, holder, expires_in }) => {
+            assert_eq!(r, run);
+            assert_eq!(holder.host, Actor::current().host);
+            assert!(expires_in <= Duration::from_millis(800), "{expires_in:?}");
+        }
+        other => panic!("expected LeaseHeld, got {other:?}"),
+    }
+    // A new run on the same site is refused whatever the lease: the site is the run's.
+    let ev2 = created();
+    let r2 = b.create_run(NewRunRecord {
+        sites: &sites,
+        runbook: "y",
+        holder: &other_process(),
+        since: 2,
+        event: &ev2,
+        state: &state,
+    });
+    assert!(matches!(r2, Err(JournalError::SiteHeld { .. })), "{r2:?}");
+    std::thread::sleep(Duration::from_millis(900));
+    let lease_b = b.acquire(&sites, &bob).expect("the lease expired: B takes over");
+    assert!(lease_b.epoch > lease_a.epoch);
+    // A's next append and renewal are refused, naming B.
+    let skipped = Event::StepSkipped {
+        step: "s".into(),
+        item: None,
+        reason: "r".into(),
+        at: 2,
+    };
+    let r = a.append(Append {
+        run,
+        seq: 1,
+        event: &skipped,
+        summary: None,
+        release_locks: false,
+        durable: true,
+        epoch: lease_a.epoch,
+    });
+    match r {
+        Err(JournalError::Fenced { holder, .. }) => assert_eq!(holder.operator, "bob"),
+        other => panic!("expected Fenced, got {other:?}"),
+    }
+    assert!(matches!(a.renew(run, lease_a.epoch), Err(JournalError::Fenced { .. })));
+    assert_eq!(a.events(run).unwrap().len(), 1, "A's refused append left nothing");
+    b.append(Append {
+        run,
+        seq: 1,
+        event: &skipped,
+        summary: None,
+        release_locks: false,
+        durable: true,
+        epoch: lease_b.epoch,
+    })
+    .unwrap();
+    b.renew(run, lease_b.epoch).unwrap();
+}
+
+#[test]
+fn a_schema_newer_than_the_binary_is_refused() {
+    let url = fresh_db();
+    drop(open(&url, Duration::from_secs(30)));
+    let (_, pw) = server();
+    let mut t = Target::parse(&url).unwrap();
+    t.config.password(pw);
+    let mut c = t.config.connect(postgres::NoTls).unwrap();
+    c.batch_execute("INSERT INTO runbook_schema (version, applied_by) VALUES (999, 'runbook 9.9.9')")
+        .unwrap();
+    let e = PgStore::open(&t, Duration::from_secs(30)).unwrap_err().to_string();
+    assert!(
+        e.contains("schema is version 999, newer than this runbook"),
+        "{e}"
+    );
+    // Opening twice does not apply a migration twice.
+    c.batch_execute("DELETE FROM runbook_schema WHERE version = 999").unwrap();
+    drop(open(&url, Duration::from_secs(30)));
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM runbook_schema", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn an_unreachable_server_is_named_without_the_password() {
+    let mut t = Target::parse("postgres://ops:hunter2@127.0.0.1:1/x?sslmode=disable").unwrap();
+    t.config.connect_timeout(Duration::from_millis(200));
+    let e = PgStore::open(&t, Duration::from_millis(300)).unwrap_err().to_string();
+    assert!(!e.contains("hunter2"), "{e}");
+    assert!(e.contains("could not be reached") || e.contains("connect"), "{e}");
+    let _ = RunId(1);
+}
