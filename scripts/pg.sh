@@ -2,6 +2,7 @@
 # A throwaway PostgreSQL server on 127.0.0.1 for the tests (and for trying team mode):
 #   scripts/pg.sh start DIR   initdb into DIR, start on a free port, print the URL
 #   scripts/pg.sh stop DIR    stop it (immediate mode)
+#   scripts/pg.sh restart DIR start it again, same data, same port
 # The server asks for a password (scram-sha-256); it is written to DIR/password, and
 # the URL printed carries none: clients give it with PGPASSWORD, as libpq's do.
 # As root, the server runs as the `postgres` user. Debian's postgresql is installed if
@@ -36,12 +37,19 @@ start)
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
     -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=200 -c fsync=on" start >/dev/null
+  echo "$port" > "$dir/port"
   echo "postgres://postgres@127.0.0.1:$port/postgres"
+  ;;
+restart)
+  # The same data and port, after a stop (an immediate stop is a crash to recover from).
+  port=$(cat "$dir/port")
+  as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=200 -c fsync=on" start >/dev/null
   ;;
 stop)
   as_pg "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
   ;;
 *)
-  echo "usage: scripts/pg.sh start|stop DIR" >&2; exit 2
+  echo "usage: scripts/pg.sh start|stop|restart DIR" >&2; exit 2
   ;;
 esac

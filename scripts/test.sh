@@ -14,6 +14,15 @@ if ! command -v kubectl >/dev/null; then
     || { echo "kubectl is needed by the lab tests and could not be installed" >&2; exit 1; }
 fi
 
+# PostgreSQL: a throwaway server for the team-mode tests (the journal in a database),
+# on 127.0.0.1, stopped when this script ends.
+pgdir=$(mktemp -d /tmp/runbook-test-pg.XXXXXX)
+trap 'bash scripts/pg.sh stop "$pgdir"; rm -rf "$pgdir"' EXIT
+RUNBOOK_TEST_PG=$(bash scripts/pg.sh start "$pgdir")
+RUNBOOK_TEST_PGPASSWORD=$(cat "$pgdir/password")
+export RUNBOOK_TEST_PG RUNBOOK_TEST_PGPASSWORD
+echo "PostgreSQL for the tests: $RUNBOOK_TEST_PG"
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 

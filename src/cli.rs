@@ -72,6 +72,26 @@ pub enum Command {
     /// Measure the engine (journaled step overhead, resume, plan, memory, a procedure
     /// against the lab) and print a table
     Bench(BenchArgs),
+    /// Work on a journal itself
+    #[command(subcommand)]
+    Journal(JournalCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JournalCommand {
+    /// Copy a sled journal's runs into a PostgreSQL journal (idempotent: a run already
+    /// there is left as it is)
+    Copy(CopyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// The sled journal directory to copy from
+    #[arg(long, value_name = "DIR")]
+    pub from: PathBuf,
+    /// The postgres:// URL to copy to
+    #[arg(long, value_name = "URL")]
+    pub to: String,
 }
 
 #[derive(Debug, Args)]

@@ -79,6 +79,7 @@ pub fn from_run_error(e: engine::runner::RunError) -> CliError {
             | JournalError::SiteHeld { .. }
             | JournalError::LeaseHeld { .. }
             | JournalError::Fenced { .. }
+            | JournalError::Conflict { .. }
             | JournalError::Unreachable { .. },
         ) => Code::Busy,
         RunError::Journal(JournalError::UnknownRun(_)) => Code::Invalid,

@@ -88,6 +88,7 @@ fn lock_record(run: RunId, runbook: &str, actor: &Actor) -> LockRecord {
         runbook: runbook.to_string(),
         holder: actor.clone(),
         since: now_ms(),
+        lease_ms: None,
     }
 }
 

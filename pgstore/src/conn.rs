@@ -52,10 +52,13 @@ fn tls_config(roots: Option<&std::path::Path>) -> Result<rustls::ClientConfig, S
     let mut store = rustls::RootCertStore::empty();
     match roots {
         Some(path) => {
-            let pem = std::fs::read(path).map_err(|e| format!("sslrootcert `{}`: {e}", path.display()))?;
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("sslrootcert `{}`: {e}", path.display()))?;
             for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
                 let cert = cert.map_err(|e| format!("sslrootcert `{}`: {e}", path.display()))?;
-                store.add(cert).map_err(|e| format!("sslrootcert `{}`: {e}", path.display()))?;
+                store
+                    .add(cert)
+                    .map_err(|e| format!("sslrootcert `{}`: {e}", path.display()))?;
             }
         }
         None => store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
@@ -175,12 +178,12 @@ impl Conn {
                 }
                 let _ = tx.send(r);
             });
-            self.jobs
-                .send(job)
-                .map_err(|_| JournalError::Storage("the journal's connection thread is gone".into()))?;
-            let answer = rx
-                .recv()
-                .map_err(|_| JournalError::Storage("the journal's connection thread is gone".into()))?;
+            self.jobs.send(job).map_err(|_| {
+                JournalError::Storage("the journal's connection thread is gone".into())
+            })?;
+            let answer = rx.recv().map_err(|_| {
+                JournalError::Storage("the journal's connection thread is gone".into())
+            })?;
             match answer {
                 Ok(v) => return Ok(v),
                 Err(Failure::Journal(e)) => return Err(e),
@@ -191,7 +194,10 @@ impl Conn {
                             last: describe(&e),
                         });
                     }
-                    tracing::warn!("journal database: {}; trying again in {pause:?}", describe(&e));
+                    tracing::warn!(
+                        "journal database: {}; trying again in {pause:?}",
+                        describe(&e)
+                    );
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_secs(2));
                 }

@@ -97,10 +97,12 @@ impl PgStore {
         let shown = store.shown.clone();
         store.conn.call(READ_PATIENCE, move |c| {
             migrations::migrate(c).map_err(|e| match e {
-                Failure::Journal(JournalError::Open { message, .. }) => Failure::Journal(JournalError::Open {
-                    dir: shown.clone().into(),
-                    message,
-                }),
+                Failure::Journal(JournalError::Open { message, .. }) => {
+                    Failure::Journal(JournalError::Open {
+                        dir: shown.clone().into(),
+                        message,
+                    })
+                }
                 other => other,
             })
         })?;
@@ -139,21 +141,23 @@ fn take_sites(
             let run_id = RunId(row.get::<_, i64>(0) as u64);
             let holder = actor_of(row.get(2));
             if run_id != record.run_id {
+                let left: f64 = row.get(4);
                 return Err(Failure::Journal(JournalError::SiteHeld {
                     site: site.clone(),
-                    holder: LockRecord {
+                    holder: Box::new(LockRecord {
                         run_id,
                         runbook: row.get(1),
                         holder,
                         since: row.get::<_, i64>(3) as u64,
-                    },
+                        lease_ms: Some((left * 1000.0) as i64),
+                    }),
                 }));
             }
             let left: f64 = row.get(4);
             if left > 0.0 && !same_process(&holder, &record.holder) {
                 return Err(Failure::Journal(JournalError::LeaseHeld {
                     run: run_id,
-                    holder,
+                    holder: Box::new(holder),
                     expires_in: Duration::from_secs_f64(left),
                 }));
             }
@@ -181,7 +185,12 @@ fn take_sites(
 }
 
 /// Why an insert of event `seq` of `run` under `epoch` took no row.
-fn refused_append(c: &mut impl postgres::GenericClient, run: RunId, seq: u64, epoch: u64) -> Failure {
+fn refused_append(
+    c: &mut impl postgres::GenericClient,
+    run: RunId,
+    seq: u64,
+    epoch: u64,
+) -> Failure {
     let id = run.0 as i64;
     let fenced = c.query_opt(
         "SELECT holder FROM runbook_sites WHERE run_id = $1 AND epoch <> $2 LIMIT 1",
@@ -191,7 +200,7 @@ fn refused_append(c: &mut impl postgres::GenericClient, run: RunId, seq: u64, ep
         Ok(Some(row)) => {
             return Failure::Journal(JournalError::Fenced {
                 run,
-                holder: actor_of(row.get(0)),
+                holder: Box::new(actor_of(row.get(0))),
             })
         }
         Ok(None) => {}
@@ -203,6 +212,22 @@ fn refused_append(c: &mut impl postgres::GenericClient, run: RunId, seq: u64, ep
             &[&id, &(seq as i64)],
         )
         .map(|r| r.is_some());
+    // Taken by a process that took the run over (and may have ended it, releasing its
+    // sites): the newest `resumed` event names it.
+    if let Ok(true) = taken {
+        let by = c.query_opt(
+            "SELECT event FROM runbook_events WHERE run_id = $1 AND seq >= $2 AND event LIKE '%\"event\":\"resumed\"%' ORDER BY seq DESC LIMIT 1",
+            &[&id, &(seq as i64)],
+        );
+        if let Ok(Some(row)) = by {
+            if let Ok(Event::Resumed { by, .. }) = serde_json::from_str::<Event>(row.get(0)) {
+                return Failure::Journal(JournalError::Fenced {
+                    run,
+                    holder: Box::new(by),
+                });
+            }
+        }
+    }
     Failure::Journal(JournalError::Conflict {
         run,
         seq,
@@ -242,6 +267,7 @@ impl Store for PgStore {
                 runbook: runbook.clone(),
                 holder: holder.clone(),
                 since,
+                lease_ms: None,
             };
             let lease = take_sites(&mut tx, &sites, &record, ttl)?;
             let summary = to_json("summary", &RunSummary::of(run, &state))?;
@@ -324,13 +350,16 @@ impl Store for PgStore {
 
     fn runs(&self) -> Result<Vec<RunSummary>, JournalError> {
         self.conn.call(READ_PATIENCE, |c| {
-            c.query("SELECT run_id, summary FROM runbook_runs ORDER BY run_id", &[])?
-                .iter()
-                .map(|r| {
-                    serde_json::from_str(r.get(1))
-                        .map_err(|e| corrupt(format!("run r-{}", r.get::<_, i64>(0)), e))
-                })
-                .collect()
+            c.query(
+                "SELECT run_id, summary FROM runbook_runs ORDER BY run_id",
+                &[],
+            )?
+            .iter()
+            .map(|r| {
+                serde_json::from_str(r.get(1))
+                    .map_err(|e| corrupt(format!("run r-{}", r.get::<_, i64>(0)), e))
+            })
+            .collect()
         })
     }
 
@@ -338,7 +367,7 @@ impl Store for PgStore {
         self.conn.call(READ_PATIENCE, |c| {
             Ok(c
                 .query(
-                    "SELECT site, run_id, runbook, holder, since FROM runbook_sites ORDER BY site",
+                    "SELECT site, run_id, runbook, holder, since, extract(epoch from expires_at - now())::float8 FROM runbook_sites ORDER BY site",
                     &[],
                 )?
                 .iter()
@@ -350,6 +379,7 @@ impl Store for PgStore {
                             runbook: r.get(2),
                             holder: actor_of(r.get(3)),
                             since: r.get::<_, i64>(4) as u64,
+                            lease_ms: Some((r.get::<_, f64>(5) * 1000.0) as i64),
                         },
                     )
                 })
@@ -385,7 +415,7 @@ impl Store for PgStore {
             if let Some(row) = other {
                 return Err(Failure::Journal(JournalError::Fenced {
                     run,
-                    holder: actor_of(row.get(0)),
+                    holder: Box::new(actor_of(row.get(0))),
                 }));
             }
             tx.commit()?;

@@ -14,11 +14,15 @@ use engine::journal::JournalError;
 pub enum Tls {
     Off,
     /// `prefer`: TLS when the server offers it.
-    Prefer { roots: Option<PathBuf> },
+    Prefer {
+        roots: Option<PathBuf>,
+    },
     /// `require`, `verify-ca`, `verify-full`: TLS or no connection, the server's
     /// certificate verified against `roots` (else the public web roots) and its name.
     /// (libpq's `require` without a root certificate does not verify; here it does.)
-    Require { roots: Option<PathBuf> },
+    Require {
+        roots: Option<PathBuf>,
+    },
 }
 
 /// A parsed journal URL.
@@ -72,7 +76,14 @@ impl Target {
             "disable" => Tls::Off,
             "prefer" | "allow" => Tls::Prefer { roots },
             "require" | "verify-ca" | "verify-full" => Tls::Require { roots },
-            other => return Err(bad(&shown, format!("unknown sslmode `{other}` (disable, prefer, require, verify-ca, verify-full)"))),
+            other => {
+                return Err(bad(
+                    &shown,
+                    format!(
+                    "unknown sslmode `{other}` (disable, prefer, require, verify-ca, verify-full)"
+                ),
+                ))
+            }
         };
         let rest = if kept.is_empty() {
             base.to_string()
@@ -127,7 +138,12 @@ fn password_from_env_or_file(config: &postgres::Config) -> Option<Vec<u8>> {
         #[allow(unreachable_patterns)]
         _ => "localhost".to_string(),
     };
-    let port = config.get_ports().first().copied().unwrap_or(5432).to_string();
+    let port = config
+        .get_ports()
+        .first()
+        .copied()
+        .unwrap_or(5432)
+        .to_string();
     let db = config
         .get_dbname()
         .or(config.get_user())
@@ -177,22 +193,44 @@ mod tests {
         let t = Target::parse("postgres://ops:s3cret@db.example:6543/journal?sslmode=verify-full&sslrootcert=/etc/ca.pem&connect_timeout=3").unwrap();
         assert_eq!(t.shown(), "postgres://ops@db.example:6543/journal");
         assert!(!format!("{t:?}").contains("s3cret"));
-        assert_eq!(t.tls, Tls::Require { roots: Some("/etc/ca.pem".into()) });
+        assert_eq!(
+            t.tls,
+            Tls::Require {
+                roots: Some("/etc/ca.pem".into())
+            }
+        );
         assert_eq!(t.config.get_password(), Some(&b"s3cret"[..]));
-        let e = Target::parse("postgres://ops:s3cret@h/db?sslmode=maybe").unwrap_err().to_string();
-        assert!(e.contains("unknown sslmode `maybe`") && !e.contains("s3cret"), "{e}");
-        assert_eq!(Target::parse("postgres://h/db?sslmode=disable").unwrap().tls, Tls::Off);
+        let e = Target::parse("postgres://ops:s3cret@h/db?sslmode=maybe")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown sslmode `maybe`") && !e.contains("s3cret"),
+            "{e}"
+        );
+        assert_eq!(
+            Target::parse("postgres://h/db?sslmode=disable")
+                .unwrap()
+                .tls,
+            Tls::Off
+        );
     }
 
     #[test]
     fn the_password_file_is_read_as_libpq_reads_it() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("pgpass");
-        std::fs::write(&f, "# comment\nother:5432:*:*:no\n127.0.0.1:*:journal:ops:pa\\:ss\n").unwrap();
+        std::fs::write(
+            &f,
+            "# comment\nother:5432:*:*:no\n127.0.0.1:*:journal:ops:pa\\:ss\n",
+        )
+        .unwrap();
         assert_eq!(
             pgpass_lookup(&f, ["127.0.0.1", "6000", "journal", "ops"]).as_deref(),
             Some("pa:ss")
         );
-        assert_eq!(pgpass_lookup(&f, ["127.0.0.1", "6000", "other", "ops"]), None);
+        assert_eq!(
+            pgpass_lookup(&f, ["127.0.0.1", "6000", "other", "ops"]),
+            None
+        );
     }
 }

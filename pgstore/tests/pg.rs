@@ -109,10 +109,15 @@ fn a_second_driver_waits_for_the_lease_and_the_first_is_fenced_after() {
         runbook: "x".into(),
         holder: other_process(),
         since: 1,
+        lease_ms: None,
     };
     // While A's lease lasts, B may not take the run over; B is told who and how long.
     match b.acquire(&sites, &bob) {
-        Err(JournalError::LeaseHeld { run: r, holder, expires_in }) => {
+        Err(JournalError::LeaseHeld {
+            run: r,
+            holder,
+            expires_in,
+        }) => {
             assert_eq!(r, run);
             assert_eq!(holder.host, Actor::current().host);
             assert!(expires_in <= Duration::from_millis(800), "{expires_in:?}");
@@ -131,7 +136,9 @@ fn a_second_driver_waits_for_the_lease_and_the_first_is_fenced_after() {
     });
     assert!(matches!(r2, Err(JournalError::SiteHeld { .. })), "{r2:?}");
     std::thread::sleep(Duration::from_millis(900));
-    let lease_b = b.acquire(&sites, &bob).expect("the lease expired: B takes over");
+    let lease_b = b
+        .acquire(&sites, &bob)
+        .expect("the lease expired: B takes over");
     assert!(lease_b.epoch > lease_a.epoch);
     // A's next append and renewal are refused, naming B.
     let skipped = Event::StepSkipped {
@@ -153,8 +160,15 @@ fn a_second_driver_waits_for_the_lease_and_the_first_is_fenced_after() {
         Err(JournalError::Fenced { holder, .. }) => assert_eq!(holder.operator, "bob"),
         other => panic!("expected Fenced, got {other:?}"),
     }
-    assert!(matches!(a.renew(run, lease_a.epoch), Err(JournalError::Fenced { .. })));
-    assert_eq!(a.events(run).unwrap().len(), 1, "A's refused append left nothing");
+    assert!(matches!(
+        a.renew(run, lease_a.epoch),
+        Err(JournalError::Fenced { .. })
+    ));
+    assert_eq!(
+        a.events(run).unwrap().len(),
+        1,
+        "A's refused append left nothing"
+    );
     b.append(Append {
         run,
         seq: 1,
@@ -176,15 +190,20 @@ fn a_schema_newer_than_the_binary_is_refused() {
     let mut t = Target::parse(&url).unwrap();
     t.config.password(pw);
     let mut c = t.config.connect(postgres::NoTls).unwrap();
-    c.batch_execute("INSERT INTO runbook_schema (version, applied_by) VALUES (999, 'runbook 9.9.9')")
-        .unwrap();
-    let e = PgStore::open(&t, Duration::from_secs(30)).unwrap_err().to_string();
+    c.batch_execute(
+        "INSERT INTO runbook_schema (version, applied_by) VALUES (999, 'runbook 9.9.9')",
+    )
+    .unwrap();
+    let e = PgStore::open(&t, Duration::from_secs(30))
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("schema is version 999, newer than this runbook"),
         "{e}"
     );
     // Opening twice does not apply a migration twice.
-    c.batch_execute("DELETE FROM runbook_schema WHERE version = 999").unwrap();
+    c.batch_execute("DELETE FROM runbook_schema WHERE version = 999")
+        .unwrap();
     drop(open(&url, Duration::from_secs(30)));
     let n: i64 = c
         .query_one("SELECT count(*) FROM runbook_schema", &[])
@@ -197,8 +216,13 @@ fn a_schema_newer_than_the_binary_is_refused() {
 fn an_unreachable_server_is_named_without_the_password() {
     let mut t = Target::parse("postgres://ops:hunter2@127.0.0.1:1/x?sslmode=disable").unwrap();
     t.config.connect_timeout(Duration::from_millis(200));
-    let e = PgStore::open(&t, Duration::from_millis(300)).unwrap_err().to_string();
+    let e = PgStore::open(&t, Duration::from_millis(300))
+        .unwrap_err()
+        .to_string();
     assert!(!e.contains("hunter2"), "{e}");
-    assert!(e.contains("could not be reached") || e.contains("connect"), "{e}");
+    assert!(
+        e.contains("could not be reached") || e.contains("connect"),
+        "{e}"
+    );
     let _ = RunId(1);
 }

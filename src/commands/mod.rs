@@ -6,6 +6,7 @@ mod bench;
 mod check;
 mod drive;
 mod history;
+mod journal;
 mod lab;
 mod list;
 mod plan;
@@ -35,6 +36,7 @@ pub fn run(cli: Cli) -> CliResult<Code> {
         Command::Lab(a) => block_on(lab::run(&config, &a)),
         Command::Check(a) => block_on(check::run(&config, &a)),
         Command::Bench(a) => block_on(bench::run(&config, &a)),
+        Command::Journal(crate::cli::JournalCommand::Copy(a)) => journal::copy(&config, &a),
     }
 }
 

@@ -19,4 +19,5 @@ mod procedures;
 mod run;
 mod secrets;
 mod status;
+mod team;
 mod validate;

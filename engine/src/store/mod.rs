@@ -246,7 +246,10 @@ pub enum JournalError {
         "site `{site}` is held by run {}",
         crate::lock::describe_holder(holder)
     )]
-    SiteHeld { site: String, holder: LockRecord },
+    SiteHeld {
+        site: String,
+        holder: Box<LockRecord>,
+    },
     #[error(
         "run {run}: event {seq} cannot be appended: {why}; another process may be writing this run"
     )]
@@ -263,7 +266,7 @@ pub enum JournalError {
     )]
     LeaseHeld {
         run: RunId,
-        holder: crate::event::Actor,
+        holder: Box<crate::event::Actor>,
         expires_in: Duration,
     },
     #[error(
@@ -272,7 +275,7 @@ pub enum JournalError {
     )]
     Fenced {
         run: RunId,
-        holder: crate::event::Actor,
+        holder: Box<crate::event::Actor>,
     },
     #[error("the journal could not be reached for {waited:?}, past this driver's lease: stopped before any further effect ({last})")]
     Unreachable { waited: Duration, last: String },

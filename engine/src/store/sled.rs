@@ -149,7 +149,7 @@ fn lock_sites(
             if holder.run_id != record.run_id {
                 return abort(JournalError::SiteHeld {
                     site: site.clone(),
-                    holder,
+                    holder: Box::new(holder),
                 });
             }
         }
@@ -170,6 +170,7 @@ impl Store for SledStore {
                 runbook: new.runbook.to_string(),
                 holder: new.holder.clone(),
                 since: new.since,
+                lease_ms: None,
             };
             let value = match json(b"L", &record) {
                 Ok(v) => v,

@@ -205,6 +205,7 @@ pub fn locks_hold_and_release(open: Open<'_>) {
         runbook: "x".into(),
         holder: Actor::current(),
         since: 0,
+        lease_ms: None,
     };
     let sites = ["site-a".to_string(), "site-b".to_string()];
     // The same run takes its locks back (resume); its appends carry the new lease.

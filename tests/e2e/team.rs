@@ -1,0 +1,383 @@
+//! Team mode: the journal in PostgreSQL, shared by several processes (as by several
+//! machines), with fenced site leases. Against the server the README's test command
+//! starts (`scripts/pg.sh`; `RUNBOOK_TEST_PG`, `RUNBOOK_TEST_PGPASSWORD`), each test in a
+//! database of its own; one test starts a server of its own to stop and restart it.
+
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::*;
+
+/// Two effects on the site, a pause between them to act in.
+const TEAM: &str = r#"
+name: team
+params:
+  site: { type: string, default: site-a }
+  pause: { type: string, default: 3s }
+steps:
+  - id: first
+    site: "{{ params.site }}"
+    action: http.request
+    with: { method: PUT, url: "{{ site.lb_check_url }}/config/first-{{ site.name }}", body: 1 }
+  - id: pause
+    action: wait
+    with: { duration: "{{ params.pause }}" }
+  - id: second
+    site: "{{ params.site }}"
+    action: http.request
+    with: { method: PUT, url: "{{ site.lb_check_url }}/config/second-{{ site.name }}", body: 2 }
+"#;
+
+fn server_url() -> (String, String) {
+    let url = std::env::var("RUNBOOK_TEST_PG").expect(
+        "RUNBOOK_TEST_PG is not set: run the tests with `bash scripts/test.sh`, which starts a PostgreSQL server (scripts/pg.sh)",
+    );
+    (
+        url,
+        std::env::var("RUNBOOK_TEST_PGPASSWORD").unwrap_or_default(),
+    )
+}
+
+fn admin(url: &str, pw: &str) -> postgres::Client {
+    let mut c: postgres::Config = url.parse().unwrap();
+    c.password(pw);
+    c.connect(postgres::NoTls).unwrap()
+}
+
+/// A fresh database on `url`'s server: its journal URL (no password in it).
+fn fresh_db_on(url: &str, pw: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let name = format!(
+        "e2e_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    );
+    admin(url, pw)
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .unwrap();
+    format!("{}/{name}?sslmode=disable", url.rsplit_once('/').unwrap().0)
+}
+
+struct Team {
+    server: TestServer,
+    dir: tempfile::TempDir,
+    url: String,
+    pw: String,
+    rb: std::path::PathBuf,
+    env: std::path::PathBuf,
+}
+
+impl Team {
+    fn new() -> Team {
+        let (url, pw) = server_url();
+        Team::on(&url, &pw)
+    }
+
+    fn on(server_url: &str, pw: &str) -> Team {
+        let server = TestServer::start();
+        let dir = tempfile::tempdir().unwrap();
+        let rb = write(dir.path(), "team.yaml", TEAM);
+        let env = write(
+            dir.path(),
+            "env.yaml",
+            &format!(
+                "sites:\n  site-a:\n    lb_check_url: {0}\n  site-b:\n    lb_check_url: {0}\n",
+                server.base()
+            ),
+        );
+        Team {
+            url: fresh_db_on(server_url, pw),
+            pw: pw.to_string(),
+            server,
+            dir,
+            rb,
+            env,
+        }
+    }
+
+    /// `runbook --journal URL --env ENV ARGS` as another process (another machine:
+    /// nothing shared but the URL).
+    fn cmd(&self, ttl: &str, args: &[&str]) -> std::process::Command {
+        let mut c = runbook(std::path::Path::new(&self.url));
+        c.env("PGPASSWORD", &self.pw)
+            .args(["--env"])
+            .arg(&self.env)
+            .args(["--lease-ttl", ttl])
+            .args(args);
+        c
+    }
+
+    fn run(&self, ttl: &str, site: &str, pause: &str) -> std::process::Command {
+        let mut c = self.cmd(ttl, &["run"]);
+        c.arg(&self.rb).args([
+            "-p",
+            &format!("site={site}"),
+            "-p",
+            &format!("pause={pause}"),
+            "--yes",
+            "--json",
+        ]);
+        c
+    }
+
+    fn status(&self, run: &str) -> Value {
+        let out = run_cmd(self.cmd("30s", &["status", run, "--json"]));
+        serde_json::from_str(&out.stdout).unwrap_or(Value::Null)
+    }
+
+    /// Wait until run `run` is at step `step` (its start journaled).
+    fn wait_for_step(&self, run: &str, step: &str, child: &mut Child) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let st = self.status(run);
+            if st["current"] == step {
+                return;
+            }
+            if let Ok(Some(s)) = child.try_wait() {
+                panic!("the driver ended ({s}) before step `{step}`: {st}");
+            }
+            assert!(Instant::now() < deadline, "never reached `{step}`: {st}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn puts(&self, key: &str) -> usize {
+        self.server
+            .requests()
+            .iter()
+            .filter(|r| *r == &format!("PUT /config/{key}"))
+            .count()
+    }
+
+    /// Every text column of the journal's tables, for looking for secrets.
+    fn tables_text(&self) -> String {
+        let mut c = admin(&self.url.replace("?sslmode=disable", ""), &self.pw);
+        let mut all = String::new();
+        for t in [
+            "runbook_events",
+            "runbook_runs",
+            "runbook_sites",
+            "runbook_meta",
+        ] {
+            for row in c.query(&format!("SELECT t::text FROM {t} t"), &[]).unwrap() {
+                all.push_str(row.get::<_, &str>(0));
+            }
+        }
+        all
+    }
+}
+
+fn run_cmd(c: std::process::Command) -> Out {
+    run(c)
+}
+
+fn signal(child: &Child, sig: i32) {
+    #[allow(unsafe_code)]
+    // SAFETY: kill(2) on a child process id we own; no memory is touched.
+    let r = unsafe { libc::kill(child.id() as i32, sig) };
+    assert_eq!(r, 0, "signal {sig}");
+}
+
+#[test]
+fn runs_on_two_sites_proceed_at_once_and_a_held_site_is_refused_naming_its_driver() {
+    let t = Team::new();
+    let mut a = spawn(t.run("30s", "site-a", "3s"));
+    t.wait_for_step("r-1", "pause", &mut a);
+    // Same site, another process: refused, naming the run, its operator, its host and
+    // when its lease expires; it leaves no run behind.
+    let refused = run_cmd(t.run("30s", "site-a", "0s")).expect(5);
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    for needed in [
+        "site `site-a` is held by run r-1 (team, driven by tester on",
+        &host,
+        "its lease expires in",
+    ] {
+        assert!(
+            refused.stderr.contains(needed),
+            "{needed}: {}",
+            refused.stderr
+        );
+    }
+    // Another site proceeds while r-1 is still driven.
+    let b = spawn(t.run("30s", "site-b", "0s"));
+    let b = wait_out(b).expect(0);
+    assert_eq!(b.json()["run_id"], "r-2", "the refused run took no id");
+    assert!(a.try_wait().unwrap().is_none(), "r-1 was still running");
+    wait_out(a).expect(0);
+    let history = run_cmd(t.cmd("30s", &["history", "--json"])).expect(0);
+    let runs: Value = serde_json::from_str(&history.stdout).unwrap();
+    assert_eq!(runs.as_array().unwrap().len(), 2, "{runs}");
+    assert_eq!((t.puts("first-site-a"), t.puts("second-site-a")), (1, 1));
+    assert_eq!((t.puts("first-site-b"), t.puts("second-site-b")), (1, 1));
+    assert!(
+        !t.tables_text().contains(&t.pw),
+        "the password is in the journal"
+    );
+    assert!(!refused.stderr.contains(&t.pw) && !b.stderr.contains(&t.pw));
+}
+
+#[test]
+fn a_killed_driver_is_taken_over_once_its_lease_expires() {
+    let t = Team::new();
+    let mut a = spawn(t.run("2s", "site-a", "3s"));
+    t.wait_for_step("r-1", "pause", &mut a);
+    let first_pid = a.id();
+    a.kill().unwrap();
+    let _ = a.wait();
+    // Its lease still runs: nobody may take the run over yet.
+    let early = run_cmd(t.cmd("2s", &["resume", "r-1", "--json"])).expect(5);
+    assert!(
+        early
+            .stderr
+            .contains("run r-1 is being driven by tester on")
+            && early.stderr.contains("its lease expires in"),
+        "{}",
+        early.stderr
+    );
+    std::thread::sleep(Duration::from_millis(2200));
+    let out = run_cmd(t.cmd("2s", &["resume", "r-1", "--json"])).expect(0);
+    assert_eq!(out.json()["status"], "completed");
+    assert_eq!((t.puts("first-site-a"), t.puts("second-site-a")), (1, 1));
+    // The journal says who took over, from where, after whom.
+    let mut c = admin(&t.url.replace("?sslmode=disable", ""), &t.pw);
+    let rows = c
+        .query(
+            "SELECT event FROM runbook_events WHERE run_id = 1 AND event LIKE '%\"resumed\"%'",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    let resumed: Value = serde_json::from_str(rows[0].get(0)).unwrap();
+    assert_eq!(resumed["took_over_from"]["pid"], first_pid, "{resumed}");
+    assert_ne!(resumed["by"]["pid"], first_pid);
+}
+
+#[test]
+fn a_stopped_driver_is_fenced_after_a_take_over_and_does_nothing_more() {
+    let t = Team::new();
+    let mut a = spawn(t.run("2s", "site-a", "4s"));
+    t.wait_for_step("r-1", "pause", &mut a);
+    signal(&a, libc::SIGSTOP);
+    std::thread::sleep(Duration::from_millis(2300));
+    // B takes over and completes while A is stopped.
+    let out = run_cmd(t.cmd("2s", &["resume", "r-1", "--json"])).expect(0);
+    assert_eq!(out.json()["status"], "completed");
+    let after_take_over = t.server.requests().len();
+    signal(&a, libc::SIGCONT);
+    let a = wait_out(a).expect(5);
+    assert!(
+        a.stderr.contains("no longer holds its sites") && a.stderr.contains("took the run over"),
+        "{}",
+        a.stderr
+    );
+    assert_eq!(
+        t.server.requests().len(),
+        after_take_over,
+        "the fenced driver did nothing after the take-over"
+    );
+    assert_eq!((t.puts("first-site-a"), t.puts("second-site-a")), (1, 1));
+    assert_eq!(t.status("r-1")["status"], "completed");
+}
+
+#[test]
+fn postgresql_stopped_and_restarted_mid_run_costs_no_effect_twice() {
+    let pgdir = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let script = root.join("scripts/pg.sh");
+    let dir = pgdir.path().join("pg");
+    let started = std::process::Command::new("bash")
+        .arg(&script)
+        .args(["start"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        started.status.success(),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    let url = String::from_utf8_lossy(&started.stdout).trim().to_string();
+    let pw = std::fs::read_to_string(dir.join("password"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let stop = || {
+        std::process::Command::new("bash")
+            .arg(&script)
+            .arg("stop")
+            .arg(&dir)
+            .status()
+            .unwrap()
+    };
+    let t = Team::on(&url, &pw);
+    let mut a = spawn(t.run("20s", "site-a", "2s"));
+    t.wait_for_step("r-1", "pause", &mut a);
+    stop();
+    std::thread::sleep(Duration::from_millis(1500));
+    let restarted = std::process::Command::new("bash")
+        .arg(&script)
+        .arg("restart")
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(restarted.success());
+    let out = wait_out(a);
+    let status = t.status("r-1");
+    stop();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(status["status"], "completed", "{status}");
+    assert_eq!((t.puts("first-site-a"), t.puts("second-site-a")), (1, 1));
+}
+
+#[test]
+fn a_sled_journal_copies_into_postgresql_once() {
+    let t = Team::new();
+    let sled = t.dir.path().join("laptop");
+    for site in ["site-a", "site-b"] {
+        let mut c = runbook(&sled);
+        c.arg("--env").arg(&t.env).arg("run").arg(&t.rb).args([
+            "-p",
+            &format!("site={site}"),
+            "-p",
+            "pause=0s",
+            "--yes",
+        ]);
+        run(c).expect(0);
+    }
+    let copy = |c: &Team| {
+        let mut cmd = runbook(&sled);
+        cmd.env("PGPASSWORD", &c.pw)
+            .args(["journal", "copy", "--from"])
+            .arg(&sled)
+            .args(["--to", &c.url]);
+        run(cmd)
+    };
+    let first = copy(&t).expect(0);
+    assert!(first.stdout.contains("copied 2 runs"), "{}", first.stdout);
+    let again = copy(&t).expect(0);
+    assert!(
+        again.stdout.contains("copied 0 runs (0 events)")
+            && again.stdout.contains("2 already there"),
+        "{}",
+        again.stdout
+    );
+    let from_db = run_cmd(t.cmd("30s", &["history", "--json"])).expect(0);
+    let mut from_sled = runbook(&sled);
+    from_sled.args(["history", "--json"]);
+    let from_sled = run(from_sled).expect(0);
+    assert_eq!(
+        serde_json::from_str::<Value>(&from_db.stdout).unwrap(),
+        serde_json::from_str::<Value>(&from_sled.stdout).unwrap()
+    );
+    assert_eq!(t.status("r-2")["steps"], {
+        let mut c = runbook(&sled);
+        c.args(["status", "r-2", "--json"]);
+        serde_json::from_str::<Value>(&run(c).stdout).unwrap()["steps"].clone()
+    });
+    // A new run in the database follows the copied ids.
+    let next = run_cmd(t.run("30s", "site-a", "0s")).expect(0);
+    assert_eq!(next.json()["run_id"], "r-3");
+}
