@@ -134,10 +134,19 @@ pub struct RunState {
     /// Safety guards the operator overrode (`force`), with who and why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub overrides: Vec<String>,
+    /// Who did what to the run after starting it, in order: resumed (and took over
+    /// from whom), approved, skipped, retried, aborted, each with operator and host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hands: Vec<String>,
     /// Live snapshots only, never folded from the journal: what each running step (or
     /// item, `step[item]`) is waiting for, and what its last check saw.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub waiting: BTreeMap<String, String>,
+}
+
+/// `operator@host`.
+fn who(a: &Actor) -> String {
+    format!("{}@{}", a.operator, a.host)
 }
 
 impl RunState {
@@ -280,8 +289,9 @@ impl RunState {
     /// What the operator decided, and the guards checked.
     fn apply_operator(&mut self, event: &Event) {
         match event {
-            Event::OperatorApproved { step, .. } => {
+            Event::OperatorApproved { step, by, .. } => {
                 self.approvals.insert(step.clone());
+                self.hands.push(format!("approved `{step}`: {}", who(by)));
             }
             Event::OperatorSkipped {
                 step,
@@ -293,9 +303,11 @@ impl RunState {
                 p.status = StepStatus::Skipped;
                 p.note = Some(format!("skipped by {}: {reason}", by.operator));
                 p.ended_at = Some(*at);
+                self.hands.push(format!("skipped `{step}`: {}", who(by)));
             }
-            Event::OperatorRetried { step, .. } => {
+            Event::OperatorRetried { step, by, .. } => {
                 self.retry_authorized.insert(step.clone());
+                self.hands.push(format!("retried `{step}`: {}", who(by)));
             }
             Event::GuardPassed { .. } => {}
             Event::GuardOverridden {
@@ -368,10 +380,16 @@ impl RunState {
                     reason: reason.clone(),
                 });
             }
-            Event::Resumed { by, .. } => {
+            Event::Resumed {
+                by, took_over_from, ..
+            } => {
                 self.status = RunStatus::Running;
                 self.halt = None;
                 self.driver = by.clone();
+                self.hands.push(match took_over_from {
+                    Some(from) => format!("took over: {} (after {})", who(by), who(from)),
+                    None => format!("resumed: {}", who(by)),
+                });
             }
             Event::RunFailed { step, error, .. } => {
                 self.status = RunStatus::Failed;
@@ -399,7 +417,8 @@ impl RunState {
                 self.halt = None;
                 self.current = None;
             }
-            Event::Aborted { reason, .. } => {
+            Event::Aborted { reason, by, .. } => {
+                self.hands.push(format!("aborted: {}", who(by)));
                 self.status = RunStatus::Aborted;
                 self.halt = Some(HaltInfo {
                     step: self.current.clone(),

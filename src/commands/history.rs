@@ -70,13 +70,21 @@ pub fn run(config: &Config, args: &HistoryArgs) -> CliResult<Code> {
         let at = r.halted_at.map(|s| format!(" at {s}")).unwrap_or_default();
         let reason = r.reason.map(|s| format!(": {s}")).unwrap_or_default();
         println!(
-            "{:<7} {:<10} {:<24} {}  by {}{at}{reason}",
+            "{:<7} {:<10} {:<24} {}  by {}{}{at}{reason}",
             r.run_id.to_string(),
             r.status.as_str(),
             r.runbook,
             time(r.created_at),
-            r.operator
+            r.operator,
+            if r.host.is_empty() {
+                String::new()
+            } else {
+                format!("@{}", r.host)
+            }
         );
+        for h in &r.hands {
+            println!("        {h}");
+        }
     }
     Ok(Code::Ok)
 }

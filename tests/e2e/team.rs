@@ -253,6 +253,17 @@ fn a_killed_driver_is_taken_over_once_its_lease_expires() {
     let resumed: Value = serde_json::from_str(rows[0].get(0)).unwrap();
     assert_eq!(resumed["took_over_from"]["pid"], first_pid, "{resumed}");
     assert_ne!(resumed["by"]["pid"], first_pid);
+    // And `history`, from any machine, says so.
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    let history = run_cmd(t.cmd("2s", &["history"])).expect(0);
+    assert!(
+        history.stdout.contains(&format!("by tester@{host}"))
+            && history
+                .stdout
+                .contains(&format!("took over: tester@{host} (after tester@{host})")),
+        "{}",
+        history.stdout
+    );
 }
 
 #[test]

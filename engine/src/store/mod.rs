@@ -36,6 +36,13 @@ pub struct RunSummary {
     pub title: String,
     pub status: RunStatus,
     pub operator: String,
+    /// The host the run was started from.
+    #[serde(default)]
+    pub host: String,
+    /// Who did what to it since: resumed, took over, approved, skipped, retried,
+    /// aborted (`operator@host`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hands: Vec<String>,
     pub created_at: u64,
     pub updated_at: u64,
     pub halted_at: Option<String>,
@@ -50,6 +57,8 @@ impl RunSummary {
             title: state.title.clone(),
             status: state.status,
             operator: state.created_by.operator.clone(),
+            host: state.created_by.host.clone(),
+            hands: state.hands.clone(),
             created_at: state.created_at,
             updated_at: state.updated_at,
             halted_at: state.halt.as_ref().and_then(|h| h.step.clone()),
