@@ -88,6 +88,14 @@ fn connect(target: &Target) -> Result<postgres::Client, postgres::Error> {
     }
 }
 
+/// A connection of its own (for LISTEN), protected as the target says.
+///
+/// # Errors
+/// It cannot be made.
+pub fn connect_for_listen(target: &Target) -> Result<postgres::Client, postgres::Error> {
+    connect(target)
+}
+
 /// Whether a failure is the connection's (the server went away, restarted, or cannot
 /// be reached), as opposed to an answer.
 fn connection_lost(e: &postgres::Error) -> bool {

@@ -469,3 +469,39 @@ impl Store for PgStore {
         })
     }
 }
+
+/// The ids of runs whose journal grew, as the database announces them (`LISTEN
+/// runbook_events`): a hint to read the tables again, which stay the truth. The
+/// listening connection lives on a thread of its own and reconnects after a loss;
+/// dropping the receiver ends it at the next notification or reconnect.
+pub fn listen(target: &Target) -> std::sync::mpsc::Receiver<RunId> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let target = target.clone();
+    let _ = std::thread::Builder::new()
+        .name("runbook-listen".into())
+        .spawn(move || loop {
+            let listened = (|| -> Result<(), postgres::Error> {
+                let mut c = match &target.tls {
+                    target::Tls::Off => target.config.connect(postgres::NoTls)?,
+                    _ => conn::connect_for_listen(&target)?,
+                };
+                c.batch_execute("LISTEN runbook_events")?;
+                let mut n = c.notifications();
+                let mut it = n.blocking_iter();
+                while let Some(note) = postgres::fallible_iterator::FallibleIterator::next(&mut it)?
+                {
+                    if let Ok(id) = note.payload().parse::<u64>() {
+                        if tx.send(RunId(id)).is_err() {
+                            return Ok(());
+                        }
+                    }
+                }
+                Ok(())
+            })();
+            if listened.is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        });
+    rx
+}

@@ -78,6 +78,14 @@ fn look(config: &Config, wanted: Option<&str>) -> CliResult<Seen> {
 }
 
 pub async fn run(config: &Config, args: &StatusArgs) -> CliResult<Code> {
+    // A database journal announces each event: the page is redrawn when one arrives
+    // (or every 2 s, the tables being the truth); a sled journal is read every 500 ms.
+    let hints = match (&config.journal_db, args.watch) {
+        (Some(db), true) => Some(std::sync::Arc::new(std::sync::Mutex::new(pgstore::listen(
+            db,
+        )))),
+        _ => None,
+    };
     loop {
         let seen = look(config, args.run_id.as_deref())?;
         if args.json {
@@ -97,7 +105,19 @@ pub async fn run(config: &Config, args: &StatusArgs) -> CliResult<Code> {
         if !args.watch || seen.state.status != RunStatus::Running {
             return Ok(Code::Ok);
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        match &hints {
+            Some(rx) => {
+                let rx = std::sync::Arc::clone(rx);
+                let _ = tokio::task::spawn_blocking(move || {
+                    let rx = rx.lock().unwrap_or_else(|p| p.into_inner());
+                    let _ = rx.recv_timeout(Duration::from_secs(2));
+                    // Take whatever else arrived with it: one redraw for a burst.
+                    while rx.try_recv().is_ok() {}
+                })
+                .await;
+            }
+            None => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
         if !args.json {
             println!();
         }

@@ -392,3 +392,25 @@ fn a_sled_journal_copies_into_postgresql_once() {
     let next = run_cmd(t.run("30s", "site-a", "0s")).expect(0);
     assert_eq!(next.json()["run_id"], "r-3");
 }
+
+#[test]
+fn status_watch_from_another_machine_follows_the_run_to_its_end() {
+    let t = Team::new();
+    let mut a = spawn(t.run("30s", "site-a", "3s"));
+    t.wait_for_step("r-1", "pause", &mut a);
+    let watch = spawn(t.cmd("30s", &["status", "r-1", "--watch", "--json"]));
+    wait_out(a).expect(0);
+    let out = wait_out(watch).expect(0);
+    let states: Vec<Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        states.iter().any(|s| s["current"] == "pause" && s["status"] == "running"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(states.last().unwrap()["status"], "completed");
+    assert_eq!(states.last().unwrap()["steps"]["second"]["status"], "succeeded");
+}
