@@ -7,10 +7,44 @@ use std::time::{Duration, Instant};
 
 use crate::support::*;
 
-fn killed_at(server: &TestServer, dir: &std::path::Path, failpoint: &str) -> std::path::PathBuf {
+/// Where the journal is: the crash tests run against both stores.
+#[derive(Clone)]
+pub enum At {
+    Sled(std::path::PathBuf),
+    /// A PostgreSQL journal (URL, password), with leases of 1 s so that a killed
+    /// driver's run can be taken over quickly.
+    Pg(String, String),
+}
+
+impl At {
+    fn sled(dir: &std::path::Path) -> At {
+        At::Sled(dir.join("j"))
+    }
+
+    fn pg() -> At {
+        let (url, pw) = fresh_pg_journal();
+        At::Pg(url, pw)
+    }
+
+    fn runbook(&self) -> std::process::Command {
+        match self {
+            At::Sled(j) => runbook(j),
+            At::Pg(url, pw) => {
+                let mut c = runbook(std::path::Path::new(url));
+                c.env("PGPASSWORD", pw).env("RUNBOOK_LEASE_TTL", "1s");
+                c
+            }
+        }
+    }
+}
+
+fn killed_at(server: &TestServer, dir: &std::path::Path, failpoint: &str) -> At {
+    killed_at_in(server, dir, failpoint, At::sled(dir))
+}
+
+fn killed_at_in(server: &TestServer, dir: &std::path::Path, failpoint: &str, j: At) -> At {
     let rb = write(dir, "workload.yaml", WORKLOAD);
-    let j = dir.join("j");
-    let mut c = runbook(&j);
+    let mut c = j.runbook();
     c.args(["run"])
         .arg(&rb)
         .args(["-p", &format!("base={}", server.base()), "--yes"])
@@ -27,17 +61,24 @@ fn killed_at(server: &TestServer, dir: &std::path::Path, failpoint: &str) -> std
 
 /// Resume as an operator would: when a destructive step is in doubt and the halt
 /// says its postcondition does not hold (the effect is not in place), apply it again
-/// with `--retry-step`.
-fn resume_to_completion(j: &std::path::Path) -> Out {
+/// with `--retry-step`. On a database journal, the killed driver's lease is waited out
+/// first (it says how long it has left).
+fn resume_to_completion(j: &At) -> Out {
     let mut directive: Vec<String> = Vec::new();
-    for _ in 0..6 {
-        let mut r = runbook(j);
+    let mut tries = 0;
+    while tries < 6 {
+        let mut r = j.runbook();
         r.args(["resume", "r-1", "--json"]).args(&directive);
         let out = run(r);
         if out.code == 0 {
             assert_eq!(out.json()["status"], "completed");
             return out;
         }
+        if out.code == 5 && out.stderr.contains("its lease expires in") {
+            std::thread::sleep(Duration::from_millis(400));
+            continue;
+        }
+        tries += 1;
         let out = out.expect(3);
         let v = out.json();
         let reason = v["reason"].as_str().unwrap();
@@ -53,12 +94,12 @@ fn resume_to_completion(j: &std::path::Path) -> Out {
     panic!("the run did not complete after several resumes");
 }
 
-fn journal_readable(j: &std::path::Path) {
-    let mut s = runbook(j);
+fn journal_readable(j: &At) {
+    let mut s = j.runbook();
     s.args(["status", "--json"]);
     let st: serde_json::Value = serde_json::from_str(&run(s).expect(0).stdout).unwrap();
     assert_eq!(st["status"], "completed");
-    let mut h = runbook(j);
+    let mut h = j.runbook();
     h.args(["history"]);
     assert!(run(h).expect(0).stdout.contains("completed"));
 }
@@ -75,6 +116,35 @@ macro_rules! kill_point {
             journal_readable(&j);
         }
     };
+    (pg $name:ident, $fp:expr) => {
+        #[test]
+        fn $name() {
+            let server = TestServer::start();
+            let dir = tempfile::tempdir().unwrap();
+            let j = killed_at_in(&server, dir.path(), $fp, At::pg());
+            resume_to_completion(&j);
+            assert_workload_effects(&server);
+            journal_readable(&j);
+        }
+    };
+}
+
+/// The same kill points with the journal in PostgreSQL: the storage contract is the
+/// store's, the crash safety the engine's, and both hold on either store.
+mod on_postgresql {
+    use super::*;
+
+    kill_point!(pg killed_before_apply_of_destructive_step, "before-apply=return(create)");
+    kill_point!(pg killed_after_apply_of_destructive_step, "after-apply=return(create)");
+    kill_point!(pg killed_after_journal_of_destructive_step, "after-journal=return(create)");
+    kill_point!(pg killed_before_apply_of_idempotent_step, "before-apply=return(configure)");
+    kill_point!(pg killed_after_apply_of_idempotent_step, "after-apply=return(configure)");
+    kill_point!(pg killed_after_journal_of_idempotent_step, "after-journal=return(configure)");
+    kill_point!(pg killed_before_apply_of_read_only_step, "before-apply=return(pause)");
+    kill_point!(pg killed_after_apply_of_read_only_step, "after-apply=return(check)");
+    kill_point!(pg killed_before_apply_of_fan_out_item, "before-apply=return(clear:c3)");
+    kill_point!(pg killed_after_apply_of_fan_out_item, "after-apply=return(clear:c3)");
+    kill_point!(pg killed_after_journal_of_fan_out_item, "after-journal=return(clear:c3)");
 }
 
 // destructive POST with a postcondition: settled by probing, never applied twice
@@ -268,8 +338,9 @@ fn killed_at_random_moments_then_resumed() {
                 }
             }
         }
+        let at_j = At::Sled(j.clone());
         if has_run {
-            resume_to_completion(&j);
+            resume_to_completion(&at_j);
         } else {
             let mut c = runbook(&j);
             c.args(["run"])
@@ -278,7 +349,7 @@ fn killed_at_random_moments_then_resumed() {
             run(c).expect(0);
         }
         assert_workload_effects(&fresh);
-        journal_readable(&j);
+        journal_readable(&at_j);
         eprintln!("round {round}: killed at {at}ms of {full}ms: ok");
     }
 }

@@ -441,3 +441,42 @@ impl Drop for InLab {
         drop(lab);
     }
 }
+
+// ---- PostgreSQL (team mode): the server the test command starts ----
+
+pub fn server_url() -> (String, String) {
+    let url = std::env::var("RUNBOOK_TEST_PG").expect(
+        "RUNBOOK_TEST_PG is not set: run the tests with `bash scripts/test.sh`, which starts a PostgreSQL server (scripts/pg.sh)",
+    );
+    (
+        url,
+        std::env::var("RUNBOOK_TEST_PGPASSWORD").unwrap_or_default(),
+    )
+}
+
+pub fn admin(url: &str, pw: &str) -> postgres::Client {
+    let mut c: postgres::Config = url.parse().unwrap();
+    c.password(pw);
+    c.connect(postgres::NoTls).unwrap()
+}
+
+/// A fresh database on `url`'s server: its journal URL (no password in it).
+pub fn fresh_db_on(url: &str, pw: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let name = format!(
+        "e2e_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    );
+    admin(url, pw)
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .unwrap();
+    format!("{}/{name}?sslmode=disable", url.rsplit_once('/').unwrap().0)
+}
+
+/// A fresh database on the test server: (journal URL, password).
+pub fn fresh_pg_journal() -> (String, String) {
+    let (url, pw) = server_url();
+    (fresh_db_on(&url, &pw), pw)
+}

@@ -30,37 +30,6 @@ steps:
     with: { method: PUT, url: "{{ site.lb_check_url }}/config/second-{{ site.name }}", body: 2 }
 "#;
 
-fn server_url() -> (String, String) {
-    let url = std::env::var("RUNBOOK_TEST_PG").expect(
-        "RUNBOOK_TEST_PG is not set: run the tests with `bash scripts/test.sh`, which starts a PostgreSQL server (scripts/pg.sh)",
-    );
-    (
-        url,
-        std::env::var("RUNBOOK_TEST_PGPASSWORD").unwrap_or_default(),
-    )
-}
-
-fn admin(url: &str, pw: &str) -> postgres::Client {
-    let mut c: postgres::Config = url.parse().unwrap();
-    c.password(pw);
-    c.connect(postgres::NoTls).unwrap()
-}
-
-/// A fresh database on `url`'s server: its journal URL (no password in it).
-fn fresh_db_on(url: &str, pw: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let name = format!(
-        "e2e_{}_{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    );
-    admin(url, pw)
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .unwrap();
-    format!("{}/{name}?sslmode=disable", url.rsplit_once('/').unwrap().0)
-}
-
 struct Team {
     server: TestServer,
     dir: tempfile::TempDir,
@@ -407,10 +376,15 @@ fn status_watch_from_another_machine_follows_the_run_to_its_end() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert!(
-        states.iter().any(|s| s["current"] == "pause" && s["status"] == "running"),
+        states
+            .iter()
+            .any(|s| s["current"] == "pause" && s["status"] == "running"),
         "{}",
         out.stdout
     );
     assert_eq!(states.last().unwrap()["status"], "completed");
-    assert_eq!(states.last().unwrap()["steps"]["second"]["status"], "succeeded");
+    assert_eq!(
+        states.last().unwrap()["steps"]["second"]["status"],
+        "succeeded"
+    );
 }
