@@ -320,6 +320,7 @@ mod tests {
             attempt: 1,
             effect,
             prepared: Default::default(),
+            calls: Vec::new(),
             at: 1,
         }
     }
@@ -331,6 +332,7 @@ mod tests {
             outputs: Default::default(),
             observation: None,
             note: None,
+            waited: None,
             at: 2,
         }
     }

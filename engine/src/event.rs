@@ -92,6 +92,16 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// A step's wait for its postcondition after the effect.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Waited {
+    /// What it waited for, as a person reads it.
+    pub what: String,
+    pub ms: u64,
+    /// How many times it was checked.
+    pub checks: u32,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
@@ -118,6 +128,9 @@ pub enum Event {
         effect: Effect,
         /// What was read before the effect and must survive it.
         prepared: Outputs,
+        /// The calls this attempt makes, as the plan showed them (`Action::describe`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        calls: Vec<String>,
         at: u64,
     },
     StepSucceeded {
@@ -127,6 +140,9 @@ pub enum Event {
         observation: Option<Json>,
         /// How it was settled when not by a plain apply (e.g. in doubt, on resume).
         note: Option<String>,
+        /// What the step waited for after its effect, how long, how many checks.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        waited: Option<Waited>,
         at: u64,
     },
     StepFailed {

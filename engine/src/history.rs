@@ -185,6 +185,7 @@ mod tests {
                 attempt: 1,
                 effect: Effect::Idempotent,
                 prepared: Default::default(),
+                calls: Vec::new(),
                 at: 2,
             });
             events.push(Event::StepSucceeded {
@@ -193,6 +194,7 @@ mod tests {
                 outputs: Default::default(),
                 observation: None,
                 note: None,
+                waited: None,
                 at: 3,
             });
         }

@@ -219,6 +219,7 @@ impl RunState {
                 prepared,
                 effect,
                 at,
+                ..
             } => {
                 if *effect != crate::model::Effect::ReadOnly {
                     self.had_effect = true;
@@ -248,6 +249,7 @@ impl RunState {
                 observation,
                 note,
                 at,
+                ..
             } => {
                 let p = self.progress_mut(step, item.as_deref());
                 p.status = StepStatus::Succeeded;
@@ -447,6 +449,7 @@ mod tests {
             attempt,
             effect: Effect::Destructive,
             prepared: json!({"previous": 3}).as_object().unwrap().clone(),
+            calls: Vec::new(),
             at: 1,
         }
     }
@@ -481,6 +484,7 @@ mod tests {
             outputs: Default::default(),
             observation: None,
             note: None,
+            waited: None,
             at: 2,
         });
         assert_eq!(s.item("clear", "a").unwrap().status, StepStatus::Succeeded);

@@ -200,6 +200,7 @@ impl Executor {
             attempt,
             effect: item.effect,
             prepared: prepared.clone(),
+            calls: item.action.describe(&item.ctx, &item.args),
             at: now_ms(),
         })?;
         self.apply(item, attempt, prepared).await
@@ -261,11 +262,11 @@ impl Executor {
             }
             Ok(Ok(out)) => out,
         };
-        let observation = match self
+        let (observation, waited) = match self
             .verify(item, attempt_start + item.timeout, prepared)
             .await
         {
-            Verified::Holds(observation) => observation,
+            Verified::Holds(observation, waited) => (observation, waited),
             Verified::TimedOut(msg) => {
                 return Ok(Tried::Failed {
                     phase: applied_phase(true, false),
@@ -284,7 +285,7 @@ impl Executor {
                 }))
             }
         };
-        self.took_effect(item, prepared, out, observation)?;
+        self.took_effect(item, prepared, out, observation, waited)?;
         failpoint::hit("after-journal", step_id, key);
         Ok(Tried::Done)
     }
@@ -297,6 +298,7 @@ impl Executor {
         prepared: &Outputs,
         out: Outputs,
         observation: Option<Json>,
+        waited: Option<crate::event::Waited>,
     ) -> Result<(), JournalError> {
         let mut outputs = prepared.clone();
         outputs.extend(out);
@@ -304,6 +306,6 @@ impl Executor {
             .get("summary")
             .and_then(Json::as_str)
             .map(str::to_string);
-        self.succeed(item, outputs, observation, note)
+        self.succeed_after(item, outputs, observation, note, waited)
     }
 }

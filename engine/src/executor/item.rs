@@ -136,12 +136,25 @@ impl Executor {
         observation: Option<Json>,
         note: Option<String>,
     ) -> Result<(), JournalError> {
+        self.succeed_after(item, outputs, observation, note, None)
+    }
+
+    /// As [`Executor::succeed`], with what the step waited for after its effect.
+    pub(super) fn succeed_after(
+        &self,
+        item: &Item,
+        outputs: Outputs,
+        observation: Option<Json>,
+        note: Option<String>,
+        waited: Option<crate::event::Waited>,
+    ) -> Result<(), JournalError> {
         self.recorder.record(Event::StepSucceeded {
             step: self.step_of(item).id.clone(),
             item: item.key.clone(),
             outputs,
             observation,
             note: note.clone(),
+            waited,
             at: now_ms(),
         })?;
         self.observer.notice(Notice::Done {

@@ -234,6 +234,7 @@ impl Executor {
             outputs,
             observation: None,
             note: None,
+            waited: None,
             at: now_ms(),
         })?;
         self.observer.notice(Notice::Done {

@@ -12,12 +12,15 @@ use super::work::Item;
 use super::Executor;
 use crate::action::StepError;
 use crate::condition::{CondResult, Probing, Subject};
+use crate::event::Waited;
 use crate::model::{Condition, Effect, Outputs};
 use crate::report::Notice;
 use crate::scope::{approx, postcondition_text, short};
 
 pub(super) enum Verified {
-    Holds(Option<Json>),
+    /// It holds: the last observation, and the wait (`None` when there was nothing to
+    /// wait for).
+    Holds(Option<Json>, Option<Waited>),
     /// The lease on the run's sites was lost: nothing more is issued.
     Fenced(crate::journal::JournalError),
     /// Not within the deadline: what was expected and what was seen last.
@@ -131,10 +134,17 @@ impl Executor {
             .max(Duration::from_millis(1));
         let mut pause = Duration::from_millis(5).min(cap);
         let start = Instant::now();
+        let mut checks = 0u32;
         loop {
+            checks += 1;
+            let waited = || Waited {
+                what: what.clone(),
+                ms: start.elapsed().as_millis() as u64,
+                checks,
+            };
             let last = match self.postcondition(item).await {
-                Ok(None) => return Verified::Holds(None),
-                Ok(Some(p)) if p.holds => return Verified::Holds(p.observation),
+                Ok(None) => return Verified::Holds(None, None),
+                Ok(Some(p)) if p.holds => return Verified::Holds(p.observation, Some(waited())),
                 Ok(Some(p)) => {
                     self.waiting(item, &what, start, p.why.as_deref());
                     p.why
