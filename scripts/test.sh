@@ -14,6 +14,14 @@ if ! command -v kubectl >/dev/null; then
     || { echo "kubectl is needed by the lab tests and could not be installed" >&2; exit 1; }
 fi
 
+# The browser test: Debian's Chromium (browsers that download themselves cannot work
+# here) and playwright-core from npm, at the version the committed lockfile pins.
+if [ ! -x /usr/bin/chromium ]; then
+  (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 \
+    || { echo "chromium is needed by the browser test and could not be installed" >&2; exit 1; }
+fi
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+
 # PostgreSQL: a throwaway server for the team-mode tests (the journal in a database),
 # on 127.0.0.1, stopped when this script ends.
 pgdir=$(mktemp -d /tmp/runbook-test-pg.XXXXXX)

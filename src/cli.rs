@@ -75,6 +75,33 @@ pub enum Command {
     /// Work on a journal itself
     #[command(subcommand)]
     Journal(JournalCommand),
+    /// A run's report for a post-incident review (Markdown, one HTML file, or JSON)
+    Report(ReportArgs),
+    /// A read-only web page of the runs, live while they run (loopback by default)
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The run (e.g. r-3)
+    pub run_id: String,
+    /// md (default), html (one self-contained file) or json
+    #[arg(long, default_value = "md", value_parser = ["md", "html", "json"])]
+    pub format: String,
+    /// Write to this file instead of stdout
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Where to listen
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Listen on an address other than loopback. The page has no login of its own:
+    /// put it behind a proxy that authenticates
+    #[arg(long)]
+    pub allow_remote: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,6 +7,7 @@ mod config;
 mod exit;
 mod output;
 mod progress;
+mod review;
 
 use std::process::ExitCode;
 

@@ -25,6 +25,7 @@ pub mod recorder;
 pub mod redact;
 pub mod report;
 pub mod resume;
+pub mod review;
 pub mod runner;
 pub mod scope;
 pub mod spans;

@@ -10,8 +10,10 @@ mod journal;
 mod lab;
 mod list;
 mod plan;
+mod report;
 mod resume;
 mod run;
+mod serve;
 mod show;
 mod status;
 mod validate;
@@ -37,6 +39,8 @@ pub fn run(cli: Cli) -> CliResult<Code> {
         Command::Check(a) => block_on(check::run(&config, &a)),
         Command::Bench(a) => block_on(bench::run(&config, &a)),
         Command::Journal(crate::cli::JournalCommand::Copy(a)) => journal::copy(&config, &a),
+        Command::Report(a) => report::run(&config, &a),
+        Command::Serve(a) => block_on(serve::run(config, &a)),
     }
 }
 

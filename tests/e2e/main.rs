@@ -4,6 +4,7 @@
 mod support;
 
 mod bench;
+mod browser;
 mod catalog;
 mod check;
 mod crash;
@@ -16,6 +17,7 @@ mod plan_calls;
 mod plan_snapshots;
 mod procedure_crashes;
 mod procedures;
+mod report;
 mod run;
 mod secrets;
 mod status;

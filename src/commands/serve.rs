@@ -1,0 +1,235 @@
+//! `runbook serve`: a read-only web page for the incident bridge. It lists the runs of
+//! the journal in use (sled or PostgreSQL), newest first, and shows each run as its
+//! report does, updated live with server-sent events: the current step, what it waits
+//! for, its last observation, the chart. Every route is a GET: nothing on the page can
+//! change a run. Without JavaScript, a refresh shows the current state. Assets are
+//! inline in the pages; the server listens on loopback unless told otherwise.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::sse::{Event as Sse, KeepAlive};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use engine::journal::JournalError;
+use engine::review::Review;
+
+use crate::cli::ServeArgs;
+use crate::config::Config;
+use crate::exit::{failed, invalid, CliResult, Code};
+use crate::review::html::{esc, live, record, STYLE};
+
+type Shared = Arc<Config>;
+
+pub async fn run(config: Config, args: &ServeArgs) -> CliResult<Code> {
+    if !args.listen.ip().is_loopback() && !args.allow_remote {
+        return Err(invalid(anyhow::anyhow!(
+            "{} is not a loopback address: the page has no login of its own. Put it behind a proxy that authenticates and pass --allow-remote",
+            args.listen
+        )));
+    }
+    let app = Router::new()
+        .route("/", get(index))
+        .route("/runs/{id}", get(run_page))
+        .route("/runs/{id}/events", get(events))
+        .route("/runs/{id}/report.{format}", get(report))
+        .with_state(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| failed(anyhow::anyhow!("cannot listen on {}: {e}", args.listen)))?;
+    let addr = listener.local_addr().map_err(failed)?;
+    eprintln!("serving the runs at http://{addr}/ (read-only; Ctrl-C stops)");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(failed)?;
+    Ok(Code::Ok)
+}
+
+fn page(title: &str, body: &str, script: &str) -> Html<String> {
+    Html(format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>{}</title><style>{STYLE}</style></head><body><p class=\"noprint\"><a href=\"/\">all runs</a></p>{body}{script}</body></html>\n",
+        esc(title)
+    ))
+}
+
+fn problem(code: StatusCode, text: String) -> Response {
+    (code, page("runbook", &format!("<p>{}</p>", esc(&text)), "")).into_response()
+}
+
+/// Run a blocking journal read off the async threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f)
+        .await
+        .expect("a journal read does not panic")
+}
+
+async fn index(State(config): State<Shared>) -> Response {
+    let listed = blocking(move || list(&config)).await;
+    match listed {
+        Ok(rows) => page("runbook: runs", &rows, "").into_response(),
+        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, e),
+    }
+}
+
+fn list(config: &Config) -> Result<String, String> {
+    let mut out = String::from("<h1>Runs</h1>");
+    let runs = match config.try_journal() {
+        None => return Ok(out + "<p>No runs yet.</p>"),
+        Some(Ok(j)) => j.runs().map_err(|e| e.to_string())?,
+        Some(Err(JournalError::Busy { .. })) => {
+            out.push_str(
+                "<p>A run's process holds the journal: the runs in progress are shown.</p>",
+            );
+            config
+                .live()
+                .map(|l| l.active())
+                .unwrap_or_default()
+                .iter()
+                .map(|s| {
+                    engine::journal::RunSummary::of(
+                        s.run_id.parse().unwrap_or(engine::id::RunId(0)),
+                        s,
+                    )
+                })
+                .collect()
+        }
+        Some(Err(e)) => return Err(e.to_string()),
+    };
+    out.push_str("<table><tr><th>run</th><th>runbook</th><th>status</th><th>operator</th><th>started</th><th>stopped at</th></tr>");
+    for r in runs.iter().rev() {
+        out.push_str(&format!(
+            r#"<tr><td><a href="/runs/{id}">{id}</a></td><td>{}</td><td><span class="status {st}">{st}</span></td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
+            esc(&r.runbook),
+            esc(&if r.host.is_empty() { r.operator.clone() } else { format!("{}@{}", r.operator, r.host) }),
+            esc(&crate::review::utc(r.created_at)),
+            esc(r.halted_at.as_deref().unwrap_or("")),
+            id = r.run_id,
+            st = r.status.as_str(),
+        ));
+    }
+    out.push_str("</table>");
+    Ok(out)
+}
+
+async fn review_of(config: Shared, id: String) -> Result<Review, Response> {
+    let run = id
+        .parse::<engine::id::RunId>()
+        .map_err(|e| problem(StatusCode::NOT_FOUND, e.to_string()))?;
+    blocking(move || crate::review::load(&config, run))
+        .await
+        .map_err(|e| problem(StatusCode::NOT_FOUND, format!("{:#}", e.error)))
+}
+
+/// Replaces the live parts as updates arrive; without it the page is complete as sent.
+const LIVE_SCRIPT: &str = r#"<script>
+(function () {
+  if (!window.EventSource) return;
+  var es = new EventSource(location.pathname + "/events");
+  es.addEventListener("live", function (e) { document.getElementById("live").innerHTML = e.data; });
+  es.addEventListener("record", function (e) { document.getElementById("record").innerHTML = e.data; });
+  es.addEventListener("end", function () { es.close(); });
+})();
+</script>"#;
+
+async fn run_page(State(config): State<Shared>, Path(id): Path<String>) -> Response {
+    match review_of(config, id).await {
+        Ok(r) => {
+            let body = format!(
+                r#"<div id="live">{}</div><p class="noprint">Live: this page follows the run as it goes (reload if scripts are off). Reports: <a href="/runs/{id}/report.md">Markdown</a> · <a href="/runs/{id}/report.html">HTML</a> · <a href="/runs/{id}/report.json">JSON</a></p><div id="record">{}</div>"#,
+                live(&r),
+                record(&r),
+                id = esc(&r.run_id)
+            );
+            page(&format!("{} {}", r.run_id, r.title), &body, LIVE_SCRIPT).into_response()
+        }
+        Err(e) => e,
+    }
+}
+
+async fn report(
+    State(config): State<Shared>,
+    Path((id, format)): Path<(String, String)>,
+) -> Response {
+    let r = match review_of(config, id).await {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    let (kind, text) = match format.as_str() {
+        "md" => (
+            "text/markdown; charset=utf-8",
+            crate::review::md::render(&r),
+        ),
+        "html" => ("text/html; charset=utf-8", crate::review::html::render(&r)),
+        "json" => (
+            "application/json",
+            serde_json::to_string_pretty(&r).unwrap_or_default(),
+        ),
+        other => {
+            return problem(
+                StatusCode::NOT_FOUND,
+                format!("no report format `{other}` (md, html, json)"),
+            )
+        }
+    };
+    ([(header::CONTENT_TYPE, kind)], text).into_response()
+}
+
+/// Server-sent events: the live part and the record, re-rendered when the run changes,
+/// then `end` once it is over.
+async fn events(State(config): State<Shared>, Path(id): Path<String>) -> Response {
+    let hints = config
+        .journal_db
+        .as_ref()
+        .map(|db| Arc::new(std::sync::Mutex::new(pgstore::listen(db))));
+    let state = (config, id, String::new(), false, hints);
+    let stream =
+        futures_util::stream::unfold(state, |(config, id, last, done, hints)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                let r = review_of(Arc::clone(&config), id.clone()).await.ok();
+                let seen = r
+                    .as_ref()
+                    .map(|r| serde_json::to_string(r).unwrap_or_default())
+                    .unwrap_or_default();
+                if let Some(r) = r.filter(|_| seen != last) {
+                    let over = r.status != "running";
+                    let events = vec![
+                        Ok::<_, Infallible>(Sse::default().event("live").data(live(&r))),
+                        Ok(Sse::default().event("record").data(record(&r))),
+                        Ok(Sse::default()
+                            .event(if over { "end" } else { "tick" })
+                            .data("")),
+                    ];
+                    return Some((
+                        futures_util::stream::iter(events),
+                        (config, id, seen, over, hints),
+                    ));
+                }
+                match &hints {
+                    Some(rx) => {
+                        let rx = Arc::clone(rx);
+                        let _ = blocking(move || {
+                            let rx = rx.lock().unwrap_or_else(|p| p.into_inner());
+                            let _ = rx.recv_timeout(Duration::from_secs(2));
+                            while rx.try_recv().is_ok() {}
+                        })
+                        .await;
+                    }
+                    None => tokio::time::sleep(Duration::from_millis(300)).await,
+                }
+            }
+        });
+    let stream = futures_util::StreamExt::flatten(stream);
+    axum::response::sse::Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}

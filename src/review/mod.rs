@@ -1,0 +1,98 @@
+//! A run as people review it (`engine::review`), read from the journal in use and
+//! rendered as Markdown (`md.rs`), one self-contained HTML page with a Gantt chart
+//! (`html.rs`), or JSON. `runbook report` writes one; `runbook serve` shows them live.
+
+pub mod html;
+pub mod md;
+
+use std::collections::BTreeMap;
+
+use engine::id::RunId;
+use engine::journal::{Journal, JournalError};
+use engine::review::Review;
+
+use crate::config::Config;
+use crate::exit::{from_journal_error, from_run_error, invalid, CliResult};
+
+/// Step ids in order and their titles, from the run's pinned runbook text.
+fn pinned_steps(journal: &Journal, run: RunId) -> (Vec<String>, BTreeMap<String, String>) {
+    let Ok((source, _)) = engine::runner::pinned_source(journal, run) else {
+        return (Vec::new(), BTreeMap::new());
+    };
+    let doc: serde_yaml::Value = serde_yaml::from_str(&source).unwrap_or_default();
+    let mut order = Vec::new();
+    let mut titles = BTreeMap::new();
+    for s in doc
+        .get("steps")
+        .and_then(|s| s.as_sequence())
+        .into_iter()
+        .flatten()
+    {
+        if let Some(id) = s.get("id").and_then(|i| i.as_str()) {
+            order.push(id.to_string());
+            if let Some(t) = s.get("title").and_then(|t| t.as_str()) {
+                titles.insert(id.to_string(), t.to_string());
+            }
+        }
+    }
+    (order, titles)
+}
+
+/// The review of one run from an open journal.
+///
+/// # Errors
+/// Unknown run, or an unreadable journal.
+pub fn from_journal(journal: &Journal, run: RunId) -> CliResult<Review> {
+    let events = journal.events(run).map_err(from_journal_error)?;
+    let state = engine::state::RunState::fold(&run.to_string(), &events);
+    let (order, titles) = pinned_steps(journal, run);
+    Ok(engine::review::build(&state, &events, &order, &titles))
+}
+
+/// The review of run `run` from the journal in use; a sled journal held by a running
+/// process gives its live snapshot (no timeline until the run lets go of it).
+///
+/// # Errors
+/// No journal, unknown run, or an unreadable journal.
+pub fn load(config: &Config, run: RunId) -> CliResult<Review> {
+    let Some(opened) = config.try_journal() else {
+        return Err(invalid(anyhow::anyhow!(
+            "no runs yet in `{}`",
+            config.journal
+        )));
+    };
+    match opened {
+        Ok(journal) => from_journal(&journal, run),
+        Err(JournalError::Busy { holders, dir }) => {
+            let state = config
+                .live()
+                .and_then(|l| l.read(&run.to_string()))
+                .ok_or_else(|| from_journal_error(JournalError::Busy { holders, dir }))?;
+            let order: Vec<String> = state.steps.keys().cloned().collect();
+            Ok(engine::review::build(&state, &[], &order, &BTreeMap::new()))
+        }
+        Err(e) => Err(from_run_error(engine::runner::RunError::Journal(e))),
+    }
+}
+
+/// UTC, to the millisecond.
+pub fn utc(ms: u64) -> String {
+    humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
+        .to_string()
+}
+
+/// `+1m 3.2s` from the start.
+pub fn offset(ms: u64) -> String {
+    format!("+{}", duration(ms))
+}
+
+/// A duration as people read it: `850 ms`, `3.2 s`, `2 min 5 s`.
+pub fn duration(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    } else {
+        format!("{} min {} s", ms / 60_000, (ms % 60_000) / 1000)
+    }
+}

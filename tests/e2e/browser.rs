@@ -1,0 +1,168 @@
+//! `runbook serve` in a real browser: Debian's Chromium, headless, driven by
+//! playwright-core (`tests/browser/run_page.mjs`), against a lab run in progress. The
+//! page shows the steps appear and complete without a reload; a halted run shows its
+//! reason and the command that resumes it; the HTML report parses, draws its chart and
+//! asks for nothing. Screenshots are kept in `target/browser-artifacts/`.
+//!
+//! Needs what the README's test command installs: Debian's `chromium` and
+//! `npm ci` in `tests/browser`.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+const GATE: &str = r#"
+name: gate-only
+steps:
+  - id: gate
+    title: Wait for the bridge's go
+    action: manual.confirm
+    with: { instructions: "the incident lead says go" }
+"#;
+
+fn artifacts() -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/browser-artifacts");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn the_run_page_follows_a_lab_run_live_in_chromium() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    assert!(
+        std::path::Path::new("/usr/bin/chromium").exists(),
+        "Debian's chromium is needed (bash scripts/test.sh installs it)"
+    );
+    assert!(
+        root.join("tests/browser/node_modules/playwright-core")
+            .exists(),
+        "playwright-core is needed: `npm ci` in tests/browser (bash scripts/test.sh does it)"
+    );
+    // Slow calls, so that the run is seen in progress.
+    let l = InLab::start(&["latency:120ms"], 0.0);
+    let rb = write(l.dir.path(), "gate.yaml", GATE);
+    let mut gate = l.runbook();
+    gate.args(["run"]).arg(&rb).arg("--json");
+    let halted = run(gate).expect(3);
+    assert_eq!(halted.json()["run_id"], "r-1");
+
+    let mut serve = l.runbook();
+    serve.args(["serve", "--listen", "127.0.0.1:0"]);
+    let mut server = spawn(serve);
+    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
+    let base = loop {
+        let line = lines.next().expect("serve says where it listens").unwrap();
+        if let Some(rest) = line.split("serving the runs at ").nth(1) {
+            break rest
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .trim_end_matches('/')
+                .to_string();
+        }
+    };
+    // Refuses another address unless told to.
+    let mut wide = l.runbook();
+    wide.args(["serve", "--listen", "0.0.0.0:0"]);
+    let refused = run(wide).expect(2);
+    assert!(
+        refused.stderr.contains("--allow-remote"),
+        "{}",
+        refused.stderr
+    );
+
+    let mut switchover = l.runbook();
+    switchover.args(["run", "switchover", "--yes", "--json"]);
+    let driver = spawn(switchover);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut st = l.runbook();
+        st.args(["status", "r-2", "--json"]);
+        let out = run(st);
+        if out.code == 0 && out.stdout.contains("\"status\":\"running\"") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "r-2 never showed running: {}",
+            out.stderr
+        );
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let out_dir = artifacts();
+    let report = out_dir.join("report.html");
+    let node = std::process::Command::new("node")
+        .current_dir(root.join("tests/browser"))
+        .arg("run_page.mjs")
+        .args([&base, "r-2", "r-1"])
+        .arg(&report)
+        .arg(&out_dir)
+        .output()
+        .expect("node runs");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&node.stdout),
+        String::from_utf8_lossy(&node.stderr)
+    );
+    let driven = wait_out(driver);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(node.status.success(), "the browser checks failed:\n{said}");
+    assert_eq!(driven.code, 0, "{}", driven.stderr);
+    assert!(out_dir.join("run-page.png").exists());
+    eprintln!("{said}");
+}
+
+#[test]
+fn the_html_report_is_one_file_that_refers_to_nothing_outside() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let rb = write(
+        dir.path(),
+        "r.yaml",
+        r#"
+name: tiny
+params: { base: { type: string } }
+steps:
+  - id: put
+    action: http.request
+    with: { method: PUT, url: "{{ params.base }}/config/x", body: 1 }
+  - id: items
+    for_each: { items: [a, b] }
+    action: http.request
+    with: { method: PUT, url: "{{ params.base }}/config/{{ item }}", body: 2 }
+"#,
+    );
+    let j = dir.path().join("j");
+    let mut c = runbook(&j);
+    c.args(["run"])
+        .arg(&rb)
+        .args(["-p", &format!("base={}", server.base()), "--yes"]);
+    run(c).expect(0);
+    let mut r = runbook(&j);
+    r.args(["report", "r-1", "--format", "html"]);
+    let html = run(r).expect(0).stdout;
+    assert!(html.starts_with("<!DOCTYPE html>") && html.trim_end().ends_with("</html>"));
+    for outside in [
+        "src=", "href=", "url(", "@import", "<link", "<script", "<iframe", "<img",
+    ] {
+        assert!(!html.contains(outside), "the report has `{outside}`");
+    }
+    // Every element it opens, it closes (the tags a browser would otherwise guess).
+    for tag in [
+        "table", "tr", "td", "th", "svg", "div", "h1", "h2", "code", "span",
+    ] {
+        let opened =
+            html.matches(&format!("<{tag}>")).count() + html.matches(&format!("<{tag} ")).count();
+        let closed = html.matches(&format!("</{tag}>")).count();
+        assert_eq!(opened, closed, "<{tag}> opened {opened}, closed {closed}");
+    }
+    assert!(html.contains("<rect"), "the chart has bars");
+    let mut j_out = runbook(&j);
+    j_out.args(["report", "r-1", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&run(j_out).expect(0).stdout).unwrap();
+    assert_eq!(v["format"], 1);
+    assert_eq!(v["steps"][1]["items"].as_array().unwrap().len(), 2);
+}
