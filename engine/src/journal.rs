@@ -241,6 +241,28 @@ impl Journal {
         })
     }
 
+    /// Publish (or, with `None`, withdraw) the live snapshot of a run this process
+    /// drives, for stores that carry it to other processes.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn publish_live(&self, run: RunId, state: Option<&RunState>) -> Result<(), JournalError> {
+        let text = state
+            .map(|s| serde_json::to_string(s))
+            .transpose()
+            .map_err(|e| JournalError::Corrupt {
+                key: run.to_string(),
+                message: e.to_string(),
+            })?;
+        self.store.publish_live(run, text.as_deref())
+    }
+
+    /// The live snapshot another process publishes for `run`, if the store carries one.
+    pub fn live_state(&self, run: RunId) -> Option<RunState> {
+        let text = self.store.read_live(run).ok()??;
+        serde_json::from_str(&text).ok()
+    }
+
     /// Write whole runs at once (importing history, benchmarks), never a live run.
     ///
     /// # Errors

@@ -119,9 +119,16 @@ impl Recorder {
 
     fn publish_locked(&self, state: &RunState) {
         self.dirty.store(false, Ordering::Release);
-        if let Some(live) = &self.live {
-            if let Err(e) = live.publish(state) {
-                tracing::warn!("cannot write the live status file: {e}");
+        match &self.live {
+            Some(live) => {
+                if let Err(e) = live.publish(state) {
+                    tracing::warn!("cannot write the live status file: {e}");
+                }
+            }
+            None => {
+                if let Err(e) = self.journal.publish_live(self.run, Some(state)) {
+                    tracing::warn!("cannot publish the live status: {e}");
+                }
             }
         }
     }
@@ -162,8 +169,11 @@ impl Recorder {
 
     /// This process lets go of the run: the journal is the record again.
     pub fn withdraw_live(&self) {
-        if let Some(live) = &self.live {
-            live.withdraw(&self.run.to_string());
+        match &self.live {
+            Some(live) => live.withdraw(&self.run.to_string()),
+            None => {
+                let _ = self.journal.publish_live(self.run, None);
+            }
         }
     }
 }

@@ -423,6 +423,32 @@ impl Store for PgStore {
         })
     }
 
+    fn publish_live(&self, run: RunId, snapshot: Option<&str>) -> Result<(), JournalError> {
+        let snapshot = snapshot.map(str::to_string);
+        self.conn.call(READ_PATIENCE, move |c| {
+            let id = run.0 as i64;
+            match &snapshot {
+                Some(s) => c.execute(
+                    "INSERT INTO runbook_live (run_id, state) VALUES ($1, $2)
+                     ON CONFLICT (run_id) DO UPDATE SET state = EXCLUDED.state, published_at = now()",
+                    &[&id, s],
+                )?,
+                None => c.execute("DELETE FROM runbook_live WHERE run_id = $1", &[&id])?,
+            };
+            Ok(())
+        })
+    }
+
+    fn read_live(&self, run: RunId) -> Result<Option<String>, JournalError> {
+        self.conn.call(READ_PATIENCE, move |c| {
+            Ok(c.query_opt(
+                "SELECT state FROM runbook_live WHERE run_id = $1",
+                &[&(run.0 as i64)],
+            )?
+            .map(|r| r.get(0)))
+        })
+    }
+
     fn release(&self, site: &str, run: RunId) -> Result<(), JournalError> {
         let site = site.to_string();
         self.conn.call(self.patience(), move |c| {

@@ -10,9 +10,10 @@ use engine::journal::JournalError;
 use crate::conn::Failure;
 
 /// (version, SQL), in order.
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    "CREATE TABLE runbook_meta (key text PRIMARY KEY, value text NOT NULL);
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        "CREATE TABLE runbook_meta (key text PRIMARY KEY, value text NOT NULL);
      INSERT INTO runbook_meta (key, value) VALUES ('next_run_id', '0'), ('next_epoch', '0');
      CREATE TABLE runbook_runs (run_id bigint PRIMARY KEY, summary text NOT NULL);
      CREATE TABLE runbook_events (
@@ -39,7 +40,18 @@ const MIGRATIONS: &[(i32, &str)] = &[(
      END $$;
      CREATE TRIGGER runbook_events_notify AFTER INSERT ON runbook_events
          FOR EACH ROW EXECUTE FUNCTION runbook_notify();",
-)];
+    ),
+    (
+        2,
+        // What a running step waits for and what its last check saw: published by the
+        // driver, not journaled, read by `status` and `serve` on other machines.
+        "CREATE TABLE runbook_live (
+             run_id bigint PRIMARY KEY,
+             state text NOT NULL,
+             published_at timestamptz NOT NULL DEFAULT now()
+         );",
+    ),
+];
 
 /// The schema version this binary writes.
 pub fn latest() -> i32 {

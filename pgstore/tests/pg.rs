@@ -226,3 +226,23 @@ fn an_unreachable_server_is_named_without_the_password() {
     );
     let _ = RunId(1);
 }
+
+#[test]
+fn a_drivers_live_snapshot_reaches_other_processes_and_is_withdrawn() {
+    let url = fresh_db();
+    let driver = open(&url, Duration::from_secs(30));
+    let reader = open(&url, Duration::from_secs(30));
+    assert_eq!(reader.read_live(RunId(1)).unwrap(), None);
+    driver
+        .publish_live(RunId(1), Some(r#"{"waiting":{"scale":"0 of 3 ready"}}"#))
+        .unwrap();
+    driver
+        .publish_live(RunId(1), Some(r#"{"waiting":{"scale":"2 of 3 ready"}}"#))
+        .unwrap();
+    assert_eq!(
+        reader.read_live(RunId(1)).unwrap().as_deref(),
+        Some(r#"{"waiting":{"scale":"2 of 3 ready"}}"#)
+    );
+    driver.publish_live(RunId(1), None).unwrap();
+    assert_eq!(reader.read_live(RunId(1)).unwrap(), None);
+}

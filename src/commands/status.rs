@@ -39,8 +39,15 @@ fn look(config: &Config, wanted: Option<&str>) -> CliResult<Seen> {
                         invalid(anyhow::anyhow!("no runs yet in `{}`", config.journal))
                     })?,
             };
-            let state =
+            let mut state =
                 engine::runner::run_state(&journal, id).map_err(crate::exit::from_run_error)?;
+            // What a running step waits for is not journaled: a database journal
+            // carries the driver's live snapshot.
+            if state.status == RunStatus::Running {
+                if let Some(live) = journal.live_state(id) {
+                    state.waiting = live.waiting;
+                }
+            }
             let order = super::drive::pinned_order(&journal, id);
             Ok(Seen {
                 state,

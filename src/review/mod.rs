@@ -44,7 +44,13 @@ fn pinned_steps(journal: &Journal, run: RunId) -> (Vec<String>, BTreeMap<String,
 /// Unknown run, or an unreadable journal.
 pub fn from_journal(journal: &Journal, run: RunId) -> CliResult<Review> {
     let events = journal.events(run).map_err(from_journal_error)?;
-    let state = engine::state::RunState::fold(&run.to_string(), &events);
+    let mut state = engine::state::RunState::fold(&run.to_string(), &events);
+    // What a running step waits for is not journaled: the driver publishes it.
+    if state.status == engine::state::RunStatus::Running {
+        if let Some(live) = journal.live_state(run) {
+            state.waiting = live.waiting;
+        }
+    }
     let (order, titles) = pinned_steps(journal, run);
     Ok(engine::review::build(&state, &events, &order, &titles))
 }

@@ -262,53 +262,102 @@ fn a_stopped_driver_is_fenced_after_a_take_over_and_does_nothing_more() {
     assert_eq!(t.status("r-1")["status"], "completed");
 }
 
+/// A PostgreSQL server of the test's own, to stop and restart.
+struct OwnServer {
+    _tmp: tempfile::TempDir,
+    dir: std::path::PathBuf,
+    script: std::path::PathBuf,
+    url: String,
+    pw: String,
+}
+
+impl OwnServer {
+    fn start() -> OwnServer {
+        let tmp = tempfile::tempdir().unwrap();
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pg.sh");
+        let dir = tmp.path().join("pg");
+        let started = std::process::Command::new("bash")
+            .arg(&script)
+            .arg("start")
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            started.status.success(),
+            "{}",
+            String::from_utf8_lossy(&started.stderr)
+        );
+        OwnServer {
+            url: String::from_utf8_lossy(&started.stdout).trim().to_string(),
+            pw: std::fs::read_to_string(dir.join("password"))
+                .unwrap()
+                .trim()
+                .to_string(),
+            _tmp: tmp,
+            dir,
+            script,
+        }
+    }
+
+    fn ctl(&self, what: &str) {
+        let s = std::process::Command::new("bash")
+            .arg(&self.script)
+            .arg(what)
+            .arg(&self.dir)
+            .status()
+            .unwrap();
+        assert!(s.success(), "pg.sh {what}");
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("bash")
+            .arg(&self.script)
+            .arg("stop")
+            .arg(&self.dir)
+            .status();
+    }
+}
+
 #[test]
 fn postgresql_stopped_and_restarted_mid_run_costs_no_effect_twice() {
-    let pgdir = tempfile::tempdir().unwrap();
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let script = root.join("scripts/pg.sh");
-    let dir = pgdir.path().join("pg");
-    let started = std::process::Command::new("bash")
-        .arg(&script)
-        .args(["start"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        started.status.success(),
-        "{}",
-        String::from_utf8_lossy(&started.stderr)
-    );
-    let url = String::from_utf8_lossy(&started.stdout).trim().to_string();
-    let pw = std::fs::read_to_string(dir.join("password"))
-        .unwrap()
-        .trim()
-        .to_string();
-    let stop = || {
-        std::process::Command::new("bash")
-            .arg(&script)
-            .arg("stop")
-            .arg(&dir)
-            .status()
-            .unwrap()
-    };
-    let t = Team::on(&url, &pw);
+    let pg = OwnServer::start();
+    let t = Team::on(&pg.url, &pg.pw);
     let mut a = spawn(t.run("20s", "site-a", "2s"));
     t.wait_for_step("r-1", "pause", &mut a);
-    stop();
+    pg.ctl("stop");
     std::thread::sleep(Duration::from_millis(1500));
-    let restarted = std::process::Command::new("bash")
-        .arg(&script)
-        .arg("restart")
-        .arg(&dir)
-        .status()
-        .unwrap();
-    assert!(restarted.success());
+    pg.ctl("restart");
     let out = wait_out(a);
     let status = t.status("r-1");
-    stop();
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(status["status"], "completed", "{status}");
+    assert_eq!((t.puts("first-site-a"), t.puts("second-site-a")), (1, 1));
+}
+
+#[test]
+fn postgresql_gone_past_the_lease_stops_the_driver_before_any_effect() {
+    let pg = OwnServer::start();
+    let t = Team::on(&pg.url, &pg.pw);
+    let mut a = spawn(t.run("2s", "site-a", "1s"));
+    t.wait_for_step("r-1", "pause", &mut a);
+    pg.ctl("stop");
+    // Down for longer than the lease: the driver gives up, fenced, having done nothing.
+    let out = wait_out(a);
+    assert_eq!(out.code, 5, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("could not be reached"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains(&pg.pw));
+    assert_eq!((t.puts("first-site-a"), t.puts("second-site-a")), (1, 0));
+    pg.ctl("restart");
+    // Anyone resumes it once the lease has expired; the second effect happens once.
+    std::thread::sleep(Duration::from_millis(500));
+    let resumed = run_cmd(t.cmd("2s", &["resume", "r-1", "--json"])).expect(0);
+    assert_eq!(resumed.json()["status"], "completed");
     assert_eq!((t.puts("first-site-a"), t.puts("second-site-a")), (1, 1));
 }
 

@@ -222,6 +222,27 @@ pub trait Store: Send + Sync + Debug {
         Ok(())
     }
 
+    /// Publish the driver's live snapshot of a run (what each running step waits for,
+    /// not journaled) for readers in other processes; `None` withdraws it. A store
+    /// whose readers cannot reach it this way (sled: one process) keeps nothing, and
+    /// the driver writes files beside it instead (`live.rs`).
+    ///
+    /// # Errors
+    /// Storage errors (the caller logs them: the journal is the record).
+    fn publish_live(&self, run: RunId, snapshot: Option<&str>) -> Result<(), JournalError> {
+        let _ = (run, snapshot);
+        Ok(())
+    }
+
+    /// The live snapshot a driver published, if any.
+    ///
+    /// # Errors
+    /// Storage errors.
+    fn read_live(&self, run: RunId) -> Result<Option<String>, JournalError> {
+        let _ = run;
+        Ok(None)
+    }
+
     /// Release `site` if, and only if, run `run` holds it.
     ///
     /// # Errors
