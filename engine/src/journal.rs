@@ -248,7 +248,7 @@ impl Journal {
     /// Storage errors.
     pub fn publish_live(&self, run: RunId, state: Option<&RunState>) -> Result<(), JournalError> {
         let text = state
-            .map(|s| serde_json::to_string(s))
+            .map(serde_json::to_string)
             .transpose()
             .map_err(|e| JournalError::Corrupt {
                 key: run.to_string(),
