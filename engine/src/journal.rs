@@ -247,13 +247,14 @@ impl Journal {
     /// # Errors
     /// Storage errors.
     pub fn publish_live(&self, run: RunId, state: Option<&RunState>) -> Result<(), JournalError> {
-        let text = state
-            .map(serde_json::to_string)
-            .transpose()
-            .map_err(|e| JournalError::Corrupt {
-                key: run.to_string(),
-                message: e.to_string(),
-            })?;
+        let text =
+            state
+                .map(serde_json::to_string)
+                .transpose()
+                .map_err(|e| JournalError::Corrupt {
+                    key: run.to_string(),
+                    message: e.to_string(),
+                })?;
         self.store.publish_live(run, text.as_deref())
     }
 

@@ -324,14 +324,24 @@ fn person(e: &Event) -> Option<Hand> {
     })
 }
 
+type Said = (Option<String>, String, Option<&'static str>);
+
 fn moment(e: &Event, start: u64) -> Moment {
     let at = e.at();
-    let (step, text, mark): (Option<String>, String, Option<&'static str>) = match e {
-        Event::RunCreated { runbook, by, .. } => (
-            None,
-            format!("run of `{runbook}` created by {}", who(by)),
-            None,
-        ),
+    let (step, text, mark) = step_said(e).unwrap_or_else(|| run_said(e));
+    Moment {
+        at,
+        offset_ms: at.saturating_sub(start),
+        event: e.kind(),
+        step,
+        text,
+        mark,
+    }
+}
+
+/// A step's own events.
+fn step_said(e: &Event) -> Option<Said> {
+    Some(match e {
         Event::StepStarted {
             step,
             item,
@@ -396,6 +406,18 @@ fn moment(e: &Event, start: u64) -> Moment {
         } => (
             Some(step.clone()),
             format!("`{}` skipped: {reason}", label(step, item.as_deref())),
+            None,
+        ),
+        _ => return None,
+    })
+}
+
+/// The run's and the operators' events.
+fn run_said(e: &Event) -> Said {
+    match e {
+        Event::RunCreated { runbook, by, .. } => (
+            None,
+            format!("run of `{runbook}` created by {}", who(by)),
             None,
         ),
         Event::Halted {
@@ -475,13 +497,6 @@ fn moment(e: &Event, start: u64) -> Moment {
             format!("aborted by {}: {reason}", who(by)),
             Some("decision"),
         ),
-    };
-    Moment {
-        at,
-        offset_ms: at.saturating_sub(start),
-        event: e.kind(),
-        step,
-        text,
-        mark,
+        _ => (None, e.kind().to_string(), None),
     }
 }
