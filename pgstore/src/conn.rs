@@ -96,9 +96,36 @@ pub fn connect_for_listen(target: &Target) -> Result<postgres::Client, postgres:
     connect(target)
 }
 
+/// Whether TLS refused the server (its certificate, its name), anywhere in the chain.
+fn tls_refused(e: &postgres::Error) -> bool {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = src {
+        if err.downcast_ref::<rustls::Error>().is_some() {
+            return true;
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+            {
+                return true;
+            }
+        }
+        if err.to_string().contains("invalid peer certificate") {
+            return true;
+        }
+        src = err.source();
+    }
+    false
+}
+
 /// Whether a failure is the connection's (the server went away, restarted, or cannot
 /// be reached), as opposed to an answer.
 fn connection_lost(e: &postgres::Error) -> bool {
+    if tls_refused(e) {
+        // A certificate that does not verify will not verify on the next try.
+        return false;
+    }
     if e.is_closed() {
         return true;
     }

@@ -273,15 +273,20 @@ struct OwnServer {
 
 impl OwnServer {
     fn start() -> OwnServer {
+        OwnServer::start_with(None)
+    }
+
+    /// With `tls`: a directory with server.crt and server.key; TLS connections only.
+    fn start_with(tls: Option<&std::path::Path>) -> OwnServer {
         let tmp = tempfile::tempdir().unwrap();
         let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pg.sh");
         let dir = tmp.path().join("pg");
-        let started = std::process::Command::new("bash")
-            .arg(&script)
-            .arg("start")
-            .arg(&dir)
-            .output()
-            .unwrap();
+        let mut cmd = std::process::Command::new("bash");
+        cmd.arg(&script).arg("start").arg(&dir);
+        if let Some(t) = tls {
+            cmd.env("PG_TLS_FROM", t);
+        }
+        let started = cmd.output().unwrap();
         assert!(
             started.status.success(),
             "{}",
@@ -436,4 +441,73 @@ fn status_watch_from_another_machine_follows_the_run_to_its_end() {
         states.last().unwrap()["steps"]["second"]["status"],
         "succeeded"
     );
+}
+
+/// A CA, and a certificate it signed for 127.0.0.1 (server.crt, server.key, ca.pem).
+fn certificates(dir: &std::path::Path) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    };
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "journal test CA");
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut p =
+        CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+    p.distinguished_name.push(DnType::CommonName, "journal-db");
+    let cert = p.signed_by(&key, &issuer).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
+    std::fs::write(dir.join("server.crt"), cert.pem()).unwrap();
+    std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
+}
+
+#[test]
+fn tls_is_verified_as_sslmode_says() {
+    let certs = tempfile::tempdir().unwrap();
+    certificates(certs.path());
+    let pg = OwnServer::start_with(Some(certs.path()));
+    let base = pg.url.replace("/postgres", "/postgres");
+    let history = |query: &str| {
+        let url = format!("{base}?{query}");
+        let mut c = runbook(std::path::Path::new(&url));
+        c.env("PGPASSWORD", &pg.pw).args(["history", "--json"]);
+        run(c)
+    };
+    // Verified against the CA given: connects (and creates the schema over TLS).
+    let ca = certs.path().join("ca.pem");
+    let ok = history(&format!("sslmode=verify-full&sslrootcert={}", ca.display()));
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    // Not signed by a root it trusts: refused at once, saying why, not retried as an
+    // unreachable server.
+    let t0 = Instant::now();
+    let untrusted = history("sslmode=verify-full");
+    assert_ne!(untrusted.code, 0);
+    assert!(
+        untrusted.stderr.to_lowercase().contains("certificate"),
+        "{}",
+        untrusted.stderr
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(4),
+        "a certificate error is not retried"
+    );
+    // Without TLS, this server takes no connection.
+    let plain = history("sslmode=disable");
+    assert_ne!(plain.code, 0);
+    assert!(
+        plain.stderr.contains("no encryption") || plain.stderr.contains("pg_hba"),
+        "{}",
+        plain.stderr
+    );
+    for out in [&ok, &untrusted, &plain] {
+        assert!(!out.stderr.contains(&pg.pw) && !out.stdout.contains(&pg.pw));
+    }
 }
