@@ -564,7 +564,8 @@ mod tests {
             effect,
             authorized,
         };
-        let cases: Vec<(&str, Vec<Event>, Option<&str>, Effect, bool, ItemNext)> = vec![
+        type Case<'a> = (&'a str, Vec<Event>, Option<&'a str>, Effect, bool, ItemNext);
+        let cases: Vec<Case> = vec![
             (
                 "fresh",
                 vec![],

@@ -474,7 +474,7 @@ fn tls_is_verified_as_sslmode_says() {
     let certs = tempfile::tempdir().unwrap();
     certificates(certs.path());
     let pg = OwnServer::start_with(Some(certs.path()));
-    let base = pg.url.replace("/postgres", "/postgres");
+    let base = pg.url.clone();
     let history = |query: &str| {
         let url = format!("{base}?{query}");
         let mut c = runbook(std::path::Path::new(&url));
