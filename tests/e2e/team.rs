@@ -511,3 +511,73 @@ fn tls_is_verified_as_sslmode_says() {
         assert!(!out.stderr.contains(&pg.pw) && !out.stdout.contains(&pg.pw));
     }
 }
+
+/// A plain HTTP GET on loopback: the status line and the body.
+fn get(base: &str, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut all = String::new();
+    s.read_to_string(&mut all).unwrap();
+    let (head, body) = all.split_once("\r\n\r\n").unwrap_or((&all, ""));
+    (
+        head.lines().next().unwrap_or_default().to_string(),
+        body.to_string(),
+    )
+}
+
+#[test]
+fn the_live_page_serves_a_database_journal_read_only() {
+    use std::io::BufRead;
+    let t = Team::new();
+    let mut a = spawn(t.run("30s", "site-a", "3s"));
+    t.wait_for_step("r-1", "pause", &mut a);
+    let mut serve = spawn(t.cmd("30s", &["serve", "--listen", "127.0.0.1:0"]));
+    let mut lines = std::io::BufReader::new(serve.stderr.take().unwrap()).lines();
+    let base = loop {
+        let line = lines.next().expect("serve says where it listens").unwrap();
+        if let Some(rest) = line.split("serving the runs at ").nth(1) {
+            break rest
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .trim_end_matches('/')
+                .to_string();
+        }
+    };
+    let (status, index) = get(&base, "/");
+    assert!(status.contains("200"), "{status}");
+    assert!(
+        index.contains(r#"<a href="/runs/r-1">r-1</a>"#) && index.contains("tester@"),
+        "{index}"
+    );
+    let (_, page) = get(&base, "/runs/r-1");
+    assert!(page.contains(r#"id="run-status">running<"#), "{page}");
+    assert!(
+        page.contains(r#"id="current">current step: <code>pause</code>"#),
+        "{page}"
+    );
+    // Nothing on the page changes a run: there is no route that is not a GET.
+    let addr = base.trim_start_matches("http://").to_string();
+    let post = {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        write!(s, "POST /runs/r-1 HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+        let mut all = String::new();
+        s.read_to_string(&mut all).unwrap();
+        all.lines().next().unwrap_or_default().to_string()
+    };
+    assert!(post.contains("405"), "{post}");
+    wait_out(a).expect(0);
+    let (_, done) = get(&base, "/runs/r-1");
+    assert!(done.contains(r#"id="run-status">completed<"#), "{done}");
+    let (_, md) = get(&base, "/runs/r-1/report.md");
+    assert!(md.starts_with("# Run r-1: team — completed"), "{md}");
+    let _ = serve.kill();
+    let _ = serve.wait();
+}
