@@ -63,7 +63,11 @@ impl Config {
             lease_ttl: g.lease_ttl,
             env_file: g.env_file.clone(),
             catalog: Catalog::new(crate::builtin::runbooks(), g.runbooks.clone()),
-            registry: Arc::new(steps::registry()),
+            registry: Arc::new({
+                let mut r = steps::registry();
+                r.set_history(Arc::new(crate::packs::keycloak_24_history::Keycloak24));
+                r
+            }),
             quiet: g.quiet,
         })
     }

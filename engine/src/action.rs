@@ -249,6 +249,8 @@ pub struct Registry {
     /// The environment file's schema, from the step library that registered the
     /// actions (each family owns its part); `None`: any section is accepted.
     env_schema: Option<Arc<dyn crate::env::EnvSchema>>,
+    /// The procedure pack's reading of the journal (`history` in templates).
+    history: Option<Arc<dyn crate::history::HistoryFacts>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -281,6 +283,19 @@ impl Registry {
         match &self.env_schema {
             Some(s) => s.as_ref(),
             None => &crate::env::Untyped,
+        }
+    }
+
+    /// Set the procedure pack's reading of the journal.
+    pub fn set_history(&mut self, facts: Arc<dyn crate::history::HistoryFacts>) {
+        self.history = Some(facts);
+    }
+
+    /// The reading of the journal templates get as `history`.
+    pub fn history(&self) -> &dyn crate::history::HistoryFacts {
+        match &self.history {
+            Some(h) => h.as_ref(),
+            None => &crate::history::NoFacts,
         }
     }
 

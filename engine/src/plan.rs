@@ -186,7 +186,7 @@ pub fn sites_touched(
             env,
             "plan",
             placeholder_steps(runbook, registry, i),
-            &crate::history::none(),
+            &Json::Object(Default::default()),
         );
         let templates_of = step.site.iter().chain(
             step.require

@@ -361,10 +361,11 @@ pub fn history(
     journal: &Journal,
     except: Option<RunId>,
     env: &Environment,
+    reading: &dyn crate::history::HistoryFacts,
 ) -> Result<Json, RunError> {
     let mut states = Vec::new();
     for r in journal.runs()? {
-        if Some(r.run_id) == except || !crate::history::PROCEDURES.contains(&r.runbook.as_str()) {
+        if Some(r.run_id) == except || !reading.procedures().contains(&r.runbook.as_str()) {
             continue;
         }
         let state = run_state(journal, r.run_id)?;
@@ -373,7 +374,7 @@ pub fn history(
         }
         states.push(state);
     }
-    Ok(crate::history::facts(&states))
+    Ok(reading.facts(&states))
 }
 
 async fn drive(
@@ -384,10 +385,11 @@ async fn drive(
     params: Json,
     actor: Actor,
 ) -> Result<Outcome, RunError> {
+    let reading = services.registry.history();
     let history = if runbook.uses_history {
-        history(recorder.journal(), Some(recorder.run_id()), &env)?
+        history(recorder.journal(), Some(recorder.run_id()), &env, reading)?
     } else {
-        crate::history::none()
+        reading.none()
     };
     let actions = services.registry.bind(&runbook)?;
     let executor = Arc::new(Executor {

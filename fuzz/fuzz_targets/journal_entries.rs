@@ -6,6 +6,11 @@
 
 use libfuzzer_sys::fuzz_target;
 
+/// The Keycloak 24 pack's reading of the journal, as the CLI compiles it.
+#[path = "../../src/packs/keycloak_24_history.rs"]
+#[allow(dead_code)]
+mod history;
+
 fuzz_target!(|data: &[u8]| {
     let _ = engine::store::keys::Key::decode(data);
     let _ = serde_json::from_slice::<engine::journal::RunSummary>(data);
@@ -18,6 +23,6 @@ fuzz_target!(|data: &[u8]| {
     }
     let state = engine::state::RunState::fold("r-1", &events);
     let _ = engine::resume::check_resumable(&state);
-    let _ = engine::history::facts(std::iter::once(&state));
+    let _ = history::facts(std::iter::once(&state));
     let _ = serde_json::to_string(&state);
 });

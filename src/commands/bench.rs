@@ -246,7 +246,7 @@ pub async fn run(config: &Config, args: &BenchArgs) -> CliResult<Code> {
         &Default::default(),
         &Default::default(),
         false,
-        &engine::history::none(),
+        &config.registry.history().none(),
     )
     .await
     .map_err(failed)?;
@@ -389,7 +389,7 @@ pub async fn run(config: &Config, args: &BenchArgs) -> CliResult<Code> {
             &params,
             &Default::default(),
             false,
-            &engine::history::none(),
+            &config.registry.history().none(),
         )
         .await
         .map_err(failed)?;

@@ -42,9 +42,10 @@ pub fn prepare(config: &Config, name: &str, raw_params: &[String]) -> CliResult<
     let env = config.environment()?;
     let history = match &journal {
         Some(j) if runbook.uses_history => {
-            engine::runner::history(j, None, &env).map_err(crate::exit::from_run_error)?
+            engine::runner::history(j, None, &env, config.registry.history())
+                .map_err(crate::exit::from_run_error)?
         }
-        _ => engine::history::none(),
+        _ => config.registry.history().none(),
     };
     let notes = std::cell::RefCell::new(Vec::new());
     let failure = std::cell::RefCell::new(None);

@@ -138,31 +138,13 @@ impl Executor {
             });
         }
         if when.contains("history") {
-            evidence.push(self.history_evidence());
+            evidence.extend(self.registry.history().evidence(&self.history));
         }
         if !evidence.is_empty() {
             reason.push_str(" — evidence: ");
             reason.push_str(&evidence.join("; "));
         }
         reason
-    }
-
-    fn history_evidence(&self) -> String {
-        let last = self.history["last_resync"]
-            .as_str()
-            .unwrap_or("none recorded");
-        let disrupted: Vec<&str> = self.history["disrupted_since_resync"]
-            .as_array()
-            .map(|a| a.iter().filter_map(Json::as_str).collect())
-            .unwrap_or_default();
-        format!(
-            "journal: last completed resync {last}; since then {}",
-            if disrupted.is_empty() {
-                "no failover, switchover or unfinished recovery".to_string()
-            } else {
-                disrupted.join(", ")
-            }
-        )
     }
 
     fn step_site(&self, step: &Step, scope: &Json) -> Result<Option<Site>, String> {
