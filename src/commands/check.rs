@@ -103,13 +103,22 @@ pub async fn run(config: &Config, args: &CheckArgs) -> CliResult<Code> {
     )
     .await;
     let v = verdict(&obs, &args.down_path);
+    let guards = match &v.runbook {
+        Some(rb) => Some(guards_now(config, rb).await),
+        None => None,
+    };
     let code = match v.health {
         Health::Healthy => Code::Ok,
         Health::Degraded => Code::Degraded,
         Health::Unreachable => Code::Unreachable,
     };
     if args.json {
-        let out = json!({"health": v.health, "runbook": v.runbook, "reason": v.reason, "notes": v.notes, "observations": obs});
+        let guards = match &guards {
+            Some(Ok(list)) => json!(list),
+            Some(Err(e)) => json!({ "error": e }),
+            None => serde_json::Value::Null,
+        };
+        let out = json!({"health": v.health, "runbook": v.runbook, "reason": v.reason, "notes": v.notes, "observations": obs, "guards": guards});
         println!("{}", serde_json::to_string_pretty(&out).map_err(failed)?);
         return Ok(code);
     }
@@ -153,7 +162,45 @@ pub async fn run(config: &Config, args: &CheckArgs) -> CliResult<Code> {
     }
     if let Some(rb) = &v.runbook {
         let _ = writeln!(o, "next: runbook plan {rb}   (then: runbook run {rb})");
+        match &guards {
+            Some(Ok(list)) if !list.is_empty() => {
+                let _ = writeln!(o, "its guards now (judged as the run will judge them):");
+                for g in list {
+                    let mark = match g.holds {
+                        Some(true) => s.green("holds"),
+                        Some(false) => s.red("REFUSES"),
+                        None => "not checked".into(),
+                    };
+                    let _ = writeln!(
+                        o,
+                        "  {mark}  {}: {}",
+                        g.id,
+                        g.now.as_deref().unwrap_or(&g.title)
+                    );
+                }
+            }
+            Some(Err(e)) => {
+                let _ = writeln!(o, "its guards could not be read: {e}");
+            }
+            _ => {}
+        }
     }
     print!("{o}");
     Ok(code)
+}
+
+/// The guards of the recommended runbook (`name -p k=v ...`), checked now through the
+/// evaluator a run uses (the same as `plan --live`).
+async fn guards_now(
+    config: &Config,
+    recommended: &str,
+) -> Result<Vec<engine::plan::PlannedGuard>, String> {
+    let mut words = recommended.split_whitespace();
+    let name = words.next().unwrap_or_default();
+    let params: Vec<String> = words.filter(|w| *w != "-p").map(str::to_string).collect();
+    let p = super::plan::prepare(config, name, &params).map_err(|e| format!("{:#}", e.error))?;
+    let plan = super::plan::build(config, &p, true)
+        .await
+        .map_err(|e| format!("{:#}", e.error))?;
+    Ok(plan.guards)
 }

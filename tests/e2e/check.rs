@@ -104,6 +104,17 @@ fn after_a_switchover() {
     );
     assert!(text.contains("serving: site-b — "), "{text}");
     assert!(text.contains("aurora writer: in site-b's zone"), "{text}");
+    // The recommended runbook's guards, judged now as its run will judge them.
+    assert!(text.contains("its guards now"), "{text}");
+    assert!(
+        text.contains("holds  passive-site-does-not-serve"),
+        "{text}"
+    );
+    let guards = v["guards"].as_array().expect("guards read");
+    assert!(
+        guards.iter().all(|g| g["holds"] == true),
+        "the recommended recovery is not refused: {guards:?}"
+    );
     // after the resync, switchback is what is left
     let mut c = l.runbook();
     c.args([
