@@ -581,3 +581,29 @@ fn the_live_page_serves_a_database_journal_read_only() {
     let _ = serve.kill();
     let _ = serve.wait();
 }
+
+#[test]
+fn the_environment_files_journal_names_the_database_when_no_flag_does() {
+    let t = Team::new();
+    let env_text = std::fs::read_to_string(&t.env).unwrap();
+    let env = write(
+        t.dir.path(),
+        "team-env.yaml",
+        &format!("journal: \"{}\"\n{env_text}", t.url),
+    );
+    let mut c = std::process::Command::new(bin());
+    c.env("RUNBOOK_OPERATOR", "tester")
+        .env("PGPASSWORD", &t.pw)
+        .env_remove("RUNBOOK_JOURNAL")
+        .env_remove("FAILPOINTS")
+        .arg("--env")
+        .arg(&env)
+        .args(["run"])
+        .arg(&t.rb)
+        .args(["-p", "pause=0s", "--yes", "--json"])
+        .stdin(std::process::Stdio::null());
+    let out = run(c).expect(0);
+    assert_eq!(out.json()["run_id"], "r-1");
+    // It is in the database, read from elsewhere with the URL.
+    assert_eq!(t.status("r-1")["status"], "completed");
+}
