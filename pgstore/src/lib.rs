@@ -238,6 +238,28 @@ fn refused_append(
     })
 }
 
+/// An insert that took no row: a retry that finds its own event committed (after a
+/// lost connection) is done (`Ok`); otherwise why it was refused.
+fn already_there(
+    c: &mut impl postgres::GenericClient,
+    run: RunId,
+    seq: u64,
+    epoch: u64,
+    again: bool,
+    stored: &str,
+) -> Result<(), Failure> {
+    if again {
+        let there = c.query_opt(
+            "SELECT event FROM runbook_events WHERE run_id = $1 AND seq = $2",
+            &[&(run.0 as i64), &(seq as i64)],
+        )?;
+        if there.is_some_and(|r| r.get::<_, String>(0) == stored) {
+            return Ok(());
+        }
+    }
+    Err(refused_append(c, run, seq, epoch))
+}
+
 const INSERT_EVENT: &str = "INSERT INTO runbook_events (run_id, seq, event)
     SELECT $1::bigint, $2::bigint, $3::text
     WHERE ($2::bigint = 0 OR EXISTS (SELECT 1 FROM runbook_events WHERE run_id = $1::bigint AND seq = $2::bigint - 1))
@@ -294,21 +316,19 @@ impl Store for PgStore {
         self.conn.call(self.patience(), move |c| {
             let again = attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) > 0;
             let id = run.0 as i64;
-            let mut tx = c.transaction()?;
-            let n = tx.execute(INSERT_EVENT, &[&id, &(seq as i64), &event, &(epoch as i64)])?;
-            if n == 0 {
-                // A retry after a lost connection may find its own event committed.
-                if again {
-                    let there = tx.query_opt(
-                        "SELECT event FROM runbook_events WHERE run_id = $1 AND seq = $2",
-                        &[&id, &(seq as i64)],
-                    )?;
-                    if there.is_some_and(|r| r.get::<_, String>(0) == stored) {
-                        return Ok(());
-                    }
+            let params: [&(dyn postgres::types::ToSql + Sync); 4] =
+                [&id, &(seq as i64), &event, &(epoch as i64)];
+            if summary.is_none() && !release {
+                // One statement, committed on its own: one round trip.
+                if c.execute(INSERT_EVENT, &params)? == 1 {
+                    return Ok(());
                 }
-                let why = refused_append(&mut tx, run, seq, epoch);
-                return Err(why);
+                return already_there(c, run, seq, epoch, again, &stored);
+            }
+            let mut tx = c.transaction()?;
+            let n = tx.execute(INSERT_EVENT, &params)?;
+            if n == 0 {
+                return already_there(&mut tx, run, seq, epoch, again, &stored);
             }
             if let Some(s) = &summary {
                 tx.execute(
