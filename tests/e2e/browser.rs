@@ -7,7 +7,6 @@
 //! Needs what the README's test command installs: Debian's `chromium` and
 //! `npm ci` in `tests/browser`.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -50,19 +49,7 @@ fn the_run_page_follows_a_lab_run_live_in_chromium() {
 
     let mut serve = l.runbook();
     serve.args(["serve", "--listen", "127.0.0.1:0"]);
-    let mut server = spawn(serve);
-    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
-    let base = loop {
-        let line = lines.next().expect("serve says where it listens").unwrap();
-        if let Some(rest) = line.split("serving the runs at ").nth(1) {
-            break rest
-                .split_whitespace()
-                .next()
-                .unwrap()
-                .trim_end_matches('/')
-                .to_string();
-        }
-    };
+    let (mut server, base) = spawn_serve(serve);
     // Refuses another address unless told to.
     let mut wide = l.runbook();
     wide.args(["serve", "--listen", "0.0.0.0:0"]);

@@ -480,3 +480,23 @@ pub fn fresh_pg_journal() -> (String, String) {
     let (url, pw) = server_url();
     (fresh_db_on(&url, &pw), pw)
 }
+
+/// Start `runbook serve` (`cmd`, listening on port 0) and return it with the base URL
+/// it says it serves at.
+pub fn spawn_serve(cmd: Command) -> (Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut server = spawn(cmd);
+    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
+    let base = loop {
+        let line = lines.next().expect("serve says where it listens").unwrap();
+        if let Some(rest) = line.split("serving the runs at ").nth(1) {
+            break rest
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .trim_end_matches('/')
+                .to_string();
+        }
+    };
+    (server, base)
+}

@@ -533,23 +533,10 @@ fn get(base: &str, path: &str) -> (String, String) {
 
 #[test]
 fn the_live_page_serves_a_database_journal_read_only() {
-    use std::io::BufRead;
     let t = Team::new();
     let mut a = spawn(t.run("30s", "site-a", "3s"));
     t.wait_for_step("r-1", "pause", &mut a);
-    let mut serve = spawn(t.cmd("30s", &["serve", "--listen", "127.0.0.1:0"]));
-    let mut lines = std::io::BufReader::new(serve.stderr.take().unwrap()).lines();
-    let base = loop {
-        let line = lines.next().expect("serve says where it listens").unwrap();
-        if let Some(rest) = line.split("serving the runs at ").nth(1) {
-            break rest
-                .split_whitespace()
-                .next()
-                .unwrap()
-                .trim_end_matches('/')
-                .to_string();
-        }
-    };
+    let (mut serve, base) = spawn_serve(t.cmd("30s", &["serve", "--listen", "127.0.0.1:0"]));
     let (status, index) = get(&base, "/");
     assert!(status.contains("200"), "{status}");
     assert!(
