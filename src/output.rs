@@ -46,6 +46,22 @@ pub fn plan_text(plan: &Plan, s: Style) -> String {
         let ids: Vec<&str> = destructive.iter().map(|s| s.id.as_str()).collect();
         let _ = writeln!(o, "{} {}", s.red("destructive steps:"), ids.join(", "));
     }
+    let impacts = plan.impacts();
+    if !impacts.is_empty() {
+        let _ = writeln!(
+            o,
+            "{}",
+            s.bold("what it moves or removes (asked once before it starts, unless --yes):")
+        );
+        for i in impacts {
+            let _ = writeln!(
+                o,
+                "  {}: {}",
+                s.red(&i.kind.as_str().to_uppercase()),
+                i.text
+            );
+        }
+    }
     if !plan.guards.is_empty() {
         let _ = writeln!(o);
         let _ = writeln!(

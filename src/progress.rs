@@ -227,6 +227,24 @@ impl TerminalPrompt {
     }
 }
 
+impl TerminalPrompt {
+    /// Ask the operator to type `word`; true only when exactly that was typed.
+    pub fn type_to_confirm(&self, question: &str, word: &str) -> bool {
+        let mut err = std::io::stderr().lock();
+        let _ = write!(
+            err,
+            "{question}\ntype `{word}` to go on (anything else stops): "
+        );
+        let _ = err.flush();
+        drop(err);
+        let mut answer = String::new();
+        if std::io::stdin().read_line(&mut answer).is_err() {
+            return false;
+        }
+        answer.trim() == word
+    }
+}
+
 impl Prompt for TerminalPrompt {
     fn confirm(&self, question: &str) -> bool {
         let mut err = std::io::stderr().lock();

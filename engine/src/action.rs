@@ -137,6 +137,11 @@ pub struct StepError {
     /// The system is in a state only a person should move it out of (e.g. a push-state
     /// an operator cancelled): the run halts for the operator instead of failing.
     pub needs_operator: bool,
+    /// The request may have reached the server and its answer was lost (no answer in
+    /// time, the connection dropped after the request was sent): whether it took
+    /// effect is unknown. A destructive call in this state is in doubt, never a
+    /// failure to send again; an idempotent one checks its postcondition first.
+    pub outcome_unknown: bool,
 }
 
 impl StepError {
@@ -145,6 +150,16 @@ impl StepError {
             message: message.into(),
             retryable: true,
             needs_operator: false,
+            outcome_unknown: false,
+        }
+    }
+    /// The request may have been applied: its answer never came back.
+    pub fn outcome_unknown(message: impl Into<String>) -> StepError {
+        StepError {
+            message: message.into(),
+            retryable: true,
+            needs_operator: false,
+            outcome_unknown: true,
         }
     }
     pub fn permanent(message: impl Into<String>) -> StepError {
@@ -152,6 +167,7 @@ impl StepError {
             message: message.into(),
             retryable: false,
             needs_operator: false,
+            outcome_unknown: false,
         }
     }
     /// A state an operator must decide about: the run halts (never retried).
@@ -160,6 +176,29 @@ impl StepError {
             message: message.into(),
             retryable: false,
             needs_operator: true,
+            outcome_unknown: false,
+        }
+    }
+}
+
+/// What an effect does to the deployment, for the operator's confirmation: the kinds
+/// a run asks about before it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImpactKind {
+    MovesTraffic,
+    MovesWriter,
+    RemovesCapacity,
+    RemovesData,
+}
+
+impl ImpactKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImpactKind::MovesTraffic => "moves traffic",
+            ImpactKind::MovesWriter => "moves the database writer",
+            ImpactKind::RemovesCapacity => "removes capacity",
+            ImpactKind::RemovesData => "removes data",
         }
     }
 }
@@ -189,6 +228,12 @@ pub trait Action: Send + Sync {
     }
     /// Exactly what `apply` would call, one line per call, for the plan.
     fn describe(&self, ctx: &StepCtx, args: &Args) -> Vec<String>;
+    /// What the effect does to the deployment, in plain words (`fails Aurora over to
+    /// keycloak-aurora-instance-2, about 30 s without a writer`), for the confirmation
+    /// a run asks before it starts; `None` for effects that move or remove nothing.
+    fn impact(&self, _ctx: &StepCtx, _args: &Args) -> Option<(ImpactKind, String)> {
+        None
+    }
     /// For a manual gate: the instructions a person must confirm before it passes.
     fn gate(&self, _args: &Args) -> Option<String> {
         None
@@ -251,6 +296,21 @@ pub struct Registry {
     env_schema: Option<Arc<dyn crate::env::EnvSchema>>,
     /// The procedure pack's reading of the journal (`history` in templates).
     history: Option<Arc<dyn crate::history::HistoryFacts>>,
+    /// The guards every runbook gets from the step library (site identity, the
+    /// preflight), which no runbook author can forget.
+    builtin_guards: Option<Arc<dyn BuiltinGuards>>,
+}
+
+/// Guards the step library adds to every runbook, from what its steps and guards
+/// touch: built in, shown by the plan, checked before the first effect and journaled
+/// like the runbook's own. Their ids start with `builtin-`.
+pub trait BuiltinGuards: Send + Sync {
+    fn guards(
+        &self,
+        steps: &[crate::model::Step],
+        guards: &[crate::model::Guard],
+        params: &indexmap::IndexMap<String, crate::model::Param>,
+    ) -> Vec<crate::model::Guard>;
 }
 
 impl std::fmt::Debug for Registry {
@@ -297,6 +357,24 @@ impl Registry {
             Some(h) => h.as_ref(),
             None => &crate::history::NoFacts,
         }
+    }
+
+    /// Set the guards every runbook gets.
+    pub fn set_builtin_guards(&mut self, g: Arc<dyn BuiltinGuards>) {
+        self.builtin_guards = Some(g);
+    }
+
+    /// The built-in guards for a runbook's steps, guards and parameters.
+    pub fn builtin_guards(
+        &self,
+        steps: &[crate::model::Step],
+        guards: &[crate::model::Guard],
+        params: &indexmap::IndexMap<String, crate::model::Param>,
+    ) -> Vec<crate::model::Guard> {
+        self.builtin_guards
+            .as_ref()
+            .map(|b| b.guards(steps, guards, params))
+            .unwrap_or_default()
     }
 
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {

@@ -107,6 +107,10 @@ struct RawParam {
     from_run: Option<crate::model::FromRun>,
     #[serde(default)]
     differs_from: Option<String>,
+    #[serde(default)]
+    non_empty: bool,
+    #[serde(default)]
+    unique: bool,
 }
 
 #[derive(Deserialize)]
@@ -361,7 +365,11 @@ impl Validator<'_> {
                 }
             }
         }
-        let guards = self.guards(raw.guards, &params, &steps, registry);
+        let declared = self.guards(raw.guards, &params, &steps, registry);
+        // The built-in guards come first: a site proves which site it is before any
+        // other guard reads it.
+        let mut guards = registry.builtin_guards(&steps, &declared, &params);
+        guards.extend(declared);
         Runbook {
             title: raw.title.unwrap_or_else(|| raw.name.clone()),
             name: raw.name,
@@ -453,6 +461,8 @@ impl Validator<'_> {
             secret: p.secret,
             from_run: p.from_run,
             differs_from: p.differs_from,
+            non_empty: p.non_empty,
+            unique: p.unique,
         })
     }
 

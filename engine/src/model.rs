@@ -128,6 +128,10 @@ pub struct Param {
     /// The name of another parameter this one must differ from (e.g. the path to
     /// restore must not be the down path): equal values are invalid input.
     pub differs_from: Option<String>,
+    /// A list that must have at least one item (an empty one is invalid input).
+    pub non_empty: bool,
+    /// A list whose items must all differ (a repeated item is invalid input).
+    pub unique: bool,
 }
 
 /// Where an earlier run recorded a value: a run of one of `runbooks` whose step

@@ -175,6 +175,7 @@ pub fn resolve_with(
             });
         };
         check_allowed(name, p, v)?;
+        check_items(name, p, v)?;
         if p.secret {
             collect_strings(v, &mut secrets);
         }
@@ -200,6 +201,39 @@ fn check_allowed(name: &str, p: &crate::model::Param, v: &Json) -> Result<(), Pa
                 allowed.join(", ")
             },
         });
+    }
+    Ok(())
+}
+
+/// A list's `non_empty` and `unique` rules.
+fn check_items(name: &str, p: &crate::model::Param, v: &Json) -> Result<(), ParamError> {
+    let Some(items) = v.as_array() else {
+        return Ok(());
+    };
+    let invalid = |message: String| ParamError::Invalid {
+        name: name.to_string(),
+        message,
+    };
+    if p.non_empty
+        && items
+            .iter()
+            .all(|i| i.as_str().is_some_and(|s| s.trim().is_empty()))
+    {
+        return Err(invalid("the list is empty; name at least one item".into()));
+    }
+    if p.unique {
+        let mut seen = std::collections::HashSet::new();
+        let repeated: Vec<String> = items
+            .iter()
+            .filter(|i| !seen.insert(i.to_string()))
+            .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string))
+            .collect();
+        if !repeated.is_empty() {
+            return Err(invalid(format!(
+                "{} given more than once; each item must appear once",
+                repeated.join(", ")
+            )));
+        }
     }
     Ok(())
 }

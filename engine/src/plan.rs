@@ -51,6 +51,27 @@ pub struct PlannedGuard {
 }
 
 impl Plan {
+    /// `--live`: the guards that would refuse the run now (not holding, or not
+    /// checkable, and not overridden by `force`); empty when it would run.
+    pub fn would_refuse(&self) -> Vec<&PlannedGuard> {
+        if !self.live || self.forced.is_some() {
+            return Vec::new();
+        }
+        self.guards
+            .iter()
+            .filter(|g| g.applies != Some(false) && g.holds != Some(true))
+            .collect()
+    }
+
+    /// What the run's effects move or remove, in step order (skipped steps left out).
+    pub fn impacts(&self) -> Vec<&PlannedImpact> {
+        self.steps
+            .iter()
+            .filter(|s| s.runs != Some(false))
+            .filter_map(|s| s.impact.as_ref())
+            .collect()
+    }
+
     pub fn destructive_steps(&self) -> Vec<&PlannedStep> {
         self.steps
             .iter()
@@ -79,8 +100,18 @@ pub struct PlannedStep {
     pub retry: String,
     pub timeout: String,
     pub gate: Option<String>,
+    /// What its effect moves or removes (`Action::impact`), for the confirmation.
+    pub impact: Option<PlannedImpact>,
     /// Findings of `--live`.
     pub now: Option<LiveFindings>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedImpact {
+    pub kind: crate::action::ImpactKind,
+    pub site: Option<String>,
+    /// In plain words; a fan-out's items are named after it.
+    pub text: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -291,6 +322,7 @@ struct Rendered {
     verify: String,
     /// Per item, the rendered arguments (`None` when they depend on earlier outputs).
     args: Vec<(Option<Json>, Option<Args>)>,
+    impact: Option<(crate::action::ImpactKind, String)>,
 }
 
 /// A step of the plan, with what it acts on.
@@ -376,7 +408,7 @@ impl Planner<'_> {
             title: step.title.clone(),
             action: step.action.clone(),
             require: self.require(&view, site_name.as_deref()),
-            site: site_name,
+            site: site_name.clone(),
             effect: r.effect,
             when: step.when.clone(),
             runs,
@@ -387,6 +419,17 @@ impl Planner<'_> {
             retry: step.retry.describe(),
             timeout: humantime::format_duration(timeout).to_string(),
             gate: r.gate,
+            impact: r.impact.map(|(kind, text)| PlannedImpact {
+                kind,
+                site: site_name.clone(),
+                text: match &items {
+                    Some(list) if !list.is_empty() => format!(
+                        "{text}: {}",
+                        list.iter().map(item_key).collect::<Vec<_>>().join(", ")
+                    ),
+                    _ => text,
+                },
+            }),
             now,
         })
     }
@@ -431,6 +474,7 @@ impl Planner<'_> {
             gate: None,
             verify: String::new(),
             args: Vec::new(),
+            impact: None,
         };
         for item in &item_list {
             let s = item_scope(&v.scope, v.site.as_ref(), item.as_ref());
@@ -448,6 +492,9 @@ impl Planner<'_> {
                     r.effect = r.effect.max(action.effect(&args));
                     r.gate = r.gate.or_else(|| action.gate(&args));
                     let ctx = self.ctx(v, item.as_ref());
+                    if !unresolved && r.impact.is_none() {
+                        r.impact = action.impact(&ctx, &args);
+                    }
                     r.verify = postcondition_text(step, action, &ctx, &args);
                     for line in action.describe(&ctx, &args) {
                         r.calls.push(self.redactor.text(&format!("{prefix}{line}")));

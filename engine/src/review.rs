@@ -469,12 +469,24 @@ fn run_said(e: &Event) -> Said {
             format!("failed at `{step}`: {error}"),
             Some("halt"),
         ),
-        Event::GuardPassed { guard, step, .. } => (
+        Event::GuardPassed {
+            guard,
+            step,
+            observation,
+            ..
+        } => (
             step.clone(),
             format!(
-                "guard `{guard}` held{}",
+                "guard `{guard}` held{}{}",
                 step.as_ref()
                     .map(|s| format!(" before `{s}`"))
+                    .unwrap_or_default(),
+                // What it saw, as the probe summed it up (each endpoint's answer for
+                // the identity guard): what a review needs to trust the pass.
+                observation
+                    .get("summary")
+                    .and_then(serde_json::Value::as_str)
+                    .map(|s| format!(": {s}"))
                     .unwrap_or_default()
             ),
             None,

@@ -57,6 +57,12 @@ pub fn write(
         "lab:\n  admin_url: http://{}\n  time_scale: {}\n",
         ep.admin, config.shape.scale
     ));
+    // The lab's own journal: rehearsal runs never enter a real deployment's history
+    // or hold its locks (--journal and RUNBOOK_JOURNAL still choose another).
+    y.push_str(&format!(
+        "journal: {}\n",
+        config.dir.join("journal").display()
+    ));
     y.push_str(&format!(
         "aws:\n  region: eu-west-1\n  endpoint_url: http://{}\n  aurora_cluster: keycloak-aurora\n  hosted_zone_id: {}\n  client_domain: {}\n  # the lab accepts any credentials: AWS_ACCESS_KEY_ID=lab AWS_SECRET_ACCESS_KEY=lab\n",
         ep.aws,
@@ -74,8 +80,8 @@ pub fn write(
                  transport: rest\n      \
                  cluster: infinispan\n      \
                  auth: {{ username: {user}, password_file: {secret} }}\n{tls}    \
-               aurora: {{ instance: keycloak-aurora-instance-{n} }}\n    \
-               route53: {{ health_check_id: hc-{site} }}\n    \
+               aurora: {{ instance: keycloak-aurora-instance-{n}, zone: {zone} }}\n    \
+               route53: {{ health_check_id: hc-{site}, target: {lb} }}\n    \
                lb_check_url: http://{kc}/lb-check\n",
             ispn = ep.infinispan[site],
             kc = ep.keycloak[site],
@@ -83,6 +89,8 @@ pub fn write(
             kubeconfig = kubeconfig.display(),
             ns = crate::kube::NAMESPACE,
             n = i + 1,
+            zone = crate::world::aurora_zone(i),
+            lb = crate::world::lb_host(i),
             tls = ca_file
                 .as_ref()
                 .map(|f| format!("      tls: {{ ca_file: {} }}\n", f.display()))

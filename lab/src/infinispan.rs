@@ -131,6 +131,18 @@ fn route(
         };
         return Json(json!({ "version": version })).into_response();
     }
+    // The cache manager's information: CacheManagerInfo.toJson
+    // (core/src/main/java/org/infinispan/manager/CacheManagerInfo.java), served by
+    // CacheManagerResource at GET /v2/cache-managers/{name} (14) and by
+    // ContainerResource at GET /v2/container (15, where the cache-managers route stays
+    // as deprecated). `local_site` is the transport's local site name, `sites_view` the
+    // sites in the cross-site view, the members this site's own cluster.
+    if method == Method::GET
+        && (parts == ["cache-managers", "default"]
+            || (w.infinispan_version >= 15 && parts == ["container"]))
+    {
+        return Json(cache_manager_info(w, site)).into_response();
+    }
     // Container level: exactly the version's routes. Infinispan 14 (XSiteResource at
     // 14.0.35.Final) has only /cache-managers/{name}/x-site/...; 15 only /container/...
     let container: Option<&[&str]> = match (w.infinispan_version, parts) {
@@ -322,6 +334,70 @@ fn per_cache_action(
         "cancel-push-state" => w.cancel_push(site, cache, remote),
         other => Err(IspnError::Failed(format!("unknown action `{other}`"))),
     }
+}
+
+/// What `GET /rest/v2/container` (15) or `/rest/v2/cache-managers/default` answers:
+/// the fields of CacheManagerInfo.toJson, for this site's cluster of nodes.
+pub fn cache_manager_info(w: &crate::world::World, site: &str) -> Value {
+    let Ok(s) = w.site(site) else {
+        return json!({});
+    };
+    let version = match w.infinispan_version {
+        15 => "15.0.22.Final",
+        _ => "14.0.35.Final",
+    };
+    let other = w.other_site(site).unwrap_or_default();
+    let mut view = vec![site.to_string()];
+    if !w.partitioned() && !w.site_down(&other) {
+        view.push(other);
+    }
+    view.sort();
+    let members: Vec<String> = s
+        .nodes
+        .iter()
+        .map(|n| format!("{n}-{}", node_suffix(n)))
+        .collect();
+    let caches: Vec<Value> = s
+        .caches
+        .keys()
+        .map(|c| json!({"name": c, "started": true}))
+        .collect();
+    json!({
+        "version": version,
+        "name": "default",
+        "coordinator": true,
+        "cache_configuration_names": [],
+        "cluster_name": "infinispan", // the Infinispan CR's name (kube::INFINISPAN_CR), as the operator names the cluster
+        "physical_addresses": format!("[{}]", physical(w, site, 0)),
+        "coordinator_address": members.first().cloned().unwrap_or_default(),
+        "cache_manager_status": "RUNNING",
+        "created_cache_count": s.caches.len(),
+        "running_cache_count": s.caches.len(),
+        "node_address": members.first().cloned().unwrap_or_default(),
+        "cluster_members": members,
+        "cluster_members_physical_addresses": (0..s.nodes.len()).map(|i| physical(w, site, i)).collect::<Vec<_>>(),
+        "cluster_size": s.nodes.len(),
+        "defined_caches": caches,
+        "local_site": site,
+        "relay_node": true,
+        "relay_nodes_address": [s.nodes.first().cloned().unwrap_or_default()],
+        "sites_view": view,
+        "rebalancing_enabled": true,
+    })
+}
+
+/// A JGroups logical address carries a random suffix after the node name; the lab's
+/// is fixed per node so that a site's answer is stable.
+fn node_suffix(node: &str) -> u32 {
+    node.bytes()
+        .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+        % 100_000
+}
+
+/// A node's JGroups physical address: each site's own network, `10.N.0.x:7800`.
+fn physical(w: &crate::world::World, site: &str, i: usize) -> String {
+    let octet = w.sites.keys().position(|k| k == site).unwrap_or(0) + 1;
+    format!("10.{octet}.0.{}:7800", 10 + i)
 }
 
 /// `{"status":"online"}`, `{"status":"offline"}`, or mixed with the cache lists.

@@ -225,11 +225,7 @@ pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
                 id: format!("hc-{site}"),
                 site: site.clone(),
                 path: "/lb-check".into(),
-                fqdn: if i == 0 {
-                    "primary.keycloak.lab".into()
-                } else {
-                    "backup.keycloak.lab".into()
-                },
+                fqdn: world::lb_host(i).into(),
                 port: kc[site].port(),
                 version: 1,
                 observations: BTreeMap::new(),

@@ -163,6 +163,21 @@ pub enum IspnError {
     },
 }
 
+/// The availability zone of the `i`th site's Aurora instance.
+pub fn aurora_zone(i: usize) -> String {
+    format!("eu-west-1{}", ['a', 'b'][i % 2])
+}
+
+/// The host name of the `i`th site's load balancer, which its health check probes
+/// (as the guide names them: the primary's and the backup's).
+pub fn lb_host(i: usize) -> &'static str {
+    if i == 0 {
+        "primary.keycloak.lab"
+    } else {
+        "backup.keycloak.lab"
+    }
+}
+
 #[derive(Debug)]
 pub struct World {
     pub sites: BTreeMap<String, Site>,
@@ -273,7 +288,7 @@ impl World {
             .enumerate()
             .map(|(i, s)| AuroraInstance {
                 id: format!("keycloak-aurora-instance-{}", i + 1),
-                az: format!("eu-west-1{}", ['a', 'b'][i]),
+                az: aurora_zone(i),
                 site: s.clone(),
             })
             .collect::<Vec<_>>();

@@ -102,7 +102,34 @@ pub async fn run(config: &Config, args: &CheckArgs) -> CliResult<Code> {
         &args.caches,
     )
     .await;
-    let v = verdict(&obs, &args.down_path);
+    let mut v = verdict(&obs, &args.down_path);
+    // The journal first: a run in flight holds its sites, and nothing new is
+    // recommended on a site it holds.
+    let flight = in_flight(config);
+    let mut held_note = None;
+    if let Some(rb) = &v.runbook {
+        let touched: Vec<&str> = rb
+            .split_whitespace()
+            .filter_map(|w| w.split_once('=').map(|(_, site)| site))
+            .collect();
+        if let Some(r) = flight
+            .iter()
+            .find(|r| r.sites.iter().any(|s| touched.contains(&s.as_str())))
+        {
+            held_note = Some(format!(
+                "not recommending `{rb}`: {} is held by run {} ({}); finish it first: runbook resume {} (or end it: runbook abort {} --reason \"...\")",
+                r.sites.join(", "),
+                r.run_id,
+                r.runbook,
+                r.run_id,
+                r.run_id
+            ));
+            v.runbook = None;
+        }
+    }
+    if let Some(n) = &held_note {
+        v.notes.insert(0, n.clone());
+    }
     let guards = match &v.runbook {
         Some(rb) => Some(guards_now(config, rb).await),
         None => None,
@@ -118,12 +145,29 @@ pub async fn run(config: &Config, args: &CheckArgs) -> CliResult<Code> {
             Some(Err(e)) => json!({ "error": e }),
             None => serde_json::Value::Null,
         };
-        let out = json!({"health": v.health, "runbook": v.runbook, "reason": v.reason, "notes": v.notes, "observations": obs, "guards": guards});
+        let runs: Vec<serde_json::Value> = flight.iter().map(InFlight::to_json).collect();
+        let out = json!({"health": v.health, "runbook": v.runbook, "reason": v.reason, "notes": v.notes, "runs_in_flight": runs, "observations": obs, "guards": guards});
         println!("{}", serde_json::to_string_pretty(&out).map_err(failed)?);
         return Ok(code);
     }
     let s = Style::stdout();
     let mut o = String::new();
+    if !flight.is_empty() {
+        let _ = writeln!(
+            o,
+            "{}",
+            s.bold("runs in flight (each holds its sites until it completes or is aborted)")
+        );
+        for r in &flight {
+            let _ = writeln!(o, "  {}", r.line());
+            let _ = writeln!(
+                o,
+                "    resume: runbook resume {}    abort: runbook abort {} --reason \"...\"",
+                r.run_id, r.run_id
+            );
+        }
+        let _ = writeln!(o);
+    }
     let _ = writeln!(
         o,
         "serving: {} — {}",
@@ -203,4 +247,76 @@ async fn guards_now(
         .await
         .map_err(|e| format!("{:#}", e.error))?;
     Ok(plan.guards)
+}
+
+/// A run that holds sites: running, halted or failed, not yet over.
+struct InFlight {
+    run_id: String,
+    runbook: String,
+    sites: Vec<String>,
+    by: String,
+    since: u64,
+    status: String,
+    halted_at: Option<String>,
+    reason: Option<String>,
+}
+
+impl InFlight {
+    fn line(&self) -> String {
+        format!(
+            "{} {} ({}) holds {}: started by {} at {}{}",
+            self.run_id,
+            self.runbook,
+            self.status,
+            self.sites.join(", "),
+            self.by,
+            crate::output::time(self.since),
+            match (&self.halted_at, &self.reason) {
+                (Some(step), Some(r)) => format!(
+                    "; stopped at `{step}`: {}",
+                    r.chars()
+                        .take(200)
+                        .collect::<String>()
+                        .replace(char::is_control, " ")
+                ),
+                (Some(step), None) => format!("; stopped at `{step}`"),
+                _ => String::new(),
+            }
+        )
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        json!({"run_id": self.run_id, "runbook": self.runbook, "sites": self.sites, "by": self.by,
+               "since": self.since, "status": self.status, "halted_at": self.halted_at, "reason": self.reason,
+               "resume": format!("runbook resume {}", self.run_id), "abort": format!("runbook abort {} --reason ...", self.run_id)})
+    }
+}
+
+/// The runs holding sites in the journal in use (none when there is no journal yet).
+fn in_flight(config: &Config) -> Vec<InFlight> {
+    let Some(Ok(journal)) = config.try_journal() else {
+        return Vec::new();
+    };
+    let locks = journal.locks().unwrap_or_default();
+    let runs = journal.runs().unwrap_or_default();
+    let mut out: Vec<InFlight> = Vec::new();
+    for (site, lock) in locks {
+        let id = lock.run_id.to_string();
+        if let Some(r) = out.iter_mut().find(|r| r.run_id == id) {
+            r.sites.push(site);
+            continue;
+        }
+        let summary = runs.iter().find(|r| r.run_id == lock.run_id);
+        out.push(InFlight {
+            run_id: id,
+            runbook: lock.runbook.clone(),
+            sites: vec![site],
+            by: format!("{}@{}", lock.holder.operator, lock.holder.host),
+            since: lock.since,
+            status: summary.map_or("running".into(), |r| r.status.as_str().to_string()),
+            halted_at: summary.and_then(|r| r.halted_at.clone()),
+            reason: summary.and_then(|r| r.reason.clone()),
+        });
+    }
+    out
 }

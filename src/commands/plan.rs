@@ -110,5 +110,33 @@ pub async fn run(config: &Config, args: &PlanArgs) -> CliResult<Code> {
     } else {
         print!("{}", redactor.text(&plan_text(&plan, Style::stdout())));
     }
-    Ok(Code::Ok)
+    if !args.live {
+        return Ok(Code::Ok);
+    }
+    // The verdict, for a person and a script: 0 would run, 8 would be refused.
+    let refusing = plan.would_refuse();
+    if refusing.is_empty() {
+        if !args.json {
+            println!(
+                "\nverdict: would run (every guard holds now{})",
+                if plan.forced.is_some() {
+                    ", or is overridden: FORCED"
+                } else {
+                    ""
+                }
+            );
+        }
+        Ok(Code::Ok)
+    } else {
+        let ids: Vec<&str> = refusing.iter().map(|g| g.id.as_str()).collect();
+        if !args.json {
+            println!("\nverdict: WOULD BE REFUSED: {}", ids.join(", "));
+            for g in &refusing {
+                if let Some(now) = &g.now {
+                    println!("  {}: {}", g.id, redactor.text(now));
+                }
+            }
+        }
+        Ok(Code::Refused)
+    }
 }

@@ -54,28 +54,12 @@ pub async fn run(config: &Config, args: &RunArgs) -> CliResult<Code> {
         eprint!("{}", redactor.text(&plan_text(&plan, Style::stderr())));
         eprintln!();
     }
-    let destructive: Vec<&str> = plan
-        .destructive_steps()
-        .iter()
-        .map(|s| s.id.as_str())
-        .collect();
-    if !destructive.is_empty() && !args.yes {
-        if !TerminalPrompt::available() {
-            return Err(invalid(anyhow::anyhow!(
-                "runbook `{}` has destructive steps ({}); read the plan (`runbook plan {}`) and re-run with --yes",
-                plan.runbook,
-                destructive.join(", "),
-                args.runbook
-            )));
+    if !args.yes && !args.lab {
+        if let Some(code) = confirm(config, &p, &plan, &args.runbook).await? {
+            return Ok(code);
         }
-        if !TerminalPrompt.confirm(&format!(
-            "Run `{}` with its destructive steps ({})?",
-            plan.runbook,
-            destructive.join(", ")
-        )) {
-            eprintln!("not started: nothing was done");
-            return Ok(Code::Invalid);
-        }
+    } else if args.lab && !plan.impacts().is_empty() {
+        eprintln!("--lab: the deployment is simulated in this process, so nothing real moves and nothing is asked");
     }
     let journal = config.open_journal()?;
     let services = super::drive::services(config, &redactor);
@@ -93,4 +77,75 @@ pub async fn run(config: &Config, args: &RunArgs) -> CliResult<Code> {
     .await;
     let (run_id, outcome) = result.map_err(from_run_error)?;
     super::drive::finish(config, &journal, run_id, &outcome, started, args.json)
+}
+
+/// What the run moves or removes, grouped as the question names it.
+pub fn impact_lines(plan: &engine::plan::Plan) -> Vec<String> {
+    plan.impacts()
+        .iter()
+        .map(|i| format!("{}: {}", i.kind.as_str().to_uppercase(), i.text))
+        .collect()
+}
+
+/// Ask once, after the guards were judged live, naming every effect that moves
+/// traffic or the writer or removes capacity or data; removing data asks for the site's
+/// name. `Some(code)`: stop with it (nothing was done); `None`: go on. A run its guards
+/// would refuse is not asked about: it goes on to be refused, journaled.
+async fn confirm(
+    config: &Config,
+    p: &super::plan::Prepared,
+    plan: &engine::plan::Plan,
+    name: &str,
+) -> CliResult<Option<Code>> {
+    let lines = impact_lines(plan);
+    let destructive: Vec<&str> = plan
+        .destructive_steps()
+        .iter()
+        .map(|s| s.id.as_str())
+        .collect();
+    if lines.is_empty() && destructive.is_empty() {
+        return Ok(None);
+    }
+    if !TerminalPrompt::available() {
+        let what = if lines.is_empty() {
+            format!("has destructive steps ({})", destructive.join(", "))
+        } else {
+            lines.join("; ")
+        };
+        return Err(invalid(anyhow::anyhow!(
+            "runbook `{}` {what}; with no terminal to ask, it runs only with --yes (read the plan first: `runbook plan {name} --live`). Nothing was done",
+            plan.runbook
+        )));
+    }
+    let live = build(config, p, true).await?;
+    if !live.would_refuse().is_empty() {
+        eprintln!("its guards refuse this run as things stand: nothing to confirm");
+        return Ok(None);
+    }
+    let mut question = format!("`{}` will:", plan.runbook);
+    for l in &lines {
+        question.push_str(&format!("\n  - {l}"));
+    }
+    if lines.is_empty() {
+        question.push_str(&format!(
+            "\n  - run its destructive steps ({})",
+            destructive.join(", ")
+        ));
+    }
+    let wipes: Vec<String> = plan
+        .impacts()
+        .iter()
+        .filter(|i| i.kind == engine::action::ImpactKind::RemovesData)
+        .filter_map(|i| i.site.clone())
+        .collect();
+    let yes = match wipes.first() {
+        Some(site) => TerminalPrompt.type_to_confirm(&question, site),
+        None => TerminalPrompt.confirm(&format!("{question}\nGo on?")),
+    };
+    if yes {
+        Ok(None)
+    } else {
+        eprintln!("not started: nothing was done");
+        Ok(Some(Code::Invalid))
+    }
 }

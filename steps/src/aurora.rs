@@ -143,6 +143,30 @@ impl Action for Failover {
     fn effect(&self, _: &Args) -> Effect {
         Effect::Idempotent
     }
+    fn impact(&self, ctx: &StepCtx, args: &Args) -> Option<(engine::action::ImpactKind, String)> {
+        let site = ctx
+            .site
+            .as_ref()
+            .map(|s| s.name.clone())
+            .unwrap_or_default();
+        let cfg = crate::clients::site_config(ctx)
+            .ok()
+            .and_then(|(_, c)| c.aurora);
+        let instance = args
+            .get("instance")
+            .and_then(Json::as_str)
+            .map(str::to_string)
+            .or_else(|| cfg.as_ref().map(|a| a.instance.clone()))
+            .unwrap_or_else(|| "?".into());
+        let zone = cfg
+            .and_then(|a| a.zone)
+            .map(|z| format!(", {z}"))
+            .unwrap_or_default();
+        Some((
+            engine::action::ImpactKind::MovesWriter,
+            format!("fails Aurora over to {instance} ({site}'s zone{zone}): about 30 s without a database writer, unless it already is the writer"),
+        ))
+    }
     fn default_timeout(&self) -> Duration {
         Duration::from_secs(600)
     }

@@ -71,11 +71,38 @@ pub async fn kube_client(ctx: &StepCtx) -> Result<(kube::Client, String), StepEr
     if let Some(c) = KUBE.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
         return Ok((c.clone(), k.namespace));
     }
+    let config = kube_config(ctx, &site, &k).await?;
+    let client = kube::Client::try_from(config)
+        .map_err(|e| StepError::permanent(format!("site `{site}`: Kubernetes client: {e}")))?;
+    KUBE.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(key, client.clone());
+    Ok((client, k.namespace))
+}
+
+/// The site's kubeconfig context resolved: the API server it names, and the context
+/// (as declared, or the kubeconfig's current one when the site names none).
+///
+/// # Errors
+/// No `kubernetes` section, or a kubeconfig that cannot be read or used.
+pub async fn kube_target(ctx: &StepCtx) -> Result<(String, Option<String>), StepError> {
+    install_crypto();
+    let (site, cfg) = site_config(ctx)?;
+    let k = cfg.kubernetes.ok_or_else(|| missing(&site, "kubernetes"))?;
+    let config = kube_config(ctx, &site, &k).await?;
+    Ok((config.cluster_url.to_string(), k.context.clone()))
+}
+
+async fn kube_config(
+    ctx: &StepCtx,
+    site: &str,
+    k: &crate::config::KubernetesConfig,
+) -> Result<kube::Config, StepError> {
     let opts = kube::config::KubeConfigOptions {
         context: k.context.clone(),
         ..Default::default()
     };
-    let config = match &k.kubeconfig {
+    match &k.kubeconfig {
         Some(path) => {
             let path = env_path(&ctx.env, path);
             let kc = kube::config::Kubeconfig::read_from(&path).map_err(|e| {
@@ -93,13 +120,7 @@ pub async fn kube_client(ctx: &StepCtx) -> Result<(kube::Client, String), StepEr
             "site `{site}`: kubeconfig context {:?}: {e}",
             k.context
         ))
-    })?;
-    let client = kube::Client::try_from(config)
-        .map_err(|e| StepError::permanent(format!("site `{site}`: Kubernetes client: {e}")))?;
-    KUBE.lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(key, client.clone());
-    Ok((client, k.namespace))
+    })
 }
 
 static AWS: LazyLock<Mutex<HashMap<String, aws_config::SdkConfig>>> = LazyLock::new(Mutex::default);

@@ -77,6 +77,19 @@ fn condition(status: &Json, kind: &str) -> Option<String> {
 
 #[async_trait]
 impl Action for Scale {
+    fn impact(&self, ctx: &StepCtx, args: &Args) -> Option<(engine::action::ImpactKind, String)> {
+        let site = ctx
+            .site
+            .as_ref()
+            .map(|s| s.name.clone())
+            .unwrap_or_default();
+        (args.get("instances").and_then(Json::as_i64) == Some(0)).then(|| {
+            (
+                engine::action::ImpactKind::RemovesCapacity,
+                format!("scales Keycloak on {site} to 0 instances (no logins served there until it is scaled back)"),
+            )
+        })
+    }
     fn name(&self) -> &'static str {
         "keycloak.scale"
     }

@@ -11,6 +11,7 @@ pub mod http;
 pub mod infinispan;
 pub mod keycloak;
 pub mod manual;
+pub mod preflight;
 pub mod route53;
 pub mod serving;
 pub mod text;
@@ -41,6 +42,9 @@ pub fn registry() -> Registry {
     r.register(route53::SetPath);
     r.register(route53::Status);
     r.register(serving::ServingSite);
+    r.register(preflight::Identity);
+    r.register(preflight::CacheList);
+    r.set_builtin_guards(std::sync::Arc::new(preflight::Builtin));
     r
 }
 
@@ -75,6 +79,8 @@ mod tests {
             "aurora.failover" => reader::<crate::aurora::FailoverArgs>(),
             "route53.set-health-check-path" => reader::<crate::route53::SetPathArgs>(),
             "route53.health-check-status" => reader::<crate::route53::StatusArgs>(),
+            "deployment.identity" => reader::<crate::preflight::IdentityArgs>(),
+            "infinispan.cache-list" => reader::<crate::preflight::CacheListArgs>(),
             "infinispan.cross-site-view" | "route53.serving-site" => {
                 reader::<crate::serving::NoArgs>()
             }

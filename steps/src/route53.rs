@@ -129,6 +129,20 @@ pub struct SetPath;
 
 #[async_trait]
 impl Action for SetPath {
+    fn impact(&self, ctx: &StepCtx, args: &Args) -> Option<(engine::action::ImpactKind, String)> {
+        let site = ctx
+            .site
+            .as_ref()
+            .map(|s| s.name.clone())
+            .unwrap_or_default();
+        let path = args.get("path").and_then(Json::as_str).unwrap_or("?");
+        let text = match args.get("wait_for").and_then(Json::as_str) {
+            Some("healthy") => format!("points {site}'s health check at {path}: Route53 sends traffic back to {site}"),
+            Some("unhealthy") => format!("points {site}'s health check at {path}: Route53 moves traffic away from {site} to the other site"),
+            _ => format!("points {site}'s health check at {path}: Route53 may move traffic"),
+        };
+        Some((engine::action::ImpactKind::MovesTraffic, text))
+    }
     fn name(&self) -> &'static str {
         "route53.set-health-check-path"
     }

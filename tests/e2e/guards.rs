@@ -180,9 +180,14 @@ fn switchover_refuses_a_secondary_the_journal_left_stale() {
         "secondary=site-a",
         "--live",
     ]);
-    let plan = run(p).expect(0).stdout;
+    // `plan --live` ends with the verdict, and exits 8 when the run would be refused.
+    let plan = run(p).expect(8).stdout;
     assert!(plan.contains("secondary-not-left-stale"), "{plan}");
     assert!(plan.contains("DOES NOT HOLD NOW"), "{plan}");
+    assert!(
+        plan.contains("verdict: WOULD BE REFUSED: secondary-not-left-stale"),
+        "{plan}"
+    );
 }
 
 #[test]

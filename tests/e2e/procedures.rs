@@ -40,11 +40,13 @@ fn switchover_moves_traffic_db_writer_and_stops_replication() {
 #[test]
 fn failover_makes_it_permanent_and_refuses_an_unhealthy_secondary_unless_forced() {
     let l = InLab::start(&["site-down:site-b"], 0.0);
-    // The secondary's own replication status cannot be read: the guard cannot pass.
+    // The secondary's Infinispan does not answer: it cannot prove which site it is
+    // (the built-in identity guard, checked first), nor its replication status.
     let out = run_rb(&l, &["failover"]).expect(8);
     let reason = out.json()["reason"].as_str().unwrap().to_string();
     assert_eq!(out.json()["status"], "refused");
-    assert!(reason.contains("could not be checked"), "{reason}");
+    assert!(reason.contains("site-b infinispan"), "{reason}");
+    assert!(reason.contains("unreachable"), "{reason}");
     assert!(reason.contains("Nothing was done"), "{reason}");
     assert_eq!(
         l.state()["health_checks"][0]["path"],
@@ -81,7 +83,9 @@ fn failover_makes_it_permanent_and_refuses_an_unhealthy_secondary_unless_forced(
             && overrides.contains("site-b is recovering"),
         "{overrides}"
     );
-    let l3 = InLab::start(&[], 0.0);
+    // A failover follows a failure: the primary is down (on a healthy primary it is
+    // refused, pointing at switchover: tests/e2e/edges.rs).
+    let l3 = InLab::start(&["site-down:site-a"], 0.0);
     run_rb(&l3, &["failover"]).expect(0);
     let st = l3.state();
     assert_eq!(st["health_checks"][0]["path"], "/health/down");

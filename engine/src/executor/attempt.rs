@@ -236,14 +236,17 @@ impl Executor {
             needs_operator,
         };
         let out = match applied {
+            // The call was dropped (its connection closed) with its request possibly
+            // delivered: the outcome is unknown, never a plain failure.
             Err(_) => {
-                return Ok(Tried::Failed {
-                    phase: applied_phase(false, false),
-                    error: StepError::transient(format!(
-                        "no answer within the step's timeout of {}",
-                        humantime::format_duration(item.timeout)
-                    )),
-                })
+                let error = StepError::outcome_unknown(format!(
+                    "no answer within the step's timeout of {}",
+                    humantime::format_duration(item.timeout)
+                ));
+                return self.unknown_outcome(item, attempt, prepared, error).await;
+            }
+            Ok(Err(error)) if error.outcome_unknown && !self.interrupt.is_set() => {
+                return self.unknown_outcome(item, attempt, prepared, error).await;
             }
             Ok(Err(_)) if self.interrupt.is_set() => {
                 return Ok(Tried::Stop(ItemOutcome::Halt {
@@ -288,6 +291,77 @@ impl Executor {
         self.took_effect(item, prepared, out, observation, waited)?;
         failpoint::hit("after-journal", step_id, key);
         Ok(Tried::Done)
+    }
+
+    /// An effect whose answer never came back: it may or may not have been applied.
+    /// A destructive one is in doubt: journaled as such, not sent again, and the run
+    /// halts before any later step could make it harmful (bringing replication online
+    /// after a clear); the operator settles it, as after a crash. An idempotent one
+    /// counts as done if its postcondition holds now, else as a failed attempt.
+    async fn unknown_outcome(
+        &self,
+        item: &Item,
+        attempt: u32,
+        prepared: &Outputs,
+        error: StepError,
+    ) -> Result<Tried, JournalError> {
+        let phase = Phase::Apply {
+            unmet: false,
+            needs_operator: false,
+        };
+        if item.effect != crate::model::Effect::Destructive {
+            return match self.postcondition(item).await {
+                Ok(Some(post)) if post.holds => {
+                    let note = format!(
+                        "its answer was lost ({}), but its postcondition holds",
+                        error.message
+                    );
+                    self.observer
+                        .notice(Notice::Note(format!("`{}`: {note}", item.label)));
+                    let mut out = Outputs::new();
+                    out.insert("summary".into(), Json::String(note));
+                    self.took_effect(item, prepared, out, post.observation, None)?;
+                    Ok(Tried::Done)
+                }
+                _ => Ok(Tried::Failed { phase, error }),
+            };
+        }
+        let step = self.step_of(item);
+        let run = self.run_id();
+        let message = format!(
+            "outcome unknown (in doubt): {}; the request may have reached the server and \
+             may still be applied there, so it is not sent again",
+            error.message
+        );
+        self.recorder.record(Event::StepFailed {
+            step: step.id.clone(),
+            item: item.key.clone(),
+            attempt,
+            error: message.clone(),
+            will_retry: false,
+            at: now_ms(),
+        })?;
+        self.observer.notice(Notice::Failed {
+            label: item.label.clone(),
+            attempt,
+            error: message.clone(),
+            retry_in: None,
+        });
+        Ok(Tried::Stop(ItemOutcome::Halt {
+            kind: HaltKind::InDoubt,
+            reason: format!(
+                "`{}`: {message}. Its connection was closed at {}; nothing after it was done. \
+                 A request held in the network can still arrive: before going on, make sure \
+                 the server is done with it (its request log, or a quiet minute), then \
+                 `runbook resume {run} --retry-step {}` (checks its precondition live, then \
+                 applies it again) or `runbook resume {run} --skip-step {} --reason \"...\"` \
+                 if it is known to have been applied",
+                item.label,
+                humantime::format_rfc3339_seconds(std::time::SystemTime::now()),
+                step.id,
+                step.id,
+            ),
+        }))
     }
 
     /// The effect is in place: record it, with what was read before it and what it

@@ -7,4 +7,8 @@ use serde::{Deserialize, Serialize};
 pub struct AuroraConfig {
     /// The Aurora instance in this site's availability zone.
     pub instance: String,
+    /// The availability zone this site's instance is in (`DescribeDBInstances`'
+    /// `AvailabilityZone`): what proves the instance belongs to this site.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
 }

@@ -495,6 +495,29 @@ impl Action for ClearCaches {
     fn effect(&self, _: &Args) -> Effect {
         Effect::Destructive
     }
+    fn impact(&self, ctx: &StepCtx, args: &Args) -> Option<(engine::action::ImpactKind, String)> {
+        let site = ctx
+            .site
+            .as_ref()
+            .map(|s| s.name.clone())
+            .unwrap_or_default();
+        let named = which(
+            &args.get("cache").and_then(Json::as_str).map(str::to_string),
+            &args.get("caches").and_then(Json::as_array).map(|a| {
+                a.iter()
+                    .filter_map(|c| c.as_str().map(str::to_string))
+                    .collect()
+            }),
+        );
+        let what = match (ctx.item.is_some(), named) {
+            (false, Some(list)) => format!(": {}", list.join(", ")),
+            _ => String::new(),
+        };
+        Some((
+            engine::action::ImpactKind::RemovesData,
+            format!("clears Infinispan caches on {site} (every entry in them){what}"),
+        ))
+    }
     fn default_timeout(&self) -> Duration {
         Duration::from_secs(120)
     }
@@ -1058,6 +1081,22 @@ impl Action for SyncState {
             })?,
         });
         let there = Transport::for_step(&other_ctx).await?;
+        // The whole deployment, whatever `caches` says: every cache either server
+        // backs up to the other is compared too (a guard is never narrowed by a
+        // parameter).
+        let mut caches = caches;
+        let mut added = Vec::new();
+        for (t, remote) in [
+            (&here, super::xsite_name(ctx, other)),
+            (&there, super::xsite_name(ctx, here.site())),
+        ] {
+            for c in t.backed_up(&remote).await?.unwrap_or_default() {
+                if !caches.contains(&c) {
+                    caches.push(c.clone());
+                    added.push(c);
+                }
+            }
+        }
         // Infinispan's names for the two sites (`infinispan.site_name`).
         let forward = here
             .status(&super::xsite_name(ctx, other), Some(&caches))
@@ -1139,7 +1178,7 @@ impl Action for SyncState {
             ));
         }
         let in_sync = reasons.is_empty();
-        let reason = if in_sync {
+        let mut reason = if in_sync {
             format!(
                 "both directions online and the same keys in all {} caches ({total} keys)",
                 caches.len()
@@ -1147,6 +1186,12 @@ impl Action for SyncState {
         } else {
             reasons.join("; ")
         };
+        if !added.is_empty() {
+            reason.push_str(&format!(
+                " (compared too, backed up but not in `caches`: {})",
+                added.join(", ")
+            ));
+        }
         Ok(json!({
             "in_sync": in_sync,
             "forward": forward,

@@ -47,6 +47,13 @@ pub enum Op<'a> {
         cache: &'a str,
     },
     CacheNames,
+    /// The cache manager's information (`local_site`, `cluster_members`, ...):
+    /// CacheManagerResource/ContainerResource `getInfo`.
+    ContainerInfo,
+    /// Every backup site of one cache and its status (XSiteResource `backupStatus`).
+    CacheBackups {
+        cache: &'a str,
+    },
 }
 
 /// The CLI verb of a REST action name.
@@ -99,6 +106,11 @@ impl Op<'_> {
             ),
             Op::Size { cache } => (Method::GET, format!("/rest/v2/caches/{cache}?action=size")),
             Op::CacheNames => (Method::GET, "/rest/v2/caches".to_string()),
+            Op::ContainerInfo => (Method::GET, container.to_string()),
+            Op::CacheBackups { cache } => (
+                Method::GET,
+                format!("/rest/v2/caches/{cache}/x-site/backups"),
+            ),
         }
     }
 
@@ -123,7 +135,9 @@ impl Op<'_> {
             Op::Keys { cache, limit } => {
                 format!("ls caches/{cache} --pretty-print=JSON --max-items={limit}")
             }
-            Op::Size { .. } | Op::CacheNames => return None,
+            Op::Size { .. } | Op::CacheNames | Op::ContainerInfo | Op::CacheBackups { .. } => {
+                return None
+            }
         })
     }
 

@@ -248,6 +248,51 @@ impl Transport {
         Duration::from_secs(60)
     }
 
+    /// The cache manager's information (`local_site`, `cluster_members`,
+    /// `sites_view`, ...), read once, never retried: `None` over Batch.
+    ///
+    /// # Errors
+    /// The call fails or does not answer JSON.
+    pub async fn info(&self) -> Result<Option<Json>, StepError> {
+        let Transport::Rest(r) = self else {
+            return Ok(None);
+        };
+        let a = r
+            .call_once(
+                Method::GET,
+                &calls::Op::ContainerInfo.rest(&r.container()).1,
+                Self::call_timeout(),
+            )
+            .await?;
+        parse_json(&r.site, "cache manager information", &a.body).map(Some)
+    }
+
+    /// The caches on the site that back up to `remote` (Infinispan's name), from
+    /// each cache's backup list; `None` over Batch, where caches cannot be listed.
+    ///
+    /// # Errors
+    /// A call fails.
+    pub async fn backed_up(&self, remote: &str) -> Result<Option<Vec<String>>, StepError> {
+        let Transport::Rest(r) = self else {
+            return Ok(None);
+        };
+        let mut out = Vec::new();
+        for c in self.caches(remote).await? {
+            let a = r
+                .call(
+                    Method::GET,
+                    &calls::Op::CacheBackups { cache: &c }.rest("").1,
+                    Self::call_timeout(),
+                )
+                .await?;
+            let v = parse_json(&r.site, "cache backups", &a.body)?;
+            if v.get(remote).is_some() {
+                out.push(c);
+            }
+        }
+        Ok(Some(out))
+    }
+
     /// Names of the caches on the site.
     ///
     /// # Errors

@@ -274,12 +274,19 @@ impl Rest {
             } else {
                 "request failed"
             };
-            StepError::transient(format!(
+            let message = format!(
                 "site `{}`: {method} {}: {what}: {}",
                 self.site,
                 self.url(path),
                 chain
-            ))
+            );
+            // Not connected: the request never left. Otherwise it may have reached
+            // the server and only its answer was lost.
+            if e.is_connect() {
+                StepError::transient(message)
+            } else {
+                StepError::outcome_unknown(message)
+            }
         })
     }
 

@@ -1,0 +1,840 @@
+//! The guards every runbook gets, built from what its steps and guards touch: each
+//! site proves, through every endpoint the run uses there, that it is the site it
+//! claims to be (`builtin-site-identity`); and a runbook that acts on Infinispan caches
+//! by a `caches` list names them all (`builtin-cache-list`). Both are read-only probes,
+//! shown by the plan, judged live before the run's first effect (and by `plan --live`
+//! and `check`), journaled like the runbook's own guards and overridden only with
+//! `force` and a reason.
+//!
+//! What each endpoint is asked, and where the answer's shape comes from:
+//! - Kubernetes: the context the site names (never the kubeconfig's current one),
+//!   resolved to its API server; the site's Infinispan CR
+//!   (`infinispans.infinispan.org`, `spec.service.sites.local.name`, the operator's
+//!   cross-site API) names this site as its local site.
+//! - Infinispan REST: the cache manager's information (`GET /rest/v2/container` on 15,
+//!   `GET /rest/v2/cache-managers/{name}` on 14: CacheManagerInfo.toJson, fields
+//!   `local_site` and `cluster_members`) names this site, and the two sites' servers
+//!   share no cluster member.
+//! - Aurora: `DescribeDBInstances` of the site's instance answers the zone the site
+//!   declares (`AvailabilityZone`).
+//! - Route53: `GetHealthCheck` of the site's health check probes this site's load
+//!   balancer (`HealthCheckConfig.FullyQualifiedDomainName` or `IPAddress`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use engine::action::BuiltinGuards;
+use engine::model::{Guard, Param, ParamType, Step};
+use engine::{Action, ArgKind, ArgSpec, Args, Effect, Outputs, StepCtx, StepError};
+use indexmap::IndexMap;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use serde::Deserialize;
+use serde_json::{json, Value as Json};
+
+use crate::args::typed;
+use crate::clients::{aws_config, kube_client, kube_target, site_config};
+use crate::infinispan::{xsite_name, Transport};
+
+/// The id of the identity guard.
+pub const IDENTITY: &str = "builtin-site-identity";
+/// The id of the cache-list guard.
+pub const CACHE_LIST: &str = "builtin-cache-list";
+
+/// What an action talks to at a site, for the identity check.
+fn families(action: &str) -> &'static [&'static str] {
+    match action {
+        "keycloak.scale" | "infinispan.cross-site-view" => &["kubernetes"],
+        "aurora.failover" => &["aurora"],
+        "route53.set-health-check-path" | "route53.health-check-status" => &["route53"],
+        a if a.starts_with("infinispan.") => &["infinispan"],
+        _ => &[],
+    }
+}
+
+/// The step library's built-in guards.
+#[derive(Debug, Default)]
+pub struct Builtin;
+
+impl Builtin {
+    /// Every (site template, family) the runbook's steps, preconditions and guards use.
+    fn uses(steps: &[Step], guards: &[Guard]) -> Vec<(String, &'static str)> {
+        let mut out: Vec<(String, &'static str)> = Vec::new();
+        let mut add = |site: Option<&String>, action: &str| {
+            if let Some(site) = site {
+                for f in families(action) {
+                    if !out.iter().any(|(s, g)| s == site && g == f) {
+                        out.push((site.clone(), f));
+                    }
+                }
+            }
+        };
+        for s in steps {
+            add(s.site.as_ref(), &s.action);
+            for c in s.require.iter().chain(&s.verify) {
+                add(
+                    c.site.as_ref().or(s.site.as_ref()),
+                    c.probe.as_deref().unwrap_or(&s.action),
+                );
+            }
+        }
+        for g in guards {
+            if let Some(p) = &g.probe {
+                add(g.site.as_ref(), p);
+            }
+        }
+        out
+    }
+}
+
+fn builtin_guard(id: &str, title: &str, probe: &str, with: Json, expect: &str) -> Guard {
+    Guard {
+        id: id.to_string(),
+        title: title.to_string(),
+        probe: Some(probe.to_string()),
+        site: None,
+        with,
+        expect: expect.to_string(),
+        when: None,
+        refusal: Some("{{ observation.summary }}".to_string()),
+        before: Vec::new(),
+        unchecked: None,
+        line: 0,
+    }
+}
+
+impl BuiltinGuards for Builtin {
+    fn guards(
+        &self,
+        steps: &[Step],
+        guards: &[Guard],
+        params: &IndexMap<String, Param>,
+    ) -> Vec<Guard> {
+        let uses = Self::uses(steps, guards);
+        if uses.is_empty() {
+            return Vec::new();
+        }
+        let list: Vec<Json> = uses
+            .iter()
+            .map(|(site, via)| json!({"site": site, "via": via}))
+            .collect();
+        let mut out = vec![builtin_guard(
+            IDENTITY,
+            "Built in: every endpoint this run uses proves it belongs to its site (Kubernetes context and Infinispan CR, Infinispan's local site, Aurora's zone, the health check's target)",
+            "deployment.identity",
+            json!({ "uses": list }),
+            "observation.proven",
+        )];
+        let ispn_sites: Vec<Json> = uses
+            .iter()
+            .filter(|(_, via)| *via == "infinispan")
+            .map(|(s, _)| Json::String(s.clone()))
+            .collect();
+        let takes_caches = params
+            .get("caches")
+            .is_some_and(|p| p.kind == ParamType::List);
+        if takes_caches && !ispn_sites.is_empty() {
+            out.push(builtin_guard(
+                CACHE_LIST,
+                "Built in: the cache list is whole: every cache named exists and backs up to the other site, and no cache backed up to the other site is left out",
+                "infinispan.cache-list",
+                json!({ "sites": ispn_sites, "caches": "{{ params.caches }}" }),
+                "observation.complete",
+            ));
+        }
+        out
+    }
+}
+
+/// One endpoint's answer to "which site are you?".
+#[derive(Debug, Clone, Default)]
+struct Proof {
+    site: String,
+    via: &'static str,
+    endpoint: String,
+    /// What it answered, as a person reads it.
+    answered: String,
+    /// `None`: proven; else what is wrong.
+    problem: Option<String>,
+    /// What two sites must not share (an API server and namespace, a cluster member).
+    marks: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct IdentityArgs {
+    pub uses: Vec<Json>,
+}
+
+/// `deployment.identity`: every endpoint proves its site.
+#[derive(Debug)]
+pub struct Identity;
+
+fn ctx_for(ctx: &StepCtx, site: &str) -> Result<StepCtx, String> {
+    let config = ctx.env.sites.get(site).cloned().ok_or_else(|| {
+        let known: Vec<&str> = ctx.env.sites.keys().map(String::as_str).collect();
+        format!(
+            "site `{site}` is not in the environment file (it has: {})",
+            known.join(", ")
+        )
+    })?;
+    let mut c = ctx.clone();
+    c.site = Some(engine::Site {
+        name: site.to_string(),
+        config,
+    });
+    Ok(c)
+}
+
+async fn prove_kubernetes(ctx: &StepCtx, site: &str) -> Proof {
+    let mut p = Proof {
+        site: site.to_string(),
+        via: "kubernetes",
+        ..Proof::default()
+    };
+    let Ok((_, cfg)) = site_config(ctx) else {
+        p.problem = Some("not described in the environment file".into());
+        return p;
+    };
+    let Some(k) = cfg.kubernetes.clone() else {
+        p.problem = Some(format!(
+            "configuration: sites.{site} has no `kubernetes` section"
+        ));
+        return p;
+    };
+    if k.context.is_none() {
+        p.endpoint = "the kubeconfig's current context".into();
+        p.problem = Some(format!(
+            "configuration: sites.{site}.kubernetes names no `context`, so the kubeconfig's current context would be used, which may be another site's cluster: name it (sites.{site}.kubernetes.context)"
+        ));
+        return p;
+    }
+    let (server, context) = match kube_target(ctx).await {
+        Ok(t) => t,
+        Err(e) => {
+            p.problem = Some(format!("configuration: {}", e.message));
+            return p;
+        }
+    };
+    p.endpoint = format!(
+        "context `{}` → {server}, namespace `{}`",
+        context.unwrap_or_default(),
+        k.namespace
+    );
+    p.marks.push(format!(
+        "Kubernetes API server {server} namespace {}",
+        k.namespace
+    ));
+    let Some(ispn) = cfg.infinispan.as_ref() else {
+        p.answered = "no Infinispan CR to ask (the site has no infinispan section)".into();
+        return p;
+    };
+    let name = ispn.cluster.clone().unwrap_or_else(|| "infinispan".into());
+    let ns = ispn
+        .namespace
+        .clone()
+        .unwrap_or_else(|| k.namespace.clone());
+    let (client, _) = match kube_client(ctx).await {
+        Ok(c) => c,
+        Err(e) => {
+            p.problem = Some(e.message);
+            return p;
+        }
+    };
+    let gvk = GroupVersionKind::gvk("infinispan.org", "v1", "Infinispan");
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        client,
+        &ns,
+        &ApiResource::from_gvk_with_plural(&gvk, "infinispans"),
+    );
+    let want = xsite_name(ctx, site);
+    match tokio::time::timeout(Duration::from_secs(20), api.get(&name)).await {
+        Err(_) => {
+            p.problem = Some(format!(
+                "unreachable: GET infinispans `{ns}/{name}` gave no answer in 20s"
+            ))
+        }
+        Ok(Err(e)) => {
+            p.problem = Some(match &e {
+                kube::Error::Api(s) if s.code == 401 || s.code == 403 => {
+                    format!("configuration: the API server refused the credentials ({}): GET infinispans `{ns}/{name}`: {}", s.code, s.message)
+                }
+                kube::Error::Api(s) if s.code == 404 => format!(
+                    "no Infinispan CR `{ns}/{name}` in this cluster: it cannot say which site it is"
+                ),
+                other => format!("unreachable: GET infinispans `{ns}/{name}`: {other}"),
+            })
+        }
+        Ok(Ok(obj)) => {
+            let local = obj.data["spec"]["service"]["sites"]["local"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            p.answered = format!("Infinispan CR `{ns}/{name}` names local site `{local}`");
+            if local != want {
+                p.problem = Some(format!(
+                    "MISMATCH: this cluster's Infinispan CR `{ns}/{name}` says its local site is `{}`, not `{want}`",
+                    if local.is_empty() { "(none)" } else { &local }
+                ));
+            }
+        }
+    }
+    p
+}
+
+async fn prove_infinispan(ctx: &StepCtx, site: &str) -> Proof {
+    let mut p = Proof {
+        site: site.to_string(),
+        via: "infinispan",
+        ..Proof::default()
+    };
+    let Ok((_, cfg)) = site_config(ctx) else {
+        p.problem = Some("not described in the environment file".into());
+        return p;
+    };
+    let Some(ispn) = cfg.infinispan.as_ref() else {
+        p.problem = Some(format!(
+            "configuration: sites.{site} has no `infinispan` section"
+        ));
+        return p;
+    };
+    p.endpoint = ispn.url.clone().unwrap_or_else(|| "Batch CRs".into());
+    let t = match Transport::for_step(ctx).await {
+        Ok(t) => t,
+        Err(e) => {
+            p.problem = Some(classify(&e));
+            return p;
+        }
+    };
+    let want = xsite_name(ctx, site);
+    match tokio::time::timeout(Duration::from_secs(20), t.info()).await {
+        Err(_) => {
+            p.problem =
+                Some("unreachable: the cache manager's information gave no answer in 20s".into())
+        }
+        Ok(Err(e)) => p.problem = Some(classify(&e)),
+        // Over Batch the server is reached through the site's own cluster, whose
+        // Infinispan CR the kubernetes proof reads.
+        Ok(Ok(None)) => p.answered = "reached through this site's cluster (Batch CRs)".into(),
+        Ok(Ok(Some(info))) => {
+            let local = info["local_site"].as_str().unwrap_or_default().to_string();
+            let members: Vec<String> = info["cluster_members"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|m| m.as_str().map(str::to_string))
+                .collect();
+            p.answered = format!(
+                "local_site `{local}`, cluster members {}",
+                if members.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    members.join(", ")
+                }
+            );
+            p.marks.extend(
+                members
+                    .iter()
+                    .map(|m| format!("Infinispan cluster member {m}")),
+            );
+            if local != want {
+                p.problem = Some(format!(
+                    "MISMATCH: the server at {} says its local site is `{}`, not `{want}`",
+                    p.endpoint,
+                    if local.is_empty() { "(none)" } else { &local }
+                ));
+            }
+        }
+    }
+    p
+}
+
+async fn prove_aurora(ctx: &StepCtx, site: &str) -> Proof {
+    let mut p = Proof {
+        site: site.to_string(),
+        via: "aurora",
+        ..Proof::default()
+    };
+    let Some(a) = site_config(ctx).ok().and_then(|(_, c)| c.aurora) else {
+        p.problem = Some(format!(
+            "configuration: sites.{site} has no `aurora` section"
+        ));
+        return p;
+    };
+    p.endpoint = format!("RDS instance `{}`", a.instance);
+    p.marks.push(format!("Aurora instance {}", a.instance));
+    let conf = match aws_config(&ctx.env).await {
+        Ok(c) => c,
+        Err(e) => {
+            p.problem = Some(format!("configuration: {}", e.message));
+            return p;
+        }
+    };
+    let rds = aws_sdk_rds::Client::new(&conf);
+    let call = rds
+        .describe_db_instances()
+        .db_instance_identifier(&a.instance)
+        .send();
+    match tokio::time::timeout(Duration::from_secs(30), call).await {
+        Err(_) => p.problem = Some("unreachable: DescribeDBInstances gave no answer in 30s".into()),
+        Ok(Err(e)) => {
+            p.problem = Some(classify(&crate::aurora::sdk_error(
+                &format!("RDS DescribeDBInstances({})", a.instance),
+                e,
+            )))
+        }
+        Ok(Ok(out)) => {
+            let zone = out
+                .db_instances()
+                .first()
+                .and_then(|i| i.availability_zone())
+                .unwrap_or_default()
+                .to_string();
+            p.answered = format!("AvailabilityZone `{zone}`");
+            match &a.zone {
+                None => {
+                    p.problem = Some(format!(
+                        "configuration: sites.{site}.aurora names no `zone`, so nothing proves `{}` is this site's instance: declare it (it is in `{zone}`)",
+                        a.instance
+                    ))
+                }
+                Some(z) if *z != zone => {
+                    p.problem = Some(format!(
+                        "MISMATCH: `{}` is in `{zone}`, but site {site} is in `{z}`",
+                        a.instance
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    p
+}
+
+fn host_of(url: &str) -> Option<String> {
+    reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+}
+
+async fn prove_route53(ctx: &StepCtx, site: &str) -> Proof {
+    let mut p = Proof {
+        site: site.to_string(),
+        via: "route53",
+        ..Proof::default()
+    };
+    let Ok((_, cfg)) = site_config(ctx) else {
+        p.problem = Some("not described in the environment file".into());
+        return p;
+    };
+    let Some(r) = cfg.route53.as_ref() else {
+        p.problem = Some(format!(
+            "configuration: sites.{site} has no `route53` section"
+        ));
+        return p;
+    };
+    p.endpoint = format!("health check `{}`", r.health_check_id);
+    p.marks
+        .push(format!("Route53 health check {}", r.health_check_id));
+    let want = r
+        .target
+        .clone()
+        .or_else(|| cfg.lb_check_url.as_deref().and_then(host_of));
+    let conf = match aws_config(&ctx.env).await {
+        Ok(c) => c,
+        Err(e) => {
+            p.problem = Some(format!("configuration: {}", e.message));
+            return p;
+        }
+    };
+    let r53 = aws_sdk_route53::Client::new(&conf);
+    let call = r53
+        .get_health_check()
+        .health_check_id(&r.health_check_id)
+        .send();
+    match tokio::time::timeout(Duration::from_secs(30), call).await {
+        Err(_) => p.problem = Some("unreachable: GetHealthCheck gave no answer in 30s".into()),
+        Ok(Err(e)) => {
+            p.problem = Some(classify(&crate::route53::r53_error(
+                &format!("Route53 GetHealthCheck({})", r.health_check_id),
+                e,
+            )))
+        }
+        Ok(Ok(out)) => {
+            let c = out.health_check().and_then(|h| h.health_check_config());
+            let target = c
+                .and_then(|c| c.fully_qualified_domain_name().or(c.ip_address()))
+                .unwrap_or_default()
+                .to_string();
+            p.answered = format!("probes `{target}`");
+            match want {
+                None => {
+                    p.problem = Some(format!(
+                        "configuration: sites.{site} gives neither route53.target nor lb_check_url, so nothing proves the health check is this site's"
+                    ))
+                }
+                Some(w) if !w.eq_ignore_ascii_case(&target) => {
+                    p.problem = Some(format!(
+                        "MISMATCH: health check `{}` probes `{target}`, not site {site}'s load balancer `{w}`",
+                        r.health_check_id
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    p
+}
+
+/// An error, with what kind of problem it is first: the credentials or a missing
+/// reference (configuration), or a server that does not answer (unreachable).
+fn classify(e: &StepError) -> String {
+    let m = &e.message;
+    let config = [
+        "answered 401",
+        "answered 403",
+        "credentials",
+        "is not set",
+        "cannot read",
+        "gives no",
+        "AccessDenied",
+        "ExpiredToken",
+        "InvalidClientTokenId",
+        "UnrecognizedClient",
+        "no credentials",
+        "NoCredentials",
+        "environment file has no",
+    ];
+    if config.iter().any(|c| m.contains(c)) {
+        format!("configuration: {m}")
+    } else if m.contains("cannot connect")
+        || m.contains("no answer")
+        || m.contains("dispatch failure")
+        || [" answered 502", " answered 503", " answered 504"]
+            .iter()
+            .any(|c| m.contains(c))
+    {
+        format!("unreachable: {m}")
+    } else {
+        m.clone()
+    }
+}
+
+impl Identity {
+    async fn prove_all(ctx: &StepCtx, uses: &[(String, String)]) -> Vec<Proof> {
+        let mut out = Vec::new();
+        for (site, via) in uses {
+            let c = match ctx_for(ctx, site) {
+                Ok(c) => c,
+                Err(e) => {
+                    out.push(Proof {
+                        site: site.clone(),
+                        problem: Some(e),
+                        ..Proof::default()
+                    });
+                    continue;
+                }
+            };
+            // Over Batch, Infinispan is reached through the site's cluster: that
+            // cluster proves it.
+            let batch = site_config(&c)
+                .ok()
+                .and_then(|(_, s)| s.infinispan)
+                .is_some_and(|i| i.transport == crate::config::IspnTransport::Batch);
+            // A server that is busy or does not answer is asked again a few times
+            // (as a step's retries would): only a lasting silence is "unreachable".
+            let mut tries = 0;
+            let proof = loop {
+                tries += 1;
+                let proof = match via.as_str() {
+                    "kubernetes" => prove_kubernetes(&c, site).await,
+                    "infinispan" if batch => prove_kubernetes(&c, site).await,
+                    "infinispan" => prove_infinispan(&c, site).await,
+                    "aurora" => prove_aurora(&c, site).await,
+                    "route53" => prove_route53(&c, site).await,
+                    other => Proof {
+                        site: site.clone(),
+                        problem: Some(format!("unknown endpoint family `{other}`")),
+                        ..Proof::default()
+                    },
+                };
+                let unreachable = proof
+                    .problem
+                    .as_deref()
+                    .is_some_and(|p| p.starts_with("unreachable"));
+                if !unreachable || tries >= 3 {
+                    break proof;
+                }
+                tokio::time::sleep(ctx.env.scaled_pause(Duration::from_secs(2))).await;
+            };
+            if !out
+                .iter()
+                .any(|p: &Proof| p.site == proof.site && p.via == proof.via)
+            {
+                out.push(proof);
+            }
+        }
+        out
+    }
+}
+
+/// Two sites that resolve to one endpoint: what they share.
+fn shared(proofs: &[Proof]) -> Vec<String> {
+    let mut by_mark: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for p in proofs {
+        for m in &p.marks {
+            let sites = by_mark.entry(m.as_str()).or_default();
+            if !sites.contains(&p.site.as_str()) {
+                sites.push(&p.site);
+            }
+        }
+    }
+    by_mark
+        .into_iter()
+        .filter(|(_, s)| s.len() > 1)
+        .map(|(m, mut s)| {
+            s.sort_unstable();
+            format!("MISMATCH: sites {} resolve to one {m}", s.join(" and "))
+        })
+        .collect()
+}
+
+#[async_trait]
+impl Action for Identity {
+    fn name(&self) -> &'static str {
+        "deployment.identity"
+    }
+    fn summary(&self) -> &'static str {
+        "read from every endpoint a run uses which site it is (built in: the site-identity guard)"
+    }
+    fn args(&self) -> &'static [ArgSpec] {
+        const A: &[ArgSpec] = &[ArgSpec::required(
+            "uses",
+            ArgKind::List,
+            "the endpoints to prove: {site, via: kubernetes|infinispan|aurora|route53}",
+        )];
+        A
+    }
+    fn outputs(&self) -> Option<&'static [&'static str]> {
+        Some(&["proven", "endpoints", "summary"])
+    }
+    fn effect(&self, _: &Args) -> Effect {
+        Effect::ReadOnly
+    }
+    fn default_timeout(&self) -> Duration {
+        Duration::from_secs(120)
+    }
+    fn describe(&self, _: &StepCtx, args: &Args) -> Vec<String> {
+        let uses = parse_uses(args);
+        uses.iter()
+            .map(|(site, via)| match via.as_str() {
+                "kubernetes" => format!("Kubernetes ({site}): resolve the named context; GET infinispans.infinispan.org (spec.service.sites.local.name)"),
+                "infinispan" => format!("Infinispan ({site}): GET the cache manager's information (local_site, cluster_members)"),
+                "aurora" => format!("RDS ({site}): DescribeDBInstances (AvailabilityZone)"),
+                "route53" => format!("Route53 ({site}): GetHealthCheck (the target it probes)"),
+                other => format!("{other} ({site})"),
+            })
+            .collect()
+    }
+    async fn probe(&self, ctx: &StepCtx, args: &Args) -> Result<Json, StepError> {
+        typed::<IdentityArgs>(self.name(), args)?;
+        let uses = parse_uses(args);
+        let proofs = Self::prove_all(ctx, &uses).await;
+        let mut problems: Vec<String> = proofs
+            .iter()
+            .filter_map(|p| {
+                p.problem.as_ref().map(|why| {
+                    let at = if p.endpoint.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", p.endpoint)
+                    };
+                    format!("{} {}{at}: {why}", p.site, p.via)
+                })
+            })
+            .collect();
+        problems.extend(shared(&proofs));
+        let proven = problems.is_empty();
+        let endpoints: Vec<Json> = proofs
+            .iter()
+            .map(|p| {
+                json!({"site": p.site, "via": p.via, "endpoint": p.endpoint,
+                       "answered": p.answered, "ok": p.problem.is_none(), "problem": p.problem})
+            })
+            .collect();
+        let summary = if proven {
+            let each: Vec<String> = proofs
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{} {}: {}",
+                        p.site,
+                        p.via,
+                        if p.answered.is_empty() {
+                            p.endpoint.clone()
+                        } else {
+                            p.answered.clone()
+                        }
+                    )
+                })
+                .collect();
+            format!("every endpoint is its site's ({})", each.join("; "))
+        } else {
+            format!(
+                "an endpoint is not the site it is configured as, or cannot say: {}. Fix the environment file (each site's own context, URL, instance, health check, credentials)",
+                problems.join("; ")
+            )
+        };
+        Ok(json!({"proven": proven, "endpoints": endpoints, "summary": summary}))
+    }
+    async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
+        Ok(self
+            .probe(ctx, args)
+            .await?
+            .as_object()
+            .cloned()
+            .unwrap_or_default())
+    }
+}
+
+fn parse_uses(args: &Args) -> Vec<(String, String)> {
+    args.get("uses")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|u| {
+            Some((
+                u.get("site")?.as_str()?.to_string(),
+                u.get("via")?.as_str()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CacheListArgs {
+    pub sites: Vec<String>,
+    pub caches: Vec<String>,
+}
+
+/// `infinispan.cache-list`: the caches a run names exist and back up to the other
+/// site on every site it uses, and it leaves none out that a server backs up.
+#[derive(Debug)]
+pub struct CacheList;
+
+#[async_trait]
+impl Action for CacheList {
+    fn name(&self) -> &'static str {
+        "infinispan.cache-list"
+    }
+    fn summary(&self) -> &'static str {
+        "check a cache list against the servers: each cache exists and backs up to the other site; no backed-up cache left out (built in)"
+    }
+    fn args(&self) -> &'static [ArgSpec] {
+        const A: &[ArgSpec] = &[
+            ArgSpec::required("sites", ArgKind::List, "the sites whose servers are read"),
+            ArgSpec::required("caches", ArgKind::List, "the cache list to check"),
+        ];
+        A
+    }
+    fn outputs(&self) -> Option<&'static [&'static str]> {
+        Some(&["complete", "missing", "left_out", "summary"])
+    }
+    fn effect(&self, _: &Args) -> Effect {
+        Effect::ReadOnly
+    }
+    fn default_timeout(&self) -> Duration {
+        Duration::from_secs(120)
+    }
+    fn describe(&self, _: &StepCtx, args: &Args) -> Vec<String> {
+        let sites = args
+            .get("sites")
+            .and_then(Json::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Json::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        vec![format!("Infinispan ({sites}): GET /rest/v2/caches, then GET /rest/v2/caches/{{cache}}/x-site/backups for each")]
+    }
+    async fn probe(&self, ctx: &StepCtx, args: &Args) -> Result<Json, StepError> {
+        let a: CacheListArgs = typed(self.name(), args)?;
+        let mut sites = a.sites.clone();
+        sites.dedup();
+        let mut problems = Vec::new();
+        let mut missing = serde_json::Map::new();
+        let mut left_out = std::collections::BTreeSet::new();
+        let mut notes = Vec::new();
+        for site in &sites {
+            let c = ctx_for(ctx, site).map_err(StepError::permanent)?;
+            let others: Vec<String> = ctx
+                .env
+                .sites
+                .keys()
+                .filter(|k| *k != site)
+                .cloned()
+                .collect();
+            let t = Transport::for_step(&c).await?;
+            for other in others {
+                let remote = xsite_name(&c, &other);
+                let Some(backed) = t.backed_up(&remote).await? else {
+                    notes.push(format!("{site}: over Batch the caches cannot be listed, so the list is not checked there"));
+                    continue;
+                };
+                let absent: Vec<String> = a
+                    .caches
+                    .iter()
+                    .filter(|c| !backed.contains(c))
+                    .cloned()
+                    .collect();
+                if !absent.is_empty() {
+                    problems.push(format!(
+                        "on {site}, {} {} not a cache that backs up to {other}",
+                        absent.join(", "),
+                        if absent.len() == 1 { "is" } else { "are" }
+                    ));
+                    missing.insert(site.clone(), json!(absent));
+                }
+                for c in backed.iter().filter(|c| !a.caches.contains(c)) {
+                    left_out.insert(c.clone());
+                }
+            }
+        }
+        if !left_out.is_empty() {
+            let l: Vec<String> = left_out.iter().cloned().collect();
+            problems.push(format!(
+                "the list leaves out {}, which the servers back up to the other site: a run on part of the caches leaves the rest as they were (pass them all, or force with a reason)",
+                l.join(", ")
+            ));
+        }
+        let complete = problems.is_empty();
+        let summary = if complete {
+            format!(
+                "all {} caches exist and back up to the other site, and none is left out{}",
+                a.caches.len(),
+                if notes.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", notes.join("; "))
+                }
+            )
+        } else {
+            format!(
+                "the cache list does not match the servers: {}",
+                problems.join("; ")
+            )
+        };
+        Ok(
+            json!({"complete": complete, "missing": missing, "left_out": left_out, "summary": summary}),
+        )
+    }
+    async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
+        Ok(self
+            .probe(ctx, args)
+            .await?
+            .as_object()
+            .cloned()
+            .unwrap_or_default())
+    }
+}
