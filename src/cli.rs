@@ -75,6 +75,9 @@ pub enum Command {
     /// Work on a journal itself
     #[command(subcommand)]
     Journal(JournalCommand),
+    /// Work on an environment file
+    #[command(subcommand)]
+    Env(EnvCommand),
     /// A run's report for a post-incident review (Markdown, one HTML file, or JSON)
     Report(ReportArgs),
     /// A read-only web page of the runs, live while they run (loopback by default)
@@ -102,6 +105,22 @@ pub struct ServeArgs {
     /// put it behind a proxy that authenticates
     #[arg(long)]
     pub allow_remote: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EnvCommand {
+    /// Ask every endpoint of every site which site it is (read-only): exit 0 when each
+    /// proves its site, 8 when one does not or cannot, 2 for a file that does not load
+    Check(EnvCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EnvCheckArgs {
+    /// The environment file (default: --env / RUNBOOK_ENV)
+    pub file: Option<PathBuf>,
+    /// One JSON object on stdout
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

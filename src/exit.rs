@@ -26,6 +26,9 @@ pub enum Code {
     Unreachable = 7,
     /// A safety guard refused the run before any effect: nothing was done.
     Refused = 8,
+    /// `check`: the secondary serves and the primary is back and in sync (a planned
+    /// state after a switchover: nobody needs paging).
+    OnSecondary = 9,
 }
 
 impl From<Code> for ExitCode {

@@ -307,5 +307,104 @@ pub fn run_text(state: &RunState, step_order: &[String], s: Style, live: bool) -
         }
         _ => {}
     }
+    for line in left_behind(state, step_order) {
+        let _ = writeln!(o, "{}", s.dim(&line));
+    }
     o
+}
+
+/// What a run that stopped (halted, failed, aborted) left behind, from its journal:
+/// the steps whose effects are in place, those in doubt, those never done, and the
+/// command, with its parameters, that does the job again from the start.
+pub fn left_behind(state: &RunState, step_order: &[String]) -> Vec<String> {
+    if matches!(
+        state.status,
+        RunStatus::Completed | RunStatus::Refused | RunStatus::Running
+    ) {
+        return Vec::new();
+    }
+    let mut done = Vec::new();
+    let mut doubt = Vec::new();
+    let mut not_done = Vec::new();
+    for id in step_order {
+        let Some(st) = state.steps.get(id) else {
+            not_done.push(id.clone());
+            continue;
+        };
+        let mut in_doubt: Vec<String> = st
+            .items
+            .iter()
+            .filter(|(_, p)| matches!(p.status, StepStatus::Running | StepStatus::Failed))
+            .map(|(k, _)| format!("{id}[{k}]"))
+            .collect();
+        match st.progress.status {
+            StepStatus::Succeeded => {
+                let outs: Vec<String> = st
+                    .progress
+                    .prepared
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                done.push(if outs.is_empty() {
+                    id.clone()
+                } else {
+                    format!("{id} ({})", outs.join(", "))
+                });
+            }
+            StepStatus::Running | StepStatus::Failed if in_doubt.is_empty() => {
+                doubt.push(id.clone())
+            }
+            StepStatus::Skipped => {}
+            _ if !in_doubt.is_empty() => doubt.append(&mut in_doubt),
+            _ => not_done.push(id.clone()),
+        }
+    }
+    let mut out = Vec::new();
+    if !done.is_empty() {
+        out.push(format!(
+            "left behind: done and in place: {}",
+            done.join(", ")
+        ));
+    }
+    if !doubt.is_empty() {
+        out.push(format!(
+            "left behind: started, outcome unknown (check the servers): {}",
+            doubt.join(", ")
+        ));
+    }
+    if !not_done.is_empty() {
+        out.push(format!("left behind: never done: {}", not_done.join(", ")));
+    }
+    let params: Vec<String> = state
+        .params
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "force" | "force_reason"))
+        .map(|(k, v)| {
+            let v = match v {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Array(a) => a
+                    .iter()
+                    .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                other => other.to_string(),
+            };
+            format!("-p {k}={v}")
+        })
+        .collect();
+    let finish = if state.status == RunStatus::Aborted {
+        format!(
+            "to do the job again from the start: runbook plan {} {} --live, then runbook run with the same",
+            state.runbook,
+            params.join(" ")
+        )
+    } else {
+        format!(
+            "to finish the job: runbook resume {} (its parameters are pinned: {})",
+            state.run_id,
+            params.join(" ")
+        )
+    };
+    out.push(finish);
+    out
 }

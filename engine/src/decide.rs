@@ -378,6 +378,7 @@ mod tests {
             secret_params: vec![],
             env_file: None,
             env_digest: String::new(),
+            lab: false,
             by: Actor::default(),
             at: 0,
         }];

@@ -118,6 +118,10 @@ pub enum Event {
         secret_params: Vec<String>,
         env_file: Option<String>,
         env_digest: String,
+        /// The run was against a lab (a rehearsal): its history never counts for a
+        /// real deployment, nor a real run's for a lab.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        lab: bool,
         by: Actor,
         at: u64,
     },

@@ -51,6 +51,33 @@ impl LiveDir {
         serde_json::from_slice(&bytes).ok()
     }
 
+    fn abort_path(&self, run_id: &str) -> PathBuf {
+        self.dir.join(format!("{run_id}.abort-request"))
+    }
+
+    /// Ask the process driving `run_id` to stop at its next safe point and abort
+    /// (`runbook abort` from another terminal while the journal is held).
+    ///
+    /// # Errors
+    /// File system errors.
+    pub fn request_abort(&self, run_id: &str, request: &str) -> std::io::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        let tmp = self
+            .dir
+            .join(format!(".{run_id}.abort.{}.tmp", std::process::id()));
+        std::fs::write(&tmp, request)?;
+        std::fs::rename(&tmp, self.abort_path(run_id))
+    }
+
+    /// A pending request to abort `run_id`, if any.
+    pub fn abort_request(&self, run_id: &str) -> Option<String> {
+        std::fs::read_to_string(self.abort_path(run_id)).ok()
+    }
+
+    pub fn clear_abort_request(&self, run_id: &str) {
+        let _ = std::fs::remove_file(self.abort_path(run_id));
+    }
+
     /// Runs published by processes still alive.
     pub fn active(&self) -> Vec<RunState> {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {

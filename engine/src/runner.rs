@@ -125,6 +125,7 @@ pub async fn start(
             secret_params,
             env_file: new.env.file.as_ref().map(|p| p.display().to_string()),
             env_digest: new.env.digest.clone(),
+            lab: new.env.lab.is_some(),
             by: actor.clone(),
             at: now_ms(),
         })
@@ -356,7 +357,8 @@ pub fn abort(journal: Journal, run: RunId, reason: &str) -> Result<RunState, Run
 /// An unreadable journal.
 ///
 /// Against a lab (`env.lab`), only the runs against that same lab count (the same
-/// environment digest: a new lab is a new deployment); against real sites, every run.
+/// environment digest: a new lab is a new deployment); against real sites, every run
+/// that was not against a lab.
 pub fn history(
     journal: &Journal,
     except: Option<RunId>,
@@ -369,7 +371,13 @@ pub fn history(
             continue;
         }
         let state = run_state(journal, r.run_id)?;
-        if env.lab.is_some() && state.env_digest != env.digest {
+        // A rehearsal never enters a real deployment's history, nor a real run a
+        // lab's: a lab's runs count for that same lab only.
+        let other = match env.lab {
+            Some(_) => state.env_digest != env.digest,
+            None => state.lab,
+        };
+        if other {
             continue;
         }
         states.push(state);
@@ -408,13 +416,83 @@ async fn drive(
     });
     let publisher = recorder.spawn_live_publisher();
     let renewer = spawn_renewer(recorder.journal().clone());
+    let asked = Arc::new(std::sync::Mutex::new(None::<AbortRequest>));
+    let watcher = spawn_abort_watcher(
+        recorder.journal().clone(),
+        recorder.run_id(),
+        Arc::clone(&asked),
+        services.interrupt.clone(),
+        Arc::clone(&services.observer),
+    );
     let outcome = executor.drive().await;
+    watcher.abort();
     if let Some(r) = renewer {
         r.abort();
     }
+    let mut outcome = outcome?;
+    let request = asked.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(req) = request {
+        recorder.journal().clear_abort_request(recorder.run_id());
+        if !outcome.status.is_final() {
+            // Stopped at a safe point for the operator who asked: the run ends here.
+            recorder.record(Event::Aborted {
+                reason: req.reason.clone(),
+                by: req.by.clone(),
+                at: now_ms(),
+            })?;
+            outcome = Outcome {
+                status: crate::state::RunStatus::Aborted,
+                halted_at: outcome.halted_at,
+                reason: Some(format!(
+                    "aborted by {}@{} from another terminal, at the next safe point: {}",
+                    req.by.operator, req.by.host, req.reason
+                )),
+            };
+        }
+    }
     publisher.abort();
     recorder.withdraw_live();
-    Ok(outcome?)
+    Ok(outcome)
+}
+
+/// A request, from another process, to abort a run at its driver's next safe point.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct AbortRequest {
+    pub reason: String,
+    pub by: Actor,
+    pub at: u64,
+}
+
+/// Watch for a request to abort the run being driven: when one comes, stop at the
+/// next safe point (the current step finishes or is left in doubt, as with Ctrl-C),
+/// and `drive` records the abort.
+fn spawn_abort_watcher(
+    journal: Journal,
+    run: RunId,
+    asked: Arc<std::sync::Mutex<Option<AbortRequest>>>,
+    interrupt: Interrupt,
+    observer: Arc<dyn Observer>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            let j = journal.clone();
+            let Ok(found) = tokio::task::spawn_blocking(move || j.abort_request(run)).await else {
+                return;
+            };
+            let Some(req) = found.and_then(|t| serde_json::from_str::<AbortRequest>(&t).ok())
+            else {
+                continue;
+            };
+            observer.notice(Notice::Note(format!(
+                "{}@{} asked to abort this run ({}): stopping at the next safe point",
+                req.by.operator, req.by.host, req.reason
+            )));
+            *asked.lock().unwrap_or_else(|p| p.into_inner()) = Some(req);
+            interrupt.trigger();
+            return;
+        }
+    })
 }
 
 /// Renew the driver's lease every third of its time to live while the run is driven

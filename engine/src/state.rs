@@ -114,6 +114,8 @@ pub struct RunState {
     pub secret_params: Vec<String>,
     pub env_file: Option<String>,
     pub env_digest: String,
+    /// The run was against a lab (`RunCreated.lab`).
+    pub lab: bool,
     pub created_by: Actor,
     /// The process that last drove the run.
     pub driver: Actor,
@@ -342,6 +344,7 @@ impl RunState {
             secret_params,
             env_file,
             env_digest,
+            lab,
             by,
             at,
             ..
@@ -349,6 +352,7 @@ impl RunState {
         else {
             return;
         };
+        self.lab = *lab;
         self.runbook = runbook.clone();
         self.title = title.clone();
         self.origin = origin.clone();

@@ -469,6 +469,38 @@ impl Store for PgStore {
         })
     }
 
+    fn request_abort(&self, run: RunId, request: &str) -> Result<bool, JournalError> {
+        let request = request.to_string();
+        self.conn.call(self.patience(), move |c| {
+            c.execute(
+                "INSERT INTO runbook_abort_requests (run_id, request) VALUES ($1, $2)
+                 ON CONFLICT (run_id) DO UPDATE SET request = EXCLUDED.request, requested_at = now()",
+                &[&(run.0 as i64), &request],
+            )?;
+            Ok(true)
+        })
+    }
+
+    fn abort_request(&self, run: RunId) -> Result<Option<String>, JournalError> {
+        self.conn.call(READ_PATIENCE, move |c| {
+            Ok(c.query_opt(
+                "SELECT request FROM runbook_abort_requests WHERE run_id = $1",
+                &[&(run.0 as i64)],
+            )?
+            .map(|r| r.get(0)))
+        })
+    }
+
+    fn clear_abort_request(&self, run: RunId) -> Result<(), JournalError> {
+        self.conn.call(READ_PATIENCE, move |c| {
+            c.execute(
+                "DELETE FROM runbook_abort_requests WHERE run_id = $1",
+                &[&(run.0 as i64)],
+            )?;
+            Ok(())
+        })
+    }
+
     fn release(&self, site: &str, run: RunId) -> Result<(), JournalError> {
         let site = site.to_string();
         self.conn.call(self.patience(), move |c| {

@@ -51,6 +51,16 @@ const MIGRATIONS: &[(i32, &str)] = &[
              published_at timestamptz NOT NULL DEFAULT now()
          );",
     ),
+    (
+        3,
+        // `runbook abort` of a run another process drives: a request its driver reads
+        // and carries out at its next safe point.
+        "CREATE TABLE runbook_abort_requests (
+             run_id bigint PRIMARY KEY,
+             request text NOT NULL,
+             requested_at timestamptz NOT NULL DEFAULT now()
+         );",
+    ),
 ];
 
 /// The schema version this binary writes.

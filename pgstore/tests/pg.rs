@@ -73,6 +73,7 @@ fn created() -> Event {
         secret_params: vec![],
         env_file: None,
         env_digest: String::new(),
+        lab: false,
         by: Actor::current(),
         at: 1,
     }

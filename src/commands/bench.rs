@@ -210,6 +210,7 @@ pub async fn run(config: &Config, args: &BenchArgs) -> CliResult<Code> {
         secret_params: vec![],
         env_file: None,
         env_digest: String::new(),
+        lab: false,
         by: Actor::current(),
         at: now_ms(),
     };
@@ -309,6 +310,7 @@ pub async fn run(config: &Config, args: &BenchArgs) -> CliResult<Code> {
                     secret_params: vec![],
                     env_file: None,
                     env_digest: String::new(),
+                    lab: false,
                     by: actor.clone(),
                     at: now_ms(),
                 },

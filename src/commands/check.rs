@@ -94,15 +94,47 @@ pub async fn run(config: &Config, args: &CheckArgs) -> CliResult<Code> {
             )));
         }
     }
+    let env = Arc::new(env);
+    // First: is every endpoint the site it is configured as? A mismatch or a
+    // configuration problem makes every other reading meaningless.
+    let uses = steps::preflight::every_endpoint(&env);
+    let identity = if uses.is_empty() {
+        serde_json::Value::Null
+    } else {
+        steps::preflight::prove(Arc::clone(&env), &uses).await
+    };
+    let wrong: Vec<String> = identity["endpoints"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["problem"].as_str())
+        .filter(|p| p.starts_with("MISMATCH") || p.starts_with("configuration"))
+        .map(str::to_string)
+        .collect();
     let obs = observe(
         &config.registry,
-        Arc::new(env),
+        Arc::clone(&env),
         &args.primary,
         &args.secondary,
         &args.caches,
     )
     .await;
     let mut v = verdict(&obs, &args.down_path);
+    if !wrong.is_empty()
+        || identity
+            .get("summary")
+            .is_some_and(|s| s.as_str().is_some_and(|t| t.contains("resolve to one")))
+    {
+        v = steps::check::Verdict {
+            health: Health::Misconfigured,
+            runbook: None,
+            reason: format!(
+                "an endpoint is not the site the environment file says (or cannot say): {}; nothing else it reads can be trusted until that is fixed (`runbook env check`)",
+                identity["summary"].as_str().unwrap_or_default()
+            ),
+            notes: v.notes,
+        };
+    }
     // The journal first: a run in flight holds its sites, and nothing new is
     // recommended on a site it holds.
     let flight = in_flight(config);
@@ -138,6 +170,8 @@ pub async fn run(config: &Config, args: &CheckArgs) -> CliResult<Code> {
         Health::Healthy => Code::Ok,
         Health::Degraded => Code::Degraded,
         Health::Unreachable => Code::Unreachable,
+        Health::Misconfigured => Code::Invalid,
+        Health::OnSecondary => Code::OnSecondary,
     };
     if args.json {
         let guards = match &guards {
@@ -146,7 +180,7 @@ pub async fn run(config: &Config, args: &CheckArgs) -> CliResult<Code> {
             None => serde_json::Value::Null,
         };
         let runs: Vec<serde_json::Value> = flight.iter().map(InFlight::to_json).collect();
-        let out = json!({"health": v.health, "runbook": v.runbook, "reason": v.reason, "notes": v.notes, "runs_in_flight": runs, "observations": obs, "guards": guards});
+        let out = json!({"health": v.health, "runbook": v.runbook, "reason": v.reason, "notes": v.notes, "runs_in_flight": runs, "identity": identity, "observations": obs, "guards": guards});
         println!("{}", serde_json::to_string_pretty(&out).map_err(failed)?);
         return Ok(code);
     }
@@ -165,6 +199,22 @@ pub async fn run(config: &Config, args: &CheckArgs) -> CliResult<Code> {
                 "    resume: runbook resume {}    abort: runbook abort {} --reason \"...\"",
                 r.run_id, r.run_id
             );
+        }
+        let _ = writeln!(o);
+    }
+    if !identity.is_null() {
+        let _ = writeln!(
+            o,
+            "{}",
+            s.bold("identity (each endpoint asked which site it is)")
+        );
+        for line in super::env::text(&identity, s)
+            .lines()
+            .filter(|l| !l.is_empty())
+        {
+            if !line.starts_with("IDENTITY") && !line.contains("IDENTITY ") {
+                let _ = writeln!(o, "  {line}");
+            }
         }
         let _ = writeln!(o);
     }
@@ -199,6 +249,8 @@ pub async fn run(config: &Config, args: &CheckArgs) -> CliResult<Code> {
         Health::Healthy => s.green("HEALTHY"),
         Health::Degraded => s.yellow("DEGRADED"),
         Health::Unreachable => s.red("UNREACHABLE"),
+        Health::Misconfigured => s.red("MISCONFIGURED"),
+        Health::OnSecondary => s.green("ON THE SECONDARY, IN SYNC"),
     };
     let _ = writeln!(o, "\n{head}: {}", v.reason);
     for n in &v.notes {

@@ -5,6 +5,7 @@ mod abort;
 mod bench;
 mod check;
 mod drive;
+mod env;
 mod history;
 mod journal;
 mod lab;
@@ -39,6 +40,7 @@ pub fn run(cli: Cli) -> CliResult<Code> {
         Command::Check(a) => block_on(check::run(&config, &a)),
         Command::Bench(a) => block_on(bench::run(&config, &a)),
         Command::Journal(crate::cli::JournalCommand::Copy(a)) => journal::copy(&config, &a),
+        Command::Env(crate::cli::EnvCommand::Check(a)) => block_on(env::check(&config, &a)),
         Command::Report(a) => report::run(&config, &a),
         Command::Serve(a) => block_on(serve::run(config, &a)),
     }

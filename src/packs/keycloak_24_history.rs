@@ -209,6 +209,7 @@ mod tests {
             secret_params: vec![],
             env_file: None,
             env_digest: String::new(),
+            lab: false,
             by: Actor::default(),
             at: 1,
         }];

@@ -51,6 +51,12 @@ pub enum Health {
     Healthy,
     Degraded,
     Unreachable,
+    /// The environment file or its credentials are wrong (a 401, a secret that does
+    /// not resolve, no AWS credentials): not the deployment's state.
+    Misconfigured,
+    /// The secondary serves and the primary is back and in sync: a planned state
+    /// (after a switchover), not an incident; switchback when ready.
+    OnSecondary,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -62,8 +68,35 @@ pub struct Verdict {
     pub notes: Vec<String>,
 }
 
+/// The entries of every cache, or `None` when any count (or all) could not be read:
+/// a count not read is never 0.
 fn sum(entries: &BTreeMap<String, Option<u64>>) -> Option<u64> {
+    if entries.is_empty() {
+        return None;
+    }
     entries.values().copied().sum()
+}
+
+/// Whether an error is the configuration's (credentials refused, a reference that
+/// does not resolve) rather than a server that does not answer.
+pub fn is_configuration(e: &str) -> bool {
+    [
+        "answered 401",
+        "answered 403",
+        "credentials were refused",
+        "which is not set",
+        "cannot read the Infinispan password file",
+        "gives no password",
+        "gives no username",
+        "has no key `password`",
+        "no credentials",
+        "NoCredentials",
+        "InvalidClientTokenId",
+        "ExpiredToken",
+        "AccessDenied",
+    ]
+    .iter()
+    .any(|c| e.contains(c))
 }
 
 fn differing(a: &SiteView, b: &SiteView) -> Vec<String> {
@@ -88,6 +121,24 @@ fn differing(a: &SiteView, b: &SiteView) -> Vec<String> {
 pub fn verdict(o: &Observations, down_path: &str) -> Verdict {
     let (p, s) = (&o.primary, &o.secondary);
     let mut notes = Vec::new();
+    let config: Vec<String> = [p, s]
+        .iter()
+        .filter_map(|v| match &v.replication {
+            Err(e) if is_configuration(e) => Some(format!("{}: {e}", v.name)),
+            _ => None,
+        })
+        .collect();
+    if !config.is_empty() {
+        return Verdict {
+            health: Health::Misconfigured,
+            runbook: None,
+            reason: format!(
+                "the environment file or its credentials are wrong (the servers answered, and refused): {}",
+                config.join("; ")
+            ),
+            notes,
+        };
+    }
     let primary_down = p.replication.is_err()
         || matches!(p.keycloak_instances, Ok(0) | Err(_)) && p.lb_check != Some(200);
     let secondary_down = s.replication.is_err() || s.lb_check.is_some_and(|c| c != 200);
@@ -167,7 +218,6 @@ pub fn verdict(o: &Observations, down_path: &str) -> Verdict {
         // The secondary serves (after failover or switchover); the primary answers.
         let stale = s.replication.as_deref() != Ok("online") || !differing(s, p).is_empty();
         return Verdict {
-            health: Health::Degraded,
             runbook: Some(if stale {
                 format!(
                     "recover-passive-site -p primary={} -p secondary={}",
@@ -176,6 +226,11 @@ pub fn verdict(o: &Observations, down_path: &str) -> Verdict {
             } else {
                 "switchback".to_string()
             }),
+            health: if stale {
+                Health::Degraded
+            } else {
+                Health::OnSecondary
+            },
             reason: if stale {
                 format!(
                     "{} serves and {} is back but stale (replication {}→{} is {}{}): resync it with recover-passive-site, then switchback",
@@ -199,9 +254,41 @@ pub fn verdict(o: &Observations, down_path: &str) -> Verdict {
         };
     }
     // The primary serves.
+    if let Err(e) = &s.replication {
+        // Not read is not diverged: nothing is recommended on a state not seen.
+        return Verdict {
+            health: Health::Degraded,
+            runbook: None,
+            reason: format!(
+                "{} serves; {}'s Data Grid cannot be read ({e}): its state is unknown, so nothing is recommended until it answers",
+                p.name, s.name
+            ),
+            notes,
+        };
+    }
+    let partition: Vec<&String> = [p, s]
+        .iter()
+        .filter_map(|v| match &v.cross_site_view {
+            Some((false, why)) => Some(why),
+            _ => None,
+        })
+        .collect();
     let diff = differing(s, p);
     let s_to_p = s.replication.clone().unwrap_or_else(|e| e);
     let p_to_s = p.replication.clone().unwrap_or_else(|e| e);
+    if (s_to_p != "online" || p_to_s != "online" || !diff.is_empty()) && !partition.is_empty() {
+        return Verdict {
+            health: Health::Degraded,
+            runbook: None,
+            reason: format!(
+                "the sites are partitioned (the cross-site view is not formed: {}): {} serves; once the view forms, resync {} with recover-passive-site (it refuses before that)",
+                partition.iter().map(|w| w.as_str()).collect::<Vec<_>>().join("; "),
+                p.name,
+                s.name
+            ),
+            notes,
+        };
+    }
     if s_to_p != "online" || p_to_s != "online" || !diff.is_empty() {
         let totals = format!(
             "{} vs {}",
@@ -516,6 +603,61 @@ mod tests {
             v.runbook.as_deref(),
             Some("recover-passive-site -p primary=site-b -p secondary=site-a")
         );
+    }
+
+    #[test]
+    fn switched_over_and_in_sync_is_its_own_state() {
+        let mut p = site("site-a", "online", 5);
+        p.health_check_path = Some("/health/down".into());
+        let v = verdict(
+            &obs(p, site("site-b", "online", 5), "site-b"),
+            "/health/down",
+        );
+        assert_eq!(v.health, Health::OnSecondary);
+        assert_eq!(v.runbook.as_deref(), Some("switchback"));
+    }
+
+    #[test]
+    fn refused_credentials_are_a_configuration_error_not_an_outage() {
+        let mut s = site("site-b", "online", 5);
+        s.replication = Err("site `site-b`: GET http://x/rest/v2/server answered 401: the credentials were refused (user `admin`, Basic)".into());
+        let v = verdict(
+            &obs(site("site-a", "online", 5), s, "site-a"),
+            "/health/down",
+        );
+        assert_eq!(v.health, Health::Misconfigured, "{}", v.reason);
+        assert!(v.runbook.is_none());
+    }
+
+    #[test]
+    fn an_unreadable_passive_site_is_not_counted_as_empty() {
+        let mut s = site("site-b", "online", 5);
+        s.replication = Err("site `site-b`: cannot connect".into());
+        s.entries.clear();
+        let v = verdict(
+            &obs(site("site-a", "online", 5), s, "site-a"),
+            "/health/down",
+        );
+        assert_eq!(v.health, Health::Degraded);
+        assert!(
+            v.runbook.is_none(),
+            "no cache-clearing procedure on a state not seen"
+        );
+        assert!(v.reason.contains("cannot be read"), "{}", v.reason);
+        assert!(!v.reason.contains("diverged"), "{}", v.reason);
+    }
+
+    #[test]
+    fn a_partition_is_not_diverged_contents() {
+        let mut s = site("site-b", "offline", 87);
+        s.cross_site_view = Some((false, "Site 'site-a' not ready".into()));
+        let v = verdict(
+            &obs(site("site-a", "online", 120), s, "site-a"),
+            "/health/down",
+        );
+        assert_eq!(v.health, Health::Degraded);
+        assert!(v.reason.contains("partitioned"), "{}", v.reason);
+        assert!(v.runbook.is_none());
     }
 
     #[test]

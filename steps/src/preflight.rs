@@ -838,3 +838,51 @@ impl Action for CacheList {
             .unwrap_or_default())
     }
 }
+
+/// Every endpoint the environment file describes, per site: what `runbook env check`
+/// and `runbook check` prove.
+pub fn every_endpoint(env: &engine::env::Environment) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (name, site) in crate::config::sites(env) {
+        let mut add = |via: &str| out.push((name.clone(), via.to_string()));
+        if site.kubernetes.is_some() {
+            add("kubernetes");
+        }
+        if site.infinispan.is_some() {
+            add("infinispan");
+        }
+        if site.aurora.is_some() {
+            add("aurora");
+        }
+        if site.route53.is_some() {
+            add("route53");
+        }
+    }
+    out
+}
+
+/// Prove `uses` (site, family) against `env`: the identity guard's observation.
+pub async fn prove(
+    env: std::sync::Arc<engine::env::Environment>,
+    uses: &[(String, String)],
+) -> Json {
+    let ctx = StepCtx {
+        run_id: "check".into(),
+        step_id: "identity".into(),
+        item: None,
+        site: None,
+        env,
+        timeout: Duration::from_secs(60),
+        interrupt: Default::default(),
+    };
+    let list: Vec<Json> = uses
+        .iter()
+        .map(|(site, via)| json!({"site": site, "via": via}))
+        .collect();
+    let mut args = Args::new();
+    args.insert("uses".into(), Json::Array(list));
+    match Identity.probe(&ctx, &args).await {
+        Ok(v) => v,
+        Err(e) => json!({"proven": false, "endpoints": [], "summary": e.message}),
+    }
+}

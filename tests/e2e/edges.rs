@@ -447,3 +447,55 @@ fn a_clear_whose_answer_is_lost_is_in_doubt_and_the_active_site_loses_nothing() 
         "{text}"
     );
 }
+
+#[test]
+fn abort_from_another_terminal_stops_the_driver_at_its_next_safe_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal");
+    let rb = write(
+        dir.path(),
+        "slow.yaml",
+        "name: slow\nsteps:\n  - id: first\n    action: wait\n    with: { duration: 60s }\n  - id: second\n    action: wait\n    with: { duration: 1s }\n",
+    );
+    let mut c = runbook(&journal);
+    c.arg("run").arg(&rb).arg("--json");
+    let driver = spawn(c);
+    let live = journal.join("live").join("r-1.json");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !live.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the driver published its live state"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The sled journal is held by the driver: abort asks it, and waits.
+    let mut a = runbook(&journal);
+    a.args(["abort", "r-1", "--reason", "the change window closed"]);
+    let out = run(a).expect(0);
+    assert!(
+        out.stdout.contains("r-1 aborted"),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("asked it to stop at its next safe point"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("never done: second"), "{}", out.stderr);
+    let d = wait_out(driver);
+    assert_eq!(
+        d.code, 4,
+        "the driver ends the run as aborted: {}",
+        d.stderr
+    );
+    assert_eq!(d.json()["status"], "aborted");
+    let mut s = runbook(&journal);
+    s.args(["status", "r-1", "--json"]);
+    let st = run(s).stdout;
+    assert!(st.contains("aborted"), "{st}");
+    assert!(!live.exists(), "the driver let go of the run");
+}

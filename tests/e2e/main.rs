@@ -18,6 +18,7 @@ mod plan_calls;
 mod plan_snapshots;
 mod procedure_crashes;
 mod procedures;
+mod readme;
 mod report;
 mod run;
 mod secrets;

@@ -243,6 +243,35 @@ pub trait Store: Send + Sync + Debug {
         Ok(None)
     }
 
+    /// Ask the process driving `run` to abort it at its next safe point. `false`: this
+    /// store does not carry requests (sled: the journal admits one process), and the
+    /// journal writes them beside it instead (`live.rs`).
+    ///
+    /// # Errors
+    /// Storage errors.
+    fn request_abort(&self, run: RunId, request: &str) -> Result<bool, JournalError> {
+        let _ = (run, request);
+        Ok(false)
+    }
+
+    /// A pending request to abort `run`, if the store carries them.
+    ///
+    /// # Errors
+    /// Storage errors.
+    fn abort_request(&self, run: RunId) -> Result<Option<String>, JournalError> {
+        let _ = run;
+        Ok(None)
+    }
+
+    /// Forget the request to abort `run` (it was carried out, or the run is over).
+    ///
+    /// # Errors
+    /// Storage errors.
+    fn clear_abort_request(&self, run: RunId) -> Result<(), JournalError> {
+        let _ = run;
+        Ok(())
+    }
+
     /// Release `site` if, and only if, run `run` holds it.
     ///
     /// # Errors

@@ -65,6 +65,7 @@ fn created(runbook: &str) -> Event {
         secret_params: vec![],
         env_file: None,
         env_digest: String::new(),
+        lab: false,
         by: Actor::current(),
         at: 1,
     }

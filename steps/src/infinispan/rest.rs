@@ -192,7 +192,13 @@ impl Rest {
                     .call(reqwest::Method::GET, "/rest/v2/server", Duration::from_secs(30))
                     .await
                     .map_err(|e| {
-                        StepError { message: format!("{} — which Infinispan version (and so which routes) cannot be read; declare `infinispan.api: v14` or `v15` for site `{site}` if the server does not answer it", e.message), ..e }
+                        // The hint only where the server answered without a version
+                        // (no such route), not for refused credentials or silence.
+                        if e.message.contains(" answered 404") {
+                            StepError { message: format!("{} — which Infinispan version (and so which routes) cannot be read; declare `infinispan.api: v14` or `v15` for site `{site}` if the server does not answer it", e.message), ..e }
+                        } else {
+                            e
+                        }
                     })?;
                 let (api, text) = api_of_server(&a.body).map_err(|e| {
                     StepError::permanent(format!(
