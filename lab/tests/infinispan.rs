@@ -612,3 +612,52 @@ async fn lb_check_and_health_checkers_follow_keycloak() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
 }
+
+#[tokio::test]
+async fn each_server_says_which_site_it_is() {
+    // CacheManagerInfo.toJson (core/src/main/java/org/infinispan/manager/
+    // CacheManagerInfo.java): `local_site` is the transport's local site name,
+    // `sites_view` the sites in the cross-site view, `cluster_members` this site's
+    // own cluster. Served by CacheManagerResource at GET /v2/cache-managers/{name}
+    // (14) and by ContainerResource at GET /v2/container (15, with the
+    // cache-managers route kept as deprecated).
+    for (version, paths) in [
+        (14, vec!["/rest/v2/cache-managers/default"]),
+        (
+            15,
+            vec!["/rest/v2/container", "/rest/v2/cache-managers/default"],
+        ),
+    ] {
+        let lab = Lab::start_playing(&[], version).await;
+        for path in paths {
+            let a = lab.get("site-a", path).await;
+            let b = lab.get("site-b", path).await;
+            assert_eq!(a["local_site"], "site-a", "{version} {path}: {a}");
+            assert_eq!(b["local_site"], "site-b", "{version} {path}: {b}");
+            assert_eq!(a["sites_view"], json!(["site-a", "site-b"]));
+            let members = |v: &Value| -> Vec<String> {
+                v["cluster_members"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|m| m.as_str().unwrap().to_string())
+                    .collect()
+            };
+            assert_eq!(members(&a).len(), 3);
+            assert!(
+                members(&a).iter().all(|m| !members(&b).contains(m)),
+                "two sites are two clusters"
+            );
+        }
+        if version == 14 {
+            let (s, _) = lab
+                .call(Auth::Basic, Method::GET, "site-a", "/rest/v2/container")
+                .await;
+            assert_eq!(s, StatusCode::NOT_FOUND, "14 has no /rest/v2/container");
+        }
+    }
+    // In a partition the view holds the local site only.
+    let lab = Lab::start(&["partition"]).await;
+    let a = lab.get("site-a", "/rest/v2/container").await;
+    assert_eq!(a["sites_view"], json!(["site-a"]));
+}

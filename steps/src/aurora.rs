@@ -63,7 +63,13 @@ pub fn sdk_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::
             se.code().unwrap_or("error"),
             se.message().unwrap_or("")
         ),
-        None => format!("{}", aws_sdk_rds::error::DisplayErrorContext(&e)),
+        None => {
+            let context = format!("{}", aws_sdk_rds::error::DisplayErrorContext(&e));
+            if let Some(hint) = crate::clients::no_credentials(&context) {
+                return StepError::permanent(format!("{call}: {hint}"));
+            }
+            context
+        }
     };
     let permanent = matches!(
         e.as_service_error().and_then(|s| s.code()),

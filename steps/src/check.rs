@@ -90,6 +90,7 @@ pub fn is_configuration(e: &str) -> bool {
         "gives no username",
         "has no key `password`",
         "no credentials",
+        "no AWS credentials",
         "NoCredentials",
         "InvalidClientTokenId",
         "ExpiredToken",

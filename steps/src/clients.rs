@@ -230,3 +230,18 @@ pub async fn credentials(
         ))),
     }
 }
+
+/// The SDK found no credentials (its error context says so): what to do, in place of
+/// the SDK's error chain.
+pub fn no_credentials(context: &str) -> Option<String> {
+    let c = context.to_ascii_lowercase();
+    (c.contains("no credentials")
+        || c.contains("credentialsnotloaded")
+        || c.contains("loading credentials")
+        || c.contains("provided credentials")
+        || c.contains("failed to load credentials")
+        || c.contains("the credential provider was not enabled"))
+    .then(|| {
+        "no AWS credentials: the SDK's chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or the default profile, `aws sso login --profile NAME` for SSO, an instance or pod role) found none; configuration, not an outage".to_string()
+    })
+}

@@ -557,10 +557,14 @@ impl Identity {
                         ..Proof::default()
                     },
                 };
-                let unreachable = proof
-                    .problem
-                    .as_deref()
-                    .is_some_and(|p| p.starts_with("unreachable"));
+                // A busy server (5xx) is asked again; silence was already retried
+                // by the transport, and costs its timeout once.
+                let unreachable = proof.problem.as_deref().is_some_and(|p| {
+                    p.starts_with("unreachable")
+                        && [" answered 502", " answered 503", " answered 504"]
+                            .iter()
+                            .any(|c| p.contains(c))
+                });
                 if !unreachable || tries >= 3 {
                     break proof;
                 }
@@ -664,17 +668,12 @@ impl Action for Identity {
         let summary = if proven {
             let each: Vec<String> = proofs
                 .iter()
-                .map(|p| {
-                    format!(
-                        "{} {}: {}",
-                        p.site,
-                        p.via,
-                        if p.answered.is_empty() {
-                            p.endpoint.clone()
-                        } else {
-                            p.answered.clone()
-                        }
-                    )
+                .map(|p| match (p.endpoint.is_empty(), p.answered.is_empty()) {
+                    (false, false) => {
+                        format!("{} {} ({}): {}", p.site, p.via, p.endpoint, p.answered)
+                    }
+                    (true, _) => format!("{} {}: {}", p.site, p.via, p.answered),
+                    (false, true) => format!("{} {}: {}", p.site, p.via, p.endpoint),
                 })
                 .collect();
             format!("every endpoint is its site's ({})", each.join("; "))

@@ -63,7 +63,13 @@ pub(crate) fn r53_error<
             se.code().unwrap_or("error"),
             se.message().unwrap_or("")
         ),
-        None => format!("{}", aws_sdk_route53::error::DisplayErrorContext(&e)),
+        None => {
+            let context = format!("{}", aws_sdk_route53::error::DisplayErrorContext(&e));
+            if let Some(hint) = crate::clients::no_credentials(&context) {
+                return StepError::permanent(format!("{call}: {hint}"));
+            }
+            context
+        }
     };
     let msg = format!("{call} failed: {text}");
     match code.as_deref() {

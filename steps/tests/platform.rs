@@ -293,8 +293,8 @@ async fn aurora_and_route53_against_moto() {
             concat!(
                 "aws: {{ region: eu-west-1, endpoint_url: \"{endpoint}\", aurora_cluster: keycloak-aurora }}\n",
                 "sites:\n",
-                "  site-a:\n    aurora: {{ instance: keycloak-aurora-instance-1 }}\n    route53: {{ health_check_id: {hc_id} }}\n",
-                "  site-b:\n    aurora: {{ instance: keycloak-aurora-instance-2 }}\n",
+                "  site-a:\n    aurora: {{ instance: keycloak-aurora-instance-1, zone: eu-west-1a }}\n    route53: {{ health_check_id: {hc_id}, target: primary.keycloak.example }}\n",
+                "  site-b:\n    aurora: {{ instance: keycloak-aurora-instance-2, zone: eu-west-1b }}\n",
             ),
             endpoint = endpoint,
             hc_id = hc_id
@@ -304,6 +304,36 @@ async fn aurora_and_route53_against_moto() {
     // moto needs credentials from the standard chain
     std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
     std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
+    // The built-in identity guard reads moto's answers (the botocore shapes): an
+    // instance in another zone, or a health check probing another host, is refused
+    // before any effect.
+    let text = std::fs::read_to_string(&env).unwrap();
+    let crossed = dir.path().join("crossed.yaml");
+    std::fs::write(
+        &crossed,
+        text.replace("zone: eu-west-1b", "zone: eu-west-1a")
+            .replace(
+                "target: primary.keycloak.example",
+                "target: backup.keycloak.example",
+            ),
+    )
+    .unwrap();
+    let r = run(&crossed, AWS_STEPS, &[]).await;
+    assert_eq!(
+        r.0.status,
+        engine::state::RunStatus::Refused,
+        "{:?}",
+        r.0.reason
+    );
+    let reason = r.0.reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains("MISMATCH: `keycloak-aurora-instance-2` is in `eu-west-1b`, but site site-b is in `eu-west-1a`"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("probes `primary.keycloak.example`, not site site-a's load balancer `backup.keycloak.example`"),
+        "{reason}"
+    );
     let r = run(&env, AWS_STEPS, &[]).await;
     completed(&r);
     assert_eq!(r.1.steps["writer-to-b"].progress.outputs["changed"], true);

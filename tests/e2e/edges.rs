@@ -499,3 +499,186 @@ fn abort_from_another_terminal_stops_the_driver_at_its_next_safe_point() {
     assert!(st.contains("aborted"), "{st}");
     assert!(!live.exists(), "the driver let go of the run");
 }
+
+/// `runbook ARGS` under a pseudo-terminal (util-linux `script`), `input` typed at it.
+fn at_a_terminal(l: &InLab, args: &str, input: &str) -> Out {
+    let env = l.env.as_ref().cloned().unwrap_or_else(|| l.env());
+    let line = format!(
+        "{} --journal {} --env {} {args}",
+        bin().display(),
+        l.journal().display(),
+        env.display()
+    );
+    let mut c = std::process::Command::new("script");
+    c.args(["-qec", &line, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    stdin.write_all(input.as_bytes()).unwrap();
+    drop(stdin);
+    wait_out(child)
+}
+
+#[test]
+fn removing_data_asks_for_the_sites_name_after_the_guards_held() {
+    let l = InLab::start(&[], 0.0);
+    // A wrong answer: nothing is done.
+    let out = at_a_terminal(&l, "run recover-passive-site", "site-a\n");
+    assert!(out.stdout.contains("REMOVES DATA"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("type `site-b` to go on"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("not started: nothing was done"),
+        "{}",
+        out.stdout
+    );
+    nothing_done(&l);
+    // A run its guards refuse is not asked about: roles swapped, site-a serves.
+    let out = at_a_terminal(
+        &l,
+        "run recover-passive-site -p primary=site-b -p secondary=site-a",
+        "",
+    );
+    assert!(!out.stdout.contains("to go on"), "{}", out.stdout);
+    assert!(out.stdout.contains("SERVES TRAFFIC"), "{}", out.stdout);
+    nothing_done(&l);
+    // The site's name: it runs.
+    let out = at_a_terminal(&l, "run recover-passive-site", "site-b\n");
+    assert!(out.stdout.contains(" completed"), "{}", out.stdout);
+}
+
+#[test]
+fn refused_credentials_are_a_configuration_error_in_check_and_refuse_a_run() {
+    let mut l = InLab::start(&[], 0.0);
+    let wrong = l.dir.path().join("wrong-password");
+    std::fs::write(&wrong, "not-the-password\n").unwrap();
+    l.edit_env(|d| {
+        set(
+            d,
+            &["sites", "site-b", "infinispan", "auth", "password_file"],
+            Some(wrong.display().to_string().into()),
+        )
+    });
+    let mut c = l.runbook();
+    c.args(["check"]);
+    let out = run(c).expect(2);
+    assert!(out.stdout.contains("MISCONFIGURED"), "{}", out.stdout);
+    assert!(
+        !out.stdout.contains("declare `infinispan.api"),
+        "no version hint for a 401: {}",
+        out.stdout
+    );
+    let out = run_rb(&l, &["recover-passive-site"]).expect(8);
+    assert!(
+        out.stderr.contains("configuration: site `site-b`"),
+        "{}",
+        out.stderr
+    );
+    nothing_done(&l);
+    // A password file that does not exist: the same, before any effect.
+    l.edit_env(|d| {
+        set(
+            d,
+            &["sites", "site-b", "infinispan", "auth", "password_file"],
+            Some("/nonexistent/password".into()),
+        )
+    });
+    let out = run_rb(&l, &["recover-passive-site"]).expect(8);
+    assert!(
+        out.stderr
+            .contains("cannot read the Infinispan password file"),
+        "{}",
+        out.stderr
+    );
+    nothing_done(&l);
+}
+
+#[test]
+fn a_rehearsal_never_counts_in_a_real_deployments_history() {
+    // The lab's endpoints described without its `lab:` section stand for a real
+    // deployment; with it, for a rehearsal. One journal for both.
+    let mut l = InLab::start(&[], 0.0);
+    let lab_env = l.env();
+    l.edit_env(|d| {
+        let m = d.as_mapping_mut().unwrap();
+        m.remove("lab");
+        m.remove("journal");
+    });
+    let real_env = l.env.clone().unwrap();
+    let rb = |env: &std::path::Path, args: &[&str]| {
+        let mut c = runbook(&l.journal());
+        // The lab takes any credentials; never the SDK's instance-metadata lookup.
+        c.env("AWS_ACCESS_KEY_ID", "lab")
+            .env("AWS_SECRET_ACCESS_KEY", "lab")
+            .env("AWS_EC2_METADATA_DISABLED", "true");
+        c.arg("--env")
+            .arg(env)
+            .arg("run")
+            .args(args)
+            .args(["--yes", "--json"]);
+        run(c)
+    };
+    // For real: a switchover leaves site-a stale.
+    rb(&real_env, &["switchover"]).expect(0);
+    // A rehearsal resyncs site-a.
+    rb(
+        &lab_env,
+        &[
+            "recover-passive-site",
+            "-p",
+            "primary=site-b",
+            "-p",
+            "secondary=site-a",
+        ],
+    )
+    .expect(0);
+    // For real, site-a is still stale as far as the real history goes.
+    let out = rb(
+        &real_env,
+        &[
+            "switchover",
+            "-p",
+            "primary=site-b",
+            "-p",
+            "secondary=site-a",
+        ],
+    )
+    .expect(8);
+    assert!(
+        out.stderr.contains("secondary-not-left-stale"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn no_aws_credentials_is_named_as_configuration_with_what_to_do() {
+    let mut l = InLab::start(&[], 0.0);
+    // Not a lab (no `lab:` section): the SDK's own chain, which finds nothing here.
+    l.edit_env(|d| {
+        d.as_mapping_mut().unwrap().remove("lab");
+    });
+    let mut c = l.runbook();
+    c.env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .args(["run", "switchover", "--yes"]);
+    let out = run(c).expect(8);
+    assert!(out.stderr.contains("no AWS credentials"), "{}", out.stderr);
+    assert!(out.stderr.contains("aws sso login"), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("DispatchFailure("),
+        "no SDK error dump: {}",
+        out.stderr
+    );
+    nothing_done(&l);
+}

@@ -218,6 +218,8 @@ pub fn runbook(journal: &Path) -> Command {
         .arg(journal)
         .env("RUNBOOK_OPERATOR", "tester")
         .env("NO_COLOR", "1")
+        // No test ever asks the instance-metadata service for AWS credentials.
+        .env("AWS_EC2_METADATA_DISABLED", "true")
         .env_remove("RUNBOOK_ENV")
         .env_remove("RUNBOOK_DIR")
         .env_remove("FAILPOINTS")

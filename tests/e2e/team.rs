@@ -594,3 +594,35 @@ fn the_environment_files_journal_names_the_database_when_no_flag_does() {
     // It is in the database, read from elsewhere with the URL.
     assert_eq!(t.status("r-1")["status"], "completed");
 }
+
+#[test]
+fn abort_from_another_machine_asks_the_driver_and_it_stops_at_its_next_safe_point() {
+    let t = Team::new();
+    let mut driver = spawn(t.run("30s", "site-a", "60s"));
+    t.wait_for_step("r-1", "pause", &mut driver);
+    // Its lease holds: the abort is a request the driver carries out.
+    let out = run_cmd(t.cmd(
+        "30s",
+        &["abort", "r-1", "--reason", "the bridge called it off"],
+    ));
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("r-1 aborted"), "{}", out.stdout);
+    assert!(
+        out.stderr
+            .contains("asked it to stop at its next safe point"),
+        "{}",
+        out.stderr
+    );
+    let d = wait_out(driver);
+    assert_eq!(d.code, 4, "{}", d.stderr);
+    assert_eq!(
+        t.puts("second-site-a"),
+        0,
+        "nothing after the safe point was done"
+    );
+    let st = t.status("r-1");
+    assert_eq!(st["status"], "aborted", "{st}");
+    // The request is gone once carried out; the site is free for the next run.
+    let out = run_cmd(t.run("30s", "site-a", "0s"));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}

@@ -80,13 +80,27 @@ impl SledStore {
             }
             Err(TryLockError::Error(e)) => return Err(open_err(e.to_string())),
         }
-        let db = ::sled::Config::new()
+        let config = ::sled::Config::new()
             .path(dir.join("db"))
             .mode(::sled::Mode::LowSpace)
             // sled caches up to 1 GB by default: far more than a CLI run needs.
-            .cache_capacity(16 * 1024 * 1024)
-            .open()
-            .map_err(|e| open_err(e.to_string()))?;
+            .cache_capacity(16 * 1024 * 1024);
+        // We hold runbook.lock, so no other process has the database: a lock sled
+        // still finds taken is this process's previous handle, whose background
+        // flusher lets go a moment after it was dropped. Wait for it (briefly).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                Err(e)
+                    if e.to_string().contains("could not acquire lock")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => return Err(open_err(e.to_string())),
+            }
+        };
         let schema = Key::Meta("schema".into()).encode();
         if db.get(&schema)?.is_none() {
             db.insert(schema, SCHEMA.as_bytes())?;
