@@ -408,3 +408,75 @@ pub fn left_behind(state: &RunState, step_order: &[String]) -> Vec<String> {
     out.push(finish);
     out
 }
+
+/// Text made harmless for a terminal: control characters (C0 but newline and tab, DEL,
+/// C1) are shown escaped (`\x1b`), so an answer carrying `ESC]0;…BEL`, OSC 8/52 or a
+/// cursor move cannot act on the operator's terminal. With `keep_colours`, the
+/// SGR colour sequences this program writes on a terminal (`ESC[…m`) pass; every other
+/// escape sequence is shown escaped.
+pub fn harmless(text: &str, keep_colours: bool) -> std::borrow::Cow<'_, str> {
+    let bad =
+        |c: char| (c.is_control() && c != '\n' && c != '\t') || ('\u{80}'..='\u{9f}').contains(&c);
+    if !text.chars().any(bad) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    let chars: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\u{1b}' && keep_colours && chars.get(i + 1) == Some(&'[') {
+            let mut j = i + 2;
+            while j < chars.len() && (chars[j].is_ascii_digit() || chars[j] == ';') {
+                j += 1;
+            }
+            if chars.get(j) == Some(&'m') {
+                out.extend(&chars[i..=j]);
+                i = j + 1;
+                continue;
+            }
+        }
+        if bad(c) {
+            let n = c as u32;
+            if n < 0x100 {
+                out.push_str(&format!("\\x{n:02x}"));
+            } else {
+                out.push_str(&format!("\\u{{{n:x}}}"));
+            }
+        } else {
+            out.push(c);
+        }
+        i += 1;
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod harmless_tests {
+    use super::harmless;
+
+    #[test]
+    fn control_sequences_are_shown_escaped_and_our_colours_kept_on_a_terminal() {
+        let hostile = "a\u{1b}]0;pwned\u{7}b \u{1b}]8;;http://x\u{1b}\\link \u{1b}[2J c\r\n";
+        assert_eq!(
+            harmless(hostile, false),
+            "a\\x1b]0;pwned\\x07b \\x1b]8;;http://x\\x1b\\link \\x1b[2J c\\x0d\n"
+        );
+        // SGR colours pass only where this program writes them (a terminal)...
+        assert_eq!(
+            harmless("\u{1b}[31mred\u{1b}[0m", true),
+            "\u{1b}[31mred\u{1b}[0m"
+        );
+        assert_eq!(
+            harmless("\u{1b}[31mred\u{1b}[0m", false),
+            "\\x1b[31mred\\x1b[0m"
+        );
+        // ...and a clear-screen is never a colour.
+        assert_eq!(harmless("\u{1b}[2J", true), "\\x1b[2J");
+        assert_eq!(
+            harmless("plain text\twith tab\n", true),
+            "plain text\twith tab\n"
+        );
+        assert_eq!(harmless("c1 \u{9b}31m", true), "c1 \\x9b31m");
+    }
+}

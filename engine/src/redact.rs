@@ -7,6 +7,32 @@ use serde_json::Value as Json;
 
 pub const MASK: &str = "***";
 
+/// Secret values this process learned while working (an Infinispan password read from
+/// its file, its Basic form): every [`Redactor`] masks them too, so a server echoing
+/// one back never reaches the journal, a snapshot, a report or a log line.
+static KNOWN: std::sync::RwLock<Vec<String>> = std::sync::RwLock::new(Vec::new());
+
+/// Remember a secret value for every redactor in this process (values shorter than 4
+/// characters would mask ordinary text and are not taken).
+pub fn learn(secret: &str) {
+    if secret.len() < 4 {
+        return;
+    }
+    let mut k = KNOWN.write().unwrap_or_else(|p| p.into_inner());
+    if !k.iter().any(|s| s == secret) {
+        k.push(secret.to_string());
+    }
+}
+
+fn known() -> Vec<String> {
+    KNOWN.read().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// `text` with every secret this process learned masked (for log lines).
+pub fn known_text(text: &str) -> String {
+    Redactor::default().text(text)
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {
     secrets: Vec<String>,
@@ -21,12 +47,24 @@ impl Redactor {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.secrets.is_empty()
+        self.secrets.is_empty() && KNOWN.read().map_or(true, |k| k.is_empty())
+    }
+
+    /// This redactor's secrets and the process's learned ones, longest first.
+    fn all(&self) -> Vec<String> {
+        let mut all = self.secrets.clone();
+        for k in known() {
+            if !all.contains(&k) {
+                all.push(k);
+            }
+        }
+        all.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        all
     }
 
     pub fn text(&self, text: &str) -> String {
         let mut out = text.to_string();
-        for s in &self.secrets {
+        for s in self.all() {
             if out.contains(s.as_str()) {
                 out = out.replace(s.as_str(), MASK);
             }
@@ -35,7 +73,7 @@ impl Redactor {
     }
 
     pub fn json(&self, value: &mut Json) {
-        if self.secrets.is_empty() {
+        if self.is_empty() {
             return;
         }
         match value {
@@ -60,7 +98,7 @@ impl Redactor {
         &self,
         event: crate::event::Event,
     ) -> Result<crate::event::Event, serde_json::Error> {
-        if self.secrets.is_empty() {
+        if self.is_empty() {
             return Ok(event);
         }
         let mut v = serde_json::to_value(&event)?;

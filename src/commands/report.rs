@@ -16,16 +16,24 @@ pub fn run(config: &Config, args: &ReportArgs) -> CliResult<Code> {
     };
     match &args.output {
         Some(path) => {
-            std::fs::write(path, text)
+            // The report names people, hosts and parameters: the owner's only.
+            let mut file = std::fs::OpenOptions::new();
+            file.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                file.mode(0o600);
+            }
+            file.open(path)
+                .and_then(|mut f| f.write_all(text.as_bytes()))
                 .map_err(|e| failed(anyhow::anyhow!("cannot write `{}`: {e}", path.display())))?;
             if !config.quiet {
                 eprintln!("wrote {} ({})", path.display(), args.format);
             }
         }
-        None => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(text.as_bytes()).map_err(failed)?;
-        }
+        // A closed pipe (`| head`) is the reader's choice, not an error; control
+        // characters are shown escaped (the print macros).
+        None => print!("{text}"),
     }
     Ok(Code::Ok)
 }

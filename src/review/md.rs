@@ -144,5 +144,41 @@ pub fn render(r: &Review) -> String {
             );
         }
     }
+    no_html(&out)
+}
+
+/// The Markdown with HTML made inert: `<`, `>` and `&` outside code spans become
+/// entities, so a server's answer carrying `<script>` renders as text wherever the
+/// report is pasted (inside backticks Markdown shows HTML as text already).
+fn no_html(md: &str) -> String {
+    let mut out = String::with_capacity(md.len());
+    let mut in_code = false;
+    for c in md.chars() {
+        match c {
+            '`' => {
+                in_code = !in_code;
+                out.push(c);
+            }
+            '\n' => {
+                in_code = false;
+                out.push(c);
+            }
+            '<' if !in_code => out.push_str("&lt;"),
+            '>' if !in_code => out.push_str("&gt;"),
+            '&' if !in_code => out.push_str("&amp;"),
+            _ => out.push(c),
+        }
+    }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn html_outside_code_spans_is_inert() {
+        assert_eq!(
+            super::no_html("| error: <script>alert(1)</script> & co | `a<b>` |\n"),
+            "| error: &lt;script&gt;alert(1)&lt;/script&gt; &amp; co | `a<b>` |\n"
+        );
+    }
 }

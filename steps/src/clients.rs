@@ -223,7 +223,12 @@ pub async fn credentials(
         }
     }
     match (user, password) {
-        (Some(u), Some(p)) => Ok((u, p)),
+        (Some(u), Some(p)) => {
+            // Masked everywhere from now on, as given and in its Basic form.
+            engine::redact::learn(&p);
+            engine::redact::learn(&base64_basic(&u, &p));
+            Ok((u, p))
+        }
         (None, _) => Err(StepError::permanent(format!("site `{site}`: infinispan.auth gives no username (username, username_env or secret)"))),
         (_, None) => Err(StepError::permanent(format!(
             "site `{site}`: infinispan.auth gives no password (password_env, password_file or secret)"
@@ -244,4 +249,24 @@ pub fn no_credentials(context: &str) -> Option<String> {
     .then(|| {
         "no AWS credentials: the SDK's chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or the default profile, `aws sso login --profile NAME` for SSO, an instance or pod role) found none; configuration, not an outage".to_string()
     })
+}
+
+/// `user:password` in Base64, as an HTTP Basic `Authorization` header carries it.
+fn base64_basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn basic_is_base64_of_user_colon_password() {
+        // RFC 7617, section 2: "Aladdin" / "open sesame".
+        assert_eq!(
+            super::base64_basic("Aladdin", "open sesame"),
+            "QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+        );
+        assert_eq!(super::base64_basic("a", "b"), "YTpi");
+        assert_eq!(super::base64_basic("ab", "c"), "YWI6Yw==");
+    }
 }

@@ -13,6 +13,7 @@ mod guards;
 mod lab;
 mod layers;
 mod locks;
+mod output;
 mod plan;
 mod plan_calls;
 mod plan_snapshots;

@@ -64,6 +64,13 @@ impl SledStore {
             message,
         };
         std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+        // The journal holds who did what where: readable by its owner only (its files,
+        // sled's among them, and the live snapshots are all inside).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        }
         let lock = File::options()
             .create(true)
             .truncate(false)

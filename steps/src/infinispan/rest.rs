@@ -40,6 +40,14 @@ fn transient(e: &StepError) -> bool {
         .any(|c| m.contains(c))
 }
 
+/// Servers that did not answer a connection within the connect timeout, by base URL,
+/// and when: for a while, a call to them fails at once instead of waiting again (a dead
+/// endpoint costs its timeout once, not once per call).
+static SILENT: LazyLock<Mutex<HashMap<String, std::time::Instant>>> = LazyLock::new(Mutex::default);
+
+/// How long a silent server is not asked again.
+const SILENT_FOR: Duration = Duration::from_secs(30);
+
 /// The routes each server has, read once per process (per run) by base URL.
 static VERSIONS: LazyLock<Mutex<HashMap<String, (IspnApi, String)>>> =
     LazyLock::new(Mutex::default);
@@ -263,8 +271,29 @@ impl Rest {
             }
             None => {}
         }
+        let silent_since = SILENT
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&self.base)
+            .copied()
+            .filter(|at| at.elapsed() < SILENT_FOR);
+        if let Some(at) = silent_since {
+            return Err(StepError::transient(format!(
+                "site `{}`: {method} {}: cannot connect: no connection within the connect timeout {} s ago; not asked again for {} s",
+                self.site,
+                self.url(path),
+                at.elapsed().as_secs(),
+                SILENT_FOR.as_secs()
+            )));
+        }
         req.send().await.map_err(|e| {
             let chain = error_chain(&e);
+            if e.is_connect() && e.is_timeout() {
+                SILENT
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(self.base.clone(), std::time::Instant::now());
+            }
             if chain.to_lowercase().contains("certificate") {
                 // A certificate the client does not trust will not be trusted on retry.
                 return StepError::permanent(format!(
@@ -313,7 +342,12 @@ impl Rest {
         let mut attempt = 0u32;
         loop {
             match self.call_once(method.clone(), path, timeout).await {
-                Err(e) if e.retryable && attempt < RETRIES && transient(&e) => {
+                Err(e)
+                    if e.retryable
+                        && attempt < RETRIES
+                        && transient(&e)
+                        && !e.message.contains("not asked again") =>
+                {
                     let pause = backoff(attempt);
                     tracing::debug!(site = %self.site, %path, attempt, ?pause, "transient failure, trying again: {}", e.message);
                     attempt += 1;
