@@ -114,6 +114,14 @@ impl StepCtx {
         }
     }
 
+    /// The site's name, or an empty string when the step has none (for messages).
+    pub fn site_name(&self) -> String {
+        self.site
+            .as_ref()
+            .map(|s| s.name.clone())
+            .unwrap_or_default()
+    }
+
     /// The site, or an error naming the step when the runbook gave none.
     ///
     /// # Errors

@@ -150,11 +150,7 @@ impl Action for Failover {
         Effect::Idempotent
     }
     fn impact(&self, ctx: &StepCtx, args: &Args) -> Option<(engine::action::ImpactKind, String)> {
-        let site = ctx
-            .site
-            .as_ref()
-            .map(|s| s.name.clone())
-            .unwrap_or_default();
+        let site = ctx.site_name();
         let cfg = crate::clients::site_config(ctx)
             .ok()
             .and_then(|(_, c)| c.aurora);

@@ -78,11 +78,7 @@ fn condition(status: &Json, kind: &str) -> Option<String> {
 #[async_trait]
 impl Action for Scale {
     fn impact(&self, ctx: &StepCtx, args: &Args) -> Option<(engine::action::ImpactKind, String)> {
-        let site = ctx
-            .site
-            .as_ref()
-            .map(|s| s.name.clone())
-            .unwrap_or_default();
+        let site = ctx.site_name();
         (args.get("instances").and_then(Json::as_i64) == Some(0)).then(|| {
             (
                 engine::action::ImpactKind::RemovesCapacity,

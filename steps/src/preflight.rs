@@ -362,27 +362,18 @@ async fn prove_aurora(ctx: &StepCtx, site: &str) -> Proof {
     };
     p.endpoint = format!("RDS instance `{}`", a.instance);
     p.marks.push(format!("Aurora instance {}", a.instance));
-    let conf = match aws_config(&ctx.env).await {
-        Ok(c) => c,
-        Err(e) => {
-            p.problem = Some(format!("configuration: {}", e.message));
-            return p;
-        }
+    let Some(conf) = aws_conf(ctx, &mut p).await else {
+        return p;
     };
     let rds = aws_sdk_rds::Client::new(&conf);
-    let call = rds
+    let call = format!("RDS DescribeDBInstances({})", a.instance);
+    let sent = rds
         .describe_db_instances()
         .db_instance_identifier(&a.instance)
         .send();
-    match tokio::time::timeout(Duration::from_secs(30), call).await {
-        Err(_) => p.problem = Some("unreachable: DescribeDBInstances gave no answer in 30s".into()),
-        Ok(Err(e)) => {
-            p.problem = Some(classify(&crate::aurora::sdk_error(
-                &format!("RDS DescribeDBInstances({})", a.instance),
-                e,
-            )))
-        }
-        Ok(Ok(out)) => {
+    match within(&call, sent, crate::aurora::sdk_error).await {
+        Err(problem) => p.problem = Some(problem),
+        Ok(out) => {
             let zone = out
                 .db_instances()
                 .first()
@@ -408,6 +399,30 @@ async fn prove_aurora(ctx: &StepCtx, site: &str) -> Proof {
         }
     }
     p
+}
+
+/// The AWS SDK configuration, or the proof's problem (no `aws` section).
+async fn aws_conf(ctx: &StepCtx, p: &mut Proof) -> Option<aws_config::SdkConfig> {
+    match aws_config(&ctx.env).await {
+        Ok(c) => Some(c),
+        Err(e) => {
+            p.problem = Some(format!("configuration: {}", e.message));
+            None
+        }
+    }
+}
+
+/// An AWS call answered within 30 s, or the problem as a proof states it.
+async fn within<T, E>(
+    call: &str,
+    sent: impl std::future::Future<Output = Result<T, E>>,
+    error: impl FnOnce(&str, E) -> StepError,
+) -> Result<T, String> {
+    match tokio::time::timeout(Duration::from_secs(30), sent).await {
+        Err(_) => Err(format!("unreachable: {call} gave no answer in 30s")),
+        Ok(Err(e)) => Err(classify(&error(call, e))),
+        Ok(Ok(v)) => Ok(v),
+    }
 }
 
 fn host_of(url: &str) -> Option<String> {
@@ -439,27 +454,18 @@ async fn prove_route53(ctx: &StepCtx, site: &str) -> Proof {
         .target
         .clone()
         .or_else(|| cfg.lb_check_url.as_deref().and_then(host_of));
-    let conf = match aws_config(&ctx.env).await {
-        Ok(c) => c,
-        Err(e) => {
-            p.problem = Some(format!("configuration: {}", e.message));
-            return p;
-        }
+    let Some(conf) = aws_conf(ctx, &mut p).await else {
+        return p;
     };
     let r53 = aws_sdk_route53::Client::new(&conf);
-    let call = r53
+    let call = format!("Route53 GetHealthCheck({})", r.health_check_id);
+    let sent = r53
         .get_health_check()
         .health_check_id(&r.health_check_id)
         .send();
-    match tokio::time::timeout(Duration::from_secs(30), call).await {
-        Err(_) => p.problem = Some("unreachable: GetHealthCheck gave no answer in 30s".into()),
-        Ok(Err(e)) => {
-            p.problem = Some(classify(&crate::route53::r53_error(
-                &format!("Route53 GetHealthCheck({})", r.health_check_id),
-                e,
-            )))
-        }
-        Ok(Ok(out)) => {
+    match within(&call, sent, crate::route53::r53_error).await {
+        Err(problem) => p.problem = Some(problem),
+        Ok(out) => {
             let c = out.health_check().and_then(|h| h.health_check_config());
             let target = c
                 .and_then(|c| c.fully_qualified_domain_name().or(c.ip_address()))

@@ -136,11 +136,7 @@ pub struct SetPath;
 #[async_trait]
 impl Action for SetPath {
     fn impact(&self, ctx: &StepCtx, args: &Args) -> Option<(engine::action::ImpactKind, String)> {
-        let site = ctx
-            .site
-            .as_ref()
-            .map(|s| s.name.clone())
-            .unwrap_or_default();
+        let site = ctx.site_name();
         let path = args.get("path").and_then(Json::as_str).unwrap_or("?");
         let text = match args.get("wait_for").and_then(Json::as_str) {
             Some("healthy") => format!("points {site}'s health check at {path}: Route53 sends traffic back to {site}"),

@@ -25,21 +25,9 @@ fn run_rb(l: &InLab, args: &[&str]) -> Out {
 /// Nothing happened on either site: Keycloak's spec and generation as the lab started
 /// them, no clear request, site-a still serving.
 fn nothing_done(l: &InLab) {
-    let st = l.state();
-    for site in ["site-a", "site-b"] {
-        let kc = &st["sites"][site]["keycloak"];
-        assert_eq!(kc["spec"], 3, "{site}'s Keycloak untouched: {kc}");
-        assert_eq!(kc["generation"], 1, "{site}'s Keycloak never patched: {kc}");
-        assert!(
-            st["sites"][site]["clear_requests"]
-                .as_object()
-                .unwrap()
-                .is_empty(),
-            "no clear request on {site}: {}",
-            st["sites"][site]["clear_requests"]
-        );
-    }
-    assert_eq!(st["serving_site"], "site-a", "traffic did not move");
+    l.untouched("site-a");
+    l.untouched("site-b");
+    assert_eq!(l.state()["serving_site"], "site-a", "traffic did not move");
 }
 
 fn set(doc: &mut serde_yaml::Value, path: &[&str], value: Option<serde_yaml::Value>) {
@@ -706,7 +694,13 @@ fn a_take_offline_whose_answer_is_lost_counts_as_done_when_its_postcondition_hol
     // Infinispan 14's container-level take-offline: delivered, its answer never sent.
     let proxy = HoldingProxy::losing_answer(upstream, "/x-site/backups/site-a?action=take-offline");
     let url = format!("http://{}", proxy.addr);
-    l.edit_env(|d| set(d, &["sites", "site-b", "infinispan", "url"], Some(url.into())));
+    l.edit_env(|d| {
+        set(
+            d,
+            &["sites", "site-b", "infinispan", "url"],
+            Some(url.into()),
+        )
+    });
     let rb = write(
         l.dir.path(),
         "offline.yaml",
@@ -721,10 +715,17 @@ fn a_take_offline_whose_answer_is_lost_counts_as_done_when_its_postcondition_hol
         "the take-offline reached the server"
     );
     assert!(out.stderr.contains("its answer was lost"), "{}", out.stderr);
-    assert!(out.stderr.contains("but its postcondition holds"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("but its postcondition holds"),
+        "{}",
+        out.stderr
+    );
     let mut s = l.runbook();
     s.args(["status", "r-1", "--json"]);
     let st: serde_json::Value = serde_json::from_str(&run(s).stdout).unwrap();
-    assert_eq!(st["steps"]["take-offline"]["attempts"], 1, "not failed, not retried: {st}");
+    assert_eq!(
+        st["steps"]["take-offline"]["attempts"], 1,
+        "not failed, not retried: {st}"
+    );
     assert_eq!(st["steps"]["take-offline"]["status"], "succeeded", "{st}");
 }

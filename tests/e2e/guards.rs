@@ -21,22 +21,6 @@ fn status(l: &InLab, id: &str) -> serde_json::Value {
     serde_json::from_str(&run(s).expect(0).stdout).unwrap()
 }
 
-/// Keycloak's spec and generation, and the clear requests, of a site.
-fn untouched(l: &InLab, site: &str) {
-    let st = l.state();
-    let kc = &st["sites"][site]["keycloak"];
-    assert_eq!(kc["spec"], 3, "{site}'s Keycloak untouched: {kc}");
-    assert_eq!(kc["generation"], 1, "{site}'s Keycloak never patched: {kc}");
-    assert!(
-        st["sites"][site]["clear_requests"]
-            .as_object()
-            .unwrap()
-            .is_empty(),
-        "no clear request on {site}: {}",
-        st["sites"][site]["clear_requests"]
-    );
-}
-
 fn switchover(l: &InLab) {
     let out = run_rb(l, &["switchover"]).expect(0);
     assert_eq!(out.json()["status"], "completed");
@@ -73,8 +57,8 @@ fn recover_passive_site_refuses_to_act_on_the_serving_site() {
     ] {
         assert!(reason.contains(part), "`{part}` missing from: {reason}");
     }
-    untouched(&l, "site-a");
-    untouched(&l, "site-b");
+    l.untouched("site-a");
+    l.untouched("site-b");
     assert_eq!(
         status(&l, "r-1")["status"],
         "refused",
@@ -83,7 +67,7 @@ fn recover_passive_site_refuses_to_act_on_the_serving_site() {
     // A refused run holds no site: the right command runs at once.
     let out = run_rb(&l, &["recover-passive-site"]).expect(0);
     assert_eq!(out.json()["status"], "completed");
-    untouched(&l, "site-a");
+    l.untouched("site-a");
 }
 
 #[test]
@@ -98,7 +82,7 @@ fn after_a_switchover_the_default_parameters_are_refused() {
         reason.contains("runbook run recover-passive-site -p primary=site-b -p secondary=site-a"),
         "{reason}"
     );
-    untouched(&l, "site-b");
+    l.untouched("site-b");
     // A second switchover: the primary does not serve; it says what fits.
     let out = run_rb(&l, &["switchover"]).expect(8);
     let reason = out.json()["reason"].as_str().unwrap().to_string();
@@ -113,7 +97,7 @@ fn switchback_refuses_to_clear_the_primary_while_it_serves() {
     let out = run_rb(&l, &["switchback", "-p", "resync=always"]).expect(8);
     let reason = out.json()["reason"].as_str().unwrap().to_string();
     assert!(reason.contains("site-a SERVES TRAFFIC"), "{reason}");
-    untouched(&l, "site-a");
+    l.untouched("site-a");
     assert_eq!(l.state()["aurora"]["writer_site"], "site-a");
 }
 
@@ -394,5 +378,5 @@ fn cross_site_view_not_formed_refuses_before_any_effect() {
     let reason = out.json()["reason"].as_str().unwrap().to_string();
     assert!(reason.contains("CrossSiteViewFormed=False"), "{reason}");
     assert!(reason.contains("not ready"), "{reason}");
-    untouched(&l, "site-b");
+    l.untouched("site-b");
 }

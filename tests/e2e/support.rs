@@ -253,6 +253,20 @@ pub fn wait_out(child: Child) -> Out {
 }
 
 /// Write a file into `dir` and return its path.
+/// Every file below `dir` (a journal's, say).
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
 pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
@@ -402,6 +416,23 @@ impl InLab {
                 w.sites[b].caches[cache].entries.clone(),
             )
         })
+    }
+
+    /// Nothing was done to `site`: Keycloak's spec and generation as the lab started
+    /// them, and no clear request.
+    pub fn untouched(&self, site: &str) {
+        let st = self.state();
+        let kc = &st["sites"][site]["keycloak"];
+        assert_eq!(kc["spec"], 3, "{site}'s Keycloak untouched: {kc}");
+        assert_eq!(kc["generation"], 1, "{site}'s Keycloak never patched: {kc}");
+        assert!(
+            st["sites"][site]["clear_requests"]
+                .as_object()
+                .unwrap()
+                .is_empty(),
+            "no clear request on {site}: {}",
+            st["sites"][site]["clear_requests"]
+        );
     }
 
     pub fn fault(&self, spec: &str) {

@@ -496,11 +496,7 @@ impl Action for ClearCaches {
         Effect::Destructive
     }
     fn impact(&self, ctx: &StepCtx, args: &Args) -> Option<(engine::action::ImpactKind, String)> {
-        let site = ctx
-            .site
-            .as_ref()
-            .map(|s| s.name.clone())
-            .unwrap_or_default();
+        let site = ctx.site_name();
         let named = which(
             &args.get("cache").and_then(Json::as_str).map(str::to_string),
             &args.get("caches").and_then(Json::as_array).map(|a| {
@@ -1061,11 +1057,7 @@ impl Action for SyncState {
     }
     fn describe(&self, ctx: &StepCtx, args: &Args) -> Vec<String> {
         let other = req_str(args, "other").unwrap_or("?");
-        let site = ctx
-            .site
-            .as_ref()
-            .map(|s| s.name.clone())
-            .unwrap_or_default();
+        let site = ctx.site_name();
         vec![format!("read x-site status {site}→{other} and {other}→{site}, and every cache's keys on both sites (GET /rest/v2/caches/{{cache}}?action=keys&limit=N)")]
     }
     async fn probe(&self, ctx: &StepCtx, args: &Args) -> Result<Json, StepError> {
