@@ -14,6 +14,7 @@ mod lab;
 mod layers;
 mod locks;
 mod output;
+mod permissions;
 mod plan;
 mod plan_calls;
 mod plan_snapshots;
