@@ -11,8 +11,8 @@ use clap::{Args, Parser, Subcommand};
     about = "A durable runbook engine for Keycloak multi-site operations",
     long_about = "Runs the Keycloak multi-site procedures (failover, switchover, recovery of an \
 out-of-sync passive site, switch back) step by step, journaling every step so that a halted or \
-crashed run resumes exactly where it stopped.\n\nExit codes: 0 completed, 1 failed, 2 invalid \
-input, 3 halted (waiting for the operator), 4 aborted, 5 refused (site or journal in use)."
+crashed run resumes exactly where it stopped.",
+    after_help = crate::exit::Code::help()
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -105,6 +105,11 @@ pub struct ServeArgs {
     /// put it behind a proxy that authenticates
     #[arg(long)]
     pub allow_remote: bool,
+    /// A host name the page is served under besides the loopback ones (the name the
+    /// authenticating proxy forwards); a request naming another host is refused (421),
+    /// so a page elsewhere cannot read this one through DNS rebinding
+    #[arg(long = "allow-host", value_name = "NAME")]
+    pub allow_hosts: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -38,6 +38,45 @@ impl From<Code> for ExitCode {
 }
 
 impl Code {
+    /// Every exit code, in order.
+    pub const ALL: [Code; 10] = [
+        Code::Ok,
+        Code::Failed,
+        Code::Invalid,
+        Code::Halted,
+        Code::Aborted,
+        Code::Busy,
+        Code::Degraded,
+        Code::Unreachable,
+        Code::Refused,
+        Code::OnSecondary,
+    ];
+
+    /// What the code means, in a line (`--help` lists them).
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Code::Ok => "completed (or the verb succeeded)",
+            Code::Failed => "failed: a step failed after its retries, a damaged journal entry, an internal error",
+            Code::Invalid => "invalid input (usage, runbook, parameters, environment file, unknown run); check: misconfigured",
+            Code::Halted => "halted, waiting for the operator (a precondition, a postcondition, a gate, a step in doubt, Ctrl-C)",
+            Code::Aborted => "aborted",
+            Code::Busy => "refused: a site or the journal is held by another run or process, or this process was fenced",
+            Code::Degraded => "check: degraded (the verdict names the runbook to run)",
+            Code::Unreachable => "check: unreachable (neither site answers)",
+            Code::Refused => "refused by a safety guard before any effect (nothing was done); plan --live: it would be",
+            Code::OnSecondary => "check: the secondary serves, the primary is back and in sync (a planned state)",
+        }
+    }
+
+    /// The exit codes as `--help` prints them.
+    pub fn help() -> String {
+        let mut out = String::from("Exit codes:\n");
+        for c in Code::ALL {
+            out.push_str(&format!("  {:>2}  {}\n", c as u8, c.meaning()));
+        }
+        out
+    }
+
     pub fn of_status(status: RunStatus) -> Code {
         match status {
             RunStatus::Completed => Code::Ok,
@@ -101,4 +140,20 @@ pub fn from_run_error(e: engine::runner::RunError) -> CliError {
 
 pub fn from_journal_error(e: engine::journal::JournalError) -> CliError {
     from_run_error(engine::runner::RunError::Journal(e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Code;
+
+    #[test]
+    fn every_code_is_listed_once_in_order() {
+        let numbers: Vec<u8> = Code::ALL.iter().map(|c| *c as u8).collect();
+        assert_eq!(numbers, (0..=9).collect::<Vec<u8>>());
+        let help = Code::help();
+        for c in Code::ALL {
+            let line = format!("  {:>2}  {}", c as u8, c.meaning());
+            assert!(help.contains(&line), "{line}");
+        }
+    }
 }

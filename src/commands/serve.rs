@@ -32,12 +32,38 @@ pub async fn run(config: Config, args: &ServeArgs) -> CliResult<Code> {
             args.listen
         )));
     }
+    // One LISTEN connection for every viewer of a PostgreSQL journal, and one for
+    // reading it.
+    if let Some(db) = &config.journal_db {
+        crate::review::share(config.open_journal()?);
+        let (tx, _) = tokio::sync::broadcast::channel(64);
+        let rx = pgstore::listen(db);
+        let fan = tx.clone();
+        std::thread::spawn(move || {
+            while rx.recv().is_ok() {
+                let _ = fan.send(());
+            }
+        });
+        let _ = HINTS.set(tx);
+    }
+    let mut hosts: Vec<String> = ["127.0.0.1", "localhost", "[::1]", "::1"]
+        .iter()
+        .map(|h| h.to_string())
+        .collect();
+    hosts.extend(args.allow_hosts.iter().map(|h| h.to_ascii_lowercase()));
+    if !args.listen.ip().is_loopback() {
+        hosts.push(args.listen.ip().to_string());
+    }
+    let hosts = Arc::new(hosts);
     let app = Router::new()
         .route("/", get(index))
         .route("/runs/{id}", get(run_page))
         .route("/runs/{id}/events", get(events))
         .route("/runs/{id}/report.{format}", get(report))
-        .with_state(Arc::new(config));
+        .with_state(Arc::new(config))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            guard(Arc::clone(&hosts), req, next)
+        }));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| failed(anyhow::anyhow!("cannot listen on {}: {e}", args.listen)))?;
@@ -50,6 +76,83 @@ pub async fn run(config: Config, args: &ServeArgs) -> CliResult<Code> {
         .await
         .map_err(failed)?;
     Ok(Code::Ok)
+}
+
+/// Hints that the PostgreSQL journal changed, from the one LISTEN connection.
+static HINTS: std::sync::OnceLock<tokio::sync::broadcast::Sender<()>> = std::sync::OnceLock::new();
+
+/// Event streams open now, and the most served at once.
+static STREAMS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+const MAX_STREAMS: usize = 500;
+
+/// Only requests naming a host this page is served under (loopback, or `--allow-host`):
+/// a DNS-rebinding page in a bridge member's browser names its own host and gets 421.
+/// Every answer carries a policy that allows the page's own script and style only, no
+/// framing, no referrer.
+async fn guard(
+    hosts: Arc<Vec<String>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let name = match host.strip_prefix('[') {
+        Some(v6) => format!("[{}", v6.split(']').next().unwrap_or_default()) + "]",
+        None => host
+            .rsplit_once(':')
+            .map_or(host.clone(), |(h, _)| h.to_string()),
+    };
+    if !hosts.iter().any(|h| *h == name || *h == host) {
+        return (
+            StatusCode::MISDIRECTED_REQUEST,
+            format!("this page is not served under the host name `{name}`"),
+        )
+            .into_response();
+    }
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        policy().parse().expect("a valid header"),
+    );
+    h.insert(
+        header::X_FRAME_OPTIONS,
+        header::HeaderValue::from_static("DENY"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        header::HeaderValue::from_static("no-referrer"),
+    );
+    resp
+}
+
+/// `'sha256-…'` of an inline script's or style's text, as CSP matches it.
+fn csp_hash(text: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    format!(
+        "'sha256-{}'",
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(text.as_bytes()))
+    )
+}
+
+fn policy() -> String {
+    let script = LIVE_SCRIPT
+        .trim_start_matches("<script>")
+        .trim_end_matches("</script>");
+    format!(
+        "default-src 'none'; script-src {}; style-src {}; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+        csp_hash(script),
+        csp_hash(STYLE)
+    )
 }
 
 fn page(title: &str, body: &str, script: &str) -> Html<String> {
@@ -80,7 +183,7 @@ async fn index(State(config): State<Shared>) -> Response {
 
 fn list(config: &Config) -> Result<String, String> {
     let mut out = String::from("<h1>Runs</h1>");
-    let runs = match config.try_journal() {
+    let runs = match crate::review::journal(config) {
         None => return Ok(out + "<p>No runs yet.</p>"),
         Some(Ok(j)) => j.runs().map_err(|e| e.to_string())?,
         Some(Err(JournalError::Busy { .. })) => {
@@ -184,13 +287,24 @@ async fn report(
 /// Server-sent events: the live part and the record, re-rendered when the run changes,
 /// then `end` once it is over.
 async fn events(State(config): State<Shared>, Path(id): Path<String>) -> Response {
-    let hints = config
-        .journal_db
-        .as_ref()
-        .map(|db| Arc::new(std::sync::Mutex::new(pgstore::listen(db))));
-    let state = (config, id, String::new(), false, hints);
+    // A run that does not exist has no stream (it would poll forever).
+    if let Err(e) = review_of(Arc::clone(&config), id.clone()).await {
+        return e;
+    }
+    let open = STREAMS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let slot = StreamSlot;
+    if open >= MAX_STREAMS {
+        return problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{MAX_STREAMS} live streams are open already: reload later"),
+        );
+    }
+    let hints = HINTS
+        .get()
+        .map(|tx| Arc::new(tokio::sync::Mutex::new(tx.subscribe())));
+    let state = (config, id, String::new(), false, hints, slot);
     let stream =
-        futures_util::stream::unfold(state, |(config, id, last, done, hints)| async move {
+        futures_util::stream::unfold(state, |(config, id, last, done, hints, slot)| async move {
             if done {
                 return None;
             }
@@ -211,18 +325,15 @@ async fn events(State(config): State<Shared>, Path(id): Path<String>) -> Respons
                     ];
                     return Some((
                         futures_util::stream::iter(events),
-                        (config, id, seen, over, hints),
+                        (config, id, seen, over, hints, slot),
                     ));
                 }
                 match &hints {
+                    // The tables stay the truth: read again at least every 2 s.
                     Some(rx) => {
-                        let rx = Arc::clone(rx);
-                        let _ = blocking(move || {
-                            let rx = rx.lock().unwrap_or_else(|p| p.into_inner());
-                            let _ = rx.recv_timeout(Duration::from_secs(2));
-                            while rx.try_recv().is_ok() {}
-                        })
-                        .await;
+                        let mut rx = rx.lock().await;
+                        let _ = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await;
+                        while rx.try_recv().is_ok() {}
                     }
                     None => tokio::time::sleep(Duration::from_millis(300)).await,
                 }
@@ -232,4 +343,13 @@ async fn events(State(config): State<Shared>, Path(id): Path<String>) -> Respons
     axum::response::sse::Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response()
+}
+
+/// One open event stream, counted while it lives.
+struct StreamSlot;
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        STREAMS.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }

@@ -60,8 +60,26 @@ pub fn from_journal(journal: &Journal, run: RunId) -> CliResult<Review> {
 ///
 /// # Errors
 /// No journal, unknown run, or an unreadable journal.
+/// A database journal opened once for a long-lived reader (`serve`): every page and
+/// stream reads through its one connection instead of opening its own.
+static SHARED: std::sync::OnceLock<engine::journal::Journal> = std::sync::OnceLock::new();
+
+/// Read every review through `journal` from now on (a database journal only: a sled
+/// journal must be let go between reads, or no run could start).
+pub fn share(journal: engine::journal::Journal) {
+    let _ = SHARED.set(journal);
+}
+
+/// The journal in use: the shared one, else opened now.
+pub fn journal(config: &Config) -> Option<Result<engine::journal::Journal, JournalError>> {
+    match SHARED.get() {
+        Some(j) => Some(Ok(j.clone())),
+        None => config.try_journal(),
+    }
+}
+
 pub fn load(config: &Config, run: RunId) -> CliResult<Review> {
-    let Some(opened) = config.try_journal() else {
+    let Some(opened) = journal(config) else {
         return Err(invalid(anyhow::anyhow!(
             "no runs yet in `{}`",
             config.journal

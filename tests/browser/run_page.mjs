@@ -31,14 +31,12 @@ try {
   const first = await page.textContent("#run-status");
   console.log(`first look: ${first}, steps shown: ${await page.locator("#live tr").count()}`);
   if (first.trim() !== "running") fail(`the run was not running when the page opened: ${first}`);
-  await page.waitForFunction(() => document.querySelector("#current") !== null);
+  // Locator waits, not waitForFunction: the page's Content-Security-Policy forbids
+  // evaluating strings, and the test must see the page as a bridge member's browser does.
+  await page.waitForSelector("#current");
   const seenCurrent = await page.textContent("#current");
   console.log(`current: ${seenCurrent.trim().slice(0, 120)}`);
-  await page.waitForFunction(
-    () => document.querySelector("#run-status")?.textContent.trim() === "completed",
-    null,
-    { timeout: 120000 },
-  );
+  await page.locator("#run-status", { hasText: /^\s*completed\s*$/ }).waitFor({ timeout: 120000 });
   const same = await page.evaluate(() => window.__sameDocument === true);
   if (!same) fail("the page was reloaded: the update did not come live");
   const done = await page.locator("#live .status.succeeded").count();

@@ -626,3 +626,84 @@ fn abort_from_another_machine_asks_the_driver_and_it_stops_at_its_next_safe_poin
     let out = run_cmd(t.run("30s", "site-a", "0s"));
     assert_eq!(out.code, 0, "{}", out.stderr);
 }
+
+#[test]
+fn a_hundred_viewers_hold_no_more_than_two_database_connections_and_the_page_is_guarded() {
+    let t = Team::new();
+    let mut a = spawn(t.run("30s", "site-a", "30s"));
+    t.wait_for_step("r-1", "pause", &mut a);
+    let db = t
+        .url
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut admin_c = admin(&server_url().0, &t.pw);
+    let count = |c: &mut postgres::Client| -> i64 {
+        c.query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
+            &[&db],
+        )
+        .unwrap()
+        .get(0)
+    };
+    let before = count(&mut admin_c);
+    let (mut serve, base) = spawn_serve(t.cmd("30s", &["serve", "--listen", "127.0.0.1:0"]));
+    let addr = base.trim_start_matches("http://").to_string();
+    let mut streams = Vec::new();
+    for _ in 0..100 {
+        use std::io::Write;
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            s,
+            "GET /runs/r-1/events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
+        )
+        .unwrap();
+        streams.push(s);
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let during = count(&mut admin_c);
+    assert!(
+        during - before <= 2,
+        "100 event streams hold {} database connections",
+        during - before
+    );
+    // A new run still starts.
+    let out = run_cmd(t.run("30s", "site-b", "0s"));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // Another host name is not served (DNS rebinding); the policy is on every answer.
+    let raw = |host: &str, path: &str| -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut all = String::new();
+        s.read_to_string(&mut all).unwrap();
+        all
+    };
+    assert!(
+        raw("evil.example:80", "/").starts_with("HTTP/1.1 421"),
+        "a foreign host"
+    );
+    let page = raw(&addr, "/runs/r-1");
+    let lower = page.to_lowercase();
+    assert!(
+        lower.contains("content-security-policy: default-src 'none'; script-src 'sha256-"),
+        "{page}"
+    );
+    assert!(lower.contains("frame-ancestors 'none'"), "{page}");
+    assert!(
+        raw(&addr, "/runs/r-99/events").starts_with("HTTP/1.1 404"),
+        "no stream for a run that does not exist"
+    );
+    drop(streams);
+    wait_out(a).expect(0);
+    let _ = serve.kill();
+    let _ = serve.wait();
+}

@@ -230,3 +230,25 @@ fn bad_parameters_and_environment_files_are_invalid_input() {
         out.stderr
     );
 }
+
+#[test]
+fn help_and_the_readme_list_every_exit_code() {
+    let mut c = runbook(std::path::Path::new("/nonexistent"));
+    c.arg("--help");
+    let out = run(c).expect(0);
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    for n in 0..=9 {
+        assert!(
+            out.stdout
+                .lines()
+                .any(|l| l.trim_start().starts_with(&format!("{n}  "))),
+            "--help lists exit code {n}: {}",
+            out.stdout
+        );
+        assert!(
+            readme.contains(&format!("\n| {n} | ")),
+            "the README's exit code table lists {n}"
+        );
+    }
+}
