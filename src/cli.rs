@@ -78,6 +78,8 @@ pub enum Command {
     /// Work on an environment file
     #[command(subcommand)]
     Env(EnvCommand),
+    /// Print a shell completion script (`runbook completion bash > /etc/bash_completion.d/runbook`)
+    Completion(CompletionArgs),
     /// A run's report for a post-incident review (Markdown, one HTML file, or JSON)
     Report(ReportArgs),
     /// A read-only web page of the runs, live while they run (loopback by default)
@@ -110,6 +112,12 @@ pub struct ServeArgs {
     /// so a page elsewhere cannot read this one through DNS rebinding
     #[arg(long = "allow-host", value_name = "NAME")]
     pub allow_hosts: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    /// bash, zsh, fish, elvish or powershell
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Subcommand)]

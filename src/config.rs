@@ -136,6 +136,15 @@ impl Config {
     /// Open the journal for a verb that can fall back on live snapshots when it is
     /// busy (status, history): `None` when no journal was ever created there.
     pub fn try_journal(&self) -> Option<Result<Journal, JournalError>> {
+        if let Location::Dir(d) = &self.journal {
+            // A file where the journal should be is a mistake, not an empty journal.
+            if d.is_file() {
+                return Some(Err(JournalError::Open {
+                    dir: d.clone(),
+                    message: "it is a file, not a journal directory (give the directory a journal was written to, or a postgres:// URL)".into(),
+                }));
+            }
+        }
         if !self.journal.exists() {
             return None;
         }
@@ -166,6 +175,6 @@ fn journal_in_env_file(path: &std::path::Path) -> Option<String> {
     struct Top {
         journal: Option<String>,
     }
-    let text = std::fs::read_to_string(path).ok()?;
+    let text = engine::env::read_input(path).ok()?;
     serde_yaml::from_str::<Top>(&text).ok()?.journal
 }

@@ -65,7 +65,7 @@ impl Catalog {
             || name_or_path.ends_with(".yaml")
             || name_or_path.ends_with(".yml");
         if looks_like_path || as_path.is_file() {
-            let text = std::fs::read_to_string(as_path).map_err(|source| CatalogError::Read {
+            let text = crate::env::read_input(as_path).map_err(|source| CatalogError::Read {
                 path: as_path.to_path_buf(),
                 source,
             })?;
@@ -77,7 +77,7 @@ impl Catalog {
                     .file_stem()
                     .map(|s| s.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                let text = std::fs::read_to_string(&file).map_err(|source| CatalogError::Read {
+                let text = crate::env::read_input(&file).map_err(|source| CatalogError::Read {
                     path: file.clone(),
                     source,
                 })?;
@@ -144,7 +144,7 @@ impl Catalog {
                     .file_stem()
                     .map(|s| s.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                match std::fs::read_to_string(&file) {
+                match crate::env::read_input(&file) {
                     Ok(text) => out.push(entry(&text, file.display().to_string(), stem)),
                     Err(e) => out.push(Entry {
                         name: stem,

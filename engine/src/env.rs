@@ -143,7 +143,7 @@ impl Environment {
     /// # Errors
     /// The file cannot be read, or is not a valid environment (with line and column).
     pub fn load(path: &Path, schema: &dyn EnvSchema) -> Result<Environment, EnvError> {
-        let text = std::fs::read_to_string(path).map_err(|source| EnvError::Read {
+        let text = read_input(path).map_err(|source| EnvError::Read {
             path: path.to_path_buf(),
             source,
         })?;
@@ -242,6 +242,35 @@ impl Environment {
                 .collect(),
         )
     }
+}
+
+/// The most an input file (a runbook, an environment file) may hold.
+pub const MAX_INPUT: u64 = 4 * 1024 * 1024;
+
+/// Read a runbook or an environment file: a regular file of at most [`MAX_INPUT`]
+/// bytes, refused at once otherwise (a device or a FIFO would be read forever).
+///
+/// # Errors
+/// Not a regular file, too large, or unreadable.
+pub fn read_input(path: &Path) -> std::io::Result<String> {
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file (a directory, device or FIFO is never read as input)",
+        ));
+    }
+    if meta.len() > MAX_INPUT {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "{} bytes: larger than the {} MiB an input file may be",
+                meta.len(),
+                MAX_INPUT / 1024 / 1024
+            ),
+        ));
+    }
+    std::fs::read_to_string(path)
 }
 
 #[cfg(test)]

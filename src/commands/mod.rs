@@ -41,6 +41,13 @@ pub fn run(cli: Cli) -> CliResult<Code> {
         Command::Bench(a) => block_on(bench::run(&config, &a)),
         Command::Journal(crate::cli::JournalCommand::Copy(a)) => journal::copy(&config, &a),
         Command::Env(crate::cli::EnvCommand::Check(a)) => block_on(env::check(&config, &a)),
+        Command::Completion(a) => {
+            let mut cmd = <crate::cli::Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(a.shell, &mut cmd, "runbook", &mut script);
+            print!("{}", String::from_utf8_lossy(&script));
+            Ok(Code::Ok)
+        }
         Command::Report(a) => report::run(&config, &a),
         Command::Serve(a) => block_on(serve::run(config, &a)),
     }

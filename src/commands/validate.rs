@@ -32,7 +32,7 @@ pub fn run(config: &Config, args: &ValidateArgs) -> CliResult<Code> {
     }
     let mut bad = 0;
     for file in &files {
-        let text = match std::fs::read_to_string(file) {
+        let text = match engine::env::read_input(file) {
             Ok(t) => t,
             Err(e) => {
                 eprintln!("{}: cannot read: {e}", file.display());

@@ -15,19 +15,42 @@ use serde_json::{json, Value as Json};
 #[derive(Debug, Clone, Serialize)]
 pub struct SiteView {
     pub name: String,
-    /// Cross-site status of this site's backup to the other site, or the error.
+    /// Cross-site status of this site's backup to the other site, or the error (JSON:
+    /// the status, or `{"error": ...}`).
+    #[serde(serialize_with = "value_or_error")]
     pub replication: Result<String, String>,
     /// Entries per cache (`None`: not readable).
     pub entries: BTreeMap<String, Option<u64>>,
+    #[serde(serialize_with = "value_or_error")]
     pub keycloak_instances: Result<i64, String>,
     pub health_check_path: Option<String>,
     pub health_check_healthy: Option<bool>,
     pub lb_check: Option<u16>,
     /// The Infinispan CR's `CrossSiteViewFormed` and `WellFormed` (chapter 6.4): both
-    /// true, and what they say; `None`: not readable.
+    /// true, and what they say; `None`: not readable (JSON: `{"formed", "summary"}`).
+    #[serde(serialize_with = "view_json")]
     pub cross_site_view: Option<(bool, String)>,
     /// The Keycloak CR's `Ready` condition (chapter 5); `None`: not readable.
     pub keycloak_ready: Option<bool>,
+}
+
+/// A value read, as itself; one that could not be, as `{"error": why}` (never Rust's
+/// `{"Ok": ...}`).
+fn value_or_error<T: Serialize, S: serde::Serializer>(
+    v: &Result<T, String>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match v {
+        Ok(x) => x.serialize(s),
+        Err(e) => json!({ "error": e }).serialize(s),
+    }
+}
+
+fn view_json<S: serde::Serializer>(v: &Option<(bool, String)>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some((formed, summary)) => json!({"formed": formed, "summary": summary}).serialize(s),
+        None => s.serialize_none(),
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -192,7 +192,7 @@ pub async fn credentials(
         password = Some(env_var(var, "password")?);
     } else if let Some(file) = &auth.password_file {
         let path = env_path(&ctx.env, file);
-        let text = std::fs::read_to_string(&path).map_err(|e| {
+        let text = engine::env::read_input(&path).map_err(|e| {
             StepError::permanent(format!(
                 "site `{site}`: cannot read the Infinispan password file `{}`: {e}",
                 path.display()

@@ -154,3 +154,78 @@ fn an_infinispan_password_a_server_echoes_is_masked_everywhere() {
         );
     }
 }
+
+#[test]
+fn input_that_is_not_a_regular_file_or_too_large_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal");
+    let fifo = dir.path().join("fifo.yaml");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let big = dir.path().join("big.yaml");
+    std::fs::write(&big, "x".repeat(5 * 1024 * 1024)).unwrap();
+    let started = std::time::Instant::now();
+    for file in ["/dev/zero", fifo.to_str().unwrap(), big.to_str().unwrap()] {
+        let mut c = runbook(&journal);
+        c.args(["validate", file]);
+        let out = run(c).expect(2);
+        assert!(
+            out.stderr.contains("not a regular file")
+                || out.stderr.contains("larger than the 4 MiB"),
+            "{file}: {}",
+            out.stderr
+        );
+        let mut c = runbook(&journal);
+        c.arg("--env").arg(file).args(["plan", "switchover"]);
+        let out = run(c).expect(2);
+        assert!(
+            out.stderr.contains("cannot read environment file"),
+            "{file}: {}",
+            out.stderr
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "none of them was read forever"
+    );
+    // A journal path that is a file is an error, not an empty journal.
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let out = run({
+        let mut c = runbook(&file);
+        c.arg("history");
+        c
+    });
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("it is a file, not a journal directory"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn shell_completion_is_generated_from_the_command_line_definition() {
+    let dir = tempfile::tempdir().unwrap();
+    for (shell, says) in [
+        ("bash", "_runbook()"),
+        ("zsh", "#compdef runbook"),
+        ("fish", "complete -c runbook"),
+    ] {
+        let mut c = runbook(&dir.path().join("j"));
+        c.args(["completion", shell]);
+        let out = run(c).expect(0);
+        assert!(
+            out.stdout.contains(says),
+            "{shell}: {}",
+            &out.stdout[..out.stdout.len().min(200)]
+        );
+        assert!(
+            out.stdout.contains("recover-passive-site") || out.stdout.contains("resume"),
+            "{shell}"
+        );
+    }
+}
