@@ -476,13 +476,20 @@ impl Planner<'_> {
             args: Vec::new(),
             impact: None,
         };
+        // The step's data converted once; each item adds only itself and the site
+        // (a fan-out over n items costs n, not n times the data).
+        let base = Templates::context(&v.scope);
+        let overlay = item_scope(&Json::Object(Default::default()), v.site.as_ref(), None);
         for item in &item_list {
-            let s = item_scope(&v.scope, v.site.as_ref(), item.as_ref());
+            let mut on_top = overlay.clone();
+            if let Some(i) = item {
+                on_top["item"] = i.clone();
+            }
             let prefix = item
                 .as_ref()
                 .map(|i| format!("[{}] ", item_key(i)))
                 .unwrap_or_default();
-            match self.templates.render(&step.with, &s) {
+            match self.templates.render_over(&step.with, &base, &on_top) {
                 Ok(Json::Object(args)) => {
                     let unresolved = has_placeholder(&Json::Object(args.clone()));
                     if !unresolved {

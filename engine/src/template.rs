@@ -108,17 +108,41 @@ impl Templates {
     /// # Errors
     /// An undefined reference or a failing filter, with the offending text.
     pub fn render(&self, value: &Json, ctx: &Json) -> Result<Json, TemplateError> {
+        self.render_in(value, &Templates::context(ctx))
+    }
+
+    /// A template context converted once, for many renders against it (a fan-out's
+    /// items over one step's data: each item costs its own size, not the data's).
+    pub fn context(ctx: &Json) -> Value {
+        Value::from(minijinja::value::Serde(ctx))
+    }
+
+    /// Render `value` against `base` with `overlay`'s keys on top (`item`, `site`).
+    ///
+    /// # Errors
+    /// As [`Templates::render`].
+    pub fn render_over(
+        &self,
+        value: &Json,
+        base: &Value,
+        overlay: &Json,
+    ) -> Result<Json, TemplateError> {
+        let ctx = minijinja::value::merge_maps([Templates::context(overlay), base.clone()]);
+        self.render_in(value, &ctx)
+    }
+
+    fn render_in(&self, value: &Json, ctx: &Value) -> Result<Json, TemplateError> {
         match value {
             Json::String(text) => self.render_text(text, ctx),
             Json::Array(items) => items
                 .iter()
-                .map(|v| self.render(v, ctx))
+                .map(|v| self.render_in(v, ctx))
                 .collect::<Result<_, _>>()
                 .map(Json::Array),
             Json::Object(map) => {
                 let mut out = serde_json::Map::new();
                 for (k, v) in map {
-                    out.insert(k.clone(), self.render(v, ctx)?);
+                    out.insert(k.clone(), self.render_in(v, ctx)?);
                 }
                 Ok(Json::Object(out))
             }
@@ -126,17 +150,16 @@ impl Templates {
         }
     }
 
-    fn render_text(&self, text: &str, ctx: &Json) -> Result<Json, TemplateError> {
+    fn render_text(&self, text: &str, ctx: &Value) -> Result<Json, TemplateError> {
         if let Some(expr) = single_expression(text) {
-            return self.eval(expr, ctx);
+            return self.eval_in(expr, ctx);
         }
         if !text.contains("{{") && !text.contains("{%") {
             return Ok(Json::String(text.to_string()));
         }
-        let ctx = Value::from(minijinja::value::Serde(ctx));
         contained(text, || {
             self.env
-                .render_str(text, ctx)
+                .render_str(text, ctx.clone())
                 .map(Json::String)
                 .map_err(|e| format!("in `{text}`: {}", describe(e)))
         })
@@ -148,6 +171,10 @@ impl Templates {
     /// # Errors
     /// An undefined reference, a syntax error, or a value JSON cannot hold.
     pub fn eval(&self, expr: &str, ctx: &Json) -> Result<Json, TemplateError> {
+        self.eval_in(expr, &Templates::context(ctx))
+    }
+
+    fn eval_in(&self, expr: &str, ctx: &Value) -> Result<Json, TemplateError> {
         let expr = bare_expression(expr);
         let value = contained(expr, || {
             let compiled = self
@@ -155,7 +182,7 @@ impl Templates {
                 .compile_expression(expr)
                 .map_err(|e| format!("in `{expr}`: {}", describe(e)))?;
             compiled
-                .eval(Value::from(minijinja::value::Serde(ctx)))
+                .eval(ctx.clone())
                 .map_err(|e| format!("in `{expr}`: {}", describe(e)))
         })
         .map_err(TemplateError)?;

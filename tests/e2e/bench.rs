@@ -27,6 +27,7 @@ fn bench_reports_every_measure_on_a_small_scale() {
         "one event appended and flushed",
         "plan of the 20-step runbook",
         "loader on 1 MB",
+        "plan of a fan-out over 20000 items",
         "resume (fold, directives, 2 steps) with 30 past runs",
         "history: list",
         "plan recover-passive-site",
