@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(
     name = "runbook",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("RUNBOOK_COMMIT"), ")"),
     about = "A durable runbook engine for Keycloak multi-site operations",
     long_about = "Runs the Keycloak multi-site procedures (failover, switchover, recovery of an \
 out-of-sync passive site, switch back) step by step, journaling every step so that a halted or \
@@ -241,6 +241,10 @@ pub struct ListArgs {
 pub struct ShowArgs {
     /// Runbook name or path to a YAML file
     pub runbook: String,
+    /// One JSON object on stdout (`format` 1: name, title, origin, description,
+    /// params, guards, steps; fields are only ever added)
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -12,6 +12,12 @@ pub fn run(config: &Config, args: &ShowArgs) -> CliResult<Code> {
         .catalog
         .load(&args.runbook, &config.registry)
         .map_err(invalid)?;
+    if args.json {
+        let text =
+            serde_json::to_string_pretty(&as_json(config, &rb)).map_err(crate::exit::failed)?;
+        println!("{text}");
+        return Ok(Code::Ok);
+    }
     let s = Style::stdout();
     let mut o = String::new();
     let _ = writeln!(o, "{} — {}  ({})", s.bold(&rb.name), rb.title, rb.origin);
@@ -119,4 +125,46 @@ pub fn run(config: &Config, args: &ShowArgs) -> CliResult<Code> {
     }
     print!("{o}");
     Ok(Code::Ok)
+}
+
+/// The runbook as `show --json` prints it (`format` 1).
+fn as_json(config: &Config, rb: &engine::model::Runbook) -> serde_json::Value {
+    use serde_json::json;
+    let params: Vec<serde_json::Value> = rb
+        .params
+        .values()
+        .map(|p| {
+            json!({"name": p.name, "type": p.kind.as_str(), "description": p.description,
+                   "default": if p.secret { serde_json::Value::Null } else { p.default.clone().unwrap_or_default() },
+                   "required": p.default.is_none() && !p.secret, "secret": p.secret,
+                   "allowed": p.allowed, "differs_from": p.differs_from,
+                   "non_empty": p.non_empty, "unique": p.unique})
+        })
+        .collect();
+    let guards: Vec<serde_json::Value> = rb
+        .guards
+        .iter()
+        .map(|g| {
+            json!({"id": g.id, "title": g.title, "probe": g.probe, "site": g.site,
+                   "expect": g.expect, "when": g.when, "before": g.before,
+                   "unchecked": g.unchecked, "built_in": g.id.starts_with("builtin-")})
+        })
+        .collect();
+    let steps: Vec<serde_json::Value> = rb
+        .steps
+        .iter()
+        .map(|st| {
+            let effect = config
+                .registry
+                .get(&st.action)
+                .map(|a| a.effect(&st.with.as_object().cloned().unwrap_or_default()));
+            json!({"id": st.id, "title": st.title, "action": st.action, "site": st.site,
+                   "effect": effect, "when": st.when, "with": st.with,
+                   "for_each": st.for_each.as_ref().map(|f| json!({"items": f.items, "concurrency": f.concurrency})),
+                   "require": st.require.iter().map(|c| c.message.clone().unwrap_or_else(|| c.expect.clone())).collect::<Vec<_>>(),
+                   "verify": st.verify.iter().map(|c| c.message.clone().unwrap_or_else(|| c.expect.clone())).collect::<Vec<_>>()})
+        })
+        .collect();
+    json!({"format": 1, "name": rb.name, "title": rb.title, "origin": rb.origin,
+           "description": rb.description, "params": params, "guards": guards, "steps": steps})
 }

@@ -252,3 +252,47 @@ fn help_and_the_readme_list_every_exit_code() {
         );
     }
 }
+
+#[test]
+fn show_json_and_version_name_what_a_script_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = runbook(&dir.path().join("j"));
+    c.args(["show", "recover-passive-site", "--json"]);
+    let out = run(c).expect(0);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["format"], 1);
+    assert_eq!(v["name"], "recover-passive-site");
+    let guards: Vec<&str> = v["guards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        guards[..2],
+        ["builtin-site-identity", "builtin-cache-list"],
+        "{guards:?}"
+    );
+    let clear = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "clear-caches")
+        .unwrap();
+    assert_eq!(clear["effect"], "destructive", "{clear}");
+    let caches = v["params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "caches")
+        .unwrap();
+    assert_eq!(caches["unique"], true);
+    let mut c = runbook(&dir.path().join("j"));
+    c.arg("--version");
+    let out = run(c).expect(0);
+    assert!(
+        out.stdout.starts_with("runbook ") && out.stdout.contains("(commit "),
+        "{}",
+        out.stdout
+    );
+}
