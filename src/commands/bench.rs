@@ -240,14 +240,11 @@ pub async fn run(config: &Config, args: &BenchArgs) -> CliResult<Code> {
     let t = Instant::now();
     let long = long_runbook(args.steps, NOOP_STEP);
     let rb = engine::load::load_str(&long, "bench.yaml", &config.registry).map_err(failed)?;
-    engine::plan::plan(
+    plan_offline(
+        config,
         &rb,
-        &config.registry,
         Arc::new(Environment::empty()),
         &Default::default(),
-        &Default::default(),
-        false,
-        &config.registry.history().none(),
     )
     .await
     .map_err(failed)?;
@@ -273,17 +270,9 @@ pub async fn run(config: &Config, args: &BenchArgs) -> CliResult<Code> {
         |_, _| None,
     )
     .map_err(failed)?;
-    let fanned = engine::plan::plan(
-        &rb,
-        &config.registry,
-        Arc::new(Environment::empty()),
-        &params,
-        &Default::default(),
-        false,
-        &config.registry.history().none(),
-    )
-    .await
-    .map_err(failed)?;
+    let fanned = plan_offline(config, &rb, Arc::new(Environment::empty()), &params)
+        .await
+        .map_err(failed)?;
     let items = fanned.steps[0].items.as_ref().map_or(0, Vec::len);
     rows.push((
         format!("plan of a fan-out over {items} items (-p caches=<20,000 names>)"),
@@ -415,17 +404,9 @@ pub async fn run(config: &Config, args: &BenchArgs) -> CliResult<Code> {
             .load("recover-passive-site", &config.registry)
             .map_err(failed)?;
         let (params, _) = engine::params::resolve(&rb, &[], |_| None).map_err(failed)?;
-        engine::plan::plan(
-            &rb,
-            &config.registry,
-            Arc::new(env.clone()),
-            &params,
-            &Default::default(),
-            false,
-            &config.registry.history().none(),
-        )
-        .await
-        .map_err(failed)?;
+        plan_offline(config, &rb, Arc::new(env.clone()), &params)
+            .await
+            .map_err(failed)?;
         plans.push(t.elapsed());
     }
     plans.sort();
@@ -495,4 +476,23 @@ pub async fn run(config: &Config, args: &BenchArgs) -> CliResult<Code> {
         }
     }
     Ok(Code::Ok)
+}
+
+/// Plan `rb` as `runbook plan` does without `--live` (no journal facts, no secrets).
+async fn plan_offline(
+    config: &Config,
+    rb: &engine::model::Runbook,
+    env: Arc<Environment>,
+    params: &serde_json::Map<String, Json>,
+) -> Result<engine::plan::Plan, engine::plan::PlanError> {
+    engine::plan::plan(
+        rb,
+        &config.registry,
+        env,
+        params,
+        &Default::default(),
+        false,
+        &config.registry.history().none(),
+    )
+    .await
 }

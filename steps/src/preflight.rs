@@ -185,21 +185,42 @@ fn ctx_for(ctx: &StepCtx, site: &str) -> Result<StepCtx, String> {
     Ok(c)
 }
 
-async fn prove_kubernetes(ctx: &StepCtx, site: &str) -> Proof {
+/// A proof of `via` at `site` begun, with the site's section (`None`, and the proof's
+/// problem said, for a site the environment file does not describe).
+fn begin(
+    ctx: &StepCtx,
+    site: &str,
+    via: &'static str,
+) -> (Proof, Option<crate::config::SiteConfig>) {
     let mut p = Proof {
         site: site.to_string(),
-        via: "kubernetes",
+        via,
         ..Proof::default()
     };
-    let Ok((_, cfg)) = site_config(ctx) else {
+    let cfg = site_config(ctx).ok().map(|(_, c)| c);
+    if cfg.is_none() {
         p.problem = Some("not described in the environment file".into());
+    }
+    (p, cfg)
+}
+
+/// The proof failed: the site has no section for this family.
+fn missing(p: Proof, site: &str, section: &str) -> Proof {
+    Proof {
+        problem: Some(format!(
+            "configuration: sites.{site} has no `{section}` section"
+        )),
+        ..p
+    }
+}
+
+async fn prove_kubernetes(ctx: &StepCtx, site: &str) -> Proof {
+    let (mut p, cfg) = begin(ctx, site, "kubernetes");
+    let Some(cfg) = cfg else {
         return p;
     };
     let Some(k) = cfg.kubernetes.clone() else {
-        p.problem = Some(format!(
-            "configuration: sites.{site} has no `kubernetes` section"
-        ));
-        return p;
+        return missing(p, site, "kubernetes");
     };
     if k.context.is_none() {
         p.endpoint = "the kubeconfig's current context".into();
@@ -282,20 +303,12 @@ async fn prove_kubernetes(ctx: &StepCtx, site: &str) -> Proof {
 }
 
 async fn prove_infinispan(ctx: &StepCtx, site: &str) -> Proof {
-    let mut p = Proof {
-        site: site.to_string(),
-        via: "infinispan",
-        ..Proof::default()
-    };
-    let Ok((_, cfg)) = site_config(ctx) else {
-        p.problem = Some("not described in the environment file".into());
+    let (mut p, cfg) = begin(ctx, site, "infinispan");
+    let Some(cfg) = cfg else {
         return p;
     };
     let Some(ispn) = cfg.infinispan.as_ref() else {
-        p.problem = Some(format!(
-            "configuration: sites.{site} has no `infinispan` section"
-        ));
-        return p;
+        return missing(p, site, "infinispan");
     };
     p.endpoint = ispn.url.clone().unwrap_or_else(|| "Batch CRs".into());
     let t = match Transport::for_step(ctx).await {
@@ -349,16 +362,12 @@ async fn prove_infinispan(ctx: &StepCtx, site: &str) -> Proof {
 }
 
 async fn prove_aurora(ctx: &StepCtx, site: &str) -> Proof {
-    let mut p = Proof {
-        site: site.to_string(),
-        via: "aurora",
-        ..Proof::default()
-    };
-    let Some(a) = site_config(ctx).ok().and_then(|(_, c)| c.aurora) else {
-        p.problem = Some(format!(
-            "configuration: sites.{site} has no `aurora` section"
-        ));
+    let (mut p, cfg) = begin(ctx, site, "aurora");
+    let Some(cfg) = cfg else {
         return p;
+    };
+    let Some(a) = cfg.aurora else {
+        return missing(p, site, "aurora");
     };
     p.endpoint = format!("RDS instance `{}`", a.instance);
     p.marks.push(format!("Aurora instance {}", a.instance));
@@ -432,20 +441,12 @@ fn host_of(url: &str) -> Option<String> {
 }
 
 async fn prove_route53(ctx: &StepCtx, site: &str) -> Proof {
-    let mut p = Proof {
-        site: site.to_string(),
-        via: "route53",
-        ..Proof::default()
-    };
-    let Ok((_, cfg)) = site_config(ctx) else {
-        p.problem = Some("not described in the environment file".into());
+    let (mut p, cfg) = begin(ctx, site, "route53");
+    let Some(cfg) = cfg else {
         return p;
     };
     let Some(r) = cfg.route53.as_ref() else {
-        p.problem = Some(format!(
-            "configuration: sites.{site} has no `route53` section"
-        ));
-        return p;
+        return missing(p, site, "route53");
     };
     p.endpoint = format!("health check `{}`", r.health_check_id);
     p.marks
