@@ -112,6 +112,9 @@ pub struct ServeArgs {
     /// so a page elsewhere cannot read this one through DNS rebinding
     #[arg(long = "allow-host", value_name = "NAME")]
     pub allow_hosts: Vec<String>,
+    /// How long a client may take to send a request's head before it is disconnected
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Args)]

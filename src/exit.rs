@@ -29,6 +29,12 @@ pub enum Code {
     /// `check`: the secondary serves and the primary is back and in sync (a planned
     /// state after a switchover: nobody needs paging).
     OnSecondary = 9,
+    /// The journal cannot be reached or written: its database is unreachable, or its
+    /// disk is full. The run stopped before any further effect; resume it once fixed.
+    JournalUnavailable = 10,
+    /// `status`: the run is still running (or stopped without a last word: its driver
+    /// died; `resume` settles it).
+    Running = 11,
 }
 
 impl From<Code> for ExitCode {
@@ -39,7 +45,7 @@ impl From<Code> for ExitCode {
 
 impl Code {
     /// Every exit code, in order.
-    pub const ALL: [Code; 10] = [
+    pub const ALL: [Code; 12] = [
         Code::Ok,
         Code::Failed,
         Code::Invalid,
@@ -50,6 +56,8 @@ impl Code {
         Code::Unreachable,
         Code::Refused,
         Code::OnSecondary,
+        Code::JournalUnavailable,
+        Code::Running,
     ];
 
     /// What the code means, in a line (`--help` lists them).
@@ -65,6 +73,8 @@ impl Code {
             Code::Unreachable => "check: unreachable (neither site answers)",
             Code::Refused => "refused by a safety guard before any effect (nothing was done); plan --live: it would be",
             Code::OnSecondary => "check: the secondary serves, the primary is back and in sync (a planned state)",
+            Code::JournalUnavailable => "the journal cannot be reached or written (its database is unreachable, its disk is full): stopped before any further effect",
+            Code::Running => "status: the run is still running (or its driver died mid-step: resume settles it)",
         }
     }
 
@@ -121,9 +131,11 @@ pub fn from_run_error(e: engine::runner::RunError) -> CliError {
             | JournalError::SiteHeld { .. }
             | JournalError::LeaseHeld { .. }
             | JournalError::Fenced { .. }
-            | JournalError::Conflict { .. }
-            | JournalError::Unreachable { .. },
+            | JournalError::Conflict { .. },
         ) => Code::Busy,
+        RunError::Journal(JournalError::Unreachable { .. } | JournalError::DiskFull { .. }) => {
+            Code::JournalUnavailable
+        }
         RunError::Journal(JournalError::UnknownRun(_)) => Code::Invalid,
         RunError::Journal(_) | RunError::Damaged { .. } => Code::Failed,
         RunError::Plan(_)
@@ -149,7 +161,7 @@ mod tests {
     #[test]
     fn every_code_is_listed_once_in_order() {
         let numbers: Vec<u8> = Code::ALL.iter().map(|c| *c as u8).collect();
-        assert_eq!(numbers, (0..=9).collect::<Vec<u8>>());
+        assert_eq!(numbers, (0..=11).collect::<Vec<u8>>());
         let help = Code::help();
         for c in Code::ALL {
             let line = format!("  {:>2}  {}", c as u8, c.meaning());

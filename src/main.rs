@@ -50,6 +50,15 @@ mod packs;
 mod progress;
 mod review;
 
+/// This program, as runs record it.
+pub const PROGRAM: &str = concat!(
+    "runbook ",
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("RUNBOOK_COMMIT"),
+    ")"
+);
+
 use std::process::ExitCode;
 
 use clap::Parser;

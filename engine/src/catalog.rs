@@ -11,12 +11,12 @@ use crate::model::Runbook;
 pub enum CatalogError {
     #[error("no runbook `{name}` (available: {available}); a path to a YAML file works too")]
     NotFound { name: String, available: String },
-    #[error("cannot read `{}`: {source}", path.display())]
+    #[error("cannot read `{}`: {error}", path.display())]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("{0}")]
+    #[error(transparent)]
     Invalid(#[from] LoadError),
 }
 
@@ -65,9 +65,9 @@ impl Catalog {
             || name_or_path.ends_with(".yaml")
             || name_or_path.ends_with(".yml");
         if looks_like_path || as_path.is_file() {
-            let text = crate::env::read_input(as_path).map_err(|source| CatalogError::Read {
+            let text = crate::env::read_input(as_path).map_err(|error| CatalogError::Read {
                 path: as_path.to_path_buf(),
-                source,
+                error,
             })?;
             return Ok((text, name_or_path.to_string()));
         }
@@ -77,9 +77,9 @@ impl Catalog {
                     .file_stem()
                     .map(|s| s.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                let text = crate::env::read_input(&file).map_err(|source| CatalogError::Read {
+                let text = crate::env::read_input(&file).map_err(|error| CatalogError::Read {
                     path: file.clone(),
-                    source,
+                    error,
                 })?;
                 if stem == name_or_path || declared_name(&text).as_deref() == Some(name_or_path) {
                     return Ok((text, file.display().to_string()));

@@ -379,6 +379,7 @@ mod tests {
             env_file: None,
             env_digest: String::new(),
             lab: false,
+            program: None,
             by: Actor::default(),
             at: 0,
         }];

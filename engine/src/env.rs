@@ -74,10 +74,10 @@ pub struct SchemaError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum EnvError {
-    #[error("cannot read environment file `{path}`: {source}")]
+    #[error("cannot read environment file `{path}`: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{path}:{line}:{column}: {message}")]
     Invalid {
@@ -143,9 +143,9 @@ impl Environment {
     /// # Errors
     /// The file cannot be read, or is not a valid environment (with line and column).
     pub fn load(path: &Path, schema: &dyn EnvSchema) -> Result<Environment, EnvError> {
-        let text = read_input(path).map_err(|source| EnvError::Read {
+        let text = read_input(path).map_err(|error| EnvError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         Environment::parse(&text, path, schema)
     }

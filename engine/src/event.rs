@@ -122,6 +122,9 @@ pub enum Event {
         /// real deployment, nor a real run's for a lab.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         lab: bool,
+        /// The program that started the run: `runbook <version> (commit <hash>)`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        program: Option<String>,
         by: Actor,
         at: u64,
     },

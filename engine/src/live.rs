@@ -78,8 +78,8 @@ impl LiveDir {
         let _ = std::fs::remove_file(self.abort_path(run_id));
     }
 
-    /// Runs published by processes still alive.
-    pub fn active(&self) -> Vec<RunState> {
+    /// Every snapshot, its driver alive or not (a damaged journal names them).
+    pub fn all(&self) -> Vec<RunState> {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return Vec::new();
         };
@@ -87,9 +87,15 @@ impl LiveDir {
             .filter_map(Result::ok)
             .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
             .filter_map(|e| serde_json::from_slice::<RunState>(&std::fs::read(e.path()).ok()?).ok())
-            .filter(|s| process_alive(&s.driver))
             .collect();
         out.sort_by(|a, b| a.run_id.cmp(&b.run_id));
+        out
+    }
+
+    /// Runs published by processes still alive.
+    pub fn active(&self) -> Vec<RunState> {
+        let mut out = self.all();
+        out.retain(|s| process_alive(&s.driver));
         out
     }
 }

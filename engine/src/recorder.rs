@@ -17,6 +17,9 @@ use crate::state::RunState;
 struct Inner {
     state: RunState,
     next_seq: u64,
+    /// The first write that failed: nothing is written after it (its sequence number
+    /// may be half-taken), and every later record answers with it.
+    failed: Option<JournalError>,
 }
 
 pub struct Recorder {
@@ -48,6 +51,7 @@ impl Recorder {
             inner: Mutex::new(Inner {
                 state,
                 next_seq: past.len() as u64,
+                failed: None,
             }),
             live,
             dirty: AtomicBool::new(true),
@@ -84,6 +88,9 @@ impl Recorder {
                 message: e.to_string(),
             })?;
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(first) = &inner.failed {
+            return Err(first.again());
+        }
         if let Some(label) = ends_wait(&event) {
             inner.state.waiting.remove(&label);
         }
@@ -96,8 +103,13 @@ impl Recorder {
             || inner.state.halt.is_some() != halt_before
             || matches!(event, Event::Halted { .. } | Event::RunFailed { .. }))
         .then(|| RunSummary::of(self.run, &inner.state));
-        self.journal
-            .append(self.run, inner.next_seq, &event, summary.as_ref())?;
+        if let Err(e) = self
+            .journal
+            .append(self.run, inner.next_seq, &event, summary.as_ref())
+        {
+            inner.failed = Some(e.again());
+            return Err(e);
+        }
         inner.next_seq += 1;
         let urgent = matches!(
             event,

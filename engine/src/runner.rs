@@ -60,6 +60,8 @@ pub struct NewRun {
     pub params: serde_json::Map<String, Json>,
     /// The secret values, masked everywhere.
     pub secrets: Vec<String>,
+    /// The program starting it (`runbook <version> (commit <hash>)`), recorded.
+    pub program: Option<String>,
 }
 
 /// A halted or failed run to continue.
@@ -126,6 +128,7 @@ pub async fn start(
             env_file: new.env.file.as_ref().map(|p| p.display().to_string()),
             env_digest: new.env.digest.clone(),
             lab: new.env.lab.is_some(),
+            program: new.program.clone(),
             by: actor.clone(),
             at: now_ms(),
         })

@@ -116,6 +116,9 @@ pub struct RunState {
     pub env_digest: String,
     /// The run was against a lab (`RunCreated.lab`).
     pub lab: bool,
+    /// The program that started it (`RunCreated.program`), when recorded.
+    #[serde(default)]
+    pub program: Option<String>,
     pub created_by: Actor,
     /// The process that last drove the run.
     pub driver: Actor,
@@ -345,6 +348,7 @@ impl RunState {
             env_file,
             env_digest,
             lab,
+            program,
             by,
             at,
             ..
@@ -353,6 +357,7 @@ impl RunState {
             return;
         };
         self.lab = *lab;
+        self.program = program.clone();
         self.runbook = runbook.clone();
         self.title = title.clone();
         self.origin = origin.clone();

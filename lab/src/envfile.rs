@@ -7,14 +7,14 @@ use crate::{Endpoints, LabConfig, LabError};
 
 fn write_file(path: PathBuf, text: &str) -> Result<PathBuf, LabError> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|source| LabError::Write {
+        std::fs::create_dir_all(dir).map_err(|error| LabError::Write {
             path: dir.to_path_buf(),
-            source,
+            error,
         })?;
     }
-    std::fs::write(&path, text).map_err(|source| LabError::Write {
+    std::fs::write(&path, text).map_err(|error| LabError::Write {
         path: path.clone(),
-        source,
+        error,
     })?;
     Ok(path)
 }

@@ -136,10 +136,10 @@ pub enum LabError {
     Bind(std::io::Error),
     #[error("cannot set up TLS: {0}")]
     Tls(String),
-    #[error("cannot write `{}`: {source}", path.display())]
+    #[error("cannot write `{}`: {error}", path.display())]
     Write {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 

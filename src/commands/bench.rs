@@ -132,6 +132,7 @@ async fn step_overhead(
             env: Environment::empty(),
             params: Default::default(),
             secrets: vec![],
+            program: None,
         },
     )
     .await
@@ -211,6 +212,7 @@ pub async fn run(config: &Config, args: &BenchArgs) -> CliResult<Code> {
         env_file: None,
         env_digest: String::new(),
         lab: false,
+        program: None,
         by: Actor::current(),
         at: now_ms(),
     };
@@ -331,6 +333,7 @@ pub async fn run(config: &Config, args: &BenchArgs) -> CliResult<Code> {
                     env_file: None,
                     env_digest: String::new(),
                     lab: false,
+                    program: None,
                     by: actor.clone(),
                     at: now_ms(),
                 },
@@ -351,6 +354,7 @@ pub async fn run(config: &Config, args: &BenchArgs) -> CliResult<Code> {
                 env: Environment::empty(),
                 params: Default::default(),
                 secrets: vec![],
+                program: None,
             },
         )
         .await
@@ -435,6 +439,7 @@ pub async fn run(config: &Config, args: &BenchArgs) -> CliResult<Code> {
                 env: env.clone(),
                 params,
                 secrets,
+                program: None,
             },
         )
         .await

@@ -80,6 +80,9 @@ fn site_lines(o: &mut String, v: &SiteView, other: &str, s: Style) {
     }
 }
 
+/// The version of `check --json`'s shape (docs/json.md).
+pub const CHECK_FORMAT: u32 = 1;
+
 pub async fn run(config: &Config, args: &CheckArgs) -> CliResult<Code> {
     let env = config.environment()?;
     for site in [&args.primary, &args.secondary] {
@@ -180,7 +183,7 @@ pub async fn run(config: &Config, args: &CheckArgs) -> CliResult<Code> {
             None => serde_json::Value::Null,
         };
         let runs: Vec<serde_json::Value> = flight.iter().map(InFlight::to_json).collect();
-        let out = json!({"health": v.health, "runbook": v.runbook, "reason": v.reason, "notes": v.notes, "runs_in_flight": runs, "identity": identity, "observations": obs, "guards": guards});
+        let out = json!({"format": CHECK_FORMAT, "health": v.health, "runbook": v.runbook, "reason": v.reason, "notes": v.notes, "runs_in_flight": runs, "identity": identity, "observations": obs, "guards": guards});
         println!("{}", serde_json::to_string_pretty(&out).map_err(failed)?);
         return Ok(code);
     }

@@ -69,13 +69,38 @@ pub async fn run(config: Config, args: &ServeArgs) -> CliResult<Code> {
         .map_err(|e| failed(anyhow::anyhow!("cannot listen on {}: {e}", args.listen)))?;
     let addr = listener.local_addr().map_err(failed)?;
     eprintln!("serving the runs at http://{addr}/ (read-only; Ctrl-C stops)");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map_err(failed)?;
-    Ok(Code::Ok)
+    // hyper's own connection loop, for what axum::serve does not set: a client that
+    // does not finish sending its request head within the timeout is disconnected (a
+    // half-sent request would otherwise hold its connection and task forever).
+    let mut builder =
+        hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(args.header_timeout);
+    let builder = Arc::new(builder);
+    let stop = tokio::signal::ctrl_c();
+    tokio::pin!(stop);
+    loop {
+        let tcp = tokio::select! {
+            _ = &mut stop => return Ok(Code::Ok),
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    tracing::warn!("serve: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let builder = Arc::clone(&builder);
+        tokio::spawn(async move {
+            let _ = builder
+                .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(tcp), service)
+                .await;
+        });
+    }
 }
 
 /// Hints that the PostgreSQL journal changed, from the one LISTEN connection.

@@ -84,6 +84,21 @@ fn look(config: &Config, wanted: Option<&str>) -> CliResult<Seen> {
     }
 }
 
+/// `status --json`, format 1 (docs/json.md): the run's state with `format` first and
+/// `live` (read from the driver's snapshot rather than the journal).
+fn status_json(seen: &Seen) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    out.insert("format".into(), STATUS_FORMAT.into());
+    out.insert("live".into(), seen.live.into());
+    if let Ok(serde_json::Value::Object(state)) = serde_json::to_value(&seen.state) {
+        out.extend(state);
+    }
+    serde_json::Value::Object(out)
+}
+
+/// The version of `status --json`'s shape.
+pub const STATUS_FORMAT: u32 = 1;
+
 pub async fn run(config: &Config, args: &StatusArgs) -> CliResult<Code> {
     // A database journal announces each event: the page is redrawn when one arrives
     // (or every 2 s, the tables being the truth); a sled journal is read every 500 ms.
@@ -96,7 +111,10 @@ pub async fn run(config: &Config, args: &StatusArgs) -> CliResult<Code> {
     loop {
         let seen = look(config, args.run_id.as_deref())?;
         if args.json {
-            println!("{}", serde_json::to_string(&seen.state).map_err(failed)?);
+            println!(
+                "{}",
+                serde_json::to_string(&status_json(&seen)).map_err(failed)?
+            );
         } else {
             if args.watch {
                 // Clear the screen between refreshes on a terminal.
@@ -110,7 +128,11 @@ pub async fn run(config: &Config, args: &StatusArgs) -> CliResult<Code> {
             );
         }
         if !args.watch || seen.state.status != RunStatus::Running {
-            return Ok(Code::Ok);
+            // Like `kubectl wait`: the exit code is the run's state, for scripts.
+            return Ok(match seen.state.status {
+                RunStatus::Running => Code::Running,
+                other => Code::of_status(other),
+            });
         }
         match &hints {
             Some(rx) => {

@@ -8,6 +8,7 @@ mod browser;
 mod catalog;
 mod check;
 mod crash;
+mod disk;
 mod edges;
 mod guards;
 mod lab;

@@ -229,3 +229,44 @@ fn shell_completion_is_generated_from_the_command_line_definition() {
         );
     }
 }
+
+#[test]
+fn serve_disconnects_a_client_that_never_finishes_its_request_head() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = runbook(&dir.path().join("j"));
+    c.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--header-timeout",
+        "500ms",
+    ]);
+    let (mut serve, base) = spawn_serve(c);
+    let addr = base.trim_start_matches("http://").to_string();
+    // Half a request head, then silence (a slowloris client).
+    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+    write!(slow, "GET / HTTP/1.1\r\nHost: {addr}\r\n").unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let read = slow.read_to_end(&mut rest);
+    assert!(
+        read.is_ok() && started.elapsed() < Duration::from_secs(8),
+        "the half-sent request was not cut off: {read:?} after {:?}",
+        started.elapsed()
+    );
+    // A whole request is still answered.
+    let mut ok = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        ok,
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut page = String::new();
+    ok.read_to_string(&mut page).unwrap();
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    let _ = serve.kill();
+    let _ = serve.wait();
+}

@@ -25,7 +25,8 @@ fn status_of_a_running_run_is_visible_from_a_second_process() {
         s.args(["status", "r-1"]);
         let out = run(s);
         assert!(Instant::now() < deadline, "never saw the run live: {out:?}");
-        if out.code == 0
+        // A running run's status exits 11 (still running), like `kubectl wait`.
+        if out.code == 11
             && out.stdout.contains("running")
             && out.stdout.contains("(live)")
             && out.stdout.contains("pause")
@@ -43,7 +44,11 @@ fn status_of_a_running_run_is_visible_from_a_second_process() {
     // JSON too, and without an id: the run in progress
     let mut s = runbook(&j);
     s.args(["status", "--json"]);
-    let v: serde_json::Value = serde_json::from_str(&run(s).expect(0).stdout).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&run(s).expect(11).stdout).unwrap();
+    assert_eq!(
+        (v["format"].as_u64(), v["live"].as_bool()),
+        (Some(1), Some(true))
+    );
     assert_eq!(v["run_id"], "r-1");
     assert_eq!(v["steps"]["pause"]["status"], "running");
     // a second run is refused while the journal is held, naming the run
@@ -107,7 +112,8 @@ fn a_second_terminal_sees_what_a_step_waits_for_and_what_it_last_saw() {
     assert!(out.stdout.contains("r-1 halted"), "{}", out.stdout);
     let mut s = runbook(&j);
     s.args(["status", "r-1"]);
-    let after = run(s).expect(0).stdout;
+    // A halted run's status exits 3, its state.
+    let after = run(s).expect(3).stdout;
     assert!(
         !after.contains("waiting for"),
         "the journal holds no wait: {after}"
@@ -126,4 +132,61 @@ fn real_time_steps(text: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+#[test]
+fn status_exits_with_the_runs_state_and_its_json_names_its_format_and_program() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = write(
+        dir.path(),
+        "gate.yaml",
+        "name: gate\nsteps:\n  - id: ask\n    action: manual.confirm\n    with: { instructions: go? }\n",
+    );
+    let quick = write(
+        dir.path(),
+        "quick.yaml",
+        "name: quick\nsteps:\n  - id: w\n    action: wait\n    with: { duration: 1ms }\n",
+    );
+    let j = dir.path().join("j");
+    let start = |rb: &std::path::Path, code: i32| {
+        let mut c = runbook(&j);
+        c.arg("run").arg(rb).arg("--yes");
+        run(c).expect(code);
+    };
+    start(&gate, 3);
+    start(&quick, 0);
+    let status = |id: &str| {
+        let mut s = runbook(&j);
+        s.args(["status", id, "--json"]);
+        run(s)
+    };
+    let halted = status("r-1").expect(3).json();
+    assert_eq!(
+        (halted["format"].as_u64(), halted["status"].as_str()),
+        (Some(1), Some("halted"))
+    );
+    let done = status("r-2").expect(0).json();
+    assert_eq!(done["live"], false);
+    // The program that started the run is recorded: this binary, with its commit.
+    let version = run({
+        let mut v = runbook(&j);
+        v.arg("--version");
+        v
+    })
+    .expect(0)
+    .stdout;
+    let program = done["program"].as_str().unwrap();
+    assert!(
+        program.starts_with("runbook ") && program.contains("(commit "),
+        "{program}"
+    );
+    assert!(
+        version.contains(program.trim_start_matches("runbook ")),
+        "{version} / {program}"
+    );
+    // Aborted: 4.
+    let mut a = runbook(&j);
+    a.args(["abort", "r-1", "--reason", "not today"]);
+    run(a);
+    status("r-1").expect(4);
 }

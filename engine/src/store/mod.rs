@@ -297,8 +297,15 @@ pub enum JournalError {
     Open { dir: PathBuf, message: String },
     #[error("journal storage error: {0}")]
     Storage(String),
-    #[error("journal entry `{key}` is unreadable: {message}")]
+    #[error("journal entry `{key}` is unreadable: {message}. The rest of the journal is untouched; to go on, restore the journal from a backup, or copy what can be read elsewhere (`runbook journal copy` into a PostgreSQL journal) and start a new one")]
     Corrupt { key: String, message: String },
+    #[error("the journal at `{shown}` is damaged: {found}. Nothing was changed. {held}To go on: stop every runbook process that uses it, then restore the directory from a backup, or move it aside (`mv {shown} {shown}.damaged`) and start a new journal; runs that were in flight must then be checked by hand (`runbook check`)", shown = dir.display(), held = held(running))]
+    Damaged {
+        dir: PathBuf,
+        found: String,
+        /// The runs its live snapshots show (readable beside a damaged database).
+        running: Vec<String>,
+    },
     #[error("no run `{0}` in this journal (see `runbook history`)")]
     UnknownRun(RunId),
     #[error(
@@ -336,8 +343,68 @@ pub enum JournalError {
         run: RunId,
         holder: Box<crate::event::Actor>,
     },
-    #[error("the journal could not be reached for {waited:?}, past this driver's lease: stopped before any further effect ({last})")]
+    #[error("the journal could not be reached for {waited:?}: stopped before any further effect ({last})")]
     Unreachable { waited: Duration, last: String },
+    /// The disk under the journal is full (or the quota is reached): what was asked
+    /// was not written, and nothing after it will be.
+    #[error("the journal's disk is full ({detail}): the last event asked for was not written, and nothing more was done; free some space, then `runbook resume` the run")]
+    DiskFull { detail: String },
+}
+
+impl JournalError {
+    /// The same error again, for a writer that already failed once (the first error
+    /// keeps its kind; the others become a storage error naming it).
+    pub fn again(&self) -> JournalError {
+        match self {
+            JournalError::DiskFull { detail } => JournalError::DiskFull {
+                detail: detail.clone(),
+            },
+            JournalError::Unreachable { waited, last } => JournalError::Unreachable {
+                waited: *waited,
+                last: last.clone(),
+            },
+            JournalError::Storage(m) if m.starts_with("an earlier write") => {
+                JournalError::Storage(m.clone())
+            }
+            other => JournalError::Storage(format!(
+                "an earlier write to this run failed, so nothing more was written: {other}"
+            )),
+        }
+    }
+
+    /// What an I/O error means for the journal: a full disk is said as such.
+    pub fn of_io(e: &std::io::Error) -> JournalError {
+        // sled wraps some I/O errors once more: the kind survives, the errno may not.
+        let text = format!("{e:?}");
+        let quota = e.kind() == std::io::ErrorKind::QuotaExceeded
+            || e.raw_os_error() == Some(122)
+            || text.contains("QuotaExceeded");
+        let full = e.kind() == std::io::ErrorKind::StorageFull
+            || e.raw_os_error() == Some(28)
+            || text.contains("StorageFull");
+        if quota || full {
+            JournalError::DiskFull {
+                detail: if quota {
+                    "disk quota exceeded".into()
+                } else {
+                    "no space left on device".into()
+                },
+            }
+        } else {
+            JournalError::Storage(e.to_string())
+        }
+    }
+}
+
+fn held(running: &[String]) -> String {
+    if running.is_empty() {
+        "No live snapshot names a run it held. ".into()
+    } else {
+        format!(
+            "Its live snapshots name the runs it held, with their sites locked: {}. ",
+            running.join(", ")
+        )
+    }
 }
 
 fn describe_holders(holders: &[RunState]) -> String {
@@ -354,4 +421,43 @@ fn describe_holders(holders: &[RunState]) -> String {
         })
         .collect();
     format!(": {}", list.join(", "))
+}
+
+#[cfg(test)]
+mod io_tests {
+    use super::JournalError;
+
+    #[test]
+    fn a_full_disk_or_quota_is_said_as_such_and_other_io_errors_are_not() {
+        let full = std::io::Error::from_raw_os_error(28);
+        assert!(
+            matches!(JournalError::of_io(&full), JournalError::DiskFull { detail } if detail == "no space left on device")
+        );
+        let quota = std::io::Error::from(std::io::ErrorKind::QuotaExceeded);
+        assert!(
+            matches!(JournalError::of_io(&quota), JournalError::DiskFull { detail } if detail == "disk quota exceeded")
+        );
+        // sled re-wraps some errors in one of its own, keeping the kind in the text.
+        let wrapped = std::io::Error::other(format!("{full:?}"));
+        assert!(matches!(
+            JournalError::of_io(&wrapped),
+            JournalError::DiskFull { .. }
+        ));
+        let other = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert!(matches!(
+            JournalError::of_io(&other),
+            JournalError::Storage(_)
+        ));
+        // A writer that failed answers with the first error's kind from then on.
+        let first = JournalError::of_io(&full);
+        assert!(matches!(
+            first.again().again(),
+            JournalError::DiskFull { .. }
+        ));
+        let s = JournalError::Storage("x".into())
+            .again()
+            .again()
+            .to_string();
+        assert_eq!(s.matches("an earlier write").count(), 1, "{s}");
+    }
 }

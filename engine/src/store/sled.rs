@@ -22,7 +22,10 @@ const SCHEMA: &str = "1";
 
 impl From<::sled::Error> for JournalError {
     fn from(e: ::sled::Error) -> JournalError {
-        JournalError::Storage(e.to_string())
+        match &e {
+            ::sled::Error::Io(io) => JournalError::of_io(io),
+            _ => JournalError::Storage(e.to_string()),
+        }
     }
 }
 
@@ -50,7 +53,7 @@ pub struct SledStore {
 impl SledStore {
     /// Whether a journal was ever created in `dir`.
     pub fn exists(dir: &Path) -> bool {
-        dir.join("db").exists()
+        dir.join("db").exists() || dir.join("runs.mark").exists()
     }
 
     /// Open (or create) the store in `dir`.
@@ -87,6 +90,7 @@ impl SledStore {
             }
             Err(TryLockError::Error(e)) => return Err(open_err(e.to_string())),
         }
+        let existed = Self::exists(dir);
         let config = ::sled::Config::new()
             .path(dir.join("db"))
             .mode(::sled::Mode::LowSpace)
@@ -105,13 +109,62 @@ impl SledStore {
                 {
                     std::thread::sleep(std::time::Duration::from_millis(10));
                 }
+                Err(::sled::Error::Io(io))
+                    if matches!(JournalError::of_io(&io), JournalError::DiskFull { .. }) =>
+                {
+                    return Err(JournalError::of_io(&io))
+                }
+                Err(::sled::Error::Corruption { at, .. }) => {
+                    return Err(JournalError::Damaged {
+                        dir: dir.to_path_buf(),
+                        found: format!(
+                            "sled found damaged data{}",
+                            at.map(|a| format!(" at {a:?}")).unwrap_or_default()
+                        ),
+                        running: crate::live::LiveDir::new(dir)
+                            .all()
+                            .iter()
+                            .map(|s| format!("{} ({})", s.run_id, s.runbook))
+                            .collect(),
+                    })
+                }
                 Err(e) => return Err(open_err(e.to_string())),
             }
         };
         let schema = Key::Meta("schema".into()).encode();
+        let damaged = |found: String| JournalError::Damaged {
+            dir: dir.to_path_buf(),
+            found,
+            running: crate::live::LiveDir::new(dir)
+                .all()
+                .iter()
+                .map(|s| format!("{} ({})", s.run_id, s.runbook))
+                .collect(),
+        };
+        let marked = read_mark(dir);
         if db.get(&schema)?.is_none() {
+            if existed || marked > 0 {
+                // sled reads its log up to the first damaged entry: a journal that had
+                // entries and now has none was cut at its start.
+                return Err(damaged(if marked > 0 {
+                    format!("its database holds no readable entry, though runs r-1..r-{marked} were created in it")
+                } else {
+                    "its database holds no readable entry, though it had some".into()
+                }));
+            }
             db.insert(schema, SCHEMA.as_bytes())?;
             db.flush()?;
+        }
+        let counter = Key::Meta("next_run_id".into()).encode();
+        let last = Self::next_id(db.get(&counter)?.as_deref()) - 1;
+        if marked > last {
+            return Err(damaged(format!(
+                "run{} r-{}{} {} created but cannot be read (the database was cut at a damaged entry)",
+                if marked > last + 1 { "s" } else { "" },
+                last + 1,
+                if marked > last + 1 { format!("..r-{marked}") } else { String::new() },
+                if marked > last + 1 { "were" } else { "was" },
+            )));
         }
         Ok(SledStore {
             db,
@@ -137,6 +190,25 @@ impl SledStore {
             .unwrap_or(0)
             + 1
     }
+}
+
+/// The highest run id ever created, kept beside sled (`runs.mark`): a run sled can no
+/// longer read, though it was created, tells a damaged database from an empty one.
+fn read_mark(dir: &Path) -> u64 {
+    std::fs::read_to_string(dir.join("runs.mark"))
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn write_mark(dir: &Path, id: u64) -> Result<(), JournalError> {
+    use std::io::Write;
+    let tmp = dir.join("runs.mark.tmp");
+    let mut f = File::create(&tmp).map_err(|e| JournalError::of_io(&e))?;
+    f.write_all(id.to_string().as_bytes())
+        .and_then(|()| f.sync_data())
+        .map_err(|e| JournalError::of_io(&e))?;
+    std::fs::rename(&tmp, dir.join("runs.mark")).map_err(|e| JournalError::of_io(&e))
 }
 
 type TxResult<T> = Result<T, ConflictableTransactionError<JournalError>>;
@@ -208,6 +280,7 @@ impl Store for SledStore {
         });
         let id = settle(result)?;
         self.db.flush()?;
+        write_mark(&self.dir, id.0)?;
         Ok((id, Lease::default()))
     }
 

@@ -136,6 +136,7 @@ pub async fn run(env_file: &Path, yaml: &str, params: &[(&str, &str)]) -> (Outco
             env,
             params,
             secrets,
+            program: None,
         },
     )
     .await
