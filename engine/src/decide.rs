@@ -321,6 +321,7 @@ mod tests {
             effect,
             prepared: Default::default(),
             calls: Vec::new(),
+            timeout_ms: None,
             at: 1,
         }
     }

@@ -138,6 +138,9 @@ pub enum Event {
         /// The calls this attempt makes, as the plan showed them (`Action::describe`).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         calls: Vec<String>,
+        /// The step's timeout for this attempt (its effect and postcondition).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_ms: Option<u64>,
         at: u64,
     },
     StepSucceeded {

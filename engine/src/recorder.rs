@@ -3,6 +3,7 @@
 //! of concurrent fan-out items are serialised here, so sequence numbers follow the
 //! order in which they became durable.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -143,6 +144,14 @@ impl Recorder {
                 }
             }
         }
+    }
+
+    /// The runbook's step ids, for the live snapshot (readers show the pending ones).
+    pub fn set_order(&self, order: Vec<String>, titles: BTreeMap<String, String>) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.state.order = order;
+        inner.state.titles = titles;
+        self.dirty.store(true, Ordering::Release);
     }
 
     /// What step (or item) `label` is waiting for now, for the live snapshot only (not

@@ -30,7 +30,18 @@ pub struct Review {
     pub started_at: u64,
     /// The last event's time.
     pub updated_at: u64,
+    /// When this review was made: now for a run in progress, else its last event.
+    pub as_of: u64,
+    /// From the start to `as_of`.
     pub duration_ms: u64,
+    /// Of that, the time the run sat halted (or failed) waiting for a person.
+    pub halted_ms: u64,
+    /// The stretches the run sat halted: from the halt to the resume (to `as_of`
+    /// while it still waits).
+    pub halted: Vec<Span>,
+    /// What happened, in a few lines: how it ended, each halt and who resumed it,
+    /// failed attempts, overrides, an abort.
+    pub summary: Vec<String>,
     /// The step in progress, what it waits for and its last observation (a live run).
     pub current: Option<String>,
     pub waiting: Vec<String>,
@@ -41,6 +52,19 @@ pub struct Review {
     pub steps: Vec<StepView>,
     /// Every event, in order (empty when only a live snapshot could be read).
     pub timeline: Vec<Moment>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct Span {
+    pub from: u64,
+    pub to: u64,
+}
+
+impl Span {
+    /// How much of `[a, b)` this span covers.
+    pub fn overlap(&self, a: u64, b: u64) -> u64 {
+        b.min(self.to).saturating_sub(a.max(self.from))
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -74,7 +98,11 @@ pub struct StepView {
     pub attempts: u32,
     pub started_at: Option<u64>,
     pub ended_at: Option<u64>,
+    /// From its start to its end (to `as_of` while it runs), less the time the run sat
+    /// halted in between.
     pub duration_ms: Option<u64>,
+    /// The timeout of its last attempt.
+    pub timeout_ms: Option<u64>,
     /// The calls of its last attempt, as planned.
     pub calls: Vec<String>,
     /// What it waited for after its effect, for how long.
@@ -98,6 +126,9 @@ pub struct Moment {
     pub text: String,
     /// A halt, a refusal, an operator's decision or an override: marked on the chart.
     pub mark: Option<&'static str>,
+    /// How many events this line stands for (a guard checked before each item of a
+    /// fan-out is one line).
+    pub count: u32,
 }
 
 fn who(a: &Actor) -> String {
@@ -120,12 +151,24 @@ fn label(step: &str, item: Option<&str>) -> String {
 }
 
 /// Build the review of run `state` (its events, when they could be read; the order of
-/// its steps, from the pinned runbook; titles by id).
+/// its steps, from the pinned runbook; titles by id) as of its last event.
 pub fn build(
     state: &RunState,
     events: &[Event],
     order: &[String],
     titles: &std::collections::BTreeMap<String, String>,
+) -> Review {
+    build_at(state, events, order, titles, None)
+}
+
+/// The same, as of `now` for a run still in progress (its time and its running step's
+/// keep counting).
+pub fn build_at(
+    state: &RunState,
+    events: &[Event],
+    order: &[String],
+    titles: &std::collections::BTreeMap<String, String>,
+    now: Option<u64>,
 ) -> Review {
     let start = state.created_at;
     let mut steps: Vec<StepView> = Vec::new();
@@ -148,14 +191,28 @@ pub fn build(
     }
     let mut people = vec![hand("started", &state.created_by, start, None)];
     let mut timeline = Vec::with_capacity(events.len());
+    let mut folded = std::collections::HashMap::new();
     for e in events {
         enrich(&mut steps, e);
         if let Some(h) = person(e) {
             people.push(h);
         }
-        timeline.push(moment(e, start));
+        push_moment(&mut timeline, &mut folded, e, start);
     }
     let end = state.updated_at.max(start);
+    let as_of = match now {
+        Some(n) if !state.status.is_final() => n.max(end),
+        _ => end,
+    };
+    let halted = halted_spans(events, as_of);
+    for s in &mut steps {
+        active_time(s, &halted, as_of);
+        for i in &mut s.items {
+            active_time(i, &halted, as_of);
+        }
+    }
+    let halted_ms = halted.iter().map(|h| h.to - h.from).sum();
+    let summary = summary(state, events, start, as_of, halted_ms);
     Review {
         format: FORMAT,
         run_id: state.run_id.clone(),
@@ -167,8 +224,15 @@ pub fn build(
         params: shown_params(state),
         started_at: start,
         updated_at: end,
-        duration_ms: end - start,
-        current: state.current.clone().filter(|_| !state.status.is_final()),
+        as_of,
+        duration_ms: as_of - start,
+        halted_ms,
+        halted,
+        summary,
+        current: state
+            .current
+            .clone()
+            .filter(|_| state.status == crate::state::RunStatus::Running),
         waiting: state
             .waiting
             .iter()
@@ -217,10 +281,8 @@ fn step_view(id: &str, p: Option<&Progress>, title: Option<&String>) -> StepView
         attempts: p.attempts,
         started_at: p.started_at,
         ended_at: p.ended_at,
-        duration_ms: p
-            .started_at
-            .zip(p.ended_at)
-            .map(|(a, b)| b.saturating_sub(a)),
+        duration_ms: None,
+        timeout_ms: p.timeout_ms,
         calls: Vec::new(),
         waited: Vec::new(),
         failures: Vec::new(),
@@ -251,10 +313,17 @@ fn view_of<'a>(
 fn enrich(steps: &mut [StepView], e: &Event) {
     match e {
         Event::StepStarted {
-            step, item, calls, ..
-        } if !calls.is_empty() => {
+            step,
+            item,
+            calls,
+            timeout_ms,
+            ..
+        } => {
             if let Some(v) = view_of(steps, step, item.as_deref()) {
-                v.calls = calls.clone();
+                if !calls.is_empty() {
+                    v.calls = calls.clone();
+                }
+                v.timeout_ms = *timeout_ms;
             }
         }
         Event::StepSucceeded {
@@ -336,6 +405,227 @@ fn moment(e: &Event, start: u64) -> Moment {
         step,
         text,
         mark,
+        count: 1,
+    }
+}
+
+/// Add an event's line. A guard checked before each item of a fan-out is one line for
+/// all its items (`folded`: the line of each (guard, step) so far), with the first
+/// item's evidence.
+fn push_moment(
+    timeline: &mut Vec<Moment>,
+    folded: &mut std::collections::HashMap<(String, String), usize>,
+    e: &Event,
+    start: u64,
+) {
+    if let Event::GuardPassed {
+        guard,
+        step: Some(step),
+        item: Some(_),
+        ..
+    } = e
+    {
+        let key = (guard.clone(), step.clone());
+        if let Some(&at) = folded.get(&key) {
+            let line = &mut timeline[at];
+            line.count += 1;
+            let head = format!("guard `{guard}` held before `{step}`");
+            let evidence = line
+                .text
+                .split_once(": ")
+                .map(|(_, rest)| format!(": {rest}"))
+                .unwrap_or_default();
+            line.text = format!("{head} on each of {} items{evidence}", line.count);
+            return;
+        }
+        folded.insert(key, timeline.len());
+    }
+    timeline.push(moment(e, start));
+}
+
+/// When the run sat halted or failed, waiting for a person: from each stop to the
+/// resume (or abort) that followed it, or to `as_of`.
+fn halted_spans(events: &[Event], as_of: u64) -> Vec<Span> {
+    let mut out = Vec::new();
+    let mut open: Option<u64> = None;
+    for e in events {
+        match e {
+            Event::Halted { at, .. } | Event::RunFailed { at, .. } => {
+                open.get_or_insert(*at);
+            }
+            Event::Resumed { at, .. } | Event::Aborted { at, .. } => {
+                if let Some(from) = open.take() {
+                    out.push(Span { from, to: *at });
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(from) = open {
+        out.push(Span {
+            from,
+            to: as_of.max(from),
+        });
+    }
+    out
+}
+
+/// A step's time from start to end (or `as_of`), less what the run spent halted.
+fn active_time(v: &mut StepView, halted: &[Span], as_of: u64) {
+    let Some(a) = v.started_at else {
+        return;
+    };
+    let running = v.status == StepStatus::Running;
+    let b = match v.ended_at {
+        Some(b) => b,
+        None if running => as_of,
+        None => return,
+    };
+    let idle: u64 = halted.iter().map(|h| h.overlap(a, b)).sum();
+    v.duration_ms = Some(b.saturating_sub(a).saturating_sub(idle));
+}
+
+/// What happened, for the top of the report.
+fn summary(
+    state: &RunState,
+    events: &[Event],
+    start: u64,
+    as_of: u64,
+    halted_ms: u64,
+) -> Vec<String> {
+    let ms = |a: u64| fmt_ms(a.saturating_sub(start));
+    use crate::state::RunStatus;
+    let total = fmt_ms(as_of - start);
+    let mut first = match state.status {
+        RunStatus::Running => format!("running for {total}"),
+        RunStatus::Halted | RunStatus::Failed => {
+            let since = halted_since(events).unwrap_or(as_of);
+            format!(
+                "{}, waiting for a person for {} ({total} since the start)",
+                state.status.as_str(),
+                fmt_ms(as_of.saturating_sub(since))
+            )
+        }
+        st => format!("{} after {total}", st.as_str()),
+    };
+    if halted_ms > 0 && !matches!(state.status, RunStatus::Halted | RunStatus::Failed) {
+        first.push_str(&format!(
+            " ({} of it halted, waiting for a person)",
+            fmt_ms(halted_ms)
+        ));
+    }
+    let mut out = vec![first];
+    let mut halt: Option<String> = None;
+    // Failed attempts per step or item, in the order first seen.
+    let mut failed: Vec<(String, u32)> = Vec::new();
+    for e in events {
+        match e {
+            Event::Halted {
+                step,
+                item,
+                kind,
+                at,
+                ..
+            } => {
+                let place = step
+                    .as_deref()
+                    .map(|s| format!(" at `{}`", label(s, item.as_deref())))
+                    .unwrap_or_default();
+                halt = Some(format!("halted{place} at +{} ({})", ms(*at), kind.as_str()));
+            }
+            Event::RunFailed { step, at, .. } => {
+                halt = Some(format!("failed at `{step}` at +{}", ms(*at)));
+            }
+            Event::Resumed {
+                by,
+                took_over_from,
+                at,
+                ..
+            } => {
+                if let Some(h) = halt.take() {
+                    out.push(format!(
+                        "{h}; {} by {} at +{}",
+                        if took_over_from.is_some() {
+                            "taken over"
+                        } else {
+                            "resumed"
+                        },
+                        who(by),
+                        ms(*at)
+                    ));
+                }
+            }
+            Event::Aborted { by, reason, at } => {
+                if let Some(h) = halt.take() {
+                    out.push(h);
+                }
+                out.push(format!("aborted by {} at +{}: {reason}", who(by), ms(*at)));
+            }
+            Event::StepFailed { step, item, .. } => {
+                let l = label(step, item.as_deref());
+                match failed.iter_mut().find(|(k, _)| *k == l) {
+                    Some((_, n)) => *n += 1,
+                    None => failed.push((l, 1)),
+                }
+            }
+            Event::GuardOverridden {
+                guard, reason, by, ..
+            } => out.push(format!(
+                "guard `{guard}` overridden by {}: {reason}",
+                who(by)
+            )),
+            Event::Refused { guard, reason, .. } => out.push(format!(
+                "refused by guard `{guard}`, nothing done: {reason}"
+            )),
+            _ => {}
+        }
+    }
+    if let Some(h) = halt {
+        out.push(format!("{h}; not resumed"));
+    }
+    if !failed.is_empty() {
+        let total: u32 = failed.iter().map(|(_, n)| n).sum();
+        let shown: Vec<String> = failed
+            .iter()
+            .take(5)
+            .map(|(l, n)| format!("`{l}` ×{n}"))
+            .collect();
+        out.push(format!(
+            "{total} failed attempt{}: {}{}",
+            if total == 1 { "" } else { "s" },
+            shown.join(", "),
+            if failed.len() > 5 { ", …" } else { "" }
+        ));
+    }
+    out
+}
+
+/// When the run last stopped for a person (a halt or a failure not resumed since).
+fn halted_since(events: &[Event]) -> Option<u64> {
+    let mut since = None;
+    for e in events {
+        match e {
+            Event::Halted { at, .. } | Event::RunFailed { at, .. } => {
+                since.get_or_insert(*at);
+            }
+            Event::Resumed { .. } => since = None,
+            _ => {}
+        }
+    }
+    since
+}
+
+/// A duration in words (the renderers have their own; this one is for the summary).
+fn fmt_ms(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    } else {
+        match (ms % 60_000) / 1000 {
+            0 => format!("{} min", ms / 60_000),
+            s => format!("{} min {s} s", ms / 60_000),
+        }
     }
 }
 
@@ -510,5 +800,141 @@ fn run_said(e: &Event) -> Said {
             Some("decision"),
         ),
         _ => (None, e.kind().to_string(), None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Actor;
+    use crate::model::Effect;
+
+    fn created(at: u64) -> Event {
+        Event::RunCreated {
+            runbook: "t".into(),
+            title: "t".into(),
+            origin: "t".into(),
+            source: String::new(),
+            source_hash: String::new(),
+            params: Default::default(),
+            secret_params: vec![],
+            env_file: None,
+            env_digest: String::new(),
+            lab: false,
+            program: None,
+            by: Actor::default(),
+            at,
+        }
+    }
+
+    fn started(step: &str, item: Option<&str>, at: u64) -> Event {
+        Event::StepStarted {
+            step: step.into(),
+            item: item.map(Into::into),
+            attempt: 1,
+            effect: Effect::Idempotent,
+            prepared: Default::default(),
+            calls: vec![],
+            timeout_ms: Some(5_000),
+            at,
+        }
+    }
+
+    fn guard(step: &str, item: &str, at: u64) -> Event {
+        Event::GuardPassed {
+            guard: "g".into(),
+            step: Some(step.into()),
+            item: Some(item.into()),
+            observation: serde_json::json!({"summary": format!("fine for {item}")}),
+            at,
+        }
+    }
+
+    #[test]
+    fn a_steps_time_leaves_out_the_halt_and_the_summary_says_who_resumed() {
+        let events = vec![
+            created(0),
+            started("wait", None, 100),
+            Event::Halted {
+                step: Some("wait".into()),
+                item: None,
+                kind: HaltKind::Postcondition,
+                reason: "not yet".into(),
+                at: 1_100,
+            },
+            Event::Resumed {
+                by: Actor {
+                    operator: "bob".into(),
+                    host: "bastion".into(),
+                    pid: 7,
+                },
+                runbook_changed: false,
+                took_over_from: None,
+                at: 31_100,
+            },
+            Event::StepSucceeded {
+                step: "wait".into(),
+                item: None,
+                outputs: Default::default(),
+                observation: None,
+                note: None,
+                waited: None,
+                at: 32_100,
+            },
+            Event::Completed { at: 32_200 },
+        ];
+        let state = RunState::fold("r-1", &events);
+        let r = build(&state, &events, &["wait".into()], &Default::default());
+        assert_eq!(
+            r.halted,
+            vec![Span {
+                from: 1_100,
+                to: 31_100
+            }]
+        );
+        assert_eq!(r.halted_ms, 30_000);
+        // 100 → 32,100 is 32 s, of which 30 s the run sat halted.
+        assert_eq!(r.steps[0].duration_ms, Some(2_000));
+        assert_eq!(r.steps[0].timeout_ms, Some(5_000));
+        assert_eq!(
+            r.summary,
+            vec![
+                "completed after 32.2 s (30.0 s of it halted, waiting for a person)".to_string(),
+                "halted at `wait` at +1.1 s (postcondition not met); resumed by bob@bastion at +31.1 s"
+                    .to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_running_run_is_reviewed_as_of_now_and_a_fanouts_guard_checks_are_one_line() {
+        let mut events = vec![created(0), started("clear", None, 10)];
+        for (i, item) in ["a", "b", "c"].iter().enumerate() {
+            events.push(guard("clear", item, 20 + i as u64));
+            events.push(started("clear", Some(item), 30 + i as u64));
+        }
+        let state = RunState::fold("r-1", &events);
+        let r = build_at(
+            &state,
+            &events,
+            &["clear".into()],
+            &Default::default(),
+            Some(9_000),
+        );
+        assert_eq!((r.as_of, r.duration_ms), (9_000, 9_000));
+        assert_eq!(r.summary[0], "running for 9.0 s");
+        assert_eq!(r.current.as_deref(), Some("clear"));
+        assert_eq!(r.steps[0].duration_ms, Some(8_990), "it keeps counting");
+        let guards: Vec<&Moment> = r
+            .timeline
+            .iter()
+            .filter(|m| m.event == "guard_passed")
+            .collect();
+        assert_eq!(guards.len(), 1, "{guards:?}");
+        assert_eq!(guards[0].count, 3);
+        assert_eq!(
+            guards[0].text,
+            "guard `g` held before `clear` on each of 3 items: fine for a"
+        );
     }
 }

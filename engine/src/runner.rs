@@ -396,6 +396,15 @@ async fn drive(
     params: Json,
     actor: Actor,
 ) -> Result<Outcome, RunError> {
+    recorder.set_order(
+        runbook.steps.iter().map(|s| s.id.clone()).collect(),
+        runbook
+            .steps
+            .iter()
+            .filter(|s| !s.title.is_empty())
+            .map(|s| (s.id.clone(), s.title.clone()))
+            .collect(),
+    );
     let reading = services.registry.history();
     let history = if runbook.uses_history {
         history(recorder.journal(), Some(recorder.run_id()), &env, reading)?

@@ -82,6 +82,9 @@ pub struct Progress {
     pub started_at: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended_at: Option<u64>,
+    /// The timeout of its last attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -147,6 +150,13 @@ pub struct RunState {
     /// item, `step[item]`) is waiting for, and what its last check saw.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub waiting: BTreeMap<String, String>,
+    /// Live snapshots only: the runbook's step ids in order (a reader that cannot open
+    /// the journal still shows the steps not started yet).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub order: Vec<String>,
+    /// Live snapshots only: the steps' titles, by id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub titles: BTreeMap<String, String>,
 }
 
 /// `operator@host`.
@@ -223,6 +233,7 @@ impl RunState {
                 attempt,
                 prepared,
                 effect,
+                timeout_ms,
                 at,
                 ..
             } => {
@@ -246,6 +257,7 @@ impl RunState {
                     p.prepared = prepared.clone();
                 }
                 p.started_at.get_or_insert(*at);
+                p.timeout_ms = *timeout_ms;
             }
             Event::StepSucceeded {
                 step,
@@ -459,6 +471,7 @@ mod tests {
             effect: Effect::Destructive,
             prepared: json!({"previous": 3}).as_object().unwrap().clone(),
             calls: Vec::new(),
+            timeout_ms: None,
             at: 1,
         }
     }

@@ -230,13 +230,53 @@ fn list(config: &Config) -> Result<String, String> {
         }
         Some(Err(e)) => return Err(e.to_string()),
     };
-    out.push_str("<table><tr><th>run</th><th>runbook</th><th>status</th><th>operator</th><th>started</th><th>stopped at</th></tr>");
+    // Who holds which site, and how long the driver's lease has left (a database
+    // journal), by run.
+    let locks = match crate::review::journal(config) {
+        Some(Ok(j)) => j.locks().unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    out.push_str("<table><tr><th>run</th><th>runbook</th><th>direction</th><th>status</th><th>started by</th><th>driver and lease</th><th>started</th><th>duration</th><th>stopped at</th></tr>");
     for r in runs.iter().rev() {
+        let held: Vec<&(String, engine::lock::LockRecord)> =
+            locks.iter().filter(|(_, l)| l.run_id == r.run_id).collect();
+        let driver = if held.is_empty() {
+            esc(&r.driver)
+        } else {
+            let sites: Vec<&str> = held.iter().map(|(s, _)| s.as_str()).collect();
+            let lease = held[0].1.lease_ms.map(|ms| {
+                if ms >= 0 {
+                    format!("; lease {} left", crate::review::duration(ms as u64))
+                } else {
+                    format!(
+                        "; lease expired {} ago",
+                        crate::review::duration(ms.unsigned_abs())
+                    )
+                }
+            });
+            format!(
+                "{}<div class=\"muted\">holds {}{}</div>",
+                esc(&r.driver),
+                esc(&sites.join(", ")),
+                esc(&lease.unwrap_or_default())
+            )
+        };
+        let end = if r.status == engine::state::RunStatus::Running {
+            now
+        } else {
+            r.updated_at
+        };
         out.push_str(&format!(
-            r#"<tr><td><a href="/runs/{id}">{id}</a></td><td>{}</td><td><span class="status {st}">{st}</span></td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
+            r#"<tr><td><a href="/runs/{id}">{id}</a></td><td>{}{}</td><td>{}</td><td><span class="status {st}">{st}</span></td><td>{}</td><td>{driver}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
             esc(&r.runbook),
+            if r.forced { r#" <span class="forced" title="a safety guard was overridden">forced</span>"# } else { "" },
+            esc(r.direction.as_deref().unwrap_or("")),
             esc(&if r.host.is_empty() { r.operator.clone() } else { format!("{}@{}", r.operator, r.host) }),
             esc(&crate::review::utc(r.created_at)),
+            esc(&crate::review::duration(end.saturating_sub(r.created_at))),
             esc(r.halted_at.as_deref().unwrap_or("")),
             id = r.run_id,
             st = r.status.as_str(),
@@ -258,9 +298,24 @@ async fn review_of(config: Shared, id: String) -> Result<Review, Response> {
 /// Replaces the live parts as updates arrive; without it the page is complete as sent.
 const LIVE_SCRIPT: &str = r#"<script>
 (function () {
+  // Durations of a run in progress keep counting between updates: each `.tick` is
+  // advanced from the value it was served with.
+  var base = Date.now();
+  function fmt(ms) {
+    if (ms < 1000) return ms + " ms";
+    if (ms < 60000) return (ms / 1000).toFixed(1) + " s";
+    return Math.floor(ms / 60000) + " min " + Math.floor((ms % 60000) / 1000) + " s";
+  }
+  setInterval(function () {
+    var d = Date.now() - base;
+    var ticks = document.querySelectorAll(".tick");
+    for (var i = 0; i < ticks.length; i++) {
+      ticks[i].textContent = fmt(parseInt(ticks[i].getAttribute("data-ms"), 10) + d);
+    }
+  }, 1000);
   if (!window.EventSource) return;
   var es = new EventSource(location.pathname + "/events");
-  es.addEventListener("live", function (e) { document.getElementById("live").innerHTML = e.data; });
+  es.addEventListener("live", function (e) { document.getElementById("live").innerHTML = e.data; base = Date.now(); });
   es.addEventListener("record", function (e) { document.getElementById("record").innerHTML = e.data; });
   es.addEventListener("end", function () { es.close(); });
 })();

@@ -222,6 +222,7 @@ mod tests {
                 effect: Effect::Idempotent,
                 prepared: Default::default(),
                 calls: Vec::new(),
+                timeout_ms: None,
                 at: 2,
             });
             events.push(Event::StepSucceeded {

@@ -27,15 +27,19 @@ pub fn esc(s: &str) -> String {
 }
 
 pub const STYLE: &str = "
-body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:1.5em auto;max-width:1000px;color:#1b1f24;padding:0 1em}
+body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:1.5em auto;max-width:1360px;color:#1b1f24;padding:0 1em}
 h1{font-size:1.4em;margin:.2em 0}h2{font-size:1.1em;margin-top:1.6em;border-bottom:1px solid #d0d7de}
-table{border-collapse:collapse;width:100%;margin:.4em 0}td,th{border:1px solid #d0d7de;padding:3px 6px;text-align:left;vertical-align:top}
-th{background:#f6f8fa}code{font:12px ui-monospace,Menlo,monospace;background:#f6f8fa;padding:0 3px;border-radius:3px}
-.status{display:inline-block;padding:1px 8px;border-radius:10px;color:#fff;font-weight:600}
-.completed,.succeeded{background:#1a7f37}.running{background:#0969da}.halted,.pending{background:#9a6700}
-.failed,.refused,.aborted{background:#cf222e}.skipped{background:#6e7781}
+table{border-collapse:collapse;width:100%;margin:.4em 0}td,th{border:1px solid #d0d7de;padding:3px 6px;text-align:left;vertical-align:top;overflow-wrap:break-word}
+table.steps,table.events{table-layout:fixed}table.events col.utc{width:15em}table.events col.off{width:6.5em}table.events col.ev{width:11em}table.steps col.n{width:3.2em}table.steps col.id{width:24%}table.steps col.st{width:8.6em}table.steps col.at{width:6.6em}table.steps col.du{width:8em}
+th{background:#f6f8fa}code{font:12px ui-monospace,Menlo,monospace;background:#f6f8fa;padding:0 3px;border-radius:3px;overflow-wrap:anywhere;word-break:break-word}
+.status{display:inline-block;white-space:nowrap;padding:1px 8px;border-radius:10px;color:#fff;font-weight:600}
+.completed,.succeeded{background:#1a7f37}.running{background:#0969da}.halted{background:#9a6700}.pending{background:#afb8c1}
+.failed,.aborted{background:#cf222e}.refused{background:#8250df}.skipped{background:#6e7781}
+tr.is-pending td{color:#8c959f}tr.is-pending code{color:#8c959f}
+.forced{color:#cf222e;font-weight:600}.muted{color:#57606a}
 .stop{border-left:4px solid #cf222e;background:#fff5f5;padding:.5em .8em;margin:.8em 0}
 .wait{border-left:4px solid #0969da;background:#f3f8ff;padding:.5em .8em;margin:.8em 0}
+.story{border-left:4px solid #8c959f;background:#f6f8fa;padding:.4em .8em .4em 2em;margin:.8em 0}
 svg text{font:11px system-ui,sans-serif}
 @media print{body{max-width:none;margin:0}h2{break-after:avoid}tr,svg{break-inside:avoid}.noprint{display:none}}
 ";
@@ -47,6 +51,19 @@ fn status_class(s: StepStatus) -> &'static str {
         StepStatus::Succeeded => "succeeded",
         StepStatus::Failed => "failed",
         StepStatus::Skipped => "skipped",
+    }
+}
+
+/// A duration that keeps counting on the live page while the run is in progress (its
+/// script advances every `.tick` from the value it was served with).
+fn ticking(ms: u64, live: bool) -> String {
+    if live {
+        format!(
+            r#"<span class="tick" data-ms="{ms}">{}</span>"#,
+            esc(&duration(ms))
+        )
+    } else {
+        esc(&duration(ms))
     }
 }
 
@@ -71,6 +88,7 @@ pub fn gantt(r: &Review) -> String {
     let (label_w, chart_w, row_h, top) = (230.0, 700.0, 20.0, 24.0);
     let height = top + row_h * rows.len() as f64 + 8.0;
     let span = r.duration_ms.max(1) as f64;
+    let running = r.status == "running";
     let x = |ms: u64| label_w + chart_w * (ms.saturating_sub(r.started_at) as f64 / span).min(1.0);
     let mut svg = String::new();
     let _ = write!(
@@ -100,25 +118,44 @@ pub fn gantt(r: &Review) -> String {
             esc(&name)
         );
         if let Some(start) = s.started_at {
-            let end = s.ended_at.unwrap_or(r.updated_at).max(start);
-            let (x0, x1) = (x(start), x(end));
-            let _ = write!(
-                svg,
-                r#"<rect x="{x0:.1}" y="{}" width="{:.1}" height="{}" rx="2" fill="{}"><title>{}</title></rect>"#,
-                y + 3.0,
-                (x1 - x0).max(2.0),
-                row_h - 6.0,
-                bar_color(s.status),
-                esc(&format!(
-                    "{}: {} {}",
-                    s.id,
-                    status_class(s.status),
-                    s.duration_ms
-                        .map(duration)
-                        .unwrap_or_else(|| "in progress".into())
-                ))
-            );
+            let end = match s.ended_at {
+                Some(e) => e,
+                None if running && s.status == StepStatus::Running => r.as_of,
+                None => r.updated_at,
+            }
+            .max(start);
+            let tip = esc(&format!(
+                "{}: {} {}",
+                s.id,
+                status_class(s.status),
+                s.duration_ms
+                    .map(duration)
+                    .unwrap_or_else(|| "in progress".into())
+            ));
+            // One bar per stretch the step was active: never over the time the run
+            // sat halted.
+            for (a, b) in active_stretches(start, end, &r.halted) {
+                let (x0, x1) = (x(a), x(b));
+                let _ = write!(
+                    svg,
+                    r#"<rect x="{x0:.1}" y="{}" width="{:.1}" height="{}" rx="2" fill="{}"><title>{tip}</title></rect>"#,
+                    y + 3.0,
+                    (x1 - x0).max(2.0),
+                    row_h - 6.0,
+                    bar_color(s.status),
+                );
+            }
         }
+    }
+    for h in &r.halted {
+        let (x0, x1) = (x(h.from), x(h.to));
+        let _ = write!(
+            svg,
+            r##"<g class="halted"><title>halted {}: waiting for a person</title><rect x="{x0:.1}" y="{top}" width="{:.1}" height="{}" fill="#cf222e" fill-opacity="0.08"/></g>"##,
+            esc(&duration(h.to - h.from)),
+            (x1 - x0).max(1.0),
+            height - top
+        );
     }
     for m in r.timeline.iter().filter(|m| m.mark.is_some()) {
         let color = if m.mark == Some("halt") {
@@ -139,18 +176,40 @@ pub fn gantt(r: &Review) -> String {
     svg
 }
 
+/// `[a, b)` less the halted stretches.
+fn active_stretches(a: u64, b: u64, halted: &[engine::review::Span]) -> Vec<(u64, u64)> {
+    let mut out = vec![(a, b)];
+    for h in halted {
+        out = out
+            .into_iter()
+            .flat_map(|(x, y)| {
+                if h.to <= x || h.from >= y {
+                    vec![(x, y)]
+                } else {
+                    [(x, h.from.max(x)), (h.to.min(y), y)]
+                        .into_iter()
+                        .filter(|(p, q)| q > p)
+                        .collect()
+                }
+            })
+            .collect();
+    }
+    out
+}
+
 fn steps_table(out: &mut String, r: &Review) {
-    out.push_str("<table><tr><th>#</th><th>step</th><th>status</th><th>attempts</th><th>duration</th><th>calls, waits, failures</th></tr>");
+    out.push_str(r#"<table class="steps"><colgroup><col class="n"><col class="id"><col class="st"><col class="at"><col class="du"><col></colgroup><tr><th>#</th><th>step</th><th>status</th><th>attempts</th><th>duration</th><th>calls, waits, failures</th></tr>"#);
+    let live = r.status == "running";
     for (i, s) in r.steps.iter().enumerate() {
-        step_row(out, &(i + 1).to_string(), s);
+        step_row(out, &(i + 1).to_string(), s, live);
         for (j, item) in s.items.iter().enumerate() {
-            step_row(out, &format!("{}.{}", i + 1, j + 1), item);
+            step_row(out, &format!("{}.{}", i + 1, j + 1), item, live);
         }
     }
     out.push_str("</table>");
 }
 
-fn step_row(out: &mut String, n: &str, s: &StepView) {
+fn step_row(out: &mut String, n: &str, s: &StepView, live: bool) {
     let mut detail = String::new();
     for c in &s.calls {
         let _ = write!(detail, "<div><code>{}</code></div>", esc(c));
@@ -170,16 +229,29 @@ fn step_row(out: &mut String, n: &str, s: &StepView) {
     if let Some(nt) = &s.note {
         let _ = write!(detail, "<div>{}</div>", esc(nt));
     }
+    let running = s.status == StepStatus::Running;
+    let took = match s.duration_ms {
+        Some(ms) => {
+            let t = ticking(ms, live && running);
+            match (running, s.timeout_ms) {
+                (true, Some(limit)) => format!(
+                    "{t}<div class=\"muted\">timeout {}</div>",
+                    esc(&duration(limit))
+                ),
+                _ => t,
+            }
+        }
+        None => "—".into(),
+    };
     let _ = write!(
         out,
-        r#"<tr><td>{n}</td><td><code>{}</code>{}</td><td><span class="status {cls}">{cls}</span></td><td>{}</td><td>{}</td><td>{detail}</td></tr>"#,
+        r#"<tr class="is-{cls}"><td>{n}</td><td><code>{}</code>{}</td><td><span class="status {cls}">{cls}</span></td><td>{}</td><td>{took}</td><td>{detail}</td></tr>"#,
         esc(&s.id),
         s.title
             .as_ref()
             .map(|t| format!("<br>{}", esc(t)))
             .unwrap_or_default(),
         s.attempts,
-        s.duration_ms.map(duration).unwrap_or_else(|| "—".into()),
         cls = status_class(s.status),
     );
 }
@@ -195,17 +267,32 @@ pub fn live(r: &Review) -> String {
         esc(&r.title),
         st = esc(&r.status)
     );
+    let live = r.status == "running";
     let _ = write!(
         out,
         "<p>started {} · last event {} · {} in all</p>",
         esc(&utc(r.started_at)),
         esc(&utc(r.updated_at)),
-        esc(&duration(r.duration_ms))
+        ticking(r.duration_ms, live)
     );
+    out.push_str(r#"<ul class="story" id="summary">"#);
+    for line in &r.summary {
+        let _ = write!(out, "<li>{}</li>", esc(line));
+    }
+    out.push_str("</ul>");
     if let Some(c) = &r.current {
+        let step = r.steps.iter().find(|s| &s.id == c);
+        let waited = step
+            .and_then(|s| s.duration_ms)
+            .map(|ms| format!(" · running for {}", ticking(ms, live)))
+            .unwrap_or_default();
+        let limit = step
+            .and_then(|s| s.timeout_ms)
+            .map(|t| format!(" of its timeout {}", esc(&duration(t))))
+            .unwrap_or_default();
         let _ = write!(
             out,
-            r#"<div class="wait" id="current">current step: <code>{}</code>"#,
+            r#"<div class="wait" id="current">current step: <code>{}</code>{waited}{limit}"#,
             esc(c)
         );
         for w in &r.waiting {
@@ -273,7 +360,7 @@ pub fn record(r: &Review) -> String {
             "<p>The run's process holds the journal: its events are shown once it lets go.</p>",
         );
     } else {
-        out.push_str("<table><tr><th>UTC</th><th>since start</th><th>event</th><th></th></tr>");
+        out.push_str(r#"<table class="events"><colgroup><col class="utc"><col class="off"><col class="ev"><col></colgroup><tr><th>UTC</th><th>since start</th><th>event</th><th></th></tr>"#);
         for m in &r.timeline {
             let _ = write!(
                 out,

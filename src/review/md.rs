@@ -59,6 +59,12 @@ fn step_detail(out: &mut String, s: &StepView) {
 pub fn render(r: &Review) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# Run {}: {} — {}\n", r.run_id, r.title, r.status);
+    for line in &r.summary {
+        let _ = writeln!(out, "- {line}");
+    }
+    if !r.summary.is_empty() {
+        out.push('\n');
+    }
     let _ = writeln!(out, "| | |\n|---|---|");
     let _ = writeln!(out, "| runbook | `{}` ({}) |", r.runbook, cell(&r.origin));
     let _ = writeln!(out, "| pinned text | sha256 `{}` |", r.source_hash);

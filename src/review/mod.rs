@@ -52,14 +52,21 @@ pub fn from_journal(journal: &Journal, run: RunId) -> CliResult<Review> {
         }
     }
     let (order, titles) = pinned_steps(journal, run);
-    Ok(engine::review::build(&state, &events, &order, &titles))
+    Ok(engine::review::build_at(
+        &state,
+        &events,
+        &order,
+        &titles,
+        Some(now_ms()),
+    ))
 }
 
-/// The review of run `run` from the journal in use; a sled journal held by a running
-/// process gives its live snapshot (no timeline until the run lets go of it).
-///
-/// # Errors
-/// No journal, unknown run, or an unreadable journal.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// A database journal opened once for a long-lived reader (`serve`): every page and
 /// stream reads through its one connection instead of opening its own.
 static SHARED: std::sync::OnceLock<engine::journal::Journal> = std::sync::OnceLock::new();
@@ -78,6 +85,11 @@ pub fn journal(config: &Config) -> Option<Result<engine::journal::Journal, Journ
     }
 }
 
+/// The review of run `run` from the journal in use; a sled journal held by a running
+/// process gives its live snapshot (no timeline until the run lets go of it).
+///
+/// # Errors
+/// No journal, unknown run, or an unreadable journal.
 pub fn load(config: &Config, run: RunId) -> CliResult<Review> {
     let Some(opened) = journal(config) else {
         return Err(invalid(anyhow::anyhow!(
@@ -92,8 +104,23 @@ pub fn load(config: &Config, run: RunId) -> CliResult<Review> {
                 .live()
                 .and_then(|l| l.read(&run.to_string()))
                 .ok_or_else(|| from_journal_error(JournalError::Busy { holders, dir }))?;
-            let order: Vec<String> = state.steps.keys().cloned().collect();
-            Ok(engine::review::build(&state, &[], &order, &BTreeMap::new()))
+            // The driver publishes its runbook's steps with the snapshot: the pending
+            // ones are shown too.
+            let mut order = state.order.clone();
+            order.extend(
+                state
+                    .steps
+                    .keys()
+                    .filter(|k| !state.order.contains(k))
+                    .cloned(),
+            );
+            Ok(engine::review::build_at(
+                &state,
+                &[],
+                &order,
+                &state.titles,
+                Some(now_ms()),
+            ))
         }
         Err(e) => Err(from_run_error(engine::runner::RunError::Journal(e))),
     }
@@ -117,6 +144,9 @@ pub fn duration(ms: u64) -> String {
     } else if ms < 60_000 {
         format!("{:.1} s", ms as f64 / 1000.0)
     } else {
-        format!("{} min {} s", ms / 60_000, (ms % 60_000) / 1000)
+        match (ms % 60_000) / 1000 {
+            0 => format!("{} min", ms / 60_000),
+            s => format!("{} min {s} s", ms / 60_000),
+        }
     }
 }

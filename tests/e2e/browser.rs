@@ -68,7 +68,7 @@ fn the_run_page_follows_a_lab_run_live_in_chromium() {
         let mut st = l.runbook();
         st.args(["status", "r-2", "--json"]);
         let out = run(st);
-        if out.code == 0 && out.stdout.contains("\"status\":\"running\"") {
+        if out.code == 11 && out.stdout.contains("\"status\":\"running\"") {
             break;
         }
         assert!(
@@ -152,4 +152,74 @@ steps:
     let v: serde_json::Value = serde_json::from_str(&run(j_out).expect(0).stdout).unwrap();
     assert_eq!(v["format"], 1);
     assert_eq!(v["steps"][1]["items"].as_array().unwrap().len(), 2);
+}
+
+const LONG: &str = r#"
+name: long
+title: A long wait between quick steps
+params: { site: { type: string, default: site-a } }
+steps:
+  - id: first
+    title: A quick step
+    action: wait
+    with: { duration: 10ms }
+  - id: soak
+    title: Let the caches settle
+    action: wait
+    with: { duration: 60s }
+    timeout: 2m
+  - id: after
+    action: wait
+    with: { duration: 10ms }
+  - id: last
+    action: wait
+    with: { duration: 10ms }
+"#;
+
+#[test]
+fn the_run_page_lists_pending_steps_and_ticks_at_1400_px_in_chromium() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let rb = write(dir.path(), "long.yaml", LONG);
+    let journal = dir.path().join("j");
+    let mut c = runbook(&journal);
+    c.arg("run").arg(&rb).arg("--yes");
+    let mut driver = spawn(c);
+    let mut serve = runbook(&journal);
+    serve.args(["serve", "--listen", "127.0.0.1:0"]);
+    let (mut server, base) = spawn_serve(serve);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut st = runbook(&journal);
+        st.args(["status", "r-1"]);
+        let out = run(st);
+        if out.code == 11 && out.stdout.contains("running    soak") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "r-1 never reached soak: {out:?}",
+            out = out.stdout
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out_dir = artifacts();
+    let node = std::process::Command::new("node")
+        .current_dir(root.join("tests/browser"))
+        .arg("tick_page.mjs")
+        .args([&base, "r-1"])
+        .arg(&out_dir)
+        .output()
+        .expect("node runs");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&node.stdout),
+        String::from_utf8_lossy(&node.stderr)
+    );
+    let _ = driver.kill();
+    let _ = driver.wait();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(node.status.success(), "the browser checks failed:\n{said}");
+    eprintln!("{said}");
 }

@@ -80,6 +80,11 @@ fn the_markdown_report_reads_as_a_review() {
         "`per-cache[work]`",
         "(decision)",
         "halted (waiting for approval) at `gate`",
+        // The summary on top: what happened, who resumed, the failed attempts.
+        "- completed after ",
+        "of it halted, waiting for a person)",
+        "(waiting for approval); resumed by tester@",
+        "- 1 failed attempt: `configure` ×1",
     ] {
         assert!(md.contains(needed), "missing `{needed}`:\n{md}");
     }

@@ -201,6 +201,7 @@ impl Executor {
             effect: item.effect,
             prepared: prepared.clone(),
             calls: item.action.describe(&item.ctx, &item.args),
+            timeout_ms: Some(item.timeout.as_millis() as u64),
             at: now_ms(),
         })?;
         self.apply(item, attempt, prepared).await

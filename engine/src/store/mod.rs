@@ -47,6 +47,15 @@ pub struct RunSummary {
     pub updated_at: u64,
     pub halted_at: Option<String>,
     pub reason: Option<String>,
+    /// Which way it goes: `primary → secondary` from its parameters, or its `site`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<String>,
+    /// A guard was overridden (`force`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forced: bool,
+    /// The process that last drove it (`operator@host`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub driver: String,
 }
 
 impl RunSummary {
@@ -63,7 +72,21 @@ impl RunSummary {
             updated_at: state.updated_at,
             halted_at: state.halt.as_ref().and_then(|h| h.step.clone()),
             reason: state.halt.as_ref().map(|h| h.reason.clone()),
+            direction: direction(&state.params),
+            forced: !state.overrides.is_empty()
+                || state.params.get("force") == Some(&serde_json::Value::Bool(true)),
+            driver: format!("{}@{}", state.driver.operator, state.driver.host),
         }
+    }
+}
+
+/// `primary → secondary`, or the one site a run names.
+fn direction(params: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
+    let p = |k: &str| params.get(k).and_then(serde_json::Value::as_str);
+    match (p("primary"), p("secondary"), p("site")) {
+        (Some(a), Some(b), _) => Some(format!("{a} → {b}")),
+        (_, _, Some(s)) => Some(s.to_string()),
+        _ => None,
     }
 }
 
