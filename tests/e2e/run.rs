@@ -402,7 +402,7 @@ steps:
     let plan = run(p).expect(0);
     let mut s = runbook(&j);
     s.args(["status", "r-1", "--json"]);
-    let status = run(s).expect(0);
+    let status = run(s).expect(3);
     // resume needs the secret again
     let mut r = runbook(&j);
     r.args(["resume", "r-1", "--approve", "gate"]);

@@ -90,7 +90,6 @@ impl SledStore {
             }
             Err(TryLockError::Error(e)) => return Err(open_err(e.to_string())),
         }
-        let existed = Self::exists(dir);
         let config = ::sled::Config::new()
             .path(dir.join("db"))
             .mode(::sled::Mode::LowSpace)
@@ -143,14 +142,14 @@ impl SledStore {
         };
         let marked = read_mark(dir);
         if db.get(&schema)?.is_none() {
-            if existed || marked > 0 {
+            // (A database created by a process killed before its first flush holds
+            // nothing and is new; only a journal that created runs can be damaged.)
+            if marked > 0 {
                 // sled reads its log up to the first damaged entry: a journal that had
                 // entries and now has none was cut at its start.
-                return Err(damaged(if marked > 0 {
-                    format!("its database holds no readable entry, though runs r-1..r-{marked} were created in it")
-                } else {
-                    "its database holds no readable entry, though it had some".into()
-                }));
+                return Err(damaged(format!(
+                    "its database holds no readable entry, though runs r-1..r-{marked} were created in it"
+                )));
             }
             db.insert(schema, SCHEMA.as_bytes())?;
             db.flush()?;
