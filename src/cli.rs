@@ -37,6 +37,11 @@ pub struct Global {
     /// A directory of runbooks besides the built-in ones
     #[arg(long, global = true, env = "RUNBOOK_DIR", value_name = "DIR")]
     pub runbooks: Option<PathBuf>,
+    /// The procedure pack whose runbooks answer to their bare names (`runbook list`
+    /// shows them) [default: the environment file's `pack:`, else detected from it,
+    /// else keycloak-24]
+    #[arg(long, global = true, env = "RUNBOOK_PACK", value_name = "NAME")]
+    pub pack: Option<String>,
     /// More logs on stderr (-v debug, -vv trace)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -176,21 +181,21 @@ pub struct BenchArgs {
 pub struct CheckArgs {
     /// The primary site, used only when the Route53 failover records cannot be read
     /// (otherwise the PRIMARY record's site is the primary, whatever this says)
-    #[arg(long, default_value = "site-a")]
-    pub primary: String,
+    /// [default: the pack's, site-a for keycloak-24]
+    #[arg(long)]
+    pub primary: Option<String>,
     /// The secondary site, used only when the Route53 failover records cannot be read
-    #[arg(long, default_value = "site-b")]
-    pub secondary: String,
-    /// The Keycloak caches to compare (comma-separated)
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "actionTokens,authenticationSessions,clientSessions,loginFailures,offlineClientSessions,offlineSessions,sessions,work"
-    )]
-    pub caches: Vec<String>,
-    /// The path a failed-over primary's health check points at
-    #[arg(long, default_value = "/health/down")]
-    pub down_path: String,
+    /// [default: the pack's, site-b for keycloak-24]
+    #[arg(long)]
+    pub secondary: Option<String>,
+    /// The Keycloak caches to compare (comma-separated) [default: the pack's, the 8
+    /// caches of the Keycloak 24 guide]
+    #[arg(long, value_delimiter = ',')]
+    pub caches: Option<Vec<String>>,
+    /// The path a failed-over primary's health check points at [default: the pack's,
+    /// /health/down for keycloak-24]
+    #[arg(long)]
+    pub down_path: Option<String>,
     /// Print JSON on stdout
     #[arg(long)]
     pub json: bool,

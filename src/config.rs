@@ -25,6 +25,9 @@ pub struct Config {
     pub catalog: Catalog,
     pub registry: Arc<Registry>,
     pub quiet: bool,
+    /// The procedure pack in use, and why (`--pack`, the environment file, ...).
+    pub pack: &'static crate::packs::Pack,
+    pub pack_chosen: crate::packs::Chosen,
 }
 
 impl Config {
@@ -56,16 +59,33 @@ impl Config {
                 )));
             }
         }
+        let top = g.env_file.as_deref().and_then(env_file_top);
+        let (pack, pack_chosen) = crate::packs::choose(g.pack.as_deref(), top.as_ref())
+            .map_err(|e| invalid(anyhow::anyhow!(e)))?;
         Ok(Config {
+            pack,
+            pack_chosen,
             journal_given: given.is_some(),
             journal,
             journal_db,
             lease_ttl: g.lease_ttl,
             env_file: g.env_file.clone(),
-            catalog: Catalog::new(crate::builtin::runbooks(), g.runbooks.clone()),
+            catalog: Catalog::of_packs(
+                crate::packs::PACKS
+                    .iter()
+                    .map(|p| engine::catalog::BuiltinPack {
+                        name: p.name,
+                        runbooks: p.runbooks.to_vec(),
+                    })
+                    .collect(),
+                pack.name,
+                g.runbooks.clone(),
+            ),
             registry: Arc::new({
                 let mut r = steps::registry();
-                r.set_history(Arc::new(crate::packs::keycloak_24_history::Keycloak24));
+                for p in crate::packs::PACKS {
+                    r.set_history((p.history)());
+                }
                 r
             }),
             quiet: g.quiet,
@@ -101,6 +121,8 @@ impl Config {
             catalog: self.catalog.clone(),
             registry: Arc::clone(&self.registry),
             quiet: self.quiet,
+            pack: self.pack,
+            pack_chosen: self.pack_chosen,
         })
     }
 
@@ -170,6 +192,13 @@ pub fn locate(text: &str) -> CliResult<(Location, Option<pgstore::Target>)> {
 
 /// The environment file's top-level `journal:`, if it has one (the file is read in full,
 /// and checked, later).
+/// The environment file as the step library types it, read before anything else (the
+/// pack to use); a file that does not parse says so later, where it is loaded.
+fn env_file_top(path: &std::path::Path) -> Option<steps::config::EnvFile> {
+    let text = engine::env::read_input(path).ok()?;
+    serde_yaml::from_str(&text).ok()
+}
+
 fn journal_in_env_file(path: &std::path::Path) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct Top {

@@ -40,7 +40,6 @@ macro_rules! eprintln {
     }};
 }
 
-mod builtin;
 mod cli;
 mod commands;
 mod config;

@@ -23,9 +23,28 @@ fn span(from: Option<u64>, to: Option<u64>) -> String {
 }
 
 /// The plan as a person reads it.
-pub fn plan_text(plan: &Plan, s: Style) -> String {
+pub fn plan_text(plan: &Plan, s: Style, in_use: (&str, crate::packs::Chosen)) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "{} — {}", s.bold(&plan.runbook), plan.title);
+    // Which pack's procedure this is, and why that pack.
+    match plan.pack.as_deref().and_then(crate::packs::find) {
+        Some(p) => {
+            let _ = writeln!(
+                o,
+                "pack:   {} ({}: {})",
+                p.describe(),
+                p.title(),
+                if p.name == in_use.0 {
+                    in_use.1.as_str()
+                } else {
+                    "named as PACK/NAME"
+                }
+            );
+        }
+        None => {
+            let _ = writeln!(o, "pack:   none (a runbook file: {})", plan.origin);
+        }
+    }
     if !plan.params.is_empty() {
         let params: Vec<String> = plan
             .params

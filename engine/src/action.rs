@@ -302,8 +302,8 @@ pub struct Registry {
     /// The environment file's schema, from the step library that registered the
     /// actions (each family owns its part); `None`: any section is accepted.
     env_schema: Option<Arc<dyn crate::env::EnvSchema>>,
-    /// The procedure pack's reading of the journal (`history` in templates).
-    history: Option<Arc<dyn crate::history::HistoryFacts>>,
+    /// Each procedure pack's reading of the journal (`history` in templates).
+    history: Vec<Arc<dyn crate::history::HistoryFacts>>,
     /// The guards every runbook gets from the step library (site identity, the
     /// preflight), which no runbook author can forget.
     builtin_guards: Option<Arc<dyn BuiltinGuards>>,
@@ -354,17 +354,25 @@ impl Registry {
         }
     }
 
-    /// Set the procedure pack's reading of the journal.
+    /// Add a procedure pack's reading of the journal (one per pack).
     pub fn set_history(&mut self, facts: Arc<dyn crate::history::HistoryFacts>) {
-        self.history = Some(facts);
+        self.history.retain(|h| h.pack() != facts.pack());
+        self.history.push(facts);
     }
 
-    /// The reading of the journal templates get as `history`.
-    pub fn history(&self) -> &dyn crate::history::HistoryFacts {
-        match &self.history {
-            Some(h) => h.as_ref(),
-            None => &crate::history::NoFacts,
-        }
+    /// The reading of the journal that runbooks of `pack` get as `history`: that
+    /// pack's; for a runbook of no pack (a file), the pack of unmarked runs.
+    pub fn history(&self, pack: Option<&str>) -> &dyn crate::history::HistoryFacts {
+        self.history
+            .iter()
+            .find(|h| match pack {
+                Some(p) => h.pack() == p,
+                None => h.reads_unmarked(),
+            })
+            .map_or(
+                &crate::history::NoFacts as &dyn crate::history::HistoryFacts,
+                |h| h.as_ref(),
+            )
     }
 
     /// Set the guards every runbook gets.

@@ -20,16 +20,37 @@ pub enum CatalogError {
     Invalid(#[from] LoadError),
 }
 
-/// The built-in runbooks plus those of a directory.
+/// The built-in runbooks of every pack plus those of a directory. A bare name is
+/// looked up in the directory, then in the pack in use; `PACK/NAME` names another
+/// pack's runbook.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
-    builtins: Vec<(&'static str, &'static str)>,
+    packs: Vec<BuiltinPack>,
+    /// The pack in use: its runbooks answer to their bare names.
+    selected: usize,
     dir: Option<PathBuf>,
+}
+
+/// One pack's runbooks, (name, text).
+#[derive(Debug, Clone)]
+pub struct BuiltinPack {
+    pub name: &'static str,
+    pub runbooks: Vec<(&'static str, &'static str)>,
+}
+
+/// A runbook's text as found, where from, and the pack it belongs to.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub text: String,
+    pub origin: String,
+    pub pack: Option<String>,
 }
 
 /// One runbook as `runbook list` shows it.
 #[derive(Debug, Clone)]
 pub struct Entry {
+    /// Its pack (`None`: a file of the directory).
+    pub pack: Option<String>,
     pub name: String,
     pub title: String,
     pub origin: String,
@@ -51,15 +72,62 @@ fn yaml_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 impl Catalog {
+    /// A catalog of one unnamed set of built-ins (tests, benchmarks).
     pub fn new(builtins: Vec<(&'static str, &'static str)>, dir: Option<PathBuf>) -> Catalog {
-        Catalog { builtins, dir }
+        Catalog::of_packs(
+            vec![BuiltinPack {
+                name: "",
+                runbooks: builtins,
+            }],
+            "",
+            dir,
+        )
+    }
+
+    /// The packs' runbooks, `selected` the pack in use.
+    pub fn of_packs(packs: Vec<BuiltinPack>, selected: &str, dir: Option<PathBuf>) -> Catalog {
+        let selected = packs.iter().position(|p| p.name == selected).unwrap_or(0);
+        Catalog {
+            packs,
+            selected,
+            dir,
+        }
+    }
+
+    fn builtin(&self, pack: &BuiltinPack, name: &str) -> Option<Found> {
+        let (_, text) = pack.runbooks.iter().find(|(n, _)| *n == name)?;
+        Some(Found {
+            text: text.to_string(),
+            origin: format!("builtin:{name}"),
+            pack: (!pack.name.is_empty()).then(|| pack.name.to_string()),
+        })
     }
 
     /// The text and origin of a runbook by name or path, without validating it.
     ///
     /// # Errors
     /// Not found, or unreadable.
-    pub fn source(&self, name_or_path: &str) -> Result<(String, String), CatalogError> {
+    pub fn source(&self, name_or_path: &str) -> Result<Found, CatalogError> {
+        // `PACK/NAME`: another pack's runbook (a file of that name wins).
+        if let Some((pack, name)) = name_or_path.split_once('/') {
+            if let Some(p) = self
+                .packs
+                .iter()
+                .find(|p| p.name == pack && !p.name.is_empty())
+            {
+                if !Path::new(name_or_path).exists() {
+                    return self.builtin(p, name).ok_or_else(|| CatalogError::NotFound {
+                        name: name_or_path.to_string(),
+                        available: p
+                            .runbooks
+                            .iter()
+                            .map(|(n, _)| format!("{pack}/{n}"))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    });
+                }
+            }
+        }
         let as_path = Path::new(name_or_path);
         let looks_like_path = name_or_path.contains('/')
             || name_or_path.ends_with(".yaml")
@@ -69,7 +137,11 @@ impl Catalog {
                 path: as_path.to_path_buf(),
                 error,
             })?;
-            return Ok((text, name_or_path.to_string()));
+            return Ok(Found {
+                text,
+                origin: name_or_path.to_string(),
+                pack: None,
+            });
         }
         if let Some(dir) = &self.dir {
             for file in yaml_files(dir) {
@@ -82,14 +154,31 @@ impl Catalog {
                     error,
                 })?;
                 if stem == name_or_path || declared_name(&text).as_deref() == Some(name_or_path) {
-                    return Ok((text, file.display().to_string()));
+                    return Ok(Found {
+                        text,
+                        origin: file.display().to_string(),
+                        pack: None,
+                    });
                 }
             }
         }
-        if let Some((_, text)) = self.builtins.iter().find(|(n, _)| *n == name_or_path) {
-            return Ok((text.to_string(), format!("builtin:{name_or_path}")));
+        if let Some(found) = self
+            .packs
+            .get(self.selected)
+            .and_then(|p| self.builtin(p, name_or_path))
+        {
+            return Ok(found);
         }
-        let mut available: Vec<String> = self.builtins.iter().map(|(n, _)| n.to_string()).collect();
+        let mut available: Vec<String> = self
+            .packs
+            .get(self.selected)
+            .map(|p| p.runbooks.iter().map(|(n, _)| n.to_string()).collect())
+            .unwrap_or_default();
+        for (i, p) in self.packs.iter().enumerate() {
+            if i != self.selected {
+                available.extend(p.runbooks.iter().map(|(n, _)| format!("{}/{n}", p.name)));
+            }
+        }
         if let Some(dir) = &self.dir {
             available.extend(
                 yaml_files(dir)
@@ -107,36 +196,52 @@ impl Catalog {
         })
     }
 
-    /// Find and validate a runbook.
+    /// Find and validate a runbook; it knows its pack.
     ///
     /// # Errors
     /// Not found, unreadable or invalid (with positions).
     pub fn load(&self, name_or_path: &str, registry: &Registry) -> Result<Runbook, CatalogError> {
-        let (text, origin) = self.source(name_or_path)?;
-        Ok(load_str(&text, &origin, registry)?)
+        let found = self.source(name_or_path)?;
+        let mut rb = load_str(&found.text, &found.origin, registry)?;
+        rb.pack = found.pack;
+        Ok(rb)
     }
 
-    /// Every runbook: built-in ones first, then the directory's.
+    /// Every runbook: each pack's (the one in use first), then the directory's.
     pub fn list(&self, registry: &Registry) -> Vec<Entry> {
         let mut out = Vec::new();
-        let entry = |text: &str, origin: String, fallback: String| match load_str(
-            text, &origin, registry,
-        ) {
-            Ok(rb) => Entry {
-                name: rb.name,
-                title: rb.title,
-                origin,
-                problem: None,
-            },
-            Err(e) => Entry {
-                name: declared_name(text).unwrap_or(fallback),
-                title: String::new(),
-                origin,
-                problem: Some(e.to_string()),
-            },
-        };
-        for (name, text) in &self.builtins {
-            out.push(entry(text, format!("builtin:{name}"), name.to_string()));
+        let entry =
+            |text: &str, origin: String, fallback: String, pack: Option<String>| match load_str(
+                text, &origin, registry,
+            ) {
+                Ok(rb) => Entry {
+                    pack,
+                    name: rb.name,
+                    title: rb.title,
+                    origin,
+                    problem: None,
+                },
+                Err(e) => Entry {
+                    pack,
+                    name: declared_name(text).unwrap_or(fallback),
+                    title: String::new(),
+                    origin,
+                    problem: Some(e.to_string()),
+                },
+            };
+        let order = std::iter::once(self.selected)
+            .chain((0..self.packs.len()).filter(|i| *i != self.selected));
+        for i in order {
+            let Some(p) = self.packs.get(i) else { continue };
+            let pack = (!p.name.is_empty()).then(|| p.name.to_string());
+            for (name, text) in &p.runbooks {
+                out.push(entry(
+                    text,
+                    format!("builtin:{name}"),
+                    name.to_string(),
+                    pack.clone(),
+                ));
+            }
         }
         if let Some(dir) = &self.dir {
             for file in yaml_files(dir) {
@@ -145,8 +250,9 @@ impl Catalog {
                     .map(|s| s.to_string_lossy().into_owned())
                     .unwrap_or_default();
                 match crate::env::read_input(&file) {
-                    Ok(text) => out.push(entry(&text, file.display().to_string(), stem)),
+                    Ok(text) => out.push(entry(&text, file.display().to_string(), stem, None)),
                     Err(e) => out.push(Entry {
+                        pack: None,
                         name: stem,
                         title: String::new(),
                         origin: file.display().to_string(),

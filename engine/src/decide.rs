@@ -380,6 +380,7 @@ mod tests {
             env_file: None,
             env_digest: String::new(),
             lab: false,
+            pack: None,
             program: None,
             by: Actor::default(),
             at: 0,

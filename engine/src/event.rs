@@ -122,6 +122,10 @@ pub enum Event {
         /// real deployment, nor a real run's for a lab.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         lab: bool,
+        /// The procedure pack of its runbook (`None`: a runbook file, or a run
+        /// journaled before runs recorded their pack).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pack: Option<String>,
         /// The program that started the run: `runbook <version> (commit <hash>)`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         program: Option<String>,

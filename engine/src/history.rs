@@ -10,6 +10,26 @@ use crate::state::RunState;
 
 /// A procedure pack's reading of the journal.
 pub trait HistoryFacts: Send + Sync {
+    /// The pack whose runs it reads (`RunCreated.pack`).
+    fn pack(&self) -> &str {
+        ""
+    }
+
+    /// Whether runs that recorded no pack (journaled before runs recorded theirs)
+    /// are this pack's. One pack says so: the one those runs came from.
+    fn reads_unmarked(&self) -> bool {
+        false
+    }
+
+    /// Whether a run of `pack` (as its `run_created` recorded it) is one of this
+    /// reading's.
+    fn owns(&self, pack: Option<&str>) -> bool {
+        match pack {
+            Some(p) => p == self.pack(),
+            None => self.reads_unmarked(),
+        }
+    }
+
     /// The runbooks whose runs change what the sites hold; other runs are not read.
     fn procedures(&self) -> &[&'static str];
 
@@ -39,5 +59,50 @@ impl HistoryFacts for NoFacts {
     }
     fn facts(&self, _: &[RunState]) -> Json {
         Json::Object(Default::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::action::Registry;
+
+    struct Reading(&'static str, bool);
+
+    impl HistoryFacts for Reading {
+        fn pack(&self) -> &str {
+            self.0
+        }
+        fn reads_unmarked(&self) -> bool {
+            self.1
+        }
+        fn procedures(&self) -> &[&'static str] {
+            &["failover"]
+        }
+        fn facts(&self, runs: &[RunState]) -> Json {
+            serde_json::json!({"pack": self.0, "runs": runs.len()})
+        }
+    }
+
+    #[test]
+    fn each_pack_reads_its_own_runs_and_unmarked_runs_are_the_old_packs() {
+        let mut r = Registry::new();
+        r.set_history(Arc::new(Reading("keycloak-24", true)));
+        r.set_history(Arc::new(Reading("keycloak-26", false)));
+        assert_eq!(r.history(Some("keycloak-26")).pack(), "keycloak-26");
+        assert_eq!(r.history(Some("keycloak-24")).pack(), "keycloak-24");
+        // A runbook file reads as the pack of unmarked runs; an unknown pack reads nothing.
+        assert_eq!(r.history(None).pack(), "keycloak-24");
+        assert_eq!(r.history(Some("other")).procedures().len(), 0);
+        // Two packs' `failover` runs are each read by their own pack only.
+        let k26 = r.history(Some("keycloak-26"));
+        assert!(k26.owns(Some("keycloak-26")) && !k26.owns(Some("keycloak-24")));
+        assert!(
+            !k26.owns(None),
+            "a run journaled before packs is keycloak-24's"
+        );
+        assert!(r.history(Some("keycloak-24")).owns(None));
     }
 }

@@ -379,6 +379,7 @@ impl Validator<'_> {
             guards,
             uses_history: self.history_used,
             origin: origin.to_string(),
+            pack: None,
             source: source.to_string(),
             source_hash: sha256_hex(source),
         }

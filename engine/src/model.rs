@@ -42,6 +42,8 @@ pub struct Runbook {
     pub uses_history: bool,
     /// Where the text came from (`builtin:NAME` or a file path), for messages.
     pub origin: String,
+    /// The procedure pack it belongs to (`keycloak-24`); `None` for a runbook file.
+    pub pack: Option<String>,
     pub source: String,
     /// Hex SHA-256 of `source`.
     pub source_hash: String,

@@ -23,6 +23,8 @@ pub struct Plan {
     pub runbook: String,
     pub title: String,
     pub origin: String,
+    /// The procedure pack of the runbook (`None`: a runbook file).
+    pub pack: Option<String>,
     pub params: serde_json::Map<String, Json>,
     pub sites: Vec<String>,
     pub live: bool,
@@ -292,6 +294,7 @@ pub async fn plan(
         runbook: runbook.name.clone(),
         title: runbook.title.clone(),
         origin: runbook.origin.clone(),
+        pack: runbook.pack.clone(),
         params: planner.shown_params(params),
         sites,
         live,

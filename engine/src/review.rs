@@ -821,6 +821,7 @@ mod tests {
             env_file: None,
             env_digest: String::new(),
             lab: false,
+            pack: None,
             program: None,
             by: Actor::default(),
             at,

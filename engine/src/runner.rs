@@ -128,6 +128,7 @@ pub async fn start(
             env_file: new.env.file.as_ref().map(|p| p.display().to_string()),
             env_digest: new.env.digest.clone(),
             lab: new.env.lab.is_some(),
+            pack: new.runbook.pack.clone(),
             program: new.program.clone(),
             by: actor.clone(),
             at: now_ms(),
@@ -197,6 +198,7 @@ pub async fn resume(
         origin,
         params,
         env_file,
+        pack,
         ..
     }) = events.first()
     else {
@@ -205,7 +207,10 @@ pub async fn resume(
             message: "its first event is not `run_created`".into(),
         });
     };
-    let runbook = load_str(source, origin, &services.registry)?;
+    let mut runbook = load_str(source, origin, &services.registry)?;
+    // Its pack as recorded (a run journaled before packs were recorded has none, and
+    // is read as the pack of unmarked runs').
+    runbook.pack = pack.clone();
     let env = match req.env {
         Some(env) => env,
         None => recorded_env(run, env_file.as_deref(), services.registry.env_schema())?,
@@ -374,6 +379,10 @@ pub fn history(
             continue;
         }
         let state = run_state(journal, r.run_id)?;
+        // Two packs may both have a `failover`: each reads its own runs only.
+        if !reading.owns(state.pack.as_deref()) {
+            continue;
+        }
         // A rehearsal never enters a real deployment's history, nor a real run a
         // lab's: a lab's runs count for that same lab only.
         let other = match env.lab {
@@ -405,7 +414,7 @@ async fn drive(
             .map(|s| (s.id.clone(), s.title.clone()))
             .collect(),
     );
-    let reading = services.registry.history();
+    let reading = services.registry.history(runbook.pack.as_deref());
     let history = if runbook.uses_history {
         history(recorder.journal(), Some(recorder.run_id()), &env, reading)?
     } else {

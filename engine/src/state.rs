@@ -122,6 +122,9 @@ pub struct RunState {
     /// The program that started it (`RunCreated.program`), when recorded.
     #[serde(default)]
     pub program: Option<String>,
+    /// Its runbook's procedure pack (`RunCreated.pack`), when recorded.
+    #[serde(default)]
+    pub pack: Option<String>,
     pub created_by: Actor,
     /// The process that last drove the run.
     pub driver: Actor,
@@ -360,6 +363,7 @@ impl RunState {
             env_file,
             env_digest,
             lab,
+            pack,
             program,
             by,
             at,
@@ -370,6 +374,7 @@ impl RunState {
         };
         self.lab = *lab;
         self.program = program.clone();
+        self.pack = pack.clone();
         self.runbook = runbook.clone();
         self.title = title.clone();
         self.origin = origin.clone();

@@ -74,6 +74,7 @@ fn created() -> Event {
         env_file: None,
         env_digest: String::new(),
         lab: false,
+        pack: None,
         program: None,
         by: Actor::current(),
         at: 1,

@@ -212,6 +212,7 @@ pub async fn run(config: &Config, args: &BenchArgs) -> CliResult<Code> {
         env_file: None,
         env_digest: String::new(),
         lab: false,
+        pack: None,
         program: None,
         by: Actor::current(),
         at: now_ms(),
@@ -333,6 +334,7 @@ pub async fn run(config: &Config, args: &BenchArgs) -> CliResult<Code> {
                     env_file: None,
                     env_digest: String::new(),
                     lab: false,
+                    pack: None,
                     program: None,
                     by: actor.clone(),
                     at: now_ms(),
@@ -497,7 +499,7 @@ async fn plan_offline(
         params,
         &Default::default(),
         false,
-        &config.registry.history().none(),
+        &config.registry.history(None).none(),
     )
     .await
 }

@@ -85,7 +85,16 @@ pub const CHECK_FORMAT: u32 = 1;
 
 pub async fn run(config: &Config, args: &CheckArgs) -> CliResult<Code> {
     let env = config.environment()?;
-    for site in [&args.primary, &args.secondary] {
+    // What the command line leaves out, the pack in use says.
+    let d = config.pack.defaults;
+    let primary = args.primary.clone().unwrap_or_else(|| d.primary.into());
+    let secondary = args.secondary.clone().unwrap_or_else(|| d.secondary.into());
+    let caches: Vec<String> = args
+        .caches
+        .clone()
+        .unwrap_or_else(|| d.caches.iter().map(|c| c.to_string()).collect());
+    let down_path = args.down_path.clone().unwrap_or_else(|| d.down_path.into());
+    for site in [&primary, &secondary] {
         if !env.sites.contains_key(site) {
             return Err(invalid(anyhow::anyhow!(
                 "site `{site}` is not in the environment file{}",
@@ -117,12 +126,12 @@ pub async fn run(config: &Config, args: &CheckArgs) -> CliResult<Code> {
     let obs = observe(
         &config.registry,
         Arc::clone(&env),
-        &args.primary,
-        &args.secondary,
-        &args.caches,
+        &primary,
+        &secondary,
+        &caches,
     )
     .await;
-    let mut v = verdict(&obs, &args.down_path);
+    let mut v = verdict(&obs, &down_path);
     if !wrong.is_empty()
         || identity
             .get("summary")
@@ -143,10 +152,7 @@ pub async fn run(config: &Config, args: &CheckArgs) -> CliResult<Code> {
     let flight = in_flight(config);
     let mut held_note = None;
     if let Some(rb) = &v.runbook {
-        let touched: Vec<&str> = rb
-            .split_whitespace()
-            .filter_map(|w| w.split_once('=').map(|(_, site)| site))
-            .collect();
+        let touched = rb.values();
         if let Some(r) = flight
             .iter()
             .find(|r| r.sites.iter().any(|s| touched.contains(&s.as_str())))
@@ -183,7 +189,13 @@ pub async fn run(config: &Config, args: &CheckArgs) -> CliResult<Code> {
             None => serde_json::Value::Null,
         };
         let runs: Vec<serde_json::Value> = flight.iter().map(InFlight::to_json).collect();
-        let out = json!({"format": CHECK_FORMAT, "health": v.health, "runbook": v.runbook, "reason": v.reason, "notes": v.notes, "runs_in_flight": runs, "identity": identity, "observations": obs, "guards": guards});
+        let recommended = v.runbook.as_ref().map(|i| {
+            json!({"pack": config.pack.name, "runbook": i.runbook,
+                   "params": i.params.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
+                   "command": format!("runbook run {i}")})
+        });
+        let out = json!({"format": CHECK_FORMAT, "health": v.health, "pack": config.pack.name,
+                         "runbook": v.runbook.as_ref().map(ToString::to_string), "recommended": recommended, "reason": v.reason, "notes": v.notes, "runs_in_flight": runs, "identity": identity, "observations": obs, "guards": guards});
         println!("{}", serde_json::to_string_pretty(&out).map_err(failed)?);
         return Ok(code);
     }
@@ -292,12 +304,10 @@ pub async fn run(config: &Config, args: &CheckArgs) -> CliResult<Code> {
 /// evaluator a run uses (the same as `plan --live`).
 async fn guards_now(
     config: &Config,
-    recommended: &str,
+    recommended: &steps::check::Invocation,
 ) -> Result<Vec<engine::plan::PlannedGuard>, String> {
-    let mut words = recommended.split_whitespace();
-    let name = words.next().unwrap_or_default();
-    let params: Vec<String> = words.filter(|w| *w != "-p").map(str::to_string).collect();
-    let p = super::plan::prepare(config, name, &params).map_err(|e| format!("{:#}", e.error))?;
+    let p = super::plan::prepare(config, &recommended.runbook, &recommended.pairs())
+        .map_err(|e| format!("{:#}", e.error))?;
     let plan = super::plan::build(config, &p, true)
         .await
         .map_err(|e| format!("{:#}", e.error))?;

@@ -11,7 +11,7 @@ pub fn run(config: &Config, args: &ListArgs) -> CliResult<Code> {
     if args.json {
         let v: Vec<_> = entries
             .iter()
-            .map(|e| json!({"name": e.name, "title": e.title, "origin": e.origin, "problem": e.problem}))
+            .map(|e| json!({"pack": e.pack, "name": e.name, "title": e.title, "origin": e.origin, "problem": e.problem}))
             .collect();
         println!("{}", serde_json::to_string_pretty(&v).map_err(failed)?);
         return Ok(Code::Ok);
@@ -19,20 +19,37 @@ pub fn run(config: &Config, args: &ListArgs) -> CliResult<Code> {
     if entries.is_empty() {
         eprintln!("no runbooks: give a directory with --runbooks DIR or a file path");
     }
-    if !config.quiet {
-        let pack = &crate::builtin::PACKS[0];
-        eprintln!(
-            "built-in: {} (procedure pack {})",
-            pack.title(),
-            pack.describe()
-        );
-    }
+    let mut shown: Option<Option<String>> = None;
     for e in entries {
+        // A heading per pack (on stderr: stdout stays one runbook a line).
+        if shown.as_ref() != Some(&e.pack) && !config.quiet {
+            match e.pack.as_deref().and_then(crate::packs::find) {
+                Some(p) if p.name == config.pack.name => eprintln!(
+                    "procedure pack {} ({}, in use: {}):",
+                    p.describe(),
+                    p.title(),
+                    config.pack_chosen.as_str()
+                ),
+                Some(p) => eprintln!(
+                    "procedure pack {} ({}; run as `{}/NAME` or with --pack {}):",
+                    p.describe(),
+                    p.title(),
+                    p.name,
+                    p.name
+                ),
+                None => eprintln!("from --runbooks:"),
+            }
+        }
+        shown = Some(e.pack.clone());
+        let name = match &e.pack {
+            Some(p) if p != config.pack.name => format!("{p}/{}", e.name),
+            _ => e.name.clone(),
+        };
         match e.problem {
-            None => println!("{:<26} {}  ({})", e.name, e.title, e.origin),
+            None => println!("{:<26} {}  ({})", name, e.title, e.origin),
             Some(p) => println!(
                 "{:<26} INVALID ({}): {}",
-                e.name,
+                name,
                 e.origin,
                 p.lines().next().unwrap_or_default()
             ),

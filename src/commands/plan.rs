@@ -41,11 +41,14 @@ pub fn prepare(config: &Config, name: &str, raw_params: &[String]) -> CliResult<
     };
     let env = config.environment()?;
     let history = match &journal {
-        Some(j) if runbook.uses_history => {
-            engine::runner::history(j, None, &env, config.registry.history())
-                .map_err(crate::exit::from_run_error)?
-        }
-        _ => config.registry.history().none(),
+        Some(j) if runbook.uses_history => engine::runner::history(
+            j,
+            None,
+            &env,
+            config.registry.history(runbook.pack.as_deref()),
+        )
+        .map_err(crate::exit::from_run_error)?,
+        _ => config.registry.history(runbook.pack.as_deref()).none(),
     };
     let notes = std::cell::RefCell::new(Vec::new());
     let failure = std::cell::RefCell::new(None);
@@ -108,7 +111,14 @@ pub async fn run(config: &Config, args: &PlanArgs) -> CliResult<Code> {
         let text = serde_json::to_string_pretty(&plan).map_err(crate::exit::failed)?;
         println!("{}", redactor.text(&text));
     } else {
-        print!("{}", redactor.text(&plan_text(&plan, Style::stdout())));
+        print!(
+            "{}",
+            redactor.text(&plan_text(
+                &plan,
+                Style::stdout(),
+                (config.pack.name, config.pack_chosen)
+            ))
+        );
     }
     if !args.live {
         return Ok(Code::Ok);

@@ -36,12 +36,14 @@ pub async fn run(config: &Config, args: &ResumeArgs) -> CliResult<Code> {
     let current_source = engine::runner::run_state(&journal, id)
         .ok()
         .and_then(|st| {
-            config
-                .catalog
-                .source(st.origin.trim_start_matches("builtin:"))
-                .ok()
+            let name = st.origin.trim_start_matches("builtin:");
+            let name = match (&st.pack, st.origin.starts_with("builtin:")) {
+                (Some(p), true) => format!("{p}/{name}"),
+                _ => name.to_string(),
+            };
+            config.catalog.source(&name).ok()
         })
-        .map(|(text, _)| text);
+        .map(|found| found.text);
     let redactor = Redactor::new(secrets.iter().map(|(_, v)| v.clone()));
     let services = super::drive::services(config, &redactor);
     let started = Instant::now();

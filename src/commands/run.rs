@@ -47,11 +47,25 @@ pub async fn run(config: &Config, args: &RunArgs) -> CliResult<Code> {
     let plan = build(config, &p, false).await?;
     let redactor = Redactor::new(p.secrets.clone());
     if args.dry_run {
-        print!("{}", redactor.text(&plan_text(&plan, Style::stdout())));
+        print!(
+            "{}",
+            redactor.text(&plan_text(
+                &plan,
+                Style::stdout(),
+                (config.pack.name, config.pack_chosen)
+            ))
+        );
         return Ok(Code::Ok);
     }
     if !config.quiet {
-        eprint!("{}", redactor.text(&plan_text(&plan, Style::stderr())));
+        eprint!(
+            "{}",
+            redactor.text(&plan_text(
+                &plan,
+                Style::stderr(),
+                (config.pack.name, config.pack_chosen)
+            ))
+        );
         eprintln!();
     }
     if !args.yes && !args.lab {

@@ -82,11 +82,54 @@ pub enum Health {
     OnSecondary,
 }
 
+/// A recommended run: the runbook and its parameters, as data (the CLI shows it as
+/// `runbook run NAME -p k=v ...` and checks it against the runs in flight).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Invocation {
+    pub runbook: String,
+    pub params: Vec<(String, String)>,
+}
+
+impl Invocation {
+    pub fn new(runbook: &str, params: &[(&str, &str)]) -> Invocation {
+        Invocation {
+            runbook: runbook.to_string(),
+            params: params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    /// `k=v` of each parameter, as `-p` takes them.
+    pub fn pairs(&self) -> Vec<String> {
+        self.params
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect()
+    }
+
+    /// The parameters' values: the sites it names.
+    pub fn values(&self) -> Vec<&str> {
+        self.params.iter().map(|(_, v)| v.as_str()).collect()
+    }
+}
+
+impl std::fmt::Display for Invocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.runbook)?;
+        for p in self.pairs() {
+            write!(f, " -p {p}")?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Verdict {
     pub health: Health,
     /// The runbook to run (with its parameters), if any.
-    pub runbook: Option<String>,
+    pub runbook: Option<Invocation>,
     pub reason: String,
     pub notes: Vec<String>,
 }
@@ -221,7 +264,7 @@ pub fn verdict(o: &Observations, down_path: &str) -> Verdict {
         if p.health_check_path.as_deref() != Some(down_path) {
             return Verdict {
                 health: Health::Degraded,
-                runbook: Some(format!("failover -p primary={} -p secondary={}", p.name, s.name)),
+                runbook: Some(Invocation::new("failover", &[("primary", &p.name), ("secondary", &s.name)])),
                 reason: format!(
                     "{} does not answer ({}) and its health check still probes `{}`: run failover so Route53 does not fall back on its own",
                     p.name,
@@ -243,12 +286,12 @@ pub fn verdict(o: &Observations, down_path: &str) -> Verdict {
         let stale = s.replication.as_deref() != Ok("online") || !differing(s, p).is_empty();
         return Verdict {
             runbook: Some(if stale {
-                format!(
-                    "recover-passive-site -p primary={} -p secondary={}",
-                    s.name, p.name
+                Invocation::new(
+                    "recover-passive-site",
+                    &[("primary", &s.name), ("secondary", &p.name)],
                 )
             } else {
-                "switchback".to_string()
+                Invocation::new("switchback", &[])
             }),
             health: if stale {
                 Health::Degraded
@@ -321,7 +364,7 @@ pub fn verdict(o: &Observations, down_path: &str) -> Verdict {
         );
         return Verdict {
             health: Health::Degraded,
-            runbook: Some(format!("recover-passive-site -p primary={} -p secondary={}", p.name, s.name)),
+            runbook: Some(Invocation::new("recover-passive-site", &[("primary", &p.name), ("secondary", &s.name)])),
             reason: format!(
                 "{} diverged from {} (entries: {totals}{}) and replication {}→{} is {s_to_p}, {}→{} is {p_to_s}: run recover-passive-site",
                 s.name,
@@ -604,7 +647,7 @@ mod tests {
         );
         assert_eq!(v.health, Health::Degraded);
         assert_eq!(
-            v.runbook.as_deref(),
+            v.runbook.as_ref().map(ToString::to_string).as_deref(),
             Some("recover-passive-site -p primary=site-a -p secondary=site-b")
         );
         assert!(
@@ -624,7 +667,7 @@ mod tests {
             "/health/down",
         );
         assert_eq!(
-            v.runbook.as_deref(),
+            v.runbook.as_ref().map(ToString::to_string).as_deref(),
             Some("recover-passive-site -p primary=site-b -p secondary=site-a")
         );
     }
@@ -638,7 +681,10 @@ mod tests {
             "/health/down",
         );
         assert_eq!(v.health, Health::OnSecondary);
-        assert_eq!(v.runbook.as_deref(), Some("switchback"));
+        assert_eq!(
+            v.runbook.as_ref().map(ToString::to_string).as_deref(),
+            Some("switchback")
+        );
     }
 
     #[test]
@@ -695,7 +741,7 @@ mod tests {
             "/health/down",
         );
         assert_eq!(
-            v.runbook.as_deref(),
+            v.runbook.as_ref().map(ToString::to_string).as_deref(),
             Some("failover -p primary=site-a -p secondary=site-b")
         );
     }

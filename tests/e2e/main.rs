@@ -15,6 +15,7 @@ mod lab;
 mod layers;
 mod locks;
 mod output;
+mod packs;
 mod permissions;
 mod plan;
 mod plan_calls;

@@ -138,7 +138,11 @@ impl Executor {
             });
         }
         if when.contains("history") {
-            evidence.extend(self.registry.history().evidence(&self.history));
+            evidence.extend(
+                self.registry
+                    .history(self.runbook.pack.as_deref())
+                    .evidence(&self.history),
+            );
         }
         if !evidence.is_empty() {
             reason.push_str(" — evidence: ");

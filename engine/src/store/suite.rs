@@ -66,6 +66,7 @@ fn created(runbook: &str) -> Event {
         env_file: None,
         env_digest: String::new(),
         lab: false,
+        pack: None,
         program: None,
         by: Actor::current(),
         at: 1,

@@ -38,6 +38,10 @@ pub struct EnvFile {
     /// neither `--journal` nor `RUNBOOK_JOURNAL` is given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub journal: Option<String>,
+    /// The procedure pack this deployment's runs use (`keycloak-24`): the CLI reads
+    /// it when `--pack` is not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pack: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aws: Option<AwsConfig>,
     #[serde(default)]

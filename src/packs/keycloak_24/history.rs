@@ -13,6 +13,9 @@ use serde_json::{json, Value as Json};
 use engine::history::HistoryFacts;
 use engine::state::{RunState, RunStatus, StepStatus};
 
+/// The pack's name, as runs record it.
+pub const NAME: &str = "keycloak-24";
+
 /// The procedures whose runs change what the sites hold.
 pub const PROCEDURES: [&str; 4] = [
     "switchover",
@@ -156,6 +159,13 @@ pub fn none() -> Json {
 pub struct Keycloak24;
 
 impl HistoryFacts for Keycloak24 {
+    fn pack(&self) -> &str {
+        NAME
+    }
+    /// Runs journaled before runs recorded their pack were all this pack's.
+    fn reads_unmarked(&self) -> bool {
+        true
+    }
     fn procedures(&self) -> &[&'static str] {
         &PROCEDURES
     }
@@ -210,6 +220,7 @@ mod tests {
             env_file: None,
             env_digest: String::new(),
             lab: false,
+            pack: None,
             program: None,
             by: Actor::default(),
             at: 1,

@@ -1,0 +1,56 @@
+//! The Keycloak 24 pack: the four procedures of the Keycloak 24 multi-site guide
+//! (external Infinispan 14 / Data Grid 8.4 with cross-site replication, Aurora,
+//! Route53 failover), its reading of the journal (`history.rs`) and its
+//! defaults. `runbook check`'s diagnosis for it is `steps::check`'s verdict.
+
+use std::sync::Arc;
+
+use super::{Defaults, Pack};
+
+pub mod history;
+
+pub use history::NAME;
+
+/// The caches of the Keycloak 24 guide, all backed up to the other site.
+pub const CACHES: &[&str] = &[
+    "actionTokens",
+    "authenticationSessions",
+    "clientSessions",
+    "loginFailures",
+    "offlineClientSessions",
+    "offlineSessions",
+    "sessions",
+    "work",
+];
+
+pub const PACK: Pack = Pack {
+    name: NAME,
+    manifest: include_str!("../../../packs/keycloak-24/pack.yaml"),
+    runbooks: &[
+        (
+            "failover",
+            include_str!("../../../packs/keycloak-24/failover.yaml"),
+        ),
+        (
+            "switchover",
+            include_str!("../../../packs/keycloak-24/switchover.yaml"),
+        ),
+        (
+            "recover-passive-site",
+            include_str!("../../../packs/keycloak-24/recover-passive-site.yaml"),
+        ),
+        (
+            "switchback",
+            include_str!("../../../packs/keycloak-24/switchback.yaml"),
+        ),
+    ],
+    history: || Arc::new(history::Keycloak24),
+    // The first pack: chosen when nothing else is said, never by detection.
+    detects: |_| false,
+    defaults: Defaults {
+        primary: "site-a",
+        secondary: "site-b",
+        caches: CACHES,
+        down_path: "/health/down",
+    },
+};
