@@ -14,6 +14,12 @@ if ! command -v kubectl >/dev/null; then
     || { echo "kubectl is needed by the lab tests and could not be installed" >&2; exit 1; }
 fi
 
+# strace: the durability test traces a run's system calls.
+if ! command -v strace >/dev/null 2>&1; then
+  (apt-get update -qq && apt-get install -y -qq strace) >/dev/null 2>&1 \
+    || { echo "strace is needed by the durability test and could not be installed" >&2; exit 1; }
+fi
+
 # The browser test: Debian's Chromium (browsers that download themselves cannot work
 # here) and playwright-core from npm, at the version the committed lockfile pins.
 if [ ! -x /usr/bin/chromium ]; then

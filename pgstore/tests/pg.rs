@@ -157,6 +157,7 @@ fn a_second_driver_waits_for_the_lease_and_the_first_is_fenced_after() {
         summary: None,
         release_locks: false,
         durable: true,
+        power_safe: true,
         epoch: lease_a.epoch,
     });
     match r {
@@ -179,6 +180,7 @@ fn a_second_driver_waits_for_the_lease_and_the_first_is_fenced_after() {
         summary: None,
         release_locks: false,
         durable: true,
+        power_safe: true,
         epoch: lease_b.epoch,
     })
     .unwrap();

@@ -9,6 +9,7 @@ mod catalog;
 mod check;
 mod crash;
 mod disk;
+mod durable;
 mod edges;
 mod guards;
 mod lab;

@@ -160,6 +160,11 @@ pub struct Append<'a> {
     /// Durable before `append` returns. When false, the next durable append (or
     /// [`Store::flush`]) makes it durable, in order.
     pub durable: bool,
+    /// Durable against a power cut or a machine crash too (the file's data synced to
+    /// the disk, `fdatasync`), not only against a killed process. When false (a
+    /// step's result: no effect waits on it), the next power-safe append (the next
+    /// step's intent, a halt, the end) syncs it with itself.
+    pub power_safe: bool,
     /// The fencing epoch of the writer's lease on the run's sites (0: no lease, e.g.
     /// a run that touches no site). A store with leases refuses an append whose epoch
     /// is not the current one of every site the run holds.

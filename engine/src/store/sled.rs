@@ -45,6 +45,9 @@ fn json<T: serde::Serialize>(key: &[u8], value: &T) -> Result<Vec<u8>, JournalEr
 #[derive(Debug)]
 pub struct SledStore {
     db: ::sled::Db,
+    /// sled's log file, to sync to the disk after sled's own flush (which only
+    /// `sync_file_range`s: durable against a killed process, not a power cut).
+    log: File,
     dir: PathBuf,
     /// Held for as long as the store is open: the OS releases it if we die.
     _lock: File,
@@ -165,8 +168,10 @@ impl SledStore {
                 if marked > last + 1 { "were" } else { "was" },
             )));
         }
+        let log = File::open(dir.join("db").join("db")).map_err(|e| open_err(e.to_string()))?;
         Ok(SledStore {
             db,
+            log,
             dir: dir.to_path_buf(),
             _lock: lock,
         })
@@ -174,6 +179,12 @@ impl SledStore {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// sled's flush, then the log's data synced to the disk: power-safe.
+    fn sync(&self) -> Result<(), JournalError> {
+        self.db.flush()?;
+        self.log.sync_data().map_err(|e| JournalError::of_io(&e))
     }
 
     /// Write raw bytes under a key: for tests that damage an entry on purpose.
@@ -278,7 +289,7 @@ impl Store for SledStore {
             Ok(id)
         });
         let id = settle(result)?;
-        self.db.flush()?;
+        self.sync()?;
         write_mark(&self.dir, id.0)?;
         Ok((id, Lease::default()))
     }
@@ -341,15 +352,16 @@ impl Store for SledStore {
             });
             settle(result)?;
         }
-        if a.durable {
+        if a.power_safe {
+            self.sync()?;
+        } else if a.durable {
             self.db.flush()?;
         }
         Ok(())
     }
 
     fn flush(&self) -> Result<(), JournalError> {
-        self.db.flush()?;
-        Ok(())
+        self.sync()
     }
 
     fn events(&self, run: RunId) -> Result<Vec<Event>, JournalError> {

@@ -97,6 +97,7 @@ fn append(store: &dyn Store, run: RunId, seq: u64, event: &Event) -> Result<(), 
         summary: None,
         release_locks: false,
         durable: true,
+        power_safe: true,
         epoch: 0,
     })
 }
@@ -124,6 +125,7 @@ pub fn append_read_back_and_index(open: Open<'_>) {
             summary: Some(&RunSummary::of(id, &state)),
             release_locks: true,
             durable: true,
+            power_safe: true,
             epoch: 0,
         })
         .unwrap();
@@ -173,6 +175,7 @@ pub fn appends_are_conditional(open: Open<'_>) {
         summary: Some(&RunSummary::of(id, &RunState::default())),
         release_locks: true,
         durable: true,
+        power_safe: true,
         epoch: 0,
     });
     assert!(matches!(r, Err(JournalError::Conflict { .. })), "{r:?}");
@@ -234,6 +237,7 @@ pub fn locks_hold_and_release(open: Open<'_>) {
             summary: Some(&RunSummary::of(a, &RunState::default())),
             release_locks: true,
             durable: true,
+            power_safe: true,
             epoch: lease.epoch,
         })
         .unwrap();
@@ -253,6 +257,7 @@ pub fn deferred_appends_survive(open: Open<'_>) {
                 summary: None,
                 release_locks: false,
                 durable: false,
+                power_safe: false,
                 epoch: 0,
             })
             .unwrap();
