@@ -7,7 +7,7 @@
 use libfuzzer_sys::fuzz_target;
 
 /// The Keycloak 24 pack's reading of the journal, as the CLI compiles it.
-#[path = "../../src/packs/keycloak_24_history.rs"]
+#[path = "../../src/packs/keycloak_24/history.rs"]
 #[allow(dead_code)]
 mod history;
 
