@@ -128,10 +128,21 @@ impl Config {
 
     /// The environment file, or the empty environment when none was given.
     pub fn environment(&self) -> CliResult<Environment> {
-        match &self.env_file {
-            Some(p) => Environment::load(p, self.registry.env_schema()).map_err(invalid),
-            None => Ok(Environment::empty()),
+        let env = match &self.env_file {
+            Some(p) => Environment::load(p, self.registry.env_schema()).map_err(invalid)?,
+            None => Environment::empty(),
+        };
+        // Keys written the old way still work; say so once per process.
+        static SAID: std::sync::Once = std::sync::Once::new();
+        let old = &steps::config::of(&env).deprecated;
+        if !old.is_empty() && !self.quiet {
+            SAID.call_once(|| {
+                for n in old {
+                    eprintln!("note: deprecated in the environment file: {n} (the old key still works in this release)");
+                }
+            });
         }
+        Ok(env)
     }
 
     /// Open the journal for a verb that writes (run, resume, abort) or must read all

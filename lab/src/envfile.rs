@@ -64,10 +64,8 @@ pub fn write(
         config.dir.join("journal").display()
     ));
     y.push_str(&format!(
-        "aws:\n  region: eu-west-1\n  endpoint_url: http://{}\n  aurora_cluster: keycloak-aurora\n  hosted_zone_id: {}\n  client_domain: {}\n  # the lab accepts any credentials: AWS_ACCESS_KEY_ID=lab AWS_SECRET_ACCESS_KEY=lab\n",
+        "aws:\n  region: eu-west-1\n  endpoint_url: http://{}\n  # the lab accepts any credentials: AWS_ACCESS_KEY_ID=lab AWS_SECRET_ACCESS_KEY=lab\n",
         ep.aws,
-        crate::aws::ZONE_ID,
-        crate::aws::CLIENT_DOMAIN
     ));
     y.push_str("sites:\n");
     for (i, site) in config.shape.sites.iter().enumerate() {
@@ -80,8 +78,10 @@ pub fn write(
                  transport: rest\n      \
                  cluster: infinispan\n      \
                  auth: {{ username: {user}, password_file: {secret} }}\n{tls}    \
-               aurora: {{ instance: keycloak-aurora-instance-{n}, zone: {zone} }}\n    \
-               route53: {{ health_check_id: hc-{site}, target: {lb} }}\n    \
+               database:\n      \
+                 aurora: {{ cluster: keycloak-aurora, instance: keycloak-aurora-instance-{n}, zone: {zone} }}\n    \
+               traffic:\n      \
+                 route53: {{ health_check_id: hc-{site}, target: {lb}, hosted_zone_id: {zone_id}, client_domain: {domain} }}\n    \
                lb_check_url: http://{kc}/lb-check\n",
             ispn = ep.infinispan[site],
             kc = ep.keycloak[site],
@@ -91,6 +91,8 @@ pub fn write(
             n = i + 1,
             zone = crate::world::aurora_zone(i),
             lb = crate::world::lb_host(i),
+            zone_id = crate::aws::ZONE_ID,
+            domain = crate::aws::CLIENT_DOMAIN,
             tls = ca_file
                 .as_ref()
                 .map(|f| format!("      tls: {{ ca_file: {} }}\n", f.display()))

@@ -138,6 +138,11 @@ pub async fn aws_config(env: &Environment) -> Result<aws_config::SdkConfig, Step
             "the environment file has no `aws` section (region, endpoint_url, aurora_cluster)",
         )
     })?;
+    if aws.region.is_empty() {
+        return Err(StepError::permanent(
+            "the environment file's `aws:` section gives no `region` (the AWS connection: region, and endpoint_url for an emulator)",
+        ));
+    }
     if let Some(c) = AWS
         .lock()
         .unwrap_or_else(|p| p.into_inner())

@@ -12,6 +12,7 @@ pub mod infinispan;
 pub mod keycloak;
 pub mod manual;
 pub mod preflight;
+pub mod roles;
 pub mod route53;
 pub mod serving;
 pub mod text;
@@ -44,6 +45,9 @@ pub fn registry() -> Registry {
     r.register(serving::ServingSite);
     r.register(preflight::Identity);
     r.register(preflight::CacheList);
+    for role in roles::all() {
+        r.register(role);
+    }
     r.set_builtin_guards(std::sync::Arc::new(preflight::Builtin));
     r
 }
@@ -77,11 +81,14 @@ mod tests {
             "infinispan.sync-state" => reader::<i::SyncArgs>(),
             "keycloak.scale" => reader::<crate::keycloak::ScaleArgs>(),
             "aurora.failover" => reader::<crate::aurora::FailoverArgs>(),
-            "route53.set-health-check-path" => reader::<crate::route53::SetPathArgs>(),
+            "route53.set-health-check-path" | "traffic.point-away" | "traffic.restore" => {
+                reader::<crate::route53::SetPathArgs>()
+            }
+            "database.move-writer" => reader::<crate::aurora::FailoverArgs>(),
             "route53.health-check-status" => reader::<crate::route53::StatusArgs>(),
             "deployment.identity" => reader::<crate::preflight::IdentityArgs>(),
             "infinispan.cache-list" => reader::<crate::preflight::CacheListArgs>(),
-            "infinispan.cross-site-view" | "route53.serving-site" => {
+            "infinispan.cross-site-view" | "route53.serving-site" | "traffic.serving-site" => {
                 reader::<crate::serving::NoArgs>()
             }
             _ => return None,

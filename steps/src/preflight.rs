@@ -47,6 +47,9 @@ fn families(action: &str) -> &'static [&'static str] {
         "keycloak.scale" | "infinispan.cross-site-view" => &["kubernetes"],
         "aurora.failover" => &["aurora"],
         "route53.set-health-check-path" | "route53.health-check-status" => &["route53"],
+        // A role: the vendor the site's section names (resolved when proved).
+        "traffic.point-away" | "traffic.restore" => &["traffic"],
+        "database.move-writer" => &["database"],
         a if a.starts_with("infinispan.") => &["infinispan"],
         _ => &[],
     }
@@ -526,10 +529,25 @@ fn classify(e: &StepError) -> String {
     }
 }
 
+/// A role's family (`traffic`, `database`) as the vendor the site's section names
+/// (`route53`, `aurora`); a vendor family as it is.
+fn resolve(env: &engine::env::Environment, site: &str, via: &str) -> String {
+    let concern = match via {
+        "traffic" => crate::roles::Concern::Traffic,
+        "database" => crate::roles::Concern::Database,
+        other => return other.to_string(),
+    };
+    crate::config::sites(env)
+        .get(site)
+        .and_then(|s| concern.vendor_of(s))
+        .map_or_else(|| via.to_string(), str::to_string)
+}
+
 impl Identity {
     async fn prove_all(ctx: &StepCtx, uses: &[(String, String)]) -> Vec<Proof> {
         let mut out = Vec::new();
         for (site, via) in uses {
+            let via = &resolve(&ctx.env, site, via);
             let c = match ctx_for(ctx, site) {
                 Ok(c) => c,
                 Err(e) => {
@@ -558,6 +576,13 @@ impl Identity {
                     "infinispan" => prove_infinispan(&c, site).await,
                     "aurora" => prove_aurora(&c, site).await,
                     "route53" => prove_route53(&c, site).await,
+                    role @ ("traffic" | "database") => Proof {
+                        site: site.clone(),
+                        problem: Some(format!(
+                            "configuration: sites.{site} names no {role} vendor (e.g. `{role}: {{ route53: … }}` / `{{ aurora: … }}`), so nothing proves which site it is"
+                        )),
+                        ..Proof::default()
+                    },
                     other => Proof {
                         site: site.clone(),
                         problem: Some(format!("unknown endpoint family `{other}`")),
@@ -634,9 +659,10 @@ impl Action for Identity {
     fn default_timeout(&self) -> Duration {
         Duration::from_secs(120)
     }
-    fn describe(&self, _: &StepCtx, args: &Args) -> Vec<String> {
+    fn describe(&self, ctx: &StepCtx, args: &Args) -> Vec<String> {
         let uses = parse_uses(args);
         uses.iter()
+            .map(|(site, via)| (site, resolve(&ctx.env, site, via)))
             .map(|(site, via)| match via.as_str() {
                 "kubernetes" => format!("Kubernetes ({site}): resolve the named context; GET infinispans.infinispan.org (spec.service.sites.local.name)"),
                 "infinispan" => format!("Infinispan ({site}): GET the cache manager's information (local_site, cluster_members)"),

@@ -192,7 +192,7 @@ async fn the_serving_site_is_read_from_the_failover_records_and_follows_the_chec
     }
     // A record whose check is no site's: the serving site is unknown, never guessed.
     let env = lab.env_with("no-hc.yaml", |d| {
-        d["sites"]["site-b"]["route53"]["health_check_id"] = "someone-elses".into();
+        d["sites"]["site-b"]["traffic"]["route53"]["health_check_id"] = "someone-elses".into();
     });
     let r = run(&env, SERVING, &[]).await;
     completed(&r);

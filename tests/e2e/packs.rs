@@ -97,3 +97,79 @@ fn list_shows_every_pack_with_its_runbooks() {
         out.stderr
     );
 }
+
+/// The lab's environment file written the old way: `route53:` and `aurora:` straight
+/// in each site, the zone, domain and cluster in `aws:`.
+fn old_keys(d: &mut serde_yaml::Value) {
+    let mut zone = None;
+    let mut domain = None;
+    let mut cluster = None;
+    for (_, site) in d["sites"].as_mapping_mut().unwrap().iter_mut() {
+        let site = site.as_mapping_mut().unwrap();
+        let mut r53 = site.remove("traffic").unwrap()["route53"].clone();
+        let mut aurora = site.remove("database").unwrap()["aurora"].clone();
+        let r = r53.as_mapping_mut().unwrap();
+        zone = r.remove("hosted_zone_id");
+        domain = r.remove("client_domain");
+        cluster = aurora.as_mapping_mut().unwrap().remove("cluster");
+        site.insert("route53".into(), r53);
+        site.insert("aurora".into(), aurora);
+    }
+    let aws = d["aws"].as_mapping_mut().unwrap();
+    aws.insert("hosted_zone_id".into(), zone.unwrap());
+    aws.insert("client_domain".into(), domain.unwrap());
+    aws.insert("aurora_cluster".into(), cluster.unwrap());
+}
+
+#[test]
+fn procedures_name_roles_and_the_site_names_the_vendor_old_keys_still_work() {
+    // The old keys: the same switchover, with a note that they are deprecated.
+    let mut l = InLab::start(&[], 0.0);
+    l.edit_env(old_keys);
+    let mut r = l.runbook();
+    r.args(["run", "switchover", "--yes", "--json"]);
+    let out = run(r).expect(0);
+    assert!(
+        out.stderr.contains(
+            "note: deprecated in the environment file: sites.site-a.route53: write it as sites.site-a.traffic.route53"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(l.state()["serving_site"], "site-b");
+    assert_eq!(l.state()["aurora"]["writer_site"], "site-b");
+
+    // A site that names no traffic vendor: refused before any effect, saying where.
+    let mut l = InLab::start(&[], 0.0);
+    l.edit_env(|d| {
+        d["sites"]["site-a"]
+            .as_mapping_mut()
+            .unwrap()
+            .remove("traffic");
+    });
+    let mut r = l.runbook();
+    r.args(["run", "switchover", "--yes", "--json"]);
+    let out = run(r).expect(8);
+    assert!(
+        out.stderr.contains("sites.site-a names no traffic vendor"),
+        "{}",
+        out.stderr
+    );
+    l.untouched("site-a");
+    l.untouched("site-b");
+    assert_eq!(l.state()["serving_site"], "site-a", "traffic did not move");
+    assert_eq!(
+        l.state()["aurora"]["writer_site"],
+        "site-a",
+        "the writer did not move"
+    );
+    // The plan shows the vendor's own calls for a role.
+    let l = InLab::start(&[], 0.0);
+    let mut p = l.runbook();
+    p.args(["plan", "switchover"]);
+    let plan = run(p).expect(0).stdout;
+    assert!(
+        plan.contains("[traffic.point-away on site-a]") && plan.contains("UpdateHealthCheck"),
+        "{plan}"
+    );
+}

@@ -11,6 +11,7 @@ pub mod aurora;
 pub mod infinispan;
 pub mod infra;
 pub mod keycloak;
+pub mod roles;
 pub mod route53;
 
 use std::any::Any;
@@ -24,6 +25,7 @@ pub use aurora::AuroraConfig;
 pub use infinispan::{AuthScheme, InfinispanConfig, IspnApi, IspnAuth, IspnTransport, TlsConfig};
 pub use infra::{AwsConfig, KubernetesConfig};
 pub use keycloak::KeycloakConfig;
+pub use roles::{DatabaseConfig, TrafficConfig};
 pub use route53::Route53Config;
 
 /// The whole file, typed.
@@ -46,6 +48,10 @@ pub struct EnvFile {
     pub aws: Option<AwsConfig>,
     #[serde(default)]
     pub sites: IndexMap<String, SiteConfig>,
+    /// Keys written the old way (a vendor's section straight in a site, its
+    /// deployment-wide settings in `aws:`): they still work, for a release.
+    #[serde(skip)]
+    pub deprecated: Vec<String>,
 }
 
 /// One site's section: how to reach its Kubernetes, Keycloak, Infinispan, Aurora
@@ -65,6 +71,12 @@ pub struct SiteConfig {
     pub route53: Option<Route53Config>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lb_check_url: Option<String>,
+    /// How traffic reaches this site: one vendor's section (`traffic: {route53: …}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<TrafficConfig>,
+    /// Where this site's database is: one vendor's section (`database: {aurora: …}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<DatabaseConfig>,
 }
 
 /// The schema the registry hands the engine.
@@ -73,7 +85,8 @@ pub struct Schema;
 
 impl EnvSchema for Schema {
     fn parse(&self, text: &str) -> Result<Arc<dyn Any + Send + Sync>, SchemaError> {
-        let file: EnvFile = serde_yaml::from_str(text).map_err(|e| yaml_problem(&e))?;
+        let mut file: EnvFile = serde_yaml::from_str(text).map_err(|e| yaml_problem(&e))?;
+        roles::normalize(&mut file, text)?;
         Ok(Arc::new(file))
     }
 }

@@ -1,0 +1,261 @@
+//! Roles: what a procedure does to traffic and to the database, whatever carries it.
+//! A runbook names the role (`traffic.point-away`, `database.move-writer`); the site's
+//! section of the environment file names the vendor (`traffic: {route53: …}`,
+//! `database: {aurora: …}`), and the role hands every call to that vendor's action.
+//! The plan still shows the vendor's exact calls (its `describe`), the journal its
+//! outputs, and the vendor actions stay available to hand-written runbooks.
+//!
+//! A new vendor is an action of its own family and a row in [`Role::vendors`] of the
+//! roles it can play, with the test in `config/roles.rs` that says which section
+//! names it.
+//!
+//! The contract's methods that get no step context (the effect class, the poll
+//! interval, how an observation is judged) are answered by the vendor the
+//! observation names (`vendor`, added by the role to every observation), else by the
+//! first vendor: vendors of one role share the effect class and the arguments.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use engine::action::ImpactKind;
+use engine::model::{Args, Effect, Outputs};
+use engine::{Action, ArgSpec, StepCtx, StepError};
+use serde_json::Value as Json;
+
+use crate::config::SiteConfig;
+
+/// The concern a role is about: which section of a site names its vendor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Concern {
+    Traffic,
+    Database,
+}
+
+impl Concern {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Concern::Traffic => "traffic",
+            Concern::Database => "database",
+        }
+    }
+
+    /// The vendor a site's section names for this concern (the old keys count).
+    pub fn vendor_of(self, site: &SiteConfig) -> Option<&'static str> {
+        match self {
+            Concern::Traffic => site.route53.is_some().then_some("route53"),
+            Concern::Database => site.aurora.is_some().then_some("aurora"),
+        }
+    }
+
+    /// What the operator writes to name one, for messages.
+    fn example(self) -> &'static str {
+        match self {
+            Concern::Traffic => "traffic: { route53: { health_check_id: … } }",
+            Concern::Database => "database: { aurora: { instance: …, zone: … } }",
+        }
+    }
+}
+
+/// One role: its name, and the vendors that can play it.
+pub struct Role {
+    name: &'static str,
+    summary: &'static str,
+    concern: Concern,
+    /// (vendor family, its action), the first the reference for what needs no site.
+    vendors: Vec<(&'static str, Arc<dyn Action>)>,
+    /// A deployment-wide role (which site serves): the vendor is the one any site
+    /// names; otherwise the step's site's.
+    deployment_wide: bool,
+}
+
+impl std::fmt::Debug for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Role").field("name", &self.name).finish()
+    }
+}
+
+impl Role {
+    fn new(
+        name: &'static str,
+        summary: &'static str,
+        concern: Concern,
+        vendors: Vec<(&'static str, Arc<dyn Action>)>,
+    ) -> Role {
+        Role {
+            name,
+            summary,
+            concern,
+            vendors,
+            deployment_wide: false,
+        }
+    }
+
+    /// The vendors this role hands to, by family.
+    pub fn vendors(&self) -> Vec<&'static str> {
+        self.vendors.iter().map(|(v, _)| *v).collect()
+    }
+
+    fn reference(&self) -> &Arc<dyn Action> {
+        &self.vendors[0].1
+    }
+
+    fn by_family(&self, family: &str) -> Option<&Arc<dyn Action>> {
+        self.vendors
+            .iter()
+            .find(|(v, _)| *v == family)
+            .map(|(_, a)| a)
+    }
+
+    /// The vendor for this step: its site's section (or, deployment-wide, any site's).
+    fn vendor(&self, ctx: &StepCtx) -> Result<(&'static str, &Arc<dyn Action>), StepError> {
+        let sites = crate::config::sites(&ctx.env);
+        let named: Option<&'static str> = if self.deployment_wide {
+            sites.values().find_map(|s| self.concern.vendor_of(s))
+        } else {
+            let (name, cfg) = crate::clients::site_config(ctx)?;
+            let v = self.concern.vendor_of(&cfg);
+            if v.is_none() {
+                return Err(StepError::permanent(format!(
+                    "`{}`: site `{name}` names no {} vendor in the environment file (give sites.{name}.{})",
+                    self.name,
+                    self.concern.as_str(),
+                    self.concern.example()
+                )));
+            }
+            v
+        };
+        let family = named.ok_or_else(|| {
+            StepError::permanent(format!(
+                "`{}`: no site names a {} vendor in the environment file ({})",
+                self.name,
+                self.concern.as_str(),
+                self.concern.example()
+            ))
+        })?;
+        let action = self.by_family(family).ok_or_else(|| {
+            StepError::permanent(format!(
+                "`{}` cannot be played by {family} (it can by: {})",
+                self.name,
+                self.vendors().join(", ")
+            ))
+        })?;
+        Ok((family, action))
+    }
+
+    /// The vendor an observation came from (the role marks each), else the reference.
+    fn judge(&self, observation: &Json) -> &Arc<dyn Action> {
+        observation
+            .get("vendor")
+            .and_then(Json::as_str)
+            .and_then(|v| self.by_family(v))
+            .unwrap_or_else(|| self.reference())
+    }
+}
+
+fn marked(family: &str, mut observation: Json) -> Json {
+    if let Json::Object(m) = &mut observation {
+        m.entry("vendor")
+            .or_insert_with(|| Json::String(family.to_string()));
+    }
+    observation
+}
+
+#[async_trait]
+impl Action for Role {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn summary(&self) -> &'static str {
+        self.summary
+    }
+    fn args(&self) -> &'static [ArgSpec] {
+        self.reference().args()
+    }
+    fn outputs(&self) -> Option<&'static [&'static str]> {
+        self.reference().outputs()
+    }
+    fn effect(&self, args: &Args) -> Effect {
+        self.reference().effect(args)
+    }
+    fn default_timeout(&self) -> Duration {
+        self.reference().default_timeout()
+    }
+    fn poll_interval(&self, args: &Args) -> Duration {
+        self.reference().poll_interval(args)
+    }
+    fn describe(&self, ctx: &StepCtx, args: &Args) -> Vec<String> {
+        match self.vendor(ctx) {
+            Ok((_, a)) => a.describe(ctx, args),
+            Err(e) => vec![format!("(no vendor: {})", e.message)],
+        }
+    }
+    fn impact(&self, ctx: &StepCtx, args: &Args) -> Option<(ImpactKind, String)> {
+        self.vendor(ctx).ok()?.1.impact(ctx, args)
+    }
+    async fn probe(&self, ctx: &StepCtx, args: &Args) -> Result<Json, StepError> {
+        let (family, a) = self.vendor(ctx)?;
+        Ok(marked(family, a.probe(ctx, args).await?))
+    }
+    async fn prepare(&self, ctx: &StepCtx, args: &Args) -> Result<Outputs, StepError> {
+        let (_, a) = self.vendor(ctx)?;
+        a.prepare(ctx, args).await
+    }
+    async fn apply(
+        &self,
+        ctx: &StepCtx,
+        args: &Args,
+        prepared: &Outputs,
+    ) -> Result<Outputs, StepError> {
+        let (_, a) = self.vendor(ctx)?;
+        a.apply(ctx, args, prepared).await
+    }
+    fn postcondition(&self, ctx: &StepCtx, args: &Args) -> Option<String> {
+        self.vendor(ctx).ok()?.1.postcondition(ctx, args)
+    }
+    fn satisfied(&self, args: &Args, observation: &Json) -> bool {
+        self.judge(observation).satisfied(args, observation)
+    }
+    fn reissue(&self) -> bool {
+        self.reference().reissue()
+    }
+    fn explain(&self, args: &Args, observation: &Json) -> Option<String> {
+        self.judge(observation).explain(args, observation)
+    }
+}
+
+/// The roles this build knows, each with the vendors that can play it.
+pub fn all() -> Vec<Role> {
+    let set_path: Arc<dyn Action> = Arc::new(crate::route53::SetPath);
+    let failover: Arc<dyn Action> = Arc::new(crate::aurora::Failover);
+    let serving: Arc<dyn Action> = Arc::new(crate::serving::ServingSite);
+    vec![
+        Role {
+            deployment_wide: true,
+            ..Role::new(
+                "traffic.serving-site",
+                "Which site serves clients, read from the traffic vendor (Route53: the failover records, their health checks, the DNS answer)",
+                Concern::Traffic,
+                vec![("route53", Arc::clone(&serving))],
+            )
+        },
+        Role::new(
+            "traffic.point-away",
+            "Point clients away from this site (Route53: its health check at a path that does not exist, until it is unhealthy)",
+            Concern::Traffic,
+            vec![("route53", Arc::clone(&set_path))],
+        ),
+        Role::new(
+            "traffic.restore",
+            "Let clients reach this site again (Route53: its health check back at the path recorded, until it is healthy)",
+            Concern::Traffic,
+            vec![("route53", set_path)],
+        ),
+        Role::new(
+            "database.move-writer",
+            "Move the database's writer to this site (Aurora: fail the cluster over to this site's instance)",
+            Concern::Database,
+            vec![("aurora", failover)],
+        ),
+    ]
+}
