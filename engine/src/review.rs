@@ -494,27 +494,7 @@ fn summary(
     halted_ms: u64,
 ) -> Vec<String> {
     let ms = |a: u64| fmt_ms(a.saturating_sub(start));
-    use crate::state::RunStatus;
-    let total = fmt_ms(as_of - start);
-    let mut first = match state.status {
-        RunStatus::Running => format!("running for {total}"),
-        RunStatus::Halted | RunStatus::Failed => {
-            let since = halted_since(events).unwrap_or(as_of);
-            format!(
-                "{}, waiting for a person for {} ({total} since the start)",
-                state.status.as_str(),
-                fmt_ms(as_of.saturating_sub(since))
-            )
-        }
-        st => format!("{} after {total}", st.as_str()),
-    };
-    if halted_ms > 0 && !matches!(state.status, RunStatus::Halted | RunStatus::Failed) {
-        first.push_str(&format!(
-            " ({} of it halted, waiting for a person)",
-            fmt_ms(halted_ms)
-        ));
-    }
-    let mut out = vec![first];
+    let mut out = vec![how_it_stands(state, events, start, as_of, halted_ms)];
     let mut halt: Option<String> = None;
     // Failed attempts per step or item, in the order first seen.
     let mut failed: Vec<(String, u32)> = Vec::new();
@@ -583,21 +563,59 @@ fn summary(
     if let Some(h) = halt {
         out.push(format!("{h}; not resumed"));
     }
-    if !failed.is_empty() {
-        let total: u32 = failed.iter().map(|(_, n)| n).sum();
-        let shown: Vec<String> = failed
-            .iter()
-            .take(5)
-            .map(|(l, n)| format!("`{l}` ×{n}"))
-            .collect();
-        out.push(format!(
-            "{total} failed attempt{}: {}{}",
-            if total == 1 { "" } else { "s" },
-            shown.join(", "),
-            if failed.len() > 5 { ", …" } else { "" }
+    out.extend(failed_attempts(&failed));
+    out
+}
+
+/// The summary's first line: how the run ended, or how long it has been waiting.
+fn how_it_stands(
+    state: &RunState,
+    events: &[Event],
+    start: u64,
+    as_of: u64,
+    halted_ms: u64,
+) -> String {
+    use crate::state::RunStatus;
+    let total = fmt_ms(as_of - start);
+    let waiting = matches!(state.status, RunStatus::Halted | RunStatus::Failed);
+    let mut first = match state.status {
+        RunStatus::Running => format!("running for {total}"),
+        _ if waiting => {
+            let since = halted_since(events).unwrap_or(as_of);
+            format!(
+                "{}, waiting for a person for {} ({total} since the start)",
+                state.status.as_str(),
+                fmt_ms(as_of.saturating_sub(since))
+            )
+        }
+        st => format!("{} after {total}", st.as_str()),
+    };
+    if halted_ms > 0 && !waiting {
+        first.push_str(&format!(
+            " ({} of it halted, waiting for a person)",
+            fmt_ms(halted_ms)
         ));
     }
-    out
+    first
+}
+
+/// `3 failed attempts: `take-offline` ×2, `clear[work]` ×1`, or nothing.
+fn failed_attempts(failed: &[(String, u32)]) -> Option<String> {
+    if failed.is_empty() {
+        return None;
+    }
+    let total: u32 = failed.iter().map(|(_, n)| n).sum();
+    let shown: Vec<String> = failed
+        .iter()
+        .take(5)
+        .map(|(l, n)| format!("`{l}` ×{n}"))
+        .collect();
+    Some(format!(
+        "{total} failed attempt{}: {}{}",
+        if total == 1 { "" } else { "s" },
+        shown.join(", "),
+        if failed.len() > 5 { ", …" } else { "" }
+    ))
 }
 
 /// When the run last stopped for a person (a halt or a failure not resumed since).

@@ -14,6 +14,7 @@
 
 pub mod keys;
 pub mod sled;
+#[cfg(any(test, feature = "contract-suite"))]
 pub mod suite;
 
 use std::fmt::Debug;

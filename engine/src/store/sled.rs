@@ -93,81 +93,8 @@ impl SledStore {
             }
             Err(TryLockError::Error(e)) => return Err(open_err(e.to_string())),
         }
-        let config = ::sled::Config::new()
-            .path(dir.join("db"))
-            .mode(::sled::Mode::LowSpace)
-            // sled caches up to 1 GB by default: far more than a CLI run needs.
-            .cache_capacity(16 * 1024 * 1024);
-        // We hold runbook.lock, so no other process has the database: a lock sled
-        // still finds taken is this process's previous handle, whose background
-        // flusher lets go a moment after it was dropped. Wait for it (briefly).
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        let db = loop {
-            match config.open() {
-                Ok(db) => break db,
-                Err(e)
-                    if e.to_string().contains("could not acquire lock")
-                        && std::time::Instant::now() < deadline =>
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
-                Err(::sled::Error::Io(io))
-                    if matches!(JournalError::of_io(&io), JournalError::DiskFull { .. }) =>
-                {
-                    return Err(JournalError::of_io(&io))
-                }
-                Err(::sled::Error::Corruption { at, .. }) => {
-                    return Err(JournalError::Damaged {
-                        dir: dir.to_path_buf(),
-                        found: format!(
-                            "sled found damaged data{}",
-                            at.map(|a| format!(" at {a:?}")).unwrap_or_default()
-                        ),
-                        running: crate::live::LiveDir::new(dir)
-                            .all()
-                            .iter()
-                            .map(|s| format!("{} ({})", s.run_id, s.runbook))
-                            .collect(),
-                    })
-                }
-                Err(e) => return Err(open_err(e.to_string())),
-            }
-        };
-        let schema = Key::Meta("schema".into()).encode();
-        let damaged = |found: String| JournalError::Damaged {
-            dir: dir.to_path_buf(),
-            found,
-            running: crate::live::LiveDir::new(dir)
-                .all()
-                .iter()
-                .map(|s| format!("{} ({})", s.run_id, s.runbook))
-                .collect(),
-        };
-        let marked = read_mark(dir);
-        if db.get(&schema)?.is_none() {
-            // (A database created by a process killed before its first flush holds
-            // nothing and is new; only a journal that created runs can be damaged.)
-            if marked > 0 {
-                // sled reads its log up to the first damaged entry: a journal that had
-                // entries and now has none was cut at its start.
-                return Err(damaged(format!(
-                    "its database holds no readable entry, though runs r-1..r-{marked} were created in it"
-                )));
-            }
-            db.insert(schema, SCHEMA.as_bytes())?;
-            db.flush()?;
-        }
-        let counter = Key::Meta("next_run_id".into()).encode();
-        let last = Self::next_id(db.get(&counter)?.as_deref()) - 1;
-        if marked > last {
-            return Err(damaged(format!(
-                "run{} r-{}{} {} created but cannot be read (the database was cut at a damaged entry)",
-                if marked > last + 1 { "s" } else { "" },
-                last + 1,
-                if marked > last + 1 { format!("..r-{marked}") } else { String::new() },
-                if marked > last + 1 { "were" } else { "was" },
-            )));
-        }
+        let db = open_db(dir)?;
+        check_whole(&db, dir)?;
         let log = File::open(dir.join("db").join("db")).map_err(|e| open_err(e.to_string()))?;
         Ok(SledStore {
             db,
@@ -200,6 +127,99 @@ impl SledStore {
             .unwrap_or(0)
             + 1
     }
+}
+
+/// A damaged journal, naming the runs its live snapshots show it held.
+fn damaged(dir: &Path, found: String) -> JournalError {
+    JournalError::Damaged {
+        dir: dir.to_path_buf(),
+        found,
+        running: crate::live::LiveDir::new(dir)
+            .all()
+            .iter()
+            .map(|s| format!("{} ({})", s.run_id, s.runbook))
+            .collect(),
+    }
+}
+
+/// Open sled's database in `dir` (this process holds `runbook.lock`).
+fn open_db(dir: &Path) -> Result<::sled::Db, JournalError> {
+    let config = ::sled::Config::new()
+        .path(dir.join("db"))
+        .mode(::sled::Mode::LowSpace)
+        // sled caches up to 1 GB by default: far more than a CLI run needs.
+        .cache_capacity(16 * 1024 * 1024);
+    // We hold runbook.lock, so no other process has the database: a lock sled still
+    // finds taken is this process's previous handle, whose background flusher lets go
+    // a moment after it was dropped. Wait for it (briefly).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match config.open() {
+            Ok(db) => return Ok(db),
+            Err(e)
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(::sled::Error::Io(io))
+                if matches!(JournalError::of_io(&io), JournalError::DiskFull { .. }) =>
+            {
+                return Err(JournalError::of_io(&io))
+            }
+            Err(::sled::Error::Corruption { at, .. }) => {
+                return Err(damaged(
+                    dir,
+                    format!(
+                        "sled found damaged data{}",
+                        at.map(|a| format!(" at {a:?}")).unwrap_or_default()
+                    ),
+                ))
+            }
+            Err(e) => {
+                return Err(JournalError::Open {
+                    dir: dir.to_path_buf(),
+                    message: e.to_string(),
+                })
+            }
+        }
+    }
+}
+
+/// The database holds every run the mark says was created (sled reads its log up to
+/// the first damaged entry, so a damaged journal can read as empty or short); a new
+/// database gets its schema mark.
+fn check_whole(db: &::sled::Db, dir: &Path) -> Result<(), JournalError> {
+    let schema = Key::Meta("schema".into()).encode();
+    let marked = read_mark(dir);
+    if db.get(&schema)?.is_none() {
+        // (A database created by a process killed before its first flush holds
+        // nothing and is new; only a journal that created runs can be damaged.)
+        if marked > 0 {
+            return Err(damaged(
+                dir,
+                format!("its database holds no readable entry, though runs r-1..r-{marked} were created in it"),
+            ));
+        }
+        db.insert(schema, SCHEMA.as_bytes())?;
+        db.flush()?;
+    }
+    let counter = Key::Meta("next_run_id".into()).encode();
+    let last = SledStore::next_id(db.get(&counter)?.as_deref()) - 1;
+    if marked > last {
+        let many = marked > last + 1;
+        return Err(damaged(
+            dir,
+            format!(
+                "run{} r-{}{} {} created but cannot be read (the database was cut at a damaged entry)",
+                if many { "s" } else { "" },
+                last + 1,
+                if many { format!("..r-{marked}") } else { String::new() },
+                if many { "were" } else { "was" },
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The highest run id ever created, kept beside sled (`runs.mark`): a run sled can no
