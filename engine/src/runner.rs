@@ -589,3 +589,79 @@ pub fn recorded_output(
     }
     Ok(None)
 }
+
+/// A runbook ready to plan or run: parameters resolved (given, recorded by earlier
+/// runs, defaults), the journal's facts about the sites read, the environment beside
+/// it. What `plan`, `run` and `check` all go through.
+#[derive(Debug)]
+pub struct Prepared {
+    pub runbook: Runbook,
+    pub env: Environment,
+    pub params: serde_json::Map<String, Json>,
+    /// The secret parameters' values (masked everywhere).
+    pub secrets: Vec<String>,
+    /// The journal's facts about the sites (`history`), for guards.
+    pub history: Json,
+    /// What was taken from earlier runs, for the operator.
+    pub notes: Vec<String>,
+}
+
+/// Whether preparing `runbook` reads the journal (its history facts, or a parameter
+/// recorded by an earlier run).
+pub fn needs_journal(runbook: &Runbook) -> bool {
+    runbook.uses_history || runbook.params.values().any(|p| p.from_run.is_some())
+}
+
+/// Resolve `runbook`'s parameters and read its history facts, from `journal` when
+/// there is one (nothing is written).
+///
+/// # Errors
+/// Invalid parameters, or a journal that cannot be read.
+pub fn prepare(
+    runbook: Runbook,
+    env: Environment,
+    journal: Option<&Journal>,
+    given: &[(String, String)],
+    registry: &crate::action::Registry,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Prepared, RunError> {
+    let reading = registry.history(runbook.pack.as_deref());
+    let history = match journal {
+        Some(j) if runbook.uses_history => history(j, None, &env, reading)?,
+        _ => reading.none(),
+    };
+    let mut notes = Vec::new();
+    let mut failure = None;
+    let resolved = {
+        let notes = std::sync::Mutex::new(&mut notes);
+        let failure = std::sync::Mutex::new(&mut failure);
+        crate::params::resolve_with(&runbook, given, lookup, |from, so_far| {
+            let found = match recorded_output(journal?, from, so_far) {
+                Ok(found) => found?,
+                Err(e) => {
+                    let mut f = failure.lock().unwrap_or_else(|p| p.into_inner());
+                    f.get_or_insert(e);
+                    return None;
+                }
+            };
+            let (v, run) = found;
+            notes.lock().unwrap_or_else(|p| p.into_inner()).push(format!(
+                "{v}, recorded by run {run} (step `{}`, output `{}`)",
+                from.step, from.output
+            ));
+            Some(v)
+        })
+    };
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let (params, secrets) = resolved?;
+    Ok(Prepared {
+        runbook,
+        env,
+        params,
+        secrets,
+        history,
+        notes,
+    })
+}

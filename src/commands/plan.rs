@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-use engine::env::Environment;
-use engine::model::Runbook;
 use engine::redact::Redactor;
 
 use crate::cli::PlanArgs;
@@ -13,79 +11,37 @@ use crate::exit::{invalid, CliResult, Code};
 use crate::output::plan_text;
 use crate::progress::Style;
 
-/// A runbook ready to plan or run: loaded, parameters resolved, environment read.
-pub struct Prepared {
-    pub runbook: Runbook,
-    pub env: Environment,
-    pub params: serde_json::Map<String, serde_json::Value>,
-    pub secrets: Vec<String>,
-    /// The journal's facts about the sites (`history`), for guards.
-    pub history: serde_json::Value,
-}
+pub use engine::runner::Prepared;
 
+/// Load `name` and prepare it (the engine's one-run pipeline): the journal is opened
+/// only if the runbook reads it, and a journal that stays busy is an error, never a
+/// silent fallback.
 pub fn prepare(config: &Config, name: &str, raw_params: &[String]) -> CliResult<Prepared> {
     let runbook = config
         .catalog
         .load(name, &config.registry)
         .map_err(invalid)?;
     let given = super::param_pairs(raw_params)?;
-    // Values recorded by earlier runs (e.g. the health-check path to restore) and the
-    // facts guards read (`history`), from the journal if there is one; nothing is
-    // written. A journal that stays busy is an error, never a silent fallback.
-    let needs_journal =
-        runbook.uses_history || runbook.params.values().any(|p| p.from_run.is_some());
-    let journal = if needs_journal && config.journal.exists() {
+    let journal = if engine::runner::needs_journal(&runbook) && config.journal.exists() {
         Some(config.open_journal()?)
     } else {
         None
     };
     let env = config.environment()?;
-    let history = match &journal {
-        Some(j) if runbook.uses_history => engine::runner::history(
-            j,
-            None,
-            &env,
-            config.registry.history(runbook.pack.as_deref()),
-        )
-        .map_err(crate::exit::from_run_error)?,
-        _ => config.registry.history(runbook.pack.as_deref()).none(),
-    };
-    let notes = std::cell::RefCell::new(Vec::new());
-    let failure = std::cell::RefCell::new(None);
-    let (params, secrets) = engine::params::resolve_with(
-        &runbook,
-        &given,
-        |k| std::env::var(k).ok(),
-        |from, so_far| {
-            let (v, run) = match engine::runner::recorded_output(journal.as_ref()?, from, so_far) {
-                Ok(found) => found?,
-                Err(e) => {
-                    failure.borrow_mut().get_or_insert(e);
-                    return None;
-                }
-            };
-            notes.borrow_mut().push(format!(
-                "{v}, recorded by run {run} (step `{}`, output `{}`)",
-                from.step, from.output
-            ));
-            Some(v)
-        },
-    )
-    .map_err(invalid)?;
-    if let Some(e) = failure.into_inner() {
-        return Err(crate::exit::from_run_error(e));
-    }
-    drop(journal);
-    for n in notes.into_inner() {
-        eprintln!("note: using {n}");
-    }
-    Ok(Prepared {
+    let p = engine::runner::prepare(
         runbook,
         env,
-        params,
-        secrets,
-        history,
-    })
+        journal.as_ref(),
+        &given,
+        &config.registry,
+        |k| std::env::var(k).ok(),
+    )
+    .map_err(crate::exit::from_run_error)?;
+    drop(journal);
+    for n in &p.notes {
+        eprintln!("note: using {n}");
+    }
+    Ok(p)
 }
 
 pub async fn build(config: &Config, p: &Prepared, live: bool) -> CliResult<engine::plan::Plan> {
