@@ -639,10 +639,10 @@ impl Validator<'_> {
         };
         let with = self.step_with(path, &id, &rs, scope, params);
         if let Some(site) = &rs.site {
-            self.check_templates(
+            self.site_template(
                 &format!("{path}.site"),
                 &id,
-                &Json::String(site.clone()),
+                site,
                 Scope {
                     has_site: false,
                     ..scope
@@ -899,13 +899,7 @@ impl Validator<'_> {
                 self.check_templates(&format!("{cpath}.with"), id, w, scope, params);
             }
             if let Some(site) = &rc.site {
-                self.check_templates(
-                    &format!("{cpath}.site"),
-                    id,
-                    &Json::String(site.clone()),
-                    scope,
-                    params,
-                );
+                self.site_template(&format!("{cpath}.site"), id, site, scope, params);
             }
             let cond_scope = Scope {
                 has_observation: true,
@@ -990,6 +984,36 @@ impl Validator<'_> {
                     format!(
                         "action `{action_name}` needs argument `{}` ({})",
                         spec.name, spec.help
+                    ),
+                );
+            }
+        }
+    }
+
+    /// A `site:` template: checked as any template, and it may read only what the run
+    /// knows when it starts (parameters, the environment). Its sites are locked then:
+    /// a site named by an earlier step's output, or by a fan-out's item, could not be,
+    /// and would be acted on unlocked.
+    fn site_template(
+        &mut self,
+        path: &str,
+        id: &str,
+        site: &str,
+        scope: Scope<'_>,
+        params: &IndexMap<String, Param>,
+    ) {
+        self.check_templates(path, id, &Json::String(site.to_string()), scope, params);
+        let Ok(refs) = self.templates.references_in_text(site) else {
+            return;
+        };
+        for r in refs {
+            let root = r.split(['.', '[']).next().unwrap_or_default();
+            if matches!(root, "steps" | "item" | "observation") {
+                self.problem(
+                    path,
+                    Some(id),
+                    format!(
+                        "`site` reads `{r}`, which the run does not know when it starts: a run's sites are locked before its first step, so `site` may read only parameters and the environment (e.g. `{{{{ params.secondary }}}}`)"
                     ),
                 );
             }

@@ -12,7 +12,7 @@ use crate::condition::{Probing, Subject};
 use crate::env::Environment;
 use crate::model::{item_key, template_name, Args, Condition, Effect, Runbook, Step};
 use crate::redact::Redactor;
-use crate::scope::{base_scope, check_rendered_args, item_scope, postcondition_text, resolve_site};
+use crate::scope::{base_scope, check_rendered_args, item_scope, postcondition_text};
 use crate::template::Templates;
 
 /// The mark that stands for an output not known before the run.
@@ -234,19 +234,9 @@ pub fn sites_touched(
                 step: step.id.clone(),
                 message,
             };
-            match templates.render(&Json::String(t.clone()), &scope) {
-                Ok(Json::String(name)) if name.contains(PLACEHOLDER) => {}
-                Ok(Json::String(name)) => {
-                    resolve_site(env, &name).map_err(|e| err(e.to_string()))?;
-                    if !out.contains(&name) {
-                        out.push(name);
-                    }
-                }
-                Ok(other) => return Err(err(format!("`site` gave {other}, not a site name"))),
-                Err(e) if mentions_steps(&Json::String(t.clone())) => {
-                    let _ = e;
-                }
-                Err(e) => return Err(err(format!("cannot render `site`: {e}"))),
+            let site = crate::scope::render_site(&templates, t, &scope, env).map_err(err)?;
+            if !out.contains(&site.name) {
+                out.push(site.name);
             }
         }
     }
@@ -441,13 +431,9 @@ impl Planner<'_> {
         let Some(t) = &step.site else {
             return Ok(None);
         };
-        match self.templates.render(&Json::String(t.clone()), scope) {
-            Ok(Json::String(name)) if !name.contains(PLACEHOLDER) => resolve_site(&self.env, &name)
-                .map(Some)
-                .map_err(|e| self.err(step, e.to_string())),
-            Ok(_) => Ok(None),
-            Err(e) => Err(self.err(step, format!("cannot render `site`: {e}"))),
-        }
+        crate::scope::render_site(&self.templates, t, scope, &self.env)
+            .map(Some)
+            .map_err(|e| self.err(step, e))
     }
 
     fn items(&self, step: &Step, scope: &Json) -> Result<Option<Vec<Json>>, PlanError> {

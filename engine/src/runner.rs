@@ -645,10 +645,13 @@ pub fn prepare(
                 }
             };
             let (v, run) = found;
-            notes.lock().unwrap_or_else(|p| p.into_inner()).push(format!(
-                "{v}, recorded by run {run} (step `{}`, output `{}`)",
-                from.step, from.output
-            ));
+            notes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(format!(
+                    "{v}, recorded by run {run} (step `{}`, output `{}`)",
+                    from.step, from.output
+                ));
             Some(v)
         })
     };

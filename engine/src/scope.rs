@@ -36,6 +36,25 @@ pub enum ArgError {
 ///
 /// # Errors
 /// The name is not a site of the environment file (the message lists those it has).
+/// A `site:` template rendered over `scope` and resolved in `env`: the one rendering
+/// the start's locks, the plan and the run share (the loader has made sure it reads
+/// only what the start knows: parameters and the environment).
+///
+/// # Errors
+/// It does not render, gives something other than a name, or names no site.
+pub fn render_site(
+    templates: &crate::template::Templates,
+    template: &str,
+    scope: &Json,
+    env: &Environment,
+) -> Result<Site, String> {
+    match templates.render(&Json::String(template.to_string()), scope) {
+        Err(e) => Err(format!("cannot render `site`: {e}")),
+        Ok(Json::String(name)) => resolve_site(env, &name).map_err(|e| e.to_string()),
+        Ok(other) => Err(format!("`site` gave {other}, not a site name")),
+    }
+}
+
 pub fn resolve_site(env: &Environment, name: &str) -> Result<Site, UnknownSite> {
     match env.sites.get(name) {
         Some(config) => Ok(Site {

@@ -296,3 +296,24 @@ fn show_json_and_version_name_what_a_script_needs() {
         out.stdout
     );
 }
+
+#[test]
+fn a_site_the_start_cannot_know_is_refused_at_load() {
+    // The run's sites are locked before its first step: a site named by an earlier
+    // step's output (or a fan-out's item) would be acted on unlocked.
+    let out = validate(
+        r#"
+name: late-site
+steps:
+  - id: find
+    action: http.request
+    with: { url: "http://127.0.0.1:1/which" }
+  - id: act
+    site: "{{ steps.find.outputs.body.site }}"
+    action: http.request
+    with: { method: PUT, url: "http://127.0.0.1:1/x", body: 1 }
+"#,
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    has(&out, "rb.yaml:8:11: `site` reads `steps.find.outputs.body.site`, which the run does not know when it starts: a run's sites are locked before its first step, so `site` may read only parameters and the environment (e.g. `{{ params.secondary }}`) (step `act`)");
+}

@@ -11,7 +11,7 @@ use crate::event::{now_ms, Event};
 use crate::journal::JournalError;
 use crate::model::{template_name, Effect, Outputs, Step};
 use crate::report::Notice;
-use crate::scope::{base_scope, item_scope, resolve_site};
+use crate::scope::{base_scope, item_scope};
 use crate::state::StepStatus;
 
 impl Executor {
@@ -155,13 +155,7 @@ impl Executor {
         let Some(t) = &step.site else {
             return Ok(None);
         };
-        match self.templates.render(&Json::String(t.clone()), scope) {
-            Err(e) => Err(format!("cannot render `site`: {e}")),
-            Ok(Json::String(name)) => resolve_site(&self.env, &name)
-                .map(Some)
-                .map_err(|e| e.to_string()),
-            Ok(other) => Err(format!("`site` gave {other}, not a site name")),
-        }
+        crate::scope::render_site(&self.templates, t, scope, &self.env).map(Some)
     }
 
     fn step_items(&self, step: &Step, scope: &Json) -> Result<Option<Vec<Json>>, String> {
