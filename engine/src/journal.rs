@@ -34,9 +34,9 @@ use std::time::{Duration, Instant};
 
 use crate::event::{now_ms, Actor, Event};
 use crate::id::RunId;
-use crate::lock::LockRecord;
 use crate::model::Effect;
 use crate::state::RunState;
+use crate::store::lock::LockRecord;
 use crate::store::{sled::SledStore, Append, Lease, NewRunRecord, Store};
 pub use crate::store::{JournalError, Location, RunSummary};
 
@@ -295,7 +295,7 @@ impl Journal {
             dir: Default::default(),
             message: "this journal has no directory for abort requests".into(),
         })?;
-        crate::live::LiveDir::new(&dir)
+        crate::store::live::LiveDir::new(&dir)
             .request_abort(&run.to_string(), request)
             .map_err(|e| JournalError::Open {
                 dir,
@@ -309,14 +309,14 @@ impl Journal {
             return Some(r);
         }
         let dir = self.live_dir()?;
-        crate::live::LiveDir::new(&dir).abort_request(&run.to_string())
+        crate::store::live::LiveDir::new(&dir).abort_request(&run.to_string())
     }
 
     /// Forget a request to abort `run`.
     pub fn clear_abort_request(&self, run: RunId) {
         let _ = self.store.clear_abort_request(run);
         if let Some(dir) = self.live_dir() {
-            crate::live::LiveDir::new(&dir).clear_abort_request(&run.to_string());
+            crate::store::live::LiveDir::new(&dir).clear_abort_request(&run.to_string());
         }
     }
 
@@ -365,7 +365,7 @@ impl Journal {
                 Err(JournalError::UnknownRun(_)) => false,
                 Err(e) => return Err(e),
             };
-            if !has_events && !crate::lock::process_alive(&holder.holder) {
+            if !has_events && !crate::store::lock::process_alive(&holder.holder) {
                 self.store.release(&site, holder.run_id)?;
             }
         }

@@ -15,9 +15,7 @@ pub mod guard;
 pub mod history;
 pub mod id;
 pub mod journal;
-pub mod live;
 pub mod load;
-pub mod lock;
 pub mod model;
 pub mod params;
 pub mod plan;
@@ -31,6 +29,8 @@ pub mod scope;
 pub mod spans;
 pub mod state;
 pub mod store;
+// Site locks and live snapshots belong to storage; their old paths still work.
+pub use store::{live, lock};
 pub mod template;
 
 pub use action::{Action, ArgKind, ArgSpec, Args, Outputs, Registry, Site, StepCtx, StepError};

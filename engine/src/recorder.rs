@@ -11,9 +11,9 @@ use std::time::Duration;
 use crate::event::Event;
 use crate::id::RunId;
 use crate::journal::{Journal, JournalError, RunSummary};
-use crate::live::LiveDir;
 use crate::redact::Redactor;
 use crate::state::RunState;
+use crate::store::live::LiveDir;
 
 struct Inner {
     state: RunState,

@@ -13,7 +13,6 @@ use crate::executor::{Executor, Outcome};
 use crate::id::RunId;
 use crate::journal::{Journal, JournalError};
 use crate::load::{load_str, LoadError};
-use crate::lock::LockRecord;
 use crate::model::Runbook;
 use crate::params::{env_var_for, ParamError};
 use crate::plan::{sites_touched, PlanError};
@@ -22,6 +21,7 @@ use crate::redact::Redactor;
 use crate::report::{Interrupt, Notice, Observer, Prompt};
 use crate::resume::{check_resumable, directive_event, Directive, ResumeError};
 use crate::state::RunState;
+use crate::store::lock::LockRecord;
 use crate::template::Templates;
 
 /// What the engine needs from its host (the CLI, a test, a benchmark).

@@ -4,7 +4,8 @@
 //!
 //! serde_yaml gives positions only for its own errors; this walks the same text with
 //! yaml-rust2's event parser and records the start of every value under a path such as
-//! `steps.3.with.url`.
+//! `steps.3.with.url`. A YAML layer below the loader and the environment file, which
+//! both place their errors with it.
 
 use std::collections::HashMap;
 

@@ -13,6 +13,8 @@
 //! store runs the same suite unchanged.
 
 pub mod keys;
+pub mod live;
+pub mod lock;
 pub mod sled;
 #[cfg(any(test, feature = "contract-suite"))]
 pub mod suite;
@@ -25,8 +27,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::{Actor, Event};
 use crate::id::RunId;
-use crate::lock::LockRecord;
 use crate::state::{RunState, RunStatus};
+use crate::store::lock::LockRecord;
 
 /// One line of `runbook history`: kept in the run index so that listing runs does not
 /// fold every journal.
@@ -339,7 +341,7 @@ pub enum JournalError {
     UnknownRun(RunId),
     #[error(
         "site `{site}` is held by run {}",
-        crate::lock::describe_holder(holder)
+        crate::store::lock::describe_holder(holder)
     )]
     SiteHeld {
         site: String,

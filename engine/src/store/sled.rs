@@ -15,8 +15,8 @@ use super::keys::{Key, LOCK, RUN};
 use super::{Append, JournalError, Lease, NewRunRecord, RunSummary, Store};
 use crate::event::Event;
 use crate::id::RunId;
-use crate::lock::LockRecord;
 use crate::state::RunState;
+use crate::store::lock::LockRecord;
 
 const SCHEMA: &str = "1";
 
@@ -88,7 +88,7 @@ impl SledStore {
             Err(TryLockError::WouldBlock) => {
                 return Err(JournalError::Busy {
                     dir: dir.to_path_buf(),
-                    holders: crate::live::LiveDir::new(dir).active(),
+                    holders: crate::store::live::LiveDir::new(dir).active(),
                 })
             }
             Err(TryLockError::Error(e)) => return Err(open_err(e.to_string())),
@@ -134,7 +134,7 @@ fn damaged(dir: &Path, found: String) -> JournalError {
     JournalError::Damaged {
         dir: dir.to_path_buf(),
         found,
-        running: crate::live::LiveDir::new(dir)
+        running: crate::store::live::LiveDir::new(dir)
             .all()
             .iter()
             .map(|s| format!("{} ({})", s.run_id, s.runbook))

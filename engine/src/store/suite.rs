@@ -14,8 +14,8 @@ use std::sync::Arc;
 use super::{Append, JournalError, NewRunRecord, RunSummary, Store};
 use crate::event::{Actor, Event};
 use crate::id::RunId;
-use crate::lock::LockRecord;
 use crate::state::{RunState, RunStatus};
+use crate::store::lock::LockRecord;
 
 pub type Open<'a> = &'a dyn Fn() -> Arc<dyn Store>;
 

@@ -5,8 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::lock::process_alive;
 use crate::state::RunState;
+use crate::store::lock::process_alive;
 
 #[derive(Debug, Clone)]
 pub struct LiveDir {
