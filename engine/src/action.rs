@@ -135,12 +135,67 @@ impl StepCtx {
 
 /// Why an action could not do its part. The message carries the site, the call and
 /// the server's answer; the executor adds the step.
+/// What kind of failure a step met, with what it carries from its source: whether
+/// trying again may help is decided from it ([`ErrorKind::retryable`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum ErrorKind {
+    /// A server answered with this HTTP status.
+    Http { status: u16 },
+    /// An AWS API error, by its code.
+    Aws { code: String },
+    /// The Kubernetes API refused the call (its status's code and reason).
+    Kubernetes { code: u16, reason: String },
+    /// No answer within the time allowed.
+    Timeout,
+    /// The connection could not be made, or was lost.
+    Transport,
+    /// The environment file, a credential or an argument is wrong: nothing changes by
+    /// trying again until a person fixes it.
+    Configuration,
+    /// A state only a person should move the system out of.
+    Operator,
+    /// Anything else that will not change by trying again.
+    Other,
+}
+
+/// AWS error codes that trying again cannot fix.
+const AWS_PERMANENT: &[&str] = &[
+    "DBClusterNotFoundFault",
+    "DBInstanceNotFound",
+    "InvalidDBInstanceState",
+    "NoSuchHealthCheck",
+    "NoSuchHostedZone",
+    "InvalidInput",
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+];
+
+impl ErrorKind {
+    /// Whether trying again may help: 5xx, 429 and 408 answers, AWS codes other than
+    /// the ones that name a missing resource or a refusal, Kubernetes answers other
+    /// than 401/403/404/422, timeouts and lost connections.
+    pub fn retryable(&self) -> bool {
+        match self {
+            ErrorKind::Http { status } => *status >= 500 || *status == 429 || *status == 408,
+            ErrorKind::Aws { code } => !AWS_PERMANENT.contains(&code.as_str()),
+            ErrorKind::Kubernetes { code, .. } => !matches!(code, 401 | 403 | 404 | 422),
+            ErrorKind::Timeout | ErrorKind::Transport => true,
+            ErrorKind::Configuration | ErrorKind::Operator | ErrorKind::Other => false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct StepError {
     pub message: String,
+    /// What failed, from its source.
+    pub kind: ErrorKind,
     /// Whether trying again may help (5xx, timeouts) as opposed to bad arguments or a
-    /// 4xx answer that will not change.
+    /// 4xx answer that will not change: the kind's.
     pub retryable: bool,
     /// The system is in a state only a person should move it out of (e.g. a push-state
     /// an operator cancelled): the run halts for the operator instead of failing.
@@ -153,39 +208,62 @@ pub struct StepError {
 }
 
 impl StepError {
-    pub fn transient(message: impl Into<String>) -> StepError {
+    /// An error of `kind`: retried if the kind says trying again may help.
+    pub fn of(kind: ErrorKind, message: impl Into<String>) -> StepError {
         StepError {
             message: message.into(),
-            retryable: true,
-            needs_operator: false,
+            retryable: kind.retryable(),
+            needs_operator: kind == ErrorKind::Operator,
             outcome_unknown: false,
+            kind,
         }
+    }
+    /// A server answered `status`.
+    pub fn http(status: u16, message: impl Into<String>) -> StepError {
+        StepError::of(ErrorKind::Http { status }, message)
+    }
+    /// An AWS API error with its code.
+    pub fn aws(code: &str, message: impl Into<String>) -> StepError {
+        StepError::of(
+            ErrorKind::Aws {
+                code: code.to_string(),
+            },
+            message,
+        )
+    }
+    /// The Kubernetes API refused the call.
+    pub fn kubernetes(code: u16, reason: &str, message: impl Into<String>) -> StepError {
+        StepError::of(
+            ErrorKind::Kubernetes {
+                code,
+                reason: reason.to_string(),
+            },
+            message,
+        )
+    }
+    /// The environment file, a credential or an argument is wrong.
+    pub fn configuration(message: impl Into<String>) -> StepError {
+        StepError::of(ErrorKind::Configuration, message)
+    }
+    /// The connection could not be made or was lost before the request was sent
+    /// (trying again is safe).
+    pub fn transient(message: impl Into<String>) -> StepError {
+        StepError::of(ErrorKind::Transport, message)
     }
     /// The request may have been applied: its answer never came back.
     pub fn outcome_unknown(message: impl Into<String>) -> StepError {
         StepError {
-            message: message.into(),
-            retryable: true,
-            needs_operator: false,
             outcome_unknown: true,
+            ..StepError::of(ErrorKind::Timeout, message)
         }
     }
+    /// Anything else that will not change by trying again.
     pub fn permanent(message: impl Into<String>) -> StepError {
-        StepError {
-            message: message.into(),
-            retryable: false,
-            needs_operator: false,
-            outcome_unknown: false,
-        }
+        StepError::of(ErrorKind::Other, message)
     }
     /// A state an operator must decide about: the run halts (never retried).
     pub fn needs_operator(message: impl Into<String>) -> StepError {
-        StepError {
-            message: message.into(),
-            retryable: false,
-            needs_operator: true,
-            outcome_unknown: false,
-        }
+        StepError::of(ErrorKind::Operator, message)
     }
 }
 
@@ -426,4 +504,36 @@ impl Registry {
 pub struct UnknownAction {
     pub step: String,
     pub action: String,
+}
+
+#[cfg(test)]
+mod error_kind_tests {
+    use super::{ErrorKind, StepError};
+
+    #[test]
+    fn whether_a_step_error_is_retried_is_decided_by_its_kind() {
+        for (e, retried) in [
+            (StepError::http(503, "x"), true),
+            (StepError::http(429, "x"), true),
+            (StepError::http(408, "x"), true),
+            (StepError::http(401, "x"), false),
+            (StepError::http(404, "x"), false),
+            (StepError::aws("Throttling", "x"), true),
+            (StepError::aws("InvalidDBClusterStateFault", "x"), true),
+            (StepError::aws("DBClusterNotFoundFault", "x"), false),
+            (StepError::aws("AccessDenied", "x"), false),
+            (StepError::kubernetes(409, "Conflict", "x"), true),
+            (StepError::kubernetes(404, "NotFound", "x"), false),
+            (StepError::configuration("x"), false),
+            (StepError::transient("x"), true),
+            (StepError::permanent("x"), false),
+        ] {
+            assert_eq!(e.retryable, retried, "{:?}", e.kind);
+            assert_eq!(e.retryable, e.kind.retryable());
+        }
+        let lost = StepError::outcome_unknown("no answer");
+        assert!(lost.outcome_unknown && lost.retryable && lost.kind == ErrorKind::Timeout);
+        let person = StepError::needs_operator("cancelled");
+        assert!(person.needs_operator && !person.retryable && person.kind == ErrorKind::Operator);
+    }
 }

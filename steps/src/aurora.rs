@@ -71,22 +71,11 @@ pub fn sdk_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::
             context
         }
     };
-    let permanent = matches!(
-        e.as_service_error().and_then(|s| s.code()),
-        Some(
-            "DBClusterNotFoundFault"
-                | "DBInstanceNotFound"
-                | "InvalidDBInstanceState"
-                | "NoSuchHealthCheck"
-                | "InvalidInput"
-                | "AccessDenied"
-        )
-    );
     let msg = format!("{call} failed: {text}");
-    if permanent {
-        StepError::permanent(msg)
-    } else {
-        StepError::transient(msg)
+    match e.as_service_error().and_then(|s| s.code()) {
+        // Retried or not by its code (`ErrorKind::retryable`).
+        Some(code) => StepError::aws(code, msg),
+        None => StepError::transient(msg),
     }
 }
 

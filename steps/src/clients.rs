@@ -52,7 +52,7 @@ pub fn env_path(env: &Environment, p: &str) -> PathBuf {
 }
 
 fn missing(site: &str, what: &str) -> StepError {
-    StepError::permanent(format!(
+    StepError::configuration(format!(
         "site `{site}` has no `{what}` in the environment file"
     ))
 }
@@ -134,12 +134,12 @@ static AWS: LazyLock<Mutex<HashMap<String, aws_config::SdkConfig>>> = LazyLock::
 pub async fn aws_config(env: &Environment) -> Result<aws_config::SdkConfig, StepError> {
     install_crypto();
     let aws = crate::config::aws(env).cloned().ok_or_else(|| {
-        StepError::permanent(
+        StepError::configuration(
             "the environment file has no `aws` section (region, endpoint_url, aurora_cluster)",
         )
     })?;
     if aws.region.is_empty() {
-        return Err(StepError::permanent(
+        return Err(StepError::configuration(
             "the environment file's `aws:` section gives no `region` (the AWS connection: region, and endpoint_url for an emulator)",
         ));
     }

@@ -194,11 +194,7 @@ impl Action for HttpRequest {
         if !expected(args, status) {
             let msg = format!("{m} {u} answered {status}: {}", excerpt(text.trim(), 300));
             // Server errors, throttling and timeouts may pass; other answers will not.
-            return Err(if status >= 500 || status == 429 || status == 408 {
-                StepError::transient(msg)
-            } else {
-                StepError::permanent(msg)
-            });
+            return Err(StepError::http(status, msg));
         }
         let mut out = Outputs::new();
         out.insert("status".into(), json!(status));

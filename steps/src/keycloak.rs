@@ -49,9 +49,7 @@ fn api(client: kube::Client, ns: &str) -> Api<DynamicObject> {
 fn kube_err(site: &str, what: &str, e: kube::Error) -> StepError {
     let msg = format!("site `{site}`: {what}: {e}");
     match &e {
-        kube::Error::Api(s) if s.code == 404 || s.code == 403 || s.code == 401 || s.code == 422 => {
-            StepError::permanent(msg)
-        }
+        kube::Error::Api(s) => StepError::kubernetes(s.code, &s.reason, msg),
         _ => StepError::transient(msg),
     }
 }

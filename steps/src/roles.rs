@@ -116,7 +116,7 @@ impl Role {
             let (name, cfg) = crate::clients::site_config(ctx)?;
             let v = self.concern.vendor_of(&cfg);
             if v.is_none() {
-                return Err(StepError::permanent(format!(
+                return Err(StepError::configuration(format!(
                     "`{}`: site `{name}` names no {} vendor in the environment file (give sites.{name}.{})",
                     self.name,
                     self.concern.as_str(),
@@ -126,7 +126,7 @@ impl Role {
             v
         };
         let family = named.ok_or_else(|| {
-            StepError::permanent(format!(
+            StepError::configuration(format!(
                 "`{}`: no site names a {} vendor in the environment file ({})",
                 self.name,
                 self.concern.as_str(),
@@ -134,7 +134,7 @@ impl Role {
             ))
         })?;
         let action = self.by_family(family).ok_or_else(|| {
-            StepError::permanent(format!(
+            StepError::configuration(format!(
                 "`{}` cannot be played by {family} (it can by: {})",
                 self.name,
                 self.vendors().join(", ")

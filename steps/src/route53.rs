@@ -73,10 +73,9 @@ pub(crate) fn r53_error<
     };
     let msg = format!("{call} failed: {text}");
     match code.as_deref() {
-        Some("NoSuchHealthCheck" | "NoSuchHostedZone" | "InvalidInput" | "AccessDenied") => {
-            StepError::permanent(msg)
-        }
-        _ => StepError::transient(msg),
+        // Retried or not by its code (`ErrorKind::retryable`).
+        Some(code) => StepError::aws(code, msg),
+        None => StepError::transient(msg),
     }
 }
 

@@ -397,7 +397,7 @@ impl Rest {
         }
         let call = format!("site `{}`: {method} {}", self.site, self.url(path));
         Err(match status {
-            401 | 403 => StepError::permanent(format!(
+            401 | 403 => StepError::http(status, format!(
                 "{call} answered {status}: the credentials were refused{} (x-site calls need ADMIN permission): {}",
                 match &self.creds {
                     Some((scheme, user, _)) => format!(" (user `{user}`, {scheme:?})"),
@@ -405,8 +405,7 @@ impl Rest {
                 },
                 excerpt(body.trim(), 300)
             )),
-            s if s >= 500 || s == 429 => StepError::transient(format!("{call} answered {status}: {}", excerpt(body.trim(), 300))),
-            _ => StepError::permanent(format!("{call} answered {status}: {}", excerpt(body.trim(), 300))),
+            s => StepError::http(s, format!("{call} answered {status}: {}", excerpt(body.trim(), 300))),
         })
     }
 }
