@@ -6,79 +6,12 @@ use std::fmt::Write;
 use std::sync::Arc;
 
 use serde_json::json;
-use steps::check::{observe, verdict, Health, SiteView};
+use steps::check::Health;
 
 use crate::cli::CheckArgs;
 use crate::config::Config;
 use crate::exit::{failed, invalid, CliResult, Code};
 use crate::progress::Style;
-
-fn site_lines(o: &mut String, v: &SiteView, other: &str, s: Style) {
-    let _ = writeln!(o, "{}", s.bold(&v.name));
-    let _ = writeln!(
-        o,
-        "  replication to {other}: {}",
-        match &v.replication {
-            Ok(st) if st == "online" => s.green(st),
-            Ok(st) => s.yellow(st),
-            Err(e) => s.red(&format!("unreachable: {e}")),
-        }
-    );
-    if !v.entries.is_empty() {
-        let list: Vec<String> = v
-            .entries
-            .iter()
-            .map(|(c, n)| {
-                format!(
-                    "{c}={}",
-                    n.map(|n| n.to_string()).unwrap_or_else(|| "?".into())
-                )
-            })
-            .collect();
-        let _ = writeln!(o, "  entries: {}", list.join(" "));
-    }
-    let _ = writeln!(
-        o,
-        "  keycloak: {}",
-        match &v.keycloak_instances {
-            Ok(n) => format!("{n} ready instances"),
-            Err(e) => format!("unknown ({e})"),
-        }
-    );
-    if let Some(p) = &v.health_check_path {
-        let h = match v.health_check_healthy {
-            Some(true) => s.green("healthy"),
-            Some(false) => s.red("unhealthy"),
-            None => "no observation yet".into(),
-        };
-        let _ = writeln!(o, "  route53 health check: path {p}, {h}");
-    }
-    if let Some(c) = v.lb_check {
-        let _ = writeln!(o, "  lb-check: {c}");
-    }
-    match &v.cross_site_view {
-        Some((true, why)) => {
-            let _ = writeln!(o, "  infinispan CR: {}", s.green(why));
-        }
-        Some((false, why)) => {
-            let _ = writeln!(o, "  infinispan CR: {}", s.red(why));
-        }
-        None => {
-            let _ = writeln!(o, "  infinispan CR: not readable");
-        }
-    }
-    if let Some(r) = v.keycloak_ready {
-        let _ = writeln!(
-            o,
-            "  keycloak CR: {}",
-            if r {
-                s.green("Ready")
-            } else {
-                s.yellow("not Ready")
-            }
-        );
-    }
-}
 
 /// The version of `check --json`'s shape (docs/json.md).
 pub const CHECK_FORMAT: u32 = 1;
@@ -123,15 +56,21 @@ pub async fn run(config: &Config, args: &CheckArgs) -> CliResult<Code> {
         .filter(|p| p.starts_with("MISMATCH") || p.starts_with("configuration"))
         .map(str::to_string)
         .collect();
-    let obs = observe(
-        &config.registry,
+    // The pack's own reading of the deployment and its verdict.
+    let d = (config.pack.diagnose)(
+        Arc::clone(&config.registry),
         Arc::clone(&env),
-        &primary,
-        &secondary,
-        &caches,
+        crate::packs::CheckInputs {
+            primary,
+            secondary,
+            caches,
+            down_path,
+            style: Style::stdout(),
+        },
     )
     .await;
-    let mut v = verdict(&obs, &down_path);
+    let obs = d.observations.clone();
+    let mut v = d.verdict.clone();
     if !wrong.is_empty()
         || identity
             .get("summary")
@@ -233,33 +172,7 @@ pub async fn run(config: &Config, args: &CheckArgs) -> CliResult<Code> {
         }
         let _ = writeln!(o);
     }
-    let _ = writeln!(
-        o,
-        "serving: {} — {}",
-        obs.serving.clone().unwrap_or_else(|| "unknown".into()),
-        obs.serving_how
-    );
-    let _ = writeln!(
-        o,
-        "roles: primary {}, secondary {} (from {})",
-        obs.primary.name,
-        obs.secondary.name,
-        if obs.roles_from == "route53" {
-            "the Route53 failover records"
-        } else {
-            "--primary/--secondary: the failover records could not be read"
-        }
-    );
-    let _ = writeln!(
-        o,
-        "aurora writer: {}",
-        obs.aurora_writer_site
-            .clone()
-            .map(|w| format!("in {w}'s zone"))
-            .unwrap_or_else(|| "unknown".into())
-    );
-    site_lines(&mut o, &obs.primary, &obs.secondary.name, s);
-    site_lines(&mut o, &obs.secondary, &obs.primary.name, s);
+    o.push_str(&d.text);
     let head = match v.health {
         Health::Healthy => s.green("HEALTHY"),
         Health::Degraded => s.yellow("DEGRADED"),

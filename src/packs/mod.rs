@@ -25,6 +25,33 @@ pub struct Defaults {
     pub down_path: &'static str,
 }
 
+/// What `check` asks a pack's diagnosis: the command line's choices, else the pack's
+/// defaults.
+#[derive(Clone)]
+pub struct CheckInputs {
+    pub primary: String,
+    pub secondary: String,
+    pub caches: Vec<String>,
+    pub down_path: String,
+    pub style: crate::progress::Style,
+}
+
+/// A pack's reading of a deployment: its typed verdict (the recommended invocation
+/// as data), what it read (`check --json`'s `observations`), and that as text.
+#[derive(Debug, Clone)]
+pub struct Diagnosis {
+    pub verdict: steps::check::Verdict,
+    pub observations: serde_json::Value,
+    pub text: String,
+}
+
+/// How a pack reads a deployment.
+pub type Diagnose = fn(
+    Arc<engine::Registry>,
+    Arc<engine::env::Environment>,
+    CheckInputs,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Diagnosis> + Send>>;
+
 /// One pack.
 #[derive(Clone, Copy)]
 pub struct Pack {
@@ -38,6 +65,8 @@ pub struct Pack {
     pub history: fn() -> Arc<dyn HistoryFacts>,
     /// Whether an environment file describes a deployment of this pack's shape.
     pub detects: fn(&steps::config::EnvFile) -> bool,
+    /// Its diagnosis of a deployment (`runbook check`).
+    pub diagnose: Diagnose,
     pub defaults: Defaults,
 }
 

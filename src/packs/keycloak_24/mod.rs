@@ -1,12 +1,13 @@
 //! The Keycloak 24 pack: the four procedures of the Keycloak 24 multi-site guide
 //! (external Infinispan 14 / Data Grid 8.4 with cross-site replication, Aurora,
 //! Route53 failover), its reading of the journal (`history.rs`) and its
-//! defaults. `runbook check`'s diagnosis for it is `steps::check`'s verdict.
+//! defaults, and its diagnosis of a deployment (`check.rs`).
 
 use std::sync::Arc;
 
 use super::{Defaults, Pack};
 
+pub mod check;
 pub mod history;
 
 pub use history::NAME;
@@ -47,6 +48,7 @@ pub const PACK: Pack = Pack {
     history: || Arc::new(history::Keycloak24),
     // The first pack: chosen when nothing else is said, never by detection.
     detects: |_| false,
+    diagnose: check::diagnose,
     defaults: Defaults {
         primary: "site-a",
         secondary: "site-b",
