@@ -16,18 +16,33 @@ use crate::progress::Style;
 /// The version of `check --json`'s shape (docs/json.md).
 pub const CHECK_FORMAT: u32 = 1;
 
-pub async fn run(config: &Config, args: &CheckArgs) -> CliResult<Code> {
-    let env = config.environment()?;
-    // What the command line leaves out, the pack in use says.
+/// Everything `check` found, before it is printed.
+struct Found {
+    identity: serde_json::Value,
+    diagnosis: crate::packs::Diagnosis,
+    verdict: steps::check::Verdict,
+    flight: Vec<InFlight>,
+    guards: Option<Result<Vec<engine::plan::PlannedGuard>, String>>,
+}
+
+/// The command line's choices, else the pack's defaults; each site must be described.
+fn inputs(
+    config: &Config,
+    args: &CheckArgs,
+    env: &engine::env::Environment,
+) -> CliResult<crate::packs::CheckInputs> {
     let d = config.pack.defaults;
-    let primary = args.primary.clone().unwrap_or_else(|| d.primary.into());
-    let secondary = args.secondary.clone().unwrap_or_else(|| d.secondary.into());
-    let caches: Vec<String> = args
-        .caches
-        .clone()
-        .unwrap_or_else(|| d.caches.iter().map(|c| c.to_string()).collect());
-    let down_path = args.down_path.clone().unwrap_or_else(|| d.down_path.into());
-    for site in [&primary, &secondary] {
+    let i = crate::packs::CheckInputs {
+        primary: args.primary.clone().unwrap_or_else(|| d.primary.into()),
+        secondary: args.secondary.clone().unwrap_or_else(|| d.secondary.into()),
+        caches: args
+            .caches
+            .clone()
+            .unwrap_or_else(|| d.caches.iter().map(|c| c.to_string()).collect()),
+        down_path: args.down_path.clone().unwrap_or_else(|| d.down_path.into()),
+        style: Style::stdout(),
+    };
+    for site in [&i.primary, &i.secondary] {
         if !env.sites.contains_key(site) {
             return Err(invalid(anyhow::anyhow!(
                 "site `{site}` is not in the environment file{}",
@@ -39,82 +54,88 @@ pub async fn run(config: &Config, args: &CheckArgs) -> CliResult<Code> {
             )));
         }
     }
-    let env = Arc::new(env);
-    // First: is every endpoint the site it is configured as? A mismatch or a
-    // configuration problem makes every other reading meaningless.
-    let uses = steps::preflight::every_endpoint(&env);
-    let identity = if uses.is_empty() {
-        serde_json::Value::Null
-    } else {
-        steps::preflight::prove(Arc::clone(&env), &uses).await
-    };
-    let wrong: Vec<String> = identity["endpoints"]
+    Ok(i)
+}
+
+/// An endpoint that is not its site makes every other reading meaningless.
+fn misconfigured(identity: &serde_json::Value, v: &mut steps::check::Verdict) {
+    let wrong = identity["endpoints"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(|e| e["problem"].as_str())
-        .filter(|p| p.starts_with("MISMATCH") || p.starts_with("configuration"))
-        .map(str::to_string)
-        .collect();
-    // The pack's own reading of the deployment and its verdict.
-    let d = (config.pack.diagnose)(
-        Arc::clone(&config.registry),
-        Arc::clone(&env),
-        crate::packs::CheckInputs {
-            primary,
-            secondary,
-            caches,
-            down_path,
-            style: Style::stdout(),
-        },
-    )
-    .await;
-    let obs = d.observations.clone();
-    let mut v = d.verdict.clone();
-    if !wrong.is_empty()
-        || identity
-            .get("summary")
-            .is_some_and(|s| s.as_str().is_some_and(|t| t.contains("resolve to one")))
-    {
-        v = steps::check::Verdict {
+        .any(|p| p.starts_with("MISMATCH") || p.starts_with("configuration"));
+    let ambiguous = identity
+        .get("summary")
+        .is_some_and(|s| s.as_str().is_some_and(|t| t.contains("resolve to one")));
+    if wrong || ambiguous {
+        *v = steps::check::Verdict {
             health: Health::Misconfigured,
             runbook: None,
             reason: format!(
                 "an endpoint is not the site the environment file says (or cannot say): {}; nothing else it reads can be trusted until that is fixed (`runbook env check`)",
                 identity["summary"].as_str().unwrap_or_default()
             ),
-            notes: v.notes,
+            notes: std::mem::take(&mut v.notes),
         };
     }
-    // The journal first: a run in flight holds its sites, and nothing new is
-    // recommended on a site it holds.
+}
+
+/// Nothing new is recommended on a site a run in flight holds.
+fn not_on_held_sites(flight: &[InFlight], v: &mut steps::check::Verdict) {
+    let Some(rb) = &v.runbook else { return };
+    let touched = rb.values();
+    if let Some(r) = flight
+        .iter()
+        .find(|r| r.sites.iter().any(|s| touched.contains(&s.as_str())))
+    {
+        let note = format!(
+            "not recommending `{rb}`: {} is held by run {} ({}); finish it first: runbook resume {} (or end it: runbook abort {} --reason \"...\")",
+            r.sites.join(", "),
+            r.run_id,
+            r.runbook,
+            r.run_id,
+            r.run_id
+        );
+        v.runbook = None;
+        v.notes.insert(0, note);
+    }
+}
+
+async fn gather(config: &Config, args: &CheckArgs) -> CliResult<Found> {
+    let env = config.environment()?;
+    let i = inputs(config, args, &env)?;
+    let env = Arc::new(env);
+    // First: is every endpoint the site it is configured as?
+    let uses = steps::preflight::every_endpoint(&env);
+    let identity = if uses.is_empty() {
+        serde_json::Value::Null
+    } else {
+        steps::preflight::prove(Arc::clone(&env), &uses).await
+    };
+    // The pack's own reading of the deployment and its verdict.
+    let diagnosis = (config.pack.diagnose)(Arc::clone(&config.registry), env, i).await;
+    let mut verdict = diagnosis.verdict.clone();
+    misconfigured(&identity, &mut verdict);
+    // The journal first: a run in flight holds its sites.
     let flight = in_flight(config);
-    let mut held_note = None;
-    if let Some(rb) = &v.runbook {
-        let touched = rb.values();
-        if let Some(r) = flight
-            .iter()
-            .find(|r| r.sites.iter().any(|s| touched.contains(&s.as_str())))
-        {
-            held_note = Some(format!(
-                "not recommending `{rb}`: {} is held by run {} ({}); finish it first: runbook resume {} (or end it: runbook abort {} --reason \"...\")",
-                r.sites.join(", "),
-                r.run_id,
-                r.runbook,
-                r.run_id,
-                r.run_id
-            ));
-            v.runbook = None;
-        }
-    }
-    if let Some(n) = &held_note {
-        v.notes.insert(0, n.clone());
-    }
-    let guards = match &v.runbook {
+    not_on_held_sites(&flight, &mut verdict);
+    let guards = match &verdict.runbook {
         Some(rb) => Some(guards_now(config, rb).await),
         None => None,
     };
-    let code = match v.health {
+    Ok(Found {
+        identity,
+        diagnosis,
+        verdict,
+        flight,
+        guards,
+    })
+}
+
+pub async fn run(config: &Config, args: &CheckArgs) -> CliResult<Code> {
+    let f = gather(config, args).await?;
+    let code = match f.verdict.health {
         Health::Healthy => Code::Ok,
         Health::Degraded => Code::Degraded,
         Health::Unreachable => Code::Unreachable,
@@ -122,31 +143,46 @@ pub async fn run(config: &Config, args: &CheckArgs) -> CliResult<Code> {
         Health::OnSecondary => Code::OnSecondary,
     };
     if args.json {
-        let guards = match &guards {
-            Some(Ok(list)) => json!(list),
-            Some(Err(e)) => json!({ "error": e }),
-            None => serde_json::Value::Null,
-        };
-        let runs: Vec<serde_json::Value> = flight.iter().map(InFlight::to_json).collect();
-        let recommended = v.runbook.as_ref().map(|i| {
-            json!({"pack": config.pack.name, "runbook": i.runbook,
-                   "params": i.params.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
-                   "command": format!("runbook run {i}")})
-        });
-        let out = json!({"format": CHECK_FORMAT, "health": v.health, "pack": config.pack.name,
-                         "runbook": v.runbook.as_ref().map(ToString::to_string), "recommended": recommended, "reason": v.reason, "notes": v.notes, "runs_in_flight": runs, "identity": identity, "observations": obs, "guards": guards});
-        println!("{}", serde_json::to_string_pretty(&out).map_err(failed)?);
-        return Ok(code);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&as_json(config, &f)).map_err(failed)?
+        );
+    } else {
+        print!("{}", as_text(&f));
     }
+    Ok(code)
+}
+
+/// `check --json`, format 1 (docs/json.md).
+fn as_json(config: &Config, f: &Found) -> serde_json::Value {
+    let v = &f.verdict;
+    let guards = match &f.guards {
+        Some(Ok(list)) => json!(list),
+        Some(Err(e)) => json!({ "error": e }),
+        None => serde_json::Value::Null,
+    };
+    let runs: Vec<serde_json::Value> = f.flight.iter().map(InFlight::to_json).collect();
+    let recommended = v.runbook.as_ref().map(|i| {
+        json!({"pack": config.pack.name, "runbook": i.runbook,
+               "params": i.params.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
+               "command": format!("runbook run {i}")})
+    });
+    json!({"format": CHECK_FORMAT, "health": v.health, "pack": config.pack.name,
+           "runbook": v.runbook.as_ref().map(ToString::to_string), "recommended": recommended,
+           "reason": v.reason, "notes": v.notes, "runs_in_flight": runs, "identity": f.identity,
+           "observations": f.diagnosis.observations, "guards": guards})
+}
+
+fn as_text(f: &Found) -> String {
     let s = Style::stdout();
     let mut o = String::new();
-    if !flight.is_empty() {
+    if !f.flight.is_empty() {
         let _ = writeln!(
             o,
             "{}",
             s.bold("runs in flight (each holds its sites until it completes or is aborted)")
         );
-        for r in &flight {
+        for r in &f.flight {
             let _ = writeln!(o, "  {}", r.line());
             let _ = writeln!(
                 o,
@@ -156,13 +192,13 @@ pub async fn run(config: &Config, args: &CheckArgs) -> CliResult<Code> {
         }
         let _ = writeln!(o);
     }
-    if !identity.is_null() {
+    if !f.identity.is_null() {
         let _ = writeln!(
             o,
             "{}",
             s.bold("identity (each endpoint asked which site it is)")
         );
-        for line in super::env::text(&identity, s)
+        for line in super::env::text(&f.identity, s)
             .lines()
             .filter(|l| !l.is_empty())
         {
@@ -172,7 +208,13 @@ pub async fn run(config: &Config, args: &CheckArgs) -> CliResult<Code> {
         }
         let _ = writeln!(o);
     }
-    o.push_str(&d.text);
+    o.push_str(&f.diagnosis.text);
+    verdict_text(&mut o, f, s);
+    o
+}
+
+fn verdict_text(o: &mut String, f: &Found, s: Style) {
+    let v = &f.verdict;
     let head = match v.health {
         Health::Healthy => s.green("HEALTHY"),
         Health::Degraded => s.yellow("DEGRADED"),
@@ -184,33 +226,30 @@ pub async fn run(config: &Config, args: &CheckArgs) -> CliResult<Code> {
     for n in &v.notes {
         let _ = writeln!(o, "  note: {n}");
     }
-    if let Some(rb) = &v.runbook {
-        let _ = writeln!(o, "next: runbook plan {rb}   (then: runbook run {rb})");
-        match &guards {
-            Some(Ok(list)) if !list.is_empty() => {
-                let _ = writeln!(o, "its guards now (judged as the run will judge them):");
-                for g in list {
-                    let mark = match g.holds {
-                        Some(true) => s.green("holds"),
-                        Some(false) => s.red("REFUSES"),
-                        None => "not checked".into(),
-                    };
-                    let _ = writeln!(
-                        o,
-                        "  {mark}  {}: {}",
-                        g.id,
-                        g.now.as_deref().unwrap_or(&g.title)
-                    );
-                }
+    let Some(rb) = &v.runbook else { return };
+    let _ = writeln!(o, "next: runbook plan {rb}   (then: runbook run {rb})");
+    match &f.guards {
+        Some(Ok(list)) if !list.is_empty() => {
+            let _ = writeln!(o, "its guards now (judged as the run will judge them):");
+            for g in list {
+                let mark = match g.holds {
+                    Some(true) => s.green("holds"),
+                    Some(false) => s.red("REFUSES"),
+                    None => "not checked".into(),
+                };
+                let _ = writeln!(
+                    o,
+                    "  {mark}  {}: {}",
+                    g.id,
+                    g.now.as_deref().unwrap_or(&g.title)
+                );
             }
-            Some(Err(e)) => {
-                let _ = writeln!(o, "its guards could not be read: {e}");
-            }
-            _ => {}
         }
+        Some(Err(e)) => {
+            let _ = writeln!(o, "its guards could not be read: {e}");
+        }
+        _ => {}
     }
-    print!("{o}");
-    Ok(code)
 }
 
 /// The guards of the recommended runbook (`name -p k=v ...`), checked now through the
