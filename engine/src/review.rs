@@ -633,8 +633,9 @@ fn halted_since(events: &[Event]) -> Option<u64> {
     since
 }
 
-/// A duration in words (the renderers have their own; this one is for the summary).
-fn fmt_ms(ms: u64) -> String {
+/// A duration as people read it: `850 ms`, `3.2 s`, `2 min 5 s` (the summary's, and
+/// the renderers').
+pub fn fmt_ms(ms: u64) -> String {
     if ms < 1000 {
         format!("{ms} ms")
     } else if ms < 60_000 {

@@ -139,14 +139,5 @@ pub fn offset(ms: u64) -> String {
 
 /// A duration as people read it: `850 ms`, `3.2 s`, `2 min 5 s`.
 pub fn duration(ms: u64) -> String {
-    if ms < 1000 {
-        format!("{ms} ms")
-    } else if ms < 60_000 {
-        format!("{:.1} s", ms as f64 / 1000.0)
-    } else {
-        match (ms % 60_000) / 1000 {
-            0 => format!("{} min", ms / 60_000),
-            s => format!("{} min {s} s", ms / 60_000),
-        }
-    }
+    engine::review::fmt_ms(ms)
 }

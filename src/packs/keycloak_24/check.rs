@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use steps::check::{observe, verdict, SiteView};
 
-use crate::packs::{CheckInputs, Diagnosis};
+use crate::packs::pack::{CheckInputs, Diagnosis};
 use crate::progress::Style;
 
 /// Read the deployment and judge it.

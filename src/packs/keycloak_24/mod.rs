@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use super::{Defaults, Pack};
+use super::pack::{Defaults, Pack};
 
 pub mod check;
 pub mod history;
