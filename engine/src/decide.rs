@@ -369,22 +369,7 @@ mod tests {
     }
 
     fn state(events: &[Event]) -> RunState {
-        let mut all = vec![Event::RunCreated {
-            runbook: "t".into(),
-            title: "t".into(),
-            origin: "t".into(),
-            source: String::new(),
-            source_hash: String::new(),
-            params: Default::default(),
-            secret_params: vec![],
-            env_file: None,
-            env_digest: String::new(),
-            lab: false,
-            pack: None,
-            program: None,
-            by: Actor::default(),
-            at: 0,
-        }];
+        let mut all = vec![Event::bare_created(0)];
         all.extend_from_slice(events);
         RunState::fold("r-1", &all)
     }

@@ -829,22 +829,7 @@ mod tests {
     use crate::model::Effect;
 
     fn created(at: u64) -> Event {
-        Event::RunCreated {
-            runbook: "t".into(),
-            title: "t".into(),
-            origin: "t".into(),
-            source: String::new(),
-            source_hash: String::new(),
-            params: Default::default(),
-            secret_params: vec![],
-            env_file: None,
-            env_digest: String::new(),
-            lab: false,
-            pack: None,
-            program: None,
-            by: Actor::default(),
-            at,
-        }
+        Event::bare_created(at)
     }
 
     fn started(step: &str, item: Option<&str>, at: u64) -> Event {

@@ -2,9 +2,8 @@
 // Called by tests/e2e/browser.rs with:
 //   node run_page.mjs <base-url> <running-run-id> <halted-run-id> <report.html to write> <out-dir>
 // Exits 0 when every check holds; prints what it saw either way.
-import { chromium } from "playwright-core";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { launch } from "./chromium.mjs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 const [base, running, halted, reportFile, outDir] = process.argv.slice(2);
@@ -13,14 +12,7 @@ const fail = (msg) => {
   process.exitCode = 1;
 };
 
-const browser = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), "rb-chromium-")), {
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-  ],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage();
   page.setDefaultTimeout(60000);

@@ -4,9 +4,7 @@
 // Checks: every step is listed (the pending ones greyed), the elapsed times tick
 // between updates, the running step shows its timeout, the summary is on top, and
 // nothing scrolls sideways. Exits 0 when every check holds; prints what it saw.
-import { chromium } from "playwright-core";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { launch } from "./chromium.mjs";
 import { join } from "node:path";
 
 const [base, run, outDir] = process.argv.slice(2);
@@ -14,15 +12,7 @@ const fail = (msg) => {
   console.error("FAIL: " + msg);
   process.exitCode = 1;
 };
-const browser = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), "rb-chromium-")), {
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  viewport: { width: 1400, height: 900 },
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-  ],
-});
+const browser = await launch({ viewport: { width: 1400, height: 900 } });
 try {
   const page = await browser.newPage();
   page.setDefaultTimeout(30000);

@@ -21,6 +21,24 @@ steps:
     with: { instructions: "the incident lead says go" }
 "#;
 
+/// Ask `status` until the run is still running (exit 11) and says `seen`.
+fn until_running(status: impl Fn() -> std::process::Command, seen: &str, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let out = run(status());
+        if out.code == 11 && out.stdout.contains(seen) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never saw `{seen}` while running: {}{}",
+            out.stdout,
+            out.stderr
+        );
+        std::thread::sleep(Duration::from_millis(30));
+    }
+}
+
 fn artifacts() -> PathBuf {
     let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/browser-artifacts");
     std::fs::create_dir_all(&d).unwrap();
@@ -63,21 +81,15 @@ fn the_run_page_follows_a_lab_run_live_in_chromium() {
     let mut switchover = l.runbook();
     switchover.args(["run", "switchover", "--yes", "--json"]);
     let driver = spawn(switchover);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let mut st = l.runbook();
-        st.args(["status", "r-2", "--json"]);
-        let out = run(st);
-        if out.code == 11 && out.stdout.contains("\"status\":\"running\"") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "r-2 never showed running: {}",
-            out.stderr
-        );
-        std::thread::sleep(Duration::from_millis(30));
-    }
+    until_running(
+        || {
+            let mut st = l.runbook();
+            st.args(["status", "r-2", "--json"]);
+            st
+        },
+        "\"status\":\"running\"",
+        30,
+    );
     let out_dir = artifacts();
     let report = out_dir.join("report.html");
     let node = std::process::Command::new("node")
@@ -188,21 +200,15 @@ fn the_run_page_lists_pending_steps_and_ticks_at_1400_px_in_chromium() {
     let mut serve = runbook(&journal);
     serve.args(["serve", "--listen", "127.0.0.1:0"]);
     let (mut server, base) = spawn_serve(serve);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let mut st = runbook(&journal);
-        st.args(["status", "r-1"]);
-        let out = run(st);
-        if out.code == 11 && out.stdout.contains("running    soak") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "r-1 never reached soak: {out:?}",
-            out = out.stdout
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    until_running(
+        || {
+            let mut st = runbook(&journal);
+            st.args(["status", "r-1"]);
+            st
+        },
+        "running    soak",
+        20,
+    );
     let out_dir = artifacts();
     let node = std::process::Command::new("node")
         .current_dir(root.join("tests/browser"))
