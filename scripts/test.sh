@@ -41,7 +41,7 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
 echo "== cargo clippy"
-cargo clippy --workspace --all-targets --features failpoints -- -D warnings
+cargo clippy --workspace --all-targets --features failpoints,bench -- -D warnings
 
 echo "== fuzz (each parser of user input for ${FUZZ_SECONDS:-15}s; bash scripts/fuzz.sh for 10 minutes each)"
 bash scripts/fuzz.sh "${FUZZ_SECONDS:-15}"
@@ -50,5 +50,5 @@ echo "== cargo test"
 # Bounded property runs of the loader (raise PROPTEST_CASES for a longer run; a panic is
 # never "fixed" by lowering it).
 export PROPTEST_CASES="${PROPTEST_CASES:-2000}"
-cargo test --workspace --features failpoints -- --color never
+cargo test --workspace --features failpoints,bench -- --color never
 

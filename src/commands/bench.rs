@@ -162,50 +162,97 @@ fn median_p99(sorted: &[Duration]) -> String {
     )
 }
 
-pub async fn run(config: &Config, args: &BenchArgs) -> CliResult<Code> {
-    let mut rows: Vec<(String, String, String)> = Vec::new();
-    let dir = tempfile::tempdir().map_err(failed)?;
+/// One row of the table: what was measured, the figure, the target if any.
+type Row = (String, String, String);
 
-    // 1. long runbooks of no-op steps, durable flush on
+fn row(what: impl Into<String>, figure: String, target: &str) -> Row {
+    (what.into(), figure, target.into())
+}
+
+pub async fn run(config: &Config, args: &BenchArgs) -> CliResult<Code> {
+    let dir = tempfile::tempdir().map_err(failed)?;
+    let mut rows: Vec<Row> = Vec::new();
+    rows.extend(engine_overhead(config, args, dir.path()).await?);
+    rows.push(storage_floor(args, &dir.path().join("floor"))?);
+    rows.extend(plans_and_loader(config, args).await?);
+    rows.extend(resume_with_history(config, args, &dir.path().join("history")).await?);
+    rows.extend(against_the_lab(config, args, dir.path()).await?);
+    rows.push(row(
+        "peak RSS of the bench process itself (lab in-process, generated history)",
+        peak_rss_kib()
+            .map(|k| format!("{:.1} MB", k as f64 / 1024.0))
+            .unwrap_or_else(|| "unknown".into()),
+        "(a run's own: /usr/bin/time -v, see BENCHMARKS.md)",
+    ));
+    print_rows(&rows, args.json)?;
+    Ok(Code::Ok)
+}
+
+fn print_rows(rows: &[Row], json: bool) -> CliResult<()> {
+    if json {
+        let v: Vec<_> = rows
+            .iter()
+            .map(|(w, f, t)| json!({"what": w, "figure": f, "target": t}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v).map_err(failed)?);
+    } else {
+        let w = rows.iter().map(|r| r.0.len()).max().unwrap_or(10);
+        println!("{:<w$}  {:<32}  target", "measure", "figure");
+        for (what, fig, target) in rows {
+            println!("{what:<w$}  {fig:<32}  {target}");
+        }
+    }
+    Ok(())
+}
+
+/// 1. Long runbooks of no-op steps, durable flush on: read-only, then declaring an effect.
+async fn engine_overhead(
+    config: &Config,
+    args: &BenchArgs,
+    dir: &std::path::Path,
+) -> CliResult<Vec<Row>> {
     let (per_step, total) = step_overhead(
         Arc::clone(&config.registry),
-        &dir.path().join("long"),
+        &dir.join("long"),
         args.steps,
         NOOP_STEP,
     )
     .await?;
-    rows.push((
-        "engine overhead per journaled step (no-op read-only action: 1 flush)".into(),
-        median_p99(&per_step),
-        "< 0.3 ms median".into(),
-    ));
-    rows.push((
-        format!("{}-step runbook end to end", args.steps),
-        format!("{:.0} ms", ms(total)),
-        String::new(),
-    ));
     let mut registry = (*config.registry).clone();
     registry.register(Touch);
-    let (per_step, _) = step_overhead(
+    let (per_effect, _) = step_overhead(
         Arc::new(registry),
-        &dir.path().join("long-effect"),
+        &dir.join("long-effect"),
         args.steps,
         "    action: bench.touch\n",
     )
     .await?;
-    rows.push((
-        "same, the no-op declaring an effect (intent and result: 2 flushes)".into(),
-        median_p99(&per_step),
-        String::new(),
-    ));
+    Ok(vec![
+        row(
+            "engine overhead per journaled step (no-op read-only action: 1 flush)",
+            median_p99(&per_step),
+            "< 0.3 ms median",
+        ),
+        row(
+            format!("{}-step runbook end to end", args.steps),
+            format!("{:.0} ms", ms(total)),
+            "",
+        ),
+        row(
+            "same, the no-op declaring an effect (intent and result: 2 flushes)",
+            median_p99(&per_effect),
+            "",
+        ),
+    ])
+}
 
-    // 1b. the storage floor under that figure: one event appended and flushed, alone
-    let journal = Journal::open(&dir.path().join("floor")).map_err(failed)?;
-    let created = Event::RunCreated {
-        runbook: "floor".into(),
-        title: "floor".into(),
+/// A run's first event, as the benchmark's generated runs record it.
+fn bench_run_created(name: &str, actor: &Actor) -> Event {
+    Event::RunCreated {
+        runbook: name.into(),
+        title: name.into(),
         origin: "bench".into(),
-        source: "name: floor\nsteps: []\n".into(),
+        source: format!("name: {name}\nsteps: []\n"),
         source_hash: String::new(),
         params: Default::default(),
         secret_params: vec![],
@@ -214,11 +261,18 @@ pub async fn run(config: &Config, args: &BenchArgs) -> CliResult<Code> {
         lab: false,
         pack: None,
         program: None,
-        by: Actor::current(),
+        by: actor.clone(),
         at: now_ms(),
-    };
+    }
+}
+
+/// The storage floor under the engine's figure: one event appended and flushed, alone.
+fn storage_floor(args: &BenchArgs, dir: &std::path::Path) -> CliResult<Row> {
+    let journal = Journal::open(dir).map_err(failed)?;
+    let actor = Actor::current();
+    let created = bench_run_created("floor", &actor);
     let run = journal
-        .create_run(&[], "floor", &Actor::current(), &created)
+        .create_run(&[], "floor", &actor, &created)
         .map_err(failed)?;
     let mut appends = Vec::with_capacity(args.steps);
     for seq in 1..=args.steps as u64 {
@@ -233,35 +287,36 @@ pub async fn run(config: &Config, args: &BenchArgs) -> CliResult<Code> {
         appends.push(t.elapsed());
     }
     appends.sort();
-    rows.push((
-        "of which storage: one event appended and flushed (sled)".into(),
+    Ok(row(
+        "of which storage: one event appended and flushed (sled)",
         median_p99(&appends),
-        String::new(),
-    ));
-    drop(journal);
+        "",
+    ))
+}
 
+/// Plans of a long runbook and of a 20,000-item fan-out, and the loader on 1 MB inputs.
+async fn plans_and_loader(config: &Config, args: &BenchArgs) -> CliResult<Vec<Row>> {
     let t = Instant::now();
     let long = long_runbook(args.steps, NOOP_STEP);
     let rb = engine::load::load_str(&long, "bench.yaml", &config.registry).map_err(failed)?;
-    plan_offline(
-        config,
-        &rb,
-        Arc::new(Environment::empty()),
-        &Default::default(),
-    )
-    .await
-    .map_err(failed)?;
-    rows.push((
+    let no_params = Default::default();
+    plan_offline(config, &rb, Arc::new(Environment::empty()), &no_params)
+        .await
+        .map_err(failed)?;
+    let long_plan = row(
         format!(
             "plan of the {}-step runbook (load, validate, render)",
             args.steps
         ),
         format!("{:.0} ms", ms(t.elapsed())),
-        String::new(),
-    ));
+        "",
+    );
+    Ok(vec![long_plan, fan_out_plan(config).await?, loader_on_1mb(config)])
+}
 
-    // 1a. a fan-out over 20,000 items (`-p caches=` with 20,000 names): parameters
-    // resolved (unique, non-empty) and the plan rendered, each item once.
+/// A fan-out over 20,000 items (`-p caches=` with 20,000 names): parameters resolved
+/// (unique, non-empty) and the plan rendered, each item once.
+async fn fan_out_plan(config: &Config) -> CliResult<Row> {
     let fan = "name: fan\nparams:\n  caches: { type: list, default: [a], non_empty: true, unique: true }\nsteps:\n  - id: each\n    action: wait\n    for_each: { items: \"{{ params.caches }}\" }\n    with: { duration: 0s }\n";
     let rb = engine::load::load_str(fan, "fan.yaml", &config.registry).map_err(failed)?;
     let names: Vec<String> = (0..20_000).map(|i| format!("cache{i}")).collect();
@@ -277,13 +332,15 @@ pub async fn run(config: &Config, args: &BenchArgs) -> CliResult<Code> {
         .await
         .map_err(failed)?;
     let items = fanned.steps[0].items.as_ref().map_or(0, Vec::len);
-    rows.push((
+    Ok(row(
         format!("plan of a fan-out over {items} items (-p caches=<20,000 names>)"),
         format!("{:.0} ms", ms(t.elapsed())),
-        "< 1 s".into(),
-    ));
+        "< 1 s",
+    ))
+}
 
-    // 1b. the loader on 1 MB inputs: a long valid runbook, and deep nesting
+/// The loader on 1 MB inputs: a long valid runbook, and deep nesting.
+fn loader_on_1mb(config: &Config) -> Row {
     let mut big = String::from("name: big\nsteps:\n");
     let mut i = 0;
     while big.len() < 1_000_000 {
@@ -303,149 +360,119 @@ pub async fn run(config: &Config, args: &BenchArgs) -> CliResult<Code> {
     let t = Instant::now();
     let refused = engine::load::load_str(&deep, "deep.yaml", &config.registry).is_err();
     let t_deep = t.elapsed();
-    rows.push((
+    row(
         format!(
             "loader on 1 MB: {i} steps ({}), 500,000 nested brackets ({})",
             if valid { "accepted" } else { "REJECTED" },
             if refused { "rejected" } else { "ACCEPTED" }
         ),
         format!("{:.0} ms / {:.1} ms", ms(t_big), ms(t_deep)),
-        "< 1 s each".into(),
-    ));
+        "< 1 s each",
+    )
+}
 
-    // 2. resume with many past runs in the journal
-    let jdir = dir.path().join("history");
-    let journal = Journal::open(&jdir).map_err(failed)?;
+/// Resume with many past runs in the journal, and the history listing them.
+async fn resume_with_history(
+    config: &Config,
+    args: &BenchArgs,
+    jdir: &std::path::Path,
+) -> CliResult<Vec<Row>> {
+    let journal = Journal::open(jdir).map_err(failed)?;
     let actor = Actor::current();
-    let mut history = Vec::with_capacity(args.past_runs);
-    for n in 1..=args.past_runs as u64 {
-        let id = engine::id::RunId(n);
-        history.push((
-            id,
-            vec![
-                Event::RunCreated {
-                    runbook: "old".into(),
-                    title: "old".into(),
-                    origin: "bench".into(),
-                    source: "name: old\nsteps: []\n".into(),
-                    source_hash: String::new(),
-                    params: Default::default(),
-                    secret_params: vec![],
-                    env_file: None,
-                    env_digest: String::new(),
-                    lab: false,
-                    pack: None,
-                    program: None,
-                    by: actor.clone(),
-                    at: now_ms(),
-                },
-                Event::Completed { at: now_ms() },
-            ],
-        ));
-    }
+    let history: Vec<_> = (1..=args.past_runs as u64)
+        .map(|n| {
+            let created = bench_run_created("old", &actor);
+            let done = Event::Completed { at: now_ms() };
+            (engine::id::RunId(n), vec![created, done])
+        })
+        .collect();
     journal.import(&history).map_err(failed)?;
     let gated = "name: gated\nsteps:\n  - id: gate\n    action: manual.confirm\n    with: { instructions: go }\n  - id: after\n    action: wait\n    with: { duration: 0s }\n";
     let mut resumes = Vec::new();
     for _ in 0..args.repeat {
         let rb = engine::load::load_str(gated, "gated.yaml", &config.registry).map_err(failed)?;
-        let (id, _) = engine::runner::start(
-            journal.clone(),
-            &services(config, Arc::new(Silent)),
-            NewRun {
-                runbook: rb,
-                env: Environment::empty(),
-                params: Default::default(),
-                secrets: vec![],
-                program: None,
-            },
-        )
-        .await
-        .map_err(failed)?;
+        let new = NewRun {
+            runbook: rb,
+            env: Environment::empty(),
+            params: Default::default(),
+            secrets: vec![],
+            program: None,
+        };
+        let silent = services(config, Arc::new(Silent));
+        let (id, _) = engine::runner::start(journal.clone(), &silent, new)
+            .await
+            .map_err(failed)?;
         let t = Instant::now();
-        let (_, out, _) = engine::runner::resume(
-            journal.clone(),
-            &services(config, Arc::new(Silent)),
-            ResumeRequest {
-                run: Some(id),
-                directives: vec![engine::resume::Directive::Approve("gate".into())],
-                ..ResumeRequest::default()
-            },
-        )
-        .await
-        .map_err(failed)?;
+        let request = ResumeRequest {
+            run: Some(id),
+            directives: vec![engine::resume::Directive::Approve("gate".into())],
+            ..ResumeRequest::default()
+        };
+        let (_, out, _) = engine::runner::resume(journal.clone(), &silent, request)
+            .await
+            .map_err(failed)?;
         resumes.push(t.elapsed());
         if out.status != engine::state::RunStatus::Completed {
             return Err(failed(anyhow::anyhow!("resume did not complete")));
         }
     }
     resumes.sort();
-    rows.push((
-        format!(
-            "resume (fold, directives, 2 steps) with {} past runs",
-            args.past_runs
-        ),
-        format!("median {:.2} ms", ms(pct(&resumes, 0.5))),
-        "< 30 ms".into(),
-    ));
     let t = Instant::now();
     let listed = journal.runs().map_err(failed)?.len();
-    rows.push((
-        format!("history: list {listed} runs"),
-        format!("{:.1} ms", ms(t.elapsed())),
-        String::new(),
-    ));
-    drop(journal);
+    Ok(vec![
+        row(
+            format!(
+                "resume (fold, directives, 2 steps) with {} past runs",
+                args.past_runs
+            ),
+            format!("median {:.2} ms", ms(pct(&resumes, 0.5))),
+            "< 30 ms",
+        ),
+        row(
+            format!("history: list {listed} runs"),
+            format!("{:.1} ms", ms(t.elapsed())),
+            "",
+        ),
+    ])
+}
 
-    // 3. plan of a built-in procedure against a lab environment (no live probes)
-    let lab_dir = dir.path().join("lab");
-    let mut lab_config = lab::LabConfig::new(&lab_dir);
+/// A built-in procedure against a lab at zero simulated latency: its plan (no live
+/// probes), then the whole run, 8 caches fanned out.
+async fn against_the_lab(
+    config: &Config,
+    args: &BenchArgs,
+    dir: &std::path::Path,
+) -> CliResult<Vec<Row>> {
+    let mut lab_config = lab::LabConfig::new(&dir.join("lab"));
     lab_config.shape.scale = 0.0;
     let running = lab::start(lab_config).await.map_err(failed)?;
     let env = Environment::load(&running.env_file, config.registry.env_schema()).map_err(failed)?;
     let mut plans = Vec::new();
-    for _ in 0..args.repeat {
-        let t = Instant::now();
-        let rb = config
-            .catalog
-            .load("recover-passive-site", &config.registry)
-            .map_err(failed)?;
-        let (params, _) = engine::params::resolve(&rb, &[], |_| None).map_err(failed)?;
-        plan_offline(config, &rb, Arc::new(env.clone()), &params)
-            .await
-            .map_err(failed)?;
-        plans.push(t.elapsed());
-    }
-    plans.sort();
-    rows.push((
-        "plan recover-passive-site (load, validate, render)".into(),
-        format!("median {:.2} ms", ms(pct(&plans, 0.5))),
-        "< 30 ms".into(),
-    ));
-
-    // 4. recover-passive-site against the lab at zero simulated latency, 8 caches fanned out
     let mut procs = Vec::new();
     for i in 0..args.repeat {
+        let t = Instant::now();
         let rb = config
             .catalog
             .load("recover-passive-site", &config.registry)
             .map_err(failed)?;
         let (params, secrets) = engine::params::resolve(&rb, &[], |_| None).map_err(failed)?;
+        plan_offline(config, &rb, Arc::new(env.clone()), &params)
+            .await
+            .map_err(failed)?;
+        plans.push(t.elapsed());
         let journal =
-            Journal::open(&dir.path().join(format!("lab-journal-{i}"))).map_err(failed)?;
+            Journal::open(&dir.join(format!("lab-journal-{i}"))).map_err(failed)?;
+        let new = NewRun {
+            runbook: rb,
+            env: env.clone(),
+            params,
+            secrets,
+            program: None,
+        };
         let t = Instant::now();
-        let (_, out) = engine::runner::start(
-            journal,
-            &services(config, Arc::new(Silent)),
-            NewRun {
-                runbook: rb,
-                env: env.clone(),
-                params,
-                secrets,
-                program: None,
-            },
-        )
-        .await
-        .map_err(failed)?;
+        let (_, out) = engine::runner::start(journal, &services(config, Arc::new(Silent)), new)
+            .await
+            .map_err(failed)?;
         procs.push(t.elapsed());
         if out.status != engine::state::RunStatus::Completed {
             return Err(failed(anyhow::anyhow!(
@@ -454,35 +481,20 @@ pub async fn run(config: &Config, args: &BenchArgs) -> CliResult<Code> {
             )));
         }
     }
+    plans.sort();
     procs.sort();
-    rows.push((
-        "recover-passive-site against the lab (time scale 0, 8 caches)".into(),
-        format!("median {:.0} ms", ms(pct(&procs, 0.5))),
-        "< 500 ms".into(),
-    ));
-    drop(running);
-    rows.push((
-        "peak RSS of the bench process itself (lab in-process, generated history)".into(),
-        peak_rss_kib()
-            .map(|k| format!("{:.1} MB", k as f64 / 1024.0))
-            .unwrap_or_else(|| "unknown".into()),
-        "(a run's own: /usr/bin/time -v, see BENCHMARKS.md)".into(),
-    ));
-
-    if args.json {
-        let v: Vec<_> = rows
-            .iter()
-            .map(|(w, f, t)| json!({"what": w, "figure": f, "target": t}))
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&v).map_err(failed)?);
-    } else {
-        let w = rows.iter().map(|r| r.0.len()).max().unwrap_or(10);
-        println!("{:<w$}  {:<32}  target", "measure", "figure");
-        for (what, fig, target) in &rows {
-            println!("{what:<w$}  {fig:<32}  {target}");
-        }
-    }
-    Ok(Code::Ok)
+    Ok(vec![
+        row(
+            "plan recover-passive-site (load, validate, render)",
+            format!("median {:.2} ms", ms(pct(&plans, 0.5))),
+            "< 30 ms",
+        ),
+        row(
+            "recover-passive-site against the lab (time scale 0, 8 caches)",
+            format!("median {:.0} ms", ms(pct(&procs, 0.5))),
+            "< 500 ms",
+        ),
+    ])
 }
 
 /// Plan `rb` as `runbook plan` does without `--live` (no journal facts, no secrets).

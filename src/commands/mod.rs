@@ -2,6 +2,7 @@
 //! returns the exit code.
 
 mod abort;
+#[cfg(feature = "bench")]
 mod bench;
 mod check;
 mod drive;
@@ -38,7 +39,13 @@ pub fn run(cli: Cli) -> CliResult<Code> {
         Command::Abort(a) => abort::run(&config, &a),
         Command::Lab(a) => block_on(lab::run(&config, &a)),
         Command::Check(a) => block_on(check::run(&config, &a)),
+        #[cfg(feature = "bench")]
         Command::Bench(a) => block_on(bench::run(&config, &a)),
+        #[cfg(not(feature = "bench"))]
+        Command::Bench(_) => Err(crate::exit::invalid(anyhow::anyhow!(
+            "this runbook was built without its benchmark harness, which stays out of the product binary: \
+             build it with `cargo build --release --features bench`, then `./target/release/runbook bench`"
+        ))),
         Command::Journal(crate::cli::JournalCommand::Copy(a)) => journal::copy(&config, &a),
         Command::Env(crate::cli::EnvCommand::Check(a)) => block_on(env::check(&config, &a)),
         Command::Completion(a) => {
