@@ -311,7 +311,11 @@ async fn plans_and_loader(config: &Config, args: &BenchArgs) -> CliResult<Vec<Ro
         format!("{:.0} ms", ms(t.elapsed())),
         "",
     );
-    Ok(vec![long_plan, fan_out_plan(config).await?, loader_on_1mb(config)])
+    Ok(vec![
+        long_plan,
+        fan_out_plan(config).await?,
+        loader_on_1mb(config),
+    ])
 }
 
 /// A fan-out over 20,000 items (`-p caches=` with 20,000 names): parameters resolved
@@ -460,8 +464,7 @@ async fn against_the_lab(
             .await
             .map_err(failed)?;
         plans.push(t.elapsed());
-        let journal =
-            Journal::open(&dir.join(format!("lab-journal-{i}"))).map_err(failed)?;
+        let journal = Journal::open(&dir.join(format!("lab-journal-{i}"))).map_err(failed)?;
         let new = NewRun {
             runbook: rb,
             env: env.clone(),

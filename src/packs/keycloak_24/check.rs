@@ -1,12 +1,13 @@
 //! The Keycloak 24 pack's diagnosis of a deployment (`runbook check`): which site
 //! serves (the Route53 failover records), each site's replication, entries, Keycloak
 //! and Infinispan CRs, the Aurora writer's zone, read through the steps' own probes
-//! (`steps::check::observe`), and the verdict that names the procedure to run.
+//! (`observe.rs`), and the verdict that names the procedure to run (`verdict.rs`).
 
 use std::fmt::Write;
 use std::sync::Arc;
 
-use steps::check::{observe, verdict, SiteView};
+use super::observe::{observe, SiteView};
+use super::verdict::verdict;
 
 use crate::packs::pack::{CheckInputs, Diagnosis};
 use crate::progress::Style;

@@ -1,7 +1,8 @@
 //! The Keycloak 24 pack: the four procedures of the Keycloak 24 multi-site guide
 //! (external Infinispan 14 / Data Grid 8.4 with cross-site replication, Aurora,
 //! Route53 failover), its reading of the journal (`history.rs`) and its
-//! defaults, and its diagnosis of a deployment (`check.rs`).
+//! defaults, and its diagnosis of a deployment (`observe.rs` reads, `verdict.rs`
+//! judges, `check.rs` shows).
 
 use std::sync::Arc;
 
@@ -9,6 +10,8 @@ use super::pack::{Defaults, Pack};
 
 pub mod check;
 pub mod history;
+pub mod observe;
+pub mod verdict;
 
 pub use history::NAME;
 
