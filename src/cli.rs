@@ -216,13 +216,14 @@ pub struct LabOptions {
     /// Sessions per second that users create on the serving site
     #[arg(long, default_value_t = 0.0, value_name = "N")]
     pub workload: f64,
-    /// The Keycloak caches: kc24 (8 caches) or kc25 (4)
-    #[arg(long, default_value = "kc24", value_parser = ["kc24", "kc25"])]
-    pub caches: String,
+    /// The Keycloak caches: kc24 (8 caches) or kc25 (4) [default: the pack's lab]
+    #[arg(long, value_parser = ["kc24", "kc25"])]
+    pub caches: Option<String>,
     /// The Infinispan version the lab plays: 14 (Data Grid 8.4, what Keycloak 24 ships:
     /// only /rest/v2/cache-managers/default routes) or 15 (only /rest/v2/container)
-    #[arg(long, default_value = "14", value_parser = ["14", "15"])]
-    pub infinispan: String,
+    /// [default: the pack's lab]
+    #[arg(long, value_parser = ["14", "15"])]
+    pub infinispan: Option<String>,
     /// Serve Infinispan and the Kubernetes API over HTTPS with a CA of the lab's own
     /// (written as DIR/ca.pem); the Kubernetes API then requires the kubeconfig's token
     #[arg(long)]

@@ -7,16 +7,22 @@ use crate::cli::{LabArgs, LabOptions};
 use crate::config::Config;
 use crate::exit::{failed, invalid, CliResult, Code};
 
-/// A lab configuration from the command line.
-pub fn lab_config(dir: &Path, o: &LabOptions) -> CliResult<lab::LabConfig> {
+/// A lab configuration: the shape the pack's lab plays, then the command line's
+/// choices.
+pub fn lab_config(
+    dir: &Path,
+    o: &LabOptions,
+    pack: &crate::packs::Pack,
+) -> CliResult<lab::LabConfig> {
     let mut config = lab::LabConfig::new(dir);
+    config.shape = (pack.lab)();
     if !(o.time_scale >= 0.0 && o.time_scale.is_finite()) {
         return Err(invalid(anyhow::anyhow!(
             "--time-scale must be a number >= 0"
         )));
     }
     config.shape.scale = o.time_scale;
-    if o.caches == "kc25" {
+    if o.caches.as_deref() == Some("kc25") {
         config.shape.caches = [
             "actionTokens",
             "authenticationSessions",
@@ -32,7 +38,14 @@ pub fn lab_config(dir: &Path, o: &LabOptions) -> CliResult<lab::LabConfig> {
             .faults
             .push(lab::Fault::parse(spec).map_err(invalid)?);
     }
-    config.shape.infinispan_version = if o.infinispan == "15" { 15 } else { 14 };
+    if o.caches.as_deref() == Some("kc24") {
+        config.shape.caches = lab::Shape::default().caches;
+    }
+    match o.infinispan.as_deref() {
+        Some("15") => config.shape.infinispan_version = 15,
+        Some(_) => config.shape.infinispan_version = 14,
+        None => {}
+    }
     config.workload_per_sec = o.workload;
     config.tls = o.tls;
     Ok(config)
@@ -48,12 +61,12 @@ pub fn default_dir() -> CliResult<PathBuf> {
         })
 }
 
-pub async fn run(_config: &Config, args: &LabArgs) -> CliResult<Code> {
+pub async fn run(config: &Config, args: &LabArgs) -> CliResult<Code> {
     let dir = match &args.dir {
         Some(d) => d.clone(),
         None => default_dir()?,
     };
-    let lab = lab::start(lab_config(&dir, &args.options)?)
+    let lab = lab::start(lab_config(&dir, &args.options, config.pack)?)
         .await
         .map_err(failed)?;
     let env = lab.env_file.display();

@@ -23,9 +23,13 @@ pub async fn run(config: &Config, args: &RunArgs) -> CliResult<Code> {
             .prefix("runbook-lab-")
             .tempdir()
             .map_err(crate::exit::failed)?;
-        let running = lab::start(super::lab::lab_config(dir.path(), &args.lab_options)?)
-            .await
-            .map_err(crate::exit::failed)?;
+        let running = lab::start(super::lab::lab_config(
+            dir.path(),
+            &args.lab_options,
+            crate::packs::of_runbook(&args.runbook).unwrap_or(config.pack),
+        )?)
+        .await
+        .map_err(crate::exit::failed)?;
         eprintln!(
             "lab started on 127.0.0.1 (environment file {})",
             running.env_file.display()

@@ -21,6 +21,11 @@ pub fn find(name: &str) -> Option<&'static Pack> {
     PACKS.iter().copied().find(|p| p.name == name)
 }
 
+/// The pack a runbook argument names as `PACK/NAME`, if it names a built-in one.
+pub fn of_runbook(arg: &str) -> Option<&'static Pack> {
+    arg.split_once('/').and_then(|(p, _)| find(p))
+}
+
 /// Why the pack in use is the one it is (said in the plan).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Chosen {

@@ -59,6 +59,9 @@ pub struct Pack {
     /// Its diagnosis of a deployment (`runbook check`).
     pub diagnose: Diagnose,
     pub defaults: Defaults,
+    /// What its lab looks like (`runbook lab`, `run --lab`, rehearsals): sites, caches,
+    /// the Infinispan version, before the command line's choices.
+    pub lab: fn() -> lab::Shape,
 }
 
 impl std::fmt::Debug for Pack {

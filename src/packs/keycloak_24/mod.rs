@@ -58,4 +58,19 @@ pub const PACK: Pack = Pack {
         caches: CACHES,
         down_path: "/health/down",
     },
+    lab,
 };
+
+/// The deployment the Keycloak 24 guide describes: two sites of 3 Infinispan 14 nodes
+/// (Data Grid 8.4) backing up the 8 caches, 3 Keycloak instances each, Route53
+/// failover records in front and an Aurora cluster behind.
+fn lab() -> lab::Shape {
+    lab::Shape {
+        sites: [PACK.defaults.primary.into(), PACK.defaults.secondary.into()],
+        nodes_per_site: 3,
+        caches: CACHES.iter().map(|c| c.to_string()).collect(),
+        keycloak_instances: 3,
+        infinispan_version: 14,
+        ..lab::Shape::default()
+    }
+}
