@@ -184,7 +184,9 @@ impl Config {
         Some(self.journal_now(false))
     }
 
-    /// Where the driving process publishes live snapshots, for readers.
+    /// A sled journal's side door: the live snapshots and abort requests its store
+    /// keeps beside the database, readable while another process holds it (`Busy`).
+    /// A PostgreSQL journal is never busy: its readers go through the store.
     pub fn live(&self) -> Option<engine::live::LiveDir> {
         self.journal
             .live_dir()

@@ -153,11 +153,6 @@ impl Journal {
         &self.location
     }
 
-    /// Where live snapshots for other processes go, when the store needs them.
-    pub fn live_dir(&self) -> Option<PathBuf> {
-        self.location.live_dir()
-    }
-
     /// Start a run: release orphaned locks, then hand out its id, take its sites and
     /// write its first event, all or nothing.
     ///
@@ -282,42 +277,22 @@ impl Journal {
         serde_json::from_str(&text).ok()
     }
 
-    /// Ask the process driving `run` to stop at its next safe point and abort it: in
-    /// the store when it carries requests (PostgreSQL), else beside the journal.
+    /// Ask the process driving `run` to stop at its next safe point and abort it.
     ///
     /// # Errors
     /// Storage or file system errors.
     pub fn request_abort(&self, run: RunId, request: &str) -> Result<(), JournalError> {
-        if self.store.request_abort(run, request)? {
-            return Ok(());
-        }
-        let dir = self.live_dir().ok_or_else(|| JournalError::Open {
-            dir: Default::default(),
-            message: "this journal has no directory for abort requests".into(),
-        })?;
-        crate::store::live::LiveDir::new(&dir)
-            .request_abort(&run.to_string(), request)
-            .map_err(|e| JournalError::Open {
-                dir,
-                message: format!("cannot write the abort request: {e}"),
-            })
+        self.store.request_abort(run, request)
     }
 
     /// A pending request to abort `run`, if any.
     pub fn abort_request(&self, run: RunId) -> Option<String> {
-        if let Ok(Some(r)) = self.store.abort_request(run) {
-            return Some(r);
-        }
-        let dir = self.live_dir()?;
-        crate::store::live::LiveDir::new(&dir).abort_request(&run.to_string())
+        self.store.abort_request(run).ok().flatten()
     }
 
     /// Forget a request to abort `run`.
     pub fn clear_abort_request(&self, run: RunId) {
         let _ = self.store.clear_abort_request(run);
-        if let Some(dir) = self.live_dir() {
-            crate::store::live::LiveDir::new(&dir).clear_abort_request(&run.to_string());
-        }
     }
 
     /// Write whole runs at once (importing history, benchmarks), never a live run.

@@ -13,7 +13,6 @@ use crate::id::RunId;
 use crate::journal::{Journal, JournalError, RunSummary};
 use crate::redact::Redactor;
 use crate::state::RunState;
-use crate::store::live::LiveDir;
 
 struct Inner {
     state: RunState,
@@ -27,7 +26,6 @@ pub struct Recorder {
     journal: Journal,
     run: RunId,
     inner: Mutex<Inner>,
-    live: Option<LiveDir>,
     dirty: AtomicBool,
     redactor: Redactor,
 }
@@ -45,7 +43,6 @@ impl Recorder {
     /// A recorder for run `run`, whose journal so far is `past` (empty for a new run).
     pub fn new(journal: Journal, run: RunId, past: &[Event], redactor: Redactor) -> Arc<Recorder> {
         let state = RunState::fold(&run.to_string(), past);
-        let live = journal.live_dir().map(|d| LiveDir::new(&d));
         Arc::new(Recorder {
             journal,
             run,
@@ -54,7 +51,6 @@ impl Recorder {
                 next_seq: past.len() as u64,
                 failed: None,
             }),
-            live,
             dirty: AtomicBool::new(true),
             redactor,
         })
@@ -132,17 +128,8 @@ impl Recorder {
 
     fn publish_locked(&self, state: &RunState) {
         self.dirty.store(false, Ordering::Release);
-        match &self.live {
-            Some(live) => {
-                if let Err(e) = live.publish(state) {
-                    tracing::warn!("cannot write the live status file: {e}");
-                }
-            }
-            None => {
-                if let Err(e) = self.journal.publish_live(self.run, Some(state)) {
-                    tracing::warn!("cannot publish the live status: {e}");
-                }
-            }
+        if let Err(e) = self.journal.publish_live(self.run, Some(state)) {
+            tracing::warn!("cannot publish the live status: {e}");
         }
     }
 
@@ -190,12 +177,7 @@ impl Recorder {
 
     /// This process lets go of the run: the journal is the record again.
     pub fn withdraw_live(&self) {
-        match &self.live {
-            Some(live) => live.withdraw(&self.run.to_string()),
-            None => {
-                let _ = self.journal.publish_live(self.run, None);
-            }
-        }
+        let _ = self.journal.publish_live(self.run, None);
     }
 }
 

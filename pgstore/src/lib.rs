@@ -469,7 +469,7 @@ impl Store for PgStore {
         })
     }
 
-    fn request_abort(&self, run: RunId, request: &str) -> Result<bool, JournalError> {
+    fn request_abort(&self, run: RunId, request: &str) -> Result<(), JournalError> {
         let request = request.to_string();
         self.conn.call(self.patience(), move |c| {
             c.execute(
@@ -477,7 +477,7 @@ impl Store for PgStore {
                  ON CONFLICT (run_id) DO UPDATE SET request = EXCLUDED.request, requested_at = now()",
                 &[&(run.0 as i64), &request],
             )?;
-            Ok(true)
+            Ok(())
         })
     }
 

@@ -29,16 +29,13 @@ impl LiveDir {
     /// # Errors
     /// File system errors (the caller logs them: live status is a convenience, the
     /// journal is the record).
-    pub fn publish(&self, state: &RunState) -> std::io::Result<()> {
+    pub fn publish(&self, run_id: &str, snapshot: &str) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
         let tmp = self
             .dir
-            .join(format!(".{}.{}.tmp", state.run_id, std::process::id()));
-        std::fs::write(
-            &tmp,
-            serde_json::to_vec(state).map_err(std::io::Error::other)?,
-        )?;
-        std::fs::rename(&tmp, self.path(&state.run_id))
+            .join(format!(".{run_id}.{}.tmp", std::process::id()));
+        std::fs::write(&tmp, snapshot)?;
+        std::fs::rename(&tmp, self.path(run_id))
     }
 
     /// Stop publishing a run (its process is about to let go of the journal).
@@ -47,8 +44,12 @@ impl LiveDir {
     }
 
     pub fn read(&self, run_id: &str) -> Option<RunState> {
-        let bytes = std::fs::read(self.path(run_id)).ok()?;
-        serde_json::from_slice(&bytes).ok()
+        serde_json::from_str(&self.read_text(run_id)?).ok()
+    }
+
+    /// The snapshot as published.
+    pub fn read_text(&self, run_id: &str) -> Option<String> {
+        std::fs::read_to_string(self.path(run_id)).ok()
     }
 
     fn abort_path(&self, run_id: &str) -> PathBuf {

@@ -254,54 +254,37 @@ pub trait Store: Send + Sync + Debug {
     }
 
     /// Publish the driver's live snapshot of a run (what each running step waits for,
-    /// not journaled) for readers in other processes; `None` withdraws it. A store
-    /// whose readers cannot reach it this way (sled: one process) keeps nothing, and
-    /// the driver writes files beside it instead (`live.rs`).
+    /// not journaled) for readers in other processes; `None` withdraws it. PostgreSQL
+    /// keeps it in a table; sled, which admits one process, in a file beside its
+    /// database that a reader can open while the journal is held (`live.rs`).
     ///
     /// # Errors
     /// Storage errors (the caller logs them: the journal is the record).
-    fn publish_live(&self, run: RunId, snapshot: Option<&str>) -> Result<(), JournalError> {
-        let _ = (run, snapshot);
-        Ok(())
-    }
+    fn publish_live(&self, run: RunId, snapshot: Option<&str>) -> Result<(), JournalError>;
 
     /// The live snapshot a driver published, if any.
     ///
     /// # Errors
     /// Storage errors.
-    fn read_live(&self, run: RunId) -> Result<Option<String>, JournalError> {
-        let _ = run;
-        Ok(None)
-    }
+    fn read_live(&self, run: RunId) -> Result<Option<String>, JournalError>;
 
-    /// Ask the process driving `run` to abort it at its next safe point. `false`: this
-    /// store does not carry requests (sled: the journal admits one process), and the
-    /// journal writes them beside it instead (`live.rs`).
+    /// Ask the process driving `run` to abort it at its next safe point.
     ///
     /// # Errors
     /// Storage errors.
-    fn request_abort(&self, run: RunId, request: &str) -> Result<bool, JournalError> {
-        let _ = (run, request);
-        Ok(false)
-    }
+    fn request_abort(&self, run: RunId, request: &str) -> Result<(), JournalError>;
 
-    /// A pending request to abort `run`, if the store carries them.
+    /// A pending request to abort `run`, if any.
     ///
     /// # Errors
     /// Storage errors.
-    fn abort_request(&self, run: RunId) -> Result<Option<String>, JournalError> {
-        let _ = run;
-        Ok(None)
-    }
+    fn abort_request(&self, run: RunId) -> Result<Option<String>, JournalError>;
 
     /// Forget the request to abort `run` (it was carried out, or the run is over).
     ///
     /// # Errors
     /// Storage errors.
-    fn clear_abort_request(&self, run: RunId) -> Result<(), JournalError> {
-        let _ = run;
-        Ok(())
-    }
+    fn clear_abort_request(&self, run: RunId) -> Result<(), JournalError>;
 
     /// Release `site` if, and only if, run `run` holds it.
     ///

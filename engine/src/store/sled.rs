@@ -16,6 +16,7 @@ use super::{Append, JournalError, Lease, NewRunRecord, RunSummary, Store};
 use crate::event::Event;
 use crate::id::RunId;
 use crate::state::RunState;
+use crate::store::live::LiveDir;
 use crate::store::lock::LockRecord;
 
 const SCHEMA: &str = "1";
@@ -88,7 +89,7 @@ impl SledStore {
             Err(TryLockError::WouldBlock) => {
                 return Err(JournalError::Busy {
                     dir: dir.to_path_buf(),
-                    holders: crate::store::live::LiveDir::new(dir).active(),
+                    holders: LiveDir::new(dir).active(),
                 })
             }
             Err(TryLockError::Error(e)) => return Err(open_err(e.to_string())),
@@ -102,6 +103,13 @@ impl SledStore {
             dir: dir.to_path_buf(),
             _lock: lock,
         })
+    }
+
+    fn live_error(&self, what: &str, e: &std::io::Error) -> JournalError {
+        JournalError::Open {
+            dir: self.dir.clone(),
+            message: format!("{what}: {e}"),
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -134,7 +142,7 @@ fn damaged(dir: &Path, found: String) -> JournalError {
     JournalError::Damaged {
         dir: dir.to_path_buf(),
         found,
-        running: crate::store::live::LiveDir::new(dir)
+        running: LiveDir::new(dir)
             .all()
             .iter()
             .map(|s| format!("{} ({})", s.run_id, s.runbook))
@@ -428,6 +436,38 @@ impl Store for SledStore {
         settle(result)?;
         self.db.flush()?;
         Ok(Lease::default())
+    }
+
+    fn publish_live(&self, run: RunId, snapshot: Option<&str>) -> Result<(), JournalError> {
+        let live = LiveDir::new(&self.dir);
+        match snapshot {
+            Some(text) => live
+                .publish(&run.to_string(), text)
+                .map_err(|e| self.live_error("cannot write the live status file", &e)),
+            None => {
+                live.withdraw(&run.to_string());
+                Ok(())
+            }
+        }
+    }
+
+    fn read_live(&self, run: RunId) -> Result<Option<String>, JournalError> {
+        Ok(LiveDir::new(&self.dir).read_text(&run.to_string()))
+    }
+
+    fn request_abort(&self, run: RunId, request: &str) -> Result<(), JournalError> {
+        LiveDir::new(&self.dir)
+            .request_abort(&run.to_string(), request)
+            .map_err(|e| self.live_error("cannot write the abort request", &e))
+    }
+
+    fn abort_request(&self, run: RunId) -> Result<Option<String>, JournalError> {
+        Ok(LiveDir::new(&self.dir).abort_request(&run.to_string()))
+    }
+
+    fn clear_abort_request(&self, run: RunId) -> Result<(), JournalError> {
+        LiveDir::new(&self.dir).clear_abort_request(&run.to_string());
+        Ok(())
     }
 
     fn release(&self, site: &str, run: RunId) -> Result<(), JournalError> {
