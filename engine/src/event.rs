@@ -303,21 +303,6 @@ impl Event {
     /// A `run_created` of runbook `t` with nothing else in it, at `at` (the engine's
     /// unit tests start their journals with it).
     pub(crate) fn bare_created(at: u64) -> Event {
-        Event::RunCreated {
-            runbook: "t".into(),
-            title: "t".into(),
-            origin: "t".into(),
-            source: String::new(),
-            source_hash: String::new(),
-            params: Default::default(),
-            secret_params: vec![],
-            env_file: None,
-            env_digest: String::new(),
-            lab: false,
-            pack: None,
-            program: None,
-            by: Actor::default(),
-            at,
-        }
+        crate::testing::run_created("t", serde_json::json!({}), at)
     }
 }

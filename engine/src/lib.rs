@@ -32,6 +32,8 @@ pub mod store;
 // Site locks and live snapshots belong to storage; their old paths still work.
 pub use store::{live, lock};
 pub mod template;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
 
 pub use action::{Action, ArgKind, ArgSpec, Args, Outputs, Registry, Site, StepCtx, StepError};
 pub use model::Effect;

@@ -1145,44 +1145,19 @@ fn unresolved(r: &str, scope: Scope<'_>, params: &IndexMap<String, Param>) -> Op
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::action::{ArgSpec, Args, Outputs, StepCtx, StepError};
-    use crate::model::Effect;
+    use crate::action::ArgSpec;
 
-    struct Out;
-
-    #[async_trait::async_trait]
-    impl crate::action::Action for Out {
-        fn name(&self) -> &'static str {
-            "t.out"
-        }
-        fn summary(&self) -> &'static str {
-            ""
-        }
-        fn args(&self) -> &'static [ArgSpec] {
-            const A: &[ArgSpec] = &[ArgSpec::optional("x", ArgKind::Any, "")];
-            A
-        }
-        fn outputs(&self) -> Option<&'static [&'static str]> {
-            Some(&["v"])
-        }
-        fn effect(&self, _: &Args) -> Effect {
-            Effect::ReadOnly
-        }
-        fn describe(&self, _: &StepCtx, _: &Args) -> Vec<String> {
-            vec![]
-        }
-        async fn probe(&self, _: &StepCtx, _: &Args) -> Result<Json, StepError> {
-            Ok(Json::Null)
-        }
-        async fn apply(&self, _: &StepCtx, _: &Args, _: &Outputs) -> Result<Outputs, StepError> {
-            Ok(Outputs::new())
-        }
-    }
+    const OUT: crate::testing::Stub = crate::testing::Stub {
+        name: "t.out",
+        args: &[ArgSpec::optional("x", ArgKind::Any, "")],
+        outputs: &["v"],
+        effect: crate::model::Effect::ReadOnly,
+    };
 
     #[test]
     fn a_step_knows_which_earlier_steps_its_templates_read() {
         let mut r = Registry::new();
-        r.register(Out);
+        r.register(OUT);
         let src = "name: t\nsteps:\n  - id: a-b\n    action: t.out\n  - id: c\n    action: t.out\n  - id: d\n    action: t.out\n    with: { x: \"{{ steps.a_b.outputs.v }}\" }\n    when: \"not steps.c.skipped\"\n  - id: e\n    action: t.out\n    with: { x: \"{{ steps['a-b'].outputs.v }}\" }\n";
         let rb = load_str(src, "t.yaml", &r).unwrap();
         assert_eq!(rb.steps[0].step_refs, Some(vec![]));

@@ -2,51 +2,27 @@
 //! (the inputs most likely to reach deep into validation). Bounded by the case count
 //! (`PROPTEST_CASES` to run more).
 
-use engine::action::{ArgKind, ArgSpec, Args, Outputs, Registry, StepCtx, StepError};
+use engine::action::{ArgKind, ArgSpec, Registry};
 use engine::load::load_str;
-use engine::{Action, Effect};
+use engine::testing::Stub;
+use engine::Effect;
 use proptest::prelude::*;
 use runbook_engine as engine;
-use serde_json::Value as Json;
 
-struct Probe;
-
-#[async_trait::async_trait]
-impl Action for Probe {
-    fn name(&self) -> &'static str {
-        "t.probe"
-    }
-    fn summary(&self) -> &'static str {
-        "test"
-    }
-    fn args(&self) -> &'static [ArgSpec] {
-        const A: &[ArgSpec] = &[
-            ArgSpec::required("url", ArgKind::String, "u"),
-            ArgSpec::optional("n", ArgKind::Int, "n"),
-            ArgSpec::optional("d", ArgKind::Duration, "d"),
-        ];
-        A
-    }
-    fn outputs(&self) -> Option<&'static [&'static str]> {
-        Some(&["value"])
-    }
-    fn effect(&self, _: &Args) -> Effect {
-        Effect::Destructive
-    }
-    fn describe(&self, _: &StepCtx, _: &Args) -> Vec<String> {
-        vec![]
-    }
-    async fn probe(&self, _: &StepCtx, _: &Args) -> Result<Json, StepError> {
-        Ok(Json::Null)
-    }
-    async fn apply(&self, _: &StepCtx, _: &Args, _: &Outputs) -> Result<Outputs, StepError> {
-        Ok(Outputs::new())
-    }
-}
+const PROBE: Stub = Stub {
+    name: "t.probe",
+    args: &[
+        ArgSpec::required("url", ArgKind::String, "u"),
+        ArgSpec::optional("n", ArgKind::Int, "n"),
+        ArgSpec::optional("d", ArgKind::Duration, "d"),
+    ],
+    outputs: &["value"],
+    effect: Effect::Destructive,
+};
 
 fn registry() -> Registry {
     let mut r = Registry::new();
-    r.register(Probe);
+    r.register(PROBE);
     r
 }
 

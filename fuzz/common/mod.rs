@@ -4,44 +4,9 @@
 
 #![allow(dead_code)]
 
-use engine::action::{ArgKind, ArgSpec, Args, Outputs, Registry, StepCtx, StepError};
-use engine::{Action, Effect};
-use serde_json::Value as Json;
-
-pub struct Stub {
-    pub name: &'static str,
-    pub args: &'static [ArgSpec],
-    pub outputs: &'static [&'static str],
-    pub effect: Effect,
-}
-
-#[async_trait::async_trait]
-impl Action for Stub {
-    fn name(&self) -> &'static str {
-        self.name
-    }
-    fn summary(&self) -> &'static str {
-        "stub"
-    }
-    fn args(&self) -> &'static [ArgSpec] {
-        self.args
-    }
-    fn outputs(&self) -> Option<&'static [&'static str]> {
-        Some(self.outputs)
-    }
-    fn effect(&self, _: &Args) -> Effect {
-        self.effect
-    }
-    fn describe(&self, _: &StepCtx, _: &Args) -> Vec<String> {
-        vec![]
-    }
-    async fn probe(&self, _: &StepCtx, _: &Args) -> Result<Json, StepError> {
-        Ok(Json::Null)
-    }
-    async fn apply(&self, _: &StepCtx, _: &Args, _: &Outputs) -> Result<Outputs, StepError> {
-        Ok(Outputs::new())
-    }
-}
+use engine::action::{ArgKind, ArgSpec, Registry};
+pub use engine::testing::Stub;
+use engine::Effect;
 
 const fn o(name: &'static str, kind: ArgKind) -> ArgSpec {
     ArgSpec::optional(name, kind, "")

@@ -15,6 +15,8 @@ pub mod infinispan;
 pub mod keycloak;
 pub mod kube;
 pub mod meta;
+#[cfg(feature = "test-support")]
+pub mod testing;
 pub mod tls;
 pub mod world;
 
@@ -99,6 +101,17 @@ impl LabConfig {
             kube_token: format!("lab-token-{:016x}", fastrand::u64(..)),
             tls: false,
         }
+    }
+
+    /// With `specs` injected from the start, written as `--fault` takes them.
+    ///
+    /// # Errors
+    /// The first spec that does not parse.
+    pub fn with_faults<S: AsRef<str>>(mut self, specs: &[S]) -> Result<LabConfig, FaultError> {
+        for spec in specs {
+            self.faults.push(Fault::parse(spec.as_ref())?);
+        }
+        Ok(self)
     }
 }
 

@@ -3,7 +3,6 @@
 //! lab and moto agree on the shapes the SDK parses. Where they differ, the lab follows
 //! AWS: moto does not increment HealthCheckVersion and reports a fixed status.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_rds::types::DbCluster;
@@ -220,54 +219,10 @@ async fn route53_health_check_version_lock_and_real_probes() {
     assert!(missing.into_service_error().is_no_such_health_check());
 }
 
-/// moto's server on a free port of 127.0.0.1, stopped on drop.
-struct Moto(Child, u16);
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn start_moto() -> Moto {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("python3")
-        .args([
-            "-m",
-            "moto.server",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("python3 with moto[server] (the test command installs it)");
-    let moto = Moto(child, port);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "moto did not start: is moto[server] installed? (bash scripts/test.sh installs it)"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    moto
-}
-
 #[tokio::test]
 async fn the_lab_and_moto_agree_on_the_aws_calls_used() {
-    let moto = start_moto().await;
-    let moto_conf = sdk(&format!("http://127.0.0.1:{}", moto.1)).await;
+    let moto = lab::testing::Moto::start().await;
+    let moto_conf = sdk(&moto.endpoint()).await;
     let (_lab, _dir, lab_conf) = start_lab().await;
 
     // moto starts empty: build the same deployment there

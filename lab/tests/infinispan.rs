@@ -27,13 +27,9 @@ impl Lab {
 
     async fn start_playing(faults: &[&str], version: u8) -> Lab {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = lab::LabConfig::new(dir.path());
-        config.shape.infinispan_version = version;
-        config.faults = faults
-            .iter()
-            .map(|f| lab::Fault::parse(f).unwrap())
-            .collect();
-        let running = lab::start(config).await.unwrap();
+        let running = lab::start(lab::testing::config(dir.path(), faults, version))
+            .await
+            .unwrap();
         Lab {
             running,
             http: reqwest::Client::new(),

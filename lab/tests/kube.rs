@@ -17,12 +17,9 @@ struct Lab {
 impl Lab {
     async fn start(faults: &[&str]) -> Lab {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = lab::LabConfig::new(dir.path());
-        config.faults = faults
-            .iter()
-            .map(|f| lab::Fault::parse(f).unwrap())
-            .collect();
-        let running = lab::start(config).await.unwrap();
+        let running = lab::start(lab::testing::config(dir.path(), faults, 14))
+            .await
+            .unwrap();
         Lab {
             running,
             dir,

@@ -63,22 +63,7 @@ fn the_storage_suite_passes_on_postgresql() {
 }
 
 fn created() -> Event {
-    Event::RunCreated {
-        runbook: "x".into(),
-        title: "x".into(),
-        origin: "test".into(),
-        source: String::new(),
-        source_hash: String::new(),
-        params: Default::default(),
-        secret_params: vec![],
-        env_file: None,
-        env_digest: String::new(),
-        lab: false,
-        pack: None,
-        program: None,
-        by: Actor::current(),
-        at: 1,
-    }
+    engine::testing::run_created("x", serde_json::json!({}), 1)
 }
 
 fn other_process() -> Actor {

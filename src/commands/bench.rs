@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use engine::action::{Action, ArgSpec, Args, Outputs, Registry, StepCtx, StepError};
+use engine::action::Registry;
 use engine::env::Environment;
 use engine::event::{now_ms, Actor, Event};
 use engine::journal::Journal;
@@ -68,32 +68,7 @@ fn services(config: &Config, observer: Arc<dyn Observer>) -> Services {
 
 /// A no-op that declares an effect, so the engine journals its intent durably before
 /// "applying" it: the cost of a step that changes something, minus the change.
-struct Touch;
-
-#[async_trait::async_trait]
-impl Action for Touch {
-    fn name(&self) -> &'static str {
-        "bench.touch"
-    }
-    fn summary(&self) -> &'static str {
-        "nothing, declared idempotent (benchmark only)"
-    }
-    fn args(&self) -> &'static [ArgSpec] {
-        &[]
-    }
-    fn effect(&self, _: &Args) -> Effect {
-        Effect::Idempotent
-    }
-    fn describe(&self, _: &StepCtx, _: &Args) -> Vec<String> {
-        vec!["nothing".into()]
-    }
-    async fn probe(&self, _: &StepCtx, _: &Args) -> Result<Json, StepError> {
-        Ok(Json::Null)
-    }
-    async fn apply(&self, _: &StepCtx, _: &Args, _: &Outputs) -> Result<Outputs, StepError> {
-        Ok(Outputs::new())
-    }
-}
+const TOUCH: engine::testing::Stub = engine::testing::Stub::new("bench.touch", Effect::Idempotent);
 
 /// The body of a no-op step: `wait` is read-only, and a zero pause never sleeps.
 const NOOP_STEP: &str = "    action: wait\n    with: { duration: 0s }\n";
@@ -219,7 +194,7 @@ async fn engine_overhead(
     )
     .await?;
     let mut registry = (*config.registry).clone();
-    registry.register(Touch);
+    registry.register(TOUCH);
     let (per_effect, _) = step_overhead(
         Arc::new(registry),
         &dir.join("long-effect"),
@@ -246,31 +221,11 @@ async fn engine_overhead(
     ])
 }
 
-/// A run's first event, as the benchmark's generated runs record it.
-fn bench_run_created(name: &str, actor: &Actor) -> Event {
-    Event::RunCreated {
-        runbook: name.into(),
-        title: name.into(),
-        origin: "bench".into(),
-        source: format!("name: {name}\nsteps: []\n"),
-        source_hash: String::new(),
-        params: Default::default(),
-        secret_params: vec![],
-        env_file: None,
-        env_digest: String::new(),
-        lab: false,
-        pack: None,
-        program: None,
-        by: actor.clone(),
-        at: now_ms(),
-    }
-}
-
 /// The storage floor under the engine's figure: one event appended and flushed, alone.
 fn storage_floor(args: &BenchArgs, dir: &std::path::Path) -> CliResult<Row> {
     let journal = Journal::open(dir).map_err(failed)?;
     let actor = Actor::current();
-    let created = bench_run_created("floor", &actor);
+    let created = engine::testing::run_created("floor", json!({}), now_ms());
     let run = journal
         .create_run(&[], "floor", &actor, &created)
         .map_err(failed)?;
@@ -382,10 +337,9 @@ async fn resume_with_history(
     jdir: &std::path::Path,
 ) -> CliResult<Vec<Row>> {
     let journal = Journal::open(jdir).map_err(failed)?;
-    let actor = Actor::current();
     let history: Vec<_> = (1..=args.past_runs as u64)
         .map(|n| {
-            let created = bench_run_created("old", &actor);
+            let created = engine::testing::run_created("old", json!({}), now_ms());
             let done = Event::Completed { at: now_ms() };
             (engine::id::RunId(n), vec![created, done])
         })

@@ -33,11 +33,7 @@ pub fn lab_config(
         .map(|s| s.to_string())
         .collect();
     }
-    for spec in &o.faults {
-        config
-            .faults
-            .push(lab::Fault::parse(spec).map_err(invalid)?);
-    }
+    let mut config = config.with_faults(&o.faults).map_err(invalid)?;
     if o.caches.as_deref() == Some("kc24") {
         config.shape.caches = lab::Shape::default().caches;
     }

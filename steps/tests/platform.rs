@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::*;
@@ -199,45 +198,10 @@ async fn the_serving_site_is_read_from_the_failover_records_and_follows_the_chec
     assert!(r.1.steps["serving"].progress.outputs["serving"].is_null());
 }
 
-struct Moto(Child);
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test]
 async fn aurora_and_route53_against_moto() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("python3")
-        .args([
-            "-m",
-            "moto.server",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("python3 with moto[server] (bash scripts/test.sh installs it)");
-    let _moto = Moto(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "moto did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let endpoint = format!("http://127.0.0.1:{port}");
+    let moto = lab::testing::Moto::start().await;
+    let endpoint = moto.endpoint();
     // the same deployment in moto
     runbook_steps::clients::install_crypto();
     let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())

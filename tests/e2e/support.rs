@@ -355,13 +355,8 @@ impl InLab {
             .build()
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let mut config = lab::LabConfig::new(&dir.path().join("lab"));
-        config.faults = faults
-            .iter()
-            .map(|f| lab::Fault::parse(f).unwrap())
-            .collect();
+        let mut config = lab::testing::config(&dir.path().join("lab"), faults, version);
         config.workload_per_sec = workload_per_sec;
-        config.shape.infinispan_version = version;
         let running = rt.block_on(lab::start(config)).unwrap();
         InLab {
             lab: Some(running),

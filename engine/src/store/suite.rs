@@ -55,22 +55,7 @@ pub const CASES: &[(&str, Case)] = &[
 ];
 
 fn created(runbook: &str) -> Event {
-    Event::RunCreated {
-        runbook: runbook.into(),
-        title: runbook.into(),
-        origin: "suite".into(),
-        source: format!("name: {runbook}\nsteps: []\n"),
-        source_hash: String::new(),
-        params: Default::default(),
-        secret_params: vec![],
-        env_file: None,
-        env_digest: String::new(),
-        lab: false,
-        pack: None,
-        program: None,
-        by: Actor::current(),
-        at: 1,
-    }
+    crate::testing::run_created(runbook, serde_json::json!({}), 1)
 }
 
 fn create(store: &dyn Store, sites: &[&str], runbook: &str) -> Result<RunId, JournalError> {

@@ -195,7 +195,7 @@ impl HistoryFacts for Keycloak24 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use engine::event::{Actor, Event};
+    use engine::event::Event;
     use engine::model::Effect;
 
     fn run(
@@ -206,25 +206,11 @@ mod tests {
         steps: &[&str],
         completed: bool,
     ) -> RunState {
-        let mut events = vec![Event::RunCreated {
-            runbook: runbook.into(),
-            title: String::new(),
-            origin: String::new(),
-            source: String::new(),
-            source_hash: String::new(),
-            params: json!({"primary": primary, "secondary": secondary})
-                .as_object()
-                .unwrap()
-                .clone(),
-            secret_params: vec![],
-            env_file: None,
-            env_digest: String::new(),
-            lab: false,
-            pack: None,
-            program: None,
-            by: Actor::default(),
-            at: 1,
-        }];
+        let mut events = vec![engine::testing::run_created(
+            runbook,
+            json!({"primary": primary, "secondary": secondary}),
+            1,
+        )];
         for s in steps {
             events.push(Event::StepStarted {
                 step: (*s).into(),
