@@ -171,51 +171,7 @@ fn rds(w: &mut World, form: &HashMap<String, String>, now: Instant) -> Response 
             x.close("DescribeDBClustersResponse");
             xml(StatusCode::OK, x.finish())
         }
-        "DescribeDBInstances" => {
-            let wanted = form.get("DBInstanceIdentifier");
-            if let Some(id) = wanted {
-                if !w.aurora.instances.iter().any(|i| &i.id == id) {
-                    return error(
-                        StatusCode::NOT_FOUND,
-                        RDS_NS,
-                        "DBInstanceNotFound",
-                        &format!("DBInstance {id} not found."),
-                    );
-                }
-            }
-            let mut x = Xml::new();
-            x.open_ns("DescribeDBInstancesResponse", RDS_NS)
-                .open("DescribeDBInstancesResult")
-                .open("DBInstances");
-            let status = if w.aurora_status() == "failing-over" {
-                "rebooting"
-            } else {
-                "available"
-            };
-            for i in w
-                .aurora
-                .instances
-                .iter()
-                .filter(|i| wanted.is_none_or(|id| *id == i.id))
-            {
-                x.open("DBInstance")
-                    .el("DBInstanceIdentifier", &i.id)
-                    .el("DBInstanceClass", "db.r6g.large")
-                    .el("Engine", "aurora-postgresql")
-                    .el("DBInstanceStatus", status)
-                    .el("AvailabilityZone", &i.az)
-                    .el("DBClusterIdentifier", &w.aurora.cluster)
-                    .el(
-                        "DBInstanceArn",
-                        &format!("arn:aws:rds:eu-west-1:000000000000:db:{}", i.id),
-                    )
-                    .close("DBInstance");
-            }
-            x.close("DBInstances").close("DescribeDBInstancesResult");
-            metadata(&mut x);
-            x.close("DescribeDBInstancesResponse");
-            xml(StatusCode::OK, x.finish())
-        }
+        "DescribeDBInstances" => describe_db_instances(w, form),
         "FailoverDBCluster" => {
             let Some(id) = cluster_arg else {
                 return error(
@@ -250,6 +206,53 @@ fn rds(w: &mut World, form: &HashMap<String, String>, now: Instant) -> Response 
             &format!("the lab's RDS does not do `{other}`"),
         ),
     }
+}
+
+/// DescribeDBInstances: every instance of the cluster, or the one asked for.
+fn describe_db_instances(w: &World, form: &HashMap<String, String>) -> Response {
+    let wanted = form.get("DBInstanceIdentifier");
+    if let Some(id) = wanted {
+        if !w.aurora.instances.iter().any(|i| &i.id == id) {
+            return error(
+                StatusCode::NOT_FOUND,
+                RDS_NS,
+                "DBInstanceNotFound",
+                &format!("DBInstance {id} not found."),
+            );
+        }
+    }
+    let mut x = Xml::new();
+    x.open_ns("DescribeDBInstancesResponse", RDS_NS)
+        .open("DescribeDBInstancesResult")
+        .open("DBInstances");
+    let status = if w.aurora_status() == "failing-over" {
+        "rebooting"
+    } else {
+        "available"
+    };
+    for i in w
+        .aurora
+        .instances
+        .iter()
+        .filter(|i| wanted.is_none_or(|id| *id == i.id))
+    {
+        x.open("DBInstance")
+            .el("DBInstanceIdentifier", &i.id)
+            .el("DBInstanceClass", "db.r6g.large")
+            .el("Engine", "aurora-postgresql")
+            .el("DBInstanceStatus", status)
+            .el("AvailabilityZone", &i.az)
+            .el("DBClusterIdentifier", &w.aurora.cluster)
+            .el(
+                "DBInstanceArn",
+                &format!("arn:aws:rds:eu-west-1:000000000000:db:{}", i.id),
+            )
+            .close("DBInstance");
+    }
+    x.close("DBInstances").close("DescribeDBInstancesResult");
+    metadata(&mut x);
+    x.close("DescribeDBInstancesResponse");
+    xml(StatusCode::OK, x.finish())
 }
 
 fn metadata(x: &mut Xml) {
@@ -319,147 +322,10 @@ fn route53(
             Some(h) => health_check_response("GetHealthCheckResponse", h),
             None => no_such_health_check(id),
         },
-        (&Method::POST, ["healthcheck", id]) => {
-            let req: UpdateHealthCheckRequest =
-                match quick_xml::de::from_str(&String::from_utf8_lossy(body)) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        return error(
-                            StatusCode::BAD_REQUEST,
-                            R53_NS,
-                            "InvalidInput",
-                            &format!("the request body does not parse: {e}"),
-                        )
-                    }
-                };
-            let Some(h) = w.health_checks.iter_mut().find(|h| h.id == *id) else {
-                return no_such_health_check(id);
-            };
-            if let Some(v) = req.health_check_version {
-                if v != h.version {
-                    return error(
-                        StatusCode::CONFLICT,
-                        R53_NS,
-                        "HealthCheckVersionMismatch",
-                        &format!("The value that you specified for HealthCheckVersion, {v}, doesn't match the current version, {}.", h.version),
-                    );
-                }
-            }
-            if let Some(p) = req.resource_path {
-                // Like Route53, the last observations stand until the checkers report
-                // on the new path in their next round.
-                h.path = p;
-            }
-            h.version += 1;
-            health_check_response("UpdateHealthCheckResponse", h)
-        }
-        (&Method::GET, ["healthcheck", id, "status"]) => {
-            let Some(h) = w.health_checks.iter().find(|h| h.id == *id) else {
-                return no_such_health_check(id);
-            };
-            let mut x = Xml::new();
-            x.open_ns("GetHealthCheckStatusResponse", R53_NS)
-                .open("HealthCheckObservations");
-            for (i, (region, (ok, seen, at))) in h.observations.iter().enumerate() {
-                let status = if *ok {
-                    format!("Success: {seen}")
-                } else {
-                    format!("Failure: {seen}")
-                };
-                x.open("HealthCheckObservation")
-                    .el("Region", region)
-                    .el("IPAddress", &format!("15.177.{}.1", i + 2))
-                    .open("StatusReport")
-                    .el("Status", &status)
-                    .el("CheckedTime", &timestamp_ms(*at))
-                    .close("StatusReport")
-                    .close("HealthCheckObservation");
-            }
-            x.close("HealthCheckObservations")
-                .close("GetHealthCheckStatusResponse");
-            xml(StatusCode::OK, x.finish())
-        }
-        (&Method::GET, ["hostedzone", zone, "rrset"]) => {
-            if *zone != ZONE_ID {
-                return error(
-                    StatusCode::NOT_FOUND,
-                    R53_NS,
-                    "NoSuchHostedZone",
-                    &format!("No hosted zone found with ID: {zone}"),
-                );
-            }
-            let start = query.get("name").map(|n| fqdn(n));
-            let records = zone_records(w);
-            let mut x = Xml::new();
-            x.open_ns("ListResourceRecordSetsResponse", R53_NS)
-                .open("ResourceRecordSets");
-            for r in records.iter().filter(|r| {
-                start
-                    .as_ref()
-                    .is_none_or(|s| route53_order(&r.name) >= route53_order(s))
-            }) {
-                x.open("ResourceRecordSet")
-                    .el("Name", &r.name)
-                    .el("Type", "A");
-                if let Some((set_id, role, hc)) = &r.failover {
-                    x.el("SetIdentifier", set_id).el("Failover", role);
-                    x.open("AliasTarget")
-                        .el("HostedZoneId", r.alias_zone)
-                        .el("DNSName", &r.alias)
-                        .el("EvaluateTargetHealth", "true")
-                        .close("AliasTarget");
-                    x.el("HealthCheckId", hc);
-                } else {
-                    x.open("AliasTarget")
-                        .el("HostedZoneId", r.alias_zone)
-                        .el("DNSName", &r.alias)
-                        .el("EvaluateTargetHealth", "true")
-                        .close("AliasTarget");
-                }
-                x.close("ResourceRecordSet");
-            }
-            x.close("ResourceRecordSets")
-                .el("IsTruncated", "false")
-                .el("MaxItems", "300")
-                .close("ListResourceRecordSetsResponse");
-            xml(StatusCode::OK, x.finish())
-        }
-        (&Method::GET, ["testdnsanswer"]) => {
-            let name = query.get("recordname").cloned().unwrap_or_default();
-            let kind = query
-                .get("recordtype")
-                .cloned()
-                .unwrap_or_else(|| "A".into());
-            // Resolve as Route53 would: the client domain by the failover rule, the
-            // per-site names to their load balancer's address.
-            let site = match fqdn(&name).as_str() {
-                n if n == fqdn(CLIENT_DOMAIN) => Some(w.serving_site()),
-                n if n == fqdn(&format!("primary.{CLIENT_DOMAIN}")) => Some(w.primary.clone()),
-                n if n == fqdn(&format!("backup.{CLIENT_DOMAIN}")) => Some(w.secondary.clone()),
-                _ => None,
-            };
-            let mut x = Xml::new();
-            x.open_ns("TestDNSAnswerResponse", R53_NS)
-                .el("Nameserver", "ns-1.awsdns-lab.org")
-                .el("RecordName", &name)
-                .el("RecordType", &kind)
-                .open("RecordData");
-            if let (Some(site), "A") = (&site, kind.as_str()) {
-                x.el("RecordDataEntry", &lb_address(w, site));
-            }
-            x.close("RecordData")
-                .el(
-                    "ResponseCode",
-                    if site.is_some() {
-                        "NOERROR"
-                    } else {
-                        "NXDOMAIN"
-                    },
-                )
-                .el("Protocol", "UDP")
-                .close("TestDNSAnswerResponse");
-            xml(StatusCode::OK, x.finish())
-        }
+        (&Method::POST, ["healthcheck", id]) => update_health_check(w, id, body),
+        (&Method::GET, ["healthcheck", id, "status"]) => health_check_status(w, id),
+        (&Method::GET, ["hostedzone", zone, "rrset"]) => list_record_sets(w, zone, query),
+        (&Method::GET, ["testdnsanswer"]) => test_dns_answer(w, query),
         _ => error(
             StatusCode::NOT_FOUND,
             R53_NS,
@@ -467,6 +333,155 @@ fn route53(
             &format!("the lab's Route53 serves no `{method} /2013-04-01/{rest}`"),
         ),
     }
+}
+
+/// UpdateHealthCheck: the version lock, then the new path.
+fn update_health_check(w: &mut World, id: &str, body: &Bytes) -> Response {
+    let req: UpdateHealthCheckRequest =
+        match quick_xml::de::from_str(&String::from_utf8_lossy(body)) {
+            Ok(r) => r,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    R53_NS,
+                    "InvalidInput",
+                    &format!("the request body does not parse: {e}"),
+                )
+            }
+        };
+    let Some(h) = w.health_checks.iter_mut().find(|h| h.id == id) else {
+        return no_such_health_check(id);
+    };
+    if let Some(v) = req.health_check_version {
+        if v != h.version {
+            return error(
+                StatusCode::CONFLICT,
+                R53_NS,
+                "HealthCheckVersionMismatch",
+                &format!("The value that you specified for HealthCheckVersion, {v}, doesn't match the current version, {}.", h.version),
+            );
+        }
+    }
+    if let Some(p) = req.resource_path {
+        // Like Route53, the last observations stand until the checkers report
+        // on the new path in their next round.
+        h.path = p;
+    }
+    h.version += 1;
+    health_check_response("UpdateHealthCheckResponse", h)
+}
+
+/// GetHealthCheckStatus: the checkers' last observation in each region.
+fn health_check_status(w: &World, id: &str) -> Response {
+    let Some(h) = w.health_checks.iter().find(|h| h.id == id) else {
+        return no_such_health_check(id);
+    };
+    let mut x = Xml::new();
+    x.open_ns("GetHealthCheckStatusResponse", R53_NS)
+        .open("HealthCheckObservations");
+    for (i, (region, (ok, seen, at))) in h.observations.iter().enumerate() {
+        let status = if *ok {
+            format!("Success: {seen}")
+        } else {
+            format!("Failure: {seen}")
+        };
+        x.open("HealthCheckObservation")
+            .el("Region", region)
+            .el("IPAddress", &format!("15.177.{}.1", i + 2))
+            .open("StatusReport")
+            .el("Status", &status)
+            .el("CheckedTime", &timestamp_ms(*at))
+            .close("StatusReport")
+            .close("HealthCheckObservation");
+    }
+    x.close("HealthCheckObservations")
+        .close("GetHealthCheckStatusResponse");
+    xml(StatusCode::OK, x.finish())
+}
+
+/// ListResourceRecordSets from `name` on, in Route53's order.
+fn list_record_sets(w: &World, zone: &str, query: &HashMap<String, String>) -> Response {
+    if zone != ZONE_ID {
+        return error(
+            StatusCode::NOT_FOUND,
+            R53_NS,
+            "NoSuchHostedZone",
+            &format!("No hosted zone found with ID: {zone}"),
+        );
+    }
+    let start = query.get("name").map(|n| fqdn(n));
+    let records = zone_records(w);
+    let mut x = Xml::new();
+    x.open_ns("ListResourceRecordSetsResponse", R53_NS)
+        .open("ResourceRecordSets");
+    for r in records.iter().filter(|r| {
+        start
+            .as_ref()
+            .is_none_or(|s| route53_order(&r.name) >= route53_order(s))
+    }) {
+        x.open("ResourceRecordSet")
+            .el("Name", &r.name)
+            .el("Type", "A");
+        if let Some((set_id, role, hc)) = &r.failover {
+            x.el("SetIdentifier", set_id).el("Failover", role);
+            x.open("AliasTarget")
+                .el("HostedZoneId", r.alias_zone)
+                .el("DNSName", &r.alias)
+                .el("EvaluateTargetHealth", "true")
+                .close("AliasTarget");
+            x.el("HealthCheckId", hc);
+        } else {
+            x.open("AliasTarget")
+                .el("HostedZoneId", r.alias_zone)
+                .el("DNSName", &r.alias)
+                .el("EvaluateTargetHealth", "true")
+                .close("AliasTarget");
+        }
+        x.close("ResourceRecordSet");
+    }
+    x.close("ResourceRecordSets")
+        .el("IsTruncated", "false")
+        .el("MaxItems", "300")
+        .close("ListResourceRecordSetsResponse");
+    xml(StatusCode::OK, x.finish())
+}
+
+/// TestDNSAnswer: resolve as Route53 would.
+fn test_dns_answer(w: &World, query: &HashMap<String, String>) -> Response {
+    let name = query.get("recordname").cloned().unwrap_or_default();
+    let kind = query
+        .get("recordtype")
+        .cloned()
+        .unwrap_or_else(|| "A".into());
+    // Resolve as Route53 would: the client domain by the failover rule, the
+    // per-site names to their load balancer's address.
+    let site = match fqdn(&name).as_str() {
+        n if n == fqdn(CLIENT_DOMAIN) => Some(w.serving_site()),
+        n if n == fqdn(&format!("primary.{CLIENT_DOMAIN}")) => Some(w.primary.clone()),
+        n if n == fqdn(&format!("backup.{CLIENT_DOMAIN}")) => Some(w.secondary.clone()),
+        _ => None,
+    };
+    let mut x = Xml::new();
+    x.open_ns("TestDNSAnswerResponse", R53_NS)
+        .el("Nameserver", "ns-1.awsdns-lab.org")
+        .el("RecordName", &name)
+        .el("RecordType", &kind)
+        .open("RecordData");
+    if let (Some(site), "A") = (&site, kind.as_str()) {
+        x.el("RecordDataEntry", &lb_address(w, site));
+    }
+    x.close("RecordData")
+        .el(
+            "ResponseCode",
+            if site.is_some() {
+                "NOERROR"
+            } else {
+                "NXDOMAIN"
+            },
+        )
+        .el("Protocol", "UDP")
+        .close("TestDNSAnswerResponse");
+    xml(StatusCode::OK, x.finish())
 }
 
 /// The lab's hosted zone and client domain (written into the environment file).

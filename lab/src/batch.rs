@@ -319,47 +319,7 @@ fn site_command(
                 }
             }
         }
-        "status" => match (all, cache, remote) {
-            (true, _, Some(r)) => {
-                if w.sites.contains_key(r) && r != site {
-                    print(Ok(Some(crate::infinispan::container_status(w, site, r))))
-                } else {
-                    // globalStatus: a site no cache backs up to, 404 with no body
-                    "Not Found: ".to_string()
-                }
-            }
-            (true, _, None) => {
-                let mut out = serde_json::Map::new();
-                for other in w
-                    .sites
-                    .keys()
-                    .filter(|s| *s != site)
-                    .cloned()
-                    .collect::<Vec<_>>()
-                {
-                    out.insert(
-                        other.clone(),
-                        crate::infinispan::container_status(w, site, &other),
-                    );
-                }
-                print(Ok(Some(Value::Object(out))))
-            }
-            (false, Some(c), Some(r)) => {
-                print(w.cache_status(site, c, r).map(|nodes| Some(json!(nodes))))
-            }
-            (false, Some(c), None) => {
-                print(match w.site(site).ok().and_then(|s| s.caches.get(c)) {
-                    Some(cc) => Ok(Some(Value::Object(
-                        cc.backups
-                            .iter()
-                            .map(|(r, b)| (r.clone(), json!({"status": b.status()})))
-                            .collect(),
-                    ))),
-                    None => Err(IspnError::NoCache(c.to_string())),
-                })
-            }
-            (false, None, _) => return Err("`site status` needs --all-caches or --cache".into()),
-        },
+        "status" => site_status(w, site, (all, cache, remote))?,
         "push-site-status" => {
             let c = cache.ok_or("Option: --cache is required for `site push-site-status`")?;
             print(w.push_status(site, c).map(|m| Some(json!(m))))
@@ -369,6 +329,53 @@ fn site_command(
             print(w.clear_push_status(site, c).map(|_| Some(json!("ok"))))
         }
         other => return Err(format!("Command not found: site {other}")),
+    })
+}
+
+/// `site status`: of one cache or all, to one site or every other.
+fn site_status(
+    w: &World,
+    site: &str,
+    (all, cache, remote): (bool, Option<&str>, Option<&str>),
+) -> Result<String, String> {
+    Ok(match (all, cache, remote) {
+        (true, _, Some(r)) => {
+            if w.sites.contains_key(r) && r != site {
+                print(Ok(Some(crate::infinispan::container_status(w, site, r))))
+            } else {
+                // globalStatus: a site no cache backs up to, 404 with no body
+                "Not Found: ".to_string()
+            }
+        }
+        (true, _, None) => {
+            let mut out = serde_json::Map::new();
+            for other in w
+                .sites
+                .keys()
+                .filter(|s| *s != site)
+                .cloned()
+                .collect::<Vec<_>>()
+            {
+                out.insert(
+                    other.clone(),
+                    crate::infinispan::container_status(w, site, &other),
+                );
+            }
+            print(Ok(Some(Value::Object(out))))
+        }
+        (false, Some(c), Some(r)) => {
+            print(w.cache_status(site, c, r).map(|nodes| Some(json!(nodes))))
+        }
+        (false, Some(c), None) => print(match w.site(site).ok().and_then(|s| s.caches.get(c)) {
+            Some(cc) => Ok(Some(Value::Object(
+                cc.backups
+                    .iter()
+                    .map(|(r, b)| (r.clone(), json!({"status": b.status()})))
+                    .collect(),
+            ))),
+            None => Err(IspnError::NoCache(c.to_string())),
+        }),
+        (false, None, _) => return Err("`site status` needs --all-caches or --cache".into()),
     })
 }
 

@@ -155,61 +155,56 @@ fn route(
         _ => None,
     };
     if let Some(rest) = container {
-        return match (method, rest) {
-            (&Method::GET, ["x-site", "backups"]) => {
-                let others: Vec<String> = w.sites.keys().filter(|s| *s != site).cloned().collect();
-                let mut out = serde_json::Map::new();
-                for remote in others {
-                    out.insert(remote.clone(), container_status(w, site, &remote));
-                }
-                Json(Value::Object(out)).into_response()
-            }
-            (&Method::GET, ["x-site", "backups", remote]) => {
-                // XSiteResource.globalStatus: a site no cache backs up to is not in
-                // the global status map: 404 with an empty body.
-                if !w.sites.contains_key(*remote) || *remote == site {
-                    return StatusCode::NOT_FOUND.into_response();
-                }
-                Json(container_status(w, site, remote)).into_response()
-            }
-            (&Method::POST, ["x-site", "backups", remote]) => {
-                if !w.sites.contains_key(*remote) || *remote == site {
-                    return text(
-                        StatusCode::NOT_FOUND,
-                        format!("ISPN000402: site `{remote}` is not a backup location"),
-                    );
-                }
-                let Some(action) = action else {
-                    return text(StatusCode::BAD_REQUEST, "missing `action`");
-                };
-                let caches = w.cache_names(site).unwrap_or_default();
-                let mut out = serde_json::Map::new();
-                // One request, one round of a refusing node for every cache.
-                let refusing = if action == "take-offline" {
-                    w.take_offline_refusal(site)
-                } else {
-                    None
-                };
-                for c in caches {
-                    // A cache can fail on its own inside a 200 answer.
-                    let result = if action == "take-offline" && !w.cache_fails(&c) {
-                        w.take_offline_with(site, &c, remote, refusing.as_deref())
-                    } else {
-                        per_cache_action(w, site, &c, remote, action, now)
-                    };
-                    let v = match result {
-                        Ok(()) => "ok".to_string(),
-                        Err(IspnError::Failed(m)) => m,
-                        Err(IspnError::Op { result, .. }) => result,
-                        Err(e) => format!("{e:?}"),
-                    };
-                    out.insert(c, Value::String(v));
-                }
-                Json(Value::Object(out)).into_response()
-            }
-            _ => text(StatusCode::NOT_FOUND, "no such container resource"),
-        };
+        return container_route(w, site, method, rest, action, now);
     }
+    cache_route(w, site, method, parts, action, limit, body, now)
+}
+
+/// The container-level routes of the version the lab plays.
+fn container_route(
+    w: &mut crate::world::World,
+    site: &str,
+    method: &Method,
+    rest: &[&str],
+    action: Option<&str>,
+    now: std::time::Instant,
+) -> Response {
+    match (method, rest) {
+        (&Method::GET, ["x-site", "backups"]) => {
+            let others: Vec<String> = w.sites.keys().filter(|s| *s != site).cloned().collect();
+            let mut out = serde_json::Map::new();
+            for remote in others {
+                out.insert(remote.clone(), container_status(w, site, &remote));
+            }
+            Json(Value::Object(out)).into_response()
+        }
+        (&Method::GET, ["x-site", "backups", remote]) => {
+            // XSiteResource.globalStatus: a site no cache backs up to is not in
+            // the global status map: 404 with an empty body.
+            if !w.sites.contains_key(*remote) || *remote == site {
+                return StatusCode::NOT_FOUND.into_response();
+            }
+            Json(container_status(w, site, remote)).into_response()
+        }
+        (&Method::POST, ["x-site", "backups", remote]) => {
+            container_backup_action(w, site, remote, action, now)
+        }
+        _ => text(StatusCode::NOT_FOUND, "no such container resource"),
+    }
+}
+
+/// The cache-level routes (`/rest/v2/caches/...`), the same in 14 and 15.
+#[allow(clippy::too_many_arguments)]
+fn cache_route(
+    w: &mut crate::world::World,
+    site: &str,
+    method: &Method,
+    parts: &[&str],
+    action: Option<&str>,
+    limit: Option<i64>,
+    body: &Bytes,
+    now: std::time::Instant,
+) -> Response {
     match (method, parts) {
         (&Method::GET, ["caches"]) => {
             Json(json!(w.cache_names(site).unwrap_or_default())).into_response()
@@ -222,36 +217,7 @@ fn route(
                 Err(e) => ispn_error(e),
             }
         }
-        (&Method::GET, ["caches", cache, "x-site", "backups"]) => {
-            let Some(c) = w.site(site).ok().and_then(|s| s.caches.get(*cache)) else {
-                return ispn_error(IspnError::NoCache(cache.to_string()));
-            };
-            let out: serde_json::Map<String, Value> = c
-                .backups
-                .iter()
-                .map(|(r, b)| {
-                    let mut v = json!({"status": b.status()});
-                    if b.status() == "mixed" {
-                        let on: Vec<&String> = b
-                            .nodes
-                            .iter()
-                            .filter(|(_, s)| **s == crate::world::NodeStatus::Online)
-                            .map(|(n, _)| n)
-                            .collect();
-                        let off: Vec<&String> = b
-                            .nodes
-                            .iter()
-                            .filter(|(_, s)| **s != crate::world::NodeStatus::Online)
-                            .map(|(n, _)| n)
-                            .collect();
-                        v["online"] = json!(on);
-                        v["offline"] = json!(off);
-                    }
-                    (r.clone(), v)
-                })
-                .collect();
-            Json(Value::Object(out)).into_response()
-        }
+        (&Method::GET, ["caches", cache, "x-site", "backups"]) => cache_backups(w, site, cache),
         (&Method::GET, ["caches", cache, "x-site", "backups", remote]) => {
             match w.cache_status(site, cache, remote) {
                 Ok(nodes) => Json(json!(nodes)).into_response(),
@@ -312,6 +278,83 @@ fn route(
             "no such resource in the lab's Infinispan REST API",
         ),
     }
+}
+
+/// `POST /container/x-site/backups/{site}?action=...`: the action on every cache of
+/// this site that backs up to `remote`, each cache's result in one 200 answer.
+fn container_backup_action(
+    w: &mut crate::world::World,
+    site: &str,
+    remote: &str,
+    action: Option<&str>,
+    now: std::time::Instant,
+) -> Response {
+    if !w.sites.contains_key(remote) || remote == site {
+        return text(
+            StatusCode::NOT_FOUND,
+            format!("ISPN000402: site `{remote}` is not a backup location"),
+        );
+    }
+    let Some(action) = action else {
+        return text(StatusCode::BAD_REQUEST, "missing `action`");
+    };
+    let caches = w.cache_names(site).unwrap_or_default();
+    let mut out = serde_json::Map::new();
+    // One request, one round of a refusing node for every cache.
+    let refusing = if action == "take-offline" {
+        w.take_offline_refusal(site)
+    } else {
+        None
+    };
+    for c in caches {
+        // A cache can fail on its own inside a 200 answer.
+        let result = if action == "take-offline" && !w.cache_fails(&c) {
+            w.take_offline_with(site, &c, remote, refusing.as_deref())
+        } else {
+            per_cache_action(w, site, &c, remote, action, now)
+        };
+        let v = match result {
+            Ok(()) => "ok".to_string(),
+            Err(IspnError::Failed(m)) => m,
+            Err(IspnError::Op { result, .. }) => result,
+            Err(e) => format!("{e:?}"),
+        };
+        out.insert(c, Value::String(v));
+    }
+    Json(Value::Object(out)).into_response()
+}
+
+/// `GET /caches/{cache}/x-site/backups`: each backup's status, with the nodes on
+/// each side when it is mixed.
+fn cache_backups(w: &crate::world::World, site: &str, cache: &str) -> Response {
+    let Some(c) = w.site(site).ok().and_then(|s| s.caches.get(cache)) else {
+        return ispn_error(IspnError::NoCache(cache.to_string()));
+    };
+    let out: serde_json::Map<String, Value> = c
+        .backups
+        .iter()
+        .map(|(r, b)| {
+            let mut v = json!({"status": b.status()});
+            if b.status() == "mixed" {
+                let on: Vec<&String> = b
+                    .nodes
+                    .iter()
+                    .filter(|(_, s)| **s == crate::world::NodeStatus::Online)
+                    .map(|(n, _)| n)
+                    .collect();
+                let off: Vec<&String> = b
+                    .nodes
+                    .iter()
+                    .filter(|(_, s)| **s != crate::world::NodeStatus::Online)
+                    .map(|(n, _)| n)
+                    .collect();
+                v["online"] = json!(on);
+                v["offline"] = json!(off);
+            }
+            (r.clone(), v)
+        })
+        .collect();
+    Json(Value::Object(out)).into_response()
 }
 
 fn per_cache_action(

@@ -494,70 +494,7 @@ fn serve(lab: &mut crate::LabState, app: &KubeApp, req: &Req<'_>) -> Response {
         (
             m,
             ["apis", KEYCLOAK_GROUP, "v2alpha1", "namespaces", ns, "keycloaks", name, rest @ ..],
-        ) => {
-            let kc_name = lab
-                .world
-                .sites
-                .get(&app.site)
-                .map(|s| s.keycloak.name.clone())
-                .unwrap_or_default();
-            if *ns != NAMESPACE || *name != kc_name {
-                return not_found("keycloaks.k8s.keycloak.org", name);
-            }
-            match (m, rest) {
-                (Method::GET, []) | (Method::GET, ["status"]) => {
-                    let obj = keycloak(lab, app, now);
-                    if wants_table(req.headers) {
-                        return json_response(StatusCode::OK, table(&[obj]));
-                    }
-                    json_response(StatusCode::OK, obj)
-                }
-                (Method::GET, ["scale"]) => json_response(StatusCode::OK, scale(lab, app, now)),
-                (Method::PATCH | Method::PUT, []) => {
-                    let current = keycloak(lab, app, now);
-                    match patched(req, current) {
-                        Ok(new) => {
-                            let annotations = new["metadata"]["annotations"]
-                                .as_object()
-                                .map(|m| {
-                                    m.iter()
-                                        .filter_map(|(k, v)| {
-                                            Some((k.clone(), v.as_str()?.to_string()))
-                                        })
-                                        .collect()
-                                })
-                                .unwrap_or_default();
-                            // Kept only with a valid spec: a rejected patch changes nothing.
-                            if new["spec"]["instances"].is_u64() {
-                                if let Some(site) = lab.world.sites.get_mut(&app.site) {
-                                    site.keycloak.annotations = annotations;
-                                }
-                            }
-                            apply_instances(lab, app, &new["spec"]["instances"], now, |lab| {
-                                keycloak(lab, app, now)
-                            })
-                        }
-                        Err(r) => *r,
-                    }
-                }
-                (Method::PATCH | Method::PUT, ["scale"]) => {
-                    let current = scale(lab, app, now);
-                    match patched(req, current) {
-                        Ok(new) => {
-                            apply_instances(lab, app, &new["spec"]["replicas"], now, |lab| {
-                                scale(lab, app, now)
-                            })
-                        }
-                        Err(r) => *r,
-                    }
-                }
-                _ => status(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "MethodNotAllowed",
-                    "not supported by the lab".into(),
-                ),
-            }
-        }
+        ) => keycloak_route(lab, app, req, (m, ns, name, rest), now),
         (Method::GET, ["apis", "apps", "v1", "namespaces", ns, "statefulsets", name]) => {
             let obj = statefulset(lab, app, now);
             if *ns != NAMESPACE || obj["metadata"]["name"] != *name {
@@ -590,47 +527,10 @@ fn serve(lab: &mut crate::LabState, app: &KubeApp, req: &Req<'_>) -> Response {
             }
         }
         (Method::GET, ["api", "v1", "namespaces", _, "pods", name, rest @ ..]) => {
-            advance_batches(lab, &app.site, now);
-            let all = pods(lab, app, now);
-            let Some(pod) = all.into_iter().find(|p| p["metadata"]["name"] == *name) else {
-                return not_found("pods", name);
-            };
-            match rest {
-                [] => json_response(StatusCode::OK, pod),
-                ["log"] => {
-                    let batch = pod["metadata"]["labels"]["job-name"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string();
-                    let log = lab
-                        .batches
-                        .get(&(app.site.clone(), batch))
-                        .map(|b| b.log.clone())
-                        .unwrap_or_default();
-                    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], log).into_response()
-                }
-                _ => not_found("pods", name),
-            }
+            pod_route(lab, app, name, rest, now)
         }
         (Method::POST, ["api", "v1", "namespaces", _, "configmaps"]) => {
-            let Ok(v) = serde_json::from_slice::<Value>(req.body) else {
-                return status(
-                    StatusCode::BAD_REQUEST,
-                    "BadRequest",
-                    "the body is not JSON".into(),
-                );
-            };
-            let Some(name) = v["metadata"]["name"].as_str() else {
-                return status(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "Invalid",
-                    "metadata.name: Required value".into(),
-                );
-            };
-            let data = v["data"]["batch"].as_str().unwrap_or_default().to_string();
-            lab.config_maps
-                .insert((app.site.clone(), name.to_string()), data.clone());
-            json_response(StatusCode::CREATED, config_map(name, &data))
+            create_config_map(lab, app, req.body)
         }
         (Method::GET, ["api", "v1", "namespaces", _, "configmaps", name]) => {
             match lab.config_maps.get(&(app.site.clone(), name.to_string())) {
@@ -644,6 +544,127 @@ fn serve(lab: &mut crate::LabState, app: &KubeApp, req: &Req<'_>) -> Response {
             format!("the lab serves no `{} {}`", req.method, req.path),
         ),
     }
+}
+
+/// The Keycloak CR and its scale subresource: get, patch, put.
+fn keycloak_route(
+    lab: &mut crate::LabState,
+    app: &KubeApp,
+    req: &Req<'_>,
+    (m, ns, name, rest): (Method, &str, &str, &[&str]),
+    now: Instant,
+) -> Response {
+    let kc_name = lab
+        .world
+        .sites
+        .get(&app.site)
+        .map(|s| s.keycloak.name.clone())
+        .unwrap_or_default();
+    if ns != NAMESPACE || name != kc_name {
+        return not_found("keycloaks.k8s.keycloak.org", name);
+    }
+    match (m, rest) {
+        (Method::GET, []) | (Method::GET, ["status"]) => {
+            let obj = keycloak(lab, app, now);
+            if wants_table(req.headers) {
+                return json_response(StatusCode::OK, table(&[obj]));
+            }
+            json_response(StatusCode::OK, obj)
+        }
+        (Method::GET, ["scale"]) => json_response(StatusCode::OK, scale(lab, app, now)),
+        (Method::PATCH | Method::PUT, []) => {
+            let current = keycloak(lab, app, now);
+            match patched(req, current) {
+                Ok(new) => {
+                    let annotations = new["metadata"]["annotations"]
+                        .as_object()
+                        .map(|m| {
+                            m.iter()
+                                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    // Kept only with a valid spec: a rejected patch changes nothing.
+                    if new["spec"]["instances"].is_u64() {
+                        if let Some(site) = lab.world.sites.get_mut(&app.site) {
+                            site.keycloak.annotations = annotations;
+                        }
+                    }
+                    apply_instances(lab, app, &new["spec"]["instances"], now, |lab| {
+                        keycloak(lab, app, now)
+                    })
+                }
+                Err(r) => *r,
+            }
+        }
+        (Method::PATCH | Method::PUT, ["scale"]) => {
+            let current = scale(lab, app, now);
+            match patched(req, current) {
+                Ok(new) => apply_instances(lab, app, &new["spec"]["replicas"], now, |lab| {
+                    scale(lab, app, now)
+                }),
+                Err(r) => *r,
+            }
+        }
+        _ => status(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            "not supported by the lab".into(),
+        ),
+    }
+}
+
+/// A pod, or its log (a Batch's pod prints the Batch's log).
+fn pod_route(
+    lab: &mut crate::LabState,
+    app: &KubeApp,
+    name: &str,
+    rest: &[&str],
+    now: Instant,
+) -> Response {
+    advance_batches(lab, &app.site, now);
+    let all = pods(lab, app, now);
+    let Some(pod) = all.into_iter().find(|p| p["metadata"]["name"] == name) else {
+        return not_found("pods", name);
+    };
+    match rest {
+        [] => json_response(StatusCode::OK, pod),
+        ["log"] => {
+            let batch = pod["metadata"]["labels"]["job-name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let log = lab
+                .batches
+                .get(&(app.site.clone(), batch))
+                .map(|b| b.log.clone())
+                .unwrap_or_default();
+            (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], log).into_response()
+        }
+        _ => not_found("pods", name),
+    }
+}
+
+/// `POST .../configmaps`: the Batch's config map (its `batch` key).
+fn create_config_map(lab: &mut crate::LabState, app: &KubeApp, body: &[u8]) -> Response {
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return status(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "the body is not JSON".into(),
+        );
+    };
+    let Some(name) = v["metadata"]["name"].as_str() else {
+        return status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid",
+            "metadata.name: Required value".into(),
+        );
+    };
+    let data = v["data"]["batch"].as_str().unwrap_or_default().to_string();
+    lab.config_maps
+        .insert((app.site.clone(), name.to_string()), data.clone());
+    json_response(StatusCode::CREATED, config_map(name, &data))
 }
 
 fn wants_table(h: &HeaderMap) -> bool {
