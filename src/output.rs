@@ -25,6 +25,17 @@ fn span(from: Option<u64>, to: Option<u64>) -> String {
 /// The plan as a person reads it.
 pub fn plan_text(plan: &Plan, s: Style, in_use: (&str, crate::packs::Chosen)) -> String {
     let mut o = String::new();
+    plan_header(&mut o, plan, s, in_use);
+    plan_guards(&mut o, plan, s);
+    let total = plan.steps.len();
+    for st in &plan.steps {
+        plan_step(&mut o, st, total, s);
+    }
+    o
+}
+
+/// What the plan is: the runbook, its pack and why, parameters, sites, what it moves.
+fn plan_header(o: &mut String, plan: &Plan, s: Style, in_use: (&str, crate::packs::Chosen)) {
     let _ = writeln!(o, "{} — {}", s.bold(&plan.runbook), plan.title);
     // Which pack's procedure this is, and why that pack.
     match plan.pack.as_deref().and_then(crate::packs::find) {
@@ -81,6 +92,10 @@ pub fn plan_text(plan: &Plan, s: Style, in_use: (&str, crate::packs::Chosen)) ->
             );
         }
     }
+}
+
+/// The safety guards: what each reads, where it is checked, whether it holds now.
+fn plan_guards(o: &mut String, plan: &Plan, s: Style) {
     if !plan.guards.is_empty() {
         let _ = writeln!(o);
         let _ = writeln!(
@@ -115,81 +130,86 @@ pub fn plan_text(plan: &Plan, s: Style, in_use: (&str, crate::packs::Chosen)) ->
             }
         }
     }
-    let total = plan.steps.len();
-    for st in &plan.steps {
-        let _ = writeln!(o);
-        let site = st
-            .site
-            .as_ref()
-            .map(|x| format!(" on {x}"))
-            .unwrap_or_default();
+}
+
+/// One step: its action, site, effect, calls, checks and, with `--live`, its state now.
+fn plan_step(o: &mut String, st: &engine::plan::PlannedStep, total: usize, s: Style) {
+    let _ = writeln!(o);
+    let site = st
+        .site
+        .as_ref()
+        .map(|x| format!(" on {x}"))
+        .unwrap_or_default();
+    let _ = writeln!(
+        o,
+        "{} {} {}  [{}{site}] {}",
+        s.bold(&format!("[{}/{total}]", st.index)),
+        s.bold(&st.id),
+        st.title,
+        st.action,
+        s.effect(st.effect)
+    );
+    if let Some(w) = &st.when {
+        let now = match st.runs {
+            Some(true) => "runs",
+            Some(false) => "skipped",
+            None => "decided at run time",
+        };
+        let _ = writeln!(o, "      when: {w}  → {now}");
+    }
+    if let Some(items) = &st.items {
         let _ = writeln!(
             o,
-            "{} {} {}  [{}{site}] {}",
-            s.bold(&format!("[{}/{total}]", st.index)),
-            s.bold(&st.id),
-            st.title,
-            st.action,
-            s.effect(st.effect)
+            "      for each of {} items ({} at a time): {}",
+            items.len(),
+            st.concurrency.unwrap_or(1),
+            items.join(", ")
         );
-        if let Some(w) = &st.when {
-            let now = match st.runs {
-                Some(true) => "runs",
-                Some(false) => "skipped",
-                None => "decided at run time",
-            };
-            let _ = writeln!(o, "      when: {w}  → {now}");
-        }
-        if let Some(items) = &st.items {
-            let _ = writeln!(
-                o,
-                "      for each of {} items ({} at a time): {}",
-                items.len(),
-                st.concurrency.unwrap_or(1),
-                items.join(", ")
-            );
-        }
-        if let Some(g) = &st.gate {
-            let _ = writeln!(o, "      {} {g}", s.yellow("waits for a person:"));
-        }
-        for c in &st.calls {
-            let _ = writeln!(o, "      calls:   {c}");
-        }
-        for r in &st.require {
-            let _ = writeln!(o, "      requires: {r}");
-        }
-        let _ = writeln!(o, "      verifies: {}", st.verify);
-        let _ = writeln!(o, "      timeout {}, {}", st.timeout, st.retry);
-        if let Some(now) = &st.now {
-            for p in &now.preconditions {
-                let mark = match p.holds {
-                    Some(true) => s.green("holds now"),
-                    Some(false) => s.red("does NOT hold now"),
-                    None => s.yellow("unknown"),
-                };
-                let obs = p
-                    .observed
-                    .as_ref()
-                    .map(|v| format!(" (observed {v})"))
-                    .or_else(|| p.error.as_ref().map(|e| format!(" ({e})")))
-                    .unwrap_or_default();
-                let _ = writeln!(o, "      now: {} {mark}{obs}", p.condition);
-            }
-            match now.satisfied {
-                Some(true) => {
-                    let _ = writeln!(o, "      now: {}", s.green("already satisfied"));
-                }
-                Some(false) => {
-                    let _ = writeln!(o, "      now: not yet done");
-                }
-                None => {}
-            }
-            if let Some(n) = &now.note {
-                let _ = writeln!(o, "      now: {n}");
-            }
-        }
     }
-    o
+    if let Some(g) = &st.gate {
+        let _ = writeln!(o, "      {} {g}", s.yellow("waits for a person:"));
+    }
+    for c in &st.calls {
+        let _ = writeln!(o, "      calls:   {c}");
+    }
+    for r in &st.require {
+        let _ = writeln!(o, "      requires: {r}");
+    }
+    let _ = writeln!(o, "      verifies: {}", st.verify);
+    let _ = writeln!(o, "      timeout {}, {}", st.timeout, st.retry);
+    if let Some(now) = &st.now {
+        step_now(o, now, s);
+    }
+}
+
+/// A step's live state in the plan: its preconditions and whether it is done already.
+fn step_now(o: &mut String, now: &engine::plan::LiveFindings, s: Style) {
+    for p in &now.preconditions {
+        let mark = match p.holds {
+            Some(true) => s.green("holds now"),
+            Some(false) => s.red("does NOT hold now"),
+            None => s.yellow("unknown"),
+        };
+        let obs = p
+            .observed
+            .as_ref()
+            .map(|v| format!(" (observed {v})"))
+            .or_else(|| p.error.as_ref().map(|e| format!(" ({e})")))
+            .unwrap_or_default();
+        let _ = writeln!(o, "      now: {} {mark}{obs}", p.condition);
+    }
+    match now.satisfied {
+        Some(true) => {
+            let _ = writeln!(o, "      now: {}", s.green("already satisfied"));
+        }
+        Some(false) => {
+            let _ = writeln!(o, "      now: not yet done");
+        }
+        None => {}
+    }
+    if let Some(n) = &now.note {
+        let _ = writeln!(o, "      now: {n}");
+    }
 }
 
 fn status_word(status: RunStatus, s: Style) -> String {
@@ -234,71 +254,7 @@ pub fn run_text(state: &RunState, step_order: &[String], s: Style, live: bool) -
         time(state.updated_at)
     );
     for id in step_order {
-        let st = state.steps.get(id);
-        let status = st.map(|x| x.progress.status).unwrap_or_default();
-        let p = st.map(|x| &x.progress);
-        let dur = p
-            .map(|p| span(p.started_at, p.ended_at))
-            .unwrap_or_default();
-        let note = p
-            .and_then(|p| p.error.clone().or_else(|| p.note.clone()))
-            .map(|n| format!(" — {n}"))
-            .unwrap_or_default();
-        let attempts = p
-            .filter(|p| p.attempts > 1)
-            .map(|p| format!(" ({} attempts)", p.attempts))
-            .unwrap_or_default();
-        let _ = writeln!(
-            o,
-            "  {:<10} {id} {}{attempts}{note}",
-            step_word(status, s),
-            s.dim(&dur)
-        );
-        if let Some(w) = state
-            .waiting
-            .get(id)
-            .filter(|_| status == StepStatus::Running)
-        {
-            let _ = writeln!(o, "             {}", s.dim(&format!("waiting for {w}")));
-        }
-        if let Some(st) = st {
-            for (k, item) in &st.items {
-                let note = item
-                    .error
-                    .clone()
-                    .or_else(|| item.note.clone())
-                    .map(|n| format!(" — {n}"))
-                    .unwrap_or_default();
-                let _ = writeln!(
-                    o,
-                    "    {:<10} {id}[{k}] {}{note}",
-                    step_word(item.status, s),
-                    s.dim(&span(item.started_at, item.ended_at))
-                );
-                if let Some(w) = state
-                    .waiting
-                    .get(&format!("{id}[{k}]"))
-                    .filter(|_| item.status == StepStatus::Running)
-                {
-                    let _ = writeln!(o, "               {}", s.dim(&format!("waiting for {w}")));
-                }
-            }
-            let outs = &st.progress.outputs;
-            if status == StepStatus::Succeeded && !outs.is_empty() && !outs.contains_key("items") {
-                let shown: Vec<String> = outs
-                    .iter()
-                    .filter(|(k, _)| *k != "body")
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect();
-                if !shown.is_empty() {
-                    let _ = writeln!(
-                        o,
-                        "             {}",
-                        s.dim(&format!("outputs: {}", shown.join(" ")))
-                    );
-                }
-            }
-        }
+        step_lines(&mut o, state, id, s);
     }
     for ov in &state.overrides {
         let _ = writeln!(o, "{} {ov}", s.red("safety guard overridden:"));
@@ -330,6 +286,84 @@ pub fn run_text(state: &RunState, step_order: &[String], s: Style, live: bool) -
         let _ = writeln!(o, "{}", s.dim(&line));
     }
     o
+}
+
+/// One step of a run: its state, time, attempts and note, what it waits for, then
+/// its items and outputs.
+fn step_lines(o: &mut String, state: &RunState, id: &str, s: Style) {
+    let st = state.steps.get(id);
+    let status = st.map(|x| x.progress.status).unwrap_or_default();
+    let p = st.map(|x| &x.progress);
+    let dur = p
+        .map(|p| span(p.started_at, p.ended_at))
+        .unwrap_or_default();
+    let note = p
+        .and_then(|p| p.error.clone().or_else(|| p.note.clone()))
+        .map(|n| format!(" — {n}"))
+        .unwrap_or_default();
+    let attempts = p
+        .filter(|p| p.attempts > 1)
+        .map(|p| format!(" ({} attempts)", p.attempts))
+        .unwrap_or_default();
+    let _ = writeln!(
+        o,
+        "  {:<10} {id} {}{attempts}{note}",
+        step_word(status, s),
+        s.dim(&dur)
+    );
+    if let Some(w) = state
+        .waiting
+        .get(id)
+        .filter(|_| status == StepStatus::Running)
+    {
+        let _ = writeln!(o, "             {}", s.dim(&format!("waiting for {w}")));
+    }
+    if let Some(st) = st {
+        item_lines(o, state, id, st, s);
+    }
+}
+
+/// A step's items (a fan-out) and, once it succeeded, its outputs.
+fn item_lines(o: &mut String, state: &RunState, id: &str, st: &engine::state::StepState, s: Style) {
+    for (k, item) in &st.items {
+        let note = item
+            .error
+            .clone()
+            .or_else(|| item.note.clone())
+            .map(|n| format!(" — {n}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            o,
+            "    {:<10} {id}[{k}] {}{note}",
+            step_word(item.status, s),
+            s.dim(&span(item.started_at, item.ended_at))
+        );
+        if let Some(w) = state
+            .waiting
+            .get(&format!("{id}[{k}]"))
+            .filter(|_| item.status == StepStatus::Running)
+        {
+            let _ = writeln!(o, "               {}", s.dim(&format!("waiting for {w}")));
+        }
+    }
+    let outs = &st.progress.outputs;
+    if st.progress.status == StepStatus::Succeeded
+        && !outs.is_empty()
+        && !outs.contains_key("items")
+    {
+        let shown: Vec<String> = outs
+            .iter()
+            .filter(|(k, _)| *k != "body")
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        if !shown.is_empty() {
+            let _ = writeln!(
+                o,
+                "             {}",
+                s.dim(&format!("outputs: {}", shown.join(" ")))
+            );
+        }
+    }
 }
 
 /// What a run that stopped (halted, failed, aborted) left behind, from its journal:
