@@ -97,30 +97,6 @@ impl Observer for StderrObserver {
             return;
         }
         match notice {
-            Notice::StepStarting {
-                index,
-                total,
-                step,
-                title,
-                site,
-                effect,
-                items,
-            } => {
-                let mut meta = vec![s.effect(effect)];
-                if let Some(site) = site {
-                    meta.insert(0, site);
-                }
-                if let Some(n) = items {
-                    meta.push(format!("{n} items"));
-                }
-                self.line(format!(
-                    "{} {} {}  {}",
-                    s.bold(&format!("[{index}/{total}]")),
-                    s.bold(&step),
-                    title,
-                    s.dim(&format!("({})", meta.join(", ")))
-                ));
-            }
             Notice::Attempt {
                 label,
                 attempt,
@@ -140,82 +116,125 @@ impl Observer for StderrObserver {
                 what,
                 elapsed,
                 last,
-            } => {
-                let mut map = self.last_wait.lock().unwrap_or_else(|p| p.into_inner());
-                let now = Instant::now();
-                if map
-                    .get(&label)
-                    .is_some_and(|t| now.duration_since(*t) < Duration::from_secs(1))
-                {
-                    return;
-                }
-                map.insert(label.clone(), now);
-                let last = last.map(|v| format!(" — now: {v}")).unwrap_or_default();
-                self.line(format!(
-                    "      {} waiting {} for {what}{last}",
-                    s.dim(&format!("{label}:")),
-                    secs(elapsed)
-                ));
-            }
-            Notice::Done {
-                label,
-                elapsed,
-                note,
-            } => {
-                let note = note.map(|n| format!(" — {n}")).unwrap_or_default();
-                self.line(format!(
-                    "   {} {label} {}{note}",
-                    s.green("✓"),
-                    s.dim(&secs(elapsed))
-                ));
-            }
-            Notice::Skipped { label, reason } => {
-                self.line(format!("   {} {label} skipped: {reason}", s.dim("–")));
-            }
-            Notice::Failed {
-                label,
-                attempt,
-                error,
-                retry_in,
-            } => {
-                let next = match retry_in {
-                    Some(d) => format!("; trying again in {}", secs(d)),
-                    None => String::new(),
-                };
-                self.line(format!(
-                    "   {} {label} attempt {attempt} failed: {error}{next}",
-                    s.red("✗")
-                ));
-            }
-            Notice::InDoubt { label, decision } => {
-                self.line(format!("   {} {label} in doubt: {decision}", s.yellow("?")));
-            }
-            Notice::Halted {
-                label,
-                kind,
-                reason,
-            } => {
-                let at = label.map(|l| format!(" at {l}")).unwrap_or_default();
-                self.line(format!(
-                    "   {} halted{at} ({}): {reason}",
-                    s.yellow("■"),
-                    kind.as_str()
-                ));
-            }
-            Notice::Guard { at, text, ok } => {
-                let at = at.map(|a| format!(" (before {a})")).unwrap_or_default();
-                if ok {
-                    self.line(format!("   {} {text}{at}", s.green("⛨")));
-                } else {
-                    self.line(format!("   {} {text}{at}", s.red("⛨ !")));
+            } => self.waiting(label, what, elapsed, last),
+            other => {
+                if let Some(line) = line_of(s, other) {
+                    self.line(line);
                 }
             }
-            Notice::Refused { reason } => {
-                self.line(format!("   {} REFUSED: {reason}", s.red("■")));
-            }
-            Notice::Note(text) => self.line(format!("   {} {text}", s.yellow("note:"))),
         }
     }
+}
+
+impl StderrObserver {
+    /// A step's wait, said at most once a second per step.
+    fn waiting(&self, label: String, what: String, elapsed: Duration, last: Option<String>) {
+        let s = self.style;
+        let mut map = self.last_wait.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if map
+            .get(&label)
+            .is_some_and(|t| now.duration_since(*t) < Duration::from_secs(1))
+        {
+            return;
+        }
+        map.insert(label.clone(), now);
+        let last = last.map(|v| format!(" — now: {v}")).unwrap_or_default();
+        self.line(format!(
+            "      {} waiting {} for {what}{last}",
+            s.dim(&format!("{label}:")),
+            secs(elapsed)
+        ));
+    }
+}
+
+/// The one line a notice prints (`None`: the ones [`StderrObserver::notice`] prints
+/// itself).
+fn line_of(s: Style, notice: Notice) -> Option<String> {
+    Some(match notice {
+        Notice::StepStarting {
+            index,
+            total,
+            step,
+            title,
+            site,
+            effect,
+            items,
+        } => {
+            let mut meta = vec![s.effect(effect)];
+            if let Some(site) = site {
+                meta.insert(0, site);
+            }
+            if let Some(n) = items {
+                meta.push(format!("{n} items"));
+            }
+            format!(
+                "{} {} {}  {}",
+                s.bold(&format!("[{index}/{total}]")),
+                s.bold(&step),
+                title,
+                s.dim(&format!("({})", meta.join(", ")))
+            )
+        }
+        Notice::Done {
+            label,
+            elapsed,
+            note,
+        } => {
+            let note = note.map(|n| format!(" — {n}")).unwrap_or_default();
+            format!(
+                "   {} {label} {}{note}",
+                s.green("✓"),
+                s.dim(&secs(elapsed))
+            )
+        }
+        Notice::Skipped { label, reason } => {
+            format!("   {} {label} skipped: {reason}", s.dim("–"))
+        }
+        Notice::Failed {
+            label,
+            attempt,
+            error,
+            retry_in,
+        } => {
+            let next = match retry_in {
+                Some(d) => format!("; trying again in {}", secs(d)),
+                None => String::new(),
+            };
+            format!(
+                "   {} {label} attempt {attempt} failed: {error}{next}",
+                s.red("✗")
+            )
+        }
+        Notice::InDoubt { label, decision } => {
+            format!("   {} {label} in doubt: {decision}", s.yellow("?"))
+        }
+        Notice::Halted {
+            label,
+            kind,
+            reason,
+        } => {
+            let at = label.map(|l| format!(" at {l}")).unwrap_or_default();
+            format!(
+                "   {} halted{at} ({}): {reason}",
+                s.yellow("■"),
+                kind.as_str()
+            )
+        }
+        Notice::Guard { at, text, ok } => {
+            let at = at.map(|a| format!(" (before {a})")).unwrap_or_default();
+            if ok {
+                format!("   {} {text}{at}", s.green("⛨"))
+            } else {
+                format!("   {} {text}{at}", s.red("⛨ !"))
+            }
+        }
+        Notice::Refused { reason } => {
+            format!("   {} REFUSED: {reason}", s.red("■"))
+        }
+        Notice::Note(text) => format!("   {} {text}", s.yellow("note:")),
+        Notice::Attempt { .. } | Notice::Waiting { .. } => return None,
+    })
 }
 
 /// Asks on the terminal; used only when stdin is one.

@@ -186,19 +186,18 @@ pub async fn read(ctx: &StepCtx) -> Result<Json, StepError> {
     Ok(o)
 }
 
-async fn read_now(ctx: &StepCtx) -> Result<Json, StepError> {
-    let aws = crate::config::aws(&ctx.env).cloned().unwrap_or_default();
-    let (Some(zone), Some(domain)) = (aws.hosted_zone_id.clone(), aws.client_domain.clone()) else {
-        return Err(StepError::permanent(
-            "which site serves cannot be read: the environment file's `aws:` section names no `hosted_zone_id` and `client_domain` (the Route53 hosted zone and the client domain with the failover record pair)",
-        ));
-    };
-    let r53 = aws_sdk_route53::Client::new(&aws_config(&ctx.env).await?);
-    let want = fqdn(&domain);
+/// The failover records of the client domain (`want`), each with its health check's
+/// state and the site whose `route53.health_check_id` it is.
+async fn failover_records(
+    ctx: &StepCtx,
+    r53: &aws_sdk_route53::Client,
+    zone: &str,
+    want: &str,
+) -> Result<Vec<(Record, RrType)>, StepError> {
     let listed = r53
         .list_resource_record_sets()
-        .hosted_zone_id(&zone)
-        .start_record_name(&want)
+        .hosted_zone_id(zone)
+        .start_record_name(want)
         .send()
         .await
         .map_err(|e| {
@@ -234,7 +233,7 @@ async fn read_now(ctx: &StepCtx) -> Result<Json, StepError> {
                 .join(","),
         };
         let healthy = match &hc {
-            Some(id) => health(&r53, id).await?,
+            Some(id) => health(r53, id).await?,
             None => None,
         };
         records.push((
@@ -250,38 +249,33 @@ async fn read_now(ctx: &StepCtx) -> Result<Json, StepError> {
             rs.r#type().clone(),
         ));
     }
-    let primary = records.iter().find(|(r, _)| r.role == "PRIMARY").cloned();
-    let secondary = records.iter().find(|(r, _)| r.role == "SECONDARY").cloned();
-    let Some((mut primary, kind)) = primary else {
-        return Err(StepError::permanent(format!(
-            "Route53 zone {zone} has no failover record with `Failover: PRIMARY` for {want}: which site serves cannot be read"
-        )));
-    };
-    let mut secondary = secondary.map(|(r, _)| r);
-    let (role, why) = route53_answer(&primary, secondary.as_ref());
-    let chosen = if role == "PRIMARY" {
-        primary.clone()
-    } else {
-        secondary.clone().unwrap_or_else(|| primary.clone())
-    };
-    let by_records = chosen.site.clone();
-    // Confirm with what Route53 answers (TestDNSAnswer), where it can say.
+    Ok(records)
+}
+
+/// What Route53 answers for the domain and for each record's target (TestDNSAnswer):
+/// the answer and the one site whose target it matches, or why it cannot say.
+async fn confirm_by_dns(
+    r53: &aws_sdk_route53::Client,
+    (zone, want, kind): (&str, &str, &RrType),
+    primary: &mut Record,
+    mut secondary: Option<&mut Record>,
+) -> (Json, Option<String>, Option<String>) {
     let mut dns = json!(null);
     let mut dns_site: Option<String> = None;
-    let mut dns_note = None;
-    match dns_answer(&r53, &zone, &want, &kind).await {
+    let mut dns_note: Option<String> = None;
+    match dns_answer(r53, zone, want, kind).await {
         Ok(Some(answer)) => {
-            for r in std::iter::once(&mut primary).chain(secondary.iter_mut()) {
+            for r in std::iter::once(&mut *primary).chain(secondary.as_deref_mut()) {
                 let t = r.target.split(',').next().unwrap_or_default().to_string();
-                r.answer = match dns_answer(&r53, &zone, &t, &kind).await {
+                r.answer = match dns_answer(r53, zone, &t, kind).await {
                     Ok(a) => a,
                     Err(_) => Some(
                         std::iter::once(t.trim_end_matches('.').to_ascii_lowercase()).collect(),
                     ),
                 };
             }
-            let matches: Vec<&Record> = std::iter::once(&primary)
-                .chain(secondary.iter())
+            let matches: Vec<&Record> = std::iter::once(&*primary)
+                .chain(secondary.as_deref())
                 .filter(|r| {
                     r.answer
                         .as_ref()
@@ -297,7 +291,23 @@ async fn read_now(ctx: &StepCtx) -> Result<Json, StepError> {
         Ok(None) => dns_note = Some("TestDNSAnswer gave no answer".to_string()),
         Err(e) => dns_note = Some(format!("TestDNSAnswer not available ({e})")),
     }
-    let (serving, how) = match (&by_records, &dns_site, dns.is_null()) {
+    (dns, dns_site, dns_note)
+}
+
+/// Which site serves, and how that was told: the records' rule, confirmed (or
+/// contradicted) by the DNS answer.
+fn conclude(
+    (by_records, dns_site, no_dns, dns_note): (
+        &Option<String>,
+        &Option<String>,
+        bool,
+        Option<String>,
+    ),
+    why: &str,
+    want: &str,
+    chosen: &Record,
+) -> (Option<String>, String) {
+    match (by_records, dns_site, no_dns) {
         (Some(s), Some(d), _) if s == d => (
             Some(s.clone()),
             format!("{why}; TestDNSAnswer for {want} confirms {s}"),
@@ -321,7 +331,48 @@ async fn read_now(ctx: &StepCtx) -> Result<Json, StepError> {
                 chosen.health_check_id.as_deref().unwrap_or("none")
             ),
         ),
+    }
+}
+
+async fn read_now(ctx: &StepCtx) -> Result<Json, StepError> {
+    let aws = crate::config::aws(&ctx.env).cloned().unwrap_or_default();
+    let (Some(zone), Some(domain)) = (aws.hosted_zone_id.clone(), aws.client_domain.clone()) else {
+        return Err(StepError::permanent(
+            "which site serves cannot be read: the environment file's `aws:` section names no `hosted_zone_id` and `client_domain` (the Route53 hosted zone and the client domain with the failover record pair)",
+        ));
     };
+    let r53 = aws_sdk_route53::Client::new(&aws_config(&ctx.env).await?);
+    let want = fqdn(&domain);
+    let records = failover_records(ctx, &r53, &zone, &want).await?;
+    let primary = records.iter().find(|(r, _)| r.role == "PRIMARY").cloned();
+    let secondary = records.iter().find(|(r, _)| r.role == "SECONDARY").cloned();
+    let Some((mut primary, kind)) = primary else {
+        return Err(StepError::permanent(format!(
+            "Route53 zone {zone} has no failover record with `Failover: PRIMARY` for {want}: which site serves cannot be read"
+        )));
+    };
+    let mut secondary = secondary.map(|(r, _)| r);
+    let (role, why) = route53_answer(&primary, secondary.as_ref());
+    let chosen = if role == "PRIMARY" {
+        primary.clone()
+    } else {
+        secondary.clone().unwrap_or_else(|| primary.clone())
+    };
+    let by_records = chosen.site.clone();
+    // Confirm with what Route53 answers (TestDNSAnswer), where it can say.
+    let (dns, dns_site, dns_note) = confirm_by_dns(
+        &r53,
+        (&zone, &want, &kind),
+        &mut primary,
+        secondary.as_mut(),
+    )
+    .await;
+    let (serving, how) = conclude(
+        (&by_records, &dns_site, dns.is_null(), dns_note),
+        &why,
+        &want,
+        &chosen,
+    );
     let rec = |r: &Record| {
         json!({
             "role": r.role,

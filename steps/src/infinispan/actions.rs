@@ -732,30 +732,7 @@ impl Action for PushState {
                     t.site()
                 )));
             }
-            let errored: Vec<String> = statuses
-                .iter()
-                .filter(|(_, s)| s.as_str() == "ERROR")
-                .map(|(c, _)| c.clone())
-                .collect();
-            for c in &errored {
-                let n = repushed.entry(c.clone()).or_default();
-                if *n >= max {
-                    return Err(StepError::permanent(format!(
-                        "site `{}`: push-state of `{c}` to `{backup}` ended in {} after {} re-push{}: giving up; look at the Infinispan logs of `{}` and `{backup}`",
-                        t.site(),
-                        statuses[c],
-                        n,
-                        if *n == 1 { "" } else { "es" },
-                        t.site()
-                    )));
-                }
-                *n += 1;
-                tracing::info!(
-                    "push-state of `{c}` to `{backup}` is {}: pushing it again ({n}/{max})",
-                    statuses[c]
-                );
-                t.cache_action(c, backup, "start-push-state").await?;
-            }
+            let errored = repush_errored(&t, &statuses, backup, &mut repushed, max).await?;
             if errored.is_empty() && statuses.values().all(|s| s == "OK") {
                 let st = t.status(backup, Some(&caches)).await?;
                 if st.overall == "online" {
@@ -784,6 +761,42 @@ impl Action for PushState {
             }
         }
     }
+}
+
+/// Push again each cache whose push ended in `ERROR`, up to `max` times each; the
+/// caches pushed again this round.
+async fn repush_errored(
+    t: &Transport,
+    statuses: &BTreeMap<String, String>,
+    backup: &str,
+    repushed: &mut BTreeMap<String, u32>,
+    max: u32,
+) -> Result<Vec<String>, StepError> {
+    let errored: Vec<String> = statuses
+        .iter()
+        .filter(|(_, s)| s.as_str() == "ERROR")
+        .map(|(c, _)| c.clone())
+        .collect();
+    for c in &errored {
+        let n = repushed.entry(c.clone()).or_default();
+        if *n >= max {
+            return Err(StepError::permanent(format!(
+                "site `{}`: push-state of `{c}` to `{backup}` ended in {} after {} re-push{}: giving up; look at the Infinispan logs of `{}` and `{backup}`",
+                t.site(),
+                statuses[c],
+                n,
+                if *n == 1 { "" } else { "es" },
+                t.site()
+            )));
+        }
+        *n += 1;
+        tracing::info!(
+            "push-state of `{c}` to `{backup}` is {}: pushing it again ({n}/{max})",
+            statuses[c]
+        );
+        t.cache_action(c, backup, "start-push-state").await?;
+    }
+    Ok(errored)
 }
 
 /// `infinispan.cancel-push-state`: cancel a running push-state to `backup` (per cache,
@@ -944,6 +957,97 @@ impl Action for ClearPushStateStatus {
 /// say nothing about contents: two session caches of one size can hold different
 /// sessions). A cache with more than `max_keys` keys is "not proven equal". Read-only;
 /// it reads both sites.
+/// `caches` and every other cache either site backs up to the other (the added ones
+/// named apart).
+async fn every_backed_up(
+    ctx: &StepCtx,
+    (here, there): (&Transport, &Transport),
+    other: &str,
+    mut caches: Vec<String>,
+) -> Result<(Vec<String>, Vec<String>), StepError> {
+    let mut added = Vec::new();
+    for (t, remote) in [
+        (here, super::xsite_name(ctx, other)),
+        (there, super::xsite_name(ctx, here.site())),
+    ] {
+        for c in t.backed_up(&remote).await?.unwrap_or_default() {
+            if !caches.contains(&c) {
+                caches.push(c.clone());
+                added.push(c);
+            }
+        }
+    }
+    Ok((caches, added))
+}
+
+/// Every cache's keys on both sites, compared: per cache `equal (N keys)` or why not,
+/// the caches that differ, and the keys counted.
+async fn compare_every_cache(
+    ctx: &StepCtx,
+    (here, there): (&Transport, &Transport),
+    other: &str,
+    caches: &[String],
+    bound: usize,
+) -> Result<(serde_json::Map<String, Json>, Vec<String>, usize), StepError> {
+    let mut keys = serde_json::Map::new();
+    let mut differing = Vec::new();
+    let mut total = 0;
+    // One read of every cache's keys per site (over Batch: one Batch per site and
+    // round), and a second round only for the caches that differed.
+    let a1 = here.keys_all(caches, bound + 1).await?;
+    let b1 = there.keys_all(caches, bound + 1).await?;
+    let differ: Vec<bool> = a1
+        .iter()
+        .zip(&b1)
+        .map(|(a, b)| match (a, b) {
+            (Some(a), Some(b)) => {
+                let sa: std::collections::BTreeSet<&String> = a.iter().collect();
+                sa != b.iter().collect()
+            }
+            _ => false,
+        })
+        .collect();
+    let (mut a2, mut b2) = (vec![None; caches.len()], vec![None; caches.len()]);
+    if differ.iter().any(|d| *d) {
+        // Writes in flight between the two reads: read those caches again.
+        tokio::time::sleep(ctx.env.scaled_pause(Duration::from_secs(2))).await;
+        let again: Vec<String> = caches
+            .iter()
+            .zip(&differ)
+            .filter(|(_, d)| **d)
+            .map(|(c, _)| c.clone())
+            .collect();
+        let ra = here.keys_all(&again, bound + 1).await?;
+        let rb = there.keys_all(&again, bound + 1).await?;
+        let mut k = 0;
+        for (i, d) in differ.iter().enumerate() {
+            if *d {
+                a2[i] = Some(ra[k].clone());
+                b2[i] = Some(rb[k].clone());
+                k += 1;
+            }
+        }
+    }
+    for (i, c) in caches.iter().enumerate() {
+        let first = (a1[i].clone(), b1[i].clone());
+        let again = match (a2[i].take(), b2[i].take()) {
+            (Some(a), Some(b)) => Some((a, b)),
+            _ => None,
+        };
+        match compare_keys(here.site(), other, first, again, bound) {
+            Ok(n) => {
+                total += n;
+                keys.insert(c.clone(), json!(format!("equal ({n} keys)")));
+            }
+            Err(why) => {
+                differing.push(format!("{c}: {why}"));
+                keys.insert(c.clone(), json!(why));
+            }
+        }
+    }
+    Ok((keys, differing, total))
+}
+
 #[derive(Debug)]
 pub struct SyncState;
 
@@ -1076,19 +1180,7 @@ impl Action for SyncState {
         // The whole deployment, whatever `caches` says: every cache either server
         // backs up to the other is compared too (a guard is never narrowed by a
         // parameter).
-        let mut caches = caches;
-        let mut added = Vec::new();
-        for (t, remote) in [
-            (&here, super::xsite_name(ctx, other)),
-            (&there, super::xsite_name(ctx, here.site())),
-        ] {
-            for c in t.backed_up(&remote).await?.unwrap_or_default() {
-                if !caches.contains(&c) {
-                    caches.push(c.clone());
-                    added.push(c);
-                }
-            }
-        }
+        let (caches, added) = every_backed_up(ctx, (&here, &there), other, caches).await?;
         // Infinispan's names for the two sites (`infinispan.site_name`).
         let forward = here
             .status(&super::xsite_name(ctx, other), Some(&caches))
@@ -1100,62 +1192,8 @@ impl Action for SyncState {
             .overall;
         let a = sizes(&here, &caches).await?;
         let b = sizes(&there, &caches).await?;
-        let mut keys = serde_json::Map::new();
-        let mut differing = Vec::new();
-        let mut total = 0;
-        // One read of every cache's keys per site (over Batch: one Batch per site and
-        // round), and a second round only for the caches that differed.
-        let a1 = here.keys_all(&caches, bound + 1).await?;
-        let b1 = there.keys_all(&caches, bound + 1).await?;
-        let differ: Vec<bool> = a1
-            .iter()
-            .zip(&b1)
-            .map(|(a, b)| match (a, b) {
-                (Some(a), Some(b)) => {
-                    let sa: std::collections::BTreeSet<&String> = a.iter().collect();
-                    sa != b.iter().collect()
-                }
-                _ => false,
-            })
-            .collect();
-        let (mut a2, mut b2) = (vec![None; caches.len()], vec![None; caches.len()]);
-        if differ.iter().any(|d| *d) {
-            // Writes in flight between the two reads: read those caches again.
-            tokio::time::sleep(ctx.env.scaled_pause(Duration::from_secs(2))).await;
-            let again: Vec<String> = caches
-                .iter()
-                .zip(&differ)
-                .filter(|(_, d)| **d)
-                .map(|(c, _)| c.clone())
-                .collect();
-            let ra = here.keys_all(&again, bound + 1).await?;
-            let rb = there.keys_all(&again, bound + 1).await?;
-            let mut k = 0;
-            for (i, d) in differ.iter().enumerate() {
-                if *d {
-                    a2[i] = Some(ra[k].clone());
-                    b2[i] = Some(rb[k].clone());
-                    k += 1;
-                }
-            }
-        }
-        for (i, c) in caches.iter().enumerate() {
-            let first = (a1[i].clone(), b1[i].clone());
-            let again = match (a2[i].take(), b2[i].take()) {
-                (Some(a), Some(b)) => Some((a, b)),
-                _ => None,
-            };
-            match compare_keys(here.site(), other, first, again, bound) {
-                Ok(n) => {
-                    total += n;
-                    keys.insert(c.clone(), json!(format!("equal ({n} keys)")));
-                }
-                Err(why) => {
-                    differing.push(format!("{c}: {why}"));
-                    keys.insert(c.clone(), json!(why));
-                }
-            }
-        }
+        let (keys, differing, total) =
+            compare_every_cache(ctx, (&here, &there), other, &caches, bound).await?;
         let mut reasons = Vec::new();
         if forward != "online" {
             reasons.push(format!("replication {}→{other} is {forward}", here.site()));
