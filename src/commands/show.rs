@@ -24,6 +24,15 @@ pub fn run(config: &Config, args: &ShowArgs) -> CliResult<Code> {
     if !rb.description.trim().is_empty() {
         let _ = writeln!(o, "\n{}", rb.description.trim_end());
     }
+    params_text(&mut o, &rb, s);
+    guards_text(&mut o, &rb, s);
+    steps_text(&mut o, config, &rb, s);
+    print!("{o}");
+    Ok(Code::Ok)
+}
+
+/// Each parameter: its type, default or why none, the values allowed.
+fn params_text(o: &mut String, rb: &engine::model::Runbook, s: Style) {
     let _ = writeln!(o, "\n{}", s.bold("Parameters"));
     if rb.params.is_empty() {
         let _ = writeln!(o, "  none");
@@ -50,6 +59,10 @@ pub fn run(config: &Config, args: &ShowArgs) -> CliResult<Code> {
             let _ = writeln!(o, "      {}", p.description);
         }
     }
+}
+
+/// The runbook's safety guards: what each reads, when, and where again.
+fn guards_text(o: &mut String, rb: &engine::model::Runbook, s: Style) {
     if !rb.guards.is_empty() {
         let _ = writeln!(
             o,
@@ -75,6 +88,10 @@ pub fn run(config: &Config, args: &ShowArgs) -> CliResult<Code> {
             }
         }
     }
+}
+
+/// Each step: action, site, effect, condition, fan-out and checks.
+fn steps_text(o: &mut String, config: &Config, rb: &engine::model::Runbook, s: Style) {
     let _ = writeln!(o, "\n{}", s.bold("Steps"));
     let total = rb.steps.len();
     for (i, st) in rb.steps.iter().enumerate() {
@@ -123,8 +140,6 @@ pub fn run(config: &Config, args: &ShowArgs) -> CliResult<Code> {
             );
         }
     }
-    print!("{o}");
-    Ok(Code::Ok)
 }
 
 /// The runbook as `show --json` prints it (`format` 1).
