@@ -161,13 +161,13 @@ impl Environment {
             column: e.column,
             message: e.message,
         };
-        if let Some(pos) = crate::spans::too_deep(text) {
+        if let Some((line, column)) = crate::depth::too_deep(text) {
             return Err(invalid(SchemaError {
-                line: pos.line,
-                column: pos.column,
+                line,
+                column,
                 message: format!(
                     "nested deeper than {} levels of mappings and lists: an environment file is not that deep",
-                    crate::spans::MAX_DEPTH
+                    crate::depth::MAX_DEPTH
                 ),
             }));
         }

@@ -6,6 +6,7 @@ pub mod action;
 pub mod catalog;
 pub mod condition;
 pub mod decide;
+pub mod depth;
 pub mod digest;
 pub mod env;
 pub mod event;

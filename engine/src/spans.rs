@@ -30,7 +30,7 @@ pub struct Spans {
 /// The deepest nesting of mappings and sequences a runbook or environment file may
 /// have. Real ones stay under 10; the bound keeps every input linear to read (paths
 /// are not built below it).
-pub const MAX_DEPTH: usize = 64;
+pub use crate::depth::MAX_DEPTH;
 
 impl Spans {
     /// Index `source`. A text that does not parse gives an empty index (the
@@ -105,51 +105,9 @@ struct Walker {
     by_path: HashMap<String, Pos>,
 }
 
-/// Where a YAML text first nests deeper than [`MAX_DEPTH`], found in one pass over the
-/// characters, before any YAML library reads it (serde_yaml takes time quadratic in the
-/// depth before it reports its recursion limit: 24 s for 100,000 brackets). Counts flow
-/// brackets outside quotes and comments, plus block levels (each deeper indentation,
-/// each `- ` of a sequence entry). An estimate on the safe side: it may count a level
-/// that YAML would not, never fewer.
+/// Where a YAML text first nests deeper than [`MAX_DEPTH`] ([`crate::depth`]).
 pub fn too_deep(source: &str) -> Option<Pos> {
-    let mut indents: Vec<usize> = Vec::new();
-    let mut flow = 0usize;
-    for (l, line) in source.lines().enumerate() {
-        let body = line.trim_start_matches(' ');
-        let indent = line.len() - body.len();
-        if flow == 0 && !body.is_empty() && !body.starts_with('#') {
-            while indents.last().is_some_and(|i| *i >= indent) {
-                indents.pop();
-            }
-            indents.push(indent);
-        }
-        let mut dashes = 0;
-        let mut rest = body;
-        while let Some(r) = rest.strip_prefix("- ") {
-            dashes += 1;
-            rest = r.trim_start_matches(' ');
-        }
-        let (mut single, mut double) = (false, false);
-        let mut prev = ' ';
-        for (c, ch) in line.char_indices() {
-            match ch {
-                '\'' if !double => single = !single,
-                '"' if !single && prev != '\\' => double = !double,
-                '#' if !single && !double && (prev == ' ' || c == 0) => break,
-                '[' | '{' if !single && !double => flow += 1,
-                ']' | '}' if !single && !double => flow = flow.saturating_sub(1),
-                _ => {}
-            }
-            prev = ch;
-            if indents.len() + dashes + flow > MAX_DEPTH {
-                return Some(Pos {
-                    line: l + 1,
-                    column: line[..c].chars().count() + 1,
-                });
-            }
-        }
-    }
-    None
+    crate::depth::too_deep(source).map(|(line, column)| Pos { line, column })
 }
 
 fn join(parent: &str, child: &str) -> String {
