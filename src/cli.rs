@@ -4,10 +4,27 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// The version `--version` prints: the package's and the commit it was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("RUNBOOK_COMMIT"),
+    ")"
+);
+
+/// This program, as runs record it.
+pub const PROGRAM: &str = concat!(
+    "runbook ",
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("RUNBOOK_COMMIT"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "runbook",
-    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("RUNBOOK_COMMIT"), ")"),
+    version = VERSION,
     about = "A durable runbook engine for Keycloak multi-site operations",
     long_about = "Runs the Keycloak multi-site procedures (failover, switchover, recovery of an \
 out-of-sync passive site, switch back) step by step, journaling every step so that a halted or \

@@ -49,15 +49,6 @@ mod packs;
 mod progress;
 mod review;
 
-/// This program, as runs record it.
-pub const PROGRAM: &str = concat!(
-    "runbook ",
-    env!("CARGO_PKG_VERSION"),
-    " (commit ",
-    env!("RUNBOOK_COMMIT"),
-    ")"
-);
-
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -13,7 +13,8 @@ use engine::id::RunId;
 use engine::journal::JournalError;
 use engine::lock::LockRecord;
 use engine::state::RunState;
-use engine::store::{suite, Append, NewRunRecord, Store};
+use engine::store::{Append, NewRunRecord, Store};
+use engine::testing::suite;
 use runbook_pgstore::{PgStore, Target};
 
 mod common;

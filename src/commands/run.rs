@@ -90,7 +90,7 @@ pub async fn run(config: &Config, args: &RunArgs) -> CliResult<Code> {
             env: p.env,
             params: p.params,
             secrets: p.secrets,
-            program: Some(crate::PROGRAM.to_string()),
+            program: Some(crate::cli::PROGRAM.to_string()),
         },
     )
     .await;

@@ -9,16 +9,13 @@
 //! a store refuses it ([`JournalError::Conflict`]) when that number is already taken or
 //! the one before it is missing. That is the hook for fencing a second writer.
 //!
-//! [`sled::SledStore`] is the embedded store. [`suite`] is the contract as tests (feature
-//! `test-support`, with the other test helpers in `testing`): a new store runs the
-//! same suite unchanged.
+//! [`sled::SledStore`] is the embedded store. `testing::suite` (feature `test-support`)
+//! is the contract as tests: a new store runs the same suite unchanged.
 
 pub mod keys;
 pub mod live;
 pub mod lock;
 pub mod sled;
-#[cfg(any(test, feature = "test-support"))]
-pub mod suite;
 
 use std::fmt::Debug;
 use std::path::PathBuf;

@@ -516,7 +516,7 @@ mod tests {
 
     #[test]
     fn the_storage_suite_passes_on_sled() {
-        for (name, case) in super::super::suite::CASES {
+        for (name, case) in crate::testing::suite::CASES {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().to_path_buf();
             eprintln!("suite case: {name}");

@@ -3,7 +3,7 @@
 //! the same journal (after dropping the handle it had).
 //!
 //! ```ignore
-//! for (name, case) in engine::store::suite::CASES {
+//! for (name, case) in engine::testing::suite::CASES {
 //!     let dir = tempfile::tempdir().unwrap();
 //!     case(&|| Arc::new(SledStore::open(dir.path()).unwrap()));
 //! }
@@ -11,11 +11,11 @@
 
 use std::sync::Arc;
 
-use super::{Append, JournalError, NewRunRecord, RunSummary, Store};
 use crate::event::{Actor, Event};
 use crate::id::RunId;
 use crate::state::{RunState, RunStatus};
 use crate::store::lock::LockRecord;
+use crate::store::{Append, JournalError, NewRunRecord, RunSummary, Store};
 
 pub type Open<'a> = &'a dyn Fn() -> Arc<dyn Store>;
 

@@ -1,7 +1,7 @@
 //! What the tests of the engine and of everything built on it share (feature
 //! `test-support`; never in the shipped library): a run's first event, a stub action
 //! that declares any name, arguments and effect and does nothing, and the storage
-//! contract suite (`store::suite`) a new store runs unchanged.
+//! contract suite (`suite`) a new store runs unchanged.
 
 use serde_json::Value as Json;
 
@@ -9,7 +9,7 @@ use crate::action::{Action, ArgSpec, Args, Outputs, StepCtx, StepError};
 use crate::event::{Actor, Event};
 use crate::model::Effect;
 
-pub use crate::store::suite;
+pub mod suite;
 
 /// A `run_created` of `runbook` (its source a runbook of no steps) with `params`, by
 /// this process's operator, at `at`.
