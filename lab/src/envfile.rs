@@ -79,7 +79,7 @@ pub fn write(
                  cluster: infinispan\n      \
                  auth: {{ username: {user}, password_file: {secret} }}\n{tls}    \
                database:\n      \
-                 aurora: {{ cluster: keycloak-aurora, instance: keycloak-aurora-instance-{n}, zone: {zone} }}\n    \
+                 {database}\n    \
                traffic:\n      \
                  route53: {{ health_check_id: hc-{site}, target: {lb}, hosted_zone_id: {zone_id}, client_domain: {domain} }}\n    \
                lb_check_url: http://{kc}/lb-check\n",
@@ -88,8 +88,18 @@ pub fn write(
             user = config.username,
             kubeconfig = kubeconfig.display(),
             ns = crate::kube::NAMESPACE,
-            n = i + 1,
-            zone = crate::world::aurora_zone(i),
+            database = match ep.postgres.get(site) {
+                Some(addr) => format!(
+                    "pgo: {{ cluster: {}, user: {}, address: \"{addr}\" }}",
+                    crate::pgo::CLUSTER,
+                    crate::pgo::USER
+                ),
+                None => format!(
+                    "aurora: {{ cluster: keycloak-aurora, instance: keycloak-aurora-instance-{}, zone: {} }}",
+                    i + 1,
+                    crate::world::aurora_zone(i)
+                ),
+            },
             lb = crate::world::lb_host(i),
             zone_id = crate::aws::ZONE_ID,
             domain = crate::aws::CLIENT_DOMAIN,

@@ -27,6 +27,7 @@ use crate::Shared;
 pub const NAMESPACE: &str = "keycloak";
 pub const KEYCLOAK_GROUP: &str = "k8s.keycloak.org";
 pub const INFINISPAN_GROUP: &str = "infinispan.org";
+pub const PGO_GROUP: &str = "postgres-operator.crunchydata.com";
 
 #[derive(Clone)]
 struct KubeApp {
@@ -114,6 +115,7 @@ fn discovery(path: &str) -> Option<Value> {
             resource("pods/log", "", "Pod", true, &["get"], &[]),
             resource("configmaps", "configmap", "ConfigMap", true, &["get", "list", "create", "delete"], &["cm"]),
             resource("namespaces", "namespace", "Namespace", false, &["get", "list"], &["ns"]),
+            resource("secrets", "secret", "Secret", true, &["get"], &[]),
         ]}),
         "/apis" => {
             let group = |name: &str, version: &str| {
@@ -129,7 +131,7 @@ fn discovery(path: &str) -> Option<Value> {
                 "preferredVersion": {"groupVersion": "infinispan.org/v1", "version": "v1"}});
             json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [
                 group("apps", "v1"), group("batch", "v1"), group("autoscaling", "v1"),
-                group(KEYCLOAK_GROUP, "v2alpha1"), infinispan,
+                group(KEYCLOAK_GROUP, "v2alpha1"), infinispan, group(PGO_GROUP, "v1beta1"),
             ]})
         }
         "/apis/apps/v1" => {
@@ -152,6 +154,15 @@ fn discovery(path: &str) -> Option<Value> {
                        "group": "autoscaling", "version": "v1", "verbs": ["get", "patch", "update"]}),
                 json!({"name": "keycloaks/status", "singularName": "", "namespaced": true, "kind": "Keycloak",
                        "verbs": ["get", "patch", "update"]}),
+            ]})
+        }
+        // The PostgresCluster CRD at v5.8.9: no short names, a status subresource.
+        "/apis/postgres-operator.crunchydata.com/v1beta1" => {
+            json!({"kind": "APIResourceList", "groupVersion": "postgres-operator.crunchydata.com/v1beta1", "resources": [
+                resource("postgresclusters", "postgrescluster", "PostgresCluster", true,
+                         &["get", "list", "watch", "patch", "update", "create", "delete"], &[]),
+                json!({"name": "postgresclusters/status", "singularName": "", "namespaced": true,
+                       "kind": "PostgresCluster", "verbs": ["get", "patch", "update"]}),
             ]})
         }
         "/apis/infinispan.org/v1" => {
@@ -382,6 +393,9 @@ fn collection(
         ["api", "v1", "namespaces", ns, "pods"] => ("pods", Some(*ns)),
         ["api", "v1", "pods"] => ("pods", None),
         ["api", "v1", "namespaces", ns, "configmaps"] => ("configmaps", Some(*ns)),
+        ["apis", PGO_GROUP, "v1beta1", "namespaces", ns, "postgresclusters"] => {
+            ("postgresclusters", Some(*ns))
+        }
         _ => return None,
     };
     let in_ns = ns.is_none_or(|n| n == NAMESPACE);
@@ -413,7 +427,13 @@ fn collection(
             "pods" => {
                 advance_batches(lab, &app.site, now);
                 items.extend(pods(lab, app, now));
+                items.extend(pgo_site(lab, app).and_then(|s| crate::pgo::pod_object(s, NAMESPACE)));
             }
+            "postgresclusters" => items.extend(
+                pgo_site(lab, app)
+                    .filter(|s| !s.deleted)
+                    .map(|s| with_rv(crate::pgo::cluster_object(s, NAMESPACE))),
+            ),
             "configmaps" => items.extend(
                 lab.config_maps
                     .iter()
@@ -495,6 +515,23 @@ fn serve(lab: &mut crate::LabState, app: &KubeApp, req: &Req<'_>) -> Response {
             m,
             ["apis", KEYCLOAK_GROUP, "v2alpha1", "namespaces", ns, "keycloaks", name, rest @ ..],
         ) => keycloak_route(lab, app, req, (m, ns, name, rest), now),
+        (m, ["apis", PGO_GROUP, "v1beta1", "namespaces", ns, "postgresclusters", rest @ ..])
+            if *ns == NAMESPACE && lab.pgo.is_some() =>
+        {
+            postgrescluster_route(lab, app, req, (m, rest))
+        }
+        (Method::GET, ["api", "v1", "namespaces", ns, "secrets", name]) => {
+            match pgo_site(lab, app) {
+                Some(s)
+                    if *ns == NAMESPACE
+                        && *name
+                            == format!("{}-pguser-{}", crate::pgo::CLUSTER, crate::pgo::USER) =>
+                {
+                    json_response(StatusCode::OK, crate::pgo::secret_object(s, NAMESPACE))
+                }
+                _ => not_found("secrets", name),
+            }
+        }
         (Method::GET, ["apis", "apps", "v1", "namespaces", ns, "statefulsets", name]) => {
             let obj = statefulset(lab, app, now);
             if *ns != NAMESPACE || obj["metadata"]["name"] != *name {
@@ -589,6 +626,13 @@ fn keycloak_route(
                         if let Some(site) = lab.world.sites.get_mut(&app.site) {
                             site.keycloak.annotations = annotations;
                         }
+                        if new["spec"]["db"].is_object() {
+                            let _ = lab.world.set_keycloak_db(
+                                &app.site,
+                                new["spec"]["db"].clone(),
+                                now,
+                            );
+                        }
                     }
                     apply_instances(lab, app, &new["spec"]["instances"], now, |lab| {
                         keycloak(lab, app, now)
@@ -665,6 +709,95 @@ fn create_config_map(lab: &mut crate::LabState, app: &KubeApp, body: &[u8]) -> R
     lab.config_maps
         .insert((app.site.clone(), name.to_string()), data.clone());
     json_response(StatusCode::CREATED, config_map(name, &data))
+}
+
+fn pgo_site<'a>(lab: &'a crate::LabState, app: &KubeApp) -> Option<&'a crate::pgo::PgoSite> {
+    lab.pgo.as_ref()?.sites.get(&app.site)
+}
+
+/// The PostgresCluster: get, merge or JSON patch, delete, and create (the way PGO's
+/// documented demotion recreates a former primary as a standby).
+fn postgrescluster_route(
+    lab: &mut crate::LabState,
+    app: &KubeApp,
+    req: &Req<'_>,
+    (m, rest): (Method, &[&str]),
+) -> Response {
+    let name = crate::pgo::CLUSTER;
+    let Some(site) = lab.pgo.as_mut().and_then(|p| p.sites.get_mut(&app.site)) else {
+        return not_found("postgresclusters.postgres-operator.crunchydata.com", name);
+    };
+    let kind = "postgresclusters.postgres-operator.crunchydata.com";
+    match (m, rest) {
+        (Method::GET, [n]) | (Method::GET, [n, "status"]) if *n == name && !site.deleted => {
+            json_response(
+                StatusCode::OK,
+                with_rv(crate::pgo::cluster_object(site, NAMESPACE)),
+            )
+        }
+        (Method::PATCH | Method::PUT, [n]) if *n == name && !site.deleted => {
+            let current = crate::pgo::cluster_object(site, NAMESPACE);
+            match patched(req, current) {
+                Ok(new) => {
+                    if new["spec"] != site.spec {
+                        site.spec = new["spec"].clone();
+                        site.generation += 1;
+                    }
+                    site.annotations = new["metadata"]["annotations"]
+                        .as_object()
+                        .map(|m| {
+                            m.iter()
+                                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    json_response(
+                        StatusCode::OK,
+                        with_rv(crate::pgo::cluster_object(site, NAMESPACE)),
+                    )
+                }
+                Err(r) => *r,
+            }
+        }
+        (Method::DELETE, [n]) if *n == name && !site.deleted => {
+            site.deleted = true;
+            json_response(StatusCode::OK, crate::pgo::cluster_object(site, NAMESPACE))
+        }
+        (Method::POST, []) => {
+            let Ok(v) = serde_json::from_slice::<Value>(req.body) else {
+                return status(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    "the body is not JSON".into(),
+                );
+            };
+            if v["metadata"]["name"] != name {
+                return status(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Invalid",
+                    format!("the lab's PGO serves one PostgresCluster per site, `{name}`"),
+                );
+            }
+            if !site.deleted {
+                return status(
+                    StatusCode::CONFLICT,
+                    "AlreadyExists",
+                    format!("{kind} \"{name}\" already exists"),
+                );
+            }
+            site.deleted = false;
+            site.recreated = true;
+            site.spec = v["spec"].clone();
+            site.generation = 1;
+            site.observed_generation = 0;
+            site.startup_instance = None;
+            json_response(
+                StatusCode::CREATED,
+                with_rv(crate::pgo::cluster_object(site, NAMESPACE)),
+            )
+        }
+        _ => not_found(kind, rest.first().copied().unwrap_or(name)),
+    }
 }
 
 fn wants_table(h: &HeaderMap) -> bool {
@@ -866,8 +999,7 @@ fn keycloak(lab: &crate::LabState, app: &KubeApp, now: Instant) -> Value {
         "metadata": {"name": k.name, "namespace": NAMESPACE, "uid": format!("{}-keycloak", app.site),
                      "generation": k.generation, "creationTimestamp": timestamp(app.started_ms),
                      "labels": {"app": "keycloak"}, "annotations": k.annotations},
-        "spec": {"instances": k.spec, "hostname": {"hostname": "keycloak.lab"},
-                 "db": {"vendor": "postgres", "host": "keycloak-aurora.cluster.lab"}},
+        "spec": {"instances": k.spec, "hostname": {"hostname": "keycloak.lab"}, "db": k.db},
         "status": lab.world.keycloak_status(&app.site, now),
     }))
 }

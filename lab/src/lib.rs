@@ -15,6 +15,7 @@ pub mod infinispan;
 pub mod keycloak;
 pub mod kube;
 pub mod meta;
+pub mod pgo;
 #[cfg(feature = "test-support")]
 pub mod testing;
 pub mod tls;
@@ -46,6 +47,9 @@ pub struct LabState {
     pub batches: BTreeMap<(String, String), batch::Batch>,
     /// ConfigMaps' `batch` key, by (site, name).
     pub config_maps: BTreeMap<(String, String), String>,
+    /// PGO at each site over real PostgreSQL servers, when the lab plays it
+    /// (`Shape::database`).
+    pub pgo: Option<pgo::Pgo>,
 }
 
 const REQUEST_LOG: usize = 10_000;
@@ -123,6 +127,8 @@ pub struct Endpoints {
     pub aws: SocketAddr,
     pub keycloak: BTreeMap<String, SocketAddr>,
     pub admin: SocketAddr,
+    /// Each site's PostgreSQL primary service, exposed (PGO's lab only).
+    pub postgres: BTreeMap<String, SocketAddr>,
 }
 
 /// A running lab. Dropping it stops every server.
@@ -140,6 +146,9 @@ impl Drop for RunningLab {
         for t in &self.tasks {
             t.abort();
         }
+        if let Some(p) = self.shared.lock().pgo.as_ref() {
+            p.stop_all();
+        }
     }
 }
 
@@ -149,6 +158,8 @@ pub enum LabError {
     Bind(std::io::Error),
     #[error("cannot set up TLS: {0}")]
     Tls(String),
+    #[error("{0}")]
+    Pgo(String),
     #[error("cannot write `{}`: {error}", path.display())]
     Write {
         path: PathBuf,
@@ -187,7 +198,33 @@ pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
         requests: BTreeMap::new(),
         batches: BTreeMap::new(),
         config_maps: BTreeMap::new(),
+        pgo: None,
     })));
+    if config.shape.database == world::Database::Pgo {
+        let sites = config.shape.sites.to_vec();
+        let password = format!("pg-{:016x}", fastrand::u64(..));
+        let pgo = tokio::task::spawn_blocking(move || pgo::setup(&sites, &password))
+            .await
+            .map_err(|e| LabError::Pgo(e.to_string()))??;
+        let mut lab = shared.lock();
+        let first_port = pgo.sites.values().next().map_or(0, |s| s.port);
+        for (i, site) in config.shape.sites.iter().enumerate() {
+            // Keycloak at the primary's site reaches it by its service, the others
+            // by the address it is exposed at (`../shared/docs/pgo.md` 2.8).
+            let (host, port) = if i == 0 {
+                (
+                    format!("{}-primary.{}.svc", pgo::CLUSTER, kube::NAMESPACE),
+                    5432,
+                )
+            } else {
+                ("127.0.0.1".to_string(), first_port)
+            };
+            if let Some(s) = lab.world.sites.get_mut(site) {
+                s.keycloak.db = pgo::keycloak_db(&host, port);
+            }
+        }
+        lab.pgo = Some(pgo);
+    }
     let mut tasks = Vec::new();
     let mut ispn = BTreeMap::new();
     let mut kc = BTreeMap::new();
@@ -246,6 +283,9 @@ pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
         }
     }
     tasks.push(keycloak::spawn_health_checkers(shared.clone()));
+    if shared.lock().pgo.is_some() {
+        tasks.push(pgo::spawn_reconciler(shared.clone()));
+    }
     if config.workload_per_sec > 0.0 {
         tasks.push(admin::spawn_workload(
             shared.clone(),
@@ -258,6 +298,17 @@ pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
         aws: aws_addr,
         keycloak: kc,
         admin: admin_addr,
+        postgres: shared
+            .lock()
+            .pgo
+            .as_ref()
+            .map(|p| {
+                p.sites
+                    .iter()
+                    .map(|(n, s)| (n.clone(), SocketAddr::from(([127, 0, 0, 1], s.port))))
+                    .collect()
+            })
+            .unwrap_or_default(),
     };
     let env_file = envfile::write(&config, &endpoints, tls.as_ref().map(|t| t.ca_pem.as_str()))?;
     Ok(RunningLab {

@@ -104,6 +104,10 @@ pub struct Keycloak {
     observed_generation: u64,
     from: u32,
     changed_at: Instant,
+    /// `spec.db` (the Keycloak operator's `DatabaseSpec`): a change rolls the pods.
+    pub db: Json,
+    /// A rolling restart replaces one pod at a time until then: one fewer is ready.
+    rolling_until: Option<Instant>,
 }
 
 #[derive(Debug, Clone)]
@@ -206,6 +210,17 @@ pub struct Shape {
     /// The Infinispan major version the lab plays: 14 (Data Grid 8.4, what Keycloak 24
     /// ships) or 15. It decides the container-level routes and `GET /rest/v2/server`.
     pub infinispan_version: u8,
+    /// Keycloak's database: Aurora (simulated behind the lab's RDS API) or PGO at each
+    /// site over real PostgreSQL servers (`pgo.rs`).
+    pub database: Database,
+}
+
+/// Which database the lab plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Database {
+    #[default]
+    Aurora,
+    Pgo,
 }
 
 impl Default for Shape {
@@ -217,6 +232,7 @@ impl Default for Shape {
             keycloak_instances: 3,
             scale: 0.001,
             infinispan_version: 14,
+            database: Database::Aurora,
         }
     }
 }
@@ -277,6 +293,8 @@ impl World {
                         observed_generation: 1,
                         from: shape.keycloak_instances,
                         changed_at: now,
+                        db: json!({"vendor": "postgres", "host": "keycloak-aurora.cluster.lab"}),
+                        rolling_until: None,
                     },
                     clear_requests: BTreeMap::new(),
                 },
@@ -794,6 +812,9 @@ impl World {
             return 0;
         }
         let k = &s.keycloak;
+        if k.rolling_until.is_some_and(|t| now < t) && k.spec > 0 {
+            return k.spec - 1;
+        }
         let down = k.spec < k.from;
         let per = self.per_instance(down);
         let steps = if per.is_zero() {
@@ -823,6 +844,20 @@ impl World {
             s.keycloak.spec = instances;
             s.keycloak.generation += 1;
             s.keycloak.changed_at = now;
+        }
+        Ok(())
+    }
+
+    /// Set `spec.db`: a new value rolls the pods, one at a time (the operator's
+    /// StatefulSet update), each taking an instance's start time.
+    pub fn set_keycloak_db(&mut self, site: &str, db: Json, now: Instant) -> Result<(), IspnError> {
+        let per = self.per_instance(false);
+        let s = self.site_mut(site)?;
+        if s.keycloak.db != db {
+            s.keycloak.db = db;
+            s.keycloak.generation += 1;
+            s.keycloak.changed_at = now;
+            s.keycloak.rolling_until = Some(now + per * s.keycloak.spec.max(1));
         }
         Ok(())
     }
