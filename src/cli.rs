@@ -241,6 +241,11 @@ pub struct LabOptions {
     /// [default: the pack's lab]
     #[arg(long, value_parser = ["14", "15"])]
     pub infinispan: Option<String>,
+    /// Keycloak's database: aurora (the lab's RDS API) or pgo (CrunchyData PGO at each
+    /// site over real PostgreSQL servers, the primary at the first site and a standby
+    /// cluster streaming from it at the second; needs the PostgreSQL server binaries)
+    #[arg(long, value_parser = ["aurora", "pgo"])]
+    pub database: Option<String>,
     /// Serve Infinispan and the Kubernetes API over HTTPS with a CA of the lab's own
     /// (written as DIR/ca.pem); the Kubernetes API then requires the kubeconfig's token
     #[arg(long)]

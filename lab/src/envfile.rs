@@ -90,7 +90,8 @@ pub fn write(
             ns = crate::kube::NAMESPACE,
             database = match ep.postgres.get(site) {
                 Some(addr) => format!(
-                    "pgo: {{ cluster: {}, user: {}, address: \"{addr}\" }}",
+                    // The lab's servers take no TLS (PGO's always do): said, not hidden.
+                    "pgo: {{ cluster: {}, user: {}, address: \"{addr}\", tls: false }}",
                     crate::pgo::CLUSTER,
                     crate::pgo::USER
                 ),

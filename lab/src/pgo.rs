@@ -495,7 +495,9 @@ pub fn spawn_reconciler(shared: Shared) -> tokio::task::JoinHandle<()> {
             tokio::time::sleep(Duration::from_millis(100)).await;
             tick += 1;
             let s2 = shared.clone();
-            let _ = tokio::task::spawn_blocking(move || reconcile_once(&s2, tick % 5 == 0)).await;
+            let _ =
+                tokio::task::spawn_blocking(move || reconcile_once(&s2, tick.is_multiple_of(5)))
+                    .await;
         }
     })
 }

@@ -37,6 +37,9 @@ pub fn lab_config(
     if o.caches.as_deref() == Some("kc24") {
         config.shape.caches = lab::Shape::default().caches;
     }
+    if o.database.as_deref() == Some("pgo") {
+        config.shape.database = lab::world::Database::Pgo;
+    }
     match o.infinispan.as_deref() {
         Some("15") => config.shape.infinispan_version = 15,
         Some(_) => config.shape.infinispan_version = 14,

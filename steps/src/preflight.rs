@@ -40,12 +40,59 @@ use crate::infinispan::{xsite_name, Transport};
 pub const IDENTITY: &str = "builtin-site-identity";
 /// The id of the cache-list guard.
 pub const CACHE_LIST: &str = "builtin-cache-list";
+/// The id of the guard before a move of PGO's writer.
+pub const PGO_WRITER: &str = "builtin-pgo-one-writer";
+
+/// Before each step that moves the database's writer on PGO: `pgo.writer-check`
+/// for its site, again right before that step. Through the role it applies only when
+/// that site's database is PGO (its `when`), so an Aurora deployment's plan says it
+/// does not apply.
+fn pgo_writer_guards(steps: &[Step]) -> Vec<Guard> {
+    let mut out = Vec::new();
+    for s in steps {
+        let unplanned = s.action == "pgo.promote-standby";
+        let role = s.action == "database.move-writer";
+        if !(role || unplanned || s.action == "pgo.move-writer") {
+            continue;
+        }
+        let Some(site) = &s.site else { continue };
+        // The site as an expression: `{{ params.secondary }}` → `params.secondary`.
+        let expr = site
+            .trim()
+            .strip_prefix("{{")
+            .and_then(|r| r.strip_suffix("}}"))
+            .map(|e| e.trim().to_string())
+            .unwrap_or_else(|| format!("{site:?}"));
+        let mut g = builtin_guard(
+            &format!("{PGO_WRITER}-{}", s.id),
+            &format!(
+                "Built in, before `{}`: never two writable PGO primaries; the writer moves only to a standby whose replay lag is known and within database.pgo.max_lag_bytes; both sites' pguser secrets equal; nothing paused; every site's Keycloak repointed in the same run",
+                s.id
+            ),
+            "pgo.writer-check",
+            json!({"to": site, "unplanned": unplanned}),
+            "observation.safe",
+        );
+        if role {
+            g.when = Some(format!(
+                "(sites[{expr}].database | default({{}})).pgo is defined"
+            ));
+        }
+        g.before = vec![s.id.clone()];
+        out.push(g);
+    }
+    out
+}
 
 /// What an action talks to at a site, for the identity check.
 fn families(action: &str) -> &'static [&'static str] {
     match action {
         "keycloak.scale" | "infinispan.cross-site-view" => &["kubernetes"],
         "aurora.failover" => &["aurora"],
+        "pgo.move-writer"
+        | "pgo.promote-standby"
+        | "pgo.recreate-as-standby"
+        | "pgo.cluster-state" => &["pgo"],
         "route53.set-health-check-path" | "route53.health-check-status" => &["route53"],
         // A role: the vendor the site's section names (resolved when proved).
         "traffic.point-away" | "traffic.restore" => &["traffic"],
@@ -115,7 +162,7 @@ impl BuiltinGuards for Builtin {
     ) -> Vec<Guard> {
         let uses = Self::uses(steps, guards);
         if uses.is_empty() {
-            return Vec::new();
+            return pgo_writer_guards(steps);
         }
         let list: Vec<Json> = uses
             .iter()
@@ -145,6 +192,7 @@ impl BuiltinGuards for Builtin {
                 "observation.complete",
             ));
         }
+        out.extend(pgo_writer_guards(steps));
         out
     }
 }
@@ -413,6 +461,37 @@ async fn prove_aurora(ctx: &StepCtx, site: &str) -> Proof {
     p
 }
 
+/// PGO: the site's Kubernetes proves the cluster is this site's (its API server and
+/// namespace), and the database behind `address` must agree with that cluster: a
+/// standby cluster's database is in recovery. An address that answers otherwise is
+/// another site's database.
+async fn prove_pgo(ctx: &StepCtx, site: &str) -> Proof {
+    let mut p = prove_kubernetes(ctx, site).await;
+    p.via = "pgo";
+    if p.problem.is_some() {
+        return p;
+    }
+    let Some(cfg) = site_config(ctx)
+        .ok()
+        .and_then(|(_, c)| crate::pgo::section(&c).cloned())
+    else {
+        p.problem = Some(format!(
+            "configuration: sites.{site}.database names no pgo section"
+        ));
+        return p;
+    };
+    p.endpoint = format!(
+        "PostgresCluster `{}` and the database at {}",
+        cfg.cluster, cfg.address
+    );
+    p.marks.push(format!("PostgreSQL at {}", cfg.address));
+    match crate::pgo::identity(ctx, site, &cfg).await {
+        Ok(answered) => p.answered = answered,
+        Err(problem) => p.problem = Some(problem),
+    }
+    p
+}
+
 /// The AWS SDK configuration, or the proof's problem (no `aws` section).
 async fn aws_conf(ctx: &StepCtx, p: &mut Proof) -> Option<aws_config::SdkConfig> {
     match aws_config(&ctx.env).await {
@@ -575,6 +654,7 @@ impl Identity {
                     "infinispan" if batch => prove_kubernetes(&c, site).await,
                     "infinispan" => prove_infinispan(&c, site).await,
                     "aurora" => prove_aurora(&c, site).await,
+                    "pgo" => prove_pgo(&c, site).await,
                     "route53" => prove_route53(&c, site).await,
                     role @ ("traffic" | "database") => Proof {
                         site: site.clone(),

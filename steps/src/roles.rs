@@ -44,7 +44,13 @@ impl Concern {
     pub fn vendor_of(self, site: &SiteConfig) -> Option<&'static str> {
         match self {
             Concern::Traffic => site.route53.is_some().then_some("route53"),
-            Concern::Database => site.aurora.is_some().then_some("aurora"),
+            Concern::Database => {
+                if site.database.as_ref().is_some_and(|d| d.pgo.is_some()) {
+                    Some("pgo")
+                } else {
+                    site.aurora.is_some().then_some("aurora")
+                }
+            }
         }
     }
 
@@ -52,7 +58,9 @@ impl Concern {
     fn example(self) -> &'static str {
         match self {
             Concern::Traffic => "traffic: { route53: { health_check_id: … } }",
-            Concern::Database => "database: { aurora: { instance: …, zone: … } }",
+            Concern::Database => {
+                "database: { aurora: { instance: …, zone: … } } or database: { pgo: { cluster: …, address: … } }"
+            }
         }
     }
 }
@@ -228,6 +236,7 @@ impl Action for Role {
 pub fn all() -> Vec<Role> {
     let set_path: Arc<dyn Action> = Arc::new(crate::route53::SetPath);
     let failover: Arc<dyn Action> = Arc::new(crate::aurora::Failover);
+    let pgo_move: Arc<dyn Action> = Arc::new(crate::pgo::MoveWriter { unplanned: false });
     let serving: Arc<dyn Action> = Arc::new(crate::serving::ServingSite);
     vec![
         Role {
@@ -253,9 +262,9 @@ pub fn all() -> Vec<Role> {
         ),
         Role::new(
             "database.move-writer",
-            "Move the database's writer to this site (Aurora: fail the cluster over to this site's instance)",
+            "Move the database's writer to this site (Aurora: fail the cluster over to this site's instance; PGO: catch up, shut the old primary down, promote this site's standby, repoint every site's Keycloak)",
             Concern::Database,
-            vec![("aurora", failover)],
+            vec![("aurora", failover), ("pgo", pgo_move)],
         ),
     ]
 }

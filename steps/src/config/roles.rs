@@ -47,6 +47,40 @@ pub struct DatabaseConfig {
     /// An Aurora cluster whose writer moves between the sites' zones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aurora: Option<AuroraDatabase>,
+    /// A CrunchyData PGO `PostgresCluster` at this site (the primary, or a standby
+    /// cluster replicating from it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgo: Option<PgoDatabase>,
+}
+
+/// PGO as a database vendor, whole (`../shared/docs/pgo.md`). The cluster is read in
+/// the site's Kubernetes namespace; its primary through `address`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PgoDatabase {
+    /// The PostgresCluster's name.
+    pub cluster: String,
+    /// The pguser whose secret (`<cluster>-pguser-<user>`) Keycloak uses; PGO's
+    /// default user is the cluster's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// `host:port` where this site's primary service is exposed (a LoadBalancer or
+    /// NodePort): how runbook reads the database, and how the other sites' Keycloak
+    /// reach it when this site holds the writer.
+    pub address: String,
+    /// How this site's own Keycloak reaches it [default: `<cluster>-primary.<namespace>.svc`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_host: Option<String>,
+    /// The replay lag a planned move of the writer accepts, in bytes of WAL
+    /// [default: 16 MiB].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_lag_bytes: Option<u64>,
+    /// TLS to the database (PGO always serves TLS) [default: true]; `ca_file`: PGO's
+    /// CA (its `<cluster>-cluster-cert` secret's `ca.crt`), else the public roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
 }
 
 /// Aurora as a database vendor, whole.
@@ -153,6 +187,17 @@ pub fn normalize(file: &mut EnvFile, text: &str) -> Result<(), SchemaError> {
                 text,
                 "client_domain",
             )?;
+        }
+        if site
+            .database
+            .as_ref()
+            .is_some_and(|d| d.aurora.is_some() && d.pgo.is_some())
+        {
+            return Err(placed(
+                text,
+                "pgo",
+                format!("sites.{name}.database names two vendors (aurora and pgo): a site's database is one"),
+            ));
         }
         if let Some(a) = site.database.as_ref().and_then(|d| d.aurora.as_ref()) {
             if site.aurora.is_some() {
