@@ -39,9 +39,7 @@ pub fn router(lab: Shared) -> Router {
 
 async fn state(State(lab): State<Shared>) -> impl IntoResponse {
     let mut l = lab.lock();
-    let now = Instant::now();
-    l.world.tick(now);
-    Json(l.world.snapshot(now))
+    Json(l.snapshot(Instant::now()))
 }
 
 async fn entries(

@@ -13,6 +13,7 @@
 //! | `partition` | the sites cannot reach each other: no replication, push-state fails |
 //! | `batch-stuck` | Infinispan Batch CRs stay in `Initializing` |
 //! | `site-down:SITE` | SITE's Infinispan does not answer and its Keycloak is not ready |
+//! | `pg-secret-differs:SITE` | (PGO lab) SITE's pguser secret holds another password than the other site's |
 //! | `pg-replay-delay:DURATION` | (PGO lab) each standby replays WAL this long after it was written (`recovery_min_apply_delay`): the replay lag grows |
 
 use std::time::Duration;
@@ -56,7 +57,13 @@ pub enum Fault {
     SiteDown {
         site: String,
     },
-    PgReplayDelay(#[serde(with = "dur")] Duration),
+    PgReplayDelay {
+        #[serde(with = "dur")]
+        delay: Duration,
+    },
+    PgSecretDiffers {
+        site: String,
+    },
 }
 
 mod dur {
@@ -151,12 +158,17 @@ impl Fault {
                     .ok_or_else(|| err("needs a site: site-down:site-a"))?
                     .to_string(),
             },
-            "pg-replay-delay" => Fault::PgReplayDelay(
-                humantime::parse_duration(
+            "pg-replay-delay" => Fault::PgReplayDelay {
+                delay: humantime::parse_duration(
                     arg(1).ok_or_else(|| err("needs a duration: pg-replay-delay:5s"))?,
                 )
                 .map_err(|e| err(&e.to_string()))?,
-            ),
+            },
+            "pg-secret-differs" => Fault::PgSecretDiffers {
+                site: arg(1)
+                    .ok_or_else(|| err("needs a site: pg-secret-differs:site-b"))?
+                    .to_string(),
+            },
             _ => return Err(err("unknown fault kind")),
         };
         Ok(fault)
@@ -175,7 +187,8 @@ impl Fault {
             Fault::Partition => "partition",
             Fault::BatchStuck => "batch-stuck",
             Fault::SiteDown { .. } => "site-down",
-            Fault::PgReplayDelay(_) => "pg-replay-delay",
+            Fault::PgReplayDelay { .. } => "pg-replay-delay",
+            Fault::PgSecretDiffers { .. } => "pg-secret-differs",
         }
     }
 }

@@ -527,7 +527,14 @@ fn serve(lab: &mut crate::LabState, app: &KubeApp, req: &Req<'_>) -> Response {
                         && *name
                             == format!("{}-pguser-{}", crate::pgo::CLUSTER, crate::pgo::USER) =>
                 {
-                    json_response(StatusCode::OK, crate::pgo::secret_object(s, NAMESPACE))
+                    let mut s = s.clone();
+                    let differs = lab.world.faults.iter().any(
+                        |f| matches!(f, crate::Fault::PgSecretDiffers { site } if *site == app.site),
+                    );
+                    if differs {
+                        s.password = format!("{}-{}", s.password, app.site);
+                    }
+                    json_response(StatusCode::OK, crate::pgo::secret_object(&s, NAMESPACE))
                 }
                 _ => not_found("secrets", name),
             }

@@ -55,6 +55,33 @@ pub struct LabState {
 const REQUEST_LOG: usize = 10_000;
 
 impl LabState {
+    /// The world as the admin API shows it (`GET /admin/state`), with what PGO's
+    /// reconciler last saw of each real server when the lab plays PGO.
+    pub fn snapshot(&mut self, now: Instant) -> serde_json::Value {
+        self.world.tick(now);
+        let mut snapshot = self.world.snapshot(now);
+        if let Some(p) = &self.pgo {
+            // What the reconciler last saw of each real server, and each Keycloak's db.
+            let sites: serde_json::Map<String, serde_json::Value> = p
+                .sites
+                .iter()
+                .map(|(name, s)| {
+                    let db = self.world.sites.get(name).map(|k| k.keycloak.db.clone());
+                    (
+                        name.clone(),
+                        serde_json::json!({
+                            "port": s.port, "running": s.running,
+                            "writable": s.in_recovery.map(|r| !r), "timeline": s.timeline,
+                            "spec": s.spec, "deleted": s.deleted, "keycloak_db": db,
+                        }),
+                    )
+                })
+                .collect();
+            snapshot["pgo"] = serde_json::json!({"sites": sites, "errors": p.errors});
+        }
+        snapshot
+    }
+
     pub fn record(&mut self, site: &str, method: &Method, path: &str) {
         let log = self.requests.entry(site.to_string()).or_default();
         if log.len() >= REQUEST_LOG {

@@ -507,7 +507,7 @@ fn reconcile_once(shared: &Shared, heartbeat: bool) {
         let lab = shared.lock();
         let Some(p) = &lab.pgo else { return };
         let delay = lab.world.faults.iter().find_map(|f| match f {
-            crate::Fault::PgReplayDelay(d) => Some(*d),
+            crate::Fault::PgReplayDelay { delay } => Some(*delay),
             _ => None,
         });
         (p.bin.clone(), p.root.clone(), p.sites.clone(), delay)

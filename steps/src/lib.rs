@@ -90,7 +90,11 @@ mod tests {
             "route53.set-health-check-path" | "traffic.point-away" | "traffic.restore" => {
                 reader::<crate::route53::SetPathArgs>()
             }
-            "database.move-writer" => reader::<crate::aurora::FailoverArgs>(),
+            "database.move-writer" | "pgo.move-writer" | "pgo.promote-standby" => {
+                reader::<crate::aurora::FailoverArgs>()
+            }
+            "pgo.writer-check" => reader::<crate::pgo::CheckArgs>(),
+            "pgo.cluster-state" | "pgo.recreate-as-standby" => reader::<crate::serving::NoArgs>(),
             "route53.health-check-status" => reader::<crate::route53::StatusArgs>(),
             "deployment.identity" => reader::<crate::preflight::IdentityArgs>(),
             "infinispan.cache-list" => reader::<crate::preflight::CacheListArgs>(),

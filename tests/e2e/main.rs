@@ -18,6 +18,7 @@ mod locks;
 mod output;
 mod packs;
 mod permissions;
+mod pgo;
 mod plan;
 mod plan_calls;
 mod plan_snapshots;

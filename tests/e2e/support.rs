@@ -349,14 +349,22 @@ impl InLab {
 
     /// A lab playing Infinispan `version` (14 or 15).
     pub fn start_playing(faults: &[&str], workload_per_sec: f64, version: u8) -> InLab {
+        InLab::start_with(faults, |c| {
+            c.workload_per_sec = workload_per_sec;
+            c.shape.infinispan_version = version;
+        })
+    }
+
+    /// A lab configured by `edit` after the faults (e.g. PGO as the database).
+    pub fn start_with(faults: &[&str], edit: impl FnOnce(&mut lab::LabConfig)) -> InLab {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let mut config = lab::testing::config(&dir.path().join("lab"), faults, version);
-        config.workload_per_sec = workload_per_sec;
+        let mut config = lab::testing::config(&dir.path().join("lab"), faults, 14);
+        edit(&mut config);
         let running = rt.block_on(lab::start(config)).unwrap();
         InLab {
             lab: Some(running),
@@ -383,11 +391,10 @@ impl InLab {
     }
 
     pub fn state(&self) -> Value {
-        self.world(|w| {
-            let now = std::time::Instant::now();
-            w.tick(now);
-            w.snapshot(now)
-        })
+        self.running()
+            .shared
+            .lock()
+            .snapshot(std::time::Instant::now())
     }
 
     pub fn entries(&self, site: &str, cache: &str) -> std::collections::BTreeMap<String, String> {

@@ -1,0 +1,168 @@
+//! PGO as Keycloak's database, end to end on the lab's real PostgreSQL servers (one
+//! per site: the primary at site-a, a standby cluster streaming from it at site-b;
+//! the operator's behaviour as `lab/src/pgo.rs` sources it). The Keycloak 24
+//! procedures run unchanged through the database role; the built-in guard refuses
+//! two writable primaries, a lag over the bound and different pguser secrets before
+//! anything is done.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+fn pgo_lab(faults: &[&str]) -> InLab {
+    let l = InLab::start_with(faults, |c| c.shape.database = lab::world::Database::Pgo);
+    l.until_pgo("both servers answer", |p| {
+        p["site-a"]["writable"] == true && p["site-b"]["writable"] == false
+    });
+    l
+}
+
+impl InLab {
+    fn pgo(&self) -> Value {
+        self.state()["pgo"]["sites"].clone()
+    }
+
+    fn until_pgo(&self, what: &str, f: impl Fn(&Value) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !f(&self.pgo()) {
+            assert!(
+                Instant::now() < deadline,
+                "timed out until {what}: {}",
+                self.pgo()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// A merge patch of a site's PostgresCluster through its Kubernetes API, as an
+    /// operator at the console would (`kubectl patch --type merge`).
+    fn patch_cluster(&self, site: &str, body: Value) {
+        let url = format!(
+            "http://{}/apis/postgres-operator.crunchydata.com/v1beta1/namespaces/keycloak/postgresclusters/hippo",
+            self.running().endpoints.kube[site]
+        );
+        let code = self.rt.block_on(async {
+            reqwest::Client::new()
+                .patch(url)
+                .header("content-type", "application/merge-patch+json")
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap()
+                .status()
+        });
+        assert!(code.is_success(), "{code}");
+    }
+}
+
+fn switchover(l: &InLab) -> Out {
+    let mut c = l.runbook();
+    c.args(["run", "switchover", "--yes", "--json"]);
+    run(c)
+}
+
+#[test]
+fn the_keycloak_24_switchover_moves_the_pgo_writer_and_repoints_every_keycloak() {
+    let l = pgo_lab(&[]);
+    let b_port = l.pgo()["site-b"]["port"].as_u64().unwrap();
+    let out = switchover(&l).expect(0);
+    assert_eq!(out.json()["status"], "completed");
+    // The writer is site-b's real server; site-a's is shut down, never a second primary.
+    let p = l.pgo();
+    assert_eq!(p["site-b"]["writable"], true, "{p}");
+    assert_eq!(p["site-a"]["running"], false, "{p}");
+    assert_eq!(p["site-a"]["spec"]["shutdown"], true);
+    assert_eq!(p["site-b"]["spec"]["standby"]["enabled"], false);
+    // Every site's Keycloak points at it: site-b by its service, site-a across sites.
+    assert_eq!(
+        p["site-b"]["keycloak_db"]["host"],
+        "hippo-primary.keycloak.svc"
+    );
+    assert_eq!(p["site-a"]["keycloak_db"]["host"], "127.0.0.1");
+    assert_eq!(p["site-a"]["keycloak_db"]["port"], json!(b_port));
+    // The intent journaled the primary's position and where the standby replayed to.
+    let run_id = out.json()["run_id"].as_str().unwrap_or("r-1").to_string();
+    let mut s = l.runbook();
+    s.args(["status", &run_id, "--json"]);
+    let st: Value = serde_json::from_str(&run(s).expect(0).stdout).unwrap();
+    let step = &st["steps"]["move-db-writer"]["outputs"];
+    assert_eq!(step["previous_writer"], "site-a", "{step}");
+    assert!(
+        step["primary_lsn"].is_string() && step["replayed_lsn"].is_string(),
+        "{step}"
+    );
+    // The plan said the guard, its asynchronous replication and what it moves.
+    let mut c = l.runbook();
+    c.args(["plan", "switchover"]);
+    let plan = run(c).expect(0).stdout;
+    assert!(
+        plan.contains("builtin-pgo-one-writer-move-db-writer"),
+        "{plan}"
+    );
+    assert!(plan.contains("asynchronous"), "{plan}");
+}
+
+#[test]
+fn two_writable_primaries_are_refused_before_anything_is_done() {
+    let l = pgo_lab(&[]);
+    // Someone promoted site-b by hand while site-a still writes: split-brain.
+    l.patch_cluster("site-b", json!({"spec": {"standby": {"enabled": false}}}));
+    l.until_pgo("site-b writes too", |p| p["site-b"]["writable"] == true);
+    let out = switchover(&l).expect(8);
+    let reason = out.json()["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        reason.contains("TWO WRITABLE PRIMARIES: site-a and site-b"),
+        "{reason}"
+    );
+    assert!(reason.contains("Nothing was done"), "{reason}");
+    let st = l.state();
+    assert_eq!(
+        st["sites"]["site-b"]["caches"]["sessions"]["backups"]["site-a"]["status"], "online",
+        "no step ran"
+    );
+    assert_eq!(l.pgo()["site-a"]["spec"]["shutdown"], Value::Null);
+}
+
+#[test]
+fn a_standby_lagging_past_the_bound_is_refused() {
+    let mut l = pgo_lab(&["pg-replay-delay:1h"]);
+    l.edit_env(|d| {
+        d["sites"]["site-b"]["database"]["pgo"]["max_lag_bytes"] = 1.into();
+    });
+    // The primary takes writes (the lab's heartbeat) that the standby holds back.
+    std::thread::sleep(Duration::from_millis(1500));
+    let out = switchover(&l).expect(8);
+    let reason = out.json()["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        reason.contains("bytes of WAL behind the primary"),
+        "{reason}"
+    );
+    assert_eq!(l.pgo()["site-a"]["writable"], true);
+}
+
+#[test]
+fn different_pguser_secrets_are_refused_without_showing_either() {
+    let l = pgo_lab(&["pg-secret-differs:site-b"]);
+    let out = switchover(&l).expect(8);
+    let reason = out.json()["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(reason.contains("hold different passwords"), "{reason}");
+    let all = format!("{}{}", out.stdout, out.stderr);
+    let lab = l.running().shared.lock();
+    for (site, s) in &lab.pgo.as_ref().unwrap().sites {
+        assert!(
+            !all.contains(&s.password),
+            "{site}'s password printed: {all}"
+        );
+    }
+}
