@@ -10,11 +10,12 @@
 
 pub mod keycloak_24;
 pub mod pack;
+pub mod pgo;
 
 pub use pack::{CheckInputs, Diagnosis, Pack};
 
 /// Every pack this build carries, the default first.
-pub const PACKS: &[&Pack] = &[&keycloak_24::PACK];
+pub const PACKS: &[&Pack] = &[&keycloak_24::PACK, &pgo::PACK];
 
 /// The pack named `name`.
 pub fn find(name: &str) -> Option<&'static Pack> {
@@ -88,7 +89,11 @@ mod tests {
     struct Manifest {
         name: String,
         version: String,
-        keycloak: String,
+        /// A pack for a generation of the guide names it; a database's pack, its vendor.
+        #[serde(default)]
+        keycloak: Option<String>,
+        #[serde(default)]
+        database: Option<String>,
         title: String,
         runbooks: Vec<String>,
     }
@@ -110,7 +115,11 @@ mod tests {
             assert_eq!(pack.describe(), format!("{} {}", m.name, m.version));
             assert_eq!(pack.title(), m.title);
             assert!(m.version.split('.').count() == 3, "{}: semver", m.version);
-            assert!(pack.name.ends_with(&m.keycloak), "{}", m.keycloak);
+            match (&m.keycloak, &m.database) {
+                (Some(k), None) => assert!(pack.name.ends_with(k.as_str()), "{k}"),
+                (None, Some(d)) => assert_eq!(pack.name, d, "a database's pack is named after it"),
+                _ => panic!("{}: names either `keycloak` or `database`", pack.name),
+            }
             let names: Vec<&str> = pack.runbooks.iter().map(|(n, _)| *n).collect();
             assert_eq!(
                 names, m.runbooks,

@@ -357,7 +357,11 @@ fn judge(
     }
     let ok: Vec<&View> = views.iter().filter_map(|v| v.as_ref().ok()).collect();
     for (site, e) in views.iter().filter_map(|v| v.as_ref().err()) {
-        if site == to || !unplanned {
+        if site != to && unplanned {
+            why.push(format!(
+                "{site}'s cluster cannot be read ({e}): it may still be a writable primary; if its site is lost and cannot write, promote with -p force=true -p force_reason=... (journaled, with the standby's last replayed position)"
+            ));
+        } else {
             why.push(format!("{site} cannot be read: {e}"));
         }
     }
@@ -744,8 +748,10 @@ impl Action for MoveWriter {
     fn effect(&self, _: &Args) -> Effect {
         Effect::Idempotent
     }
+    /// Catching up, a shutdown, a promotion and every site's Keycloak rolling restart:
+    /// an hour (a lab's time scale shortens it; its servers are real, hence the room).
     fn default_timeout(&self) -> Duration {
-        Duration::from_secs(900)
+        Duration::from_secs(3600)
     }
     fn poll_interval(&self, args: &Args) -> Duration {
         dur_arg(args, "poll", Duration::from_secs(2)).unwrap_or(Duration::from_secs(2))
@@ -884,8 +890,9 @@ impl Action for MoveWriter {
                 .map(|(_, c)| c.clone())
                 .ok_or_else(|| StepError::configuration(format!("{from} names no database.pgo")))?;
             if self.unplanned {
-                // Fence what can be fenced; a lost site's API may never answer.
-                let _ = tokio::time::timeout(
+                // Fence what can be fenced: a lost site's API may never answer (the
+                // guard then needed force); one that answers is waited on.
+                let fenced = tokio::time::timeout(
                     Duration::from_secs(10),
                     merge_patch(
                         ctx,
@@ -895,6 +902,26 @@ impl Action for MoveWriter {
                     ),
                 )
                 .await;
+                let fenced = matches!(fenced, Ok(Ok(())));
+                if fenced {
+                    until(
+                        ctx,
+                        &format!("{from}'s cluster is shut down"),
+                        poll,
+                        || async {
+                            let v = read_site(ctx, from, &from_cfg)
+                                .await
+                                .map_err(|e| e.message)?;
+                            if v.pods == 0 && !v.writable() {
+                                Ok(Some(()))
+                            } else {
+                                Err(v.summary())
+                            }
+                        },
+                    )
+                    .await?;
+                }
+                out.insert("fenced".into(), json!(fenced));
             } else {
                 let goal = prepared
                     .get("primary_lsn_bytes")
@@ -990,8 +1017,10 @@ impl Action for RecreateAsStandby {
     fn effect(&self, _: &Args) -> Effect {
         Effect::Destructive
     }
+    /// A base backup of the whole database: two hours (shortened by a lab's time
+    /// scale, whose servers are real and small).
     fn default_timeout(&self) -> Duration {
-        Duration::from_secs(1800)
+        Duration::from_secs(7200)
     }
     fn impact(&self, ctx: &StepCtx, _: &Args) -> Option<(ImpactKind, String)> {
         Some((ImpactKind::RemovesData, format!("deletes {}'s PostgresCluster and its data (with any writes never replicated from it), then bootstraps it again from the writer", ctx.site_name())))
@@ -1109,6 +1138,50 @@ pub async fn identity(ctx: &StepCtx, site: &str, cfg: &PgoDatabase) -> Result<St
         // A shut-down or lost database proves nothing more than its cluster does.
         Err(e) => Ok(format!("{} (database not readable: {e})", v.summary())),
     }
+}
+
+/// Every PGO site as `check` shows it: each site's reading, the writable ones, and
+/// each standby's replay lag behind the one writable primary (`null`: not known).
+pub async fn deployment(ctx: &StepCtx) -> Json {
+    let (views, _) = read_all(ctx).await;
+    let ok: Vec<&View> = views.iter().filter_map(|v| v.as_ref().ok()).collect();
+    let writable: Vec<&str> = ok
+        .iter()
+        .filter(|v| v.writable())
+        .map(|v| v.site.as_str())
+        .collect();
+    let primary = match writable.as_slice() {
+        [one] => ok.iter().find(|v| v.site == *one),
+        _ => None,
+    };
+    let lags: serde_json::Map<String, Json> = ok
+        .iter()
+        .filter(|v| !v.writable())
+        .map(|v| {
+            let lag = match (primary.map(|p| &p.sql), &v.sql) {
+                (Some(Ok(p)), Ok(s)) => json!(p.lsn_bytes.saturating_sub(s.lsn_bytes)),
+                _ => Json::Null,
+            };
+            (v.site.clone(), lag)
+        })
+        .collect();
+    let sites: Vec<Json> = views
+        .iter()
+        .map(|v| match v {
+            Ok(v) => v.json(),
+            Err((s, e)) => {
+                json!({"site": s, "error": e, "summary": format!("{s}: cannot be read: {e}")})
+            }
+        })
+        .collect();
+    json!({"writable": writable, "lag_bytes": lags, "sites": sites})
+}
+
+/// Whether the environment file names PGO as any site's database.
+pub fn in_use(env: &engine::env::Environment) -> bool {
+    crate::config::sites(env)
+        .values()
+        .any(|s| section(s).is_some())
 }
 
 #[cfg(test)]

@@ -166,3 +166,89 @@ fn different_pguser_secrets_are_refused_without_showing_either() {
         );
     }
 }
+
+fn check(l: &InLab, pack: Option<&str>) -> (i32, Value) {
+    let mut c = l.runbook();
+    if let Some(p) = pack {
+        c.args(["--pack", p]);
+    }
+    c.args(["check", "--json"]);
+    let out = run(c);
+    (
+        out.code,
+        serde_json::from_str(&out.stdout).unwrap_or(Value::Null),
+    )
+}
+
+#[test]
+fn promote_standby_fences_the_old_primary_and_recreate_standby_demotes_it() {
+    let l = pgo_lab(&[]);
+    let mut c = l.runbook();
+    c.args(["run", "pgo/promote-standby", "--yes", "--json"]);
+    let out = run(c).expect(0);
+    assert_eq!(out.json()["status"], "completed");
+    let p = l.pgo();
+    assert_eq!(p["site-b"]["writable"], true, "{p}");
+    assert_eq!(
+        p["site-a"]["running"], false,
+        "the old primary is fenced: {p}"
+    );
+    let mut s = l.runbook();
+    s.args(["status", "r-1", "--json"]);
+    let st: Value = serde_json::from_str(&run(s).expect(0).stdout).unwrap();
+    let o = &st["steps"]["promote"]["outputs"];
+    assert_eq!(o["fenced"], true, "{o}");
+    assert!(
+        o["replayed_lsn"].is_string(),
+        "the data-loss window is journaled: {o}"
+    );
+    // The pack's diagnosis: one writer, and site-a no standby of it.
+    let (code, v) = check(&l, Some("pgo"));
+    assert_eq!(code, 6, "{v}");
+    assert_eq!(
+        v["recommended"]["command"], "runbook run pgo/recreate-standby -p site=site-a",
+        "{v}"
+    );
+    let mut c = l.runbook();
+    c.args([
+        "run",
+        "pgo/recreate-standby",
+        "-p",
+        "site=site-a",
+        "--yes",
+        "--json",
+    ]);
+    run(c).expect(0);
+    l.until_pgo("site-a replays from site-b", |p| {
+        p["site-a"]["writable"] == false && p["site-a"]["running"] == true
+    });
+    let (code, v) = check(&l, Some("pgo"));
+    assert_eq!(code, 0, "{v}");
+    assert!(
+        v["reason"]
+            .as_str()
+            .unwrap()
+            .contains("site-b holds the only writable primary"),
+        "{v}"
+    );
+}
+
+#[test]
+fn check_puts_two_writable_primaries_before_everything() {
+    let l = pgo_lab(&[]);
+    l.patch_cluster("site-b", json!({"spec": {"standby": {"enabled": false}}}));
+    l.until_pgo("site-b writes too", |p| p["site-b"]["writable"] == true);
+    let (code, v) = check(&l, None);
+    assert_eq!(code, 6, "{v}");
+    assert!(
+        v["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("TWO WRITABLE PRIMARIES"),
+        "{v}"
+    );
+    assert_eq!(
+        v["observations"]["pgo"]["writable"],
+        json!(["site-a", "site-b"])
+    );
+}

@@ -40,14 +40,25 @@ pub fn diagnose(
                 "--primary/--secondary: the failover records could not be read"
             }
         );
-        let _ = writeln!(
-            o,
-            "aurora writer: {}",
-            obs.aurora_writer_site
-                .clone()
-                .map(|w| format!("in {w}'s zone"))
-                .unwrap_or_else(|| "unknown".into())
-        );
+        match &obs.pgo {
+            Some(d) => {
+                let _ = writeln!(
+                    o,
+                    "database (PGO): {}",
+                    crate::packs::pgo::verdict(d).reason
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    o,
+                    "aurora writer: {}",
+                    obs.aurora_writer_site
+                        .clone()
+                        .map(|w| format!("in {w}'s zone"))
+                        .unwrap_or_else(|| "unknown".into())
+                );
+            }
+        }
         site_lines(&mut o, &obs.primary, &obs.secondary.name, s);
         site_lines(&mut o, &obs.secondary, &obs.primary.name, s);
         Diagnosis {

@@ -67,9 +67,13 @@ pub struct Observations {
     /// or `parameters` (`--primary`/`--secondary`, when the records cannot be read).
     pub roles_from: String,
     pub aurora_writer_site: Option<String>,
+    /// PGO's reading of every site's database (`steps::pgo::deployment`), when the
+    /// environment file names PGO as the database.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pgo: Option<Json>,
 }
 
-fn ctx_for(env: &Arc<Environment>, site: &str) -> StepCtx {
+pub fn ctx_for(env: &Arc<Environment>, site: &str) -> StepCtx {
     StepCtx {
         run_id: "check".into(),
         step_id: "check".into(),
@@ -236,6 +240,11 @@ pub async fn observe(
             }
         }
     }
+    let pgo = if steps::pgo::in_use(&env) {
+        Some(steps::pgo::deployment(&ctx_for(&env, &primary)).await)
+    } else {
+        None
+    };
     let writer = registry
         .get("aurora.failover")
         .expect("registered")
@@ -256,5 +265,6 @@ pub async fn observe(
         serving_how,
         roles_from,
         aurora_writer_site,
+        pgo,
     }
 }

@@ -37,6 +37,13 @@ fn differing(a: &SiteView, b: &SiteView) -> Vec<String> {
 /// The verdict for a set of observations.
 pub fn verdict(o: &Observations, down_path: &str) -> Verdict {
     let (p, s) = (&o.primary, &o.secondary);
+    // Two writable primaries come before everything: every write may be lost.
+    if let Some(d) = &o.pgo {
+        let db = crate::packs::pgo::verdict(d);
+        if db.reason.starts_with("TWO WRITABLE PRIMARIES") {
+            return db;
+        }
+    }
     if let Some(v) = misconfigured(p, s) {
         return v;
     }
@@ -136,6 +143,24 @@ fn context_notes(o: &Observations) -> Vec<String> {
         }
     }
     let serving = o.serving.clone().unwrap_or_else(|| p.name.clone());
+    if let Some(d) = &o.pgo {
+        let db = crate::packs::pgo::verdict(d);
+        if db.health != Health::Healthy {
+            notes.push(format!("database (PGO): {}", db.reason));
+        }
+        if let [w] = d["writable"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            if w.as_str() != Some(serving.as_str()) {
+                notes.push(format!(
+                    "PGO's writer is at {} while {serving} serves (its Keycloak writes across sites)",
+                    w.as_str().unwrap_or_default()
+                ));
+            }
+        }
+    }
     if let Some(w) = &o.aurora_writer_site {
         if *w != serving {
             notes.push(format!(
@@ -316,6 +341,7 @@ mod tests {
             serving_how: "test".into(),
             roles_from: "route53".into(),
             aurora_writer_site: Some("site-a".into()),
+            pgo: None,
         }
     }
 
