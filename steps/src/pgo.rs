@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use engine::action::ImpactKind;
 use engine::{Action, ArgKind, ArgSpec, Args, Effect, Outputs, StepCtx, StepError};
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{json, Value as Json};
@@ -274,7 +275,8 @@ async fn read_site(ctx: &StepCtx, site: &str, cfg: &PgoDatabase) -> Result<View,
         .map(|o| o.data["status"].clone())
         .unwrap_or_default();
     let selector = format!("postgres-operator.crunchydata.com/cluster={}", cfg.cluster);
-    let pods = Api::<Pod>::namespaced(client.clone(), &ns)
+    let pod_api: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let pods = pod_api
         .list(&ListParams::default().labels(&selector))
         .await
         .map_err(|e| kube_err(site, &format!("GET pods -l {selector}"), e))?;

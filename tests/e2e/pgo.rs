@@ -252,3 +252,94 @@ fn check_puts_two_writable_primaries_before_everything() {
         json!(["site-a", "site-b"])
     );
 }
+
+/// Resume until the run completes; a step in doubt is applied again with
+/// `--retry-step` (its precondition checked live again), as an operator would.
+fn resume_until_done(l: &InLab, run_id: &str) {
+    let mut extra: Vec<String> = Vec::new();
+    for _ in 0..5 {
+        let mut c = l.runbook();
+        c.args(["resume", run_id, "--json"]).args(&extra);
+        let out = run(c);
+        if out.code == 0 {
+            return;
+        }
+        let v = out.json();
+        assert!(
+            v["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("--retry-step"),
+            "unexpected stop: {}\n{}",
+            out.stdout,
+            out.stderr
+        );
+        extra = vec![
+            "--retry-step".into(),
+            v["halted_at"].as_str().unwrap().to_string(),
+        ];
+    }
+    panic!("did not complete");
+}
+
+/// After any crash and resume: one writer, site-b, and every Keycloak on it.
+fn one_writer_at_site_b(l: &InLab, label: &str) {
+    let p = l.pgo();
+    assert_eq!(p["site-b"]["writable"], true, "{label}: {p}");
+    assert_ne!(
+        p["site-a"]["writable"], true,
+        "{label}: never two primaries: {p}"
+    );
+    assert_eq!(
+        p["site-b"]["keycloak_db"]["host"], "hippo-primary.keycloak.svc",
+        "{label}"
+    );
+    assert_eq!(p["site-a"]["keycloak_db"]["host"], "127.0.0.1", "{label}");
+}
+
+#[test]
+fn the_move_killed_at_its_boundaries_resumes_to_one_writer() {
+    for point in [
+        "before-apply=return(move-db-writer)",
+        "after-apply=return(move-db-writer)",
+    ] {
+        let l = pgo_lab(&[]);
+        let mut c = l.runbook();
+        c.args(["run", "switchover", "--yes"])
+            .env("FAILPOINTS", point);
+        assert_eq!(run(c).code, -1, "{point}: killed");
+        resume_until_done(&l, "r-1");
+        one_writer_at_site_b(&l, point);
+    }
+}
+
+#[test]
+fn the_move_killed_between_shutdown_and_promotion_resumes_to_one_writer() {
+    let l = pgo_lab(&[]);
+    let mut c = l.runbook();
+    c.args(["run", "switchover", "--yes"]);
+    let mut child = spawn(c);
+    // SIGKILL the moment the old primary is told to shut down, before the promotion.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let p = l.pgo();
+        if p["site-a"]["spec"]["shutdown"] == true {
+            let _ = child.kill();
+            break;
+        }
+        assert!(Instant::now() < deadline, "the move never started: {p}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let _ = child.wait();
+    let p = l.pgo();
+    assert_ne!(
+        (
+            p["site-a"]["writable"].clone(),
+            p["site-b"]["writable"].clone()
+        ),
+        (json!(true), json!(true)),
+        "never two primaries, even killed: {p}"
+    );
+    resume_until_done(&l, "r-1");
+    one_writer_at_site_b(&l, "killed mid-move");
+}
