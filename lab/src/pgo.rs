@@ -72,6 +72,10 @@ pub struct PgoSite {
     pub startup_instance: Option<String>,
     /// The standby's `recovery_min_apply_delay` (the `pg-replay-delay` fault).
     pub replay_delay: Option<Duration>,
+    /// `status.patroni.switchover`: the trigger value of the last switchover done.
+    pub switchover_done: Option<String>,
+    /// The last switchover refusal recorded (PGO logs it and emits no Event).
+    pub switchover_refused: Option<String>,
 }
 
 impl PgoSite {
@@ -308,6 +312,45 @@ fn new_site(port: u16, data: PathBuf, spec: Value, password: &str) -> PgoSite {
         timeline: None,
         startup_instance: None,
         replay_delay: None,
+        switchover_done: None,
+        switchover_refused: None,
+    }
+}
+
+/// The trigger annotation of an in-cluster switchover (`internal/naming/annotations.go`).
+pub const TRIGGER_SWITCHOVER: &str = "postgres-operator.crunchydata.com/trigger-switchover";
+
+/// PGO's `reconcilePatroniSwitchover` (`internal/controller/postgrescluster/patroni.go`
+/// at v5.8.9) as far as the lab plays it: `enabled` false or absent clears the status;
+/// no trigger, or one already done, does nothing; a cluster of one instance is refused
+/// (an error in the operator's log, retried every reconcile, no Event), and so is a
+/// `Failover` without `targetInstance`. The lab plays one instance per site, so every
+/// switchover it is asked for is refused, as PGO would refuse it.
+fn switchover(p: &mut Pgo, name: &str) {
+    let Some(s) = p.sites.get_mut(name) else {
+        return;
+    };
+    let spec = &s.spec["patroni"]["switchover"];
+    if spec["enabled"] != json!(true) {
+        s.switchover_done = None;
+        s.switchover_refused = None;
+        return;
+    }
+    let Some(trigger) = s.annotations.get(TRIGGER_SWITCHOVER).cloned() else {
+        return;
+    };
+    if s.switchover_done.as_deref() == Some(trigger.as_str()) {
+        return;
+    }
+    let why = if spec["type"] == "Failover" && !spec["targetInstance"].is_string() {
+        "TargetInstance required when type is Failover"
+    } else {
+        "need more than one instance to switchover"
+    };
+    if s.switchover_refused.as_deref() != Some(trigger.as_str()) {
+        s.switchover_refused = Some(trigger.clone());
+        p.errors
+            .push(format!("{name}: switchover {trigger:?}: {why}"));
     }
 }
 
@@ -552,6 +595,11 @@ fn reconcile_once(shared: &Shared, heartbeat: bool) {
             }
             _ => {}
         }
+        let name_owned = name.clone();
+        switchover(p, &name_owned);
+        let Some(site) = p.sites.get_mut(name) else {
+            continue;
+        };
         // The operator has caught up with the spec once nothing is left to do.
         if !site.paused() && op.is_none() {
             site.observed_generation = site.generation;
@@ -597,7 +645,7 @@ pub fn cluster_object(site: &PgoSite, namespace: &str) -> Value {
         "observedGeneration": site.observed_generation,
         "instances": [{"name": INSTANCE_SET, "replicas": replicas, "readyReplicas": replicas,
                        "updatedReplicas": replicas}],
-        "patroni": {"systemIdentifier": "7300000000000000000"},
+        "patroni": {"systemIdentifier": "7300000000000000000", "switchover": site.switchover_done},
         "postgresVersion": 15,
         "conditions": conditions,
     });

@@ -46,6 +46,7 @@ pub fn registry() -> Registry {
     r.register(pgo::MoveWriter { unplanned: false });
     r.register(pgo::MoveWriter { unplanned: true });
     r.register(pgo::RecreateAsStandby);
+    r.register(pgo::Switchover);
     r.register(route53::SetPath);
     r.register(route53::Status);
     r.register(serving::ServingSite);
@@ -94,6 +95,7 @@ mod tests {
                 reader::<crate::aurora::FailoverArgs>()
             }
             "pgo.writer-check" => reader::<crate::pgo::CheckArgs>(),
+            "pgo.switchover" => reader::<crate::pgo::SwitchoverArgs>(),
             "pgo.cluster-state" | "pgo.recreate-as-standby" => reader::<crate::serving::NoArgs>(),
             "route53.health-check-status" => reader::<crate::route53::StatusArgs>(),
             "deployment.identity" => reader::<crate::preflight::IdentityArgs>(),

@@ -107,6 +107,8 @@ struct Sql {
     lsn_bytes: u64,
     /// When the last replayed transaction was committed at the primary (standby).
     replayed_at: Option<String>,
+    /// A primary's timeline (the first 8 hex digits of its current WAL file's name).
+    timeline: Option<i32>,
 }
 
 /// One site's cluster as read now.
@@ -128,6 +130,9 @@ struct View {
     /// SHA-256 of the pguser's password, to compare sites without showing it.
     password_digest: Option<String>,
     secret_error: Option<String>,
+    /// `status.patroni.switchover` and the trigger annotation.
+    switchover: Option<String>,
+    trigger: Option<String>,
 }
 
 impl View {
@@ -157,6 +162,8 @@ impl View {
             "shutdown": self.shutdown, "paused": self.paused, "standby": self.standby,
             "pods": self.pods, "leader_role": self.leader_role, "writable": writable,
             "lsn": lsn, "replayed_at": replayed_at, "sql_error": sql_error,
+            "timeline": self.sql.as_ref().ok().and_then(|s| s.timeline),
+            "switchover": self.switchover, "switchover_trigger": self.trigger,
             "caught_up_with_spec": self.generation == self.observed,
             "summary": self.summary(),
         })
@@ -204,7 +211,9 @@ async fn sql_state(cfg: &PgoDatabase, user: &str, password: &str) -> Result<Sql,
     let query = "SELECT pg_is_in_recovery(),
         (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text,
         pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END, '0/0')::bigint,
-        pg_last_xact_replay_timestamp()::text";
+        pg_last_xact_replay_timestamp()::text,
+        CASE WHEN pg_is_in_recovery() THEN NULL
+             ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END";
     let row = if cfg.tls.unwrap_or(true) {
         let tls = tls_config(cfg.ca_file.as_deref())?;
         pc.ssl_mode(tokio_postgres::config::SslMode::Require);
@@ -228,6 +237,7 @@ async fn sql_state(cfg: &PgoDatabase, user: &str, password: &str) -> Result<Sql,
         lsn: row.get(1),
         lsn_bytes: row.get::<_, i64>(2).max(0) as u64,
         replayed_at: row.get(3),
+        timeline: row.get(4),
     })
 }
 
@@ -326,8 +336,15 @@ async fn read_site(ctx: &StepCtx, site: &str, cfg: &PgoDatabase) -> Result<View,
         sql,
         password_digest,
         secret_error,
+        switchover: status["patroni"]["switchover"].as_str().map(str::to_string),
+        trigger: obj
+            .as_ref()
+            .and_then(|o| o.metadata.annotations.as_ref()?.get(TRIGGER).cloned()),
     })
 }
+
+/// PGO's switchover trigger annotation (`internal/naming/annotations.go`).
+const TRIGGER: &str = "postgres-operator.crunchydata.com/trigger-switchover";
 
 /// Every PGO site, each read (an unreachable one as an error in its place).
 async fn read_all(ctx: &StepCtx) -> (Vec<Result<View, (String, String)>>, Vec<String>) {
@@ -574,7 +591,8 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<Option<T>, String>>,
 {
-    let deadline = Instant::now() + ctx.timeout;
+    // Before the step's own timeout, so the answer says what was last seen.
+    let deadline = Instant::now() + ctx.timeout.mul_f64(0.9);
     let mut last = String::new();
     loop {
         match f().await {
@@ -1142,6 +1160,173 @@ pub async fn identity(ctx: &StepCtx, site: &str, cfg: &PgoDatabase) -> Result<St
     }
 }
 
+/// `pgo.switchover`'s arguments (`crate::args::typed`).
+#[derive(Debug, serde::Deserialize)]
+pub struct SwitchoverArgs {
+    #[serde(default)]
+    pub target_instance: Option<String>,
+    #[serde(default)]
+    pub poll: Option<crate::args::Human>,
+}
+
+/// `pgo.switchover`: PGO's in-cluster switchover at this site (maintenance): set
+/// `spec.patroni.switchover` and a trigger annotation new to this attempt, wait until
+/// `status.patroni.switchover` equals it and the primary's timeline moved on, then
+/// disable it again. PGO reports a refused switchover only in its own log (no Event),
+/// so a timeout says what was seen.
+#[derive(Debug)]
+pub struct Switchover;
+
+#[async_trait]
+impl Action for Switchover {
+    fn name(&self) -> &'static str {
+        "pgo.switchover"
+    }
+    fn summary(&self) -> &'static str {
+        "PGO's in-cluster switchover at this site: another instance of the same PostgresCluster becomes the primary"
+    }
+    fn args(&self) -> &'static [ArgSpec] {
+        const A: &[ArgSpec] = &[
+            ArgSpec::optional(
+                "target_instance",
+                ArgKind::String,
+                "the instance (StatefulSet) to promote, not the pod (default: Patroni's choice)",
+            ),
+            ArgSpec::optional(
+                "poll",
+                ArgKind::Duration,
+                "longest pause between checks (default 2s)",
+            ),
+        ];
+        A
+    }
+    fn outputs(&self) -> Option<&'static [&'static str]> {
+        Some(&["trigger", "timeline_before", "timeline"])
+    }
+    fn effect(&self, _: &Args) -> Effect {
+        // The trigger is journaled with the intent: applied again, it is the same
+        // trigger, which PGO does not act on twice.
+        Effect::Idempotent
+    }
+    fn default_timeout(&self) -> Duration {
+        Duration::from_secs(600)
+    }
+    fn impact(&self, ctx: &StepCtx, _: &Args) -> Option<(ImpactKind, String)> {
+        Some((ImpactKind::MovesWriter, format!("switches {}'s primary to another instance of its cluster: a few seconds without a writer there", ctx.site_name())))
+    }
+    fn describe(&self, ctx: &StepCtx, args: &Args) -> Vec<String> {
+        let target = str_arg(args, "target_instance")
+            .filter(|t| !t.is_empty())
+            .map(|t| format!(", targetInstance: {t}"))
+            .unwrap_or_default();
+        vec![
+            format!("PATCH {}'s PostgresCluster (merge): spec.patroni.switchover {{enabled: true, type: Switchover{target}}} and the annotation {TRIGGER}=<this run, step and attempt>", ctx.site_name()),
+            "wait until status.patroni.switchover equals that value and the primary's timeline (read through its address) moved on".into(),
+            "PATCH spec.patroni.switchover.enabled: false (PGO's documented reset)".into(),
+        ]
+    }
+    fn postcondition(&self, _: &StepCtx, _: &Args) -> Option<String> {
+        Some(
+            "status.patroni.switchover equals this attempt's trigger and the timeline moved on"
+                .into(),
+        )
+    }
+    fn satisfied(&self, _: &Args, o: &Json) -> bool {
+        o["done"] == true
+    }
+    async fn probe(&self, ctx: &StepCtx, _: &Args) -> Result<Json, StepError> {
+        let (site, cfg) = crate::clients::site_config(ctx)?;
+        let p = section(&cfg).ok_or_else(|| {
+            StepError::configuration(format!("site `{site}` names no database.pgo"))
+        })?;
+        let v = read_site(ctx, &site, p).await?;
+        let mut o = v.json();
+        o["done"] = json!(v.switchover.is_some() && v.switchover == v.trigger);
+        Ok(o)
+    }
+    async fn prepare(&self, ctx: &StepCtx, _: &Args) -> Result<Outputs, StepError> {
+        let (site, cfg) = crate::clients::site_config(ctx)?;
+        let p = section(&cfg).ok_or_else(|| {
+            StepError::configuration(format!("site `{site}` names no database.pgo"))
+        })?;
+        let v = read_site(ctx, &site, p).await?;
+        let mut out = Outputs::new();
+        // New for this attempt (PGO does nothing for a value it already acted on).
+        out.insert(
+            "trigger".into(),
+            json!(format!(
+                "{}-{}-{}",
+                ctx.run_id,
+                ctx.step_id,
+                engine::event::now_ms()
+            )),
+        );
+        out.insert(
+            "timeline_before".into(),
+            json!(v.sql.as_ref().ok().and_then(|s| s.timeline)),
+        );
+        Ok(out)
+    }
+    async fn apply(
+        &self,
+        ctx: &StepCtx,
+        args: &Args,
+        prepared: &Outputs,
+    ) -> Result<Outputs, StepError> {
+        let a: SwitchoverArgs = crate::args::typed(self.name(), args)?;
+        let poll = a.poll.map_or(Duration::from_secs(2), |p| p.0);
+        let (site, cfg) = crate::clients::site_config(ctx)?;
+        let p = section(&cfg).cloned().ok_or_else(|| {
+            StepError::configuration(format!("site `{site}` names no database.pgo"))
+        })?;
+        let trigger = prepared
+            .get("trigger")
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let before = prepared.get("timeline_before").and_then(Json::as_i64);
+        let mut sw = json!({"enabled": true, "type": "Switchover"});
+        if let Some(t) = a.target_instance.as_ref().filter(|t| !t.is_empty()) {
+            sw["targetInstance"] = json!(t);
+        }
+        let (client, ns) = kube_client(ctx).await?;
+        let body = json!({"metadata": {"annotations": {TRIGGER: trigger}}, "spec": {"patroni": {"switchover": sw}}});
+        clusters(client, &ns)
+            .patch(&p.cluster, &PatchParams::default(), &Patch::Merge(&body))
+            .await
+            .map_err(|e| {
+                kube_err(
+                    &site,
+                    &format!("PATCH PostgresCluster {} switchover", p.cluster),
+                    e,
+                )
+            })?;
+        let timeline = until(ctx, &format!("PGO switched {site}'s primary over (trigger {trigger})"), poll, || async {
+            let v = read_site(ctx, &site, &p).await.map_err(|e| e.message)?;
+            let tl = v.sql.as_ref().ok().and_then(|s| s.timeline).map(i64::from);
+            let moved = matches!((before, tl), (Some(b), Some(t)) if t > b) || before.is_none();
+            if v.switchover.as_deref() == Some(trigger.as_str()) && moved {
+                Ok(Some(tl))
+            } else {
+                Err(format!(
+                    "status.patroni.switchover {:?}, timeline {tl:?} (was {before:?}), {} instance pod(s), {}; PGO reports a refused switchover (one instance, a Failover without targetInstance, an unknown target) only in its own log",
+                    v.switchover, v.pods, if v.paused { "PAUSED" } else { "not paused" }
+                ))
+            }
+        }).await?;
+        merge_patch(
+            ctx,
+            &site,
+            &p.cluster,
+            json!({"spec": {"patroni": {"switchover": {"enabled": false}}}}),
+        )
+        .await?;
+        let mut out = prepared.clone();
+        out.insert("timeline".into(), json!(timeline));
+        Ok(out)
+    }
+}
+
 /// Every PGO site as `check` shows it: each site's reading, the writable ones, and
 /// each standby's replay lag behind the one writable primary (`null`: not known).
 pub async fn deployment(ctx: &StepCtx) -> Json {
@@ -1220,10 +1405,13 @@ mod tests {
                     lsn: format!("0/{lsn_bytes:X}"),
                     lsn_bytes,
                     replayed_at: None,
+                    timeline: None,
                 })
                 .ok_or_else(|| "connection refused".to_string()),
             password_digest: Some(password.into()),
             secret_error: None,
+            switchover: None,
+            trigger: None,
         })
     }
 

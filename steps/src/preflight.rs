@@ -92,7 +92,8 @@ fn families(action: &str) -> &'static [&'static str] {
         "pgo.move-writer"
         | "pgo.promote-standby"
         | "pgo.recreate-as-standby"
-        | "pgo.cluster-state" => &["pgo"],
+        | "pgo.cluster-state"
+        | "pgo.switchover" => &["pgo"],
         "route53.set-health-check-path" | "route53.health-check-status" => &["route53"],
         // A role: the vendor the site's section names (resolved when proved).
         "traffic.point-away" | "traffic.restore" => &["traffic"],

@@ -343,3 +343,61 @@ fn the_move_killed_between_shutdown_and_promotion_resumes_to_one_writer() {
     resume_until_done(&l, "r-1");
     one_writer_at_site_b(&l, "killed mid-move");
 }
+
+#[test]
+fn an_in_cluster_switchover_on_one_instance_is_refused_and_forced_says_what_pgo_did() {
+    let l = pgo_lab(&[]);
+    let mut c = l.runbook();
+    c.args([
+        "run",
+        "pgo/pgo-switchover",
+        "-p",
+        "site=site-a",
+        "--yes",
+        "--json",
+    ]);
+    let out = run(c).expect(8);
+    let reason = out.json()["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        reason.contains("1 instance pod(s)") && reason.contains("at least two instances"),
+        "{reason}"
+    );
+    assert_eq!(
+        l.pgo()["site-a"]["spec"]["patroni"],
+        Value::Null,
+        "nothing was patched"
+    );
+    // Forced, PGO (the lab, as PGO does) refuses it silently: the step's answer says
+    // what it saw, and the trigger was this attempt's own.
+    let mut c = l.runbook();
+    c.args([
+        "run",
+        "pgo/pgo-switchover",
+        "-p",
+        "site=site-a",
+        "-p",
+        "force=true",
+        "-p",
+        "force_reason=rehearse PGO's silent refusal",
+        "--yes",
+        "--json",
+    ]);
+    let out = run(c);
+    assert_ne!(out.code, 0, "{}", out.stdout);
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert!(text.contains("status.patroni.switchover None"), "{text}");
+    assert!(text.contains("only in its own log"), "{text}");
+    let st = l.state();
+    let errors = st["pgo"]["errors"].to_string();
+    assert!(
+        errors.contains("need more than one instance to switchover"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("r-2-switchover-"),
+        "the trigger names the run and step: {errors}"
+    );
+}

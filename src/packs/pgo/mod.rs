@@ -1,6 +1,7 @@
 //! The `pgo` pack: the procedures of CrunchyData PGO as Keycloak's database that the
 //! Keycloak procedures do not cover (`promote-standby` after the primary's site is
-//! lost, `recreate-standby` to demote a former primary), its reading of the journal,
+//! lost, `recreate-standby` to demote a former primary, `pgo-switchover` inside a
+//! site), its reading of the journal,
 //! its diagnosis of the database for `check`, and its lab (PGO over real PostgreSQL).
 //! The planned move of the writer is the database role's (`database.move-writer`),
 //! which the Keycloak packs' procedures already name.
@@ -28,6 +29,10 @@ pub const PACK: Pack = Pack {
         (
             "recreate-standby",
             include_str!("../../../packs/pgo/recreate-standby.yaml"),
+        ),
+        (
+            "pgo-switchover",
+            include_str!("../../../packs/pgo/pgo-switchover.yaml"),
         ),
     ],
     history: || Arc::new(PgoHistory),
