@@ -266,19 +266,6 @@ const INSERT_EVENT: &str = "INSERT INTO runbook_events (run_id, seq, event)
       AND NOT EXISTS (SELECT 1 FROM runbook_sites WHERE run_id = $1::bigint AND epoch <> $4::bigint)
     ON CONFLICT DO NOTHING";
 
-/// The same for an event no effect waits on (a step's result): its commit does not
-/// wait for the WAL flush (`synchronous_commit` off for this transaction only), and
-/// the next synchronous commit (the next step's intent, a halt, the end) flushes it
-/// with itself: WAL is flushed in order, so nothing after it is durable without it.
-/// A crash loses at most such a tail, which the engine already reads as a step in
-/// doubt and probes again. One round trip, one flush per step.
-const INSERT_RESULT: &str = "INSERT INTO runbook_events (run_id, seq, event)
-    SELECT $1::bigint, $2::bigint, $3::text
-    WHERE ($2::bigint = 0 OR EXISTS (SELECT 1 FROM runbook_events WHERE run_id = $1::bigint AND seq = $2::bigint - 1))
-      AND NOT EXISTS (SELECT 1 FROM runbook_sites WHERE run_id = $1::bigint AND epoch <> $4::bigint)
-      AND set_config('synchronous_commit', 'off', true) = 'off'
-    ON CONFLICT DO NOTHING";
-
 impl Store for PgStore {
     fn create_run(&self, new: NewRunRecord<'_>) -> Result<(RunId, Lease), JournalError> {
         let sites = new.sites.to_vec();
@@ -324,7 +311,6 @@ impl Store for PgStore {
         let event = to_json("event", a.event)?;
         let summary = a.summary.map(|s| to_json("summary", s)).transpose()?;
         let release = a.release_locks;
-        let power_safe = a.power_safe;
         let attempts = std::sync::atomic::AtomicU32::new(0);
         let stored = event.clone();
         self.conn.call(self.patience(), move |c| {
@@ -332,20 +318,15 @@ impl Store for PgStore {
             let id = run.0 as i64;
             let params: [&(dyn postgres::types::ToSql + Sync); 4] =
                 [&id, &(seq as i64), &event, &(epoch as i64)];
-            let insert = if power_safe {
-                INSERT_EVENT
-            } else {
-                INSERT_RESULT
-            };
             if summary.is_none() && !release {
                 // One statement, committed on its own: one round trip.
-                if c.execute(insert, &params)? == 1 {
+                if c.execute(INSERT_EVENT, &params)? == 1 {
                     return Ok(());
                 }
                 return already_there(c, run, seq, epoch, again, &stored);
             }
             let mut tx = c.transaction()?;
-            let n = tx.execute(insert, &params)?;
+            let n = tx.execute(INSERT_EVENT, &params)?;
             if n == 0 {
                 return already_there(&mut tx, run, seq, epoch, again, &stored);
             }
@@ -365,12 +346,10 @@ impl Store for PgStore {
     }
 
     fn flush(&self) -> Result<(), JournalError> {
-        // Every commit is durable (synchronous_commit) but a result's; this makes those
-        // durable too (a WAL flush of everything written so far).
-        self.conn.call(self.patience(), move |c| {
-            c.batch_execute("SELECT pg_catalog.txid_current(); ")?;
-            Ok(())
-        })
+        // Every commit is durable (synchronous_commit), a step's result included: a
+        // result committed without waiting for the WAL flush would be lost when the
+        // server crashes, and the step's effect applied again on resume.
+        Ok(())
     }
 
     fn events(&self, run: RunId) -> Result<Vec<Event>, JournalError> {

@@ -37,7 +37,8 @@ fn keycloak_name(ctx: &StepCtx) -> Result<String, StepError> {
     })
 }
 
-fn api(client: kube::Client, ns: &str) -> Api<DynamicObject> {
+/// The Keycloak CRs of a namespace.
+pub(crate) fn api(client: kube::Client, ns: &str) -> Api<DynamicObject> {
     let gvk = GroupVersionKind::gvk("k8s.keycloak.org", "v2alpha1", "Keycloak");
     Api::namespaced_with(
         client,
@@ -46,7 +47,8 @@ fn api(client: kube::Client, ns: &str) -> Api<DynamicObject> {
     )
 }
 
-fn kube_err(site: &str, what: &str, e: kube::Error) -> StepError {
+/// A Kubernetes error of `site`, its status and reason kept.
+pub(crate) fn kube_err(site: &str, what: &str, e: kube::Error) -> StepError {
     let msg = format!("site `{site}`: {what}: {e}");
     match &e {
         kube::Error::Api(s) => StepError::kubernetes(s.code, &s.reason, msg),

@@ -33,6 +33,7 @@ use serde_json::{json, Value as Json};
 use crate::args::{dur_arg, str_arg};
 use crate::clients::kube_client;
 use crate::config::{PgoDatabase, SiteConfig};
+use crate::keycloak::kube_err;
 
 /// The replay lag a planned move accepts unless the environment file says otherwise.
 pub const DEFAULT_MAX_LAG: u64 = 16 * 1024 * 1024;
@@ -79,23 +80,6 @@ fn clusters(client: kube::Client, ns: &str) -> Api<DynamicObject> {
         ns,
         &ApiResource::from_gvk_with_plural(&gvk, "postgresclusters"),
     )
-}
-
-fn keycloaks(client: kube::Client, ns: &str) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk("k8s.keycloak.org", "v2alpha1", "Keycloak");
-    Api::namespaced_with(
-        client,
-        ns,
-        &ApiResource::from_gvk_with_plural(&gvk, "keycloaks"),
-    )
-}
-
-fn kube_err(site: &str, what: &str, e: kube::Error) -> StepError {
-    let msg = format!("site `{site}`: {what}: {e}");
-    match &e {
-        kube::Error::Api(s) => StepError::kubernetes(s.code, &s.reason, msg),
-        _ => StepError::transient(msg),
-    }
 }
 
 /// What the database itself answers.
@@ -614,6 +598,29 @@ where
     }
 }
 
+/// Until `site`'s cluster has no instance pod and its database does not write.
+async fn until_shut_down(
+    ctx: &StepCtx,
+    site: &str,
+    cfg: &PgoDatabase,
+    poll: Duration,
+) -> Result<(), StepError> {
+    until(
+        ctx,
+        &format!("{site}'s cluster is shut down"),
+        poll,
+        || async {
+            let v = read_site(ctx, site, cfg).await.map_err(|e| e.message)?;
+            if v.pods == 0 && !v.writable() {
+                Ok(Some(()))
+            } else {
+                Err(v.summary())
+            }
+        },
+    )
+    .await
+}
+
 async fn merge_patch(
     ctx: &StepCtx,
     site: &str,
@@ -662,7 +669,7 @@ async fn repoint_all(ctx: &StepCtx, to: &View, poll: Duration) -> Result<Vec<Str
                 ))
             })?;
         let (client, ns) = kube_client(&site_ctx(ctx, site)?).await?;
-        let api = keycloaks(client, &ns);
+        let api = crate::keycloak::api(client, &ns);
         let (host, port) = db_target(site, to);
         let secret = format!("{}-pguser-{}", to.cfg.cluster, to.user());
         let body = json!({"spec": {"db": {"vendor": "postgres", "host": host, "port": port,
@@ -834,7 +841,7 @@ impl Action for MoveWriter {
                     continue;
                 };
                 let (client, ns) = kube_client(&site_ctx(ctx, site)?).await?;
-                let kc = keycloaks(client, &ns)
+                let kc = crate::keycloak::api(client, &ns)
                     .get(&k.name)
                     .await
                     .map_err(|e| kube_err(site, "GET Keycloak", e))?;
@@ -924,22 +931,7 @@ impl Action for MoveWriter {
                 .await;
                 let fenced = matches!(fenced, Ok(Ok(())));
                 if fenced {
-                    until(
-                        ctx,
-                        &format!("{from}'s cluster is shut down"),
-                        poll,
-                        || async {
-                            let v = read_site(ctx, from, &from_cfg)
-                                .await
-                                .map_err(|e| e.message)?;
-                            if v.pods == 0 && !v.writable() {
-                                Ok(Some(()))
-                            } else {
-                                Err(v.summary())
-                            }
-                        },
-                    )
-                    .await?;
+                    until_shut_down(ctx, from, &from_cfg, poll).await?;
                 }
                 out.insert("fenced".into(), json!(fenced));
             } else {
@@ -970,22 +962,7 @@ impl Action for MoveWriter {
                     json!({"spec": {"shutdown": true}}),
                 )
                 .await?;
-                until(
-                    ctx,
-                    &format!("{from}'s cluster is shut down"),
-                    poll,
-                    || async {
-                        let v = read_site(ctx, from, &from_cfg)
-                            .await
-                            .map_err(|e| e.message)?;
-                        if v.pods == 0 && !v.writable() {
-                            Ok(Some(()))
-                        } else {
-                            Err(v.summary())
-                        }
-                    },
-                )
-                .await?;
+                until_shut_down(ctx, from, &from_cfg, poll).await?;
             }
         }
         merge_patch(

@@ -253,35 +253,6 @@ fn check_puts_two_writable_primaries_before_everything() {
     );
 }
 
-/// Resume until the run completes; a step in doubt is applied again with
-/// `--retry-step` (its precondition checked live again), as an operator would.
-fn resume_until_done(l: &InLab, run_id: &str) {
-    let mut extra: Vec<String> = Vec::new();
-    for _ in 0..5 {
-        let mut c = l.runbook();
-        c.args(["resume", run_id, "--json"]).args(&extra);
-        let out = run(c);
-        if out.code == 0 {
-            return;
-        }
-        let v = out.json();
-        assert!(
-            v["reason"]
-                .as_str()
-                .unwrap_or_default()
-                .contains("--retry-step"),
-            "unexpected stop: {}\n{}",
-            out.stdout,
-            out.stderr
-        );
-        extra = vec![
-            "--retry-step".into(),
-            v["halted_at"].as_str().unwrap().to_string(),
-        ];
-    }
-    panic!("did not complete");
-}
-
 /// After any crash and resume: one writer, site-b, and every Keycloak on it.
 fn one_writer_at_site_b(l: &InLab, label: &str) {
     let p = l.pgo();

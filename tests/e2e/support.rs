@@ -535,3 +535,30 @@ pub fn spawn_serve(cmd: Command) -> (Child, String) {
     };
     (server, base)
 }
+
+/// Resume as an operator would: a destructive step in doubt whose postcondition does
+/// not hold is applied again with `--retry-step` (its precondition is checked again).
+pub fn resume_until_done(l: &InLab, run_id: &str) {
+    let mut extra: Vec<String> = Vec::new();
+    for _ in 0..6 {
+        let mut c = l.runbook();
+        c.args(["resume", run_id, "--json"]).args(&extra);
+        let out = run(c);
+        if out.code == 0 {
+            return;
+        }
+        let v = out.json();
+        let reason = v["reason"].as_str().unwrap_or_default().to_string();
+        assert!(
+            reason.contains("--retry-step"),
+            "unexpected stop: {}\n{}",
+            out.stdout,
+            out.stderr
+        );
+        extra = vec![
+            "--retry-step".into(),
+            v["halted_at"].as_str().unwrap().to_string(),
+        ];
+    }
+    panic!("did not complete");
+}
