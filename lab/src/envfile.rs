@@ -90,10 +90,15 @@ pub fn write(
             ns = crate::kube::NAMESPACE,
             database = match ep.postgres.get(site) {
                 Some(addr) => format!(
-                    // The lab's servers take no TLS (PGO's always do): said, not hidden.
-                    "pgo: {{ cluster: {}, user: {}, address: \"{addr}\", tls: false }}",
+                    // Without `--tls` the lab's servers take no TLS (PGO's always do):
+                    // said, not hidden.
+                    "pgo: {{ cluster: {}, user: {}, address: \"{addr}\", {} }}",
                     crate::pgo::CLUSTER,
-                    crate::pgo::USER
+                    crate::pgo::USER,
+                    match &ca_file {
+                        Some(f) => format!("ca_file: {}", f.display()),
+                        None => "tls: false".to_string(),
+                    }
                 ),
                 None => format!(
                     "aurora: {{ cluster: keycloak-aurora, instance: keycloak-aurora-instance-{}, zone: {} }}",

@@ -227,10 +227,18 @@ pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
         config_maps: BTreeMap::new(),
         pgo: None,
     })));
+    let tls = if config.tls {
+        Some(tls::generate()?)
+    } else {
+        None
+    };
     if config.shape.database == world::Database::Pgo {
         let sites = config.shape.sites.to_vec();
         let password = format!("pg-{:016x}", fastrand::u64(..));
-        let pgo = tokio::task::spawn_blocking(move || pgo::setup(&sites, &password))
+        let cert = tls
+            .as_ref()
+            .map(|t| (t.cert_pem.clone(), t.key_pem.clone()));
+        let pgo = tokio::task::spawn_blocking(move || pgo::setup(&sites, &password, cert))
             .await
             .map_err(|e| LabError::Pgo(e.to_string()))??;
         let mut lab = shared.lock();
@@ -256,11 +264,6 @@ pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
     let mut ispn = BTreeMap::new();
     let mut kc = BTreeMap::new();
     let mut kube_eps = BTreeMap::new();
-    let tls = if config.tls {
-        Some(tls::generate()?)
-    } else {
-        None
-    };
     for site in &config.shape.sites {
         let (addr, t) = match &tls {
             Some(t) => {

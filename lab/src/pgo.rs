@@ -100,6 +100,8 @@ pub struct Pgo {
     pub sites: BTreeMap<String, PgoSite>,
     /// Errors the reconciler met, newest last (PGO's are silent; the admin API shows).
     pub errors: Vec<String>,
+    /// The servers take the users' connections over TLS only.
+    pub tls: bool,
 }
 
 /// The PostgreSQL server binaries: `RUNBOOK_LAB_PG_BIN`, else Debian's newest
@@ -174,18 +176,30 @@ fn setup_error(e: impl std::fmt::Display) -> LabError {
 /// The settings every lab server runs with (fsync off: a rehearsal's data is
 /// throwaway; replication as PGO configures a streaming standby).
 fn server_conf(port: u16, socket_dir: &Path) -> String {
-    format!(
+    let mut conf = format!(
         "listen_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\n\
          wal_level = replica\nmax_wal_senders = 5\nhot_standby = on\nfsync = off\n\
          max_connections = 50\nshared_buffers = 16MB\n",
         socket_dir.display()
-    )
+    );
+    let cert = socket_dir.join("server.crt");
+    if cert.exists() {
+        conf.push_str(&format!(
+            "ssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\n",
+            cert.display(),
+            socket_dir.join("server.key").display()
+        ));
+    }
+    conf
 }
 
 /// The lab's own way in is the `postgres` superuser over loopback without a
 /// password (the operator's, like PGO's exec into the pod); everyone else, the
 /// pguser included, proves a password (SCRAM), as PGO's `pg_hba` asks.
-const HBA: &str = "local all all trust\nhost replication postgres 127.0.0.1/32 trust\nhost all postgres 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 scram-sha-256\n";
+fn hba(tls: bool) -> String {
+    let users = if tls { "hostssl" } else { "host" };
+    format!("local all all trust\nhost replication postgres 127.0.0.1/32 trust\nhost all postgres 127.0.0.1/32 trust\n{users} all all 127.0.0.1/32 scram-sha-256\n")
+}
 
 fn write(path: &Path, text: &str) -> Result<(), LabError> {
     std::fs::write(path, text).map_err(|error| LabError::Write {
@@ -227,7 +241,11 @@ fn base_spec() -> Value {
 ///
 /// # Errors
 /// No PostgreSQL binaries, or a server that does not start.
-pub fn setup(sites: &[String], password: &str) -> Result<Pgo, LabError> {
+pub fn setup(
+    sites: &[String],
+    password: &str,
+    tls: Option<(String, String)>,
+) -> Result<Pgo, LabError> {
     let bin = find_bin().ok_or_else(|| {
         setup_error("PGO's lab needs the PostgreSQL server binaries (initdb, pg_ctl, pg_basebackup): install Debian's postgresql, or set RUNBOOK_LAB_PG_BIN")
     })?;
@@ -237,11 +255,27 @@ pub fn setup(sites: &[String], password: &str) -> Result<Pgo, LabError> {
         error,
     })?;
     chown_postgres(&root);
+    // With the lab's TLS: the server certificate for every server (PGO always serves
+    // TLS, and its pg_hba takes the users' connections over TLS only).
+    if let Some((cert, key)) = &tls {
+        write(&root.join("server.crt"), cert)?;
+        write(&root.join("server.key"), key)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(
+                root.join("server.key"),
+                std::fs::Permissions::from_mode(0o600),
+            );
+        }
+        chown_postgres(&root);
+    }
     let mut pgo = Pgo {
         bin,
         root,
         sites: BTreeMap::new(),
         errors: Vec::new(),
+        tls: tls.is_some(),
     };
     let primary = &sites[0];
     let port_a = free_port()?;
@@ -262,7 +296,7 @@ pub fn setup(sites: &[String], password: &str) -> Result<Pgo, LabError> {
         &data_a.join("postgresql.auto.conf"),
         &server_conf(port_a, &pgo.root),
     )?;
-    write(&data_a.join("pg_hba.conf"), HBA)?;
+    write(&data_a.join("pg_hba.conf"), &hba(tls.is_some()))?;
     chown_postgres(&data_a);
     start_server(&pgo.bin, &data_a).map_err(setup_error)?;
     sql(

@@ -18,6 +18,10 @@ use crate::LabError;
 pub struct LabTls {
     pub ca_pem: String,
     pub acceptor: TlsAcceptor,
+    /// The server certificate and its key (PEM), for servers the lab runs as programs
+    /// (PGO's PostgreSQL).
+    pub cert_pem: String,
+    pub key_pem: String,
 }
 
 impl std::fmt::Debug for LabTls {
@@ -68,6 +72,8 @@ pub fn generate() -> Result<LabTls, LabError> {
     Ok(LabTls {
         ca_pem: ca_cert.pem(),
         acceptor: TlsAcceptor::from(Arc::new(config)),
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
     })
 }
 

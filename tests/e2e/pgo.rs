@@ -372,3 +372,36 @@ fn an_in_cluster_switchover_on_one_instance_is_refused_and_forced_says_what_pgo_
         "the trigger names the run and step: {errors}"
     );
 }
+
+#[test]
+fn over_tls_the_move_verifies_the_servers_against_the_ca_and_plain_connections_are_refused() {
+    let l = InLab::start_with(&[], |c| {
+        c.shape.database = lab::world::Database::Pgo;
+        c.tls = true;
+    });
+    l.until_pgo("both servers answer", |p| {
+        p["site-a"]["writable"] == true && p["site-b"]["writable"] == false
+    });
+    let env = std::fs::read_to_string(l.env()).unwrap();
+    assert!(
+        env.contains("ca_file:") && !env.contains("tls: false"),
+        "{env}"
+    );
+    // As PGO's pg_hba does, the users' connections are taken over TLS only.
+    let port = l.pgo()["site-a"]["port"].as_u64().unwrap() as u16;
+    let password = l.running().shared.lock().pgo.as_ref().unwrap().sites["site-a"]
+        .password
+        .clone();
+    let plain = postgres::Config::new()
+        .host("127.0.0.1")
+        .port(port)
+        .user("hippo")
+        .password(password)
+        .dbname("hippo")
+        .ssl_mode(postgres::config::SslMode::Disable)
+        .connect(postgres::NoTls);
+    assert!(plain.is_err(), "a plain connection is refused");
+    let out = switchover(&l).expect(0);
+    assert_eq!(out.json()["status"], "completed");
+    assert_eq!(l.pgo()["site-b"]["writable"], true);
+}
