@@ -183,6 +183,26 @@ fn check(l: &InLab, pack: Option<&str>) -> (i32, Value) {
 #[test]
 fn promote_standby_fences_the_old_primary_and_recreate_standby_demotes_it() {
     let l = pgo_lab(&[]);
+    // Recreating the only primary's site would destroy the only data: refused.
+    let mut c = l.runbook();
+    c.args([
+        "run",
+        "pgo/recreate-standby",
+        "-p",
+        "site=site-a",
+        "--yes",
+        "--json",
+    ]);
+    let out = run(c).expect(8);
+    assert!(
+        out.json()["reason"]
+            .as_str()
+            .unwrap()
+            .contains("writable now: site-a"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(l.pgo()["site-a"]["writable"], true, "nothing was deleted");
     let mut c = l.runbook();
     c.args(["run", "pgo/promote-standby", "--yes", "--json"]);
     let out = run(c).expect(0);
@@ -194,7 +214,7 @@ fn promote_standby_fences_the_old_primary_and_recreate_standby_demotes_it() {
         "the old primary is fenced: {p}"
     );
     let mut s = l.runbook();
-    s.args(["status", "r-1", "--json"]);
+    s.args(["status", "r-2", "--json"]);
     let st: Value = serde_json::from_str(&run(s).expect(0).stdout).unwrap();
     let o = &st["steps"]["promote"]["outputs"];
     assert_eq!(o["fenced"], true, "{o}");
