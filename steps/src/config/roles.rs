@@ -199,6 +199,22 @@ pub fn normalize(file: &mut EnvFile, text: &str) -> Result<(), SchemaError> {
                 format!("sites.{name}.database names two vendors (aurora and pgo): a site's database is one"),
             ));
         }
+        if let Some(p) = site.database.as_ref().and_then(|d| d.pgo.as_ref()) {
+            let port_ok = p
+                .address
+                .rsplit_once(':')
+                .is_some_and(|(h, port)| !h.is_empty() && port.parse::<u16>().is_ok_and(|n| n > 0));
+            if !port_ok {
+                return Err(placed(
+                    text,
+                    "address",
+                    format!(
+                        "sites.{name}.database.pgo.address `{}` is not host:port (where this site's primary service is exposed, e.g. pg-a.example.com:5432)",
+                        p.address
+                    ),
+                ));
+            }
+        }
         if let Some(a) = site.database.as_ref().and_then(|d| d.aurora.as_ref()) {
             if site.aurora.is_some() {
                 return Err(placed(
@@ -298,5 +314,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("gives Route53 twice"), "{e}");
+    }
+
+    #[test]
+    fn a_pgo_section_is_checked_whole_and_alone() {
+        let pgo = "sites:\n  site-a:\n    database:\n      pgo: { cluster: hippo, address: \"pg-a.example.com:5432\" }\n";
+        let env = Environment::parse(pgo, Path::new("env.yaml"), &Schema).unwrap();
+        let a = &sites(&env)["site-a"];
+        assert_eq!(crate::roles::Concern::Database.vendor_of(a), Some("pgo"));
+        let bad = "sites:\n  site-a:\n    database:\n      pgo:\n        cluster: hippo\n        address: pg-a.example.com\n";
+        let e = Environment::parse(bad, Path::new("env.yaml"), &Schema)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is not host:port") && e.contains(":6"), "{e}");
+        let both = "sites:\n  site-a:\n    database:\n      aurora: { instance: i-1 }\n      pgo: { cluster: hippo, address: \"a:1\" }\n";
+        let e = Environment::parse(both, Path::new("env.yaml"), &Schema)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("names two vendors"), "{e}");
     }
 }
