@@ -254,6 +254,31 @@ pub fn setup(
         path: root.clone(),
         error,
     })?;
+    let made = setup_in(bin.clone(), root.clone(), sites, password, tls);
+    if made.is_err() {
+        // A setup that failed half-way leaves no server running and no data behind.
+        remove_all(&bin, &root);
+    }
+    made
+}
+
+/// Stop every server whose data lives under `root`, then remove it.
+fn remove_all(bin: &Path, root: &Path) {
+    for dir in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        if dir.path().join("PG_VERSION").exists() {
+            let _ = stop_server(bin, &dir.path(), "immediate");
+        }
+    }
+    let _ = std::fs::remove_dir_all(root);
+}
+
+fn setup_in(
+    bin: PathBuf,
+    root: PathBuf,
+    sites: &[String],
+    password: &str,
+    tls: Option<(String, String)>,
+) -> Result<Pgo, LabError> {
     chown_postgres(&root);
     // With the lab's TLS: the server certificate for every server (PGO always serves
     // TLS, and its pg_hba takes the users' connections over TLS only).
@@ -644,10 +669,7 @@ fn reconcile_once(shared: &Shared, heartbeat: bool) {
 impl Pgo {
     /// Stop every server and remove their data (the lab is going away).
     pub fn stop_all(&self) {
-        for s in self.sites.values() {
-            let _ = stop_server(&self.bin, &s.data, "immediate");
-        }
-        let _ = std::fs::remove_dir_all(&self.root);
+        remove_all(&self.bin, &self.root);
     }
 }
 
@@ -747,4 +769,46 @@ pub fn secret_object(site: &PgoSite, namespace: &str) -> Value {
             "jdbc-uri": b64(&format!("jdbc:postgresql://{host}:5432/{DATABASE}?password={pw}&user={USER}")),
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a half-done setup leaves is taken down: a running server and its data.
+    #[test]
+    fn remove_all_stops_every_server_under_its_root_and_removes_it() {
+        let Some(bin) = find_bin() else {
+            eprintln!("SKIPPED: no PostgreSQL server binaries");
+            return;
+        };
+        let root =
+            std::env::temp_dir().join(format!("runbook-lab-pgo-test-{:016x}", fastrand::u64(..)));
+        std::fs::create_dir_all(&root).unwrap();
+        chown_postgres(&root);
+        let data = root.join("site-a");
+        pg(
+            &bin,
+            "initdb",
+            &[
+                "-D",
+                &data.to_string_lossy(),
+                "-U",
+                "postgres",
+                "--auth=trust",
+            ],
+        )
+        .unwrap();
+        let port = free_port().unwrap();
+        write(
+            &data.join("postgresql.auto.conf"),
+            &server_conf(port, &root),
+        )
+        .unwrap();
+        start_server(&bin, &data).unwrap();
+        assert!(observe(port).is_some(), "the server runs");
+        remove_all(&bin, &root);
+        assert!(observe(port).is_none(), "the server is stopped");
+        assert!(!root.exists(), "its data is removed");
+    }
 }
