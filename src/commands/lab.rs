@@ -141,7 +141,14 @@ pub async fn run(config: &Config, args: &LabArgs) -> CliResult<Code> {
     );
     println!();
     println!("Ctrl-C stops the lab.");
-    tokio::signal::ctrl_c().await.map_err(failed)?;
+    // Ctrl-C or a plain `kill` (SIGTERM): either way the lab stops its servers (the
+    // PGO lab's PostgreSQL processes included) before it exits.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(failed)?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.map_err(failed)?,
+        _ = term.recv() => {}
+    }
     eprintln!("lab stopped");
     drop(lab);
     Ok(Code::Ok)

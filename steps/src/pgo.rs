@@ -43,6 +43,17 @@ pub fn section(cfg: &SiteConfig) -> Option<&PgoDatabase> {
     cfg.database.as_ref()?.pgo.as_ref()
 }
 
+/// The step's site and its PGO section, or a configuration error naming it.
+fn this_site(ctx: &StepCtx) -> Result<(String, PgoDatabase), StepError> {
+    let (site, cfg) = crate::clients::site_config(ctx)?;
+    let p = section(&cfg).cloned().ok_or_else(|| {
+        StepError::configuration(format!(
+            "site `{site}` names no database.pgo in the environment file"
+        ))
+    })?;
+    Ok((site, p))
+}
+
 fn site_ctx(ctx: &StepCtx, site: &str) -> Result<StepCtx, StepError> {
     let config = ctx.env.sites.get(site).cloned().ok_or_else(|| {
         StepError::configuration(format!("site `{site}` is not in the environment file"))
@@ -546,13 +557,8 @@ impl Action for ClusterState {
         vec![format!("GET PostgresCluster, its pods and pguser secret on {}; SQL pg_is_in_recovery() through its database.pgo.address", ctx.site_name())]
     }
     async fn probe(&self, ctx: &StepCtx, _: &Args) -> Result<Json, StepError> {
-        let (site, cfg) = crate::clients::site_config(ctx)?;
-        let p = section(&cfg).ok_or_else(|| {
-            StepError::configuration(format!(
-                "site `{site}` names no database.pgo in the environment file"
-            ))
-        })?;
-        Ok(read_site(ctx, &site, p).await?.json())
+        let (site, p) = this_site(ctx)?;
+        Ok(read_site(ctx, &site, &p).await?.json())
     }
     async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
         Ok(self
@@ -1212,21 +1218,15 @@ impl Action for Switchover {
         o["done"] == true
     }
     async fn probe(&self, ctx: &StepCtx, _: &Args) -> Result<Json, StepError> {
-        let (site, cfg) = crate::clients::site_config(ctx)?;
-        let p = section(&cfg).ok_or_else(|| {
-            StepError::configuration(format!("site `{site}` names no database.pgo"))
-        })?;
-        let v = read_site(ctx, &site, p).await?;
+        let (site, p) = this_site(ctx)?;
+        let v = read_site(ctx, &site, &p).await?;
         let mut o = v.json();
         o["done"] = json!(v.switchover.is_some() && v.switchover == v.trigger);
         Ok(o)
     }
     async fn prepare(&self, ctx: &StepCtx, _: &Args) -> Result<Outputs, StepError> {
-        let (site, cfg) = crate::clients::site_config(ctx)?;
-        let p = section(&cfg).ok_or_else(|| {
-            StepError::configuration(format!("site `{site}` names no database.pgo"))
-        })?;
-        let v = read_site(ctx, &site, p).await?;
+        let (site, p) = this_site(ctx)?;
+        let v = read_site(ctx, &site, &p).await?;
         let mut out = Outputs::new();
         // New for this attempt (PGO does nothing for a value it already acted on).
         out.insert(
@@ -1252,10 +1252,7 @@ impl Action for Switchover {
     ) -> Result<Outputs, StepError> {
         let a: SwitchoverArgs = crate::args::typed(self.name(), args)?;
         let poll = a.poll.map_or(Duration::from_secs(2), |p| p.0);
-        let (site, cfg) = crate::clients::site_config(ctx)?;
-        let p = section(&cfg).cloned().ok_or_else(|| {
-            StepError::configuration(format!("site `{site}` names no database.pgo"))
-        })?;
+        let (site, p) = this_site(ctx)?;
         let trigger = prepared
             .get("trigger")
             .and_then(Json::as_str)

@@ -57,6 +57,14 @@ impl InLab {
     }
 }
 
+/// A refused or stopped run's reason, from its `--json` line.
+fn reason_of(out: &Out) -> String {
+    out.json()["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
 fn switchover(l: &InLab) -> Out {
     let mut c = l.runbook();
     c.args(["run", "switchover", "--yes", "--json"]);
@@ -111,10 +119,7 @@ fn two_writable_primaries_are_refused_before_anything_is_done() {
     l.patch_cluster("site-b", json!({"spec": {"standby": {"enabled": false}}}));
     l.until_pgo("site-b writes too", |p| p["site-b"]["writable"] == true);
     let out = switchover(&l).expect(8);
-    let reason = out.json()["reason"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let reason = reason_of(&out);
     assert!(
         reason.contains("TWO WRITABLE PRIMARIES: site-a and site-b"),
         "{reason}"
@@ -137,10 +142,7 @@ fn a_standby_lagging_past_the_bound_is_refused() {
     // The primary takes writes (the lab's heartbeat) that the standby holds back.
     std::thread::sleep(Duration::from_millis(1500));
     let out = switchover(&l).expect(8);
-    let reason = out.json()["reason"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let reason = reason_of(&out);
     assert!(
         reason.contains("bytes of WAL behind the primary"),
         "{reason}"
@@ -152,10 +154,7 @@ fn a_standby_lagging_past_the_bound_is_refused() {
 fn different_pguser_secrets_are_refused_without_showing_either() {
     let l = pgo_lab(&["pg-secret-differs:site-b"]);
     let out = switchover(&l).expect(8);
-    let reason = out.json()["reason"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let reason = reason_of(&out);
     assert!(reason.contains("hold different passwords"), "{reason}");
     let all = format!("{}{}", out.stdout, out.stderr);
     let lab = l.running().shared.lock();
@@ -348,10 +347,7 @@ fn an_in_cluster_switchover_on_one_instance_is_refused_and_forced_says_what_pgo_
         "--json",
     ]);
     let out = run(c).expect(8);
-    let reason = out.json()["reason"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let reason = reason_of(&out);
     assert!(
         reason.contains("1 instance pod(s)") && reason.contains("at least two instances"),
         "{reason}"
@@ -424,4 +420,52 @@ fn over_tls_the_move_verifies_the_servers_against_the_ca_and_plain_connections_a
     let out = switchover(&l).expect(0);
     assert_eq!(out.json()["status"], "completed");
     assert_eq!(l.pgo()["site-b"]["writable"], true);
+}
+
+#[test]
+fn runbook_lab_stopped_by_sigterm_stops_its_postgresql_servers() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab_dir = dir.path().join("lab");
+    let mut c = runbook(&dir.path().join("j"));
+    c.args(["lab", "--database", "pgo", "--dir"]).arg(&lab_dir);
+    let mut child = spawn(c);
+    let env = lab_dir.join("env.yaml");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let text = loop {
+        if let Ok(t) = std::fs::read_to_string(&env) {
+            if t.contains("pgo:") {
+                break t;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the lab never wrote {}",
+            env.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let ports: Vec<u16> = text
+        .split("address: \"127.0.0.1:")
+        .skip(1)
+        .filter_map(|r| r.split('"').next()?.parse().ok())
+        .collect();
+    assert_eq!(ports.len(), 2, "{text}");
+    for p in &ports {
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", *p)).is_ok(),
+            "{p} serves"
+        );
+    }
+    #[allow(unsafe_code)]
+    // SAFETY: kill(2) with SIGTERM on the child's pid has no memory effects here.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    assert!(child.wait().unwrap().success(), "a clean stop");
+    for p in &ports {
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", *p)).is_err(),
+            "PostgreSQL on {p} was stopped with the lab"
+        );
+    }
 }
