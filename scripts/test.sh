@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 echo "== test dependencies"
 # moto: a real AWS emulator the AWS tests cross-check the lab against.
-python3 -m pip install --quiet --disable-pip-version-check 'moto[server]>=5,<6'
+python3 -m pip install --quiet --disable-pip-version-check 'moto[server]>=5,<6' 'awscli>=1.40,<2'
 # kubectl: a real Kubernetes client the lab's API is checked with (on the machine image;
 # Debian's package otherwise).
 if ! command -v kubectl >/dev/null; then

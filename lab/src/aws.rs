@@ -8,6 +8,9 @@
 //!   GetHealthCheckStatus (observations from really probing the site's path), and
 //!   TestDNSAnswer (which site the client domain resolves to now).
 //!
+//! - Global Accelerator (JSON 1.1, `X-Amz-Target`) and ELBv2 (query protocol,
+//!   `Version=2015-12-01`): `accelerator.rs`.
+//!
 //! Request signatures are not checked (any credentials work), as with other emulators.
 
 use std::collections::HashMap;
@@ -16,7 +19,7 @@ use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{header, Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
@@ -35,41 +38,41 @@ pub fn router(lab: Shared) -> Router {
 }
 
 /// A small XML document builder over quick-xml (which does the escaping).
-struct Xml {
+pub(crate) struct Xml {
     w: Writer<Cursor<Vec<u8>>>,
 }
 
 impl Xml {
-    fn new() -> Xml {
+    pub(crate) fn new() -> Xml {
         let mut w = Writer::new(Cursor::new(Vec::new()));
         let _ = w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)));
         Xml { w }
     }
-    fn open(&mut self, name: &str) -> &mut Xml {
+    pub(crate) fn open(&mut self, name: &str) -> &mut Xml {
         let _ = self.w.write_event(Event::Start(BytesStart::new(name)));
         self
     }
-    fn open_ns(&mut self, name: &str, ns: &str) -> &mut Xml {
+    pub(crate) fn open_ns(&mut self, name: &str, ns: &str) -> &mut Xml {
         let _ = self.w.write_event(Event::Start(
             BytesStart::new(name).with_attributes([("xmlns", ns)]),
         ));
         self
     }
-    fn close(&mut self, name: &str) -> &mut Xml {
+    pub(crate) fn close(&mut self, name: &str) -> &mut Xml {
         let _ = self.w.write_event(Event::End(BytesEnd::new(name)));
         self
     }
-    fn el(&mut self, name: &str, text: &str) -> &mut Xml {
+    pub(crate) fn el(&mut self, name: &str, text: &str) -> &mut Xml {
         self.open(name);
         let _ = self.w.write_event(Event::Text(BytesText::new(text)));
         self.close(name)
     }
-    fn finish(self) -> String {
+    pub(crate) fn finish(self) -> String {
         String::from_utf8_lossy(&self.w.into_inner().into_inner()).into_owned()
     }
 }
 
-fn xml(code: StatusCode, body: String) -> Response {
+pub(crate) fn xml(code: StatusCode, body: String) -> Response {
     (code, [(header::CONTENT_TYPE, "text/xml")], body).into_response()
 }
 
@@ -87,7 +90,7 @@ fn request_id() -> String {
 }
 
 /// An AWS error document (query and REST-XML protocols share this shape).
-fn error(code: StatusCode, ns: &str, err_code: &str, message: &str) -> Response {
+pub(crate) fn error(code: StatusCode, ns: &str, err_code: &str, message: &str) -> Response {
     let mut x = Xml::new();
     x.open_ns("ErrorResponse", ns)
         .open("Error")
@@ -111,6 +114,7 @@ async fn handle(
     State(lab): State<Shared>,
     method: Method,
     uri: Uri,
+    headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> Response {
@@ -132,8 +136,17 @@ async fn handle(
     if let Some(rest) = path.strip_prefix("/2013-04-01/") {
         return route53(&mut l.world, &method, rest, &query, &body);
     }
+    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok());
+    if let Some(op) = target.and_then(|t| t.strip_prefix(crate::accelerator::TARGET_PREFIX)) {
+        let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let region = crate::accelerator::signed_region(auth);
+        return crate::accelerator::handle(&mut l.world, op, &body, region.as_deref());
+    }
     if method == Method::POST && (path.is_empty() || path == "/") {
         let form: HashMap<String, String> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+        if form.get("Version").map(String::as_str) == Some(crate::accelerator::ELBV2_VERSION) {
+            return crate::accelerator::elbv2(&l.world, &form);
+        }
         return rds(&mut l.world, &form, now);
     }
     error(
@@ -255,7 +268,7 @@ fn describe_db_instances(w: &World, form: &HashMap<String, String>) -> Response 
     xml(StatusCode::OK, x.finish())
 }
 
-fn metadata(x: &mut Xml) {
+pub(crate) fn metadata(x: &mut Xml) {
     x.open("ResponseMetadata")
         .el("RequestId", &request_id())
         .close("ResponseMetadata");

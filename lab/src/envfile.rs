@@ -81,7 +81,7 @@ pub fn write(
                database:\n      \
                  {database}\n    \
                traffic:\n      \
-                 route53: {{ health_check_id: hc-{site}, target: {lb}, hosted_zone_id: {zone_id}, client_domain: {domain} }}\n    \
+                 {traffic}\n    \
                lb_check_url: http://{kc}/lb-check\n",
             ispn = ep.infinispan[site],
             kc = ep.keycloak[site],
@@ -106,9 +106,18 @@ pub fn write(
                     crate::world::aurora_zone(i)
                 ),
             },
-            lb = crate::world::lb_host(i),
-            zone_id = crate::aws::ZONE_ID,
-            domain = crate::aws::CLIENT_DOMAIN,
+            traffic = match ep.nlbs.get(site) {
+                Some(nlb) => format!(
+                    "accelerator: {{ name: {}, load_balancer: {nlb} }}",
+                    crate::accelerator::NAME
+                ),
+                None => format!(
+                    "route53: {{ health_check_id: hc-{site}, target: {}, hosted_zone_id: {}, client_domain: {} }}",
+                    crate::world::lb_host(i),
+                    crate::aws::ZONE_ID,
+                    crate::aws::CLIENT_DOMAIN
+                ),
+            },
             tls = ca_file
                 .as_ref()
                 .map(|f| format!("      tls: {{ ca_file: {} }}\n", f.display()))

@@ -14,6 +14,10 @@
 //! | `batch-stuck` | Infinispan Batch CRs stay in `Initializing` |
 //! | `site-down:SITE` | SITE's Infinispan does not answer and its Keycloak is not ready |
 //! | `pg-secret-differs:SITE` | (PGO lab) SITE's pguser secret holds another password than the other site's |
+//! | `nlb-unhealthy:SITE` | (accelerator lab) SITE's NLB health check of its targets fails (its Keycloak is fine): its endpoint turns `UNHEALTHY` after the threshold |
+//! | `nlb-site-tag:SITE[:VALUE]` | (accelerator lab) SITE's NLB carries `site=VALUE` instead of its own name; without VALUE, no `site` tag at all |
+//! | `accelerator-writer:SITE` | (accelerator lab) another writer (the fencing Lambda, a colleague) removes SITE's endpoint from the group right after the next read of the group is answered; once |
+//! | `accelerator-busy:COUNT` | (accelerator lab) the next COUNT `AddEndpoints`/`RemoveEndpoints` answer `TransactionInProgressException` |
 //! | `pg-replay-delay:DURATION` | (PGO lab) each standby replays WAL this long after it was written (`recovery_min_apply_delay`): the replay lag grows |
 
 use std::time::Duration;
@@ -63,6 +67,19 @@ pub enum Fault {
     },
     PgSecretDiffers {
         site: String,
+    },
+    NlbUnhealthy {
+        site: String,
+    },
+    NlbSiteTag {
+        site: String,
+        value: Option<String>,
+    },
+    AcceleratorWriter {
+        site: String,
+    },
+    AcceleratorBusy {
+        remaining: u32,
     },
 }
 
@@ -169,6 +186,28 @@ impl Fault {
                     .ok_or_else(|| err("needs a site: pg-secret-differs:site-b"))?
                     .to_string(),
             },
+            "nlb-unhealthy" => Fault::NlbUnhealthy {
+                site: arg(1)
+                    .ok_or_else(|| err("needs a site: nlb-unhealthy:site-b"))?
+                    .to_string(),
+            },
+            "nlb-site-tag" => Fault::NlbSiteTag {
+                site: arg(1)
+                    .ok_or_else(|| err("needs a site: nlb-site-tag:site-b[:site-a]"))?
+                    .to_string(),
+                value: arg(2).map(str::to_string),
+            },
+            "accelerator-writer" => Fault::AcceleratorWriter {
+                site: arg(1)
+                    .ok_or_else(|| err("needs a site: accelerator-writer:site-a"))?
+                    .to_string(),
+            },
+            "accelerator-busy" => Fault::AcceleratorBusy {
+                remaining: arg(1)
+                    .ok_or_else(|| err("needs a count: accelerator-busy:2"))?
+                    .parse()
+                    .map_err(|_| err("count must be a number"))?,
+            },
             _ => return Err(err("unknown fault kind")),
         };
         Ok(fault)
@@ -189,6 +228,10 @@ impl Fault {
             Fault::SiteDown { .. } => "site-down",
             Fault::PgReplayDelay { .. } => "pg-replay-delay",
             Fault::PgSecretDiffers { .. } => "pg-secret-differs",
+            Fault::NlbUnhealthy { .. } => "nlb-unhealthy",
+            Fault::NlbSiteTag { .. } => "nlb-site-tag",
+            Fault::AcceleratorWriter { .. } => "accelerator-writer",
+            Fault::AcceleratorBusy { .. } => "accelerator-busy",
         }
     }
 }

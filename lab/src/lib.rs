@@ -1,10 +1,12 @@
 //! The lab: a simulated two-site Keycloak deployment on 127.0.0.1 that speaks the real
-//! protocols (Infinispan REST, the Kubernetes API, RDS and Route53), so that `runbook`
+//! protocols (Infinispan REST, the Kubernetes API, RDS, Route53, Global Accelerator
+//! and ELBv2), so that `runbook`
 //! and its tests use their real clients unchanged. It is for rehearsals, demos and
 //! tests: `runbook lab` runs it in the foreground, `runbook run NAME --lab` in-process.
 //!
 //! It depends on no other crate of the project: it only speaks protocols.
 
+pub mod accelerator;
 pub mod admin;
 pub mod auth;
 pub mod aws;
@@ -156,6 +158,8 @@ pub struct Endpoints {
     pub admin: SocketAddr,
     /// Each site's PostgreSQL primary service, exposed (PGO's lab only).
     pub postgres: BTreeMap<String, SocketAddr>,
+    /// Each site's NLB DNS name (the accelerator lab only).
+    pub nlbs: BTreeMap<String, String>,
 }
 
 /// A running lab. Dropping it stops every server.
@@ -312,6 +316,16 @@ pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
             });
         }
     }
+    if config.shape.traffic == world::Traffic::Accelerator {
+        let sites: Vec<(String, u16)> = config
+            .shape
+            .sites
+            .iter()
+            .map(|s| (s.clone(), kc[s].port()))
+            .collect();
+        shared.lock().world.accelerator = Some(accelerator::Accelerator::new(&sites));
+        tasks.push(accelerator::spawn_health_checks(shared.clone()));
+    }
     tasks.push(keycloak::spawn_health_checkers(shared.clone()));
     if shared.lock().pgo.is_some() {
         tasks.push(pgo::spawn_reconciler(shared.clone()));
@@ -322,6 +336,19 @@ pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
             config.workload_per_sec,
         ));
     }
+    // Each lock taken and released on its own: two in one statement would deadlock.
+    let nlbs: BTreeMap<String, String> = shared
+        .lock()
+        .world
+        .accelerator
+        .as_ref()
+        .map(|a| {
+            a.nlbs
+                .iter()
+                .map(|n| (n.site.clone(), n.dns_name.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
     let endpoints = Endpoints {
         infinispan: ispn,
         kube: kube_eps,
@@ -339,6 +366,7 @@ pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
                     .collect()
             })
             .unwrap_or_default(),
+        nlbs,
     };
     let env_file = envfile::write(&config, &endpoints, tls.as_ref().map(|t| t.ca_pem.as_str()))?;
     Ok(RunningLab {

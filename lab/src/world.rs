@@ -197,6 +197,8 @@ pub struct World {
     session_seq: u64,
     /// Every CLI command a Batch ran, per site, in order (what tests compare with plans).
     pub cli_commands: BTreeMap<String, Vec<String>>,
+    /// The Global Accelerator in front (the Keycloak 26 shape), set up by `start`.
+    pub accelerator: Option<crate::accelerator::Accelerator>,
 }
 
 /// What a new world looks like.
@@ -213,6 +215,17 @@ pub struct Shape {
     /// Keycloak's database: Aurora (simulated behind the lab's RDS API) or PGO at each
     /// site over real PostgreSQL servers (`pgo.rs`).
     pub database: Database,
+    /// What is in front of the sites: Route53 failover records (Keycloak 24) or a
+    /// Global Accelerator whose endpoint group holds one NLB per site (Keycloak 26).
+    pub traffic: Traffic,
+}
+
+/// Which traffic vendor the lab plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Traffic {
+    #[default]
+    Route53,
+    Accelerator,
 }
 
 /// Which database the lab plays.
@@ -233,6 +246,7 @@ impl Default for Shape {
             scale: 0.001,
             infinispan_version: 14,
             database: Database::Aurora,
+            traffic: Traffic::Route53,
         }
     }
 }
@@ -326,6 +340,7 @@ impl World {
             infinispan_version: shape.infinispan_version,
             session_seq: 0,
             cli_commands: BTreeMap::new(),
+            accelerator: None,
         }
     }
 
@@ -734,6 +749,13 @@ impl World {
     /// else the secondary's while its check is healthy; when both are unhealthy
     /// Route53 answers with the primary record (all unhealthy counts as all healthy).
     pub fn serving_site(&self) -> String {
+        if let Some(a) = &self.accelerator {
+            // Both sites serve: a login lands on one the accelerator routes to.
+            let routed = a.routed_sites();
+            if !routed.is_empty() {
+                return routed[(self.session_seq as usize) % routed.len()].clone();
+            }
+        }
         let healthy_site = |site: &str| {
             self.health_checks
                 .iter()
@@ -764,6 +786,11 @@ impl World {
                 .filter(|n| s.caches.contains_key(**n))
                 .map(|n| n.to_string())
                 .collect();
+            if c.is_empty() && s.caches.contains_key("authenticationSessions") {
+                // Keycloak 26 keeps sessions in the database: a login in progress is
+                // what the external Infinispan holds.
+                c.push("authenticationSessions".to_string());
+            }
             if c.is_empty() {
                 c.extend(s.caches.keys().next().cloned());
             }
@@ -1005,6 +1032,16 @@ impl World {
             })).collect::<Vec<_>>(),
             "faults": self.faults,
             "time_scale": self.scale,
+            "accelerator": self.accelerator.as_ref().map(|a| json!({
+                "dns_name": a.dns_name,
+                "endpoint_group_arn": a.group_arn,
+                "endpoints": a.endpoints.iter().map(|e| json!({
+                    "site": a.nlbs.iter().find(|n| n.arn == e.id).map(|n| n.site.clone()),
+                    "endpoint_id": e.id, "weight": e.weight, "health": e.state,
+                })).collect::<Vec<_>>(),
+                "routed_sites": a.routed_sites(),
+                "writes": a.writes.iter().map(|(op, ids)| json!({"operation": op, "endpoints": ids})).collect::<Vec<_>>(),
+            })),
         })
     }
 }

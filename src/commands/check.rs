@@ -41,6 +41,7 @@ fn inputs(
             .unwrap_or_else(|| d.caches.iter().map(|c| c.to_string()).collect()),
         down_path: args.down_path.clone().unwrap_or_else(|| d.down_path.into()),
         style: Style::stdout(),
+        history: pack_history(config, env),
     };
     for site in [&i.primary, &i.secondary] {
         if !env.sites.contains_key(site) {
@@ -55,6 +56,18 @@ fn inputs(
         }
     }
     Ok(i)
+}
+
+/// The pack's reading of the journal in use (its facts when there is none, or it
+/// cannot be read).
+fn pack_history(config: &Config, env: &engine::env::Environment) -> serde_json::Value {
+    let reading = config.registry.history(Some(config.pack.name));
+    match config.try_journal() {
+        Some(Ok(journal)) => {
+            engine::runner::history(&journal, None, env, reading).unwrap_or_else(|_| reading.none())
+        }
+        _ => reading.none(),
+    }
 }
 
 /// An endpoint that is not its site makes every other reading meaningless.

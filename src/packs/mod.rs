@@ -9,13 +9,14 @@
 //! the first pack. The plan says which, and why.
 
 pub mod keycloak_24;
+pub mod keycloak_26;
 pub mod pack;
 pub mod pgo;
 
 pub use pack::{CheckInputs, Diagnosis, Pack};
 
 /// Every pack this build carries, the default first.
-pub const PACKS: &[&Pack] = &[&keycloak_24::PACK, &pgo::PACK];
+pub const PACKS: &[&Pack] = &[&keycloak_24::PACK, &keycloak_26::PACK, &pgo::PACK];
 
 /// The pack named `name`.
 pub fn find(name: &str) -> Option<&'static Pack> {

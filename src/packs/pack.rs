@@ -25,6 +25,9 @@ pub struct CheckInputs {
     pub caches: Vec<String>,
     pub down_path: String,
     pub style: crate::progress::Style,
+    /// The pack's reading of the journal (its `history` facts; its `none()` when no
+    /// journal can be read).
+    pub history: serde_json::Value,
 }
 
 /// A pack's reading of a deployment: its typed verdict (the recommended invocation

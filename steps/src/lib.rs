@@ -2,6 +2,7 @@
 //! engine's contract (`engine::Action`): describe, probe, prepare, apply, and its
 //! postcondition, with an honest effect class.
 
+pub mod accelerator;
 pub mod args;
 pub mod aurora;
 pub mod check;
@@ -50,6 +51,9 @@ pub fn registry() -> Registry {
     r.register(route53::SetPath);
     r.register(route53::Status);
     r.register(serving::ServingSite);
+    r.register(accelerator::ServingSites);
+    r.register(accelerator::Move { add: false });
+    r.register(accelerator::Move { add: true });
     r.register(preflight::Identity);
     r.register(preflight::CacheList);
     for role in roles::all() {
@@ -100,6 +104,12 @@ mod tests {
             "route53.health-check-status" => reader::<crate::route53::StatusArgs>(),
             "deployment.identity" => reader::<crate::preflight::IdentityArgs>(),
             "infinispan.cache-list" => reader::<crate::preflight::CacheListArgs>(),
+            "accelerator.serving-sites"
+            | "accelerator.remove-site"
+            | "accelerator.add-site"
+            | "traffic.serving-sites"
+            | "traffic.remove-site"
+            | "traffic.add-site" => reader::<crate::serving::NoArgs>(),
             "infinispan.cross-site-view" | "route53.serving-site" | "traffic.serving-site" => {
                 reader::<crate::serving::NoArgs>()
             }

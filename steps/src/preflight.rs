@@ -95,8 +95,11 @@ fn families(action: &str) -> &'static [&'static str] {
         | "pgo.cluster-state"
         | "pgo.switchover" => &["pgo"],
         "route53.set-health-check-path" | "route53.health-check-status" => &["route53"],
+        "accelerator.remove-site" | "accelerator.add-site" => &["accelerator"],
         // A role: the vendor the site's section names (resolved when proved).
-        "traffic.point-away" | "traffic.restore" => &["traffic"],
+        "traffic.point-away" | "traffic.restore" | "traffic.remove-site" | "traffic.add-site" => {
+            &["traffic"]
+        }
         "database.move-writer" => &["database"],
         a if a.starts_with("infinispan.") => &["infinispan"],
         _ => &[],
@@ -523,6 +526,51 @@ fn host_of(url: &str) -> Option<String> {
         .and_then(|u| u.host_str().map(str::to_string))
 }
 
+/// A site behind Global Accelerator proves itself by its NLB's `site` tag, read in
+/// ELBv2, and by the named accelerator's one endpoint group holding no endpoint
+/// tagged for it other than that NLB.
+async fn prove_accelerator(ctx: &StepCtx, site: &str) -> Proof {
+    let (mut p, cfg) = begin(ctx, site, "accelerator");
+    let Some(cfg) = cfg else {
+        return p;
+    };
+    let Some(a) = cfg.traffic.as_ref().and_then(|t| t.accelerator.clone()) else {
+        return missing(p, site, "traffic.accelerator");
+    };
+    p.endpoint = format!("NLB `{}` of accelerator `{}`", a.load_balancer, a.name);
+    let read = crate::accelerator::read(ctx);
+    let v = match tokio::time::timeout(Duration::from_secs(30), read).await {
+        Err(_) => {
+            p.problem = Some("unreachable: Global Accelerator or ELBv2 gave no answer in 30s".into());
+            return p;
+        }
+        Ok(Err(e)) => {
+            p.problem = Some(classify(&e));
+            return p;
+        }
+        Ok(Ok(v)) => v,
+    };
+    let Some((arn, tag)) = v.nlbs.get(site).cloned() else {
+        p.problem = Some(format!("configuration: sites.{site}'s NLB was not found"));
+        return p;
+    };
+    p.marks.push(format!("NLB {arn}"));
+    p.answered = format!("tagged site={}", tag.as_deref().unwrap_or("(none)"));
+    let judged = v.judge();
+    let mine: Vec<String> = judged["mismatch"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Json::as_str)
+        .filter(|m| m.contains(&format!("{site}'s NLB")) || m.contains(&format!("site={site},")))
+        .map(str::to_string)
+        .collect();
+    if !mine.is_empty() {
+        p.problem = Some(format!("identity mismatch: {}", mine.join("; ")));
+    }
+    p
+}
+
 async fn prove_route53(ctx: &StepCtx, site: &str) -> Proof {
     let (mut p, cfg) = begin(ctx, site, "route53");
     let Some(cfg) = cfg else {
@@ -657,6 +705,7 @@ impl Identity {
                     "aurora" => prove_aurora(&c, site).await,
                     "pgo" => prove_pgo(&c, site).await,
                     "route53" => prove_route53(&c, site).await,
+                    "accelerator" => prove_accelerator(&c, site).await,
                     role @ ("traffic" | "database") => Proof {
                         site: site.clone(),
                         problem: Some(format!(
@@ -749,6 +798,7 @@ impl Action for Identity {
                 "infinispan" => format!("Infinispan ({site}): GET the cache manager's information (local_site, cluster_members)"),
                 "aurora" => format!("RDS ({site}): DescribeDBInstances (AvailabilityZone)"),
                 "route53" => format!("Route53 ({site}): GetHealthCheck (the target it probes)"),
+                "accelerator" => format!("Global Accelerator + ELBv2 ({site}): the NLB's `site` tag, and that its endpoint group is the named accelerator's"),
                 other => format!("{other} ({site})"),
             })
             .collect()

@@ -43,7 +43,13 @@ impl Concern {
     /// The vendor a site's section names for this concern (the old keys count).
     pub fn vendor_of(self, site: &SiteConfig) -> Option<&'static str> {
         match self {
-            Concern::Traffic => site.route53.is_some().then_some("route53"),
+            Concern::Traffic => {
+                if site.traffic.as_ref().is_some_and(|t| t.accelerator.is_some()) {
+                    Some("accelerator")
+                } else {
+                    site.route53.is_some().then_some("route53")
+                }
+            }
             Concern::Database => {
                 if site.database.as_ref().is_some_and(|d| d.pgo.is_some()) {
                     Some("pgo")
@@ -57,7 +63,7 @@ impl Concern {
     /// What the operator writes to name one, for messages.
     fn example(self) -> &'static str {
         match self {
-            Concern::Traffic => "traffic: { route53: { health_check_id: … } }",
+            Concern::Traffic => "traffic: { route53: { health_check_id: … } } or traffic: { accelerator: { name: …, load_balancer: … } }",
             Concern::Database => {
                 "database: { aurora: { instance: …, zone: … } } or database: { pgo: { cluster: …, address: … } }"
             }
@@ -238,7 +244,31 @@ pub fn all() -> Vec<Role> {
     let failover: Arc<dyn Action> = Arc::new(crate::aurora::Failover);
     let pgo_move: Arc<dyn Action> = Arc::new(crate::pgo::MoveWriter { unplanned: false });
     let serving: Arc<dyn Action> = Arc::new(crate::serving::ServingSite);
+    let ga_serving: Arc<dyn Action> = Arc::new(crate::accelerator::ServingSites);
+    let ga_remove: Arc<dyn Action> = Arc::new(crate::accelerator::Move { add: false });
+    let ga_add: Arc<dyn Action> = Arc::new(crate::accelerator::Move { add: true });
     vec![
+        Role {
+            deployment_wide: true,
+            ..Role::new(
+                "traffic.serving-sites",
+                "Which sites serve clients at once (active/active), read from the traffic vendor (Global Accelerator: the endpoint group's endpoints, weight and health, each NLB's `site` tag)",
+                Concern::Traffic,
+                vec![("accelerator", ga_serving)],
+            )
+        },
+        Role::new(
+            "traffic.remove-site",
+            "Stop sending clients to this site while the others keep serving (Global Accelerator: remove its NLB from the endpoint group, never the last serving one)",
+            Concern::Traffic,
+            vec![("accelerator", ga_remove)],
+        ),
+        Role::new(
+            "traffic.add-site",
+            "Send clients to this site again beside the others (Global Accelerator: add its NLB to the endpoint group, until HEALTHY)",
+            Concern::Traffic,
+            vec![("accelerator", ga_add)],
+        ),
         Role {
             deployment_wide: true,
             ..Role::new(

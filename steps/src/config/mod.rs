@@ -25,7 +25,7 @@ pub use aurora::AuroraConfig;
 pub use infinispan::{AuthScheme, InfinispanConfig, IspnApi, IspnAuth, IspnTransport, TlsConfig};
 pub use infra::{AwsConfig, KubernetesConfig};
 pub use keycloak::KeycloakConfig;
-pub use roles::{DatabaseConfig, PgoDatabase, TrafficConfig};
+pub use roles::{AcceleratorTraffic, DatabaseConfig, PgoDatabase, TrafficConfig};
 pub use route53::Route53Config;
 
 /// The whole file, typed.

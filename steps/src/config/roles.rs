@@ -21,6 +21,27 @@ pub struct TrafficConfig {
     /// A Route53 failover record pair, the site's record carrying this health check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route53: Option<Route53Traffic>,
+    /// AWS Global Accelerator (the Keycloak 26 shape): this site's NLB is one endpoint
+    /// of the accelerator's endpoint group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accelerator: Option<AcceleratorTraffic>,
+}
+
+/// Global Accelerator as a traffic vendor, whole (`../shared/docs/keycloak-26.md` §1.3).
+/// Its API is always called in us-west-2, whatever `aws.region` says.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AcceleratorTraffic {
+    /// The accelerator: its `Name`, `DnsName` or `DualStackDnsName` (the same for
+    /// every site; the fencing alert's `accelerator` label is its DNS name).
+    pub name: String,
+    /// This site's Network Load Balancer: its DNS name (the `accelerator-loadbalancer`
+    /// Service's `.status.loadBalancer.ingress[].hostname`) or its ARN. Its `site` tag
+    /// must name this site.
+    pub load_balancer: String,
+    /// The weight the site gets when it is added [default: 128, the guide's].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u8>,
 }
 
 /// Route53 as a traffic vendor, whole.
@@ -150,6 +171,7 @@ pub fn normalize(file: &mut EnvFile, text: &str) -> Result<(), SchemaError> {
         file.deprecated
             .push("aws.aurora_cluster: give it as a site's database.aurora.cluster".into());
     }
+    let mut accelerator: Option<String> = None;
     for (name, site) in &mut file.sites {
         if site.route53.is_some() {
             file.deprecated.push(format!(
@@ -187,6 +209,31 @@ pub fn normalize(file: &mut EnvFile, text: &str) -> Result<(), SchemaError> {
                 text,
                 "client_domain",
             )?;
+        }
+        if let Some(t) = &site.traffic {
+            if t.route53.is_some() && t.accelerator.is_some() {
+                return Err(placed(
+                    text,
+                    "accelerator",
+                    format!("sites.{name}.traffic names two vendors (route53 and accelerator): a site's traffic is one"),
+                ));
+            }
+        }
+        if let Some(a) = site.traffic.as_ref().and_then(|t| t.accelerator.as_ref()) {
+            once(
+                &mut accelerator,
+                &Some(a.name.clone()),
+                "the Global Accelerator",
+                text,
+                "accelerator",
+            )?;
+            if a.load_balancer.trim().is_empty() {
+                return Err(placed(
+                    text,
+                    "load_balancer",
+                    format!("sites.{name}.traffic.accelerator.load_balancer is empty (this site's NLB: its DNS name or ARN)"),
+                ));
+            }
         }
         if site
             .database

@@ -1,0 +1,344 @@
+//! The Keycloak 26 pack: the multi-cluster guides' procedures for the active/active
+//! shape behind AWS Global Accelerator (`../shared/docs/keycloak-26.md` §1.5):
+//! take a site offline, synchronize it, bring it online, and fence a site as the
+//! guide's Lambda does. Its reading of the journal says which site left the endpoint
+//! group and was not synchronized since; its diagnosis (`check`) reads the group, the
+//! replication and the journal and names the runbook to run next.
+
+use std::fmt::Write;
+use std::sync::Arc;
+
+use engine::history::HistoryFacts;
+use engine::state::{RunState, RunStatus, StepStatus};
+use serde_json::{json, Value as Json};
+use steps::check::{Health, Invocation, Verdict};
+
+use super::pack::{CheckInputs, Defaults, Diagnosis, Pack};
+
+pub const NAME: &str = "keycloak-26";
+
+/// The caches Keycloak 26 keeps in the external Infinispan (sessions are in the
+/// database): the guide's `Cache` CRs.
+pub const CACHES: &[&str] = &["actionTokens", "authenticationSessions", "loginFailures", "work"];
+
+pub const PACK: Pack = Pack {
+    name: NAME,
+    manifest: include_str!("../../../packs/keycloak-26/pack.yaml"),
+    runbooks: &[
+        (
+            "take-site-offline",
+            include_str!("../../../packs/keycloak-26/take-site-offline.yaml"),
+        ),
+        (
+            "synchronize-site",
+            include_str!("../../../packs/keycloak-26/synchronize-site.yaml"),
+        ),
+        (
+            "bring-site-online",
+            include_str!("../../../packs/keycloak-26/bring-site-online.yaml"),
+        ),
+        (
+            "fence-site",
+            include_str!("../../../packs/keycloak-26/fence-site.yaml"),
+        ),
+    ],
+    history: || Arc::new(Keycloak26History),
+    // A deployment behind Global Accelerator is of this shape.
+    detects: |e| {
+        e.sites
+            .values()
+            .any(|s| s.traffic.as_ref().is_some_and(|t| t.accelerator.is_some()))
+    },
+    diagnose,
+    defaults: Defaults {
+        primary: "site-a",
+        secondary: "site-b",
+        caches: CACHES,
+        down_path: "/health/down",
+    },
+    lab,
+};
+
+/// The guide's deployment: two sites of 3 Infinispan 15 nodes backing up the 4 caches,
+/// 3 Keycloak instances each, one Global Accelerator with one NLB per site in front.
+fn lab() -> lab::Shape {
+    lab::Shape {
+        sites: [PACK.defaults.primary.into(), PACK.defaults.secondary.into()],
+        nodes_per_site: 3,
+        caches: CACHES.iter().map(|c| c.to_string()).collect(),
+        keycloak_instances: 3,
+        infinispan_version: 15,
+        traffic: lab::world::Traffic::Accelerator,
+        ..lab::Shape::default()
+    }
+}
+
+/// Whether step `id` of `run` succeeded (the site's NLB really left or joined).
+fn done(run: &RunState, id: &str) -> bool {
+    run.steps
+        .get(id)
+        .is_some_and(|s| s.progress.status == StepStatus::Succeeded)
+}
+
+fn param(run: &RunState, k: &str) -> String {
+    run.params
+        .get(k)
+        .and_then(Json::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// What the journal says: `unsynchronized` (a site whose NLB a run removed from the
+/// endpoint group, with no completed synchronize-site of it since), `synchronized`
+/// (out of the group, synchronized since), `last_fence` (run id and time, ms).
+#[derive(Debug)]
+pub struct Keycloak26History;
+
+impl HistoryFacts for Keycloak26History {
+    fn pack(&self) -> &str {
+        NAME
+    }
+    fn procedures(&self) -> &[&'static str] {
+        &["take-site-offline", "fence-site", "synchronize-site", "bring-site-online"]
+    }
+    fn facts(&self, runs: &[RunState]) -> Json {
+        let mut unsynced = serde_json::Map::new();
+        let mut synced: Vec<String> = Vec::new();
+        let mut last_fence = Json::Null;
+        for r in runs {
+            let site = param(r, "site");
+            match r.runbook.as_str() {
+                // The removal counts once its step succeeded, whatever became of the run.
+                "take-site-offline" | "fence-site" if done(r, "remove-from-accelerator") => {
+                    unsynced.insert(
+                        site.clone(),
+                        json!(format!("{} {} removed {site} from the endpoint group", r.runbook, r.run_id)),
+                    );
+                    synced.retain(|s| *s != site);
+                    if r.runbook == "fence-site" {
+                        last_fence = json!({"run": r.run_id, "site": site, "at_ms": r.updated_at});
+                    }
+                }
+                "synchronize-site" if r.status == RunStatus::Completed => {
+                    if unsynced.remove(&site).is_some() || !synced.contains(&site) {
+                        synced.push(site);
+                    }
+                }
+                "bring-site-online" if done(r, "add-to-accelerator") => {
+                    unsynced.remove(&site);
+                    synced.retain(|s| *s != site);
+                }
+                _ => {}
+            }
+        }
+        json!({"unsynchronized": unsynced, "synchronized": synced, "last_fence": last_fence})
+    }
+    fn evidence(&self, facts: &Json) -> Option<String> {
+        let u: Vec<String> = facts["unsynchronized"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(s, why)| format!("{s}: {}", why.as_str().unwrap_or_default()))
+            .collect();
+        Some(if u.is_empty() {
+            "journal: no site left the endpoint group without a synchronize since".into()
+        } else {
+            format!("journal: not synchronized since it left: {}", u.join("; "))
+        })
+    }
+}
+
+/// Read the endpoint group and each site's replication, and judge with the journal.
+fn diagnose(
+    registry: Arc<engine::Registry>,
+    env: Arc<engine::env::Environment>,
+    i: CheckInputs,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Diagnosis> + Send>> {
+    Box::pin(async move {
+        let ctx = super::keycloak_24::observe::ctx_for(&env, &i.primary);
+        let group = match registry.get("accelerator.serving-sites") {
+            Some(a) => a.probe(&ctx, &engine::Args::new()).await.map_err(|e| e.message),
+            None => Err("this build has no accelerator.serving-sites".into()),
+        };
+        let sites = [i.primary.clone(), i.secondary.clone()];
+        let mut replication = serde_json::Map::new();
+        for (n, site) in sites.iter().enumerate() {
+            let other = &sites[1 - n];
+            let sctx = super::keycloak_24::observe::ctx_for(&env, site);
+            let has_ispn = env.sites.get(site).is_some_and(|s| s.get("infinispan").is_some());
+            if !has_ispn {
+                continue;
+            }
+            let args: engine::Args = json!({"backup": other, "caches": i.caches})
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            let st = match registry.get("infinispan.site-status") {
+                Some(a) => match a.probe(&sctx, &args).await {
+                    Ok(o) => json!(o["status"].as_str().unwrap_or("unknown")),
+                    Err(e) => json!(format!("unreachable: {}", e.message)),
+                },
+                None => Json::Null,
+            };
+            replication.insert(format!("{site}->{other}"), st);
+        }
+        let observations = json!({
+            "accelerator": match &group { Ok(g) => g.clone(), Err(e) => json!({"error": e}) },
+            "replication": replication,
+            "history": i.history,
+        });
+        let verdict = verdict(&observations, &sites);
+        let mut text = String::new();
+        match &group {
+            Ok(g) => {
+                let _ = writeln!(text, "serving: {}", g["how"].as_str().unwrap_or_default());
+                for a in g["ambiguous"].as_array().into_iter().flatten() {
+                    let _ = writeln!(text, "  cannot be told: {}", a.as_str().unwrap_or_default());
+                }
+            }
+            Err(e) => {
+                let _ = writeln!(text, "serving: unknown ({e})");
+            }
+        }
+        for (k, v) in &replication {
+            let _ = writeln!(text, "replication {k}: {}", v.as_str().unwrap_or("?"));
+        }
+        if let Some(e) = Keycloak26History.evidence(&i.history) {
+            let _ = writeln!(text, "{e}");
+        }
+        Diagnosis {
+            verdict,
+            observations,
+            text,
+        }
+    })
+}
+
+/// The verdict: what cannot be told first, then a site out of the group (synchronize
+/// or bring online, by the journal), then replication that is not online while both
+/// serve (a partition nobody fenced), else healthy.
+pub fn verdict(o: &Json, sites: &[String; 2]) -> Verdict {
+    let g = &o["accelerator"];
+    let degraded = |runbook: Option<Invocation>, reason: String| Verdict {
+        health: Health::Degraded,
+        runbook,
+        reason,
+        notes: vec![],
+    };
+    if let Some(e) = g["error"].as_str() {
+        return Verdict {
+            health: Health::Unreachable,
+            runbook: None,
+            reason: format!("the accelerator cannot be read: {e}"),
+            notes: vec![],
+        };
+    }
+    let list = |k: &str| -> Vec<String> {
+        g[k].as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect()
+    };
+    let mismatch = list("mismatch");
+    if !mismatch.is_empty() {
+        return Verdict {
+            health: Health::Misconfigured,
+            runbook: None,
+            reason: format!("identity mismatch: {}", mismatch.join("; ")),
+            notes: vec![],
+        };
+    }
+    let ambiguous = list("ambiguous");
+    if !ambiguous.is_empty() {
+        return degraded(None, format!("which sites serve cannot be told: {}", ambiguous.join("; ")));
+    }
+    let serving = list("serving");
+    let out = list("out_of_group");
+    let unsynced = &o["history"]["unsynchronized"];
+    if let (Some(site), Some(source)) = (out.first(), serving.first()) {
+        let p = [("site", site.as_str()), ("source", source.as_str())];
+        return if unsynced.get(site).is_some() || !o["replication"].as_object().is_some_and(|r| r.values().all(|v| v == "online")) {
+            degraded(
+                Some(Invocation::new("keycloak-26/synchronize-site", &p)),
+                format!(
+                    "{site} is out of the endpoint group and stale ({}): synchronize it from {source}, then bring it online",
+                    unsynced[site].as_str().unwrap_or("its replication is not online both ways")
+                ),
+            )
+        } else {
+            degraded(
+                Some(Invocation::new("keycloak-26/bring-site-online", &p)),
+                format!("{site} is out of the endpoint group and was synchronized since it left: bring it online"),
+            )
+        };
+    }
+    if serving.is_empty() {
+        return Verdict {
+            health: Health::Unreachable,
+            runbook: None,
+            reason: format!("no site serves: {}", g["how"].as_str().unwrap_or_default()),
+            notes: vec![],
+        };
+    }
+    let broken: Vec<String> = o["replication"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, v)| *v != "online")
+        .map(|(k, v)| format!("{k} {}", v.as_str().unwrap_or("?")))
+        .collect();
+    if !broken.is_empty() && serving.len() > 1 {
+        let reporter = &sites[0];
+        let lost = &sites[1];
+        return degraded(
+            Some(Invocation::new("keycloak-26/fence-site", &[("site", lost), ("reporter", reporter)])),
+            format!(
+                "both sites serve but replication is not online ({}): with failure policy FAIL requests fail; fence one site",
+                broken.join(", ")
+            ),
+        );
+    }
+    Verdict {
+        health: Health::Healthy,
+        runbook: None,
+        reason: format!("{} serve; replication online both ways", serving.join(" and ")),
+        notes: vec![],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sites() -> [String; 2] {
+        ["site-a".into(), "site-b".into()]
+    }
+
+    fn obs(serving: &[&str], out: &[&str], repl: &str, unsynced: Json) -> Json {
+        json!({
+            "accelerator": {"serving": serving, "out_of_group": out, "ambiguous": [], "mismatch": [], "how": "…"},
+            "replication": {"site-a->site-b": repl, "site-b->site-a": repl},
+            "history": {"unsynchronized": unsynced},
+        })
+    }
+
+    #[test]
+    fn a_site_out_of_the_group_is_synchronized_then_brought_online() {
+        let v = verdict(&obs(&["site-a"], &["site-b"], "online", json!({"site-b": "fence-site 1 removed site-b"})), &sites());
+        assert_eq!(v.runbook.unwrap().runbook, "keycloak-26/synchronize-site");
+        let v = verdict(&obs(&["site-a"], &["site-b"], "online", json!({})), &sites());
+        assert_eq!(v.runbook.unwrap().to_string(), "keycloak-26/bring-site-online -p site=site-b -p source=site-a");
+        // Out of the group with replication offline: stale whatever the journal says.
+        let v = verdict(&obs(&["site-a"], &["site-b"], "offline", json!({})), &sites());
+        assert_eq!(v.runbook.unwrap().runbook, "keycloak-26/synchronize-site");
+    }
+
+    #[test]
+    fn both_serving_with_replication_down_calls_for_a_fence_and_all_well_is_healthy() {
+        let v = verdict(&obs(&["site-a", "site-b"], &[], "offline", json!({})), &sites());
+        assert_eq!(v.runbook.unwrap().runbook, "keycloak-26/fence-site");
+        let v = verdict(&obs(&["site-a", "site-b"], &[], "online", json!({})), &sites());
+        assert_eq!(v.health, Health::Healthy);
+    }
+}
