@@ -344,7 +344,6 @@ pub fn handle(w: &mut World, op: &str, body: &[u8], region: Option<&str>) -> Res
             Err(e) => return ga_error("SerializationException", &e.to_string()),
         }
     };
-    let faults_before = w.faults.clone();
     let Some(acc) = w.accelerator.as_mut() else {
         return ga_error(
             "AcceleratorNotFoundException",
@@ -395,22 +394,28 @@ pub fn handle(w: &mut World, op: &str, body: &[u8], region: Option<&str>) -> Res
     };
     // A read of the group was answered: another writer may act now (the fault).
     if matches!(op, "ListEndpointGroups" | "DescribeEndpointGroup") {
-        concurrent_writer(w, &faults_before);
+        concurrent_writer(w);
     }
     response
 }
 
-/// The `accelerator-writer` fault: remove SITE's endpoint as the fencing Lambda
-/// would (`UpdateEndpointGroup` with the rest), once.
-fn concurrent_writer(w: &mut World, faults: &[Fault]) {
-    let Some(site) = faults.iter().find_map(|f| match f {
-        Fault::AcceleratorWriter { site } => Some(site.clone()),
-        _ => None,
-    }) else {
+/// The `accelerator-writer` fault: after its count of reads, remove SITE's endpoint
+/// as the fencing Lambda would (`UpdateEndpointGroup` with the rest), once.
+fn concurrent_writer(w: &mut World) {
+    let mut fire: Option<String> = None;
+    for f in &mut w.faults {
+        if let Fault::AcceleratorWriter { site, after } = f {
+            *after = after.saturating_sub(1);
+            if *after == 0 {
+                fire = Some(site.clone());
+            }
+        }
+    }
+    let Some(site) = fire else {
         return;
     };
     w.faults
-        .retain(|f| !matches!(f, Fault::AcceleratorWriter { .. }));
+        .retain(|f| !matches!(f, Fault::AcceleratorWriter { after: 0, .. }));
     if let Some(acc) = w.accelerator.as_mut() {
         if let Some(arn) = acc.nlb_of_site(&site).map(|n| n.arn.clone()) {
             acc.endpoints.retain(|e| e.id != arn);

@@ -16,7 +16,7 @@
 //! | `pg-secret-differs:SITE` | (PGO lab) SITE's pguser secret holds another password than the other site's |
 //! | `nlb-unhealthy:SITE` | (accelerator lab) SITE's NLB health check of its targets fails (its Keycloak is fine): its endpoint turns `UNHEALTHY` after the threshold |
 //! | `nlb-site-tag:SITE[:VALUE]` | (accelerator lab) SITE's NLB carries `site=VALUE` instead of its own name; without VALUE, no `site` tag at all |
-//! | `accelerator-writer:SITE` | (accelerator lab) another writer (the fencing Lambda, a colleague) removes SITE's endpoint from the group right after the next read of the group is answered; once |
+//! | `accelerator-writer:SITE[:READS]` | (accelerator lab) another writer (the fencing Lambda, a colleague) removes SITE's endpoint from the group right after the READS-th read of the group from now is answered (default 1); once |
 //! | `accelerator-busy:COUNT` | (accelerator lab) the next COUNT `AddEndpoints`/`RemoveEndpoints` answer `TransactionInProgressException` |
 //! | `pg-replay-delay:DURATION` | (PGO lab) each standby replays WAL this long after it was written (`recovery_min_apply_delay`): the replay lag grows |
 
@@ -77,6 +77,8 @@ pub enum Fault {
     },
     AcceleratorWriter {
         site: String,
+        /// Reads of the group still to answer before it acts.
+        after: u32,
     },
     AcceleratorBusy {
         remaining: u32,
@@ -199,8 +201,16 @@ impl Fault {
             },
             "accelerator-writer" => Fault::AcceleratorWriter {
                 site: arg(1)
-                    .ok_or_else(|| err("needs a site: accelerator-writer:site-a"))?
+                    .ok_or_else(|| err("needs a site: accelerator-writer:site-a[:READS]"))?
                     .to_string(),
+                after: match arg(2) {
+                    None => 1,
+                    Some(n) => n
+                        .parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| err("reads must be a number above 0"))?,
+                },
             },
             "accelerator-busy" => Fault::AcceleratorBusy {
                 remaining: arg(1)

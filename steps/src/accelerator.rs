@@ -255,6 +255,7 @@ impl View {
             "fail_open": fail_open,
             "ambiguous": ambiguous,
             "mismatch": mismatch,
+            "summary": how,
             "how": how,
         })
     }
@@ -471,7 +472,7 @@ impl Action for ServingSites {
         &[]
     }
     fn outputs(&self) -> Option<&'static [&'static str]> {
-        Some(&["serving", "in_group", "out_of_group", "sites", "endpoints", "ambiguous", "mismatch", "how"])
+        Some(&["serving", "in_group", "out_of_group", "sites", "endpoints", "ambiguous", "mismatch", "how", "summary"])
     }
     fn effect(&self, _: &Args) -> Effect {
         Effect::ReadOnly
@@ -639,7 +640,7 @@ impl Action for Move {
         Some(if self.add {
             format!("{site}'s NLB is in the endpoint group and HEALTHY (INITIAL first)")
         } else {
-            format!("{site}'s NLB is not in the endpoint group, and every endpoint left is HEALTHY")
+            format!("{site}'s NLB is not in the endpoint group, and the endpoints left (at least one) are all HEALTHY")
         })
     }
     fn satisfied(&self, _: &Args, o: &Json) -> bool {
@@ -648,11 +649,19 @@ impl Action for Move {
         if self.add {
             s["in_group"] == true && s["health"] == "HEALTHY"
         } else {
-            s["in_group"] == false
-                && o["endpoints"].as_array().into_iter().flatten().all(|e| e["health"] == "HEALTHY")
+            // The rest healthy, and something left: a group another writer emptied
+            // after the write is not a success to report.
+            let rest = o["endpoints"].as_array().cloned().unwrap_or_default();
+            s["in_group"] == false && !rest.is_empty() && rest.iter().all(|e| e["health"] == "HEALTHY")
         }
     }
     fn explain(&self, _: &Args, o: &Json) -> Option<String> {
+        if !self.add && o["endpoints"].as_array().is_some_and(|e| e.is_empty()) {
+            return Some(format!(
+                "the endpoint group of accelerator `{}` is EMPTY: NOTHING SERVES. Another writer removed the rest (the step's outputs name what changed after its write); add a site back now: runbook run keycloak-26/bring-site-online -p site=SITE, or aws globalaccelerator add-endpoints --region us-west-2",
+                o["accelerator"].as_str().unwrap_or("?")
+            ));
+        }
         Some(o["how"].as_str().unwrap_or("?").to_string())
     }
     async fn probe(&self, ctx: &StepCtx, _: &Args) -> Result<Json, StepError> {

@@ -111,30 +111,40 @@ fn families(action: &str) -> &'static [&'static str] {
 pub struct Builtin;
 
 impl Builtin {
-    /// Every (site template, family) the runbook's steps, preconditions and guards use.
-    fn uses(steps: &[Step], guards: &[Guard]) -> Vec<(String, &'static str)> {
-        let mut out: Vec<(String, &'static str)> = Vec::new();
-        let mut add = |site: Option<&String>, action: &str| {
-            if let Some(site) = site {
-                for f in families(action) {
-                    if !out.iter().any(|(s, g)| s == site && g == f) {
-                        out.push((site.clone(), f));
+    /// Every (site template, family) the runbook's steps, preconditions and guards use,
+    /// with the condition under which it is used: `None` when some use is
+    /// unconditional, else the uses' `when`s joined by `or` (a site whose only use is
+    /// a step or guard that does not apply, e.g. Infinispan in the stateless shape, is
+    /// not asked to prove itself).
+    fn uses(steps: &[Step], guards: &[Guard]) -> Vec<(String, &'static str, Option<String>)> {
+        let mut out: Vec<(String, &'static str, Option<String>)> = Vec::new();
+        let mut add = |site: Option<&String>, action: &str, when: Option<&String>| {
+            let Some(site) = site else { return };
+            for f in families(action) {
+                match out.iter_mut().find(|(s, g, _)| s == site && g == f) {
+                    None => out.push((site.clone(), f, when.map(|w| format!("({w})")))),
+                    Some((_, _, cond)) => {
+                        *cond = match (cond.take(), when) {
+                            (Some(c), Some(w)) => Some(format!("{c} or ({w})")),
+                            _ => None,
+                        }
                     }
                 }
             }
         };
         for s in steps {
-            add(s.site.as_ref(), &s.action);
+            add(s.site.as_ref(), &s.action, s.when.as_ref());
             for c in s.require.iter().chain(&s.verify) {
                 add(
                     c.site.as_ref().or(s.site.as_ref()),
                     c.probe.as_deref().unwrap_or(&s.action),
+                    s.when.as_ref(),
                 );
             }
         }
         for g in guards {
             if let Some(p) = &g.probe {
-                add(g.site.as_ref(), p);
+                add(g.site.as_ref(), p, g.when.as_ref());
             }
         }
         out
@@ -170,7 +180,10 @@ impl BuiltinGuards for Builtin {
         }
         let list: Vec<Json> = uses
             .iter()
-            .map(|(site, via)| json!({"site": site, "via": via}))
+            .map(|(site, via, when)| match when {
+                None => json!({"site": site, "via": via}),
+                Some(w) => json!({"site": site, "via": via, "applies": format!("{{{{ {w} }}}}")}),
+            })
             .collect();
         let mut out = vec![builtin_guard(
             IDENTITY,
@@ -179,22 +192,28 @@ impl BuiltinGuards for Builtin {
             json!({ "uses": list }),
             "observation.proven",
         )];
-        let ispn_sites: Vec<Json> = uses
+        let ispn: Vec<&(String, &'static str, Option<String>)> =
+            uses.iter().filter(|(_, via, _)| *via == "infinispan").collect();
+        let ispn_sites: Vec<Json> = ispn.iter().map(|(s, _, _)| Json::String(s.clone())).collect();
+        // Conditional only when every Infinispan use is.
+        let ispn_when: Option<String> = ispn
             .iter()
-            .filter(|(_, via)| *via == "infinispan")
-            .map(|(s, _)| Json::String(s.clone()))
-            .collect();
+            .map(|(_, _, w)| w.clone())
+            .collect::<Option<Vec<String>>>()
+            .map(|ws| ws.join(" or "));
         let takes_caches = params
             .get("caches")
             .is_some_and(|p| p.kind == ParamType::List);
         if takes_caches && !ispn_sites.is_empty() {
-            out.push(builtin_guard(
+            let mut g = builtin_guard(
                 CACHE_LIST,
                 "Built in: the cache list is whole: every cache named exists and backs up to the other site, and no cache backed up to the other site is left out",
                 "infinispan.cache-list",
                 json!({ "sites": ispn_sites, "caches": "{{ params.caches }}" }),
                 "observation.complete",
-            ));
+            );
+            g.when = ispn_when;
+            out.push(g);
         }
         out.extend(pgo_writer_guards(steps));
         out
@@ -864,6 +883,11 @@ fn parse_uses(args: &Args) -> Vec<(String, String)> {
         .and_then(Json::as_array)
         .into_iter()
         .flatten()
+        // A use whose condition rendered false does not apply to this run.
+        .filter(|u| {
+            !matches!(u.get("applies"), Some(Json::Bool(false)))
+                && u.get("applies").and_then(Json::as_str) != Some("false")
+        })
         .filter_map(|u| {
             Some((
                 u.get("site")?.as_str()?.to_string(),
@@ -1019,6 +1043,9 @@ pub fn every_endpoint(env: &engine::env::Environment) -> Vec<(String, String)> {
         }
         if site.route53.is_some() {
             add("route53");
+        }
+        if site.traffic.as_ref().is_some_and(|t| t.accelerator.is_some()) {
+            add("accelerator");
         }
     }
     out
