@@ -26,238 +26,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value as Json};
 
-use crate::aws::{error as xml_error, metadata, xml, Xml};
+use crate::awsxml::{error as xml_error, metadata, xml, Xml};
 use crate::faults::Fault;
+pub use crate::ga::{describe, Accelerator, Endpoint, Nlb, ACCOUNT, GROUP_REGION, NAME, WEIGHT};
 use crate::world::World;
 
 pub const TARGET_PREFIX: &str = "GlobalAccelerator_V20180706.";
 pub const ELBV2_VERSION: &str = "2015-12-01";
 const ELB_NS: &str = "http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/";
-pub const ACCOUNT: &str = "000000000000";
-/// The accelerator's name (the NLBs' `accelerator` tag carries it).
-pub const NAME: &str = "keycloak";
-/// The endpoint group's region (the clusters'), as in the guide's printed output.
-pub const GROUP_REGION: &str = "eu-west-1";
-/// The weight the guide gives each NLB (half of the 255 maximum).
-pub const WEIGHT: u8 = 128;
-/// Health rounds an added endpoint stays `INITIAL` (lab's choice; unverified).
-const INITIAL_ROUNDS: u32 = 2;
-/// The NLB health check's healthy/unhealthy thresholds (the guide's Service annotations).
-const THRESHOLD: u32 = 3;
-
-/// One site's Network Load Balancer.
-#[derive(Debug, Clone)]
-pub struct Nlb {
-    pub arn: String,
-    pub name: String,
-    pub dns_name: String,
-    pub site: String,
-    /// Port of the site's Keycloak (`/lb-check`).
-    pub port: u16,
-    /// The NLB's view of its targets: healthy, and the current streak.
-    pub healthy: bool,
-    streak: u32,
-}
-
-/// One endpoint of the group.
-#[derive(Debug, Clone)]
-pub struct Endpoint {
-    pub id: String,
-    pub weight: u8,
-    pub client_ip: bool,
-    pub state: &'static str,
-    /// Health rounds since it was added.
-    rounds: u32,
-}
-
-#[derive(Debug, Clone)]
-pub struct Accelerator {
-    pub arn: String,
-    pub dns_name: String,
-    pub dual_stack_dns_name: String,
-    pub listener_arn: String,
-    pub group_arn: String,
-    pub created: f64,
-    pub modified: f64,
-    pub endpoints: Vec<Endpoint>,
-    pub nlbs: Vec<Nlb>,
-    /// Every write to the endpoint group, in order: (operation, endpoints after).
-    pub writes: Vec<(String, Vec<String>)>,
-}
-
-fn hex(n: usize) -> String {
-    let mut s = String::new();
-    while s.len() < n {
-        s.push_str(&format!("{:016x}", fastrand::u64(..)));
-    }
-    s.truncate(n);
-    s
-}
-
-fn epoch() -> f64 {
-    crate::world::now_ms() as f64 / 1000.0
-}
-
-impl Accelerator {
-    /// Deployed as the guide leaves it: both NLBs in the group, weight 128, healthy.
-    pub fn new(sites: &[(String, u16)]) -> Accelerator {
-        let id = format!(
-            "{}-{}-{}-{}-{}",
-            hex(8),
-            hex(4),
-            hex(4),
-            hex(4),
-            hex(12)
-        );
-        let arn = format!("arn:aws:globalaccelerator::{ACCOUNT}:accelerator/{id}");
-        let listener_arn = format!("{arn}/listener/{}", hex(8));
-        let group_arn = format!("{listener_arn}/endpoint-group/{}", hex(12));
-        let nlbs: Vec<Nlb> = sites
-            .iter()
-            .map(|(site, port)| {
-                let name = format!("k8s-keycloak-{site}");
-                let name: String = name.chars().take(32).collect();
-                Nlb {
-                    arn: format!(
-                        "arn:aws:elasticloadbalancing:{GROUP_REGION}:{ACCOUNT}:loadbalancer/net/{name}/{}",
-                        hex(16)
-                    ),
-                    dns_name: format!("{name}-{}.elb.{GROUP_REGION}.amazonaws.com", hex(16)),
-                    name,
-                    site: site.clone(),
-                    port: *port,
-                    healthy: true,
-                    streak: 0,
-                }
-            })
-            .collect();
-        let endpoints = nlbs
-            .iter()
-            .map(|n| Endpoint {
-                id: n.arn.clone(),
-                weight: WEIGHT,
-                client_ip: false,
-                state: "HEALTHY",
-                rounds: INITIAL_ROUNDS,
-            })
-            .collect();
-        let now = epoch();
-        let short = hex(16);
-        Accelerator {
-            dns_name: format!("a{short}.awsglobalaccelerator.com"),
-            dual_stack_dns_name: format!("a{short}.dualstack.awsglobalaccelerator.com"),
-            arn,
-            listener_arn,
-            group_arn,
-            created: now,
-            modified: now,
-            endpoints,
-            nlbs,
-            writes: Vec::new(),
-        }
-    }
-
-    pub fn nlb_of_site(&self, site: &str) -> Option<&Nlb> {
-        self.nlbs.iter().find(|n| n.site == site)
-    }
-
-    /// The sites the accelerator routes to now: endpoints of weight > 0 that are
-    /// healthy; with none, it fails open to every endpoint (AWS's "unhealthy
-    /// endpoints" page).
-    pub fn routed_sites(&self) -> Vec<String> {
-        let site_of = |id: &str| self.nlbs.iter().find(|n| n.arn == id).map(|n| n.site.clone());
-        let healthy: Vec<String> = self
-            .endpoints
-            .iter()
-            .filter(|e| e.weight > 0 && e.state == "HEALTHY")
-            .filter_map(|e| site_of(&e.id))
-            .collect();
-        if !healthy.is_empty() {
-            return healthy;
-        }
-        self.endpoints.iter().filter_map(|e| site_of(&e.id)).collect()
-    }
-
-    /// One health round: each NLB's result of probing its site, then each endpoint's state.
-    pub fn health_round(&mut self, results: &HashMap<String, bool>) {
-        for n in &mut self.nlbs {
-            let ok = results.get(&n.arn).copied().unwrap_or(false);
-            if ok == n.healthy {
-                n.streak = 0;
-            } else {
-                n.streak += 1;
-                if n.streak >= THRESHOLD {
-                    n.healthy = ok;
-                    n.streak = 0;
-                }
-            }
-        }
-        for e in &mut self.endpoints {
-            e.rounds = e.rounds.saturating_add(1);
-            let healthy = self.nlbs.iter().find(|n| n.arn == e.id).is_some_and(|n| n.healthy);
-            e.state = if e.rounds < INITIAL_ROUNDS {
-                "INITIAL"
-            } else if healthy {
-                "HEALTHY"
-            } else {
-                "UNHEALTHY"
-            };
-        }
-    }
-
-    fn group_json(&self) -> Json {
-        json!({
-            "EndpointGroupArn": self.group_arn,
-            "EndpointGroupRegion": GROUP_REGION,
-            "EndpointDescriptions": self.endpoints.iter().map(describe).collect::<Vec<_>>(),
-            "TrafficDialPercentage": 100.0,
-            "HealthCheckPort": 443,
-            "HealthCheckProtocol": "TCP",
-            "HealthCheckIntervalSeconds": 30,
-            "ThresholdCount": 3,
-            "PortOverrides": [],
-        })
-    }
-
-    fn json(&self) -> Json {
-        json!({
-            "AcceleratorArn": self.arn,
-            "Name": NAME,
-            "IpAddressType": "DUAL_STACK",
-            "Enabled": true,
-            "IpSets": [
-                {"IpFamily": "IPv4", "IpAddresses": ["192.0.2.250", "198.51.100.52"], "IpAddressFamily": "IPv4"},
-                {"IpFamily": "IPv6", "IpAddresses": ["2001:db8::1", "2001:db8::2"], "IpAddressFamily": "IPv6"}
-            ],
-            "DnsName": self.dns_name,
-            "Status": "DEPLOYED",
-            "CreatedTime": self.created,
-            "LastModifiedTime": self.modified,
-            "DualStackDnsName": self.dual_stack_dns_name,
-            "Events": [],
-        })
-    }
-
-    fn wrote(&mut self, op: &str) {
-        self.modified = epoch();
-        let ids = self.endpoints.iter().map(|e| e.id.clone()).collect();
-        self.writes.push((op.to_string(), ids));
-    }
-}
-
-fn describe(e: &Endpoint) -> Json {
-    let mut d = json!({
-        "EndpointId": e.id,
-        "Weight": e.weight,
-        "HealthState": e.state,
-        "ClientIPPreservationEnabled": e.client_ip,
-    });
-    if e.state == "UNHEALTHY" {
-        // Wording of the reason: lab's choice (unverified).
-        d["HealthReason"] = json!("Health checks failed");
-    }
-    d
-}
 
 /// A JSON 1.1 error: HTTP 400 (500 for the service's own), `__type` and `Message`.
 fn ga_error(kind: &str, message: &str) -> Response {
@@ -286,16 +62,19 @@ fn ga_ok(body: Json) -> Response {
         .into_response()
 }
 
+/// An error answer before it is sent: (`__type`, `Message`).
+type Refusal = (&'static str, String);
+
 /// One page of `items` from `NextToken` (an index the lab hands out) and `MaxResults`.
-fn page(items: Vec<Json>, req: &Json, key: &str) -> Result<Json, Response> {
+fn page(items: Vec<Json>, req: &Json, key: &str) -> Result<Json, Refusal> {
     let max = match req.get("MaxResults") {
         None => 100,
         Some(m) => match m.as_u64() {
             Some(n @ 1..=100) => n as usize,
             _ => {
-                return Err(ga_error(
+                return Err((
                     "InvalidArgumentException",
-                    "MaxResults must be between 1 and 100",
+                    "MaxResults must be between 1 and 100".into(),
                 ))
             }
         },
@@ -305,9 +84,9 @@ fn page(items: Vec<Json>, req: &Json, key: &str) -> Result<Json, Response> {
         Some(t) => match t.strip_prefix("lab-").and_then(|n| n.parse::<usize>().ok()) {
             Some(n) if n <= items.len() => n,
             _ => {
-                return Err(ga_error(
+                return Err((
                     "InvalidNextTokenException",
-                    "The token is invalid or expired",
+                    "The token is invalid or expired".into(),
                 ))
             }
         },
@@ -350,7 +129,12 @@ pub fn handle(w: &mut World, op: &str, body: &[u8], region: Option<&str>) -> Res
             "this lab plays no Global Accelerator (start it with --pack keycloak-26)",
         );
     };
-    let arg = |k: &str| req.get(k).and_then(Json::as_str).unwrap_or_default().to_string();
+    let arg = |k: &str| {
+        req.get(k)
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     let out = match op {
         "ListAccelerators" => page(vec![acc.json()], &req, "Accelerators"),
         "DescribeAccelerator" => {
@@ -390,7 +174,7 @@ pub fn handle(w: &mut World, op: &str, body: &[u8], region: Option<&str>) -> Res
     };
     let response = match out {
         Ok(v) => ga_ok(v),
-        Err(r) => return r,
+        Err((kind, message)) => return ga_error(kind, &message),
     };
     // A read of the group was answered: another writer may act now (the fault).
     if matches!(op, "ListEndpointGroups" | "DescribeEndpointGroup") {
@@ -424,24 +208,34 @@ fn concurrent_writer(w: &mut World) {
     }
 }
 
-fn configurations(req: &Json, key: &str) -> Result<Vec<(String, u8, bool)>, Response> {
-    let list = req.get(key).and_then(Json::as_array).cloned().unwrap_or_default();
+fn configurations(req: &Json, key: &str) -> Result<Vec<(String, u8, bool)>, Refusal> {
+    let list = req
+        .get(key)
+        .and_then(Json::as_array)
+        .cloned()
+        .unwrap_or_default();
     if list.len() > 10 {
-        return Err(ga_error(
+        return Err((
             "LimitExceededException",
-            "an endpoint group holds at most 10 endpoints",
+            "an endpoint group holds at most 10 endpoints".into(),
         ));
     }
     list.iter()
         .map(|c| {
-            let id = c.get("EndpointId").and_then(Json::as_str).unwrap_or_default();
+            let id = c
+                .get("EndpointId")
+                .and_then(Json::as_str)
+                .unwrap_or_default();
             if id.is_empty() {
-                return Err(ga_error("InvalidArgumentException", "EndpointId is required"));
+                return Err(("InvalidArgumentException", "EndpointId is required".into()));
             }
             let weight = match c.get("Weight") {
                 None => WEIGHT as u64,
                 Some(v) => v.as_u64().filter(|n| *n <= 255).ok_or_else(|| {
-                    ga_error("InvalidArgumentException", "Weight must be between 0 and 255")
+                    (
+                        "InvalidArgumentException",
+                        "Weight must be between 0 and 255".to_string(),
+                    )
                 })?,
             };
             let ip = c
@@ -486,7 +280,7 @@ fn write(w: &mut World, op: &str, req: &Json) -> Response {
             if req.get("EndpointConfigurations").is_some() {
                 let wanted = match configurations(req, "EndpointConfigurations") {
                     Ok(c) => c,
-                    Err(r) => return r,
+                    Err((kind, message)) => return ga_error(kind, &message),
                 };
                 if let Some((id, _, _)) = wanted.iter().find(|(id, _, _)| !known(id)) {
                     return ga_error(
@@ -515,7 +309,7 @@ fn write(w: &mut World, op: &str, req: &Json) -> Response {
         "AddEndpoints" => {
             let wanted = match configurations(req, "EndpointConfigurations") {
                 Ok(c) => c,
-                Err(r) => return r,
+                Err((kind, message)) => return ga_error(kind, &message),
             };
             if let Some((id, _, _)) = wanted.iter().find(|(id, _, _)| !known(id)) {
                 return ga_error(
@@ -523,8 +317,17 @@ fn write(w: &mut World, op: &str, req: &Json) -> Response {
                     &format!("The endpoint {id} does not exist"),
                 );
             }
-            if acc.endpoints.len() + wanted.iter().filter(|c| !acc.endpoints.iter().any(|e| e.id == c.0)).count() > 10 {
-                return ga_error("LimitExceededException", "an endpoint group holds at most 10 endpoints");
+            if acc.endpoints.len()
+                + wanted
+                    .iter()
+                    .filter(|c| !acc.endpoints.iter().any(|e| e.id == c.0))
+                    .count()
+                > 10
+            {
+                return ga_error(
+                    "LimitExceededException",
+                    "an endpoint group holds at most 10 endpoints",
+                );
             }
             let mut added = Vec::new();
             for c in wanted {
@@ -554,7 +357,10 @@ fn write(w: &mut World, op: &str, req: &Json) -> Response {
                 .map(str::to_string)
                 .collect();
             if ids.is_empty() {
-                return ga_error("InvalidArgumentException", "EndpointIdentifiers is required");
+                return ga_error(
+                    "InvalidArgumentException",
+                    "EndpointIdentifiers is required",
+                );
             }
             acc.endpoints.retain(|e| !ids.contains(&e.id));
             acc.wrote(op);
@@ -596,8 +402,18 @@ pub fn elbv2(w: &World, form: &HashMap<String, String>) -> Response {
             let arns = members(form, "LoadBalancerArns");
             let names = members(form, "Names");
             let mut found = Vec::new();
-            for wanted in arns.iter().map(|a| (a, true)).chain(names.iter().map(|n| (n, false))) {
-                match nlbs.iter().find(|n| if wanted.1 { &n.arn == wanted.0 } else { &n.name == wanted.0 }) {
+            for wanted in arns
+                .iter()
+                .map(|a| (a, true))
+                .chain(names.iter().map(|n| (n, false)))
+            {
+                match nlbs.iter().find(|n| {
+                    if wanted.1 {
+                        &n.arn == wanted.0
+                    } else {
+                        &n.name == wanted.0
+                    }
+                }) {
                     Some(n) => found.push(n.clone()),
                     None => {
                         return xml_error(
@@ -612,8 +428,16 @@ pub fn elbv2(w: &World, form: &HashMap<String, String>) -> Response {
             if arns.is_empty() && names.is_empty() {
                 found = nlbs;
             }
-            let size: usize = form.get("PageSize").and_then(|p| p.parse().ok()).unwrap_or(400).clamp(1, 400);
-            let start: usize = form.get("Marker").and_then(|m| m.strip_prefix("lab-")?.parse().ok()).unwrap_or(0).min(found.len());
+            let size: usize = form
+                .get("PageSize")
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(400)
+                .clamp(1, 400);
+            let start: usize = form
+                .get("Marker")
+                .and_then(|m| m.strip_prefix("lab-")?.parse().ok())
+                .unwrap_or(0)
+                .min(found.len());
             let end = (start + size).min(found.len());
             let mut x = Xml::new();
             x.open_ns("DescribeLoadBalancersResponse", ELB_NS)
@@ -647,7 +471,12 @@ pub fn elbv2(w: &World, form: &HashMap<String, String>) -> Response {
         "DescribeTags" => {
             let arns = members(form, "ResourceArns");
             if arns.is_empty() {
-                return xml_error(StatusCode::BAD_REQUEST, ELB_NS, "ValidationError", "ResourceArns is required");
+                return xml_error(
+                    StatusCode::BAD_REQUEST,
+                    ELB_NS,
+                    "ValidationError",
+                    "ResourceArns is required",
+                );
             }
             let mut x = Xml::new();
             x.open_ns("DescribeTagsResponse", ELB_NS)
@@ -671,7 +500,10 @@ pub fn elbv2(w: &World, form: &HashMap<String, String>) -> Response {
                     tags.push(("site".to_string(), site));
                 }
                 for (k, v) in tags {
-                    x.open("member").el("Key", &k).el("Value", &v).close("member");
+                    x.open("member")
+                        .el("Key", &k)
+                        .el("Value", &v)
+                        .close("member");
                 }
                 x.close("Tags").close("member");
             }
@@ -717,7 +549,12 @@ pub fn spawn_health_checks(lab: crate::Shared) -> tokio::task::JoinHandle<()> {
             };
             let mut results = HashMap::new();
             for (arn, site, port) in targets {
-                let failing = lab.lock().world.faults.iter().any(|f| matches!(f, Fault::NlbUnhealthy { site: s } if *s == site));
+                let failing = lab
+                    .lock()
+                    .world
+                    .faults
+                    .iter()
+                    .any(|f| matches!(f, Fault::NlbUnhealthy { site: s } if *s == site));
                 let ok = !failing
                     && client
                         .get(format!("http://127.0.0.1:{port}/lb-check"))
@@ -737,36 +574,6 @@ pub fn spawn_health_checks(lab: crate::Shared) -> tokio::task::JoinHandle<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_added_endpoint_is_initial_then_follows_its_nlb() {
-        let mut a = Accelerator::new(&[("site-a".into(), 1), ("site-b".into(), 2)]);
-        let b = a.nlbs[1].arn.clone();
-        a.endpoints.retain(|e| e.id != b);
-        a.endpoints.push(Endpoint { id: b.clone(), weight: 128, client_ip: false, state: "INITIAL", rounds: 0 });
-        let all_ok: HashMap<String, bool> = a.nlbs.iter().map(|n| (n.arn.clone(), true)).collect();
-        a.health_round(&all_ok);
-        assert_eq!(a.endpoints[1].state, "INITIAL");
-        a.health_round(&all_ok);
-        assert_eq!(a.endpoints[1].state, "HEALTHY");
-        // Three failed rounds in a row turn it unhealthy, not fewer.
-        let b_fails: HashMap<String, bool> = a.nlbs.iter().map(|n| (n.arn.clone(), n.arn != b)).collect();
-        a.health_round(&b_fails);
-        a.health_round(&b_fails);
-        assert_eq!(a.endpoints[1].state, "HEALTHY");
-        a.health_round(&b_fails);
-        assert_eq!(a.endpoints[1].state, "UNHEALTHY");
-        assert_eq!(a.routed_sites(), vec!["site-a".to_string()]);
-    }
-
-    #[test]
-    fn with_no_healthy_endpoint_it_fails_open() {
-        let mut a = Accelerator::new(&[("site-a".into(), 1), ("site-b".into(), 2)]);
-        for e in &mut a.endpoints {
-            e.state = "UNHEALTHY";
-        }
-        assert_eq!(a.routed_sites(), vec!["site-a".to_string(), "site-b".to_string()]);
-    }
 
     #[test]
     fn the_signed_region_is_read_from_the_credential_scope() {

@@ -14,19 +14,17 @@
 //! Request signatures are not checked (any credentials work), as with other emulators.
 
 use std::collections::HashMap;
-use std::io::Cursor;
 use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::any;
 use axum::Router;
-use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
-use quick_xml::Writer;
 use serde::Deserialize;
 
+use crate::awsxml::{error, metadata, xml, Xml};
 use crate::world::{timestamp_ms, World};
 use crate::Shared;
 
@@ -35,79 +33,6 @@ const R53_NS: &str = "https://route53.amazonaws.com/doc/2013-04-01/";
 
 pub fn router(lab: Shared) -> Router {
     Router::new().fallback(any(handle)).with_state(lab)
-}
-
-/// A small XML document builder over quick-xml (which does the escaping).
-pub(crate) struct Xml {
-    w: Writer<Cursor<Vec<u8>>>,
-}
-
-impl Xml {
-    pub(crate) fn new() -> Xml {
-        let mut w = Writer::new(Cursor::new(Vec::new()));
-        let _ = w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)));
-        Xml { w }
-    }
-    pub(crate) fn open(&mut self, name: &str) -> &mut Xml {
-        let _ = self.w.write_event(Event::Start(BytesStart::new(name)));
-        self
-    }
-    pub(crate) fn open_ns(&mut self, name: &str, ns: &str) -> &mut Xml {
-        let _ = self.w.write_event(Event::Start(
-            BytesStart::new(name).with_attributes([("xmlns", ns)]),
-        ));
-        self
-    }
-    pub(crate) fn close(&mut self, name: &str) -> &mut Xml {
-        let _ = self.w.write_event(Event::End(BytesEnd::new(name)));
-        self
-    }
-    pub(crate) fn el(&mut self, name: &str, text: &str) -> &mut Xml {
-        self.open(name);
-        let _ = self.w.write_event(Event::Text(BytesText::new(text)));
-        self.close(name)
-    }
-    pub(crate) fn finish(self) -> String {
-        String::from_utf8_lossy(&self.w.into_inner().into_inner()).into_owned()
-    }
-}
-
-pub(crate) fn xml(code: StatusCode, body: String) -> Response {
-    (code, [(header::CONTENT_TYPE, "text/xml")], body).into_response()
-}
-
-fn request_id() -> String {
-    let r = fastrand::u128(..);
-    let h = format!("{r:032x}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
-}
-
-/// An AWS error document (query and REST-XML protocols share this shape).
-pub(crate) fn error(code: StatusCode, ns: &str, err_code: &str, message: &str) -> Response {
-    let mut x = Xml::new();
-    x.open_ns("ErrorResponse", ns)
-        .open("Error")
-        .el(
-            "Type",
-            if code.is_server_error() {
-                "Receiver"
-            } else {
-                "Sender"
-            },
-        )
-        .el("Code", err_code)
-        .el("Message", message)
-        .close("Error")
-        .el("RequestId", &request_id())
-        .close("ErrorResponse");
-    xml(code, x.finish())
 }
 
 async fn handle(
@@ -138,7 +63,9 @@ async fn handle(
     }
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok());
     if let Some(op) = target.and_then(|t| t.strip_prefix(crate::accelerator::TARGET_PREFIX)) {
-        let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let auth = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
         let region = crate::accelerator::signed_region(auth);
         return crate::accelerator::handle(&mut l.world, op, &body, region.as_deref());
     }
@@ -266,12 +193,6 @@ fn describe_db_instances(w: &World, form: &HashMap<String, String>) -> Response 
     metadata(&mut x);
     x.close("DescribeDBInstancesResponse");
     xml(StatusCode::OK, x.finish())
-}
-
-pub(crate) fn metadata(x: &mut Xml) {
-    x.open("ResponseMetadata")
-        .el("RequestId", &request_id())
-        .close("ResponseMetadata");
 }
 
 fn cluster_xml(x: &mut Xml, w: &World) {

@@ -198,7 +198,7 @@ pub struct World {
     /// Every CLI command a Batch ran, per site, in order (what tests compare with plans).
     pub cli_commands: BTreeMap<String, Vec<String>>,
     /// The Global Accelerator in front (the Keycloak 26 shape), set up by `start`.
-    pub accelerator: Option<crate::accelerator::Accelerator>,
+    pub accelerator: Option<crate::ga::Accelerator>,
 }
 
 /// What a new world looks like.

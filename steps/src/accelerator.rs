@@ -126,13 +126,21 @@ pub struct View {
 impl View {
     fn endpoint_of(&self, site: &str) -> Option<&Endpoint> {
         let arn = self.nlbs.get(site).map(|(a, _)| a.as_str());
-        self.endpoints.iter().find(|e| Some(e.endpoint_id.as_str()) == arn)
+        self.endpoints
+            .iter()
+            .find(|e| Some(e.endpoint_id.as_str()) == arn)
     }
 
     fn ids(&self) -> Vec<String> {
         self.endpoints
             .iter()
-            .map(|e| format!("{}={}", e.site.as_deref().unwrap_or("untagged"), e.endpoint_id))
+            .map(|e| {
+                format!(
+                    "{}={}",
+                    e.site.as_deref().unwrap_or("untagged"),
+                    e.endpoint_id
+                )
+            })
             .collect()
     }
 
@@ -161,7 +169,10 @@ impl View {
         }
         for e in &self.endpoints {
             if e.site.is_none() {
-                ambiguous.push(format!("endpoint {} is an NLB without a `site` tag", e.endpoint_id));
+                ambiguous.push(format!(
+                    "endpoint {} is an NLB without a `site` tag",
+                    e.endpoint_id
+                ));
             }
             if e.health == "INITIAL" {
                 ambiguous.push(format!(
@@ -206,11 +217,18 @@ impl View {
             );
         }
         let serving: Vec<String> = if fail_open {
-            self.endpoints.iter().filter_map(|e| e.site.clone()).collect()
+            self.endpoints
+                .iter()
+                .filter_map(|e| e.site.clone())
+                .collect()
         } else {
             serving_strict
         };
-        let in_group: Vec<String> = self.endpoints.iter().filter_map(|e| e.site.clone()).collect();
+        let in_group: Vec<String> = self
+            .endpoints
+            .iter()
+            .filter_map(|e| e.site.clone())
+            .collect();
         let out_of_group: Vec<String> = self
             .nlbs
             .keys()
@@ -226,13 +244,20 @@ impl View {
             )
         };
         let how = if self.endpoints.is_empty() {
-            format!("the endpoint group of accelerator `{}` has no endpoint: nothing serves", self.accelerator)
+            format!(
+                "the endpoint group of accelerator `{}` has no endpoint: nothing serves",
+                self.accelerator
+            )
         } else {
             format!(
                 "accelerator `{}` ({}) routes to {}{}",
                 self.accelerator,
                 self.status,
-                self.endpoints.iter().map(describe).collect::<Vec<_>>().join(" and "),
+                self.endpoints
+                    .iter()
+                    .map(describe)
+                    .collect::<Vec<_>>()
+                    .join(" and "),
                 if out_of_group.is_empty() {
                     String::new()
                 } else {
@@ -341,7 +366,11 @@ pub async fn read(ctx: &StepCtx) -> Result<View, StepError> {
         ));
     };
     let (ga, elb) = clients(ctx).await?;
-    let accs = all_pages!(ga.list_accelerators(), "Global Accelerator ListAccelerators", accelerators);
+    let accs = all_pages!(
+        ga.list_accelerators(),
+        "Global Accelerator ListAccelerators",
+        accelerators
+    );
     let matches: Vec<_> = accs
         .iter()
         .filter(|a| {
@@ -381,7 +410,9 @@ pub async fn read(ctx: &StepCtx) -> Result<View, StepError> {
         ));
     }
     let first = groups.first();
-    let descriptions = first.map(|g| g.endpoint_descriptions().to_vec()).unwrap_or_default();
+    let descriptions = first
+        .map(|g| g.endpoint_descriptions().to_vec())
+        .unwrap_or_default();
     let arns = nlb_arns(&elb, &wanted).await?;
     let mut tag_of: BTreeMap<String, Option<String>> = BTreeMap::new();
     let mut ask: Vec<String> = descriptions
@@ -411,7 +442,10 @@ pub async fn read(ctx: &StepCtx) -> Result<View, StepError> {
         accelerator: name,
         accelerator_arn: acc_arn,
         dns_name: acc.dns_name().unwrap_or_default().to_string(),
-        status: acc.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+        status: acc
+            .status()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
         listeners: listeners.len(),
         endpoint_groups: groups.len(),
         endpoint_group_arn: first
@@ -425,7 +459,10 @@ pub async fn read(ctx: &StepCtx) -> Result<View, StepError> {
                 Endpoint {
                     site: tag_of.get(&id).cloned().flatten(),
                     weight: d.weight().unwrap_or(0),
-                    health: d.health_state().map(|h| h.as_str().to_string()).unwrap_or_default(),
+                    health: d
+                        .health_state()
+                        .map(|h| h.as_str().to_string())
+                        .unwrap_or_default(),
                     client_ip: d.client_ip_preservation_enabled().unwrap_or(false),
                     endpoint_id: id,
                 }
@@ -452,7 +489,11 @@ pub fn changes(before: &[String], after: &[String]) -> Option<String> {
     Some(match (gone.is_empty(), new.is_empty()) {
         (false, true) => format!("removed by another writer: {}", list(&gone)),
         (true, false) => format!("added by another writer: {}", list(&new)),
-        _ => format!("another writer removed {} and added {}", list(&gone), list(&new)),
+        _ => format!(
+            "another writer removed {} and added {}",
+            list(&gone),
+            list(&new)
+        ),
     })
 }
 
@@ -472,7 +513,17 @@ impl Action for ServingSites {
         &[]
     }
     fn outputs(&self) -> Option<&'static [&'static str]> {
-        Some(&["serving", "in_group", "out_of_group", "sites", "endpoints", "ambiguous", "mismatch", "how", "summary"])
+        Some(&[
+            "serving",
+            "in_group",
+            "out_of_group",
+            "sites",
+            "endpoints",
+            "ambiguous",
+            "mismatch",
+            "how",
+            "summary",
+        ])
     }
     fn effect(&self, _: &Args) -> Effect {
         Effect::ReadOnly
@@ -490,7 +541,12 @@ impl Action for ServingSites {
         Ok(read(ctx).await?.judge())
     }
     async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
-        Ok(self.probe(ctx, args).await?.as_object().cloned().unwrap_or_default())
+        Ok(self
+            .probe(ctx, args)
+            .await?
+            .as_object()
+            .cloned()
+            .unwrap_or_default())
     }
 }
 
@@ -516,7 +572,12 @@ fn site_name(ctx: &StepCtx) -> Result<(String, AcceleratorTraffic), StepError> {
 
 /// Refuse to act on a reading whose sites cannot be told apart or are not who they say.
 fn trustworthy(v: &Json) -> Result<(), StepError> {
-    let mismatch: Vec<&str> = v["mismatch"].as_array().into_iter().flatten().filter_map(Json::as_str).collect();
+    let mismatch: Vec<&str> = v["mismatch"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Json::as_str)
+        .collect();
     if !mismatch.is_empty() {
         return Err(StepError::permanent(format!(
             "identity mismatch: {}; nothing was changed",
@@ -531,13 +592,22 @@ fn trustworthy(v: &Json) -> Result<(), StepError> {
         .filter(|a| a.contains("listener(s)") || a.contains("without a `site` tag"))
         .collect();
     if !structural.is_empty() {
-        return Err(StepError::permanent(format!("{}; nothing was changed", structural.join("; "))));
+        return Err(StepError::permanent(format!(
+            "{}; nothing was changed",
+            structural.join("; ")
+        )));
     }
     Ok(())
 }
 
 impl Move {
-    async fn write(&self, ctx: &StepCtx, group: &str, arn: &str, weight: u8) -> Result<(), StepError> {
+    async fn write(
+        &self,
+        ctx: &StepCtx,
+        group: &str,
+        arn: &str,
+        weight: u8,
+    ) -> Result<(), StepError> {
         let (ga, _) = clients(ctx).await?;
         let mut pause = Duration::from_millis(500);
         for attempt in 1..=8 {
@@ -553,7 +623,9 @@ impl Move {
                     .send()
                     .await
                     .map(|_| ())
-                    .map_err(|e| aws_error(&format!("Global Accelerator AddEndpoints({arn})"), e, true))
+                    .map_err(|e| {
+                        aws_error(&format!("Global Accelerator AddEndpoints({arn})"), e, true)
+                    })
             } else {
                 let i = EndpointIdentifier::builder()
                     .endpoint_id(arn)
@@ -565,18 +637,28 @@ impl Move {
                     .send()
                     .await
                     .map(|_| ())
-                    .map_err(|e| aws_error(&format!("Global Accelerator RemoveEndpoints({arn})"), e, true))
+                    .map_err(|e| {
+                        aws_error(
+                            &format!("Global Accelerator RemoveEndpoints({arn})"),
+                            e,
+                            true,
+                        )
+                    })
             };
             match result {
                 Err(e) if e.message.contains("TransactionInProgressException") && attempt < 8 => {
-                    tracing::info!("endpoint group busy (another transaction): trying again in {pause:?}");
+                    tracing::info!(
+                        "endpoint group busy (another transaction): trying again in {pause:?}"
+                    );
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(8));
                 }
                 other => return other,
             }
         }
-        Err(StepError::transient("the endpoint group stayed busy (TransactionInProgressException)"))
+        Err(StepError::transient(
+            "the endpoint group stayed busy (TransactionInProgressException)",
+        ))
     }
 }
 
@@ -600,7 +682,13 @@ impl Action for Move {
         &[]
     }
     fn outputs(&self) -> Option<&'static [&'static str]> {
-        Some(&["before", "after", "changed_before_write", "changed_after_write", "already"])
+        Some(&[
+            "before",
+            "after",
+            "changed_before_write",
+            "changed_after_write",
+            "already",
+        ])
     }
     fn effect(&self, _: &Args) -> Effect {
         Effect::Idempotent
@@ -623,9 +711,17 @@ impl Action for Move {
         ))
     }
     fn describe(&self, ctx: &StepCtx, _: &Args) -> Vec<String> {
-        let nlb = site_name(ctx).map(|(_, a)| a.load_balancer).unwrap_or_else(|e| e.message);
+        let nlb = site_name(ctx)
+            .map(|(_, a)| a.load_balancer)
+            .unwrap_or_else(|e| e.message);
         let (call, weight) = if self.add {
-            ("AddEndpoints", format!(", Weight={}, ClientIPPreservationEnabled=false", DEFAULT_WEIGHT))
+            (
+                "AddEndpoints",
+                format!(
+                    ", Weight={}, ClientIPPreservationEnabled=false",
+                    DEFAULT_WEIGHT
+                ),
+            )
         } else {
             ("RemoveEndpoints", String::new())
         };
@@ -652,7 +748,9 @@ impl Action for Move {
             // The rest healthy, and something left: a group another writer emptied
             // after the write is not a success to report.
             let rest = o["endpoints"].as_array().cloned().unwrap_or_default();
-            s["in_group"] == false && !rest.is_empty() && rest.iter().all(|e| e["health"] == "HEALTHY")
+            s["in_group"] == false
+                && !rest.is_empty()
+                && rest.iter().all(|e| e["health"] == "HEALTHY")
         }
     }
     fn explain(&self, _: &Args, o: &Json) -> Option<String> {
@@ -678,7 +776,12 @@ impl Action for Move {
         out.insert("before".into(), json!(v.ids()));
         Ok(out)
     }
-    async fn apply(&self, ctx: &StepCtx, _: &Args, prepared: &Outputs) -> Result<Outputs, StepError> {
+    async fn apply(
+        &self,
+        ctx: &StepCtx,
+        _: &Args,
+        prepared: &Outputs,
+    ) -> Result<Outputs, StepError> {
         let (site, cfg) = site_name(ctx)?;
         let v = read(ctx).await?;
         let judged = v.judge();
@@ -686,7 +789,11 @@ impl Action for Move {
         let before: Vec<String> = prepared
             .get("before")
             .and_then(Json::as_array)
-            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default();
         let now = v.ids();
         let mut out = Outputs::new();
@@ -714,7 +821,13 @@ impl Action for Move {
                 )));
             }
         }
-        self.write(ctx, &v.endpoint_group_arn, &arn, cfg.weight.unwrap_or(DEFAULT_WEIGHT)).await?;
+        self.write(
+            ctx,
+            &v.endpoint_group_arn,
+            &arn,
+            cfg.weight.unwrap_or(DEFAULT_WEIGHT),
+        )
+        .await?;
         let after = read(ctx).await?;
         let mut expected = now.clone();
         let me = format!("{site}={arn}");
@@ -724,7 +837,10 @@ impl Action for Move {
             expected.retain(|e| *e != me);
         }
         out.insert("after".into(), json!(after.ids()));
-        out.insert("changed_after_write".into(), json!(changes(&expected, &after.ids())));
+        out.insert(
+            "changed_after_write".into(),
+            json!(changes(&expected, &after.ids())),
+        );
         Ok(out)
     }
 }
@@ -759,7 +875,11 @@ mod tests {
 
     #[test]
     fn both_healthy_both_serve_and_one_removed_is_out_of_the_group() {
-        let j = view(&[("arn-a", Some("site-a"), 128, "HEALTHY"), ("arn-b", Some("site-b"), 128, "HEALTHY")]).judge();
+        let j = view(&[
+            ("arn-a", Some("site-a"), 128, "HEALTHY"),
+            ("arn-b", Some("site-b"), 128, "HEALTHY"),
+        ])
+        .judge();
         assert_eq!(j["serving"], json!(["site-a", "site-b"]));
         assert_eq!(j["ambiguous"], json!([]));
         let j = view(&[("arn-a", Some("site-a"), 128, "HEALTHY")]).judge();
@@ -771,29 +891,53 @@ mod tests {
     #[test]
     fn what_cannot_be_told_is_said_not_guessed() {
         // No healthy endpoint: fail-open, every endpoint may get traffic.
-        let j = view(&[("arn-a", Some("site-a"), 128, "UNHEALTHY"), ("arn-b", Some("site-b"), 128, "UNHEALTHY")]).judge();
+        let j = view(&[
+            ("arn-a", Some("site-a"), 128, "UNHEALTHY"),
+            ("arn-b", Some("site-b"), 128, "UNHEALTHY"),
+        ])
+        .judge();
         assert_eq!(j["fail_open"], true);
         assert_eq!(j["serving"], json!(["site-a", "site-b"]));
         assert!(j["ambiguous"][0].as_str().unwrap().contains("fails open"));
         // INITIAL, untagged.
-        let j = view(&[("arn-a", Some("site-a"), 128, "HEALTHY"), ("arn-x", None, 128, "INITIAL")]).judge();
+        let j = view(&[
+            ("arn-a", Some("site-a"), 128, "HEALTHY"),
+            ("arn-x", None, 128, "INITIAL"),
+        ])
+        .judge();
         let amb = j["ambiguous"].to_string();
-        assert!(amb.contains("without a `site` tag") && amb.contains("INITIAL"), "{amb}");
+        assert!(
+            amb.contains("without a `site` tag") && amb.contains("INITIAL"),
+            "{amb}"
+        );
         // Two groups.
         let mut v = view(&[("arn-a", Some("site-a"), 128, "HEALTHY")]);
         v.endpoint_groups = 2;
-        assert!(v.judge()["ambiguous"][0].as_str().unwrap().contains("2 endpoint group(s)"));
+        assert!(v.judge()["ambiguous"][0]
+            .as_str()
+            .unwrap()
+            .contains("2 endpoint group(s)"));
         assert!(trustworthy(&v.judge()).is_err());
     }
 
     #[test]
     fn an_nlb_tagged_for_another_site_is_an_identity_mismatch() {
-        let mut v = view(&[("arn-a", Some("site-a"), 128, "HEALTHY"), ("arn-b", Some("site-a"), 128, "HEALTHY")]);
-        v.nlbs.insert("site-b".into(), ("arn-b".into(), Some("site-a".into())));
+        let mut v = view(&[
+            ("arn-a", Some("site-a"), 128, "HEALTHY"),
+            ("arn-b", Some("site-a"), 128, "HEALTHY"),
+        ]);
+        v.nlbs
+            .insert("site-b".into(), ("arn-b".into(), Some("site-a".into())));
         let j = v.judge();
         let m = j["mismatch"].to_string();
-        assert!(m.contains("site-b's NLB arn-b is tagged site=site-a"), "{m}");
-        assert!(trustworthy(&j).unwrap_err().message.contains("identity mismatch"));
+        assert!(
+            m.contains("site-b's NLB arn-b is tagged site=site-a"),
+            "{m}"
+        );
+        assert!(trustworthy(&j)
+            .unwrap_err()
+            .message
+            .contains("identity mismatch"));
     }
 
     #[test]

@@ -120,6 +120,9 @@ impl Builtin {
         let mut out: Vec<(String, &'static str, Option<String>)> = Vec::new();
         let mut add = |site: Option<&String>, action: &str, when: Option<&String>| {
             let Some(site) = site else { return };
+            // Guards see params, sites and history, not the outputs of steps: a use
+            // under a `when` that reads them is proved whatever it says.
+            let when = when.filter(|w| !w.contains("steps"));
             for f in families(action) {
                 match out.iter_mut().find(|(s, g, _)| s == site && g == f) {
                     None => out.push((site.clone(), f, when.map(|w| format!("({w})")))),
@@ -192,9 +195,14 @@ impl BuiltinGuards for Builtin {
             json!({ "uses": list }),
             "observation.proven",
         )];
-        let ispn: Vec<&(String, &'static str, Option<String>)> =
-            uses.iter().filter(|(_, via, _)| *via == "infinispan").collect();
-        let ispn_sites: Vec<Json> = ispn.iter().map(|(s, _, _)| Json::String(s.clone())).collect();
+        let ispn: Vec<&(String, &'static str, Option<String>)> = uses
+            .iter()
+            .filter(|(_, via, _)| *via == "infinispan")
+            .collect();
+        let ispn_sites: Vec<Json> = ispn
+            .iter()
+            .map(|(s, _, _)| Json::String(s.clone()))
+            .collect();
         // Conditional only when every Infinispan use is.
         let ispn_when: Option<String> = ispn
             .iter()
@@ -560,7 +568,8 @@ async fn prove_accelerator(ctx: &StepCtx, site: &str) -> Proof {
     let read = crate::accelerator::read(ctx);
     let v = match tokio::time::timeout(Duration::from_secs(30), read).await {
         Err(_) => {
-            p.problem = Some("unreachable: Global Accelerator or ELBv2 gave no answer in 30s".into());
+            p.problem =
+                Some("unreachable: Global Accelerator or ELBv2 gave no answer in 30s".into());
             return p;
         }
         Ok(Err(e)) => {
@@ -1044,7 +1053,11 @@ pub fn every_endpoint(env: &engine::env::Environment) -> Vec<(String, String)> {
         if site.route53.is_some() {
             add("route53");
         }
-        if site.traffic.as_ref().is_some_and(|t| t.accelerator.is_some()) {
+        if site
+            .traffic
+            .as_ref()
+            .is_some_and(|t| t.accelerator.is_some())
+        {
             add("accelerator");
         }
     }

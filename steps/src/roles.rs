@@ -44,7 +44,11 @@ impl Concern {
     pub fn vendor_of(self, site: &SiteConfig) -> Option<&'static str> {
         match self {
             Concern::Traffic => {
-                if site.traffic.as_ref().is_some_and(|t| t.accelerator.is_some()) {
+                if site
+                    .traffic
+                    .as_ref()
+                    .is_some_and(|t| t.accelerator.is_some())
+                {
                     Some("accelerator")
                 } else {
                     site.route53.is_some().then_some("route53")

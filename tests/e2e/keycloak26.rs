@@ -16,10 +16,15 @@ pub fn kc26_lab(faults: &[&str]) -> InLab {
     let l = InLab::start_with(faults, |c| {
         c.shape.traffic = lab::world::Traffic::Accelerator;
         c.shape.infinispan_version = 15;
-        c.shape.caches = ["actionTokens", "authenticationSessions", "loginFailures", "work"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        c.shape.caches = [
+            "actionTokens",
+            "authenticationSessions",
+            "loginFailures",
+            "work",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     });
     l
 }
@@ -65,7 +70,11 @@ impl InLab {
     fn until(&self, what: &str, f: impl Fn(&Value) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while !f(&self.state()) {
-            assert!(Instant::now() < deadline, "timed out until {what}: {}", self.accelerator());
+            assert!(
+                Instant::now() < deadline,
+                "timed out until {what}: {}",
+                self.accelerator()
+            );
             std::thread::sleep(Duration::from_millis(30));
         }
     }
@@ -87,14 +96,21 @@ fn check_json(c: std::process::Command) -> Value {
 }
 
 fn reason(out: &Out) -> String {
-    out.json()["reason"].as_str().unwrap_or_default().to_string()
+    out.json()["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Nothing of the deployment changed: the group holds both sites, never written,
 /// and neither site's Keycloak or caches were touched.
 fn unchanged(l: &InLab) {
     assert_eq!(l.in_group(), vec!["site-a", "site-b"]);
-    assert_eq!(l.group_writes(), Vec::<String>::new(), "no write to the endpoint group");
+    assert_eq!(
+        l.group_writes(),
+        Vec::<String>::new(),
+        "no write to the endpoint group"
+    );
     l.untouched("site-a");
     l.untouched("site-b");
 }
@@ -114,23 +130,43 @@ fn take_offline_synchronize_bring_online_the_whole_cycle_with_users_logging_in()
     assert!(l.logins(6).iter().all(|s| s == "site-a"));
     l.lift();
     let a = l.entries("site-a", "authenticationSessions");
-    assert_ne!(l.entries("site-b", "authenticationSessions"), a, "site-b is stale");
+    assert_ne!(
+        l.entries("site-b", "authenticationSessions"),
+        a,
+        "site-b is stale"
+    );
     // Bringing it online now is refused: it was not synchronized since it left.
     let out = kc26(&l, "bring-site-online", &["site=site-b", "source=site-a"]).expect(8);
-    assert!(reason(&out).contains("no completed synchronize-site"), "{}", reason(&out));
+    assert!(
+        reason(&out).contains("no completed synchronize-site"),
+        "{}",
+        reason(&out)
+    );
     assert_eq!(l.in_group(), vec!["site-a"]);
     let out = kc26(&l, "synchronize-site", &["site=site-b", "source=site-a"]).expect(0);
     assert_eq!(out.json()["status"], "completed");
     let (a, b) = l.entries_at_once("site-a", "site-b", "authenticationSessions");
     assert_eq!(a, b, "site-b holds site-a's data");
     let st = l.state();
-    assert_eq!(st["sites"]["site-b"]["keycloak"]["spec"], 3, "Keycloak back to its count");
-    assert!(st["sites"]["site-a"]["clear_requests"].as_object().unwrap().is_empty(), "nothing cleared on the source");
+    assert_eq!(
+        st["sites"]["site-b"]["keycloak"]["spec"], 3,
+        "Keycloak back to its count"
+    );
+    assert!(
+        st["sites"]["site-a"]["clear_requests"]
+            .as_object()
+            .unwrap()
+            .is_empty(),
+        "nothing cleared on the source"
+    );
     // check names the next runbook.
     let mut c = l.runbook();
     c.args(["check", "--json"]);
     let v = check_json(c);
-    assert_eq!(v["recommended"]["runbook"], "keycloak-26/bring-site-online", "{v}");
+    assert_eq!(
+        v["recommended"]["runbook"], "keycloak-26/bring-site-online",
+        "{v}"
+    );
     let out = kc26(&l, "bring-site-online", &["site=site-b", "source=site-a"]).expect(0);
     assert_eq!(out.json()["status"], "completed");
     assert_eq!(l.in_group(), vec!["site-a", "site-b"]);
@@ -151,8 +187,16 @@ fn synchronize_is_refused_while_the_site_is_in_the_endpoint_group() {
     let l = kc26_lab(&[]);
     l.logins(4);
     let out = kc26(&l, "synchronize-site", &["site=site-b", "source=site-a"]).expect(8);
-    assert!(reason(&out).contains("site-b IS IN THE ENDPOINT GROUP"), "{}", reason(&out));
-    assert!(reason(&out).contains("keycloak-26/take-site-offline -p site=site-b"), "{}", reason(&out));
+    assert!(
+        reason(&out).contains("site-b IS IN THE ENDPOINT GROUP"),
+        "{}",
+        reason(&out)
+    );
+    assert!(
+        reason(&out).contains("keycloak-26/take-site-offline -p site=site-b"),
+        "{}",
+        reason(&out)
+    );
     unchanged(&l);
 }
 
@@ -163,7 +207,11 @@ fn taking_offline_the_only_healthy_site_is_refused() {
         s["accelerator"]["routed_sites"] == json!(["site-b"])
     });
     let out = kc26(&l, "take-site-offline", &["site=site-b", "keep=site-a"]).expect(8);
-    assert!(reason(&out).contains("site-a does not serve"), "{}", reason(&out));
+    assert!(
+        reason(&out).contains("site-a does not serve"),
+        "{}",
+        reason(&out)
+    );
     assert_eq!(l.group_writes(), Vec::<String>::new());
     assert_eq!(l.in_group(), vec!["site-a", "site-b"]);
 }
@@ -173,12 +221,19 @@ fn an_nlb_tagged_for_another_site_is_an_identity_mismatch_and_nothing_is_done() 
     let l = kc26_lab(&["nlb-site-tag:site-b:site-a"]);
     let out = kc26(&l, "take-site-offline", &["site=site-b", "keep=site-a"]).expect(8);
     let r = reason(&out);
-    assert!(r.contains("site-b's NLB") && r.contains("tagged site=site-a"), "{r}");
+    assert!(
+        r.contains("site-b's NLB") && r.contains("tagged site=site-a"),
+        "{r}"
+    );
     unchanged(&l);
     // Untagged: what cannot be told is said, and nothing is done either.
     let l = kc26_lab(&["nlb-site-tag:site-b"]);
     let out = kc26(&l, "take-site-offline", &["site=site-b", "keep=site-a"]).expect(8);
-    assert!(reason(&out).contains("has no `site` tag"), "{}", reason(&out));
+    assert!(
+        reason(&out).contains("has no `site` tag"),
+        "{}",
+        reason(&out)
+    );
     unchanged(&l);
 }
 
@@ -203,7 +258,10 @@ fn fence_site_removes_the_unreachable_site_and_takes_its_backup_offline_in_the_s
     let mut c = l.runbook();
     c.args(["check", "--json"]);
     let v = check_json(c);
-    assert_eq!(v["recommended"]["runbook"], "keycloak-26/synchronize-site", "{v}");
+    assert_eq!(
+        v["recommended"]["runbook"], "keycloak-26/synchronize-site",
+        "{v}"
+    );
     let out = kc26(&l, "bring-site-online", &["site=site-b", "source=site-a"]).expect(8);
     assert!(reason(&out).contains("fence-site"), "{}", reason(&out));
 }
@@ -215,7 +273,11 @@ fn fence_site_does_nothing_when_the_reporters_own_endpoint_is_unhealthy() {
         s["accelerator"]["routed_sites"] == json!(["site-b"])
     });
     let out = kc26(&l, "fence-site", &["site=site-b", "reporter=site-a"]).expect(8);
-    assert!(reason(&out).contains("the other site's fence acts"), "{}", reason(&out));
+    assert!(
+        reason(&out).contains("the other site's fence acts"),
+        "{}",
+        reason(&out)
+    );
     assert_eq!(l.group_writes(), Vec::<String>::new());
 }
 
@@ -237,7 +299,14 @@ fn a_concurrent_writer_is_never_overwritten_and_is_named() {
         let writes = l.accelerator()["writes"].as_array().unwrap().clone();
         for (i, w) in writes.iter().enumerate() {
             if w["operation"] == "RemoveEndpoints" && w["endpoints"] == json!([]) {
-                assert!(i > 0 && writes[i - 1]["operation"].as_str().unwrap().contains("another writer"), "n={n}: {writes:?}");
+                assert!(
+                    i > 0
+                        && writes[i - 1]["operation"]
+                            .as_str()
+                            .unwrap()
+                            .contains("another writer"),
+                    "n={n}: {writes:?}"
+                );
                 assert_ne!(out.code, 0, "n={n}: an emptied group is no success");
                 assert!(text.contains("NOTHING SERVES"), "n={n}: {text}");
             }
@@ -252,7 +321,10 @@ fn a_concurrent_writer_is_never_overwritten_and_is_named() {
             );
         }
     }
-    assert!(named, "some timing put the other writer between the read and the write, and it was named");
+    assert!(
+        named,
+        "some timing put the other writer between the read and the write, and it was named"
+    );
 }
 
 #[test]
@@ -276,13 +348,21 @@ fn the_stateless_shape_takes_offline_and_brings_online_without_infinispan() {
     // Refused before anything: the identity guard finds no Infinispan to prove, and the
     // runbook's own guard says the stateless shape has nothing to synchronize.
     let r = reason(&out);
-    assert!(r.contains("stateless") || r.contains("has no `infinispan` section"), "{r}");
+    assert!(
+        r.contains("stateless") || r.contains("has no `infinispan` section"),
+        "{r}"
+    );
     let out = kc26(&l, "bring-site-online", &["site=site-b", "source=site-a"]).expect(0);
     assert_eq!(out.json()["status"], "completed");
     assert_eq!(l.in_group(), vec!["site-a", "site-b"]);
     let requests = l.running().shared.lock().requests.clone();
     assert!(
-        requests.get("site-a").into_iter().chain(requests.get("site-b")).flatten().all(|r| !r.starts_with("POST")),
+        requests
+            .get("site-a")
+            .into_iter()
+            .chain(requests.get("site-b"))
+            .flatten()
+            .all(|r| !r.starts_with("POST")),
         "no Infinispan call changed anything"
     );
 }
@@ -327,5 +407,240 @@ fn each_runbook_writes_to_the_accelerator_exactly_what_its_plan_lists() {
     let planned = planned_writes(&l, "fence-site", &["site=site-b", "reporter=site-a"]);
     kc26(&l, "fence-site", &["site=site-b", "reporter=site-a"]).expect(0);
     assert_eq!(planned, ["RemoveEndpoints".to_string()].into());
-    assert_eq!(l.group_writes().last().map(String::as_str), Some("RemoveEndpoints"));
+    assert_eq!(
+        l.group_writes().last().map(String::as_str),
+        Some("RemoveEndpoints")
+    );
 }
+
+// ---- crashes at every step of the new runbooks ----
+
+/// Run `runbook` killed at `point`, then resume until done.
+fn killed_then_resumed(l: &InLab, runbook: &str, params: &[&str], point: &str, run_id: &str) {
+    let mut c = l.runbook();
+    c.args(["run", &format!("keycloak-26/{runbook}"), "--yes"])
+        .env("FAILPOINTS", point);
+    for p in params {
+        c.args(["-p", p]);
+    }
+    let out = run(c);
+    assert_eq!(out.code, -1, "{point}: killed\n{}", out.stderr);
+    resume_until_done(l, run_id);
+}
+
+fn crash_take_offline(point: &str) {
+    let l = kc26_lab(&[]);
+    killed_then_resumed(
+        &l,
+        "take-site-offline",
+        &["site=site-b", "keep=site-a"],
+        point,
+        "r-1",
+    );
+    assert_eq!(l.in_group(), vec!["site-a"], "{point}");
+}
+
+/// site-b taken offline and left stale (a partition while logins land on site-a).
+fn stale_site_b() -> InLab {
+    let l = kc26_lab(&[]);
+    l.logins(6);
+    kc26(&l, "take-site-offline", &["site=site-b", "keep=site-a"]).expect(0);
+    l.fault("partition");
+    l.logins(5);
+    l.lift();
+    l
+}
+
+fn synchronized_end_state(l: &InLab, label: &str) {
+    for c in CACHES26 {
+        let (a, b) = l.entries_at_once("site-a", "site-b", c);
+        assert_eq!(a, b, "{label}: {c} equal on both sites");
+    }
+    let st = l.state();
+    assert_eq!(
+        st["sites"]["site-b"]["keycloak"]["spec"], 3,
+        "{label}: Keycloak back to 3, not 0"
+    );
+    assert!(
+        st["sites"]["site-a"]["clear_requests"]
+            .as_object()
+            .unwrap()
+            .is_empty(),
+        "{label}: nothing cleared on the source"
+    );
+    for s in ["site-a", "site-b"] {
+        for (c, v) in st["sites"][s]["caches"].as_object().unwrap() {
+            let other = if s == "site-a" { "site-b" } else { "site-a" };
+            assert_eq!(v["backups"][other]["status"], "online", "{label}: {s} {c}");
+        }
+    }
+    assert_eq!(
+        l.in_group(),
+        vec!["site-a"],
+        "{label}: synchronize never touches the accelerator"
+    );
+}
+
+const CACHES26: [&str; 4] = [
+    "actionTokens",
+    "authenticationSessions",
+    "loginFailures",
+    "work",
+];
+
+fn crash_synchronize(point: &str) {
+    let l = stale_site_b();
+    killed_then_resumed(
+        &l,
+        "synchronize-site",
+        &["site=site-b", "source=site-a"],
+        point,
+        "r-2",
+    );
+    synchronized_end_state(&l, point);
+}
+
+fn crash_bring_online(point: &str) {
+    let l = stale_site_b();
+    kc26(&l, "synchronize-site", &["site=site-b", "source=site-a"]).expect(0);
+    killed_then_resumed(
+        &l,
+        "bring-site-online",
+        &["site=site-b", "source=site-a"],
+        point,
+        "r-3",
+    );
+    l.until("site-b HEALTHY", |s| {
+        s["accelerator"]["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["health"] == "HEALTHY")
+    });
+    assert_eq!(l.in_group(), vec!["site-a", "site-b"], "{point}");
+}
+
+fn crash_fence(point: &str) {
+    let l = kc26_lab(&["partition"]);
+    killed_then_resumed(
+        &l,
+        "fence-site",
+        &["site=site-b", "reporter=site-a"],
+        point,
+        "r-1",
+    );
+    assert_eq!(l.in_group(), vec!["site-a"], "{point}");
+    for (c, v) in l.state()["sites"]["site-a"]["caches"].as_object().unwrap() {
+        assert_eq!(v["backups"]["site-b"]["status"], "offline", "{point}: {c}");
+    }
+}
+
+macro_rules! crash26 {
+    ($name:ident, $f:ident, $point:expr) => {
+        #[test]
+        fn $name() {
+            $f($point);
+        }
+    };
+}
+
+crash26!(
+    take_offline_killed_before_the_removal,
+    crash_take_offline,
+    "before-apply=return(remove-from-accelerator)"
+);
+crash26!(
+    take_offline_killed_after_the_removal,
+    crash_take_offline,
+    "after-apply=return(remove-from-accelerator)"
+);
+crash26!(
+    synchronize_killed_after_scale_down,
+    crash_synchronize,
+    "after-apply=return(scale-down)"
+);
+crash26!(
+    synchronize_killed_after_scale_down_journaled,
+    crash_synchronize,
+    "after-journal=return(scale-down)"
+);
+crash26!(
+    synchronize_killed_before_take_offline,
+    crash_synchronize,
+    "before-apply=return(take-offline)"
+);
+crash26!(
+    synchronize_killed_after_take_offline,
+    crash_synchronize,
+    "after-apply=return(take-offline)"
+);
+crash26!(
+    synchronize_killed_before_clear,
+    crash_synchronize,
+    "before-apply=return(clear-caches)"
+);
+crash26!(
+    synchronize_killed_after_clear,
+    crash_synchronize,
+    "after-apply=return(clear-caches)"
+);
+crash26!(
+    synchronize_killed_after_bring_online,
+    crash_synchronize,
+    "after-apply=return(bring-online)"
+);
+crash26!(
+    synchronize_killed_after_source_bring_online,
+    crash_synchronize,
+    "after-apply=return(source-bring-online)"
+);
+crash26!(
+    synchronize_killed_before_push_state,
+    crash_synchronize,
+    "before-apply=return(push-state)"
+);
+crash26!(
+    synchronize_killed_after_push_state,
+    crash_synchronize,
+    "after-apply=return(push-state)"
+);
+crash26!(
+    synchronize_killed_after_clear_push_status,
+    crash_synchronize,
+    "after-apply=return(clear-push-state-status)"
+);
+crash26!(
+    synchronize_killed_before_scale_up,
+    crash_synchronize,
+    "before-apply=return(scale-up)"
+);
+crash26!(
+    synchronize_killed_after_scale_up,
+    crash_synchronize,
+    "after-apply=return(scale-up)"
+);
+crash26!(
+    bring_online_killed_before_the_addition,
+    crash_bring_online,
+    "before-apply=return(add-to-accelerator)"
+);
+crash26!(
+    bring_online_killed_after_the_addition,
+    crash_bring_online,
+    "after-apply=return(add-to-accelerator)"
+);
+crash26!(
+    fence_killed_before_the_removal,
+    crash_fence,
+    "before-apply=return(remove-from-accelerator)"
+);
+crash26!(
+    fence_killed_after_the_removal,
+    crash_fence,
+    "after-apply=return(remove-from-accelerator)"
+);
+crash26!(
+    fence_killed_after_take_offline,
+    crash_fence,
+    "after-apply=return(take-offline)"
+);

@@ -30,8 +30,9 @@ fn the_pack_in_use_is_chosen_said_and_recorded() {
     p.args(["--pack", "keycloak-99", "plan", "switchover"]);
     let out = run(p).expect(2);
     assert!(
-        out.stderr
-            .contains("no procedure pack `keycloak-99` (--pack; built in: keycloak-24, pgo)"),
+        out.stderr.contains(
+            "no procedure pack `keycloak-99` (--pack; built in: keycloak-24, keycloak-26, pgo)"
+        ),
         "{}",
         out.stderr
     );

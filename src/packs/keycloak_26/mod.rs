@@ -19,7 +19,12 @@ pub const NAME: &str = "keycloak-26";
 
 /// The caches Keycloak 26 keeps in the external Infinispan (sessions are in the
 /// database): the guide's `Cache` CRs.
-pub const CACHES: &[&str] = &["actionTokens", "authenticationSessions", "loginFailures", "work"];
+pub const CACHES: &[&str] = &[
+    "actionTokens",
+    "authenticationSessions",
+    "loginFailures",
+    "work",
+];
 
 pub const PACK: Pack = Pack {
     name: NAME,
@@ -99,7 +104,12 @@ impl HistoryFacts for Keycloak26History {
         NAME
     }
     fn procedures(&self) -> &[&'static str] {
-        &["take-site-offline", "fence-site", "synchronize-site", "bring-site-online"]
+        &[
+            "take-site-offline",
+            "fence-site",
+            "synchronize-site",
+            "bring-site-online",
+        ]
     }
     fn facts(&self, runs: &[RunState]) -> Json {
         let mut unsynced = serde_json::Map::new();
@@ -112,7 +122,10 @@ impl HistoryFacts for Keycloak26History {
                 "take-site-offline" | "fence-site" if done(r, "remove-from-accelerator") => {
                     unsynced.insert(
                         site.clone(),
-                        json!(format!("{} {} removed {site} from the endpoint group", r.runbook, r.run_id)),
+                        json!(format!(
+                            "{} {} removed {site} from the endpoint group",
+                            r.runbook, r.run_id
+                        )),
                     );
                     synced.retain(|s| *s != site);
                     if r.runbook == "fence-site" {
@@ -120,9 +133,9 @@ impl HistoryFacts for Keycloak26History {
                     }
                 }
                 "synchronize-site" if r.status == RunStatus::Completed => {
-                    if unsynced.remove(&site).is_some() || !synced.contains(&site) {
-                        synced.push(site);
-                    }
+                    unsynced.remove(&site);
+                    synced.retain(|s| *s != site);
+                    synced.push(site);
                 }
                 "bring-site-online" if done(r, "add-to-accelerator") => {
                     unsynced.remove(&site);
@@ -157,7 +170,10 @@ fn diagnose(
     Box::pin(async move {
         let ctx = super::keycloak_24::observe::ctx_for(&env, &i.primary);
         let group = match registry.get("accelerator.serving-sites") {
-            Some(a) => a.probe(&ctx, &engine::Args::new()).await.map_err(|e| e.message),
+            Some(a) => a
+                .probe(&ctx, &engine::Args::new())
+                .await
+                .map_err(|e| e.message),
             None => Err("this build has no accelerator.serving-sites".into()),
         };
         let sites = [i.primary.clone(), i.secondary.clone()];
@@ -165,7 +181,10 @@ fn diagnose(
         for (n, site) in sites.iter().enumerate() {
             let other = &sites[1 - n];
             let sctx = super::keycloak_24::observe::ctx_for(&env, site);
-            let has_ispn = env.sites.get(site).is_some_and(|s| s.get("infinispan").is_some());
+            let has_ispn = env
+                .sites
+                .get(site)
+                .is_some_and(|s| s.get("infinispan").is_some());
             if !has_ispn {
                 continue;
             }
@@ -251,14 +270,21 @@ pub fn verdict(o: &Json, sites: &[String; 2]) -> Verdict {
     }
     let ambiguous = list("ambiguous");
     if !ambiguous.is_empty() {
-        return degraded(None, format!("which sites serve cannot be told: {}", ambiguous.join("; ")));
+        return degraded(
+            None,
+            format!("which sites serve cannot be told: {}", ambiguous.join("; ")),
+        );
     }
     let serving = list("serving");
     let out = list("out_of_group");
     let unsynced = &o["history"]["unsynchronized"];
     if let (Some(site), Some(source)) = (out.first(), serving.first()) {
         let p = [("site", site.as_str()), ("source", source.as_str())];
-        return if unsynced.get(site).is_some() || !o["replication"].as_object().is_some_and(|r| r.values().all(|v| v == "online")) {
+        return if unsynced.get(site).is_some()
+            || !o["replication"]
+                .as_object()
+                .is_some_and(|r| r.values().all(|v| v == "online"))
+        {
             degraded(
                 Some(Invocation::new("keycloak-26/synchronize-site", &p)),
                 format!(
@@ -302,7 +328,10 @@ pub fn verdict(o: &Json, sites: &[String; 2]) -> Verdict {
     Verdict {
         health: Health::Healthy,
         runbook: None,
-        reason: format!("{} serve; replication online both ways", serving.join(" and ")),
+        reason: format!(
+            "{} serve; replication online both ways",
+            serving.join(" and ")
+        ),
         notes: vec![],
     }
 }
@@ -325,20 +354,43 @@ mod tests {
 
     #[test]
     fn a_site_out_of_the_group_is_synchronized_then_brought_online() {
-        let v = verdict(&obs(&["site-a"], &["site-b"], "online", json!({"site-b": "fence-site 1 removed site-b"})), &sites());
+        let v = verdict(
+            &obs(
+                &["site-a"],
+                &["site-b"],
+                "online",
+                json!({"site-b": "fence-site 1 removed site-b"}),
+            ),
+            &sites(),
+        );
         assert_eq!(v.runbook.unwrap().runbook, "keycloak-26/synchronize-site");
-        let v = verdict(&obs(&["site-a"], &["site-b"], "online", json!({})), &sites());
-        assert_eq!(v.runbook.unwrap().to_string(), "keycloak-26/bring-site-online -p site=site-b -p source=site-a");
+        let v = verdict(
+            &obs(&["site-a"], &["site-b"], "online", json!({})),
+            &sites(),
+        );
+        assert_eq!(
+            v.runbook.unwrap().to_string(),
+            "keycloak-26/bring-site-online -p site=site-b -p source=site-a"
+        );
         // Out of the group with replication offline: stale whatever the journal says.
-        let v = verdict(&obs(&["site-a"], &["site-b"], "offline", json!({})), &sites());
+        let v = verdict(
+            &obs(&["site-a"], &["site-b"], "offline", json!({})),
+            &sites(),
+        );
         assert_eq!(v.runbook.unwrap().runbook, "keycloak-26/synchronize-site");
     }
 
     #[test]
     fn both_serving_with_replication_down_calls_for_a_fence_and_all_well_is_healthy() {
-        let v = verdict(&obs(&["site-a", "site-b"], &[], "offline", json!({})), &sites());
+        let v = verdict(
+            &obs(&["site-a", "site-b"], &[], "offline", json!({})),
+            &sites(),
+        );
         assert_eq!(v.runbook.unwrap().runbook, "keycloak-26/fence-site");
-        let v = verdict(&obs(&["site-a", "site-b"], &[], "online", json!({})), &sites());
+        let v = verdict(
+            &obs(&["site-a", "site-b"], &[], "online", json!({})),
+            &sites(),
+        );
         assert_eq!(v.health, Health::Healthy);
     }
 }
