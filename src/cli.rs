@@ -227,7 +227,9 @@ pub struct LabOptions {
     /// Inject a fault from the start (repeatable): offline-not-sticking:SITE[:NODE],
     /// cache-error:CACHE,
     /// push-error:CACHE[:TIMES], http-5xx:SHARE[:SITE], latency:DURATION,
-    /// slow-scale-down:DURATION, partition, batch-stuck, site-down:SITE
+    /// slow-scale-down:DURATION, partition, batch-stuck, site-down:SITE; with --pack
+    /// keycloak-26: nlb-unhealthy:SITE, nlb-site-tag:SITE[:VALUE],
+    /// accelerator-writer:SITE[:READS], accelerator-busy:COUNT
     #[arg(long = "fault", value_name = "SPEC")]
     pub faults: Vec<String>,
     /// Sessions per second that users create on the serving site

@@ -111,8 +111,14 @@ pub async fn run(config: &Config, args: &LabArgs) -> CliResult<Code> {
             }
         );
     }
+    let accelerator = !lab.endpoints.nlbs.is_empty();
     println!(
-        "  AWS (RDS, Route53): http://{}  (any credentials)",
+        "  AWS ({}): http://{}  (any credentials)",
+        if accelerator {
+            "RDS, Global Accelerator in us-west-2, ELBv2"
+        } else {
+            "RDS, Route53"
+        },
         lab.endpoints.aws
     );
     println!();
@@ -132,6 +138,12 @@ pub async fn run(config: &Config, args: &LabArgs) -> CliResult<Code> {
         "  kubectl --kubeconfig {} --context site-b -n keycloak get keycloaks",
         dir.join("kubeconfig").display()
     );
+    if accelerator {
+        println!(
+            "  AWS_ACCESS_KEY_ID=lab AWS_SECRET_ACCESS_KEY=lab aws globalaccelerator list-accelerators --region us-west-2 --endpoint-url http://{}",
+            lab.endpoints.aws
+        );
+    }
     println!("  curl -s {admin}/admin/state");
     println!(
         "  curl -s -X POST {admin}/admin/faults -d offline-not-sticking:site-b   # inject a fault"

@@ -644,3 +644,27 @@ crash26!(
     crash_fence,
     "after-apply=return(take-offline)"
 );
+
+#[test]
+fn the_readmes_keycloak_26_rehearsal_runs_as_written() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme.find("### The Keycloak 26 procedures").expect("the section");
+    let section = &readme[start..];
+    let block = section.split("```sh\n").nth(1).unwrap().split("```").next().unwrap();
+    let l = kc26_lab(&[]);
+    let mut ran = 0;
+    for line in block.lines() {
+        let (cmd, code) = crate::readme::split_comment(line);
+        let Some(args) = cmd.strip_prefix("runbook ") else { continue };
+        if args.starts_with("lab ") {
+            continue; // the lab is this test's own
+        }
+        let mut c = l.runbook();
+        c.args(args.split_whitespace());
+        let out = run(c);
+        assert_eq!(out.code, code, "README line `{line}`\n{}\n{}", out.stdout, out.stderr);
+        ran += 1;
+    }
+    assert_eq!(ran, 7, "every runbook line of the block ran");
+    assert_eq!(l.in_group(), vec!["site-a", "site-b"]);
+}

@@ -32,7 +32,9 @@ fn folded(op: &str) -> String {
 fn aws_operations() -> BTreeSet<(String, String)> {
     let mut ops = BTreeSet::new();
     for (file, text) in sources() {
-        let service = if text.contains("aws_sdk_rds::Client::new") {
+        let service = if text.contains("aws_sdk_globalaccelerator::Client") {
+            Some("globalaccelerator")
+        } else if text.contains("aws_sdk_rds::Client::new") {
             Some("rds")
         } else if text.contains("aws_sdk_route53::Client") {
             Some("route53")
@@ -67,7 +69,9 @@ fn aws_operations() -> BTreeSet<(String, String)> {
                 s = &s[j + 2..];
             }
             if let Some(op) = first {
-                let svc = if statement.contains("rds") {
+                let svc = if statement.contains("elb") {
+                    "elasticloadbalancing"
+                } else if statement.contains("rds") {
                     "rds"
                 } else if statement.contains("r53") || statement.contains("route53") {
                     "route53"
@@ -77,6 +81,16 @@ fn aws_operations() -> BTreeSet<(String, String)> {
                 ops.insert((svc.to_string(), format!("{op} ({file})")));
             }
             rest = &rest[i + 7..];
+        }
+        // Paginated calls go through a macro: `all_pages!(ga.list_x()…`.
+        let mut rest = text.as_str();
+        while let Some(i) = rest.find("all_pages!(") {
+            rest = &rest[i + 11..];
+            let call = rest.split("()").next().unwrap_or_default();
+            if let Some((client, op)) = call.trim().rsplit_once('.') {
+                let svc = if client.contains("elb") { "elasticloadbalancing" } else { default_service };
+                ops.insert((svc.to_string(), format!("{op} ({file})")));
+            }
         }
     }
     ops
@@ -88,8 +102,12 @@ fn every_aws_operation_the_steps_call_is_in_the_policy() {
         .unwrap()
         .to_lowercase();
     let ops = aws_operations();
-    // The eight the procedures use are found (the scan works).
+    // The eight the Keycloak 24 procedures use and the Global Accelerator and ELBv2
+    // ones are found (the scan works).
     assert!(ops.len() >= 8, "{ops:?}");
+    for op in ["list_accelerators", "list_endpoint_groups", "remove_endpoints", "add_endpoints", "describe_tags"] {
+        assert!(ops.iter().any(|(_, o)| o.starts_with(op)), "{op} found: {ops:?}");
+    }
     for (svc, op) in &ops {
         let name = op.split_whitespace().next().unwrap();
         let action = format!("\"{svc}:{}\"", folded(name));

@@ -34,7 +34,7 @@ fn rehearse_blocks() -> Vec<Vec<String>> {
 }
 
 /// A command line and the exit code its comment states.
-fn split_comment(line: &str) -> (String, i32) {
+pub fn split_comment(line: &str) -> (String, i32) {
     let (cmd, comment) = match line.find("  #").or_else(|| line.find(" #")) {
         Some(i) if !line.trim_start().starts_with('#') => (&line[..i], &line[i..]),
         _ => (line, ""),
