@@ -239,9 +239,9 @@ pub struct LabOptions {
     #[arg(long, value_parser = ["kc24", "kc25"])]
     pub caches: Option<String>,
     /// The Infinispan version the lab plays: 14 (Data Grid 8.4, what Keycloak 24 ships:
-    /// only /rest/v2/cache-managers/default routes) or 15 (only /rest/v2/container)
-    /// [default: the pack's lab]
-    #[arg(long, value_parser = ["14", "15"])]
+    /// only /rest/v2/cache-managers/default routes), 15 (only /rest/v2/container) or 16
+    /// (both, the cache-managers ones deprecated) [default: the pack's lab]
+    #[arg(long, value_parser = ["14", "15", "16"])]
     pub infinispan: Option<String>,
     /// Keycloak's database: aurora (the lab's RDS API) or pgo (CrunchyData PGO at each
     /// site over real PostgreSQL servers, the primary at the first site and a standby

@@ -126,6 +126,8 @@ fn route(
     // (brand, codename from build/configuration/pom.xml, version) at each release tag.
     if method == Method::GET && parts == ["server"] {
         let version = match w.infinispan_version {
+            // 16.0.13: build/configuration/pom.xml (codename), Version.printVersion.
+            16 => "Infinispan 'Keep Rollin'' 16.0.13",
             15 => "Infinispan 'I'm Still Standing' 15.0.22.Final",
             _ => "Infinispan 'Flying Saucer' 14.0.35.Final",
         };
@@ -145,8 +147,11 @@ fn route(
     }
     // Container level: exactly the version's routes. Infinispan 14 (XSiteResource at
     // 14.0.35.Final) has only /cache-managers/{name}/x-site/...; 15 only /container/...
+    // 16 (XSiteResource at 16.0.13) serves both: /container/... and, deprecated,
+    // /cache-managers/{name}/....
     let container: Option<&[&str]> = match (w.infinispan_version, parts) {
-        (15, ["container", rest @ ..]) => Some(rest),
+        (15 | 16, ["container", rest @ ..]) => Some(rest),
+        (16, ["cache-managers", "default", rest @ ..]) => Some(rest),
         (14, ["cache-managers", "default", rest @ ..]) => Some(rest),
         // Another container name: GlobalXSiteAdmin is null, an empty 404.
         (14, ["cache-managers", _, "x-site", ..]) => {
@@ -386,6 +391,7 @@ pub fn cache_manager_info(w: &crate::world::World, site: &str) -> Value {
         return json!({});
     };
     let version = match w.infinispan_version {
+        16 => "16.0.13",
         15 => "15.0.22.Final",
         _ => "14.0.35.Final",
     };

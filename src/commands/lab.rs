@@ -42,6 +42,7 @@ pub fn lab_config(
     }
     match o.infinispan.as_deref() {
         Some("15") => config.shape.infinispan_version = 15,
+        Some("16") => config.shape.infinispan_version = 16,
         Some(_) => config.shape.infinispan_version = 14,
         None => {}
     }

@@ -88,7 +88,11 @@ fn aws_operations() -> BTreeSet<(String, String)> {
             rest = &rest[i + 11..];
             let call = rest.split("()").next().unwrap_or_default();
             if let Some((client, op)) = call.trim().rsplit_once('.') {
-                let svc = if client.contains("elb") { "elasticloadbalancing" } else { default_service };
+                let svc = if client.contains("elb") {
+                    "elasticloadbalancing"
+                } else {
+                    default_service
+                };
                 ops.insert((svc.to_string(), format!("{op} ({file})")));
             }
         }
@@ -105,8 +109,17 @@ fn every_aws_operation_the_steps_call_is_in_the_policy() {
     // The eight the Keycloak 24 procedures use and the Global Accelerator and ELBv2
     // ones are found (the scan works).
     assert!(ops.len() >= 8, "{ops:?}");
-    for op in ["list_accelerators", "list_endpoint_groups", "remove_endpoints", "add_endpoints", "describe_tags"] {
-        assert!(ops.iter().any(|(_, o)| o.starts_with(op)), "{op} found: {ops:?}");
+    for op in [
+        "list_accelerators",
+        "list_endpoint_groups",
+        "remove_endpoints",
+        "add_endpoints",
+        "describe_tags",
+    ] {
+        assert!(
+            ops.iter().any(|(_, o)| o.starts_with(op)),
+            "{op} found: {ops:?}"
+        );
     }
     for (svc, op) in &ops {
         let name = op.split_whitespace().next().unwrap();
