@@ -22,6 +22,15 @@ fi
 
 # The browser test: Debian's Chromium (browsers that download themselves cannot work
 # here) and playwright-core from npm, at the version the committed lockfile pins.
+# Prometheus and Alertmanager: the real monitoring stack the fencing responder is
+# tested with (tests/e2e/respond.rs), from Debian's packages; their services are not
+# started (the test starts its own on loopback).
+if [ ! -x /usr/bin/prometheus ] || [ ! -x /usr/bin/prometheus-alertmanager ]; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager) >/dev/null 2>&1 \
+    || { echo "prometheus and prometheus-alertmanager are needed by the fencing test and could not be installed" >&2; exit 1; }
+  # Debian starts them as services where it can: the tests start their own.
+  (service prometheus stop; service prometheus-alertmanager stop) >/dev/null 2>&1 || true
+fi
 if [ ! -x /usr/bin/chromium ]; then
   (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 \
     || { echo "chromium is needed by the browser test and could not be installed" >&2; exit 1; }

@@ -106,6 +106,9 @@ pub enum Command {
     Report(ReportArgs),
     /// A read-only web page of the runs, live while they run (loopback by default)
     Serve(ServeArgs),
+    /// Answer Alertmanager's SiteOffline alerts with journaled, guarded fence-site runs,
+    /// and serve the deployment's state as Prometheus metrics (loopback by default)
+    Respond(RespondArgs),
 }
 
 #[derive(Debug, Args)]
@@ -118,6 +121,31 @@ pub struct ReportArgs {
     /// Write to this file instead of stdout
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RespondArgs {
+    /// Where to listen (Alertmanager's webhook URL is http(s)://ADDR/alerts; metrics on /metrics)
+    #[arg(long, default_value = "127.0.0.1:9095")]
+    pub listen: std::net::SocketAddr,
+    /// Listen on an address other than loopback (give TLS too)
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// HTTP basic auth: the user Alertmanager sends (with --basic-password-file)
+    #[arg(long, value_name = "USER")]
+    pub basic_user: Option<String>,
+    /// HTTP basic auth: a file holding the password (its first line), or env:NAME
+    #[arg(long, value_name = "FILE|env:NAME")]
+    pub basic_password_file: Option<String>,
+    /// A bearer token instead: a file holding it, or env:NAME
+    #[arg(long, value_name = "FILE|env:NAME")]
+    pub bearer_token_file: Option<String>,
+    /// Serve https with this certificate (PEM; with --tls-key)
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM)
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -216,6 +244,10 @@ pub struct CheckArgs {
     /// Print JSON on stdout
     #[arg(long)]
     pub json: bool,
+    /// Keep checking, and serve the state as Prometheus metrics on this address
+    /// (`/metrics`; loopback only) until stopped
+    #[arg(long, value_name = "ADDR")]
+    pub watch: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args, Clone)]

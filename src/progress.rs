@@ -22,6 +22,10 @@ impl Style {
             on: std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
         }
     }
+    /// No styling (text for a file or a scraper).
+    pub fn plain() -> Style {
+        Style { on: false }
+    }
     pub fn stdout() -> Style {
         Style {
             on: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),

@@ -23,7 +23,22 @@ struct SiteApp {
 pub fn router(lab: Shared, site: String) -> Router {
     Router::new()
         .route("/rest/v2/{*rest}", any(handle))
+        .route("/metrics", axum::routing::get(metrics))
         .with_state(SiteApp { lab, site })
+}
+
+/// `GET /metrics`: the server's Prometheus exposition (`metrics.rs`).
+async fn metrics(State(app): State<SiteApp>) -> Response {
+    let body = crate::metrics::exposition(&app.lab.lock().world, &app.site);
+    (
+        StatusCode::OK,
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        body,
+    )
+        .into_response()
 }
 
 fn text(code: StatusCode, body: impl Into<String>) -> Response {

@@ -19,6 +19,7 @@ pub mod infinispan;
 pub mod keycloak;
 pub mod kube;
 pub mod meta;
+pub mod metrics;
 pub mod pgo;
 #[cfg(feature = "test-support")]
 pub mod testing;

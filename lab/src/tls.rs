@@ -89,25 +89,53 @@ pub async fn serve(
         .await
         .map_err(LabError::Bind)?;
     let addr = listener.local_addr().map_err(LabError::Bind)?;
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                continue;
-            };
-            let acceptor = acceptor.clone();
-            let router = router.clone();
-            tokio::spawn(async move {
-                let Ok(stream) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let service = hyper_util::service::TowerToHyperService::new(router);
-                let _ = hyper_util::server::conn::auto::Builder::new(
-                    hyper_util::rt::TokioExecutor::new(),
-                )
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await;
-            });
-        }
-    });
+    let task = tokio::spawn(serve_on(listener, router, acceptor));
     Ok((addr, task))
+}
+
+/// Serve `router` over TLS on a bound listener, until the task is dropped.
+pub async fn serve_on(listener: TcpListener, router: Router, acceptor: TlsAcceptor) {
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        let acceptor = acceptor.clone();
+        let router = router.clone();
+        tokio::spawn(async move {
+            let Ok(stream) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let service = hyper_util::service::TowerToHyperService::new(router);
+            let _ =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+        });
+    }
+}
+
+/// A TLS acceptor from a certificate chain and its key, both PEM (`runbook respond
+/// --tls-cert --tls-key`).
+///
+/// # Errors
+/// No certificate or key in the PEM, or rustls refuses them.
+pub fn acceptor_from_pem(cert_pem: &str, key_pem: &str) -> Result<TlsAcceptor, LabError> {
+    use rustls::pki_types::pem::PemObject;
+    let tls_err = |e: String| LabError::Tls(e);
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| tls_err(format!("the certificate: {e}")))?;
+    if chain.is_empty() {
+        return Err(tls_err("the certificate file holds no certificate".into()));
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+        .map_err(|e| tls_err(format!("the key: {e}")))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls_err(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| tls_err(e.to_string()))?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
 }

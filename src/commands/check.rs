@@ -60,7 +60,7 @@ fn inputs(
 
 /// The pack's reading of the journal in use (its facts when there is none, or it
 /// cannot be read).
-fn pack_history(config: &Config, env: &engine::env::Environment) -> serde_json::Value {
+pub fn pack_history(config: &Config, env: &engine::env::Environment) -> serde_json::Value {
     let reading = config.registry.history(Some(config.pack.name));
     match config.try_journal() {
         Some(Ok(journal)) => {

@@ -11,8 +11,10 @@ mod history;
 mod journal;
 mod lab;
 mod list;
+mod metrics;
 mod plan;
 mod report;
+mod respond;
 mod resume;
 mod run;
 mod serve;
@@ -38,7 +40,10 @@ pub fn run(cli: Cli) -> CliResult<Code> {
         Command::History(a) => history::run(&config, &a),
         Command::Abort(a) => abort::run(&config, &a),
         Command::Lab(a) => block_on(lab::run(&config, &a)),
-        Command::Check(a) => block_on(check::run(&config, &a)),
+        Command::Check(a) => match a.watch {
+            Some(addr) => block_on(metrics::watch(config, addr)),
+            None => block_on(check::run(&config, &a)),
+        },
         #[cfg(feature = "bench")]
         Command::Bench(a) => block_on(bench::run(&config, &a)),
         #[cfg(not(feature = "bench"))]
@@ -57,6 +62,7 @@ pub fn run(cli: Cli) -> CliResult<Code> {
         }
         Command::Report(a) => report::run(&config, &a),
         Command::Serve(a) => block_on(serve::run(config, &a)),
+        Command::Respond(a) => block_on(respond::run(config, &cli.global, &a)),
     }
 }
 

@@ -114,6 +114,7 @@ pub struct View {
     pub accelerator: String,
     pub accelerator_arn: String,
     pub dns_name: String,
+    pub dual_stack_dns_name: String,
     pub status: String,
     pub listeners: usize,
     pub endpoint_groups: usize,
@@ -270,6 +271,8 @@ impl View {
             "accelerator": self.accelerator,
             "accelerator_arn": self.accelerator_arn,
             "dns_name": self.dns_name,
+            "dual_stack_dns_name": self.dual_stack_dns_name,
+            "names": [self.accelerator, self.dns_name, self.dual_stack_dns_name],
             "status": self.status,
             "endpoint_group_arn": self.endpoint_group_arn,
             "endpoints": self.endpoints,
@@ -278,6 +281,7 @@ impl View {
             "in_group": in_group,
             "out_of_group": out_of_group,
             "fail_open": fail_open,
+            "can_act": mismatch.is_empty() && !ambiguous.iter().any(|a| structural(a)),
             "ambiguous": ambiguous,
             "mismatch": mismatch,
             "summary": how,
@@ -442,6 +446,7 @@ pub async fn read(ctx: &StepCtx) -> Result<View, StepError> {
         accelerator: name,
         accelerator_arn: acc_arn,
         dns_name: acc.dns_name().unwrap_or_default().to_string(),
+        dual_stack_dns_name: acc.dual_stack_dns_name().unwrap_or_default().to_string(),
         status: acc
             .status()
             .map(|s| s.as_str().to_string())
@@ -570,6 +575,12 @@ fn site_name(ctx: &StepCtx) -> Result<(String, AcceleratorTraffic), StepError> {
     Ok((name, a))
 }
 
+/// An ambiguity no write can be made under: which endpoint is which site, or which
+/// group, cannot be told.
+fn structural(a: &str) -> bool {
+    a.contains("listener(s)") || a.contains("without a `site` tag")
+}
+
 /// Refuse to act on a reading whose sites cannot be told apart or are not who they say.
 fn trustworthy(v: &Json) -> Result<(), StepError> {
     let mismatch: Vec<&str> = v["mismatch"]
@@ -589,7 +600,7 @@ fn trustworthy(v: &Json) -> Result<(), StepError> {
         .into_iter()
         .flatten()
         .filter_map(Json::as_str)
-        .filter(|a| a.contains("listener(s)") || a.contains("without a `site` tag"))
+        .filter(|a| structural(a))
         .collect();
     if !structural.is_empty() {
         return Err(StepError::permanent(format!(

@@ -46,6 +46,10 @@ pub const PACK: Pack = Pack {
             "fence-site",
             include_str!("../../../packs/keycloak-26/fence-site.yaml"),
         ),
+        (
+            "site-back",
+            include_str!("../../../packs/keycloak-26/site-back.yaml"),
+        ),
     ],
     history: || Arc::new(Keycloak26History),
     // A deployment behind Global Accelerator is of this shape.

@@ -1,0 +1,453 @@
+//! `runbook respond` against the Keycloak 26 lab: Alertmanager's webhook (the v4
+//! payload, as Alertmanager 0.25's `notify/webhook` sends it) answered with journaled,
+//! guarded fence-site runs, and the same end to end with the real monitoring stack:
+//! two Prometheus servers (one per site, as the guide deploys them) scraping each
+//! site's Infinispan metrics with the guide's `SiteOffline` rule, and Alertmanager
+//! routing it to the responder with basic auth (Debian's packages, installed and
+//! started on loopback by the test command).
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::keycloak26::kc26_lab;
+use crate::support::*;
+
+const PASSWORD: &str = "am-webhook-s3cret";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Responder {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_responder(l: &InLab) -> Responder {
+    let pw = l.dir.path().join("webhook-password");
+    std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
+    let port = free_port();
+    let mut c = l.runbook();
+    c.args([
+        "respond",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--basic-user",
+        "alertmanager",
+        "--basic-password-file",
+    ])
+    .arg(&pw)
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    loop {
+        let line = lines
+            .next()
+            .expect("respond says where it listens")
+            .unwrap();
+        if line.contains("Alertmanager webhooks on") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    Responder {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+fn post(url: &str, auth: Option<(&str, &str)>, body: &Value) -> (u16, Value) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut r = reqwest::Client::new()
+            .post(format!("{url}/alerts"))
+            .json(body);
+        if let Some((u, p)) = auth {
+            r = r.basic_auth(u, Some(p));
+        }
+        let resp = r.send().await.unwrap();
+        let code = resp.status().as_u16();
+        (code, resp.json().await.unwrap_or(Value::Null))
+    })
+}
+
+/// A v4 payload of SiteOffline alerts `(site, reporter, status)`.
+fn payload(accelerator: &str, alerts: &[(&str, &str, &str)]) -> Value {
+    json!({
+        "version": "4",
+        "groupKey": "{}:{accelerator=\"x\"}",
+        "status": alerts.first().map_or("firing", |a| a.2),
+        "receiver": "runbook",
+        "groupLabels": {"accelerator": accelerator},
+        "commonLabels": {"alertname": "SiteOffline"},
+        "externalURL": "http://alertmanager",
+        "truncatedAlerts": 0,
+        "alerts": alerts.iter().map(|(site, reporter, status)| json!({
+            "status": status,
+            "labels": {"alertname": "SiteOffline", "severity": "critical", "site": site, "reporter": reporter, "accelerator": accelerator, "namespace": "keycloak"},
+            "annotations": {},
+            "startsAt": "2026-12-02T08:00:00Z",
+            "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "http://prometheus",
+            "fingerprint": format!("fp-{site}-{reporter}"),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// (runbook, status, operator, params) of every run in the journal.
+fn runs(l: &InLab) -> Vec<(String, String, String, Value)> {
+    let mut c = l.runbook();
+    c.args(["history", "--json"]);
+    let out = run(c).expect(0);
+    let all: Value =
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout));
+    let mut list = Vec::new();
+    for r in all
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .rev()
+    {
+        let id = r["run_id"].as_str().unwrap().to_string();
+        let mut s = l.runbook();
+        s.args(["status", &id, "--json"]);
+        let st: Value = serde_json::from_str(run(s).stdout.lines().last().unwrap()).unwrap();
+        list.push((
+            st["runbook"].as_str().unwrap_or_default().to_string(),
+            st["status"].as_str().unwrap_or_default().to_string(),
+            st["created_by"]["operator"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            st["params"].clone(),
+        ));
+    }
+    list
+}
+
+fn dns(l: &InLab) -> String {
+    l.accelerator_dns()
+}
+
+impl InLab {
+    pub fn accelerator_dns(&self) -> String {
+        self.state()["accelerator"]["dns_name"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+    fn group_sites(&self) -> Vec<String> {
+        self.state()["accelerator"]["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["site"].as_str().map(str::to_string))
+            .collect()
+    }
+}
+
+#[test]
+fn alerts_become_one_journaled_fence_and_repeats_and_resolutions_re_add_nothing() {
+    let l = kc26_lab(&["partition"]);
+    let r = start_responder(&l);
+    let both = payload(
+        &dns(&l),
+        &[
+            ("site-b", "site-a", "firing"),
+            ("site-a", "site-b", "firing"),
+        ],
+    );
+    // Authenticated: 401 without credentials, 403 with wrong ones; nothing done.
+    assert_eq!(post(&r.url, None, &both).0, 401);
+    assert_eq!(post(&r.url, Some(("alertmanager", "wrong")), &both).0, 403);
+    assert_eq!(l.group_sites(), vec!["site-a", "site-b"]);
+    // Both sites' alerts for one partition: exactly one fence.
+    let (code, answer) = post(&r.url, Some(("alertmanager", PASSWORD)), &both);
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(l.group_sites(), vec!["site-a"], "{answer}");
+    for (c, v) in l.state()["sites"]["site-a"]["caches"].as_object().unwrap() {
+        assert_eq!(v["backups"]["site-b"]["status"], "offline", "{c}");
+    }
+    let rs = runs(&l);
+    let fences: Vec<_> = rs.iter().filter(|r| r.0 == "fence-site").collect();
+    assert_eq!(fences.len(), 2, "{rs:?}");
+    assert_eq!(
+        fences.iter().filter(|r| r.1 == "completed").count(),
+        1,
+        "{rs:?}"
+    );
+    assert_eq!(
+        fences.iter().filter(|r| r.1 == "refused").count(),
+        1,
+        "the other side's alert does nothing: {rs:?}"
+    );
+    for f in &fences {
+        assert_eq!(f.2, "alertmanager", "the responder is the operator");
+        assert!(
+            f.3["alert"]
+                .as_str()
+                .unwrap()
+                .contains("SiteOffline firing"),
+            "{:?}",
+            f.3
+        );
+    }
+    // Alertmanager repeats the notification: the fenced incident starts nothing new;
+    // the refused one is judged again, and refused again (site-b is out of the group).
+    let (_, again) = post(&r.url, Some(("alertmanager", PASSWORD)), &both);
+    assert!(again.to_string().contains("repeat"), "{again}");
+    let rs = runs(&l);
+    assert_eq!(
+        rs.iter().filter(|r| r.1 == "completed").count(),
+        1,
+        "{rs:?}"
+    );
+    assert_eq!(l.group_sites(), vec!["site-a"]);
+    // Resolved: a notice naming the procedures, never a re-add.
+    l.lift();
+    let resolved = payload(&dns(&l), &[("site-b", "site-a", "resolved")]);
+    post(&r.url, Some(("alertmanager", PASSWORD)), &resolved);
+    let rs = runs(&l);
+    let notice = rs
+        .iter()
+        .find(|r| r.0 == "site-back")
+        .expect("a notice run");
+    assert_eq!(notice.1, "completed");
+    assert_eq!(l.group_sites(), vec!["site-a"], "healing re-adds nothing");
+    // The metrics say it: site-b fenced and out of the group.
+    let metrics = reqwest::blocking_get(&format!("{}/metrics", r.url));
+    assert!(
+        metrics.contains("runbook_site_fenced{site=\"site-b\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("runbook_site_in_endpoint_group{site=\"site-b\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("runbook_seconds_since_last_fence "),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn an_alert_it_cannot_act_on_is_answered_and_journaled_as_refused_with_why() {
+    let l = kc26_lab(&["partition"]);
+    let r = start_responder(&l);
+    let other = payload(
+        "a0000000000000000.awsglobalaccelerator.com",
+        &[("site-b", "site-a", "firing")],
+    );
+    let (code, answer) = post(&r.url, Some(("alertmanager", PASSWORD)), &other);
+    assert_eq!(code, 200);
+    assert_eq!(answer["answers"][0]["run"]["status"], "refused", "{answer}");
+    assert!(
+        answer["answers"][0]["run"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not acting on another deployment's alert"),
+        "{answer}"
+    );
+    assert_eq!(l.group_sites(), vec!["site-a", "site-b"]);
+    // An untagged endpoint: which is which cannot be told.
+    l.fault("nlb-site-tag:site-b");
+    let mine = payload(&dns(&l), &[("site-b", "site-a", "firing")]);
+    let (_, answer) = post(&r.url, Some(("alertmanager", PASSWORD)), &mine);
+    assert_eq!(answer["answers"][0]["run"]["status"], "refused", "{answer}");
+    assert_eq!(l.group_sites(), vec!["site-a", "site-b"]);
+}
+
+mod reqwest {
+    pub use ::reqwest::*;
+    pub fn blocking_get(url: &str) -> String {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async { ::reqwest::get(url).await.unwrap().text().await.unwrap() })
+    }
+}
+
+// ---- the real monitoring stack ----
+
+fn which(names: &[&str]) -> Option<String> {
+    names.iter().find_map(|n| {
+        ["/usr/bin", "/usr/local/bin", "/usr/sbin"]
+            .iter()
+            .map(|d| format!("{d}/{n}"))
+            .find(|p| Path::new(p).exists())
+    })
+}
+
+fn wait_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} never listened on {port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn prometheus_and_alertmanager_fence_a_cut_link_exactly_once() {
+    let prometheus = which(&["prometheus"])
+        .expect("Debian's prometheus is needed (bash scripts/test.sh installs it)");
+    let alertmanager = which(&["prometheus-alertmanager", "alertmanager"])
+        .expect("Debian's prometheus-alertmanager is needed (bash scripts/test.sh installs it)");
+    let l = kc26_lab(&[]);
+    let r = start_responder(&l);
+    let dir = l.dir.path().join("monitoring");
+    std::fs::create_dir_all(&dir).unwrap();
+    let pw = l.dir.path().join("webhook-password");
+    // Alertmanager: the guide's route (SiteOffline, grouped by accelerator), its
+    // waits shortened for a test; basic auth from a file.
+    let am_port = free_port();
+    let am_cluster = free_port();
+    std::fs::write(
+        dir.join("alertmanager.yml"),
+        format!(
+            "route:\n  receiver: runbook\n  group_by: [accelerator]\n  group_wait: 1s\n  group_interval: 2s\n  repeat_interval: 1h\n  routes:\n    - matchers: ['alertname=\"SiteOffline\"']\n      receiver: runbook\nreceivers:\n  - name: runbook\n    webhook_configs:\n      - url: {}/alerts\n        send_resolved: true\n        http_config:\n          basic_auth:\n            username: alertmanager\n            password_file: {}\n",
+            r.url,
+            pw.display()
+        ),
+    )
+    .unwrap();
+    let _am = Killed(
+        Command::new(&alertmanager)
+            .arg(format!(
+                "--config.file={}",
+                dir.join("alertmanager.yml").display()
+            ))
+            .arg(format!("--storage.path={}", dir.join("am-data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
+            .arg(format!("--cluster.listen-address=127.0.0.1:{am_cluster}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_port(am_port, "alertmanager");
+    // One Prometheus per site, scraping its own Infinispan, with the guide's rule.
+    let mut proms = Vec::new();
+    for (site, remote) in [("site-a", "site-b"), ("site-b", "site-a")] {
+        let port = free_port();
+        let ispn = l.running().endpoints.infinispan[site];
+        std::fs::write(
+            dir.join(format!("rules-{site}.yml")),
+            format!(
+                "groups:\n  - name: xsite-status\n    rules:\n      - alert: SiteOffline\n        expr: 'min by (namespace, site) (vendor_jgroups_site_view_status{{namespace=\"keycloak\",site=\"{remote}\"}}) == 0'\n        labels:\n          severity: critical\n          reporter: {site}\n          accelerator: {}\n",
+                dns(&l)
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join(format!("prometheus-{site}.yml")),
+            format!(
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [{}]\nalerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{am_port}']\nscrape_configs:\n  - job_name: infinispan\n    static_configs:\n      - targets: ['{ispn}']\n        labels: {{namespace: keycloak}}\n",
+                dir.join(format!("rules-{site}.yml")).display()
+            ),
+        )
+        .unwrap();
+        proms.push(Killed(
+            Command::new(&prometheus)
+                .arg(format!(
+                    "--config.file={}",
+                    dir.join(format!("prometheus-{site}.yml")).display()
+                ))
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    dir.join(format!("tsdb-{site}")).display()
+                ))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        ));
+        wait_port(port, "prometheus");
+    }
+    // Healthy: nothing fires for a while.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(l.group_sites(), vec!["site-a", "site-b"]);
+    assert!(runs(&l).is_empty());
+    // Cut the cross-site link: exactly one fence, within the group wait plus a few seconds.
+    let cut = Instant::now();
+    l.fault("partition");
+    let deadline = cut + Duration::from_secs(30);
+    while l.group_sites().len() != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "no fence within 30 s: {:?}",
+            runs(&l)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let took = cut.elapsed();
+    // Give Alertmanager time to repeat and the other side's alert to arrive.
+    std::thread::sleep(Duration::from_secs(6));
+    let rs = runs(&l);
+    let completed: Vec<_> = rs
+        .iter()
+        .filter(|r| r.0 == "fence-site" && r.1 == "completed")
+        .collect();
+    assert_eq!(completed.len(), 1, "exactly one fence: {rs:?}");
+    assert_eq!(
+        l.group_sites().len(),
+        1,
+        "the surviving site's endpoint stays"
+    );
+    let fenced = completed[0].3["site"].as_str().unwrap().to_string();
+    let survivor = completed[0].3["reporter"].as_str().unwrap().to_string();
+    assert_eq!(l.group_sites(), vec![survivor.clone()]);
+    for (c, v) in l.state()["sites"][&survivor]["caches"].as_object().unwrap() {
+        assert_eq!(v["backups"][&fenced]["status"], "offline", "{c}");
+    }
+    eprintln!("fenced {fenced} {took:?} after the cut");
+    // Heal: the alert resolves, and nothing is re-added.
+    l.lift();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !runs(&l).iter().any(|r| r.0 == "site-back") {
+        assert!(
+            Instant::now() < deadline,
+            "no resolved notice: {:?}",
+            runs(&l)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(l.group_sites(), vec![survivor]);
+    assert_eq!(
+        runs(&l)
+            .iter()
+            .filter(|r| r.0 == "fence-site" && r.1 == "completed")
+            .count(),
+        1
+    );
+    drop(proms);
+}
