@@ -151,6 +151,7 @@ pub async fn run(config: &Config, args: &BenchArgs) -> CliResult<Code> {
     rows.extend(plans_and_loader(config, args).await?);
     rows.extend(resume_with_history(config, args, &dir.path().join("history")).await?);
     rows.extend(against_the_lab(config, args, dir.path()).await?);
+    rows.push(fence_via_respond(args, &dir.path().join("respond")).await?);
     rows.push(row(
         "peak RSS of the bench process itself (lab in-process, generated history)",
         peak_rss_kib()
@@ -512,4 +513,113 @@ async fn plan_offline(
         &config.registry.history(None).none(),
     )
     .await
+}
+
+/// From Alertmanager's POST of a SiteOffline alert to the endpoint's removal from the
+/// lab's Global Accelerator: `runbook respond` (this binary, as a process) answering
+/// with a fence-site run (itself a process), a fresh lab each time, time scale 0.
+async fn fence_via_respond(args: &BenchArgs, dir: &std::path::Path) -> CliResult<Row> {
+    use std::io::{BufRead, BufReader};
+    let exe = std::env::current_exe().map_err(failed)?;
+    let mut took = Vec::new();
+    for i in 0..args.repeat.clamp(1, 10) {
+        let d = dir.join(format!("{i}"));
+        let mut lab_config = lab::LabConfig::new(&d.join("lab"))
+            .with_faults(&["partition"])
+            .map_err(failed)?;
+        lab_config.shape.scale = 0.0;
+        lab_config.shape.traffic = lab::world::Traffic::Accelerator;
+        lab_config.shape.infinispan_version = 15;
+        lab_config.shape.caches = crate::packs::keycloak_26::CACHES
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        let running = lab::start(lab_config).await.map_err(failed)?;
+        std::fs::write(d.join("pw"), "bench-webhook\n").map_err(failed)?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(failed)?
+            .port();
+        let mut child = std::process::Command::new(&exe)
+            .arg("--env")
+            .arg(&running.env_file)
+            .arg("--journal")
+            .arg(d.join("journal"))
+            .args([
+                "respond",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--basic-user",
+                "am",
+                "--basic-password-file",
+            ])
+            .arg(d.join("pw"))
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(failed)?;
+        let stderr = child.stderr.take();
+        let ready = tokio::task::spawn_blocking(move || {
+            let mut lines = BufReader::new(stderr?).lines();
+            let ok = lines.any(|l| l.is_ok_and(|l| l.contains("Alertmanager webhooks on")));
+            std::thread::spawn(move || for _ in lines {});
+            Some(ok)
+        })
+        .await
+        .map_err(failed)?;
+        if ready != Some(true) {
+            let _ = child.kill();
+            return Err(failed(anyhow::anyhow!("runbook respond did not start")));
+        }
+        let dns = running
+            .shared
+            .lock()
+            .world
+            .accelerator
+            .as_ref()
+            .map(|a| a.dns_name.clone())
+            .unwrap_or_default();
+        let body = serde_json::json!({"version": "4", "status": "firing", "alerts": [{
+            "status": "firing", "startsAt": "2026-12-02T08:00:00Z", "fingerprint": "bench",
+            "labels": {"alertname": "SiteOffline", "site": "site-b", "reporter": "site-a", "accelerator": dns}}]});
+        let shared = running.shared.clone();
+        let t = Instant::now();
+        let post = tokio::spawn(
+            reqwest::Client::new()
+                .post(format!("http://127.0.0.1:{port}/alerts"))
+                .basic_auth("am", Some("bench-webhook"))
+                .json(&body)
+                .send(),
+        );
+        let removed = loop {
+            let n = shared
+                .lock()
+                .world
+                .accelerator
+                .as_ref()
+                .map_or(0, |a| a.endpoints.len());
+            if n == 1 {
+                break Some(t.elapsed());
+            }
+            if t.elapsed() > Duration::from_secs(60) {
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        };
+        let _ = post.await;
+        let _ = child.kill();
+        let _ = child.wait();
+        took.push(
+            removed.ok_or_else(|| {
+                failed(anyhow::anyhow!("the endpoint was not removed within 60 s"))
+            })?,
+        );
+    }
+    took.sort();
+    Ok(row(
+        "SiteOffline alert: Alertmanager's POST to the endpoint's removal (runbook respond, fence-site run, lab accelerator)",
+        format!("median {:.0} ms", ms(pct(&took, 0.5))),
+        "< 2 s",
+    ))
 }

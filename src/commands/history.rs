@@ -23,6 +23,14 @@ pub fn run(config: &Config, args: &HistoryArgs) -> CliResult<Code> {
             eprintln!(
                 "the journal is in use by a running process; showing the runs in progress only"
             );
+            if args.json {
+                let list: Vec<serde_json::Value> = active
+                    .iter()
+                    .map(|s| serde_json::json!({"run_id": s.run_id.to_string(), "runbook": s.runbook, "status": s.status.as_str(), "created_at": s.created_at, "live": true}))
+                    .collect();
+                println!("{}", serde_json::Value::Array(list));
+                return Ok(Code::Ok);
+            }
             for s in active {
                 println!(
                     "{}  {}  {}  {}",

@@ -32,6 +32,7 @@ fn bench_reports_every_measure_on_a_small_scale() {
         "history: list",
         "plan recover-passive-site",
         "recover-passive-site against the lab",
+        "SiteOffline alert: Alertmanager's POST to the endpoint's removal",
         "peak RSS",
     ] {
         assert!(

@@ -39,6 +39,10 @@ impl Drop for Responder {
 }
 
 fn start_responder(l: &InLab) -> Responder {
+    start_responder_with(l, &[])
+}
+
+fn start_responder_with(l: &InLab, env: &[(&str, &str)]) -> Responder {
     let pw = l.dir.path().join("webhook-password");
     std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
     let port = free_port();
@@ -54,6 +58,9 @@ fn start_responder(l: &InLab) -> Responder {
     .arg(&pw)
     .stdout(Stdio::null())
     .stderr(Stdio::piped());
+    for (k, v) in env {
+        c.env(k, v);
+    }
     let mut child = c.spawn().unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     loop {
@@ -113,13 +120,24 @@ fn payload(accelerator: &str, alerts: &[(&str, &str, &str)]) -> Value {
     })
 }
 
-/// (runbook, status, operator, params) of every run in the journal.
+/// (runbook, status, operator, params) of every run in the journal, read when no run
+/// of the responder holds it (a sled journal admits one process at a time).
 fn runs(l: &InLab) -> Vec<(String, String, String, Value)> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(list) = try_runs(l) {
+            return list;
+        }
+        assert!(Instant::now() < deadline, "the journal stayed busy");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn try_runs(l: &InLab) -> Option<Vec<(String, String, String, Value)>> {
     let mut c = l.runbook();
     c.args(["history", "--json"]);
-    let out = run(c).expect(0);
-    let all: Value =
-        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout));
+    let out = run(c);
+    let all: Value = serde_json::from_str(&out.stdout).ok()?;
     let mut list = Vec::new();
     for r in all
         .as_array()
@@ -128,10 +146,16 @@ fn runs(l: &InLab) -> Vec<(String, String, String, Value)> {
         .into_iter()
         .rev()
     {
-        let id = r["run_id"].as_str().unwrap().to_string();
+        if r["live"] == true {
+            return None;
+        }
+        let id = r["run_id"].as_str()?.to_string();
         let mut s = l.runbook();
         s.args(["status", &id, "--json"]);
-        let st: Value = serde_json::from_str(run(s).stdout.lines().last().unwrap()).unwrap();
+        let st: Value = serde_json::from_str(run(s).stdout.lines().last()?).ok()?;
+        if st["live"] == true {
+            return None;
+        }
         list.push((
             st["runbook"].as_str().unwrap_or_default().to_string(),
             st["status"].as_str().unwrap_or_default().to_string(),
@@ -142,7 +166,7 @@ fn runs(l: &InLab) -> Vec<(String, String, String, Value)> {
             st["params"].clone(),
         ));
     }
-    list
+    Some(list)
 }
 
 fn dns(l: &InLab) -> String {
@@ -275,6 +299,70 @@ fn an_alert_it_cannot_act_on_is_answered_and_journaled_as_refused_with_why() {
     let (_, answer) = post(&r.url, Some(("alertmanager", PASSWORD)), &mine);
     assert_eq!(answer["answers"][0]["run"]["status"], "refused", "{answer}");
     assert_eq!(l.group_sites(), vec!["site-a", "site-b"]);
+}
+
+#[test]
+fn a_responder_killed_mid_fence_resumes_its_run_when_it_starts_again() {
+    let l = kc26_lab(&["partition"]);
+    {
+        // The fence run is killed right after the endpoint's removal (before it is
+        // journaled), and the responder with it.
+        let r = start_responder_with(
+            &l,
+            &[("FAILPOINTS", "after-apply=return(remove-from-accelerator)")],
+        );
+        let one = payload(&dns(&l), &[("site-b", "site-a", "firing")]);
+        let (_, answer) = post(&r.url, Some(("alertmanager", PASSWORD)), &one);
+        assert_eq!(
+            answer["answers"][0]["run"]["exit"],
+            Value::Null,
+            "killed: {answer}"
+        );
+    }
+    assert_eq!(l.group_sites(), vec!["site-a"], "the removal was made");
+    let rs = runs(&l);
+    assert_eq!(rs[0].1, "running", "left running by the kill: {rs:?}");
+    // Started again: it resumes the run, which settles the removal and goes on.
+    let _r = start_responder(&l);
+    let rs = runs(&l);
+    assert_eq!(rs.len(), 1, "{rs:?}");
+    assert_eq!(rs[0].1, "completed", "{rs:?}");
+    for (c, v) in l.state()["sites"]["site-a"]["caches"].as_object().unwrap() {
+        assert_eq!(v["backups"]["site-b"]["status"], "offline", "{c}");
+    }
+}
+
+#[test]
+fn check_watch_serves_the_deployment_as_metrics() {
+    let l = kc26_lab(&[]);
+    let mut c = l.runbook();
+    c.args(["run", "keycloak-26/take-site-offline", "--yes"]);
+    run(c).expect(0);
+    let port = free_port();
+    let mut c = l.runbook();
+    c.args(["check", "--watch", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let _w = Killed(c.spawn().unwrap());
+    wait_port(port, "check --watch");
+    let m = reqwest::blocking_get(&format!("http://127.0.0.1:{port}/metrics"));
+    for line in [
+        "runbook_site_serving{site=\"site-a\"} 1",
+        "runbook_site_serving{site=\"site-b\"} 0",
+        "runbook_site_in_endpoint_group{site=\"site-b\"} 0",
+        "runbook_site_stale{site=\"site-b\"} 1",
+        "runbook_site_fenced{site=\"site-b\"} 0",
+        "runbook_runs{outcome=\"completed\"} 1",
+        "runbook_guard_refusals 0",
+        "runbook_check_health{health=\"degraded\"} 1",
+    ] {
+        assert!(m.contains(line), "{line} in\n{m}");
+    }
+    assert!(m.contains("runbook_check_duration_seconds "), "{m}");
+    // Only loopback.
+    let mut c = l.runbook();
+    c.args(["check", "--watch", "0.0.0.0:0"]);
+    run(c).expect(2);
 }
 
 mod reqwest {
