@@ -31,5 +31,5 @@ mod respond;
 mod run;
 mod secrets;
 mod status;
-mod team;
+pub mod team;
 mod validate;

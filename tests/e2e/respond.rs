@@ -539,3 +539,83 @@ fn prometheus_and_alertmanager_fence_a_cut_link_exactly_once() {
     );
     drop(proms);
 }
+
+#[test]
+fn over_tls_with_a_bearer_token_and_never_on_another_address_unless_told() {
+    let l = kc26_lab(&[]);
+    crate::team::certificates(l.dir.path());
+    let token = l.dir.path().join("token");
+    std::fs::write(&token, "t0ken-for-alertmanager\n").unwrap();
+    let port = free_port();
+    let mut c = l.runbook();
+    c.args([
+        "respond",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--bearer-token-file",
+    ])
+    .arg(&token)
+    .arg("--tls-cert")
+    .arg(l.dir.path().join("server.crt"))
+    .arg("--tls-key")
+    .arg(l.dir.path().join("server.key"))
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    let _r = Killed(c.spawn().unwrap());
+    wait_port(port, "respond over TLS");
+    let ca = ::reqwest::Certificate::from_pem(&std::fs::read(l.dir.path().join("ca.pem")).unwrap())
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let body = payload(
+        "nope.awsglobalaccelerator.com",
+        &[("site-b", "site-a", "firing")],
+    );
+    let (wrong, right, plain) = rt.block_on(async {
+        let https = ::reqwest::Client::builder()
+            .add_root_certificate(ca)
+            .build()
+            .unwrap();
+        let url = format!("https://127.0.0.1:{port}/alerts");
+        let wrong = https
+            .post(&url)
+            .bearer_auth("nope")
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        let right = https
+            .post(&url)
+            .bearer_auth("t0ken-for-alertmanager")
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        let plain = ::reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{port}/alerts"))
+            .json(&body)
+            .send()
+            .await;
+        (wrong, right, plain)
+    });
+    assert_eq!(wrong, 403);
+    assert_eq!(right, 200);
+    assert!(
+        plain.is_err() || plain.unwrap().status().as_u16() >= 400,
+        "no plain http answer on a TLS port"
+    );
+    // Another address than loopback needs --allow-remote; credentials are required.
+    let mut c = l.runbook();
+    c.args(["respond", "--listen", "0.0.0.0:0", "--bearer-token-file"])
+        .arg(&token);
+    assert!(run(c).expect(2).stderr.contains("--allow-remote"));
+    let mut c = l.runbook();
+    c.args(["respond", "--listen", "127.0.0.1:0"]);
+    assert!(run(c).expect(2).stderr.contains("needs credentials"));
+}

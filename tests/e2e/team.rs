@@ -445,7 +445,7 @@ fn status_watch_from_another_machine_follows_the_run_to_its_end() {
 }
 
 /// A CA, and a certificate it signed for 127.0.0.1 (server.crt, server.key, ca.pem).
-fn certificates(dir: &std::path::Path) {
+pub fn certificates(dir: &std::path::Path) {
     use rcgen::{
         BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
     };
