@@ -247,6 +247,25 @@ fn configurations(req: &Json, key: &str) -> Result<Vec<(String, u8, bool)>, Refu
         .collect()
 }
 
+/// The configurations of `req[key]`, each naming an NLB the lab knows.
+fn known_configurations(
+    acc: &Accelerator,
+    req: &Json,
+    key: &str,
+) -> Result<Vec<(String, u8, bool)>, Refusal> {
+    let wanted = configurations(req, key)?;
+    if let Some((id, _, _)) = wanted
+        .iter()
+        .find(|(id, _, _)| !acc.nlbs.iter().any(|n| n.arn == *id))
+    {
+        return Err((
+            "InvalidArgumentException",
+            format!("The endpoint {id} does not exist"),
+        ));
+    }
+    Ok(wanted)
+}
+
 fn write(w: &mut World, op: &str, req: &Json) -> Response {
     let busy = w.faults.iter_mut().find_map(|f| match f {
         Fault::AcceleratorBusy { remaining } if *remaining > 0 && op != "UpdateEndpointGroup" => {
@@ -267,7 +286,6 @@ fn write(w: &mut World, op: &str, req: &Json) -> Response {
     if req.get("EndpointGroupArn").and_then(Json::as_str) != Some(acc.group_arn.as_str()) {
         return ga_error("EndpointGroupNotFoundException", "Endpoint group not found");
     }
-    let known = |id: &str| acc.nlbs.iter().any(|n| n.arn == id);
     let fresh = |(id, weight, ip): (String, u8, bool)| Endpoint {
         id,
         weight,
@@ -278,16 +296,10 @@ fn write(w: &mut World, op: &str, req: &Json) -> Response {
     match op {
         "UpdateEndpointGroup" => {
             if req.get("EndpointConfigurations").is_some() {
-                let wanted = match configurations(req, "EndpointConfigurations") {
+                let wanted = match known_configurations(acc, req, "EndpointConfigurations") {
                     Ok(c) => c,
                     Err((kind, message)) => return ga_error(kind, &message),
                 };
-                if let Some((id, _, _)) = wanted.iter().find(|(id, _, _)| !known(id)) {
-                    return ga_error(
-                        "InvalidArgumentException",
-                        &format!("The endpoint {id} does not exist"),
-                    );
-                }
                 // Replace semantics: endpoints left out are removed; those kept keep
                 // their health state.
                 let old = std::mem::take(&mut acc.endpoints);
@@ -307,16 +319,10 @@ fn write(w: &mut World, op: &str, req: &Json) -> Response {
             ga_ok(json!({"EndpointGroup": acc.group_json()}))
         }
         "AddEndpoints" => {
-            let wanted = match configurations(req, "EndpointConfigurations") {
+            let wanted = match known_configurations(acc, req, "EndpointConfigurations") {
                 Ok(c) => c,
                 Err((kind, message)) => return ga_error(kind, &message),
             };
-            if let Some((id, _, _)) = wanted.iter().find(|(id, _, _)| !known(id)) {
-                return ga_error(
-                    "InvalidArgumentException",
-                    &format!("The endpoint {id} does not exist"),
-                );
-            }
             if acc.endpoints.len()
                 + wanted
                     .iter()

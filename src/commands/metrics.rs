@@ -32,6 +32,20 @@ fn flag(b: bool) -> u8 {
     u8::from(b)
 }
 
+/// One gauge of 0 or 1 per site.
+fn per_site(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    sites: &[String],
+    value: impl Fn(&String) -> bool,
+) {
+    gauge(out, name, help, "gauge");
+    for s in sites {
+        let _ = writeln!(out, "{name}{{site=\"{}\"}} {}", label(s), flag(value(s)));
+    }
+}
+
 /// Read the deployment and the journal once, and write what they say.
 pub async fn exposition(config: &Config) -> String {
     let started = Instant::now();
@@ -108,65 +122,36 @@ pub async fn exposition(config: &Config) -> String {
             *outcomes.entry(r.status.as_str().to_string()).or_default() += 1;
         }
     }
-    gauge(
+    per_site(
         &mut out,
         "runbook_site_serving",
         "Whether the traffic vendor sends clients to the site (1) or not (0)",
-        "gauge",
+        &sites,
+        |s| serving.contains(s),
     );
-    for s in &sites {
-        let _ = writeln!(
-            out,
-            "runbook_site_serving{{site=\"{}\"}} {}",
-            label(s),
-            flag(serving.contains(s))
-        );
-    }
     if let Some(group) = &in_group {
-        gauge(
+        per_site(
             &mut out,
             "runbook_site_in_endpoint_group",
             "Whether the site's NLB is in the Global Accelerator's endpoint group",
-            "gauge",
+            &sites,
+            |s| group.contains(s),
         );
-        for s in &sites {
-            let _ = writeln!(
-                out,
-                "runbook_site_in_endpoint_group{{site=\"{}\"}} {}",
-                label(s),
-                flag(group.contains(s))
-            );
-        }
     }
-    gauge(
+    per_site(
         &mut out,
         "runbook_site_fenced",
         "Whether a fence-site run removed the site and no synchronize-site completed since",
-        "gauge",
+        &sites,
+        |s| fenced.contains(s),
     );
-    for s in &sites {
-        let _ = writeln!(
-            out,
-            "runbook_site_fenced{{site=\"{}\"}} {}",
-            label(s),
-            flag(fenced.contains(s))
-        );
-    }
-    gauge(
+    per_site(
         &mut out,
         "runbook_site_stale",
         "Whether the journal shows the site left out of the traffic and not synchronized since",
-        "gauge",
+        &sites,
+        |s| unsynced.contains(s) || history["stale"].get(s).is_some(),
     );
-    for s in &sites {
-        let stale = unsynced.contains(s) || history["stale"].get(s).is_some();
-        let _ = writeln!(
-            out,
-            "runbook_site_stale{{site=\"{}\"}} {}",
-            label(s),
-            flag(stale)
-        );
-    }
     gauge(
         &mut out,
         "runbook_site_held",

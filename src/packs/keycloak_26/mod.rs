@@ -68,17 +68,15 @@ pub const PACK: Pack = Pack {
     lab,
 };
 
-/// The guide's deployment: two sites of 3 Infinispan 15 nodes backing up the 4 caches,
-/// 3 Keycloak instances each, one Global Accelerator with one NLB per site in front.
+/// The guide's deployment: the Keycloak 24 lab's two sites of 3 Infinispan nodes and 3
+/// Keycloak instances, on Infinispan 15 backing up the 4 caches, with one Global
+/// Accelerator (one NLB per site) in front instead of Route53.
 fn lab() -> lab::Shape {
     lab::Shape {
-        sites: [PACK.defaults.primary.into(), PACK.defaults.secondary.into()],
-        nodes_per_site: 3,
         caches: CACHES.iter().map(|c| c.to_string()).collect(),
-        keycloak_instances: 3,
         infinispan_version: 15,
         traffic: lab::world::Traffic::Accelerator,
-        ..lab::Shape::default()
+        ..(super::keycloak_24::PACK.lab)()
     }
 }
 
