@@ -269,6 +269,23 @@ fn an_nlb_tagged_for_another_site_is_an_identity_mismatch_and_nothing_is_done() 
 }
 
 #[test]
+fn an_accelerator_the_account_does_not_have_is_said_and_nothing_is_done() {
+    let mut l = kc26_lab(&[]);
+    l.edit_env(|d| {
+        for s in ["site-a", "site-b"] {
+            d["sites"][s]["traffic"]["accelerator"]["name"] = "keycloak-prod".into();
+        }
+    });
+    let out = kc26(&l, "take-site-offline", &["site=site-b", "keep=site-a"]).expect(8);
+    assert!(
+        reason(&out).contains("no accelerator named `keycloak-prod`"),
+        "{}",
+        reason(&out)
+    );
+    unchanged(&l);
+}
+
+#[test]
 fn fence_site_removes_the_unreachable_site_and_takes_its_backup_offline_in_the_survivor() {
     let l = kc26_lab(&["partition"]);
     l.logins(4);

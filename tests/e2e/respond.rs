@@ -43,10 +43,14 @@ fn start_responder(l: &InLab) -> Responder {
 }
 
 fn start_responder_with(l: &InLab, env: &[(&str, &str)]) -> Responder {
+    start_responder_on(l, l.runbook(), env)
+}
+
+/// A responder started from `c` (`runbook` with its journal and environment file).
+fn start_responder_on(l: &InLab, mut c: Command, env: &[(&str, &str)]) -> Responder {
     let pw = l.dir.path().join("webhook-password");
     std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
     let port = free_port();
-    let mut c = l.runbook();
     c.args([
         "respond",
         "--listen",
@@ -498,6 +502,9 @@ fn prometheus_and_alertmanager_fence_a_cut_link_exactly_once() {
         std::thread::sleep(Duration::from_millis(200));
     }
     let took = cut.elapsed();
+    // Scrape (1 s) + rule evaluation (1 s) + Alertmanager's group wait (1 s) + the
+    // fence: a few seconds, with room for a busy machine.
+    assert!(took < Duration::from_secs(15), "the fence took {took:?}");
     // Give Alertmanager time to repeat and the other side's alert to arrive.
     std::thread::sleep(Duration::from_secs(6));
     let rs = runs(&l);
@@ -618,4 +625,76 @@ fn over_tls_with_a_bearer_token_and_never_on_another_address_unless_told() {
     let mut c = l.runbook();
     c.args(["respond", "--listen", "127.0.0.1:0"]);
     assert!(run(c).expect(2).stderr.contains("needs credentials"));
+}
+
+#[test]
+fn team_mode_two_responders_on_one_postgresql_journal_fence_once() {
+    // One responder per site, as the guide deploys one Alertmanager per site, sharing
+    // one journal in PostgreSQL; each gets its own site's alert at the same moment.
+    let (url, pw) = fresh_pg_journal();
+    let l = kc26_lab(&["partition"]);
+    let on_pg = || {
+        let mut c = runbook(Path::new(&url));
+        c.env("PGPASSWORD", &pw).arg("--env").arg(l.env());
+        c
+    };
+    let a = start_responder_on(&l, on_pg(), &[]);
+    let b = start_responder_on(&l, on_pg(), &[]);
+    let d = dns(&l);
+    let (ra, rb) = std::thread::scope(|s| {
+        let ta = s.spawn(|| {
+            post(
+                &a.url,
+                Some(("alertmanager", PASSWORD)),
+                &payload(&d, &[("site-b", "site-a", "firing")]),
+            )
+        });
+        let tb = s.spawn(|| {
+            post(
+                &b.url,
+                Some(("alertmanager", PASSWORD)),
+                &payload(&d, &[("site-a", "site-b", "firing")]),
+            )
+        });
+        (ta.join().unwrap(), tb.join().unwrap())
+    });
+    assert_eq!((ra.0, rb.0), (200, 200));
+    let statuses: Vec<String> = [&ra.1, &rb.1]
+        .iter()
+        .map(|v| {
+            v["answers"][0]["run"]["status"]
+                .as_str()
+                .unwrap_or("?")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| *s == "completed").count(),
+        1,
+        "exactly one fence: {ra:?} {rb:?}"
+    );
+    assert_eq!(l.group_sites().len(), 1, "{ra:?} {rb:?}");
+    // The other was refused: by its guards (the reporter is out of the group, or one
+    // endpoint is left), or at its start because the first run held the sites.
+    let other = if statuses[0] == "completed" {
+        &rb.1
+    } else {
+        &ra.1
+    };
+    let run = &other["answers"][0]["run"];
+    assert!(run["status"] == "refused" || run["exit"] == 5, "{other}");
+    let mut c = on_pg();
+    c.args(["history", "--json"]);
+    let h: Value = serde_json::from_str(&run_out(c)).unwrap();
+    let completed = h
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == "completed")
+        .count();
+    assert_eq!(completed, 1, "{h}");
+}
+
+fn run_out(c: Command) -> String {
+    run(c).expect(0).stdout
 }
