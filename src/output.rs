@@ -125,6 +125,9 @@ fn plan_guards(o: &mut String, plan: &Plan, s: Style) {
             if let Some(u) = &g.unchecked {
                 let _ = writeln!(o, "      cannot check: {u}");
             }
+            if let (true, Some(d)) = (plan.live, &g.deferred) {
+                let _ = writeln!(o, "      not judged now: {d}");
+            }
             if let Some(now) = &g.now {
                 let _ = writeln!(o, "      now: {now}");
             }

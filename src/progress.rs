@@ -88,9 +88,14 @@ impl StderrObserver {
         }
     }
 
+    /// One progress line: secrets masked, and control characters shown escaped (a
+    /// parameter or a server's error body is hostile text; the style's own colours
+    /// pass only on a terminal).
     fn line(&self, text: String) {
+        let masked = self.redactor.text(&text);
+        let shown = crate::output::harmless(&masked, self.style.on);
         let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "{}", self.redactor.text(&text));
+        let _ = writeln!(err, "{shown}");
     }
 }
 
@@ -256,7 +261,9 @@ impl TerminalPrompt {
         let mut err = std::io::stderr().lock();
         let _ = write!(
             err,
-            "{question}\ntype `{word}` to go on (anything else stops): "
+            "{}\ntype `{}` to go on (anything else stops): ",
+            crate::output::harmless(question, false),
+            crate::output::harmless(word, false)
         );
         let _ = err.flush();
         drop(err);
@@ -271,7 +278,7 @@ impl TerminalPrompt {
 impl Prompt for TerminalPrompt {
     fn confirm(&self, question: &str) -> bool {
         let mut err = std::io::stderr().lock();
-        let _ = write!(err, "{question} [y/N] ");
+        let _ = write!(err, "{} [y/N] ", crate::output::harmless(question, false));
         let _ = err.flush();
         drop(err);
         let mut answer = String::new();

@@ -365,6 +365,13 @@ pub trait Action: Send + Sync {
     fn reissue(&self) -> bool {
         false
     }
+    /// The safety invariants this action carries, whatever runbook holds it (a pack's,
+    /// a user's file): names the step library turns into built-in guards before every
+    /// step that uses the action, shown in the plan, judged live right before its
+    /// effect, journaled, overridden only with `force` and a reason.
+    fn invariants(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// What in `observation` keeps the action's own postcondition from holding, as a
     /// person reads it (`site-b-infinispan-2 is still online for sessions, work`), for
     /// observations too large to quote. `None`: the observation is quoted instead.
@@ -385,6 +392,9 @@ pub struct Registry {
     /// The guards every runbook gets from the step library (site identity, the
     /// preflight), which no runbook author can forget.
     builtin_guards: Option<Arc<dyn BuiltinGuards>>,
+    /// The step library's reading of every run (what its actions did to the sites,
+    /// whatever runbook held them), given to templates as `history.deployment`.
+    ledger: Option<Arc<dyn crate::history::HistoryFacts>>,
 }
 
 /// Guards the step library adds to every runbook, from what its steps and guards
@@ -451,6 +461,16 @@ impl Registry {
                 &crate::history::NoFacts as &dyn crate::history::HistoryFacts,
                 |h| h.as_ref(),
             )
+    }
+
+    /// Set the reading of every run that templates get as `history.deployment`.
+    pub fn set_ledger(&mut self, ledger: Arc<dyn crate::history::HistoryFacts>) {
+        self.ledger = Some(ledger);
+    }
+
+    /// The reading of every run (`history.deployment`), when the step library set one.
+    pub fn ledger(&self) -> Option<&dyn crate::history::HistoryFacts> {
+        self.ledger.as_deref()
     }
 
     /// Set the guards every runbook gets.

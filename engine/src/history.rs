@@ -33,6 +33,13 @@ pub trait HistoryFacts: Send + Sync {
     /// The runbooks whose runs change what the sites hold; other runs are not read.
     fn procedures(&self) -> &[&'static str];
 
+    /// Whether it reads every run of every pack and every runbook file (the step
+    /// library's ledger of what the actions did to the sites), not only its pack's
+    /// procedures.
+    fn reads_all(&self) -> bool {
+        false
+    }
+
     /// The facts, from those runs folded, oldest first.
     fn facts(&self, runs: &[RunState]) -> Json;
 

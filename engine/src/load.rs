@@ -369,6 +369,11 @@ impl Validator<'_> {
         // The built-in guards come first: a site proves which site it is before any
         // other guard reads it.
         let mut guards = registry.builtin_guards(&steps, &declared, &params);
+        // A built-in guard may read the journal's facts (an invariant of an action
+        // that puts a site back into traffic reads `history.deployment`).
+        let builtin_history = guards
+            .iter()
+            .any(|g| g.with.to_string().contains("history."));
         guards.extend(declared);
         Runbook {
             title: raw.title.unwrap_or_else(|| raw.name.clone()),
@@ -377,7 +382,7 @@ impl Validator<'_> {
             params,
             steps,
             guards,
-            uses_history: self.history_used,
+            uses_history: self.history_used || builtin_history,
             origin: origin.to_string(),
             pack: None,
             source: source.to_string(),
@@ -581,6 +586,7 @@ impl Validator<'_> {
             refusal: g.refusal,
             before: g.before,
             unchecked: g.unchecked,
+            deferred: None,
             line,
         }
     }

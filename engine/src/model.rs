@@ -89,6 +89,10 @@ pub struct Guard {
     pub before: Vec<String>,
     /// What the guard could not check, said in the plan and in the run's output.
     pub unchecked: Option<String>,
+    /// Checked only right before the steps in `before`, not at the start, because
+    /// earlier steps of the run change what it reads (why, as the plan says it). An
+    /// action's built-in invariant behind such a step is; a runbook's guard is not.
+    pub deferred: Option<String>,
     /// 1-based line in the source.
     pub line: usize,
 }

@@ -47,6 +47,10 @@ pub struct PlannedGuard {
     /// `false`: its `when` is false with these parameters.
     pub applies: Option<bool>,
     pub unchecked: Option<String>,
+    /// Checked only right before its steps (earlier steps change what it reads):
+    /// `--live` does not judge it now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deferred: Option<String>,
     /// `--live`: whether it holds now, and what was seen or why it would refuse.
     pub holds: Option<bool>,
     pub now: Option<String>,
@@ -61,7 +65,7 @@ impl Plan {
         }
         self.guards
             .iter()
-            .filter(|g| g.applies != Some(false) && g.holds != Some(true))
+            .filter(|g| g.deferred.is_none() && g.applies != Some(false) && g.holds != Some(true))
             .collect()
     }
 
@@ -602,9 +606,12 @@ impl Planner<'_> {
             None => Some(true),
             Some(w) => self.templates.truth(w, scope).ok(),
         };
-        let mut checked = vec!["before the first effect".to_string()];
+        let mut checked = match g.deferred {
+            None => vec!["before the first effect".to_string()],
+            Some(_) => Vec::new(),
+        };
         checked.extend(g.before.iter().map(|b| format!("before `{b}`")));
-        let (holds, now) = if self.live && applies != Some(false) {
+        let (holds, now) = if self.live && applies != Some(false) && g.deferred.is_none() {
             let ge = crate::guard::GuardEnv {
                 registry: self.registry,
                 env: &self.env,
@@ -631,6 +638,7 @@ impl Planner<'_> {
             checked,
             applies,
             unchecked: g.unchecked.clone(),
+            deferred: g.deferred.clone(),
             holds,
             now,
         }

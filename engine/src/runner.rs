@@ -375,12 +375,14 @@ pub fn history(
 ) -> Result<Json, RunError> {
     let mut states = Vec::new();
     for r in journal.runs()? {
-        if Some(r.run_id) == except || !reading.procedures().contains(&r.runbook.as_str()) {
+        let all = reading.reads_all();
+        if Some(r.run_id) == except || !(all || reading.procedures().contains(&r.runbook.as_str()))
+        {
             continue;
         }
         let state = run_state(journal, r.run_id)?;
         // Two packs may both have a `failover`: each reads its own runs only.
-        if !reading.owns(state.pack.as_deref()) {
+        if !all && !reading.owns(state.pack.as_deref()) {
             continue;
         }
         // A rehearsal never enters a real deployment's history, nor a real run a
@@ -395,6 +397,39 @@ pub fn history(
         states.push(state);
     }
     Ok(reading.facts(&states))
+}
+
+/// The facts templates get as `history`: the pack's reading (`reading`) and, under
+/// `deployment`, the step library's ledger of every run (what the actions did to the
+/// sites, whatever pack or file held them). `journal` `None`: nothing recorded yet.
+///
+/// # Errors
+/// The journal cannot be read.
+pub fn facts(
+    journal: Option<&Journal>,
+    except: Option<RunId>,
+    env: &Environment,
+    registry: &crate::action::Registry,
+    pack: Option<&str>,
+) -> Result<Json, RunError> {
+    let reading = registry.history(pack);
+    let mut out = match journal {
+        Some(j) => history(j, except, env, reading)?,
+        None => reading.none(),
+    };
+    if let Some(ledger) = registry.ledger() {
+        let d = match journal {
+            Some(j) => history(j, except, env, ledger)?,
+            None => ledger.none(),
+        };
+        match &mut out {
+            Json::Object(m) => {
+                m.insert("deployment".into(), d);
+            }
+            other => *other = serde_json::json!({ "deployment": d }),
+        }
+    }
+    Ok(out)
 }
 
 async fn drive(
@@ -414,12 +449,13 @@ async fn drive(
             .map(|s| (s.id.clone(), s.title.clone()))
             .collect(),
     );
-    let reading = services.registry.history(runbook.pack.as_deref());
-    let history = if runbook.uses_history {
-        history(recorder.journal(), Some(recorder.run_id()), &env, reading)?
-    } else {
-        reading.none()
-    };
+    let history = facts(
+        runbook.uses_history.then(|| recorder.journal()),
+        Some(recorder.run_id()),
+        &env,
+        &services.registry,
+        runbook.pack.as_deref(),
+    )?;
     let actions = services.registry.bind(&runbook)?;
     let executor = Arc::new(Executor {
         history,
@@ -625,11 +661,13 @@ pub fn prepare(
     registry: &crate::action::Registry,
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<Prepared, RunError> {
-    let reading = registry.history(runbook.pack.as_deref());
-    let history = match journal {
-        Some(j) if runbook.uses_history => history(j, None, &env, reading)?,
-        _ => reading.none(),
-    };
+    let history = facts(
+        journal.filter(|_| runbook.uses_history),
+        None,
+        &env,
+        registry,
+        runbook.pack.as_deref(),
+    )?;
     let mut notes = Vec::new();
     let mut failure = None;
     let resolved = {

@@ -118,6 +118,10 @@ pub struct Site {
     pub keycloak: Keycloak,
     /// Clear requests received, per cache (the admin view proves "no clear happened").
     pub clear_requests: BTreeMap<String, u32>,
+    /// Every clear received, in order, with the site it also reached through a backup
+    /// that was online then (`None`: it stayed local), as Infinispan replicates a clear
+    /// like any write.
+    pub clears: Vec<(String, Option<String>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -311,6 +315,7 @@ impl World {
                         rolling_until: None,
                     },
                     clear_requests: BTreeMap::new(),
+                    clears: Vec::new(),
                 },
             );
         }
@@ -679,6 +684,7 @@ impl World {
         let replica = self.replica_of(site, cache);
         let s = self.site_mut(site)?;
         *s.clear_requests.entry(cache.to_string()).or_default() += 1;
+        s.clears.push((cache.to_string(), replica.clone()));
         s.caches
             .get_mut(cache)
             .ok_or_else(|| IspnError::NoCache(cache.to_string()))?
@@ -1008,6 +1014,7 @@ impl World {
                 json!({
                     "caches": caches,
                     "clear_requests": s.clear_requests,
+                    "clears": s.clears.iter().map(|(c, r)| json!({"cache": c, "reached": r})).collect::<Vec<_>>(),
                     "keycloak": {
                         "spec": s.keycloak.spec,
                         "ready": self.keycloak_ready(name, now),

@@ -61,12 +61,15 @@ fn inputs(
 /// The pack's reading of the journal in use (its facts when there is none, or it
 /// cannot be read).
 pub fn pack_history(config: &Config, env: &engine::env::Environment) -> serde_json::Value {
-    let reading = config.registry.history(Some(config.pack.name));
+    let pack = Some(config.pack.name);
+    let none =
+        || engine::runner::facts(None, None, env, &config.registry, pack).unwrap_or_default();
     match config.try_journal() {
         Some(Ok(journal)) => {
-            engine::runner::history(&journal, None, env, reading).unwrap_or_else(|_| reading.none())
+            engine::runner::facts(Some(&journal), None, env, &config.registry, pack)
+                .unwrap_or_else(|_| none())
         }
-        _ => reading.none(),
+        _ => none(),
     }
 }
 
@@ -115,6 +118,57 @@ fn not_on_held_sites(flight: &[InFlight], v: &mut steps::check::Verdict) {
     }
 }
 
+/// A run that holds a site (running, halted or failed) is never a healthy deployment,
+/// whichever pack is asked: its sites are mid-procedure until it is resumed or aborted.
+fn held_is_not_healthy(flight: &[InFlight], v: &mut steps::check::Verdict) {
+    let Some(r) = flight.first() else { return };
+    if !matches!(v.health, Health::Healthy | Health::OnSecondary) {
+        return;
+    }
+    v.health = Health::Degraded;
+    v.reason = format!(
+        "run {} ({}) is {} and holds {}: the deployment is mid-procedure. Finish it: runbook resume {} (or end it: runbook abort {} --reason \"...\", which leaves what its journal says it did)",
+        r.run_id,
+        r.runbook,
+        r.status,
+        r.sites.join(", "),
+        r.run_id,
+        r.run_id
+    );
+}
+
+/// A site that left traffic and was put back without its data being synchronized
+/// (the journal's ledger, every pack and file) serves stale data: never healthy. One
+/// still out of traffic and not synchronized is the planned state of a maintenance.
+fn unsynchronized_is_not_healthy(
+    history: &serde_json::Value,
+    keeps_caches: impl Fn(&str) -> bool,
+    v: &mut steps::check::Verdict,
+) {
+    let d = &history["deployment"];
+    let out: Vec<&str> = d["out"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str())
+        .collect();
+    let back: Vec<String> = d["unsynchronized"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(s, _)| !out.contains(&s.as_str()) && keeps_caches(s))
+        .map(|(s, r)| format!("{s} (left in run {})", r["run"].as_str().unwrap_or("?")))
+        .collect();
+    if back.is_empty() || !matches!(v.health, Health::Healthy | Health::OnSecondary) {
+        return;
+    }
+    v.health = Health::Degraded;
+    v.reason = format!(
+        "back in traffic without being synchronized since it left: {} (the journal's ledger); it may serve stale sessions: take it out and synchronize it",
+        back.join(", ")
+    );
+}
+
 async fn gather(config: &Config, args: &CheckArgs) -> CliResult<Found> {
     let env = config.environment()?;
     let i = inputs(config, args, &env)?;
@@ -127,12 +181,19 @@ async fn gather(config: &Config, args: &CheckArgs) -> CliResult<Found> {
         steps::preflight::prove(Arc::clone(&env), &uses).await
     };
     // The pack's own reading of the deployment and its verdict.
-    let diagnosis = (config.pack.diagnose)(Arc::clone(&config.registry), env, i).await;
+    let diagnosis = (config.pack.diagnose)(Arc::clone(&config.registry), Arc::clone(&env), i).await;
     let mut verdict = diagnosis.verdict.clone();
     misconfigured(&identity, &mut verdict);
     // The journal first: a run in flight holds its sites.
     let flight = in_flight(config);
     not_on_held_sites(&flight, &mut verdict);
+    held_is_not_healthy(&flight, &mut verdict);
+    let keeps_caches = |s: &str| {
+        env.sites
+            .get(s)
+            .is_some_and(|c| c.get("infinispan").is_some())
+    };
+    unsynchronized_is_not_healthy(&pack_history(config, &env), keeps_caches, &mut verdict);
     let guards = match &verdict.runbook {
         Some(rb) => Some(guards_now(config, rb).await),
         None => None,

@@ -689,6 +689,13 @@ impl Action for Move {
             "remove this site's NLB from the Global Accelerator's endpoint group, never the last serving endpoint; re-read and verify, wait until the rest are HEALTHY"
         }
     }
+    fn invariants(&self) -> &'static [&'static str] {
+        if self.add {
+            &[crate::invariants::ADD]
+        } else {
+            &[crate::invariants::REMOVE]
+        }
+    }
     fn args(&self) -> &'static [ArgSpec] {
         &[]
     }
@@ -814,9 +821,15 @@ impl Action for Move {
             StepError::configuration(format!("site `{site}`'s NLB was not found"))
         })?;
         let present = v.endpoint_of(&site).is_some();
+        let fact = if self.add {
+            crate::ledger::JOINED
+        } else {
+            crate::ledger::LEFT
+        };
         if present == self.add {
             out.insert("already".into(), json!(true));
             out.insert("after".into(), json!(now));
+            crate::ledger::record(&mut out, &site, fact);
             return Ok(out);
         }
         if !self.add {
@@ -852,6 +865,7 @@ impl Action for Move {
             "changed_after_write".into(),
             json!(changes(&expected, &after.ids())),
         );
+        crate::ledger::record(&mut out, &site, fact);
         Ok(out)
     }
 }

@@ -92,6 +92,9 @@ impl Action for Scale {
     fn summary(&self) -> &'static str {
         "set the Keycloak CR's spec.instances (recording the previous count) and wait until the deployment follows"
     }
+    fn invariants(&self) -> &'static [&'static str] {
+        &[crate::invariants::SCALE_TO_ZERO]
+    }
     fn args(&self) -> &'static [ArgSpec] {
         const A: &[ArgSpec] = &[
             ArgSpec::required(

@@ -10,7 +10,9 @@ pub mod clients;
 pub mod config;
 pub mod http;
 pub mod infinispan;
+pub mod invariants;
 pub mod keycloak;
+pub mod ledger;
 pub mod manual;
 pub mod pgo;
 pub mod preflight;
@@ -59,7 +61,10 @@ pub fn registry() -> Registry {
     for role in roles::all() {
         r.register(role);
     }
-    r.set_builtin_guards(std::sync::Arc::new(preflight::Builtin));
+    r.register(invariants::Invariant);
+    let builtin = preflight::Builtin::new(&r);
+    r.set_builtin_guards(std::sync::Arc::new(builtin));
+    r.set_ledger(std::sync::Arc::new(ledger::Ledger));
     r
 }
 
@@ -103,6 +108,7 @@ mod tests {
             "pgo.cluster-state" | "pgo.recreate-as-standby" => reader::<crate::serving::NoArgs>(),
             "route53.health-check-status" => reader::<crate::route53::StatusArgs>(),
             "deployment.identity" => reader::<crate::preflight::IdentityArgs>(),
+            "deployment.invariant" => reader::<crate::invariants::InvariantArgs>(),
             "infinispan.cache-list" => reader::<crate::preflight::CacheListArgs>(),
             "accelerator.serving-sites"
             | "accelerator.remove-site"

@@ -415,6 +415,12 @@ fn judge(
     }
     let target = ok.iter().find(|v| v.site == to);
     let primary = ok.iter().find(|v| v.writable() && v.site != to);
+    if let (true, Some(p)) = (unplanned, primary) {
+        why.push(format!(
+            "{} ANSWERS AS A WRITABLE PRIMARY: its site is not lost, and promoting {to} would make two writers (or shut down the one that serves). Move the writer as a planned operation (the database role's move-writer, e.g. keycloak-24/switchover, or pgo/pgo-switchover within a site)",
+            p.site
+        ));
+    }
     let mut lag = Json::Null;
     match target {
         None => {}
@@ -770,6 +776,13 @@ impl Action for MoveWriter {
             "promote this site's PGO standby cluster after the primary's site is lost: stop the old primary if it answers, promote, repoint every site's Keycloak; the last replayed position is journaled"
         } else {
             "move PGO's writer to this site: the standby caught up, the old primary shut down, this one promoted, every site's Keycloak repointed"
+        }
+    }
+    fn invariants(&self) -> &'static [&'static str] {
+        if self.unplanned {
+            &[crate::invariants::PROMOTE]
+        } else {
+            &[]
         }
     }
     fn args(&self) -> &'static [ArgSpec] {
@@ -1439,6 +1452,24 @@ mod tests {
         );
         // The primary's site lost: promote-standby goes on without its lag.
         assert_eq!(verdict(&v, true), (true, String::new()));
+    }
+
+    #[test]
+    fn an_unplanned_promotion_is_refused_while_the_lost_site_answers_writable() {
+        // The "lost" site is a healthy primary: promoting away from it is a planned
+        // move's job, never promote-standby's (issue 30, case 3).
+        let v = [
+            view("site-a", false, Some((false, 5000)), "d"),
+            view("site-b", true, Some((true, 5000)), "d"),
+        ];
+        let (safe, why) = verdict(&v, true);
+        assert!(!safe, "{why}");
+        assert!(
+            why.contains("site-a ANSWERS AS A WRITABLE PRIMARY") && why.contains("planned"),
+            "{why}"
+        );
+        // Planned, the same reading may move the writer.
+        assert!(verdict(&v, false).0);
     }
 
     #[test]

@@ -106,11 +106,27 @@ fn families(action: &str) -> &'static [&'static str] {
     }
 }
 
-/// The step library's built-in guards.
+/// The step library's built-in guards: identity, the cache list, PGO's one writer,
+/// and each action's own invariants (`invariants.rs`).
 #[derive(Debug, Default)]
-pub struct Builtin;
+pub struct Builtin {
+    /// Each action's invariants, by action name (from the registry).
+    carried: BTreeMap<&'static str, &'static [&'static str]>,
+}
 
 impl Builtin {
+    /// The built-in guards of the actions in `registry`.
+    pub fn new(registry: &engine::Registry) -> Builtin {
+        let carried = registry
+            .names()
+            .filter_map(|n| {
+                let i = registry.get(n)?.invariants();
+                (!i.is_empty()).then_some((n, i))
+            })
+            .collect();
+        Builtin { carried }
+    }
+
     /// Every (site template, family) the runbook's steps, preconditions and guards use,
     /// with the condition under which it is used: `None` when some use is
     /// unconditional, else the uses' `when`s joined by `or` (a site whose only use is
@@ -166,6 +182,7 @@ fn builtin_guard(id: &str, title: &str, probe: &str, with: Json, expect: &str) -
         refusal: Some("{{ observation.summary }}".to_string()),
         before: Vec::new(),
         unchecked: None,
+        deferred: None,
         line: 0,
     }
 }
@@ -178,8 +195,10 @@ impl BuiltinGuards for Builtin {
         params: &IndexMap<String, Param>,
     ) -> Vec<Guard> {
         let uses = Self::uses(steps, guards);
+        let mut own = pgo_writer_guards(steps);
+        own.extend(crate::invariants::guards(steps, &self.carried));
         if uses.is_empty() {
-            return pgo_writer_guards(steps);
+            return own;
         }
         let list: Vec<Json> = uses
             .iter()
@@ -223,7 +242,7 @@ impl BuiltinGuards for Builtin {
             g.when = ispn_when;
             out.push(g);
         }
-        out.extend(pgo_writer_guards(steps));
+        out.extend(own);
         out
     }
 }
@@ -251,7 +270,7 @@ pub struct IdentityArgs {
 #[derive(Debug)]
 pub struct Identity;
 
-fn ctx_for(ctx: &StepCtx, site: &str) -> Result<StepCtx, String> {
+pub(crate) fn ctx_for(ctx: &StepCtx, site: &str) -> Result<StepCtx, String> {
     let config = ctx.env.sites.get(site).cloned().ok_or_else(|| {
         let known: Vec<&str> = ctx.env.sites.keys().map(String::as_str).collect();
         format!(

@@ -85,6 +85,9 @@ pub struct Role {
     /// A deployment-wide role (which site serves): the vendor is the one any site
     /// names; otherwise the step's site's.
     deployment_wide: bool,
+    /// The invariants a step of this role carries (`invariants.rs`), whatever vendor
+    /// plays it.
+    invariants: &'static [&'static str],
 }
 
 impl std::fmt::Debug for Role {
@@ -106,6 +109,7 @@ impl Role {
             concern,
             vendors,
             deployment_wide: false,
+            invariants: &[],
         }
     }
 
@@ -237,9 +241,63 @@ impl Action for Role {
     fn reissue(&self) -> bool {
         self.reference().reissue()
     }
+    fn invariants(&self) -> &'static [&'static str] {
+        self.invariants
+    }
     fn explain(&self, args: &Args, observation: &Json) -> Option<String> {
         self.judge(observation).explain(args, observation)
     }
+}
+
+/// Which sites serve clients now, read from the deployment's traffic vendor through
+/// the role it plays (which sites serve, or which site serves), as a list, with how it
+/// was read.
+///
+/// # Errors
+/// No site names a traffic vendor, the vendor cannot be read, or what it answers does
+/// not say which sites serve (a reading whose sites cannot be told apart).
+pub async fn serving_now(ctx: &StepCtx) -> Result<(Vec<String>, String), StepError> {
+    let sites = crate::config::sites(&ctx.env);
+    let family = sites
+        .values()
+        .find_map(|s| Concern::Traffic.vendor_of(s))
+        .ok_or_else(|| {
+            StepError::configuration(format!(
+                "which sites serve cannot be read: no site names a traffic vendor ({})",
+                Concern::Traffic.example()
+            ))
+        })?;
+    let action = all()
+        .into_iter()
+        .filter(|r| r.deployment_wide && r.concern == Concern::Traffic)
+        .find_map(|r| r.by_family(family).cloned())
+        .ok_or_else(|| {
+            StepError::configuration(format!("no role reads which sites {family} serves"))
+        })?;
+    let v = action.probe(ctx, &Args::new()).await?;
+    let how = v["how"]
+        .as_str()
+        .or(v["summary"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    if v.get("can_act") == Some(&Json::Bool(false)) {
+        return Err(StepError::permanent(format!(
+            "which sites serve cannot be told: {how}"
+        )));
+    }
+    let serving = match &v["serving"] {
+        Json::String(s) => vec![s.clone()],
+        Json::Array(a) => a
+            .iter()
+            .filter_map(|s| s.as_str().map(str::to_string))
+            .collect(),
+        _ => {
+            return Err(StepError::permanent(format!(
+                "which sites serve cannot be told: {how}"
+            )))
+        }
+    };
+    Ok((serving, how))
 }
 
 /// The roles this build knows, each with the vendors that can play it.
@@ -261,18 +319,24 @@ pub fn all() -> Vec<Role> {
                 vec![("accelerator", ga_serving)],
             )
         },
-        Role::new(
+        Role {
+            invariants: &[crate::invariants::REMOVE],
+            ..Role::new(
             "traffic.remove-site",
             "Stop sending clients to this site while the others keep serving (Global Accelerator: remove its NLB from the endpoint group, never the last serving one)",
             Concern::Traffic,
             vec![("accelerator", ga_remove)],
-        ),
-        Role::new(
+        )
+        },
+        Role {
+            invariants: &[crate::invariants::ADD],
+            ..Role::new(
             "traffic.add-site",
             "Send clients to this site again beside the others (Global Accelerator: add its NLB to the endpoint group, until HEALTHY)",
             Concern::Traffic,
             vec![("accelerator", ga_add)],
-        ),
+        )
+        },
         Role {
             deployment_wide: true,
             ..Role::new(
@@ -282,18 +346,24 @@ pub fn all() -> Vec<Role> {
                 vec![("route53", Arc::clone(&serving))],
             )
         },
-        Role::new(
+        Role {
+            invariants: &[crate::invariants::REMOVE],
+            ..Role::new(
             "traffic.point-away",
             "Point clients away from this site (Route53: its health check at a path that does not exist, until it is unhealthy)",
             Concern::Traffic,
             vec![("route53", Arc::clone(&set_path))],
-        ),
-        Role::new(
+        )
+        },
+        Role {
+            invariants: &[crate::invariants::ADD],
+            ..Role::new(
             "traffic.restore",
             "Let clients reach this site again (Route53: its health check back at the path recorded, until it is healthy)",
             Concern::Traffic,
             vec![("route53", set_path)],
-        ),
+        )
+        },
         Role::new(
             "database.move-writer",
             "Move the database's writer to this site (Aurora: fail the cluster over to this site's instance; PGO: catch up, shut the old primary down, promote this site's standby, repoint every site's Keycloak)",

@@ -150,6 +150,10 @@ impl Action for SetPath {
     fn summary(&self) -> &'static str {
         "point a Route53 health check at a path (recording the previous one), under the version lock; optionally wait for the health Route53 reports"
     }
+    /// Either way, by `wait_for`: `unhealthy` moves traffic away, `healthy` back.
+    fn invariants(&self) -> &'static [&'static str] {
+        &[crate::invariants::ADD, crate::invariants::REMOVE]
+    }
     fn args(&self) -> &'static [ArgSpec] {
         const A: &[ArgSpec] = &[
             ArgSpec::required("path", ArgKind::String, "the new resource path, e.g. `/health/down`"),
@@ -240,60 +244,76 @@ impl Action for SetPath {
         Ok(out)
     }
     async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
+        let mut out = set_path(ctx, args).await?;
+        // Which way traffic moved, for the deployment's ledger (every pack, every file).
         let a: SetPathArgs = typed(self.name(), args)?;
-        let id = check_id(ctx, a.health_check_id.as_deref())?;
-        let path = a.path.as_str();
-        let r53 = client(ctx).await?;
-        // Read the version, update under it; one more try if someone else changed it in between.
-        for attempt in 0..2 {
-            let hc = r53
-                .get_health_check()
-                .health_check_id(&id)
-                .send()
-                .await
-                .map_err(|e| r53_error(&format!("Route53 GetHealthCheck({id})"), e))?;
-            let h = hc
-                .health_check()
-                .ok_or_else(|| StepError::transient("GetHealthCheck returned nothing"))?;
-            let mut out = Outputs::new();
-            if h.health_check_config().and_then(|c| c.resource_path()) == Some(path) {
-                out.insert("version".into(), json!(h.health_check_version()));
+        let fact = match a.wait_for.as_deref() {
+            Some("unhealthy") => Some(crate::ledger::LEFT),
+            Some("healthy") => Some(crate::ledger::JOINED),
+            _ => None,
+        };
+        if let (Some(fact), Ok(site)) = (fact, ctx.require_site()) {
+            crate::ledger::record(&mut out, &site.name, fact);
+        }
+        Ok(out)
+    }
+}
+
+/// Point the health check at `path` under its version lock.
+async fn set_path(ctx: &StepCtx, args: &Args) -> Result<Outputs, StepError> {
+    let a: SetPathArgs = typed("route53.set-health-check-path", args)?;
+    let id = check_id(ctx, a.health_check_id.as_deref())?;
+    let path = a.path.as_str();
+    let r53 = client(ctx).await?;
+    // Read the version, update under it; one more try if someone else changed it in between.
+    for attempt in 0..2 {
+        let hc = r53
+            .get_health_check()
+            .health_check_id(&id)
+            .send()
+            .await
+            .map_err(|e| r53_error(&format!("Route53 GetHealthCheck({id})"), e))?;
+        let h = hc
+            .health_check()
+            .ok_or_else(|| StepError::transient("GetHealthCheck returned nothing"))?;
+        let mut out = Outputs::new();
+        if h.health_check_config().and_then(|c| c.resource_path()) == Some(path) {
+            out.insert("version".into(), json!(h.health_check_version()));
+            return Ok(out);
+        }
+        match r53
+            .update_health_check()
+            .health_check_id(&id)
+            .health_check_version(h.health_check_version())
+            .resource_path(path)
+            .send()
+            .await
+        {
+            Ok(up) => {
+                out.insert(
+                    "version".into(),
+                    json!(up.health_check().map(|h| h.health_check_version())),
+                );
                 return Ok(out);
             }
-            match r53
-                .update_health_check()
-                .health_check_id(&id)
-                .health_check_version(h.health_check_version())
-                .resource_path(path)
-                .send()
-                .await
+            Err(e)
+                if attempt == 0
+                    && e.as_service_error()
+                        .is_some_and(|s| s.is_health_check_version_mismatch()) =>
             {
-                Ok(up) => {
-                    out.insert(
-                        "version".into(),
-                        json!(up.health_check().map(|h| h.health_check_version())),
-                    );
-                    return Ok(out);
-                }
-                Err(e)
-                    if attempt == 0
-                        && e.as_service_error()
-                            .is_some_and(|s| s.is_health_check_version_mismatch()) =>
-                {
-                    tracing::info!("health check {id} changed while updating it: reading it again");
-                }
-                Err(e) => {
-                    return Err(r53_error(
-                        &format!("Route53 UpdateHealthCheck({id}, ResourcePath={path})"),
-                        e,
-                    ))
-                }
+                tracing::info!("health check {id} changed while updating it: reading it again");
+            }
+            Err(e) => {
+                return Err(r53_error(
+                    &format!("Route53 UpdateHealthCheck({id}, ResourcePath={path})"),
+                    e,
+                ))
             }
         }
-        Err(StepError::transient(format!(
-            "Route53 UpdateHealthCheck({id}): the version kept changing"
-        )))
     }
+    Err(StepError::transient(format!(
+        "Route53 UpdateHealthCheck({id}): the version kept changing"
+    )))
 }
 
 #[derive(Debug)]

@@ -12,6 +12,7 @@ mod disk;
 mod durable;
 mod edges;
 mod guards;
+mod invariants;
 pub mod keycloak26;
 mod lab;
 mod layers;

@@ -39,7 +39,12 @@ impl Executor {
             .runbook
             .guards
             .iter()
-            .filter(|g| step.is_none_or(|s| g.before.contains(&s.id)))
+            .filter(|g| match step {
+                // At the start, a deferred guard waits for its steps: earlier steps
+                // of this run change what it reads.
+                None => g.deferred.is_none(),
+                Some(s) => g.before.contains(&s.id),
+            })
             .collect();
         if guards.is_empty() {
             return Ok(None);

@@ -340,6 +340,13 @@ impl Action for SetBackup {
             "take cross-site replication to a site offline (all caches or a list), then wait until every cache and node is offline"
         }
     }
+    fn invariants(&self) -> &'static [&'static str] {
+        if self.online {
+            &[]
+        } else {
+            &[crate::invariants::TAKE_OFFLINE]
+        }
+    }
     fn args(&self) -> &'static [ArgSpec] {
         const A: &[ArgSpec] = &[BACKUP, CACHE, CACHES, POLL];
         A
@@ -487,6 +494,9 @@ impl Action for ClearCaches {
     }
     fn summary(&self) -> &'static str {
         "clear caches on the site (DESTRUCTIVE: with replication online it clears the other site too)"
+    }
+    fn invariants(&self) -> &'static [&'static str] {
+        &[crate::invariants::CLEAR]
     }
     fn args(&self) -> &'static [ArgSpec] {
         const A: &[ArgSpec] = &[CACHE, CACHES];
@@ -739,6 +749,10 @@ impl Action for PushState {
                     let mut out = Outputs::new();
                     out.insert("repushed".into(), json!(repushed));
                     out.insert("push".into(), json!(statuses));
+                    // Only a push of every cache replaces the site's data.
+                    if explicit.is_none() || a.caches.is_some() {
+                        crate::ledger::record(&mut out, &a.backup, crate::ledger::SYNCHRONIZED);
+                    }
                     return Ok(out);
                 }
             }
@@ -1233,12 +1247,22 @@ impl Action for SyncState {
         }))
     }
     async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
-        Ok(self
+        let mut out = self
             .probe(ctx, args)
             .await?
             .as_object()
             .cloned()
-            .unwrap_or_default())
+            .unwrap_or_default();
+        // Proven equal, both ways online: each site counts as synchronized.
+        if out.get("in_sync") == Some(&Json::Bool(true)) {
+            if let (Ok(site), Some(other)) =
+                (ctx.require_site(), args.get("other").and_then(Json::as_str))
+            {
+                crate::ledger::record(&mut out, &site.name.clone(), crate::ledger::SYNCHRONIZED);
+                crate::ledger::record(&mut out, other, crate::ledger::SYNCHRONIZED);
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -1,0 +1,317 @@
+//! Safety that belongs to the action (issue 30): a user's own runbook, or a pack's
+//! procedure pointed the wrong way, is refused before any effect by the invariants the
+//! actions carry, and `plan --live` says the same as the run. Each case asserts the
+//! lab unchanged: the entries, Keycloak's instances, the endpoint group, which
+//! database is writable. The lab records every clear with the site it also reached
+//! (`lab/src/world.rs`, `clears`), as Infinispan replicates a clear like any write
+//! while the backup is online.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::keycloak26::kc26_lab;
+use crate::support::*;
+
+fn runbook_file(l: &InLab, name: &str, text: &str) -> PathBuf {
+    write(l.dir.path(), name, text)
+}
+
+fn run_file(l: &InLab, file: &PathBuf, params: &[&str]) -> Out {
+    let mut c = l.runbook();
+    c.arg("run").arg(file).args(["--yes", "--json"]);
+    for p in params {
+        c.args(["-p", p]);
+    }
+    run(c)
+}
+
+fn plan_live(l: &InLab, file: &PathBuf) -> Out {
+    let mut c = l.runbook();
+    c.arg("plan").arg(file).arg("--live");
+    run(c)
+}
+
+/// The README's Keycloak-shaped example runbook (section "What each action
+/// guarantees by itself").
+fn readme_maintenance() -> String {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find("```yaml\nname: maintenance")
+        .expect("the README's example")
+        + 8;
+    let len = readme[start..].find("```").unwrap();
+    readme[start..start + len].to_string()
+}
+
+/// The README's table names every invariant the code knows, each once.
+#[test]
+fn the_readme_table_lists_every_invariant() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    for (name, _) in steps::invariants::ALL {
+        assert!(
+            readme.contains(&format!("| `{name}` |")),
+            "the README's table lacks `{name}`"
+        );
+    }
+}
+
+fn reason(out: &Out) -> String {
+    out.json()["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Every clear the lab received on `site`, as `(cache, reached)`.
+fn clears(l: &InLab, site: &str) -> Vec<Value> {
+    l.state()["sites"][site]["clears"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+const CLEAR_ONE: &str = r#"
+name: clear-one
+title: A user's own runbook that clears one cache
+params:
+  site: { type: string, default: site-a }
+steps:
+  - id: clear
+    title: Clear the sessions
+    site: "{{ params.site }}"
+    action: infinispan.clear-caches
+    with: { caches: [sessions] }
+"#;
+
+#[test]
+fn a_users_clear_of_the_serving_site_is_refused_before_any_effect_and_plan_live_agrees() {
+    let l = InLab::start(&[], 0.0);
+    l.sessions("site-a", 40);
+    let before_a = l.entries("site-a", "sessions").len();
+    let before_b = l.entries("site-b", "sessions").len();
+    assert!(
+        before_a >= 40 && before_b >= 40,
+        "replicated: {before_a} {before_b}"
+    );
+    let f = runbook_file(&l, "clear-one.yaml", CLEAR_ONE);
+    // The plan shows the invariant as the action's own.
+    let plan = plan_live(&l, &f).expect(8);
+    assert!(
+        plan.stdout.contains("builtin-clear-caches-clear"),
+        "{}",
+        plan.stdout
+    );
+    assert!(plan.stdout.contains("WOULD BE REFUSED"), "{}", plan.stdout);
+    let out = run_file(&l, &f, &[]).expect(8);
+    assert_eq!(out.json()["status"], "refused");
+    let r = reason(&out);
+    assert!(r.contains("site-a SERVES TRAFFIC"), "{r}");
+    assert!(r.contains("Nothing was done"), "{r}");
+    // The passive site, replication online: the clear would reach site-a too.
+    let out = run_file(&l, &f, &["site=site-b"]).expect(8);
+    let r = reason(&out);
+    assert!(
+        r.contains("site-b's replication is not offline")
+            && r.contains("sessions → site-a is online"),
+        "{r}"
+    );
+    let plan = {
+        let mut c = l.runbook();
+        c.arg("plan").arg(&f).args(["--live", "-p", "site=site-b"]);
+        run(c).expect(8)
+    };
+    assert!(
+        plan.stdout.contains("sessions → site-a is online"),
+        "{}",
+        plan.stdout
+    );
+    assert_eq!(l.entries("site-a", "sessions").len(), before_a);
+    assert_eq!(l.entries("site-b", "sessions").len(), before_b);
+    assert!(clears(&l, "site-a").is_empty() && clears(&l, "site-b").is_empty());
+    l.untouched("site-a");
+    l.untouched("site-b");
+}
+
+#[test]
+fn a_users_clear_after_taking_the_backup_offline_runs_and_stays_local() {
+    let l = InLab::start(&[], 0.0);
+    l.sessions("site-a", 25);
+    let f = runbook_file(
+        &l,
+        "resync.yaml",
+        r#"
+name: resync-sessions
+title: Take the passive site's backup offline, then clear it
+steps:
+  - id: offline
+    site: site-b
+    action: infinispan.take-offline
+    with: { backup: site-a, caches: [sessions] }
+  - id: clear
+    site: site-b
+    action: infinispan.clear-caches
+    with: { caches: [sessions] }
+"#,
+    );
+    // Judged only right before the clear: the take-offline changes what it reads.
+    let plan = plan_live(&l, &f).expect(0);
+    assert!(
+        plan.stdout
+            .contains("the earlier step `offline` (infinispan.take-offline) changes what it reads"),
+        "{}",
+        plan.stdout
+    );
+    let out = run_file(&l, &f, &[]).expect(0);
+    assert_eq!(out.json()["status"], "completed");
+    assert_eq!(l.entries("site-b", "sessions").len(), 0);
+    assert!(
+        l.entries("site-a", "sessions").len() >= 25,
+        "site-a kept its sessions"
+    );
+    assert_eq!(
+        clears(&l, "site-b"),
+        vec![serde_json::json!({"cache": "sessions", "reached": null})]
+    );
+}
+
+#[test]
+fn scaling_the_only_serving_site_to_zero_is_refused() {
+    let l = InLab::start(&[], 0.0);
+    let f = runbook_file(
+        &l,
+        "scale.yaml",
+        r#"
+name: scale-down
+title: Scale a site's Keycloak down
+params:
+  site: { type: string, default: site-a }
+steps:
+  - id: down
+    site: "{{ params.site }}"
+    action: keycloak.scale
+    with: { instances: 0 }
+"#,
+    );
+    let out = run_file(&l, &f, &[]).expect(8);
+    assert!(
+        reason(&out).contains("site-a is the only site that serves"),
+        "{}",
+        reason(&out)
+    );
+    l.untouched("site-a");
+    // The passive site may be scaled down.
+    run_file(&l, &f, &["site=site-b"]).expect(0);
+    assert_eq!(l.state()["sites"]["site-b"]["keycloak"]["spec"], 0);
+}
+
+/// Case 2: a site fenced by the responder and never synchronized is not put back
+/// into traffic by a maintenance runbook; its removal of a site already out says so.
+#[test]
+fn a_fenced_unsynchronized_site_is_not_readded_by_a_users_runbook() {
+    let l = kc26_lab(&[]);
+    let mut c = l.runbook();
+    c.args([
+        "run",
+        "keycloak-26/fence-site",
+        "-p",
+        "site=site-b",
+        "-p",
+        "reporter=site-a",
+        "--yes",
+        "--json",
+    ]);
+    assert_eq!(run(c).expect(0).json()["status"], "completed");
+    let group = || -> Vec<String> {
+        l.state()["accelerator"]["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["site"].as_str().map(str::to_string))
+            .collect()
+    };
+    assert_eq!(group(), vec!["site-a"]);
+    let writes = l.state()["accelerator"]["writes"].as_array().unwrap().len();
+    // The README's own example for authors, as written there.
+    let f = runbook_file(&l, "maintenance.yaml", &readme_maintenance());
+    let plan = plan_live(&l, &f).expect(8);
+    assert!(
+        plan.stdout.contains("builtin-add-to-traffic-back"),
+        "{}",
+        plan.stdout
+    );
+    let out = run_file(&l, &f, &[]).expect(8);
+    let r = reason(&out);
+    assert!(
+        r.contains("site-b left traffic in run")
+            && r.contains("fence-site")
+            && r.contains("not synchronized"),
+        "{r}"
+    );
+    assert!(r.contains("Nothing was done"), "{r}");
+    assert_eq!(group(), vec!["site-a"], "site-b stays out");
+    assert_eq!(
+        l.state()["accelerator"]["writes"].as_array().unwrap().len(),
+        writes,
+        "no write to the endpoint group"
+    );
+}
+
+/// Case 3: the "lost" site is the healthy writable primary that serves every login.
+#[test]
+fn promote_standby_away_from_a_healthy_serving_primary_is_refused() {
+    let l = InLab::start_with(&[], |c| c.shape.database = lab::world::Database::Pgo);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let pgo = || l.state()["pgo"]["sites"].clone();
+    while pgo()["site-a"]["writable"] != true || pgo()["site-b"]["writable"] != false {
+        assert!(std::time::Instant::now() < deadline, "{}", pgo());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let mut c = l.runbook();
+    c.args([
+        "plan",
+        "pgo/promote-standby",
+        "--live",
+        "-p",
+        "survivor=site-b",
+        "-p",
+        "lost=site-a",
+    ]);
+    let plan = run(c).expect(8);
+    assert!(plan.stdout.contains("WOULD BE REFUSED"), "{}", plan.stdout);
+    // Both the database's reading and the traffic's say it: the guard that refuses
+    // first names one, the plan both.
+    assert!(
+        plan.stdout.contains("site-a serves traffic"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout.contains("site-a ANSWERS AS A WRITABLE PRIMARY"),
+        "{}",
+        plan.stdout
+    );
+    let mut c = l.runbook();
+    c.args([
+        "run",
+        "pgo/promote-standby",
+        "-p",
+        "survivor=site-b",
+        "-p",
+        "lost=site-a",
+        "--yes",
+        "--json",
+    ]);
+    let out = run(c).expect(8);
+    let r = reason(&out);
+    assert!(r.contains("site-a ANSWERS AS A WRITABLE PRIMARY"), "{r}");
+    let p = pgo();
+    assert_eq!(p["site-a"]["writable"], true, "{p}");
+    assert_eq!(
+        p["site-a"]["running"], true,
+        "the primary was not shut down: {p}"
+    );
+    assert_eq!(p["site-b"]["writable"], false, "{p}");
+}
