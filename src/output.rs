@@ -372,6 +372,47 @@ fn item_lines(o: &mut String, state: &RunState, id: &str, st: &engine::state::St
 /// What a run that stopped (halted, failed, aborted) left behind, from its journal:
 /// the steps whose effects are in place, those in doubt, those never done, and the
 /// command, with its parameters, that does the job again from the start.
+/// What the run changed and did not put back, from the journal: each step's
+/// `restore` (recorded before its effect: what it changes, what it was, the command
+/// that puts it back), the first value of each thing against the last step's.
+fn to_restore(state: &RunState, step_order: &[String]) -> Vec<String> {
+    let mut first: Vec<(String, serde_json::Value)> = Vec::new();
+    let mut last: std::collections::BTreeMap<String, (serde_json::Value, bool)> =
+        Default::default();
+    for id in step_order {
+        let Some(st) = state.steps.get(id) else {
+            continue;
+        };
+        let p = &st.progress;
+        let Some(r) = p.prepared.get("restore") else {
+            continue;
+        };
+        if matches!(p.status, StepStatus::Pending | StepStatus::Skipped) {
+            continue;
+        }
+        let key = r["key"].as_str().unwrap_or_default().to_string();
+        if !first.iter().any(|(k, _)| *k == key) {
+            first.push((key.clone(), r.clone()));
+        }
+        last.insert(key, (r["sets"].clone(), p.status == StepStatus::Succeeded));
+    }
+    first
+        .into_iter()
+        .filter_map(|(key, r)| {
+            let (sets, done) = last.get(&key)?;
+            (*sets != r["had"]).then(|| {
+                format!(
+                    "left behind: {} {} {sets} (it had {}); to put it back: {}",
+                    r["what"].as_str().unwrap_or("?"),
+                    if *done { "are" } else { "may be (in doubt)" },
+                    r["had"],
+                    r["command"].as_str().unwrap_or("?")
+                )
+            })
+        })
+        .collect()
+}
+
 pub fn left_behind(state: &RunState, step_order: &[String]) -> Vec<String> {
     if matches!(
         state.status,
@@ -399,6 +440,7 @@ pub fn left_behind(state: &RunState, step_order: &[String]) -> Vec<String> {
                     .progress
                     .prepared
                     .iter()
+                    .filter(|(k, _)| k.as_str() != "restore")
                     .map(|(k, v)| format!("{k}={v}"))
                     .collect();
                 done.push(if outs.is_empty() {
@@ -422,6 +464,7 @@ pub fn left_behind(state: &RunState, step_order: &[String]) -> Vec<String> {
             done.join(", ")
         ));
     }
+    out.extend(to_restore(state, step_order));
     if !doubt.is_empty() {
         out.push(format!(
             "left behind: started, outcome unknown (check the servers): {}",
@@ -465,47 +508,7 @@ pub fn left_behind(state: &RunState, step_order: &[String]) -> Vec<String> {
     out
 }
 
-/// Text made harmless for a terminal: control characters (C0 but newline and tab, DEL,
-/// C1) are shown escaped (`\x1b`), so an answer carrying `ESC]0;…BEL`, OSC 8/52 or a
-/// cursor move cannot act on the operator's terminal. With `keep_colours`, the
-/// SGR colour sequences this program writes on a terminal (`ESC[…m`) pass; every other
-/// escape sequence is shown escaped.
-pub fn harmless(text: &str, keep_colours: bool) -> std::borrow::Cow<'_, str> {
-    let bad =
-        |c: char| (c.is_control() && c != '\n' && c != '\t') || ('\u{80}'..='\u{9f}').contains(&c);
-    if !text.chars().any(bad) {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    let chars: Vec<char> = text.chars().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        if c == '\u{1b}' && keep_colours && chars.get(i + 1) == Some(&'[') {
-            let mut j = i + 2;
-            while j < chars.len() && (chars[j].is_ascii_digit() || chars[j] == ';') {
-                j += 1;
-            }
-            if chars.get(j) == Some(&'m') {
-                out.extend(&chars[i..=j]);
-                i = j + 1;
-                continue;
-            }
-        }
-        if bad(c) {
-            let n = c as u32;
-            if n < 0x100 {
-                out.push_str(&format!("\\x{n:02x}"));
-            } else {
-                out.push_str(&format!("\\u{{{n:x}}}"));
-            }
-        } else {
-            out.push(c);
-        }
-        i += 1;
-    }
-    std::borrow::Cow::Owned(out)
-}
+pub use crate::progress::harmless;
 
 #[cfg(test)]
 mod harmless_tests {

@@ -93,7 +93,7 @@ impl StderrObserver {
     /// pass only on a terminal).
     fn line(&self, text: String) {
         let masked = self.redactor.text(&text);
-        let shown = crate::output::harmless(&masked, self.style.on);
+        let shown = harmless(&masked, self.style.on);
         let mut err = std::io::stderr().lock();
         let _ = writeln!(err, "{shown}");
     }
@@ -262,8 +262,8 @@ impl TerminalPrompt {
         let _ = write!(
             err,
             "{}\ntype `{}` to go on (anything else stops): ",
-            crate::output::harmless(question, false),
-            crate::output::harmless(word, false)
+            harmless(question, false),
+            harmless(word, false)
         );
         let _ = err.flush();
         drop(err);
@@ -278,7 +278,7 @@ impl TerminalPrompt {
 impl Prompt for TerminalPrompt {
     fn confirm(&self, question: &str) -> bool {
         let mut err = std::io::stderr().lock();
-        let _ = write!(err, "{} [y/N] ", crate::output::harmless(question, false));
+        let _ = write!(err, "{} [y/N] ", harmless(question, false));
         let _ = err.flush();
         drop(err);
         let mut answer = String::new();
@@ -287,4 +287,46 @@ impl Prompt for TerminalPrompt {
         }
         matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
     }
+}
+
+/// Text made harmless for a terminal: control characters (C0 but newline and tab, DEL,
+/// C1) are shown escaped (`\x1b`), so an answer carrying `ESC]0;…BEL`, OSC 8/52 or a
+/// cursor move cannot act on the operator's terminal. With `keep_colours`, the
+/// SGR colour sequences this program writes on a terminal (`ESC[…m`) pass; every other
+/// escape sequence is shown escaped.
+pub fn harmless(text: &str, keep_colours: bool) -> std::borrow::Cow<'_, str> {
+    let bad =
+        |c: char| (c.is_control() && c != '\n' && c != '\t') || ('\u{80}'..='\u{9f}').contains(&c);
+    if !text.chars().any(bad) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    let chars: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\u{1b}' && keep_colours && chars.get(i + 1) == Some(&'[') {
+            let mut j = i + 2;
+            while j < chars.len() && (chars[j].is_ascii_digit() || chars[j] == ';') {
+                j += 1;
+            }
+            if chars.get(j) == Some(&'m') {
+                out.extend(&chars[i..=j]);
+                i = j + 1;
+                continue;
+            }
+        }
+        if bad(c) {
+            let n = c as u32;
+            if n < 0x100 {
+                out.push_str(&format!("\\x{n:02x}"));
+            } else {
+                out.push_str(&format!("\\u{{{n:x}}}"));
+            }
+        } else {
+            out.push(c);
+        }
+        i += 1;
+    }
+    std::borrow::Cow::Owned(out)
 }

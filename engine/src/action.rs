@@ -407,6 +407,16 @@ pub trait BuiltinGuards: Send + Sync {
         guards: &[crate::model::Guard],
         params: &indexmap::IndexMap<String, crate::model::Param>,
     ) -> Vec<crate::model::Guard>;
+
+    /// Built-in guards placed after the runbook's own (which say the same thing in the
+    /// procedure's words, so they refuse first): the actions' invariants.
+    fn after_declared(
+        &self,
+        _steps: &[crate::model::Step],
+        _params: &indexmap::IndexMap<String, crate::model::Param>,
+    ) -> Vec<crate::model::Guard> {
+        Vec::new()
+    }
 }
 
 impl std::fmt::Debug for Registry {
@@ -488,6 +498,18 @@ impl Registry {
         self.builtin_guards
             .as_ref()
             .map(|b| b.guards(steps, guards, params))
+            .unwrap_or_default()
+    }
+
+    /// The built-in guards that follow the runbook's own.
+    pub fn builtin_guards_after(
+        &self,
+        steps: &[crate::model::Step],
+        params: &indexmap::IndexMap<String, crate::model::Param>,
+    ) -> Vec<crate::model::Guard> {
+        self.builtin_guards
+            .as_ref()
+            .map(|b| b.after_declared(steps, params))
             .unwrap_or_default()
     }
 

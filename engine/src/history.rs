@@ -48,6 +48,14 @@ pub trait HistoryFacts: Send + Sync {
         self.facts(&[])
     }
 
+    /// The facts brought up to date with the run in progress (`current`), for a guard
+    /// judged right before a step that an earlier step of the same run prepared (its
+    /// facts were read at the run's start, without the run itself).
+    fn with_current(&self, facts: &Json, current: &RunState) -> Json {
+        let _ = current;
+        facts.clone()
+    }
+
     /// The facts in one line, as evidence for a step whose `when` read them and was
     /// false (journaled with the skip).
     fn evidence(&self, facts: &Json) -> Option<String> {

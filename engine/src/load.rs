@@ -369,12 +369,15 @@ impl Validator<'_> {
         // The built-in guards come first: a site proves which site it is before any
         // other guard reads it.
         let mut guards = registry.builtin_guards(&steps, &declared, &params);
+        guards.extend(declared);
+        // The actions' invariants follow: a runbook's own guard saying the same thing
+        // in the procedure's words refuses first.
+        guards.extend(registry.builtin_guards_after(&steps, &params));
         // A built-in guard may read the journal's facts (an invariant of an action
         // that puts a site back into traffic reads `history.deployment`).
         let builtin_history = guards
             .iter()
-            .any(|g| g.with.to_string().contains("history."));
-        guards.extend(declared);
+            .any(|g| g.id.starts_with("builtin-") && g.with.to_string().contains("history."));
         Runbook {
             title: raw.title.unwrap_or_else(|| raw.name.clone()),
             name: raw.name,

@@ -309,6 +309,7 @@ fn verdict_text(o: &mut String, f: &Found, s: Style) {
                 let mark = match g.holds {
                     Some(true) => s.green("holds"),
                     Some(false) => s.red("REFUSES"),
+                    None if g.deferred.is_some() => "later".into(),
                     None => "not checked".into(),
                 };
                 let _ = writeln!(

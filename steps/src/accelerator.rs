@@ -691,9 +691,9 @@ impl Action for Move {
     }
     fn invariants(&self) -> &'static [&'static str] {
         if self.add {
-            &[crate::invariants::ADD]
+            &[crate::guarantees::ADD]
         } else {
-            &[crate::invariants::REMOVE]
+            &[crate::guarantees::REMOVE]
         }
     }
     fn args(&self) -> &'static [ArgSpec] {
@@ -787,11 +787,19 @@ impl Action for Move {
         Ok(v)
     }
     async fn prepare(&self, ctx: &StepCtx, _: &Args) -> Result<Outputs, StepError> {
-        site_name(ctx)?;
+        let (site, _) = site_name(ctx)?;
         let v = read(ctx).await?;
         trustworthy(&v.judge())?;
         let mut out = Outputs::new();
         out.insert("before".into(), json!(v.ids()));
+        // Journaled with the intent: true once the step succeeds, however it is
+        // settled (a resume that finds the postcondition holding included).
+        let fact = if self.add {
+            crate::ledger::JOINED
+        } else {
+            crate::ledger::LEFT
+        };
+        crate::ledger::record(&mut out, &site, fact);
         Ok(out)
     }
     async fn apply(

@@ -262,6 +262,23 @@ fn base64_basic(user: &str, password: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
 }
 
+/// The context of one step moved to `site` (its section of the environment file).
+pub fn ctx_for(ctx: &StepCtx, site: &str) -> Result<StepCtx, String> {
+    let config = ctx.env.sites.get(site).cloned().ok_or_else(|| {
+        let known: Vec<&str> = ctx.env.sites.keys().map(String::as_str).collect();
+        format!(
+            "site `{site}` is not in the environment file (it has: {})",
+            known.join(", ")
+        )
+    })?;
+    let mut c = ctx.clone();
+    c.site = Some(engine::Site {
+        name: site.to_string(),
+        config,
+    });
+    Ok(c)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -32,25 +32,10 @@ use engine::{Action, ArgKind, ArgSpec, Args, Effect, StepCtx, StepError};
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
 
+use crate::clients::ctx_for;
 use crate::infinispan::{xsite_name, Transport};
-use crate::preflight::ctx_for;
 
-pub const CLEAR: &str = "clear-caches";
-pub const SCALE_TO_ZERO: &str = "scale-to-zero";
-pub const TAKE_OFFLINE: &str = "take-offline";
-pub const ADD: &str = "add-to-traffic";
-pub const REMOVE: &str = "remove-from-traffic";
-pub const PROMOTE: &str = "promote-unplanned";
-
-/// What each invariant guarantees, as the plan and the README say it.
-pub const ALL: &[(&str, &str)] = &[
-    (CLEAR, "the site does not serve traffic, and each cache's backup to every other site is offline (else the clear reaches the other site too)"),
-    (SCALE_TO_ZERO, "Keycloak is never scaled to 0 on the only site that serves"),
-    (TAKE_OFFLINE, "replication is never taken offline between two sites that both serve"),
-    (ADD, "the site was synchronized since it last left traffic (the journal, every pack and runbook file), and its replication is online both ways"),
-    (REMOVE, "another site keeps serving: removing never leaves no site serving"),
-    (PROMOTE, "no other site serves traffic: a site that serves is not lost (move its writer as a planned operation instead)"),
-];
+pub use crate::guarantees::{ADD, ALL, CLEAR, PROMOTE, REMOVE, SCALE_TO_ZERO, TAKE_OFFLINE};
 
 fn title(kind: &str) -> &'static str {
     ALL.iter().find(|(k, _)| *k == kind).map_or("", |(_, t)| *t)
@@ -249,6 +234,32 @@ async fn serving(ctx: &StepCtx) -> Result<(Vec<String>, String), String> {
     crate::roles::serving_now(ctx).await.map_err(|e| e.message)
 }
 
+/// Whether a site other than `site` serves or is ready to take over (healthy) should
+/// `site` leave traffic.
+async fn judge_remove(ctx: &StepCtx, site: &str) -> Judged {
+    let (serving, ready, how) = match crate::roles::serving_and_ready(ctx).await {
+        Ok(r) => r,
+        Err(e) => return unknown("which sites serve traffic", &e.message),
+    };
+    let others: Vec<&String> = ready.iter().filter(|s| *s != site).collect();
+    Judged {
+        holds: !others.is_empty(),
+        summary: if others.is_empty() {
+            format!("no other site serves or is ready to serve ({how}): removing {site} would leave no site serving")
+        } else {
+            format!(
+                "{} would serve without {site} ({how})",
+                others
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        },
+        read: json!({ "serving": serving, "ready": ready }),
+    }
+}
+
 /// Each other Infinispan site's backup status of `caches` seen from `from` (`to`:
 /// the direction), as `(from, to, cache, status)`.
 async fn backups(
@@ -332,7 +343,6 @@ async fn judge_serving(ctx: &StepCtx, a: &InvariantArgs) -> Judged {
     let serves = serving.iter().any(|s| s == site);
     let (holds, summary) = match a.invariant.as_str() {
         SCALE_TO_ZERO if serves && others.is_empty() => (false, format!("{site} is the only site that serves ({how}): scaling its Keycloak to 0 is an outage")),
-        REMOVE if others.is_empty() => (false, format!("no other site serves ({how}): removing {site} would leave no site serving")),
         PROMOTE if !others.is_empty() => (false, format!(
             "{} serves traffic ({how}): a site that serves is not lost. To move the writer while both answer, use the planned move (the database role's move-writer, e.g. a switchover)",
             others.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
@@ -453,7 +463,8 @@ impl Action for Invariant {
         let judged = match a.invariant.as_str() {
             CLEAR => judge_clear(ctx, &a.site, a.caches.as_deref()).await,
             ADD => judge_add(ctx, &a).await,
-            SCALE_TO_ZERO | TAKE_OFFLINE | REMOVE | PROMOTE => judge_serving(ctx, &a).await,
+            REMOVE => judge_remove(ctx, &a.site).await,
+            SCALE_TO_ZERO | TAKE_OFFLINE | PROMOTE => judge_serving(ctx, &a).await,
             other => return Err(StepError::permanent(format!("unknown invariant `{other}`"))),
         };
         Ok(judged.json())

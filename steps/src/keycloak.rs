@@ -93,7 +93,7 @@ impl Action for Scale {
         "set the Keycloak CR's spec.instances (recording the previous count) and wait until the deployment follows"
     }
     fn invariants(&self) -> &'static [&'static str] {
-        &[crate::invariants::SCALE_TO_ZERO]
+        &[crate::guarantees::SCALE_TO_ZERO]
     }
     fn args(&self) -> &'static [ArgSpec] {
         const A: &[ArgSpec] = &[
@@ -240,7 +240,7 @@ impl Action for Scale {
             "pods": pod_count,
         }))
     }
-    async fn prepare(&self, ctx: &StepCtx, _: &Args) -> Result<Outputs, StepError> {
+    async fn prepare(&self, ctx: &StepCtx, args: &Args) -> Result<Outputs, StepError> {
         let (site, _) = site_config(ctx)?;
         let name = keycloak_name(ctx)?;
         let (client, ns) = kube_client(ctx).await?;
@@ -249,9 +249,39 @@ impl Action for Scale {
             .await
             .map_err(|e| kube_err(&site, &format!("GET keycloak `{ns}/{name}`"), e))?;
         let mut out = Outputs::new();
+        let had = kc.data["spec"]["instances"].clone();
+        out.insert("previous_instances".into(), had.clone());
+        // What a stopped run leaves, and the command that puts it back (abort and
+        // every halt print it from the journal).
+        let sets = typed::<ScaleArgs>(self.name(), args)
+            .map(|a| a.instances)
+            .ok();
+        let (_, cfg) = site_config(ctx)?;
+        let k = cfg.kubernetes.as_ref();
+        let context = k
+            .and_then(|k| k.context.as_deref())
+            .map(|c| format!(" --context {c}"))
+            .unwrap_or_default();
+        let kubeconfig = k
+            .and_then(|k| k.kubeconfig.as_deref())
+            .map(|p| {
+                format!(
+                    " --kubeconfig {}",
+                    crate::clients::env_path(&ctx.env, p).display()
+                )
+            })
+            .unwrap_or_default();
         out.insert(
-            "previous_instances".into(),
-            kc.data["spec"]["instances"].clone(),
+            "restore".into(),
+            json!({
+                "key": format!("keycloak-instances@{site}"),
+                "what": format!("{site}'s Keycloak instances"),
+                "had": had,
+                "sets": sets,
+                "command": format!(
+                    "kubectl{kubeconfig}{context} -n {ns} patch keycloaks.k8s.keycloak.org/{name} --type merge -p '{{\"spec\":{{\"instances\":{had}}}}}'"
+                ),
+            }),
         );
         Ok(out)
     }

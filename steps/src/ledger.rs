@@ -1,9 +1,11 @@
 //! The deployment's ledger: what the actions did to the sites, read from every run in
 //! the journal whatever pack or runbook file held it. An action that moves a site out
-//! of or into traffic, or replaces its cache data from another site, says so in its
-//! own outputs (`ledger`: `[{site, fact}]`), so a user's own runbook is read like a
-//! pack's procedure. Templates get it as `history.deployment`; the invariant of every
-//! action that puts a site back into traffic reads it (`invariants.rs`).
+//! of or into traffic, or replaces its cache data from another site, says so itself
+//! (`ledger`: `[{site, fact}]`), with its intent (`prepared`, true once the step
+//! succeeded, however it was settled) or in its outputs (a read that proved it), so a
+//! user's own runbook is read like a pack's procedure. Templates get it as
+//! `history.deployment`; the invariant of every action that puts a site back into
+//! traffic reads it (`invariants.rs`), and `check` for every pack.
 
 use engine::history::HistoryFacts;
 use engine::model::Outputs;
@@ -43,11 +45,13 @@ fn entries_of(run: &RunState, p: &Progress, out: &mut Vec<Entry>) {
     if p.status != StepStatus::Succeeded {
         return;
     }
-    for e in p
-        .outputs
-        .get("ledger")
-        .and_then(Json::as_array)
+    // Recorded with the intent (`prepared`: true once the step succeeded, however it
+    // was settled) or with the result (`outputs`: a read that proved it).
+    let recorded = [p.prepared.get("ledger"), p.outputs.get("ledger")];
+    for e in recorded
         .into_iter()
+        .flatten()
+        .filter_map(Json::as_array)
         .flatten()
     {
         let (Some(site), Some(fact)) = (e["site"].as_str(), e["fact"].as_str()) else {
@@ -82,19 +86,49 @@ impl HistoryFacts for Ledger {
     /// (whether or not they were put back); `out`: the sites out of traffic now, as
     /// the journal says.
     fn facts(&self, runs: &[RunState]) -> Json {
-        let mut all = Vec::new();
-        for r in runs {
-            for s in r.steps.values() {
-                entries_of(r, &s.progress, &mut all);
-                for p in s.items.values() {
-                    entries_of(r, p, &mut all);
-                }
-            }
+        fold(&json!({}), runs.iter().flat_map(entries).collect())
+    }
+    fn with_current(&self, facts: &Json, current: &RunState) -> Json {
+        fold(facts, entries(current))
+    }
+    fn evidence(&self, facts: &Json) -> Option<String> {
+        let u = facts["unsynchronized"].as_object()?;
+        (!u.is_empty()).then(|| {
+            format!(
+                "left traffic and not synchronized since: {}",
+                u.keys().cloned().collect::<Vec<_>>().join(", ")
+            )
+        })
+    }
+}
+
+/// Every fact a run's succeeded steps and items recorded.
+fn entries(r: &RunState) -> Vec<Entry> {
+    let mut all = Vec::new();
+    for s in r.steps.values() {
+        entries_of(r, &s.progress, &mut all);
+        for p in s.items.values() {
+            entries_of(r, p, &mut all);
         }
+    }
+    all
+}
+
+/// `facts` (as `Ledger::facts` wrote them) with `all` applied in time order.
+fn fold(facts: &Json, mut all: Vec<Entry>) -> Json {
+    {
         all.sort_by_key(|e| e.at);
-        let mut left = serde_json::Map::new();
-        let mut unsynced = serde_json::Map::new();
-        let mut out: Vec<String> = Vec::new();
+        let mut left = facts["left"].as_object().cloned().unwrap_or_default();
+        let mut unsynced = facts["unsynchronized"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let mut out: Vec<String> = facts["out"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(str::to_string))
+            .collect();
         for e in all {
             let what = json!({"run": e.run, "runbook": e.runbook, "at": e.at});
             match e.fact.as_str() {
@@ -121,15 +155,6 @@ impl HistoryFacts for Ledger {
             "out": out,
         })
     }
-    fn evidence(&self, facts: &Json) -> Option<String> {
-        let u = facts["unsynchronized"].as_object()?;
-        (!u.is_empty()).then(|| {
-            format!(
-                "left traffic and not synchronized since: {}",
-                u.keys().cloned().collect::<Vec<_>>().join(", ")
-            )
-        })
-    }
 }
 
 #[cfg(test)]
@@ -148,7 +173,7 @@ mod tests {
         };
         let mut s = engine::state::StepState::default();
         s.progress.status = StepStatus::Succeeded;
-        s.progress.outputs = out;
+        s.progress.prepared = out;
         s.progress.ended_at = Some(at);
         r.steps.insert("s".into(), s);
         r

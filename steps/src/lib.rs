@@ -8,6 +8,7 @@ pub mod aurora;
 pub mod check;
 pub mod clients;
 pub mod config;
+pub mod guarantees;
 pub mod http;
 pub mod infinispan;
 pub mod invariants;

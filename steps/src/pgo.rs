@@ -780,7 +780,7 @@ impl Action for MoveWriter {
     }
     fn invariants(&self) -> &'static [&'static str] {
         if self.unplanned {
-            &[crate::invariants::PROMOTE]
+            &[crate::guarantees::PROMOTE]
         } else {
             &[]
         }

@@ -33,7 +33,7 @@ use serde::Deserialize;
 use serde_json::{json, Value as Json};
 
 use crate::args::typed;
-use crate::clients::{aws_config, kube_client, kube_target, site_config};
+use crate::clients::{aws_config, ctx_for, kube_client, kube_target, site_config};
 use crate::infinispan::{xsite_name, Transport};
 
 /// The id of the identity guard.
@@ -188,6 +188,10 @@ fn builtin_guard(id: &str, title: &str, probe: &str, with: Json, expect: &str) -
 }
 
 impl BuiltinGuards for Builtin {
+    fn after_declared(&self, steps: &[Step], _params: &IndexMap<String, Param>) -> Vec<Guard> {
+        crate::invariants::guards(steps, &self.carried)
+    }
+
     fn guards(
         &self,
         steps: &[Step],
@@ -195,8 +199,7 @@ impl BuiltinGuards for Builtin {
         params: &IndexMap<String, Param>,
     ) -> Vec<Guard> {
         let uses = Self::uses(steps, guards);
-        let mut own = pgo_writer_guards(steps);
-        own.extend(crate::invariants::guards(steps, &self.carried));
+        let own = pgo_writer_guards(steps);
         if uses.is_empty() {
             return own;
         }
@@ -269,22 +272,6 @@ pub struct IdentityArgs {
 /// `deployment.identity`: every endpoint proves its site.
 #[derive(Debug)]
 pub struct Identity;
-
-pub(crate) fn ctx_for(ctx: &StepCtx, site: &str) -> Result<StepCtx, String> {
-    let config = ctx.env.sites.get(site).cloned().ok_or_else(|| {
-        let known: Vec<&str> = ctx.env.sites.keys().map(String::as_str).collect();
-        format!(
-            "site `{site}` is not in the environment file (it has: {})",
-            known.join(", ")
-        )
-    })?;
-    let mut c = ctx.clone();
-    c.site = Some(engine::Site {
-        name: site.to_string(),
-        config,
-    });
-    Ok(c)
-}
 
 /// A proof of `via` at `site` begun, with the site's section (`None`, and the proof's
 /// problem said, for a site the environment file does not describe).

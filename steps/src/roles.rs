@@ -257,6 +257,18 @@ impl Action for Role {
 /// No site names a traffic vendor, the vendor cannot be read, or what it answers does
 /// not say which sites serve (a reading whose sites cannot be told apart).
 pub async fn serving_now(ctx: &StepCtx) -> Result<(Vec<String>, String), StepError> {
+    serving_and_ready(ctx).await.map(|(s, _, how)| (s, how))
+}
+
+/// As [`serving_now`], with the sites ready to serve should a serving one leave: those
+/// that serve, and (active/passive, e.g. Route53's failover pair) each other site whose
+/// health check is healthy.
+///
+/// # Errors
+/// As [`serving_now`].
+pub async fn serving_and_ready(
+    ctx: &StepCtx,
+) -> Result<(Vec<String>, Vec<String>, String), StepError> {
     let sites = crate::config::sites(&ctx.env);
     let family = sites
         .values()
@@ -297,7 +309,15 @@ pub async fn serving_now(ctx: &StepCtx) -> Result<(Vec<String>, String), StepErr
             )))
         }
     };
-    Ok((serving, how))
+    let mut ready = serving.clone();
+    for r in v["records"].as_array().into_iter().flatten() {
+        if let (Some(site), Some(true)) = (r["site"].as_str(), r["healthy"].as_bool()) {
+            if !ready.iter().any(|s| s == site) {
+                ready.push(site.to_string());
+            }
+        }
+    }
+    Ok((serving, ready, how))
 }
 
 /// The roles this build knows, each with the vendors that can play it.
@@ -320,7 +340,7 @@ pub fn all() -> Vec<Role> {
             )
         },
         Role {
-            invariants: &[crate::invariants::REMOVE],
+            invariants: &[crate::guarantees::REMOVE],
             ..Role::new(
             "traffic.remove-site",
             "Stop sending clients to this site while the others keep serving (Global Accelerator: remove its NLB from the endpoint group, never the last serving one)",
@@ -329,7 +349,7 @@ pub fn all() -> Vec<Role> {
         )
         },
         Role {
-            invariants: &[crate::invariants::ADD],
+            invariants: &[crate::guarantees::ADD],
             ..Role::new(
             "traffic.add-site",
             "Send clients to this site again beside the others (Global Accelerator: add its NLB to the endpoint group, until HEALTHY)",
@@ -347,7 +367,7 @@ pub fn all() -> Vec<Role> {
             )
         },
         Role {
-            invariants: &[crate::invariants::REMOVE],
+            invariants: &[crate::guarantees::REMOVE],
             ..Role::new(
             "traffic.point-away",
             "Point clients away from this site (Route53: its health check at a path that does not exist, until it is unhealthy)",
@@ -356,7 +376,7 @@ pub fn all() -> Vec<Role> {
         )
         },
         Role {
-            invariants: &[crate::invariants::ADD],
+            invariants: &[crate::guarantees::ADD],
             ..Role::new(
             "traffic.restore",
             "Let clients reach this site again (Route53: its health check back at the path recorded, until it is healthy)",

@@ -152,7 +152,7 @@ impl Action for SetPath {
     }
     /// Either way, by `wait_for`: `unhealthy` moves traffic away, `healthy` back.
     fn invariants(&self) -> &'static [&'static str] {
-        &[crate::invariants::ADD, crate::invariants::REMOVE]
+        &[crate::guarantees::ADD, crate::guarantees::REMOVE]
     }
     fn args(&self) -> &'static [ArgSpec] {
         const A: &[ArgSpec] = &[
@@ -241,12 +241,8 @@ impl Action for SetPath {
         let v = read(ctx, &check_id(ctx, a.health_check_id.as_deref())?).await?;
         let mut out = Outputs::new();
         out.insert("previous_path".into(), v["path"].clone());
-        Ok(out)
-    }
-    async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
-        let mut out = set_path(ctx, args).await?;
-        // Which way traffic moved, for the deployment's ledger (every pack, every file).
-        let a: SetPathArgs = typed(self.name(), args)?;
+        // Which way traffic moves, for the deployment's ledger (every pack, every
+        // file), journaled with the intent: true once the step succeeds.
         let fact = match a.wait_for.as_deref() {
             Some("unhealthy") => Some(crate::ledger::LEFT),
             Some("healthy") => Some(crate::ledger::JOINED),
@@ -256,6 +252,9 @@ impl Action for SetPath {
             crate::ledger::record(&mut out, &site.name, fact);
         }
         Ok(out)
+    }
+    async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
+        set_path(ctx, args).await
     }
 }
 

@@ -112,7 +112,10 @@ fn after_a_switchover() {
     );
     let guards = v["guards"].as_array().expect("guards read");
     assert!(
-        guards.iter().all(|g| g["holds"] == true),
+        // (a guard an earlier step prepares is judged right before its step)
+        guards
+            .iter()
+            .all(|g| g["holds"] == true || g["deferred"].is_string()),
         "the recommended recovery is not refused: {guards:?}"
     );
     // after the resync, switchback is what is left

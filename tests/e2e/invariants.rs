@@ -315,3 +315,76 @@ fn promote_standby_away_from_a_healthy_serving_primary_is_refused() {
     );
     assert_eq!(p["site-b"]["writable"], false, "{p}");
 }
+
+/// A stopped run says what it left and how to put it back: a scale-down followed by a
+/// gate, aborted at the gate, prints the instances it left and the command, and that
+/// command (the real kubectl against the lab) restores them.
+#[test]
+fn an_abort_says_what_the_run_left_and_the_command_that_restores_it() {
+    let l = InLab::start(&[], 0.0);
+    let f = runbook_file(
+        &l,
+        "down-then-gate.yaml",
+        r#"
+name: down-then-gate
+title: Scale the passive site down, then wait for a person
+steps:
+  - id: scale-down
+    site: site-b
+    action: keycloak.scale
+    with: { instances: 0 }
+  - id: look
+    action: manual.confirm
+    with: { instructions: "look at the dashboard" }
+"#,
+    );
+    let out = run_file(&l, &f, &[]).expect(3);
+    assert_eq!(out.json()["halted_at"], "look");
+    assert_eq!(l.state()["sites"]["site-b"]["keycloak"]["spec"], 0);
+    let mut c = l.runbook();
+    c.args(["abort", "r-1", "--reason", "changed our mind"]);
+    let out = run(c);
+    let text = format!("{}{}", out.stdout, out.stderr);
+    let line = text
+        .lines()
+        .find(|l| l.contains("site-b's Keycloak instances are 0 (it had 3)"))
+        .unwrap_or_else(|| panic!("no restore line in: {text}"));
+    let cmd = line.split("to put it back: ").nth(1).unwrap().trim();
+    assert!(cmd.starts_with("kubectl --kubeconfig "), "{cmd}");
+    // The printed command works as printed (a shell, as the operator pastes it).
+    let done = std::process::Command::new("sh")
+        .args(["-c", cmd])
+        .output()
+        .unwrap();
+    assert!(done.status.success(), "{done:?}");
+    assert_eq!(l.state()["sites"]["site-b"]["keycloak"]["spec"], 3);
+}
+
+/// A parameter's control characters never reach the terminal raw.
+#[test]
+fn control_characters_in_a_parameter_are_escaped_in_the_progress_lines() {
+    let l = InLab::start(&[], 0.0);
+    let f = runbook_file(
+        &l,
+        "hostile.yaml",
+        r#"
+name: hostile
+title: A parameter shown in a step's calls
+params:
+  note: { type: string, default: "" }
+steps:
+  - id: fetch
+    action: http.expect
+    timeout: 1s
+    with: { url: "http://127.0.0.1:9/{{ params.note }}", poll: 100ms }
+"#,
+    );
+    let mut c = l.runbook();
+    c.arg("run")
+        .arg(&f)
+        .args(["--yes", "-p", "note=\u{1b}]0;pwned\u{7}x"]);
+    let out = run(c);
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(!all.contains('\u{1b}') && !all.contains('\u{7}'), "{all:?}");
+    assert!(all.contains("\\x1b]0;pwned\\x07x"), "{all}");
+}

@@ -364,6 +364,7 @@ fn a_concurrent_writer_is_never_overwritten_and_is_named() {
             assert!(
                 r.contains("site-a does not serve")
                     || r.contains("would leave no healthy endpoint")
+                    || r.contains("would leave no site serving")
                     || r.contains("NOTHING SERVES"),
                 "n={n}: {r}\n{text}"
             );

@@ -202,8 +202,23 @@ fn promote_standby_fences_the_old_primary_and_recreate_standby_demotes_it() {
         out.stdout
     );
     assert_eq!(l.pgo()["site-a"]["writable"], true, "nothing was deleted");
+    // site-a still answers as a writable primary and serves: not lost, so refused
+    // (issue 30); the operator who knows its site is gone forces it, with a reason.
     let mut c = l.runbook();
     c.args(["run", "pgo/promote-standby", "--yes", "--json"]);
+    run(c).expect(8);
+    assert_eq!(l.pgo()["site-a"]["writable"], true, "nothing was done");
+    let mut c = l.runbook();
+    c.args([
+        "run",
+        "pgo/promote-standby",
+        "--yes",
+        "--json",
+        "-p",
+        "force=true",
+        "-p",
+        "force_reason=rehearsing the loss of site-a",
+    ]);
     let out = run(c).expect(0);
     assert_eq!(out.json()["status"], "completed");
     let p = l.pgo();
@@ -213,7 +228,7 @@ fn promote_standby_fences_the_old_primary_and_recreate_standby_demotes_it() {
         "the old primary is fenced: {p}"
     );
     let mut s = l.runbook();
-    s.args(["status", "r-2", "--json"]);
+    s.args(["status", "r-3", "--json"]);
     let st: Value = serde_json::from_str(&run(s).expect(0).stdout).unwrap();
     let o = &st["steps"]["promote"]["outputs"];
     assert_eq!(o["fenced"], true, "{o}");

@@ -94,7 +94,7 @@ steps:
     has(&out, "rb.yaml:7:59: unknown argument `colour` for action `http.request` (it takes: method, url, body, expect_status, probe_url) (step `one`)");
     has(&out, "rb.yaml:8:9: duplicate step id `one` (step `one`)");
     assert!(
-        out.stderr.contains("rb.yaml:9:13: unknown action `infinispan.clear` (known: accelerator.add-site, accelerator.remove-site, accelerator.serving-sites, aurora.failover, database.move-writer, deployment.identity, http.expect, http.request, infinispan.bring-online, infinispan.cache-list, infinispan.cancel-push-state, infinispan.clear-caches,"),
+        out.stderr.contains("rb.yaml:9:13: unknown action `infinispan.clear` (known: accelerator.add-site, accelerator.remove-site, accelerator.serving-sites, aurora.failover, database.move-writer, deployment.identity, deployment.invariant, http.expect, http.request, infinispan.bring-online, infinispan.cache-list, infinispan.cancel-push-state, infinispan.clear-caches,"),
         "{}",
         out.stderr
     );

@@ -49,12 +49,18 @@ impl Executor {
         if guards.is_empty() {
             return Ok(None);
         }
+        // The journal's ledger as of now: what this run's earlier steps did counts.
+        let mut history = self.history.clone();
+        if let (Some(ledger), Some(d)) = (self.registry.ledger(), self.history.get("deployment")) {
+            let now = self.recorder.with(|s| ledger.with_current(d, s));
+            history["deployment"] = now;
+        }
         let scope = base_scope(
             &self.params,
             &self.env,
             &self.run_id(),
             Json::Object(Default::default()),
-            &self.history,
+            &history,
         );
         let run_id = self.run_id();
         let ge = GuardEnv {

@@ -344,7 +344,7 @@ impl Action for SetBackup {
         if self.online {
             &[]
         } else {
-            &[crate::invariants::TAKE_OFFLINE]
+            &[crate::guarantees::TAKE_OFFLINE]
         }
     }
     fn args(&self) -> &'static [ArgSpec] {
@@ -496,7 +496,7 @@ impl Action for ClearCaches {
         "clear caches on the site (DESTRUCTIVE: with replication online it clears the other site too)"
     }
     fn invariants(&self) -> &'static [&'static str] {
-        &[crate::invariants::CLEAR]
+        &[crate::guarantees::CLEAR]
     }
     fn args(&self) -> &'static [ArgSpec] {
         const A: &[ArgSpec] = &[CACHE, CACHES];
@@ -678,6 +678,17 @@ impl Action for PushState {
         let push = push_statuses(&t, &caches, backup).await?;
         Ok(json!({"site": t.site(), "backup": backup, "status": st.overall, "push": push}))
     }
+    /// The deployment's ledger, journaled with the intent: once a push of every cache
+    /// (no single `cache`) succeeds, however it is settled, the backup site's data is
+    /// the pushing site's.
+    async fn prepare(&self, _: &StepCtx, args: &Args) -> Result<Outputs, StepError> {
+        let a: PushArgs = typed(self.name(), args)?;
+        let mut out = Outputs::new();
+        if a.cache.is_none() {
+            crate::ledger::record(&mut out, &a.backup, crate::ledger::SYNCHRONIZED);
+        }
+        Ok(out)
+    }
     async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
         let a: PushArgs = typed(self.name(), args)?;
         let backup = &super::xsite_name(ctx, &a.backup);
@@ -749,10 +760,6 @@ impl Action for PushState {
                     let mut out = Outputs::new();
                     out.insert("repushed".into(), json!(repushed));
                     out.insert("push".into(), json!(statuses));
-                    // Only a push of every cache replaces the site's data.
-                    if explicit.is_none() || a.caches.is_some() {
-                        crate::ledger::record(&mut out, &a.backup, crate::ledger::SYNCHRONIZED);
-                    }
                     return Ok(out);
                 }
             }
