@@ -122,15 +122,25 @@ fn not_on_held_sites(flight: &[InFlight], v: &mut steps::check::Verdict) {
 /// whichever pack is asked: its sites are mid-procedure until it is resumed or aborted.
 fn held_is_not_healthy(flight: &[InFlight], v: &mut steps::check::Verdict) {
     let Some(r) = flight.first() else { return };
-    if !matches!(v.health, Health::Healthy | Health::OnSecondary) {
+    if v.health == Health::Misconfigured {
         return;
     }
-    v.health = Health::Degraded;
+    if matches!(v.health, Health::Healthy | Health::OnSecondary) {
+        v.health = Health::Degraded;
+    }
+    // The verdict follows the run in flight; what the pack read stays as a note.
+    let read = std::mem::take(&mut v.reason);
+    v.notes
+        .insert(0, format!("what the deployment looks like now: {read}"));
     v.reason = format!(
-        "run {} ({}) is {} and holds {}: the deployment is mid-procedure. Finish it: runbook resume {} (or end it: runbook abort {} --reason \"...\", which leaves what its journal says it did)",
+        "run {} ({}) is {}{} and holds {}: the deployment is mid-procedure. Finish it: runbook resume {} (or end it: runbook abort {} --reason \"...\", which leaves what its journal says it did)",
         r.run_id,
         r.runbook,
         r.status,
+        r.driver_gone
+            .as_ref()
+            .map(|g| format!(" but nobody drives it ({g})"))
+            .unwrap_or_default(),
         r.sites.join(", "),
         r.run_id,
         r.run_id
@@ -351,15 +361,22 @@ struct InFlight {
     status: String,
     halted_at: Option<String>,
     reason: Option<String>,
+    /// A run that says "running" whose driver is gone (its process dead on this host,
+    /// or its lease lapsed): nobody is driving it until someone resumes it.
+    driver_gone: Option<String>,
 }
 
 impl InFlight {
     fn line(&self) -> String {
         format!(
-            "{} {} ({}) holds {}: started by {} at {}{}",
+            "{} {} ({}{}) holds {}: started by {} at {}{}",
             self.run_id,
             self.runbook,
             self.status,
+            self.driver_gone
+                .as_ref()
+                .map(|g| format!(", NOBODY DRIVES IT: {g}"))
+                .unwrap_or_default(),
             self.sites.join(", "),
             self.by,
             crate::output::time(self.since),
@@ -380,7 +397,30 @@ impl InFlight {
     fn to_json(&self) -> serde_json::Value {
         json!({"run_id": self.run_id, "runbook": self.runbook, "sites": self.sites, "by": self.by,
                "since": self.since, "status": self.status, "halted_at": self.halted_at, "reason": self.reason,
+               "driver_gone": self.driver_gone,
                "resume": format!("runbook resume {}", self.run_id), "abort": format!("runbook abort {} --reason ...", self.run_id)})
+    }
+}
+
+/// Why nobody drives the run any more, when that can be told: its lease lapsed, or
+/// its process on this host is gone.
+fn driver_gone(lock: &engine::store::lock::LockRecord) -> Option<String> {
+    let h = &lock.holder;
+    match lock.lease_ms {
+        Some(ms) if ms < 0 => Some(format!(
+            "its driver's lease ({} pid {} on {}) lapsed {} s ago",
+            h.operator,
+            h.pid,
+            h.host,
+            -ms / 1000
+        )),
+        Some(_) => None,
+        None => (!engine::store::lock::process_alive(h)).then(|| {
+            format!(
+                "its driver ({} pid {} on {}) is gone",
+                h.operator, h.pid, h.host
+            )
+        }),
     }
 }
 
@@ -408,6 +448,8 @@ fn in_flight(config: &Config) -> Vec<InFlight> {
             status: summary.map_or("running".into(), |r| r.status.as_str().to_string()),
             halted_at: summary.and_then(|r| r.halted_at.clone()),
             reason: summary.and_then(|r| r.reason.clone()),
+            driver_gone: driver_gone(&lock)
+                .filter(|_| summary.is_none_or(|r| r.status.as_str() == "running")),
         });
     }
     out
