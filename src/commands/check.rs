@@ -125,7 +125,10 @@ fn held_is_not_healthy(flight: &[InFlight], v: &mut steps::check::Verdict) {
     if v.health == Health::Misconfigured {
         return;
     }
-    if matches!(v.health, Health::Healthy | Health::OnSecondary) {
+    if matches!(
+        v.health,
+        Health::Healthy | Health::OnSecondary | Health::Planned
+    ) {
         v.health = Health::Degraded;
     }
     // The verdict follows the run in flight; what the pack read stays as a note.
@@ -169,7 +172,12 @@ fn unsynchronized_is_not_healthy(
         .filter(|(s, _)| !out.contains(&s.as_str()) && keeps_caches(s))
         .map(|(s, r)| format!("{s} (left in run {})", r["run"].as_str().unwrap_or("?")))
         .collect();
-    if back.is_empty() || !matches!(v.health, Health::Healthy | Health::OnSecondary) {
+    if back.is_empty()
+        || !matches!(
+            v.health,
+            Health::Healthy | Health::OnSecondary | Health::Planned
+        )
+    {
         return;
     }
     v.health = Health::Degraded;
@@ -224,7 +232,7 @@ pub async fn run(config: &Config, args: &CheckArgs) -> CliResult<Code> {
         Health::Degraded => Code::Degraded,
         Health::Unreachable => Code::Unreachable,
         Health::Misconfigured => Code::Invalid,
-        Health::OnSecondary => Code::OnSecondary,
+        Health::OnSecondary | Health::Planned => Code::OnSecondary,
     };
     if args.json {
         println!(
@@ -305,6 +313,7 @@ fn verdict_text(o: &mut String, f: &Found, s: Style) {
         Health::Unreachable => s.red("UNREACHABLE"),
         Health::Misconfigured => s.red("MISCONFIGURED"),
         Health::OnSecondary => s.green("ON THE SECONDARY, IN SYNC"),
+        Health::Planned => s.green("PLANNED: A SITE IS OUT ON PURPOSE"),
     };
     let _ = writeln!(o, "\n{head}: {}", v.reason);
     for n in &v.notes {

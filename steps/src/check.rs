@@ -16,6 +16,9 @@ pub enum Health {
     /// The secondary serves and the primary is back and in sync: a planned state
     /// (after a switchover), not an incident; switchback when ready.
     OnSecondary,
+    /// A site taken out of traffic on purpose (a maintenance) and not back yet: the
+    /// planned state, not an incident (the same exit code as `OnSecondary`).
+    Planned,
 }
 
 /// A recommended run: the runbook and its parameters, as data (the CLI shows it as

@@ -465,3 +465,87 @@ fn random_custom_steps_never_clear_while_replication_is_online() {
         "site-a serves: never cleared"
     );
 }
+
+fn check(l: &InLab, pack: Option<&str>) -> (i32, Value) {
+    let mut c = l.runbook();
+    if let Some(p) = pack {
+        c.args(["--pack", p]);
+    }
+    c.args(["check", "--json"]);
+    let out = run(c);
+    let v = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout));
+    (out.code, v)
+}
+
+/// A maintenance is a planned state (exit 9), a fence an incident (exit 6).
+#[test]
+fn a_site_taken_out_on_purpose_is_planned_and_a_fenced_one_degraded() {
+    let l = kc26_lab(&[]);
+    let mut c = l.runbook();
+    c.args([
+        "run",
+        "keycloak-26/take-site-offline",
+        "-p",
+        "site=site-b",
+        "-p",
+        "keep=site-a",
+        "--yes",
+        "--json",
+    ]);
+    run(c).expect(0);
+    let (code, v) = check(&l, None);
+    assert_eq!((code, v["health"].as_str()), (9, Some("planned")), "{v}");
+    assert_eq!(
+        v["recommended"]["runbook"], "keycloak-26/synchronize-site",
+        "{v}"
+    );
+    let l = kc26_lab(&[]);
+    let mut c = l.runbook();
+    c.args([
+        "run",
+        "keycloak-26/fence-site",
+        "-p",
+        "site=site-b",
+        "-p",
+        "reporter=site-a",
+        "--yes",
+        "--json",
+    ]);
+    run(c).expect(0);
+    let (code, v) = check(&l, None);
+    assert_eq!((code, v["health"].as_str()), (6, Some("degraded")), "{v}");
+}
+
+/// A run that holds a site is never a healthy deployment, whichever pack is asked,
+/// and the verdict says to resume or abort it.
+#[test]
+fn check_is_never_healthy_while_a_run_holds_a_site_whichever_pack_is_asked() {
+    let l = InLab::start_with(&[], |c| c.shape.database = lab::world::Database::Pgo);
+    let f = runbook_file(
+        &l,
+        "gate.yaml",
+        r#"
+name: gate
+title: Hold site-b at a gate
+steps:
+  - id: look
+    site: site-b
+    action: manual.confirm
+    with: { instructions: "look first" }
+"#,
+    );
+    run_file(&l, &f, &[]).expect(3);
+    for pack in [None, Some("pgo")] {
+        let (code, v) = check(&l, pack);
+        assert_eq!(code, 6, "{pack:?}: {v}");
+        let r = v["reason"].as_str().unwrap();
+        assert!(
+            r.contains("run r-1 (gate) is halted") && r.contains("runbook resume r-1"),
+            "{pack:?}: {r}"
+        );
+        assert!(
+            v["recommended"].is_null(),
+            "{pack:?}: nothing new on a held site: {v}"
+        );
+    }
+}

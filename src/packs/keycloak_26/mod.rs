@@ -282,18 +282,26 @@ pub fn verdict(o: &Json, sites: &[String; 2]) -> Verdict {
     let unsynced = &o["history"]["unsynchronized"];
     if let (Some(site), Some(source)) = (out.first(), serving.first()) {
         let p = [("site", site.as_str()), ("source", source.as_str())];
+        // Taken out by take-site-offline (a maintenance), not fenced: the planned state.
+        let planned = unsynced[site]
+            .as_str()
+            .is_some_and(|w| w.starts_with("take-site-offline "));
         return if unsynced.get(site).is_some()
             || !o["replication"]
                 .as_object()
                 .is_some_and(|r| r.values().all(|v| v == "online"))
         {
-            degraded(
+            let mut v = degraded(
                 Some(Invocation::new("keycloak-26/synchronize-site", &p)),
                 format!(
                     "{site} is out of the endpoint group and stale ({}): synchronize it from {source}, then bring it online",
                     unsynced[site].as_str().unwrap_or("its replication is not online both ways")
                 ),
-            )
+            );
+            if planned {
+                v.health = Health::Planned;
+            }
+            v
         } else {
             degraded(
                 Some(Invocation::new("keycloak-26/bring-site-online", &p)),
