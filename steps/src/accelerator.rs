@@ -836,6 +836,14 @@ impl Action for Move {
         };
         if present == self.add {
             out.insert("already".into(), json!(true));
+            out.insert(
+                "note".into(),
+                json!(if self.add {
+                    format!("{site} was already in the endpoint group: nothing added")
+                } else {
+                    format!("{site} was ALREADY OUT of the endpoint group (not removed by this step): nothing removed")
+                }),
+            );
             out.insert("after".into(), json!(now));
             crate::ledger::record(&mut out, &site, fact);
             return Ok(out);

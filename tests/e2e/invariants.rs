@@ -257,6 +257,28 @@ fn a_fenced_unsynchronized_site_is_not_readded_by_a_users_runbook() {
         writes,
         "no write to the endpoint group"
     );
+    // Removing a site that is already out says so: never "removed".
+    let f = runbook_file(
+        &l,
+        "out.yaml",
+        "name: out\ntitle: out\nsteps:\n  - id: out\n    site: site-b\n    action: traffic.remove-site\n",
+    );
+    let out = run_file(&l, &f, &[]).expect(0);
+    assert!(
+        out.stderr
+            .contains("site-b was ALREADY OUT of the endpoint group"),
+        "{}",
+        out.stderr
+    );
+    let mut c = l.runbook();
+    c.args(["status", out.json()["run_id"].as_str().unwrap(), "--json"]);
+    let st: Value = serde_json::from_str(&run(c).stdout).unwrap();
+    assert!(
+        st["steps"]["out"]["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("ALREADY OUT")),
+        "{st}"
+    );
 }
 
 /// Case 3: the "lost" site is the healthy writable primary that serves every login.

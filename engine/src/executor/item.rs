@@ -148,6 +148,14 @@ impl Executor {
         note: Option<String>,
         waited: Option<crate::event::Waited>,
     ) -> Result<(), JournalError> {
+        // An action may say how it succeeded (`note` in its outputs: "already out of
+        // the group, nothing removed"), shown and journaled as the step's note.
+        let note = note.or_else(|| {
+            outputs
+                .get("note")
+                .and_then(Json::as_str)
+                .map(str::to_string)
+        });
         self.recorder.record(Event::StepSucceeded {
             step: self.step_of(item).id.clone(),
             item: item.key.clone(),
