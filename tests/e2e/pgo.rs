@@ -204,8 +204,13 @@ fn promote_standby_fences_the_old_primary_and_recreate_standby_demotes_it() {
     assert_eq!(l.pgo()["site-a"]["writable"], true, "nothing was deleted");
     // site-a still answers as a writable primary and serves: not lost, so refused
     // (issue 30); the operator who knows its site is gone forces it, with a reason.
+    // No fixed direction: the sites are named.
     let mut c = l.runbook();
     c.args(["run", "pgo/promote-standby", "--yes", "--json"]);
+    run(c).expect(2);
+    let mut c = l.runbook();
+    c.args(["run", "pgo/promote-standby", "--yes", "--json"]);
+    c.args(["-p", "survivor=site-b", "-p", "lost=site-a"]);
     run(c).expect(8);
     assert_eq!(l.pgo()["site-a"]["writable"], true, "nothing was done");
     let mut c = l.runbook();
@@ -214,6 +219,10 @@ fn promote_standby_fences_the_old_primary_and_recreate_standby_demotes_it() {
         "pgo/promote-standby",
         "--yes",
         "--json",
+        "-p",
+        "survivor=site-b",
+        "-p",
+        "lost=site-a",
         "-p",
         "force=true",
         "-p",
