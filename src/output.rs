@@ -226,8 +226,11 @@ fn status_word(status: RunStatus, s: Style) -> String {
     }
 }
 
-fn step_word(status: StepStatus, s: Style) -> String {
+/// A step's state as shown; `over`: its run is not running (a step still marked
+/// running was interrupted).
+fn step_word(status: StepStatus, over: bool, s: Style) -> String {
     match status {
+        StepStatus::Running if over => s.yellow("interrupted"),
         StepStatus::Succeeded => s.green("done"),
         StepStatus::Skipped => s.dim("skipped"),
         StepStatus::Failed => s.red("failed"),
@@ -311,7 +314,7 @@ fn step_lines(o: &mut String, state: &RunState, id: &str, s: Style) {
     let _ = writeln!(
         o,
         "  {:<10} {id} {}{attempts}{note}",
-        step_word(status, s),
+        step_word(status, state.status != RunStatus::Running, s),
         s.dim(&dur)
     );
     if let Some(w) = state
@@ -338,7 +341,7 @@ fn item_lines(o: &mut String, state: &RunState, id: &str, st: &engine::state::St
         let _ = writeln!(
             o,
             "    {:<10} {id}[{k}] {}{note}",
-            step_word(item.status, s),
+            step_word(item.status, state.status != RunStatus::Running, s),
             s.dim(&span(item.started_at, item.ended_at))
         );
         if let Some(w) = state
@@ -537,5 +540,18 @@ mod harmless_tests {
             "plain text\twith tab\n"
         );
         assert_eq!(harmless("c1 \u{9b}31m", true), "c1 \\x9b31m");
+    }
+}
+
+#[cfg(test)]
+mod step_word_tests {
+    use super::*;
+
+    #[test]
+    fn a_step_left_running_by_a_stopped_run_reads_interrupted() {
+        let s = Style::plain();
+        assert_eq!(step_word(StepStatus::Running, false, s), "running");
+        assert_eq!(step_word(StepStatus::Running, true, s), "interrupted");
+        assert_eq!(step_word(StepStatus::Succeeded, true, s), "done");
     }
 }

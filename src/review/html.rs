@@ -33,7 +33,7 @@ table{border-collapse:collapse;width:100%;margin:.4em 0}td,th{border:1px solid #
 table.steps,table.events{table-layout:fixed}table.events col.utc{width:15em}table.events col.off{width:6.5em}table.events col.ev{width:11em}table.steps col.n{width:3.2em}table.steps col.id{width:24%}table.steps col.st{width:8.6em}table.steps col.at{width:6.6em}table.steps col.du{width:8em}
 th{background:#f6f8fa}code{font:12px ui-monospace,Menlo,monospace;background:#f6f8fa;padding:0 3px;border-radius:3px;overflow-wrap:anywhere;word-break:break-word}
 .status{display:inline-block;white-space:nowrap;padding:1px 8px;border-radius:10px;color:#fff;font-weight:600}
-.completed,.succeeded{background:#1a7f37}.running{background:#0969da}.halted{background:#9a6700}.pending{background:#afb8c1}
+.completed,.succeeded{background:#1a7f37}.running{background:#0969da}.interrupted{background:#bc4c00}.halted{background:#9a6700}.pending{background:#afb8c1}
 .failed,.aborted{background:#cf222e}.refused{background:#8250df}.skipped{background:#6e7781}
 tr.is-pending td{color:#8c959f}tr.is-pending code{color:#8c959f}
 .forced{color:#cf222e;font-weight:600}.muted{color:#57606a}
@@ -43,6 +43,16 @@ tr.is-pending td{color:#8c959f}tr.is-pending code{color:#8c959f}
 svg text{font:11px system-ui,sans-serif}
 @media print{body{max-width:none;margin:0}h2{break-after:avoid}tr,svg{break-inside:avoid}.noprint{display:none}}
 ";
+
+/// A step's class as shown: one that was running when its run stopped (halted,
+/// aborted, its driver gone) is interrupted, not running.
+fn shown_class(s: StepStatus, run_live: bool) -> &'static str {
+    if s == StepStatus::Running && !run_live {
+        "interrupted"
+    } else {
+        status_class(s)
+    }
+}
 
 fn status_class(s: StepStatus) -> &'static str {
     match s {
@@ -127,7 +137,7 @@ pub fn gantt(r: &Review) -> String {
             let tip = esc(&format!(
                 "{}: {} {}",
                 s.id,
-                status_class(s.status),
+                shown_class(s.status, running),
                 s.duration_ms
                     .map(duration)
                     .unwrap_or_else(|| "in progress".into())
@@ -252,7 +262,7 @@ fn step_row(out: &mut String, n: &str, s: &StepView, live: bool) {
             .map(|t| format!("<br>{}", esc(t)))
             .unwrap_or_default(),
         s.attempts,
-        cls = status_class(s.status),
+        cls = shown_class(s.status, live),
     );
 }
 
