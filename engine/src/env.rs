@@ -104,12 +104,25 @@ pub struct LabInfo {
     pub admin_url: String,
     /// The lab's time scale: step timeouts, retry delays and polls are multiplied by it
     /// (production durations become lab durations).
-    #[serde(default = "one")]
+    #[serde(default = "one", deserialize_with = "positive_finite")]
     pub time_scale: f64,
 }
 
 fn one() -> f64 {
     1.0
+}
+
+/// A time scale is a positive, finite number: -1, 0, NaN and infinity are refused
+/// where they are written.
+fn positive_finite<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let v = f64::deserialize(d)?;
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "lab.time_scale must be a positive, finite number (e.g. 0.01: a lab minute in 0.6 s), not {v}"
+        )))
+    }
 }
 
 /// Turn a serde_yaml error into a positioned message.
@@ -283,6 +296,15 @@ mod tests {
         let env = Environment::parse(text, Path::new("env.yaml"), &Untyped).unwrap();
         assert_eq!(env.sites["site-a"]["keycloak"]["name"], "kc");
         assert_eq!(env.time_scale(), 0.01);
+        for bad in ["-1", "0", ".nan", ".inf"] {
+            let text = format!("lab: {{ admin_url: http://x, time_scale: {bad} }}\nsites:\n  site-a:\n    keycloak: {{ name: kc }}\n");
+            let e = Environment::parse(&text, Path::new("env.yaml"), &Untyped).unwrap_err();
+            let m = e.to_string();
+            assert!(
+                m.contains("lab.time_scale must be a positive, finite number") && m.contains(":1:"),
+                "{bad}: {m}"
+            );
+        }
         assert!(env.typed::<()>().is_some());
         assert!(env.typed::<String>().is_none());
     }
