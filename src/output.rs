@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use engine::event::HaltKind;
 use engine::plan::Plan;
 use engine::state::{RunState, RunStatus, StepStatus};
 
@@ -284,7 +285,7 @@ pub fn run_text(state: &RunState, step_order: &[String], s: Style, live: bool) -
     }
     match state.status {
         RunStatus::Halted | RunStatus::Failed => {
-            let _ = writeln!(o, "next: `runbook resume {}` (see `runbook resume --help`), or `runbook abort {} --reason ...`", state.run_id, state.run_id);
+            let _ = writeln!(o, "next: {}", next_command(state));
         }
         _ => {}
     }
@@ -292,6 +293,22 @@ pub fn run_text(state: &RunState, step_order: &[String], s: Style, live: bool) -
         let _ = writeln!(o, "{}", s.dim(&line));
     }
     o
+}
+
+/// What to type next for a halted or failed run: at a manual gate, the approval of
+/// that gate (`--approve STEP`); at a step in doubt, retry or skip it.
+fn next_command(state: &RunState) -> String {
+    let id = &state.run_id;
+    let h = state.halt.as_ref();
+    let step = h.and_then(|h| h.step.clone()).unwrap_or_default();
+    let resume = match h.and_then(|h| h.kind) {
+        Some(HaltKind::ManualGate) => format!("`runbook resume {id} --approve {step}`"),
+        Some(HaltKind::InDoubt) => format!(
+            "`runbook resume {id} --retry-step {step}` (apply it again) or `--skip-step {step} --reason ...` (it took effect)"
+        ),
+        _ => format!("`runbook resume {id}` (see `runbook resume --help`)"),
+    };
+    format!("{resume}, or `runbook abort {id} --reason ...`")
 }
 
 /// One step of a run: its state, time, attempts and note, what it waits for, then
@@ -546,6 +563,24 @@ mod harmless_tests {
 #[cfg(test)]
 mod step_word_tests {
     use super::*;
+
+    #[test]
+    fn a_gate_says_the_approval_to_type() {
+        let mut st = RunState {
+            run_id: "r-7".into(),
+            status: RunStatus::Halted,
+            ..RunState::default()
+        };
+        st.halt = Some(engine::state::HaltInfo {
+            step: Some("look".into()),
+            item: None,
+            kind: Some(HaltKind::ManualGate),
+            reason: String::new(),
+        });
+        assert!(next_command(&st).starts_with("`runbook resume r-7 --approve look`"));
+        st.halt.as_mut().unwrap().kind = Some(HaltKind::InDoubt);
+        assert!(next_command(&st).contains("--retry-step look"));
+    }
 
     #[test]
     fn a_step_left_running_by_a_stopped_run_reads_interrupted() {
