@@ -136,7 +136,11 @@ pub fn from_run_error(e: engine::runner::RunError) -> CliError {
         RunError::Journal(JournalError::Unreachable { .. } | JournalError::DiskFull { .. }) => {
             Code::JournalUnavailable
         }
-        RunError::Journal(JournalError::UnknownRun(_)) => Code::Invalid,
+        RunError::Journal(
+            JournalError::UnknownRun(_)
+            | JournalError::BadUrl { .. }
+            | JournalError::UnsupportedLocation { .. },
+        ) => Code::Invalid,
         RunError::Journal(_) | RunError::Damaged { .. } => Code::Failed,
         RunError::Plan(_)
         | RunError::Load(_)

@@ -43,8 +43,8 @@ impl std::fmt::Debug for Target {
 }
 
 fn bad(url_shown: &str, why: impl std::fmt::Display) -> JournalError {
-    JournalError::Open {
-        dir: PathBuf::from(url_shown),
+    JournalError::BadUrl {
+        shown: url_shown.to_string(),
         message: why.to_string(),
     }
 }
@@ -91,6 +91,12 @@ impl Target {
             format!("{base}?{}", kept.join("&"))
         };
         let mut config = postgres::Config::from_str(&rest).map_err(|e| bad(&shown, e))?;
+        if config.get_hosts().is_empty() {
+            return Err(bad(
+                &shown,
+                "it names no host (write postgres://USER@HOST:PORT/DATABASE)",
+            ));
+        }
         config.ssl_mode(match tls {
             Tls::Off => postgres::config::SslMode::Disable,
             Tls::Prefer { .. } => postgres::config::SslMode::Prefer,

@@ -11,6 +11,7 @@ mod crash;
 mod disk;
 mod durable;
 mod edges;
+mod first_contact;
 mod guards;
 mod invariants;
 pub mod keycloak26;

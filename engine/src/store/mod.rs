@@ -338,6 +338,10 @@ pub enum JournalError {
     },
     #[error("journal location `{scheme}://...` is not served by this build: give a directory or a postgres:// URL")]
     UnsupportedLocation { scheme: String },
+    /// A journal URL that cannot be read as one (a configuration mistake, not an
+    /// unreachable database).
+    #[error("journal URL `{shown}`: {message}")]
+    BadUrl { shown: String, message: String },
     #[error(
         "run {run} is being driven by {} on {} (pid {}); its lease expires in {}: it can be resumed from elsewhere only after that",
         holder.operator, holder.host, holder.pid, humantime::format_duration(*expires_in)

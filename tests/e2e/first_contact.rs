@@ -1,0 +1,20 @@
+//! First contact (issue 35): mistakes a new user makes are named as what they are,
+//! with the exit code of invalid input (2), before anything is done.
+
+use crate::support::*;
+
+/// A journal URL with no host is a configuration mistake (exit 2), not an
+/// unreachable database (exit 10).
+#[test]
+fn a_malformed_journal_url_is_invalid_input() {
+    for url in [
+        "postgres://ops@/journal",
+        "postgres://ops@db:notaport/journal",
+    ] {
+        let mut c = runbook(std::path::Path::new(url));
+        c.arg("history");
+        let out = run(c);
+        assert_eq!(out.code, 2, "{url}: {}{}", out.stdout, out.stderr);
+        assert!(out.stderr.contains("journal URL"), "{url}: {}", out.stderr);
+    }
+}
