@@ -10,7 +10,9 @@ macro_rules! print {
         use std::io::{IsTerminal as _, Write as _};
         let text = format!($($t)*);
         let out = std::io::stdout();
-        let _ = write!(out.lock(), "{}", crate::output::harmless(&text, out.is_terminal()));
+        if let Err(e) = write!(out.lock(), "{}", crate::output::harmless(&text, out.is_terminal())) {
+            crate::output_lost(e);
+        }
     }};
 }
 macro_rules! println {
@@ -53,15 +55,40 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// Why stdout could not be written, when it could not (a reader that went away,
+/// `| head`, is not a failure and is not recorded).
+static OUTPUT_LOST: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+fn output_lost(e: std::io::Error) {
+    if e.kind() != std::io::ErrorKind::BrokenPipe {
+        let mut lost = OUTPUT_LOST.lock().unwrap_or_else(|p| p.into_inner());
+        lost.get_or_insert_with(|| e.to_string());
+    }
+}
+
 fn main() -> ExitCode {
     #[cfg(feature = "failpoints")]
     let _failpoints = engine::failpoint::setup();
     let args = cli::Cli::parse();
-    match commands::run(args) {
-        Ok(code) => code.into(),
+    // A verb that only shows something has failed when what it shows was lost (a full
+    // disk); a run or resume ends with its own exit code whatever its output met.
+    let drives = matches!(
+        args.command,
+        cli::Command::Run(_) | cli::Command::Resume(_) | cli::Command::Abort(_)
+    );
+    let code = match commands::run(args) {
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {:#}", e.error);
-            e.code.into()
+            return e.code.into();
         }
+    };
+    let lost = OUTPUT_LOST.lock().unwrap_or_else(|p| p.into_inner()).take();
+    match lost {
+        Some(why) if !drives && code == exit::Code::Ok => {
+            eprintln!("error: the output could not be written: {why}");
+            exit::Code::Failed.into()
+        }
+        _ => code.into(),
     }
 }
