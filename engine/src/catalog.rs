@@ -9,7 +9,7 @@ use crate::model::Runbook;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
-    #[error("no runbook `{name}` (available: {available}); a path to a YAML file works too")]
+    #[error("no runbook `{name}`{} (available: {available}); a path to a YAML file works too", crate::suggest::did_you_mean(name, available.split(", ")))]
     NotFound { name: String, available: String },
     #[error("cannot read `{}`: {error}", path.display())]
     Read {

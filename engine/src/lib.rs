@@ -30,6 +30,7 @@ pub mod scope;
 pub mod spans;
 pub mod state;
 pub mod store;
+pub mod suggest;
 // Site locks and live snapshots belong to storage; their old paths still work.
 pub use store::{live, lock};
 pub mod template;

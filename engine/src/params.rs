@@ -10,7 +10,7 @@ use crate::model::{ParamType, Runbook};
 pub enum ParamError {
     #[error("`{0}` is not a parameter assignment: write `-p name=value`")]
     Syntax(String),
-    #[error("runbook `{runbook}` has no parameter `{name}` (it has: {known})")]
+    #[error("runbook `{runbook}` has no parameter `{name}`{} (it has: {known})", crate::suggest::did_you_mean(name, known.split(", ")))]
     Unknown {
         runbook: String,
         name: String,

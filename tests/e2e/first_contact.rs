@@ -18,3 +18,17 @@ fn a_malformed_journal_url_is_invalid_input() {
         assert!(out.stderr.contains("journal URL"), "{url}: {}", out.stderr);
     }
 }
+
+/// A mistyped runbook or parameter name is answered with the closest known one.
+#[test]
+fn a_mistyped_runbook_or_parameter_gets_a_did_you_mean() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = runbook(&dir.path().join("j"));
+    c.args(["plan", "swichover"]);
+    let out = run(c).expect(2);
+    assert!(out.stderr.contains("did you mean `switchover`?"), "{}", out.stderr);
+    let mut c = runbook(&dir.path().join("j"));
+    c.args(["plan", "switchover", "-p", "secondry=site-a"]);
+    let out = run(c).expect(2);
+    assert!(out.stderr.contains("did you mean `secondary`?"), "{}", out.stderr);
+}
