@@ -7,7 +7,7 @@
 //! | `push-error:CACHE[:TIMES]` | push-state of CACHE ends in `ERROR` (TIMES times, default always) |
 //! | `cache-error:CACHE` | x-site actions on CACHE fail: `ISPN012047` (500 per cache, an error value inside a container answer) |
 //! | `http-5xx:SHARE[:SITE]` | a share (0..1) of Infinispan REST requests answer 503 (all sites, or SITE) |
-//! | `http-5xx-burst:COUNT[:SITE]` | the next COUNT Infinispan REST requests answer 503 (all sites, or SITE) |
+//! | `http-5xx-burst:COUNT[:SITE[:PATH]]` | the next COUNT Infinispan REST requests answer 503 (all sites, or SITE; only those whose path contains PATH) |
 //! | `latency:DURATION` | every lab request waits this long first |
 //! | `slow-scale-down:DURATION` | Keycloak takes this much longer per instance to scale down |
 //! | `partition` | the sites cannot reach each other: no replication, push-state fails |
@@ -47,6 +47,9 @@ pub enum Fault {
     Http5xxBurst {
         remaining: u32,
         site: Option<String>,
+        /// Only requests whose path contains this.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path: Option<String>,
     },
     Latency {
         #[serde(with = "dur")]
@@ -156,7 +159,8 @@ impl Fault {
                     .ok_or_else(|| err("needs a count: http-5xx-burst:5"))?
                     .parse()
                     .map_err(|_| err("count must be a number"))?,
-                site: arg(2).map(str::to_string),
+                site: arg(2).map(str::to_string).filter(|s| !s.is_empty()),
+                path: arg(3).map(str::to_string),
             },
             "latency" => Fault::Latency {
                 delay: humantime::parse_duration(
@@ -272,7 +276,8 @@ mod tests {
             Fault::parse("http-5xx-burst:4:site-a").unwrap(),
             Fault::Http5xxBurst {
                 remaining: 4,
-                site: Some("site-a".into())
+                site: Some("site-a".into()),
+                path: None,
             }
         );
         assert_eq!(

@@ -81,7 +81,7 @@ async fn handle(
         (
             lab.world.latency(),
             lab.world.site_down(&app.site),
-            lab.world.roll_5xx(&app.site),
+            lab.world.roll_5xx(&app.site, uri.path()),
             lab.credentials.clone(),
         )
     };

@@ -387,10 +387,18 @@ impl World {
 
     /// Whether an injected 5xx hits this request to `site`'s Infinispan (a burst is
     /// used up one request at a time).
-    pub fn roll_5xx(&mut self, site: &str) -> bool {
+    pub fn roll_5xx(&mut self, site: &str, path: &str) -> bool {
         for f in &mut self.faults {
-            if let Fault::Http5xxBurst { remaining, site: s } = f {
-                if *remaining > 0 && s.as_deref().is_none_or(|s| s == site) {
+            if let Fault::Http5xxBurst {
+                remaining,
+                site: s,
+                path: p,
+            } = f
+            {
+                if *remaining > 0
+                    && s.as_deref().is_none_or(|s| s == site)
+                    && p.as_deref().is_none_or(|p| path.contains(p))
+                {
                     *remaining -= 1;
                     return true;
                 }

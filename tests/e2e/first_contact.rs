@@ -26,9 +26,40 @@ fn a_mistyped_runbook_or_parameter_gets_a_did_you_mean() {
     let mut c = runbook(&dir.path().join("j"));
     c.args(["plan", "swichover"]);
     let out = run(c).expect(2);
-    assert!(out.stderr.contains("did you mean `switchover`?"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("did you mean `switchover`?"),
+        "{}",
+        out.stderr
+    );
     let mut c = runbook(&dir.path().join("j"));
     c.args(["plan", "switchover", "-p", "secondry=site-a"]);
     let out = run(c).expect(2);
-    assert!(out.stderr.contains("did you mean `secondary`?"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("did you mean `secondary`?"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// One lost answer on a read (a 503 on Infinispan's REST: on the identity probe's
+/// `GET .../cache-managers/default`, or on whichever read meets it first) is tried
+/// again, never a refusal.
+#[test]
+fn one_lost_answer_on_a_read_does_not_refuse_the_run() {
+    for fault in [
+        "http-5xx-burst:1:site-b:/cache-managers/default",
+        "http-5xx-burst:2:site-b",
+    ] {
+        let l = InLab::start(&[], 0.0);
+        let f = write(
+            l.dir.path(),
+            "read.yaml",
+            "name: read\ntitle: read\nsteps:\n  - id: status\n    site: site-b\n    action: infinispan.site-status\n    with: { backup: site-a }\n",
+        );
+        l.fault(fault);
+        let mut c = l.runbook();
+        c.arg("run").arg(&f).args(["--yes", "--json"]);
+        let out = run(c);
+        assert_eq!(out.code, 0, "{fault}: {}{}", out.stdout, out.stderr);
+    }
 }

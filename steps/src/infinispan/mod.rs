@@ -257,8 +257,9 @@ impl Transport {
         let Transport::Rest(r) = self else {
             return Ok(None);
         };
+        // A read: retried on a transient failure (one lost packet never refuses a run).
         let a = r
-            .call_once(
+            .call(
                 Method::GET,
                 &calls::Op::ContainerInfo.rest(&r.container()).1,
                 Self::call_timeout(),
