@@ -110,6 +110,14 @@ fn the_keycloak_24_switchover_moves_the_pgo_writer_and_repoints_every_keycloak()
         "{plan}"
     );
     assert!(plan.contains("asynchronous"), "{plan}");
+    // The database decides the next step: site-a's cluster is no standby, so it is
+    // recreated before any resync or switchback (issue 30).
+    let (code, v) = check(&l, None);
+    assert_eq!(code, 6, "{v}");
+    assert_eq!(
+        v["recommended"]["command"], "runbook run pgo/recreate-standby -p site=site-a",
+        "{v}"
+    );
 }
 
 #[test]

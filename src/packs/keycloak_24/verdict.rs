@@ -43,6 +43,18 @@ pub fn verdict(o: &Observations, down_path: &str) -> Verdict {
         if db.reason.starts_with("TWO WRITABLE PRIMARIES") {
             return db;
         }
+        // The database decides the next step: a former primary that is no standby is
+        // recreated before any switchback or resync could bring traffic back to it.
+        if db
+            .runbook
+            .as_ref()
+            .is_some_and(|i| i.runbook == "pgo/recreate-standby")
+        {
+            return Verdict {
+                reason: format!("the database first: {}", db.reason),
+                ..db
+            };
+        }
     }
     if let Some(v) = misconfigured(p, s) {
         return v;
