@@ -395,7 +395,7 @@ fn item_lines(o: &mut String, state: &RunState, id: &str, st: &engine::state::St
 /// What the run changed and did not put back, from the journal: each step's
 /// `restore` (recorded before its effect: what it changes, what it was, the command
 /// that puts it back), the first value of each thing against the last step's.
-fn to_restore(state: &RunState, step_order: &[String]) -> Vec<String> {
+pub fn to_restore(state: &RunState, step_order: &[String]) -> Vec<String> {
     let mut first: Vec<(String, serde_json::Value)> = Vec::new();
     let mut last: std::collections::BTreeMap<String, (serde_json::Value, bool)> =
         Default::default();

@@ -118,6 +118,36 @@ fn not_on_held_sites(flight: &[InFlight], v: &mut steps::check::Verdict) {
     }
 }
 
+/// The journal's newest run, when it was aborted or failed and left something it
+/// changed (a Keycloak scaled down): what, and the command that puts it back.
+fn left_by_the_last_stopped_run(config: &Config, v: &mut steps::check::Verdict) {
+    let Some(Ok(journal)) = config.try_journal() else {
+        return;
+    };
+    let runs = journal.runs().unwrap_or_default();
+    let Some(last) = runs.iter().max_by_key(|r| r.created_at) else {
+        return;
+    };
+    let Ok(state) = engine::runner::run_state(&journal, last.run_id) else {
+        return;
+    };
+    if !matches!(
+        state.status,
+        engine::state::RunStatus::Aborted | engine::state::RunStatus::Failed
+    ) {
+        return;
+    }
+    let order = super::drive::pinned_order(&journal, last.run_id);
+    for line in crate::output::to_restore(&state, &order) {
+        v.notes.push(format!(
+            "run {} ({}) ended {}: {line}",
+            state.run_id,
+            state.runbook,
+            state.status.as_str()
+        ));
+    }
+}
+
 /// A run that holds a site (running, halted or failed) is never a healthy deployment,
 /// whichever pack is asked: its sites are mid-procedure until it is resumed or aborted.
 fn held_is_not_healthy(flight: &[InFlight], v: &mut steps::check::Verdict) {
@@ -204,6 +234,7 @@ async fn gather(config: &Config, args: &CheckArgs) -> CliResult<Found> {
     misconfigured(&identity, &mut verdict);
     // The journal first: a run in flight holds its sites.
     let flight = in_flight(config);
+    left_by_the_last_stopped_run(config, &mut verdict);
     not_on_held_sites(&flight, &mut verdict);
     held_is_not_healthy(&flight, &mut verdict);
     let keeps_caches = |s: &str| {

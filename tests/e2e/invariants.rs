@@ -372,6 +372,16 @@ steps:
         .find(|l| l.contains("site-b's Keycloak instances are 0 (it had 3)"))
         .unwrap_or_else(|| panic!("no restore line in: {text}"));
     let cmd = line.split("to put it back: ").nth(1).unwrap().trim();
+    // check proposes the same command.
+    let (_, v) = check(&l, None);
+    assert!(
+        v["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().contains(cmd)),
+        "{v}"
+    );
     assert!(cmd.starts_with("kubectl --kubeconfig "), "{cmd}");
     // The printed command works as printed (a shell, as the operator pastes it).
     let done = std::process::Command::new("sh")
