@@ -76,6 +76,9 @@ pub struct StderrObserver {
     quiet: bool,
     redactor: Redactor,
     last_wait: Mutex<HashMap<String, Instant>>,
+    /// Guards already shown holding before a step: a fan-out's next items say it in
+    /// one line, not each guard again.
+    guards_shown: Mutex<std::collections::HashSet<(String, String)>>,
 }
 
 impl StderrObserver {
@@ -85,6 +88,7 @@ impl StderrObserver {
             quiet,
             redactor,
             last_wait: Mutex::new(HashMap::new()),
+            guards_shown: Mutex::new(Default::default()),
         }
     }
 
@@ -104,6 +108,20 @@ impl Observer for StderrObserver {
         let s = self.style;
         if self.quiet && !matches!(notice, Notice::Halted { .. } | Notice::Refused { .. }) {
             return;
+        }
+        if let Notice::Guard {
+            at: Some(at),
+            text,
+            ok: true,
+        } = &notice
+        {
+            // `step[item]`: the step's guard held for an earlier item already.
+            let step = at.split('[').next().unwrap_or(at).to_string();
+            let guard = text.split(':').next().unwrap_or(text).to_string();
+            let mut shown = self.guards_shown.lock().unwrap_or_else(|p| p.into_inner());
+            if at.contains('[') && !shown.insert((step, guard)) {
+                return;
+            }
         }
         match notice {
             Notice::Attempt {

@@ -63,3 +63,29 @@ fn one_lost_answer_on_a_read_does_not_refuse_the_run() {
         assert_eq!(out.code, 0, "{fault}: {}{}", out.stdout, out.stderr);
     }
 }
+
+/// A fan-out step's guards are shown once when they hold for its first item, not
+/// again for each of the next (they are still judged and journaled for every item).
+#[test]
+fn a_fan_out_shows_each_holding_guard_once() {
+    let l = InLab::start(&[], 0.0);
+    let mut c = l.runbook();
+    c.args(["run", "recover-passive-site", "--yes"]);
+    let out = run(c).expect(0);
+    let shown = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("guard `builtin-clear-caches-clear-caches`"))
+        .count();
+    assert_eq!(shown, 1, "{}", out.stderr);
+    let mut s = l.runbook();
+    s.args(["status", "r-1", "--json"]);
+    let st: serde_json::Value = serde_json::from_str(&run(s).stdout).unwrap();
+    assert_eq!(
+        st["steps"]["clear-caches"]["items"]
+            .as_object()
+            .unwrap()
+            .len(),
+        8
+    );
+}
