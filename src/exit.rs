@@ -72,7 +72,7 @@ impl Code {
             Code::Degraded => "check: degraded (the verdict names the runbook to run)",
             Code::Unreachable => "check: unreachable (neither site answers)",
             Code::Refused => "refused by a safety guard before any effect (nothing was done); plan --live: it would be",
-            Code::OnSecondary => "check: the secondary serves, the primary is back and in sync (a planned state)",
+            Code::OnSecondary => "check: a planned state (the secondary serves, the primary back and in sync; or a site out of traffic on purpose)",
             Code::JournalUnavailable => "the journal cannot be reached or written (its database is unreachable, its disk is full): stopped before any further effect",
             Code::Running => "status: the run is still running (or its driver died mid-step: resume settles it)",
         }
