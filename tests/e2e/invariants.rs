@@ -207,23 +207,20 @@ steps:
     assert_eq!(l.state()["sites"]["site-b"]["keycloak"]["spec"], 0);
 }
 
+/// What `runbook respond` runs for a SiteOffline alert about site-b, as it runs it.
+fn fence_site_b(l: &InLab) {
+    let mut c = l.runbook();
+    c.args(["run", "keycloak-26/fence-site", "--yes", "--json"]);
+    c.args(["-p", "site=site-b", "-p", "reporter=site-a"]);
+    assert_eq!(run(c).expect(0).json()["status"], "completed");
+}
+
 /// Case 2: a site fenced by the responder and never synchronized is not put back
 /// into traffic by a maintenance runbook; its removal of a site already out says so.
 #[test]
 fn a_fenced_unsynchronized_site_is_not_readded_by_a_users_runbook() {
     let l = kc26_lab(&[]);
-    let mut c = l.runbook();
-    c.args([
-        "run",
-        "keycloak-26/fence-site",
-        "-p",
-        "site=site-b",
-        "-p",
-        "reporter=site-a",
-        "--yes",
-        "--json",
-    ]);
-    assert_eq!(run(c).expect(0).json()["status"], "completed");
+    fence_site_b(&l);
     let group = || -> Vec<String> {
         l.state()["accelerator"]["endpoints"]
             .as_array()
@@ -532,18 +529,7 @@ fn a_site_taken_out_on_purpose_is_planned_and_a_fenced_one_degraded() {
         "{v}"
     );
     let l = kc26_lab(&[]);
-    let mut c = l.runbook();
-    c.args([
-        "run",
-        "keycloak-26/fence-site",
-        "-p",
-        "site=site-b",
-        "-p",
-        "reporter=site-a",
-        "--yes",
-        "--json",
-    ]);
-    run(c).expect(0);
+    fence_site_b(&l);
     let (code, v) = check(&l, None);
     assert_eq!((code, v["health"].as_str()), (6, Some("degraded")), "{v}");
 }
