@@ -112,15 +112,15 @@ fn one() -> f64 {
     1.0
 }
 
-/// A time scale is a positive, finite number: -1, 0, NaN and infinity are refused
-/// where they are written.
+/// A time scale is a finite number, 0 or more (0: no waiting): -1, NaN and infinity
+/// are refused where they are written.
 fn positive_finite<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     let v = f64::deserialize(d)?;
-    if v.is_finite() && v > 0.0 {
+    if v.is_finite() && v >= 0.0 {
         Ok(v)
     } else {
         Err(serde::de::Error::custom(format!(
-            "lab.time_scale must be a positive, finite number (e.g. 0.01: a lab minute in 0.6 s), not {v}"
+            "lab.time_scale must be a finite number, 0 or more (e.g. 0.01: a lab minute in 0.6 s; 0: no waiting, as the benchmark plays it), not {v}"
         )))
     }
 }
@@ -296,12 +296,13 @@ mod tests {
         let env = Environment::parse(text, Path::new("env.yaml"), &Untyped).unwrap();
         assert_eq!(env.sites["site-a"]["keycloak"]["name"], "kc");
         assert_eq!(env.time_scale(), 0.01);
-        for bad in ["-1", "0", ".nan", ".inf"] {
+        for bad in ["-1", "-.inf", ".nan", ".inf"] {
             let text = format!("lab: {{ admin_url: http://x, time_scale: {bad} }}\nsites:\n  site-a:\n    keycloak: {{ name: kc }}\n");
             let e = Environment::parse(&text, Path::new("env.yaml"), &Untyped).unwrap_err();
             let m = e.to_string();
             assert!(
-                m.contains("lab.time_scale must be a positive, finite number") && m.contains(":1:"),
+                m.contains("lab.time_scale must be a finite number, 0 or more")
+                    && m.contains(":1:"),
                 "{bad}: {m}"
             );
         }

@@ -106,6 +106,8 @@ struct RawParam {
     #[serde(default)]
     from_run: Option<crate::model::FromRun>,
     #[serde(default)]
+    from_deployment: Option<String>,
+    #[serde(default)]
     differs_from: Option<String>,
     #[serde(default)]
     non_empty: bool,
@@ -423,6 +425,18 @@ impl Validator<'_> {
             }
             None => None,
         };
+        if let Some(f) = &p.from_deployment {
+            if !crate::model::FROM_DEPLOYMENT.contains(&f.as_str()) || p.kind != ParamType::String {
+                self.problem(
+                    &format!("{path}.from_deployment"),
+                    None,
+                    format!(
+                        "parameter `{name}`: from_deployment `{f}` must be one of {} on a string parameter",
+                        crate::model::FROM_DEPLOYMENT.join(", ")
+                    ),
+                );
+            }
+        }
         if p.secret && p.from_run.is_some() {
             self.problem(
                 &format!("{path}.from_run"),
@@ -469,6 +483,7 @@ impl Validator<'_> {
             allowed,
             secret: p.secret,
             from_run: p.from_run,
+            from_deployment: p.from_deployment,
             differs_from: p.differs_from,
             non_empty: p.non_empty,
             unique: p.unique,

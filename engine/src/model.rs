@@ -131,6 +131,12 @@ pub struct Param {
     pub secret: bool,
     /// When not given: the output an earlier run recorded, before `default`.
     pub from_run: Option<FromRun>,
+    /// When not given: a site read from the deployment as it is now (the step
+    /// library's names: `serving`, `not-serving`, `standby`, `not-standby`), never a
+    /// fixed site name; the plan says what was read. `preferred`/`fallback`: the site
+    /// the traffic vendor prefers and falls back to (Route53's failover records). Resolved by the CLI before the
+    /// parameters (the engine only carries it).
+    pub from_deployment: Option<String>,
     /// The name of another parameter this one must differ from (e.g. the path to
     /// restore must not be the down path): equal values are invalid input.
     pub differs_from: Option<String>,
@@ -139,6 +145,16 @@ pub struct Param {
     /// A list whose items must all differ (a repeated item is invalid input).
     pub unique: bool,
 }
+
+/// What a parameter may be read from in the deployment (`Param::from_deployment`).
+pub const FROM_DEPLOYMENT: &[&str] = &[
+    "serving",
+    "not-serving",
+    "standby",
+    "not-standby",
+    "preferred",
+    "fallback",
+];
 
 /// Where an earlier run recorded a value: a run of one of `runbooks` whose step
 /// `step` succeeded with output `output`. By default the newest such run; with

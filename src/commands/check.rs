@@ -383,7 +383,8 @@ async fn guards_now(
     config: &Config,
     recommended: &steps::check::Invocation,
 ) -> Result<Vec<engine::plan::PlannedGuard>, String> {
-    let p = super::plan::prepare(config, &recommended.runbook, &recommended.pairs())
+    let p = super::plan::prepare(config, &recommended.runbook, &recommended.pairs(), true)
+        .await
         .map_err(|e| format!("{:#}", e.error))?;
     let plan = super::plan::build(config, &p, true)
         .await

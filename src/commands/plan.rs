@@ -16,12 +16,29 @@ pub use engine::runner::Prepared;
 /// Load `name` and prepare it (the engine's one-run pipeline): the journal is opened
 /// only if the runbook reads it, and a journal that stays busy is an error, never a
 /// silent fallback.
-pub fn prepare(config: &Config, name: &str, raw_params: &[String]) -> CliResult<Prepared> {
+/// `live`: a run, `plan --live` or `check`, which read the deployment for the
+/// parameters that name a direction; a plain plan calls nothing and shows their
+/// defaults (saying so).
+pub async fn prepare(
+    config: &Config,
+    name: &str,
+    raw_params: &[String],
+    live: bool,
+) -> CliResult<Prepared> {
     let runbook = config
         .catalog
         .load(name, &config.registry)
         .map_err(invalid)?;
-    let given = super::param_pairs(raw_params)?;
+    let mut given = super::param_pairs(raw_params)?;
+    if live {
+        directions(config, &runbook, &mut given).await?;
+    } else {
+        for (n, p) in &runbook.params {
+            if p.from_deployment.is_some() && !given.iter().any(|(g, _)| g == n) {
+                eprintln!("note: {n} is read from the deployment by `run` and `plan --live`; this plan shows its default");
+            }
+        }
+    }
     let journal = if engine::runner::needs_journal(&runbook) && config.journal.exists() {
         Some(config.open_journal()?)
     } else {
@@ -44,6 +61,41 @@ pub fn prepare(config: &Config, name: &str, raw_params: &[String]) -> CliResult<
     Ok(p)
 }
 
+/// The parameters that name a direction (`from_deployment`) and were not given: read
+/// from the deployment as it is now, and said. One that cannot be told is invalid
+/// input that asks for it by name: never a fixed site name in its place.
+async fn directions(
+    config: &Config,
+    runbook: &engine::model::Runbook,
+    given: &mut Vec<(String, String)>,
+) -> CliResult<()> {
+    let wanted: Vec<(&String, &String)> = runbook
+        .params
+        .iter()
+        .filter_map(|(n, p)| Some((n, p.from_deployment.as_ref()?)))
+        .filter(|(n, _)| !given.iter().any(|(g, _)| g == *n))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let env = Arc::new(config.environment()?);
+    for (name, fact) in wanted {
+        match steps::roles::direction(Arc::clone(&env), fact).await {
+            Ok((site, how)) => {
+                eprintln!("note: {name}={site}, read from the deployment ({fact}: {how})");
+                given.push((name.clone(), site));
+            }
+            Err(e) => {
+                return Err(invalid(anyhow::anyhow!(
+                    "parameter `{name}` is read from the deployment ({fact}), which cannot say it now: {}. Name it: -p {name}=SITE",
+                    e.message
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
 pub async fn build(config: &Config, p: &Prepared, live: bool) -> CliResult<engine::plan::Plan> {
     let redactor = Redactor::new(p.secrets.clone());
     engine::plan::plan(
@@ -60,7 +112,7 @@ pub async fn build(config: &Config, p: &Prepared, live: bool) -> CliResult<engin
 }
 
 pub async fn run(config: &Config, args: &PlanArgs) -> CliResult<Code> {
-    let p = prepare(config, &args.runbook, &args.params.params)?;
+    let p = prepare(config, &args.runbook, &args.params.params, args.live).await?;
     let plan = build(config, &p, args.live).await?;
     let redactor = Redactor::new(p.secrets.clone());
     if args.json {

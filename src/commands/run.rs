@@ -47,7 +47,7 @@ pub async fn run(config: &Config, args: &RunArgs) -> CliResult<Code> {
         }
         _ => config,
     };
-    let p = prepare(config, &args.runbook, &args.params.params)?;
+    let p = prepare(config, &args.runbook, &args.params.params, !args.dry_run).await?;
     let plan = build(config, &p, false).await?;
     let redactor = Redactor::new(p.secrets.clone());
     if args.dry_run {

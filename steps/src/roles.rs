@@ -269,6 +269,12 @@ pub async fn serving_now(ctx: &StepCtx) -> Result<(Vec<String>, String), StepErr
 pub async fn serving_and_ready(
     ctx: &StepCtx,
 ) -> Result<(Vec<String>, Vec<String>, String), StepError> {
+    serving_in(&traffic_reading(ctx).await?)
+}
+
+/// What the deployment's traffic vendor reads of which sites serve (the role's
+/// observation).
+async fn traffic_reading(ctx: &StepCtx) -> Result<Json, StepError> {
     let sites = crate::config::sites(&ctx.env);
     let family = sites
         .values()
@@ -286,7 +292,11 @@ pub async fn serving_and_ready(
         .ok_or_else(|| {
             StepError::configuration(format!("no role reads which sites {family} serves"))
         })?;
-    let v = action.probe(ctx, &Args::new()).await?;
+    action.probe(ctx, &Args::new()).await
+}
+
+/// The sites that serve and are ready to, from the traffic vendor's reading.
+fn serving_in(v: &Json) -> Result<(Vec<String>, Vec<String>, String), StepError> {
     let how = v["how"]
         .as_str()
         .or(v["summary"].as_str())
@@ -391,4 +401,90 @@ pub fn all() -> Vec<Role> {
             vec![("aurora", failover), ("pgo", pgo_move)],
         ),
     ]
+}
+
+/// A site read from the deployment as it is now, for a parameter that names a
+/// direction (`Param::from_deployment`): `serving` (the one site clients reach),
+/// `not-serving` (the other), `standby` (the one site whose database answers as a
+/// running standby), `not-standby` (the other). With how it was read, for the plan.
+///
+/// # Errors
+/// What it reads cannot be read, or does not name exactly one site: the operator
+/// names it (`-p name=site`).
+pub async fn direction(
+    env: std::sync::Arc<engine::env::Environment>,
+    fact: &str,
+) -> Result<(String, String), StepError> {
+    let ctx = StepCtx {
+        run_id: "plan".into(),
+        step_id: "parameters".into(),
+        item: None,
+        site: None,
+        env: std::sync::Arc::clone(&env),
+        timeout: Duration::from_secs(20),
+        interrupt: Default::default(),
+    };
+    let all: Vec<String> = env.sites.keys().cloned().collect();
+    let (chosen, how): (Vec<String>, String) = match fact {
+        "serving" | "not-serving" => {
+            let (serving, how) = serving_now(&ctx).await?;
+            (serving, format!("serving: {how}"))
+        }
+        // The site the traffic vendor prefers and the one it falls back to (Route53's
+        // PRIMARY and SECONDARY failover records), whichever serves now.
+        "preferred" | "fallback" => {
+            let v = traffic_reading(&ctx).await?;
+            let role = if fact == "preferred" {
+                "PRIMARY"
+            } else {
+                "SECONDARY"
+            };
+            let site: Vec<String> = v["records"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|r| r["role"] == role)
+                .filter_map(|r| r["site"].as_str().map(str::to_string))
+                .collect();
+            (site, format!("the {role} failover record's site"))
+        }
+        "standby" | "not-standby" => {
+            let d = crate::pgo::deployment(&ctx).await;
+            let standbys: Vec<String> = d["sites"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|s| s["standby"] == true && s["shutdown"] != true && s["exists"] != false)
+                .filter_map(|s| s["site"].as_str().map(str::to_string))
+                .collect();
+            (
+                standbys,
+                format!(
+                    "the database's running standby: {}",
+                    d["summary"].as_str().unwrap_or("read from every site")
+                ),
+            )
+        }
+        other => {
+            return Err(StepError::configuration(format!(
+                "unknown deployment fact `{other}`"
+            )))
+        }
+    };
+    let picked: Vec<String> = if fact.starts_with("not-") {
+        all.iter()
+            .filter(|s| !chosen.contains(s))
+            .cloned()
+            .collect()
+    } else {
+        chosen.clone()
+    };
+    match picked.as_slice() {
+        [one] => Ok((one.clone(), how)),
+        _ => Err(StepError::permanent(format!(
+            "{fact} cannot be told from the deployment ({} of {} sites; {how})",
+            picked.len(),
+            all.len()
+        ))),
+    }
 }

@@ -194,13 +194,15 @@ steps:
         .take_offline("site-b", "sessions", "site-a")
         .is_err());
     let r = run(&lab.running.env_file, yaml, &[]).await;
-    assert_eq!(r.0.status, engine::state::RunStatus::Halted);
+    // The clear's own invariant refuses it before any effect (it reads every cache
+    // the step clears: mixed is not offline); the runbook's precondition would have
+    // halted it only at the item.
+    assert_eq!(r.0.status, engine::state::RunStatus::Refused);
     let reason = r.0.reason.unwrap();
     assert!(
-        reason.contains("site-b's backup of the cache to site-a is offline"),
+        reason.contains("site-b's replication is not offline (sessions → site-a is mixed)"),
         "{reason}"
     );
-    assert!(reason.contains("mixed"), "{reason}");
     assert!(
         lab.state().await["sites"]["site-b"]["clear_requests"]
             .as_object()

@@ -676,7 +676,9 @@ fn no_aws_credentials_is_named_as_configuration_with_what_to_do() {
         .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .args(["run", "switchover", "--yes"]);
-    let out = run(c).expect(8);
+    // A configuration mistake (exit 2), found reading the deployment for the
+    // switchover's direction, before anything is journaled or done.
+    let out = run(c).expect(2);
     assert!(out.stderr.contains("no AWS credentials"), "{}", out.stderr);
     assert!(out.stderr.contains("aws sso login"), "{}", out.stderr);
     assert!(

@@ -72,11 +72,21 @@ fn recover_passive_site_refuses_to_act_on_the_serving_site() {
 }
 
 #[test]
-fn after_a_switchover_the_default_parameters_are_refused() {
+fn after_a_switchover_the_defaults_follow_the_deployment_and_the_wrong_way_is_refused() {
     let l = InLab::start(&[], 20.0);
     switchover(&l);
-    // site-b serves now; the defaults name site-b as the passive site.
-    let out = run_rb(&l, &["recover-passive-site"]).expect(8);
+    // site-b serves now; named the wrong way round, site-b would be the passive site.
+    let out = run_rb(
+        &l,
+        &[
+            "recover-passive-site",
+            "-p",
+            "primary=site-a",
+            "-p",
+            "secondary=site-b",
+        ],
+    )
+    .expect(8);
     let reason = out.json()["reason"].as_str().unwrap().to_string();
     assert!(reason.contains("site-b SERVES TRAFFIC"), "{reason}");
     assert!(
@@ -84,12 +94,23 @@ fn after_a_switchover_the_default_parameters_are_refused() {
         "{reason}"
     );
     l.untouched("site-b");
-    // A second switchover: the primary does not serve; it says what fits.
+    // A second switchover: the primary (Route53's PRIMARY record's site, read from the
+    // deployment) does not serve; it says what fits.
     let out = run_rb(&l, &["switchover"]).expect(8);
     let reason = out.json()["reason"].as_str().unwrap().to_string();
     assert!(reason.contains("site-b already serves"), "{reason}");
     assert!(reason.contains("runbook run failover"), "{reason}");
     assert_eq!(l.state()["health_checks"][1]["path"], "/lb-check");
+    // Without parameters, recover-passive-site reads the directions: site-b serves, so
+    // site-a is resynced from it.
+    let out = run_rb(&l, &["recover-passive-site"]).expect(0);
+    assert!(
+        out.stderr
+            .contains("primary=site-b, read from the deployment (serving"),
+        "{}",
+        out.stderr
+    );
+    l.untouched("site-b");
 }
 
 #[test]
@@ -330,7 +351,7 @@ fn a_burst_of_503s_is_retried_through() {
             .iter()
             .map(|f| format!("{f:?}"))
             .collect::<Vec<_>>()),
-        ["Http5xxBurst { remaining: 0, site: None }"],
+        ["Http5xxBurst { remaining: 0, site: None, path: None }"],
         "the whole burst was answered"
     );
     let (a, b) = l.entries_at_once("site-a", "site-b", "sessions");

@@ -148,8 +148,19 @@ fn procedures_name_roles_and_the_site_names_the_vendor_old_keys_still_work() {
             .unwrap()
             .remove("traffic");
     });
+    // Its direction cannot be read from the deployment then: named as such (exit 2).
     let mut r = l.runbook();
     r.args(["run", "switchover", "--yes", "--json"]);
+    let out = run(r).expect(2);
+    assert!(
+        out.stderr.contains("cannot be told from the deployment")
+            && out.stderr.contains("-p primary=SITE"),
+        "{}",
+        out.stderr
+    );
+    let mut r = l.runbook();
+    r.args(["run", "switchover", "--yes", "--json"]);
+    r.args(["-p", "primary=site-a", "-p", "secondary=site-b"]);
     let out = run(r).expect(8);
     assert!(
         out.stderr.contains("sites.site-a names no traffic vendor"),

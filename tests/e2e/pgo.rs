@@ -212,10 +212,17 @@ fn promote_standby_fences_the_old_primary_and_recreate_standby_demotes_it() {
     assert_eq!(l.pgo()["site-a"]["writable"], true, "nothing was deleted");
     // site-a still answers as a writable primary and serves: not lost, so refused
     // (issue 30); the operator who knows its site is gone forces it, with a reason.
-    // No fixed direction: the sites are named.
+    // No fixed direction: read from the deployment (site-b's database answers as the
+    // standby), said, and still refused while site-a answers writable.
     let mut c = l.runbook();
     c.args(["run", "pgo/promote-standby", "--yes", "--json"]);
-    run(c).expect(2);
+    let out = run(c).expect(8);
+    assert!(
+        out.stderr
+            .contains("survivor=site-b, read from the deployment (standby"),
+        "{}",
+        out.stderr
+    );
     let mut c = l.runbook();
     c.args(["run", "pgo/promote-standby", "--yes", "--json"]);
     c.args(["-p", "survivor=site-b", "-p", "lost=site-a"]);
@@ -245,7 +252,7 @@ fn promote_standby_fences_the_old_primary_and_recreate_standby_demotes_it() {
         "the old primary is fenced: {p}"
     );
     let mut s = l.runbook();
-    s.args(["status", "r-3", "--json"]);
+    s.args(["status", "r-4", "--json"]);
     let st: Value = serde_json::from_str(&run(s).expect(0).stdout).unwrap();
     let o = &st["steps"]["promote"]["outputs"];
     assert_eq!(o["fenced"], true, "{o}");
