@@ -61,14 +61,8 @@ pub fn default_dir() -> CliResult<PathBuf> {
         })
 }
 
-pub async fn run(config: &Config, args: &LabArgs) -> CliResult<Code> {
-    let dir = match &args.dir {
-        Some(d) => d.clone(),
-        None => default_dir()?,
-    };
-    let lab = lab::start(lab_config(&dir, &args.options, config.pack)?)
-        .await
-        .map_err(failed)?;
+/// What the lab serves and how to use it, as the operator reads it at its start.
+fn banner(lab: &lab::RunningLab, dir: &std::path::Path, options: &LabOptions) {
     let env = lab.env_file.display();
     let admin = lab.admin_url();
     let site_a = lab
@@ -79,9 +73,16 @@ pub async fn run(config: &Config, args: &LabArgs) -> CliResult<Code> {
         .map(|a| a.to_string())
         .unwrap_or_default();
     let pw = dir.join("secrets").join("infinispan-password");
+    // The container's route as this lab's Infinispan serves it (14: the cache
+    // manager's; 15 on: `container`).
+    let container = if lab.config.shape.infinispan_version >= 15 {
+        "container"
+    } else {
+        "cache-managers/default"
+    };
     println!(
         "The lab is running on 127.0.0.1 (time scale {}, Infinispan {}).",
-        args.options.time_scale, lab.config.shape.infinispan_version
+        options.time_scale, lab.config.shape.infinispan_version
     );
     println!();
     println!("  environment file: {env}");
@@ -127,7 +128,7 @@ pub async fn run(config: &Config, args: &LabArgs) -> CliResult<Code> {
     println!("  export RUNBOOK_ENV={env}");
     println!("  runbook plan <runbook> --live");
     println!(
-        "  curl -su admin:$(cat {}) {}{scheme}://{site_a}/rest/v2/container/x-site/backups/",
+        "  curl -su admin:$(cat {}) {}{scheme}://{site_a}/rest/v2/{container}/x-site/backups/",
         pw.display(),
         if lab.config.tls {
             format!("--cacert {} ", dir.join("ca.pem").display())
@@ -152,6 +153,17 @@ pub async fn run(config: &Config, args: &LabArgs) -> CliResult<Code> {
     println!(
         "  curl -s -X DELETE {admin}/admin/faults                                # lift all faults"
     );
+}
+
+pub async fn run(config: &Config, args: &LabArgs) -> CliResult<Code> {
+    let dir = match &args.dir {
+        Some(d) => d.clone(),
+        None => default_dir()?,
+    };
+    let lab = lab::start(lab_config(&dir, &args.options, config.pack)?)
+        .await
+        .map_err(failed)?;
+    banner(&lab, &dir, &args.options);
     println!();
     println!("Ctrl-C stops the lab.");
     // Ctrl-C or a plain `kill` (SIGTERM): either way the lab stops its servers (the

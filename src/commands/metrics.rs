@@ -46,38 +46,17 @@ fn per_site(
     }
 }
 
-/// Read the deployment and the journal once, and write what they say.
-pub async fn exposition(config: &Config) -> String {
-    let started = Instant::now();
-    let mut out = String::new();
-    let env = match config.environment() {
-        Ok(e) => Arc::new(e),
-        Err(e) => {
-            gauge(
-                &mut out,
-                "runbook_check_up",
-                "Whether the last check could read the environment file",
-                "gauge",
-            );
-            let _ = writeln!(out, "runbook_check_up 0");
-            tracing::warn!("metrics: {}", e.error);
-            return out;
-        }
-    };
-    let sites: Vec<String> = env.sites.keys().cloned().collect();
-    let d = config.pack.defaults;
-    let history = super::check::pack_history(config, &env);
-    let inputs = crate::packs::CheckInputs {
-        primary: sites.first().cloned().unwrap_or_else(|| d.primary.into()),
-        secondary: sites.get(1).cloned().unwrap_or_else(|| d.secondary.into()),
-        caches: d.caches.iter().map(|c| c.to_string()).collect(),
-        down_path: d.down_path.into(),
-        style: crate::progress::Style::plain(),
-        history: history.clone(),
-    };
-    let diagnosis =
-        (config.pack.diagnose)(Arc::clone(&config.registry), Arc::clone(&env), inputs).await;
-    let o = &diagnosis.observations;
+/// Per site, from the pack's observations and the journal's facts: which serve,
+/// which are in the endpoint group (the accelerator's reading), which left traffic
+/// unsynchronized, which a fence took out.
+struct SiteFacts {
+    serving: Vec<String>,
+    in_group: Option<Vec<String>>,
+    unsynced: Vec<String>,
+    fenced: Vec<String>,
+}
+
+fn site_facts(o: &Json, history: &Json) -> SiteFacts {
     // Per site: serving and in the group (the accelerator's reading, or Route53's
     // one serving site for the Keycloak 24 shape).
     let list = |v: &Json| -> Vec<String> {
@@ -112,6 +91,16 @@ pub async fn exposition(config: &Config) -> String {
         .filter(|(_, why)| why.as_str().is_some_and(|w| w.starts_with("fence-site")))
         .map(|(s, _)| s.clone())
         .collect();
+    SiteFacts {
+        serving,
+        in_group,
+        unsynced,
+        fenced,
+    }
+}
+
+/// Which run holds each site, and how many runs ended each way.
+fn journal_counts(config: &Config) -> (BTreeMap<String, String>, BTreeMap<String, u64>) {
     let mut held: BTreeMap<String, String> = BTreeMap::new();
     let mut outcomes: BTreeMap<String, u64> = BTreeMap::new();
     if let Some(Ok(journal)) = config.try_journal() {
@@ -122,6 +111,47 @@ pub async fn exposition(config: &Config) -> String {
             *outcomes.entry(r.status.as_str().to_string()).or_default() += 1;
         }
     }
+    (held, outcomes)
+}
+
+/// Read the deployment and the journal once, and write what they say.
+pub async fn exposition(config: &Config) -> String {
+    let started = Instant::now();
+    let mut out = String::new();
+    let env = match config.environment() {
+        Ok(e) => Arc::new(e),
+        Err(e) => {
+            gauge(
+                &mut out,
+                "runbook_check_up",
+                "Whether the last check could read the environment file",
+                "gauge",
+            );
+            let _ = writeln!(out, "runbook_check_up 0");
+            tracing::warn!("metrics: {}", e.error);
+            return out;
+        }
+    };
+    let sites: Vec<String> = env.sites.keys().cloned().collect();
+    let d = config.pack.defaults;
+    let history = super::check::pack_history(config, &env);
+    let inputs = crate::packs::CheckInputs {
+        primary: sites.first().cloned().unwrap_or_else(|| d.primary.into()),
+        secondary: sites.get(1).cloned().unwrap_or_else(|| d.secondary.into()),
+        caches: d.caches.iter().map(|c| c.to_string()).collect(),
+        down_path: d.down_path.into(),
+        style: crate::progress::Style::plain(),
+        history: history.clone(),
+    };
+    let diagnosis =
+        (config.pack.diagnose)(Arc::clone(&config.registry), Arc::clone(&env), inputs).await;
+    let SiteFacts {
+        serving,
+        in_group,
+        unsynced,
+        fenced,
+    } = site_facts(&diagnosis.observations, &history);
+    let (held, outcomes) = journal_counts(config);
     per_site(
         &mut out,
         "runbook_site_serving",

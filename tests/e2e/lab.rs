@@ -36,6 +36,21 @@ fn runbook_lab_starts_prints_its_files_and_stops_on_ctrl_c() {
         "{printed}"
     );
     assert!(printed.contains("export RUNBOOK_ENV="), "{printed}");
+    // The banner's curl works as printed (it named a route Infinispan 14 answers 404).
+    let curl = printed
+        .lines()
+        .find(|l| l.trim_start().starts_with("curl -su admin"))
+        .expect("a curl line")
+        .trim();
+    let out = Command::new("sh")
+        .args(["-c", &format!("{curl} -o /dev/null -w '%{{http_code}}'")])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "200",
+        "{curl}: {out:?}"
+    );
     let env_text = std::fs::read_to_string(&env).unwrap();
     let password = std::fs::read_to_string(labdir.join("secrets/infinispan-password")).unwrap();
     assert!(
