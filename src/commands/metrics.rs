@@ -114,6 +114,73 @@ fn journal_counts(config: &Config) -> (BTreeMap<String, String>, BTreeMap<String
     (held, outcomes)
 }
 
+/// What the journal says: who holds each site, how runs ended, the last fence.
+fn journal_gauges(
+    out: &mut String,
+    sites: &[String],
+    held: &BTreeMap<String, String>,
+    outcomes: &BTreeMap<String, u64>,
+    history: &Json,
+) {
+    gauge(
+        out,
+        "runbook_site_held",
+        "Whether a run holds the site (its lock)",
+        "gauge",
+    );
+    for s in sites {
+        match held.get(s) {
+            Some(run) => {
+                let _ = writeln!(
+                    out,
+                    "runbook_site_held{{site=\"{}\",run=\"{}\"}} 1",
+                    label(s),
+                    label(run)
+                );
+            }
+            None => {
+                let _ = writeln!(out, "runbook_site_held{{site=\"{}\",run=\"\"}} 0", label(s));
+            }
+        }
+    }
+    gauge(
+        out,
+        "runbook_runs",
+        "Runs in the journal, by outcome",
+        "gauge",
+    );
+    for (k, n) in outcomes {
+        let _ = writeln!(out, "runbook_runs{{outcome=\"{}\"}} {n}", label(k));
+    }
+    gauge(
+        out,
+        "runbook_guard_refusals",
+        "Runs a safety guard refused before any effect",
+        "gauge",
+    );
+    let _ = writeln!(
+        out,
+        "runbook_guard_refusals {}",
+        outcomes.get("refused").copied().unwrap_or(0)
+    );
+    if let Some(at) = history["last_fence"]["at_ms"].as_u64() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        gauge(
+            out,
+            "runbook_seconds_since_last_fence",
+            "Seconds since the last fence-site run removed a site",
+            "gauge",
+        );
+        let _ = writeln!(
+            out,
+            "runbook_seconds_since_last_fence {:.3}",
+            now.saturating_sub(at) as f64 / 1000.0
+        );
+    }
+}
+
 /// Read the deployment and the journal once, and write what they say.
 pub async fn exposition(config: &Config) -> String {
     let started = Instant::now();
@@ -182,63 +249,7 @@ pub async fn exposition(config: &Config) -> String {
         &sites,
         |s| unsynced.contains(s) || history["stale"].get(s).is_some(),
     );
-    gauge(
-        &mut out,
-        "runbook_site_held",
-        "Whether a run holds the site (its lock)",
-        "gauge",
-    );
-    for s in &sites {
-        match held.get(s) {
-            Some(run) => {
-                let _ = writeln!(
-                    out,
-                    "runbook_site_held{{site=\"{}\",run=\"{}\"}} 1",
-                    label(s),
-                    label(run)
-                );
-            }
-            None => {
-                let _ = writeln!(out, "runbook_site_held{{site=\"{}\",run=\"\"}} 0", label(s));
-            }
-        }
-    }
-    gauge(
-        &mut out,
-        "runbook_runs",
-        "Runs in the journal, by outcome",
-        "gauge",
-    );
-    for (k, n) in &outcomes {
-        let _ = writeln!(out, "runbook_runs{{outcome=\"{}\"}} {n}", label(k));
-    }
-    gauge(
-        &mut out,
-        "runbook_guard_refusals",
-        "Runs a safety guard refused before any effect",
-        "gauge",
-    );
-    let _ = writeln!(
-        out,
-        "runbook_guard_refusals {}",
-        outcomes.get("refused").copied().unwrap_or(0)
-    );
-    if let Some(at) = history["last_fence"]["at_ms"].as_u64() {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        gauge(
-            &mut out,
-            "runbook_seconds_since_last_fence",
-            "Seconds since the last fence-site run removed a site",
-            "gauge",
-        );
-        let _ = writeln!(
-            out,
-            "runbook_seconds_since_last_fence {:.3}",
-            now.saturating_sub(at) as f64 / 1000.0
-        );
-    }
+    journal_gauges(&mut out, &sites, &held, &outcomes, &history);
     gauge(
         &mut out,
         "runbook_check_health",

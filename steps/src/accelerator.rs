@@ -145,19 +145,8 @@ impl View {
             .collect()
     }
 
-    /// The reading as data: per site, who serves, and what cannot be told.
-    pub fn judge(&self) -> Json {
-        let serving_strict: Vec<String> = self
-            .endpoints
-            .iter()
-            .filter(|e| e.weight > 0 && e.health == "HEALTHY")
-            .filter_map(|e| e.site.clone())
-            .collect();
-        let fail_open = !self.endpoints.is_empty()
-            && !self
-                .endpoints
-                .iter()
-                .any(|e| e.weight > 0 && e.health == "HEALTHY");
+    /// What cannot be told (ambiguous) and what is not who it says it is (mismatch).
+    fn doubts(&self, fail_open: bool) -> (Vec<String>, Vec<String>) {
         let mut ambiguous: Vec<String> = Vec::new();
         if self.listeners != 1 || self.endpoint_groups != 1 {
             ambiguous.push(format!(
@@ -202,6 +191,23 @@ impl View {
                 }
             }
         }
+        (ambiguous, mismatch)
+    }
+
+    /// The reading as data: per site, who serves, and what cannot be told.
+    pub fn judge(&self) -> Json {
+        let serving_strict: Vec<String> = self
+            .endpoints
+            .iter()
+            .filter(|e| e.weight > 0 && e.health == "HEALTHY")
+            .filter_map(|e| e.site.clone())
+            .collect();
+        let fail_open = !self.endpoints.is_empty()
+            && !self
+                .endpoints
+                .iter()
+                .any(|e| e.weight > 0 && e.health == "HEALTHY");
+        let (ambiguous, mismatch) = self.doubts(fail_open);
         let mut sites = serde_json::Map::new();
         for site in self.nlbs.keys() {
             let e = self.endpoint_of(site);
@@ -361,6 +367,33 @@ macro_rules! all_pages {
     }};
 }
 
+/// Each load balancer's `site` tag (ELBv2 DescribeTags, 20 ARNs a call).
+async fn site_tags(
+    elb: &aws_sdk_elasticloadbalancingv2::Client,
+    mut ask: Vec<String>,
+) -> Result<BTreeMap<String, Option<String>>, StepError> {
+    let mut tag_of: BTreeMap<String, Option<String>> = BTreeMap::new();
+    ask.sort();
+    ask.dedup();
+    for chunk in ask.chunks(20) {
+        let tags = elb
+            .describe_tags()
+            .set_resource_arns(Some(chunk.to_vec()))
+            .send()
+            .await
+            .map_err(|e| aws_error("ELBv2 DescribeTags", e, false))?;
+        for d in tags.tag_descriptions() {
+            let site = d
+                .tags()
+                .iter()
+                .find(|t| t.key() == Some("site"))
+                .and_then(|t| t.value().map(str::to_string));
+            tag_of.insert(d.resource_arn().unwrap_or_default().to_string(), site);
+        }
+    }
+    Ok(tag_of)
+}
+
 /// Read the accelerator, its listeners and endpoint groups, and the NLBs' tags.
 pub async fn read(ctx: &StepCtx) -> Result<View, StepError> {
     let wanted = sections(ctx);
@@ -418,30 +451,12 @@ pub async fn read(ctx: &StepCtx) -> Result<View, StepError> {
         .map(|g| g.endpoint_descriptions().to_vec())
         .unwrap_or_default();
     let arns = nlb_arns(&elb, &wanted).await?;
-    let mut tag_of: BTreeMap<String, Option<String>> = BTreeMap::new();
     let mut ask: Vec<String> = descriptions
         .iter()
         .filter_map(|d| d.endpoint_id().map(str::to_string))
         .collect();
     ask.extend(arns.values().cloned());
-    ask.sort();
-    ask.dedup();
-    for chunk in ask.chunks(20) {
-        let tags = elb
-            .describe_tags()
-            .set_resource_arns(Some(chunk.to_vec()))
-            .send()
-            .await
-            .map_err(|e| aws_error("ELBv2 DescribeTags", e, false))?;
-        for d in tags.tag_descriptions() {
-            let site = d
-                .tags()
-                .iter()
-                .find(|t| t.key() == Some("site"))
-                .and_then(|t| t.value().map(str::to_string));
-            tag_of.insert(d.resource_arn().unwrap_or_default().to_string(), site);
-        }
-    }
+    let tag_of = site_tags(&elb, ask).await?;
     Ok(View {
         accelerator: name,
         accelerator_arn: acc_arn,

@@ -762,6 +762,75 @@ impl MoveWriter {
     }
 }
 
+/// Stop the old writer `from` before `to` is promoted: planned, once `to` replayed
+/// up to the primary's position (then shut down, waited on); unplanned, fenced where
+/// its API still answers (a lost site's may never).
+async fn stop_old_writer(
+    unplanned: bool,
+    ctx: &StepCtx,
+    (from, to): (&String, &String),
+    target: &View,
+    prepared: &Outputs,
+    out: &mut Outputs,
+    poll: Duration,
+) -> Result<(), StepError> {
+    let (sites, _) = pgo_sites(ctx);
+    let from_cfg = sites
+        .iter()
+        .find(|(s, _)| s == from)
+        .map(|(_, c)| c.clone())
+        .ok_or_else(|| StepError::configuration(format!("{from} names no database.pgo")))?;
+    if unplanned {
+        // Fence what can be fenced: a lost site's API may never answer (the
+        // guard then needed force); one that answers is waited on.
+        let fenced = tokio::time::timeout(
+            Duration::from_secs(10),
+            merge_patch(
+                ctx,
+                from,
+                &from_cfg.cluster,
+                json!({"spec": {"shutdown": true}}),
+            ),
+        )
+        .await;
+        let fenced = matches!(fenced, Ok(Ok(())));
+        if fenced {
+            until_shut_down(ctx, from, &from_cfg, poll).await?;
+        }
+        out.insert("fenced".into(), json!(fenced));
+    } else {
+        let goal = prepared
+            .get("primary_lsn_bytes")
+            .and_then(Json::as_u64)
+            .unwrap_or(0);
+        until(
+            ctx,
+            &format!("{to} replays up to the primary's {goal}"),
+            poll,
+            || async {
+                let v = read_site(ctx, to, &target.cfg)
+                    .await
+                    .map_err(|e| e.message)?;
+                match &v.sql {
+                    Ok(s) if s.lsn_bytes >= goal => Ok(Some(())),
+                    Ok(s) => Err(format!("replayed {} of {goal}", s.lsn_bytes)),
+                    Err(e) => Err(e.clone()),
+                }
+            },
+        )
+        .await?;
+        merge_patch(
+            ctx,
+            from,
+            &from_cfg.cluster,
+            json!({"spec": {"shutdown": true}}),
+        )
+        .await?;
+        until_shut_down(ctx, from, &from_cfg, poll).await?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Action for MoveWriter {
     fn name(&self) -> &'static str {
@@ -929,60 +998,16 @@ impl Action for MoveWriter {
             return Ok(out);
         }
         if let Some(from) = &from {
-            let (sites, _) = pgo_sites(ctx);
-            let from_cfg = sites
-                .iter()
-                .find(|(s, _)| s == from)
-                .map(|(_, c)| c.clone())
-                .ok_or_else(|| StepError::configuration(format!("{from} names no database.pgo")))?;
-            if self.unplanned {
-                // Fence what can be fenced: a lost site's API may never answer (the
-                // guard then needed force); one that answers is waited on.
-                let fenced = tokio::time::timeout(
-                    Duration::from_secs(10),
-                    merge_patch(
-                        ctx,
-                        from,
-                        &from_cfg.cluster,
-                        json!({"spec": {"shutdown": true}}),
-                    ),
-                )
-                .await;
-                let fenced = matches!(fenced, Ok(Ok(())));
-                if fenced {
-                    until_shut_down(ctx, from, &from_cfg, poll).await?;
-                }
-                out.insert("fenced".into(), json!(fenced));
-            } else {
-                let goal = prepared
-                    .get("primary_lsn_bytes")
-                    .and_then(Json::as_u64)
-                    .unwrap_or(0);
-                until(
-                    ctx,
-                    &format!("{to} replays up to the primary's {goal}"),
-                    poll,
-                    || async {
-                        let v = read_site(ctx, &to, &target.cfg)
-                            .await
-                            .map_err(|e| e.message)?;
-                        match &v.sql {
-                            Ok(s) if s.lsn_bytes >= goal => Ok(Some(())),
-                            Ok(s) => Err(format!("replayed {} of {goal}", s.lsn_bytes)),
-                            Err(e) => Err(e.clone()),
-                        }
-                    },
-                )
-                .await?;
-                merge_patch(
-                    ctx,
-                    from,
-                    &from_cfg.cluster,
-                    json!({"spec": {"shutdown": true}}),
-                )
-                .await?;
-                until_shut_down(ctx, from, &from_cfg, poll).await?;
-            }
+            stop_old_writer(
+                self.unplanned,
+                ctx,
+                (from, &to),
+                &target,
+                prepared,
+                &mut out,
+                poll,
+            )
+            .await?;
         }
         merge_patch(
             ctx,

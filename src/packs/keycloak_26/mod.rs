@@ -235,6 +235,45 @@ fn diagnose(
     })
 }
 
+/// A site out of the endpoint group: stale (synchronize it: the planned state after a
+/// take-site-offline, an incident after a fence) or synchronized (bring it online).
+fn out_of_group(o: &Json, site: &str, source: &str) -> Verdict {
+    let degraded = |runbook: Option<Invocation>, reason: String| Verdict {
+        health: Health::Degraded,
+        runbook,
+        reason,
+        notes: vec![],
+    };
+    let p = [("site", site), ("source", source)];
+    let unsynced = &o["history"]["unsynchronized"];
+    // Taken out by take-site-offline (a maintenance), not fenced: the planned state.
+    let planned = unsynced[site]
+        .as_str()
+        .is_some_and(|w| w.starts_with("take-site-offline "));
+    if unsynced.get(site).is_some()
+        || !o["replication"]
+            .as_object()
+            .is_some_and(|r| r.values().all(|v| v == "online"))
+    {
+        let mut v = degraded(
+            Some(Invocation::new("keycloak-26/synchronize-site", &p)),
+            format!(
+                "{site} is out of the endpoint group and stale ({}): synchronize it from {source}, then bring it online",
+                unsynced[site].as_str().unwrap_or("its replication is not online both ways")
+            ),
+        );
+        if planned {
+            v.health = Health::Planned;
+        }
+        v
+    } else {
+        degraded(
+            Some(Invocation::new("keycloak-26/bring-site-online", &p)),
+            format!("{site} is out of the endpoint group and was synchronized since it left: bring it online"),
+        )
+    }
+}
+
 /// The verdict: what cannot be told first, then a site out of the group (synchronize
 /// or bring online, by the journal), then replication that is not online while both
 /// serve (a partition nobody fenced), else healthy.
@@ -279,35 +318,8 @@ pub fn verdict(o: &Json, sites: &[String; 2]) -> Verdict {
     }
     let serving = list("serving");
     let out = list("out_of_group");
-    let unsynced = &o["history"]["unsynchronized"];
     if let (Some(site), Some(source)) = (out.first(), serving.first()) {
-        let p = [("site", site.as_str()), ("source", source.as_str())];
-        // Taken out by take-site-offline (a maintenance), not fenced: the planned state.
-        let planned = unsynced[site]
-            .as_str()
-            .is_some_and(|w| w.starts_with("take-site-offline "));
-        return if unsynced.get(site).is_some()
-            || !o["replication"]
-                .as_object()
-                .is_some_and(|r| r.values().all(|v| v == "online"))
-        {
-            let mut v = degraded(
-                Some(Invocation::new("keycloak-26/synchronize-site", &p)),
-                format!(
-                    "{site} is out of the endpoint group and stale ({}): synchronize it from {source}, then bring it online",
-                    unsynced[site].as_str().unwrap_or("its replication is not online both ways")
-                ),
-            );
-            if planned {
-                v.health = Health::Planned;
-            }
-            v
-        } else {
-            degraded(
-                Some(Invocation::new("keycloak-26/bring-site-online", &p)),
-                format!("{site} is out of the endpoint group and was synchronized since it left: bring it online"),
-            )
-        };
+        return out_of_group(o, site, source);
     }
     if serving.is_empty() {
         return Verdict {

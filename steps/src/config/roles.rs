@@ -153,6 +153,126 @@ fn once(
     }
 }
 
+/// A site's `traffic:` section read into the settings the actions use.
+fn traffic_of(
+    name: &str,
+    site: &mut super::SiteConfig,
+    aws: &mut AwsConfig,
+    accelerator: &mut Option<String>,
+    text: &str,
+) -> Result<(), SchemaError> {
+    if let Some(r) = site.traffic.as_ref().and_then(|t| t.route53.as_ref()) {
+        if site.route53.is_some() {
+            return Err(placed(
+                text,
+                "route53",
+                format!("sites.{name} gives Route53 twice (route53: and traffic.route53:): keep traffic.route53"),
+            ));
+        }
+        site.route53 = Some(Route53Config {
+            health_check_id: r.health_check_id.clone(),
+            target: r.target.clone(),
+        });
+        once(
+            &mut aws.hosted_zone_id,
+            &r.hosted_zone_id,
+            "the Route53 hosted zone",
+            text,
+            "hosted_zone_id",
+        )?;
+        once(
+            &mut aws.client_domain,
+            &r.client_domain,
+            "the client domain",
+            text,
+            "client_domain",
+        )?;
+    }
+    if let Some(t) = &site.traffic {
+        if t.route53.is_some() && t.accelerator.is_some() {
+            return Err(placed(
+                text,
+                "accelerator",
+                format!("sites.{name}.traffic names two vendors (route53 and accelerator): a site's traffic is one"),
+            ));
+        }
+    }
+    if let Some(a) = site.traffic.as_ref().and_then(|t| t.accelerator.as_ref()) {
+        once(
+            accelerator,
+            &Some(a.name.clone()),
+            "the Global Accelerator",
+            text,
+            "accelerator",
+        )?;
+        if a.load_balancer.trim().is_empty() {
+            return Err(placed(
+                text,
+                "load_balancer",
+                format!("sites.{name}.traffic.accelerator.load_balancer is empty (this site's NLB: its DNS name or ARN)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A site's `database:` section read into the settings the actions use.
+fn database_of(
+    name: &str,
+    site: &mut super::SiteConfig,
+    aws: &mut AwsConfig,
+    text: &str,
+) -> Result<(), SchemaError> {
+    if site
+        .database
+        .as_ref()
+        .is_some_and(|d| d.aurora.is_some() && d.pgo.is_some())
+    {
+        return Err(placed(
+            text,
+            "pgo",
+            format!("sites.{name}.database names two vendors (aurora and pgo): a site's database is one"),
+        ));
+    }
+    if let Some(p) = site.database.as_ref().and_then(|d| d.pgo.as_ref()) {
+        let port_ok = p
+            .address
+            .rsplit_once(':')
+            .is_some_and(|(h, port)| !h.is_empty() && port.parse::<u16>().is_ok_and(|n| n > 0));
+        if !port_ok {
+            return Err(placed(
+                text,
+                "address",
+                format!(
+                    "sites.{name}.database.pgo.address `{}` is not host:port (where this site's primary service is exposed, e.g. pg-a.example.com:5432)",
+                    p.address
+                ),
+            ));
+        }
+    }
+    if let Some(a) = site.database.as_ref().and_then(|d| d.aurora.as_ref()) {
+        if site.aurora.is_some() {
+            return Err(placed(
+                text,
+                "aurora",
+                format!("sites.{name} gives Aurora twice (aurora: and database.aurora:): keep database.aurora"),
+            ));
+        }
+        site.aurora = Some(AuroraConfig {
+            instance: a.instance.clone(),
+            zone: a.zone.clone(),
+        });
+        once(
+            &mut aws.aurora_cluster,
+            &a.cluster,
+            "the Aurora cluster",
+            text,
+            "cluster",
+        )?;
+    }
+    Ok(())
+}
+
 /// Read the role sections into the settings the actions use, and note the old keys.
 ///
 /// # Errors
@@ -183,105 +303,8 @@ pub fn normalize(file: &mut EnvFile, text: &str) -> Result<(), SchemaError> {
                 "sites.{name}.aurora: write it as sites.{name}.database.aurora"
             ));
         }
-        if let Some(r) = site.traffic.as_ref().and_then(|t| t.route53.as_ref()) {
-            if site.route53.is_some() {
-                return Err(placed(
-                    text,
-                    "route53",
-                    format!("sites.{name} gives Route53 twice (route53: and traffic.route53:): keep traffic.route53"),
-                ));
-            }
-            site.route53 = Some(Route53Config {
-                health_check_id: r.health_check_id.clone(),
-                target: r.target.clone(),
-            });
-            once(
-                &mut aws.hosted_zone_id,
-                &r.hosted_zone_id,
-                "the Route53 hosted zone",
-                text,
-                "hosted_zone_id",
-            )?;
-            once(
-                &mut aws.client_domain,
-                &r.client_domain,
-                "the client domain",
-                text,
-                "client_domain",
-            )?;
-        }
-        if let Some(t) = &site.traffic {
-            if t.route53.is_some() && t.accelerator.is_some() {
-                return Err(placed(
-                    text,
-                    "accelerator",
-                    format!("sites.{name}.traffic names two vendors (route53 and accelerator): a site's traffic is one"),
-                ));
-            }
-        }
-        if let Some(a) = site.traffic.as_ref().and_then(|t| t.accelerator.as_ref()) {
-            once(
-                &mut accelerator,
-                &Some(a.name.clone()),
-                "the Global Accelerator",
-                text,
-                "accelerator",
-            )?;
-            if a.load_balancer.trim().is_empty() {
-                return Err(placed(
-                    text,
-                    "load_balancer",
-                    format!("sites.{name}.traffic.accelerator.load_balancer is empty (this site's NLB: its DNS name or ARN)"),
-                ));
-            }
-        }
-        if site
-            .database
-            .as_ref()
-            .is_some_and(|d| d.aurora.is_some() && d.pgo.is_some())
-        {
-            return Err(placed(
-                text,
-                "pgo",
-                format!("sites.{name}.database names two vendors (aurora and pgo): a site's database is one"),
-            ));
-        }
-        if let Some(p) = site.database.as_ref().and_then(|d| d.pgo.as_ref()) {
-            let port_ok = p
-                .address
-                .rsplit_once(':')
-                .is_some_and(|(h, port)| !h.is_empty() && port.parse::<u16>().is_ok_and(|n| n > 0));
-            if !port_ok {
-                return Err(placed(
-                    text,
-                    "address",
-                    format!(
-                        "sites.{name}.database.pgo.address `{}` is not host:port (where this site's primary service is exposed, e.g. pg-a.example.com:5432)",
-                        p.address
-                    ),
-                ));
-            }
-        }
-        if let Some(a) = site.database.as_ref().and_then(|d| d.aurora.as_ref()) {
-            if site.aurora.is_some() {
-                return Err(placed(
-                    text,
-                    "aurora",
-                    format!("sites.{name} gives Aurora twice (aurora: and database.aurora:): keep database.aurora"),
-                ));
-            }
-            site.aurora = Some(AuroraConfig {
-                instance: a.instance.clone(),
-                zone: a.zone.clone(),
-            });
-            once(
-                &mut aws.aurora_cluster,
-                &a.cluster,
-                "the Aurora cluster",
-                text,
-                "cluster",
-            )?;
-        }
+        traffic_of(name, site, &mut aws, &mut accelerator, text)?;
+        database_of(name, site, &mut aws, text)?;
     }
     let used_roles = file
         .sites
