@@ -286,6 +286,7 @@ pub fn replaces(current: Option<Severity>, new: Severity) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::too_many_lines)] // the decision tables read better whole
 mod tests {
     use serde_json::json;
 

@@ -266,6 +266,54 @@ fn known_configurations(
     Ok(wanted)
 }
 
+/// A new endpoint: INITIAL until its health checks say otherwise.
+fn fresh((id, weight, ip): (String, u8, bool)) -> Endpoint {
+    Endpoint {
+        id,
+        weight,
+        client_ip: ip,
+        state: "INITIAL",
+        rounds: 0,
+    }
+}
+
+/// `AddEndpoints`: delta semantics, at most 10 endpoints in the group.
+fn add_endpoints(acc: &mut Accelerator, req: &Json, op: &str) -> Response {
+    let wanted = match known_configurations(acc, req, "EndpointConfigurations") {
+        Ok(c) => c,
+        Err((kind, message)) => return ga_error(kind, &message),
+    };
+    if acc.endpoints.len()
+        + wanted
+            .iter()
+            .filter(|c| !acc.endpoints.iter().any(|e| e.id == c.0))
+            .count()
+        > 10
+    {
+        return ga_error(
+            "LimitExceededException",
+            "an endpoint group holds at most 10 endpoints",
+        );
+    }
+    let mut added = Vec::new();
+    for c in wanted {
+        let id = c.0.clone();
+        match acc.endpoints.iter_mut().find(|e| e.id == id) {
+            // Already there: updated in place (lab's choice; unverified).
+            Some(e) => {
+                e.weight = c.1;
+                e.client_ip = c.2;
+            }
+            None => acc.endpoints.push(fresh(c)),
+        }
+        if let Some(e) = acc.endpoints.iter().find(|e| e.id == id) {
+            added.push(describe(e));
+        }
+    }
+    acc.wrote(op);
+    ga_ok(json!({"EndpointDescriptions": added, "EndpointGroupArn": acc.group_arn}))
+}
+
 fn write(w: &mut World, op: &str, req: &Json) -> Response {
     let busy = w.faults.iter_mut().find_map(|f| match f {
         Fault::AcceleratorBusy { remaining } if *remaining > 0 && op != "UpdateEndpointGroup" => {
@@ -286,13 +334,6 @@ fn write(w: &mut World, op: &str, req: &Json) -> Response {
     if req.get("EndpointGroupArn").and_then(Json::as_str) != Some(acc.group_arn.as_str()) {
         return ga_error("EndpointGroupNotFoundException", "Endpoint group not found");
     }
-    let fresh = |(id, weight, ip): (String, u8, bool)| Endpoint {
-        id,
-        weight,
-        client_ip: ip,
-        state: "INITIAL",
-        rounds: 0,
-    };
     match op {
         "UpdateEndpointGroup" => {
             if req.get("EndpointConfigurations").is_some() {
@@ -318,41 +359,7 @@ fn write(w: &mut World, op: &str, req: &Json) -> Response {
             acc.wrote(op);
             ga_ok(json!({"EndpointGroup": acc.group_json()}))
         }
-        "AddEndpoints" => {
-            let wanted = match known_configurations(acc, req, "EndpointConfigurations") {
-                Ok(c) => c,
-                Err((kind, message)) => return ga_error(kind, &message),
-            };
-            if acc.endpoints.len()
-                + wanted
-                    .iter()
-                    .filter(|c| !acc.endpoints.iter().any(|e| e.id == c.0))
-                    .count()
-                > 10
-            {
-                return ga_error(
-                    "LimitExceededException",
-                    "an endpoint group holds at most 10 endpoints",
-                );
-            }
-            let mut added = Vec::new();
-            for c in wanted {
-                let id = c.0.clone();
-                match acc.endpoints.iter_mut().find(|e| e.id == id) {
-                    // Already there: updated in place (lab's choice; unverified).
-                    Some(e) => {
-                        e.weight = c.1;
-                        e.client_ip = c.2;
-                    }
-                    None => acc.endpoints.push(fresh(c)),
-                }
-                if let Some(e) = acc.endpoints.iter().find(|e| e.id == id) {
-                    added.push(describe(e));
-                }
-            }
-            acc.wrote(op);
-            ga_ok(json!({"EndpointDescriptions": added, "EndpointGroupArn": acc.group_arn}))
-        }
+        "AddEndpoints" => add_endpoints(acc, req, op),
         _ => {
             let ids: Vec<String> = req
                 .get("EndpointIdentifiers")
@@ -396,6 +403,124 @@ fn members(form: &HashMap<String, String>, key: &str) -> Vec<String> {
         .collect()
 }
 
+/// `DescribeLoadBalancers` by ARN or name (all without either), paged by `Marker`.
+fn describe_load_balancers(form: &HashMap<String, String>, nlbs: Vec<Nlb>) -> Response {
+    let arns = members(form, "LoadBalancerArns");
+    let names = members(form, "Names");
+    let mut found = Vec::new();
+    for wanted in arns
+        .iter()
+        .map(|a| (a, true))
+        .chain(names.iter().map(|n| (n, false)))
+    {
+        match nlbs.iter().find(|n| {
+            if wanted.1 {
+                &n.arn == wanted.0
+            } else {
+                &n.name == wanted.0
+            }
+        }) {
+            Some(n) => found.push(n.clone()),
+            None => {
+                return xml_error(
+                    StatusCode::BAD_REQUEST,
+                    ELB_NS,
+                    "LoadBalancerNotFound",
+                    &format!("One or more load balancers not found: {}", wanted.0),
+                )
+            }
+        }
+    }
+    if arns.is_empty() && names.is_empty() {
+        found = nlbs;
+    }
+    let size: usize = form
+        .get("PageSize")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(400)
+        .clamp(1, 400);
+    let start: usize = form
+        .get("Marker")
+        .and_then(|m| m.strip_prefix("lab-")?.parse().ok())
+        .unwrap_or(0)
+        .min(found.len());
+    let end = (start + size).min(found.len());
+    let mut x = Xml::new();
+    x.open_ns("DescribeLoadBalancersResponse", ELB_NS)
+        .open("DescribeLoadBalancersResult")
+        .open("LoadBalancers");
+    for n in &found[start..end] {
+        x.open("member")
+            .el("LoadBalancerArn", &n.arn)
+            .el("DNSName", &n.dns_name)
+            .el("CanonicalHostedZoneId", "Z2IFOLAFXWLO4F")
+            .el("CreatedTime", "2026-01-05T09:00:00.000Z")
+            .el("LoadBalancerName", &n.name)
+            .el("Scheme", "internet-facing")
+            .el("VpcId", "vpc-0123456789abcdef0")
+            .open("State")
+            .el("Code", "active")
+            .close("State")
+            .el("Type", "network")
+            .el("IpAddressType", "ipv4")
+            .close("member");
+    }
+    x.close("LoadBalancers");
+    if end < found.len() {
+        x.el("NextMarker", &format!("lab-{end}"));
+    }
+    x.close("DescribeLoadBalancersResult");
+    metadata(&mut x);
+    x.close("DescribeLoadBalancersResponse");
+    xml(StatusCode::OK, x.finish())
+}
+
+/// `DescribeTags` of up to 20 load balancers: each NLB's `site` tag among others.
+fn describe_tags(w: &World, form: &HashMap<String, String>, nlbs: &[Nlb]) -> Response {
+    let arns = members(form, "ResourceArns");
+    if arns.is_empty() {
+        return xml_error(
+            StatusCode::BAD_REQUEST,
+            ELB_NS,
+            "ValidationError",
+            "ResourceArns is required",
+        );
+    }
+    let mut x = Xml::new();
+    x.open_ns("DescribeTagsResponse", ELB_NS)
+        .open("DescribeTagsResult")
+        .open("TagDescriptions");
+    for arn in &arns {
+        let Some(n) = nlbs.iter().find(|n| &n.arn == arn) else {
+            return xml_error(
+                StatusCode::BAD_REQUEST,
+                ELB_NS,
+                "LoadBalancerNotFound",
+                &format!("Load balancer '{arn}' not found"),
+            );
+        };
+        x.open("member").el("ResourceArn", arn).open("Tags");
+        let mut tags = vec![
+            ("accelerator".to_string(), NAME.to_string()),
+            ("namespace".to_string(), crate::kube::NAMESPACE.to_string()),
+        ];
+        if let Some(site) = site_tag(w, n) {
+            tags.push(("site".to_string(), site));
+        }
+        for (k, v) in tags {
+            x.open("member")
+                .el("Key", &k)
+                .el("Value", &v)
+                .close("member");
+        }
+        x.close("Tags").close("member");
+    }
+    x.close("TagDescriptions").close("DescribeTagsResult");
+    metadata(&mut x);
+    x.close("DescribeTagsResponse");
+    xml(StatusCode::OK, x.finish())
+}
+
 pub fn elbv2(w: &World, form: &HashMap<String, String>) -> Response {
     let action = form.get("Action").map(String::as_str).unwrap_or("");
     let nlbs: Vec<Nlb> = w
@@ -404,120 +529,8 @@ pub fn elbv2(w: &World, form: &HashMap<String, String>) -> Response {
         .map(|a| a.nlbs.clone())
         .unwrap_or_default();
     match action {
-        "DescribeLoadBalancers" => {
-            let arns = members(form, "LoadBalancerArns");
-            let names = members(form, "Names");
-            let mut found = Vec::new();
-            for wanted in arns
-                .iter()
-                .map(|a| (a, true))
-                .chain(names.iter().map(|n| (n, false)))
-            {
-                match nlbs.iter().find(|n| {
-                    if wanted.1 {
-                        &n.arn == wanted.0
-                    } else {
-                        &n.name == wanted.0
-                    }
-                }) {
-                    Some(n) => found.push(n.clone()),
-                    None => {
-                        return xml_error(
-                            StatusCode::BAD_REQUEST,
-                            ELB_NS,
-                            "LoadBalancerNotFound",
-                            &format!("One or more load balancers not found: {}", wanted.0),
-                        )
-                    }
-                }
-            }
-            if arns.is_empty() && names.is_empty() {
-                found = nlbs;
-            }
-            let size: usize = form
-                .get("PageSize")
-                .and_then(|p| p.parse().ok())
-                .unwrap_or(400)
-                .clamp(1, 400);
-            let start: usize = form
-                .get("Marker")
-                .and_then(|m| m.strip_prefix("lab-")?.parse().ok())
-                .unwrap_or(0)
-                .min(found.len());
-            let end = (start + size).min(found.len());
-            let mut x = Xml::new();
-            x.open_ns("DescribeLoadBalancersResponse", ELB_NS)
-                .open("DescribeLoadBalancersResult")
-                .open("LoadBalancers");
-            for n in &found[start..end] {
-                x.open("member")
-                    .el("LoadBalancerArn", &n.arn)
-                    .el("DNSName", &n.dns_name)
-                    .el("CanonicalHostedZoneId", "Z2IFOLAFXWLO4F")
-                    .el("CreatedTime", "2026-01-05T09:00:00.000Z")
-                    .el("LoadBalancerName", &n.name)
-                    .el("Scheme", "internet-facing")
-                    .el("VpcId", "vpc-0123456789abcdef0")
-                    .open("State")
-                    .el("Code", "active")
-                    .close("State")
-                    .el("Type", "network")
-                    .el("IpAddressType", "ipv4")
-                    .close("member");
-            }
-            x.close("LoadBalancers");
-            if end < found.len() {
-                x.el("NextMarker", &format!("lab-{end}"));
-            }
-            x.close("DescribeLoadBalancersResult");
-            metadata(&mut x);
-            x.close("DescribeLoadBalancersResponse");
-            xml(StatusCode::OK, x.finish())
-        }
-        "DescribeTags" => {
-            let arns = members(form, "ResourceArns");
-            if arns.is_empty() {
-                return xml_error(
-                    StatusCode::BAD_REQUEST,
-                    ELB_NS,
-                    "ValidationError",
-                    "ResourceArns is required",
-                );
-            }
-            let mut x = Xml::new();
-            x.open_ns("DescribeTagsResponse", ELB_NS)
-                .open("DescribeTagsResult")
-                .open("TagDescriptions");
-            for arn in &arns {
-                let Some(n) = nlbs.iter().find(|n| &n.arn == arn) else {
-                    return xml_error(
-                        StatusCode::BAD_REQUEST,
-                        ELB_NS,
-                        "LoadBalancerNotFound",
-                        &format!("Load balancer '{arn}' not found"),
-                    );
-                };
-                x.open("member").el("ResourceArn", arn).open("Tags");
-                let mut tags = vec![
-                    ("accelerator".to_string(), NAME.to_string()),
-                    ("namespace".to_string(), crate::kube::NAMESPACE.to_string()),
-                ];
-                if let Some(site) = site_tag(w, n) {
-                    tags.push(("site".to_string(), site));
-                }
-                for (k, v) in tags {
-                    x.open("member")
-                        .el("Key", &k)
-                        .el("Value", &v)
-                        .close("member");
-                }
-                x.close("Tags").close("member");
-            }
-            x.close("TagDescriptions").close("DescribeTagsResult");
-            metadata(&mut x);
-            x.close("DescribeTagsResponse");
-            xml(StatusCode::OK, x.finish())
-        }
+        "DescribeLoadBalancers" => describe_load_balancers(form, nlbs),
+        "DescribeTags" => describe_tags(w, form, &nlbs),
         other => xml_error(
             StatusCode::BAD_REQUEST,
             ELB_NS,

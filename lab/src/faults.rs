@@ -104,6 +104,58 @@ pub struct FaultError {
     pub why: String,
 }
 
+/// The faults of the databases and the traffic (PGO, Global Accelerator, NLBs).
+fn parse_platform<'a>(
+    kind: &str,
+    arg: &dyn Fn(usize) -> Option<&'a str>,
+    err: &dyn Fn(&str) -> FaultError,
+) -> Result<Fault, FaultError> {
+    Ok(match kind {
+        "pg-replay-delay" => Fault::PgReplayDelay {
+            delay: humantime::parse_duration(
+                arg(1).ok_or_else(|| err("needs a duration: pg-replay-delay:5s"))?,
+            )
+            .map_err(|e| err(&e.to_string()))?,
+        },
+        "pg-secret-differs" => Fault::PgSecretDiffers {
+            site: arg(1)
+                .ok_or_else(|| err("needs a site: pg-secret-differs:site-b"))?
+                .to_string(),
+        },
+        "nlb-unhealthy" => Fault::NlbUnhealthy {
+            site: arg(1)
+                .ok_or_else(|| err("needs a site: nlb-unhealthy:site-b"))?
+                .to_string(),
+        },
+        "nlb-site-tag" => Fault::NlbSiteTag {
+            site: arg(1)
+                .ok_or_else(|| err("needs a site: nlb-site-tag:site-b[:site-a]"))?
+                .to_string(),
+            value: arg(2).map(str::to_string),
+        },
+        "accelerator-writer" => Fault::AcceleratorWriter {
+            site: arg(1)
+                .ok_or_else(|| err("needs a site: accelerator-writer:site-a[:READS]"))?
+                .to_string(),
+            after: match arg(2) {
+                None => 1,
+                Some(n) => n
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| err("reads must be a number above 0"))?,
+            },
+        },
+        "accelerator-busy" => Fault::AcceleratorBusy {
+            remaining: arg(1)
+                .ok_or_else(|| err("needs a count: accelerator-busy:2"))?
+                .parse()
+                .map_err(|_| err("count must be a number"))?,
+        },
+        _ => return Err(err("unknown fault kind")),
+    })
+}
+
 impl Fault {
     /// Parse one fault spec.
     ///
@@ -181,48 +233,7 @@ impl Fault {
                     .ok_or_else(|| err("needs a site: site-down:site-a"))?
                     .to_string(),
             },
-            "pg-replay-delay" => Fault::PgReplayDelay {
-                delay: humantime::parse_duration(
-                    arg(1).ok_or_else(|| err("needs a duration: pg-replay-delay:5s"))?,
-                )
-                .map_err(|e| err(&e.to_string()))?,
-            },
-            "pg-secret-differs" => Fault::PgSecretDiffers {
-                site: arg(1)
-                    .ok_or_else(|| err("needs a site: pg-secret-differs:site-b"))?
-                    .to_string(),
-            },
-            "nlb-unhealthy" => Fault::NlbUnhealthy {
-                site: arg(1)
-                    .ok_or_else(|| err("needs a site: nlb-unhealthy:site-b"))?
-                    .to_string(),
-            },
-            "nlb-site-tag" => Fault::NlbSiteTag {
-                site: arg(1)
-                    .ok_or_else(|| err("needs a site: nlb-site-tag:site-b[:site-a]"))?
-                    .to_string(),
-                value: arg(2).map(str::to_string),
-            },
-            "accelerator-writer" => Fault::AcceleratorWriter {
-                site: arg(1)
-                    .ok_or_else(|| err("needs a site: accelerator-writer:site-a[:READS]"))?
-                    .to_string(),
-                after: match arg(2) {
-                    None => 1,
-                    Some(n) => n
-                        .parse()
-                        .ok()
-                        .filter(|n| *n > 0)
-                        .ok_or_else(|| err("reads must be a number above 0"))?,
-                },
-            },
-            "accelerator-busy" => Fault::AcceleratorBusy {
-                remaining: arg(1)
-                    .ok_or_else(|| err("needs a count: accelerator-busy:2"))?
-                    .parse()
-                    .map_err(|_| err("count must be a number"))?,
-            },
-            _ => return Err(err("unknown fault kind")),
+            other => return parse_platform(other, &arg, &err),
         };
         Ok(fault)
     }

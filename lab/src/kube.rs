@@ -484,6 +484,28 @@ fn api_version_of(list_kind: &str) -> &'static str {
     }
 }
 
+/// The PGO user's secret (`<cluster>-pguser-<user>`), as PGO writes it; the
+/// `pg-secret-differs` fault gives one site another password.
+fn pguser_secret(lab: &crate::LabState, app: &KubeApp, ns: &str, name: &str) -> Response {
+    match pgo_site(lab, app) {
+        Some(s)
+            if ns == NAMESPACE
+                && name == format!("{}-pguser-{}", crate::pgo::CLUSTER, crate::pgo::USER) =>
+        {
+            let mut s = s.clone();
+            let differs =
+                lab.world.faults.iter().any(
+                    |f| matches!(f, crate::Fault::PgSecretDiffers { site } if *site == app.site),
+                );
+            if differs {
+                s.password = format!("{}-{}", s.password, app.site);
+            }
+            json_response(StatusCode::OK, crate::pgo::secret_object(&s, NAMESPACE))
+        }
+        _ => not_found("secrets", name),
+    }
+}
+
 fn serve(lab: &mut crate::LabState, app: &KubeApp, req: &Req<'_>) -> Response {
     let now = Instant::now();
     lab.world.tick(now);
@@ -521,23 +543,7 @@ fn serve(lab: &mut crate::LabState, app: &KubeApp, req: &Req<'_>) -> Response {
             postgrescluster_route(lab, app, req, (m, rest))
         }
         (Method::GET, ["api", "v1", "namespaces", ns, "secrets", name]) => {
-            match pgo_site(lab, app) {
-                Some(s)
-                    if *ns == NAMESPACE
-                        && *name
-                            == format!("{}-pguser-{}", crate::pgo::CLUSTER, crate::pgo::USER) =>
-                {
-                    let mut s = s.clone();
-                    let differs = lab.world.faults.iter().any(
-                        |f| matches!(f, crate::Fault::PgSecretDiffers { site } if *site == app.site),
-                    );
-                    if differs {
-                        s.password = format!("{}-{}", s.password, app.site);
-                    }
-                    json_response(StatusCode::OK, crate::pgo::secret_object(&s, NAMESPACE))
-                }
-                _ => not_found("secrets", name),
-            }
+            pguser_secret(lab, app, ns, name)
         }
         (Method::GET, ["apis", "apps", "v1", "namespaces", ns, "statefulsets", name]) => {
             let obj = statefulset(lab, app, now);

@@ -214,6 +214,130 @@ async fn serve(router: Router) -> Result<(SocketAddr, JoinHandle<()>), LabError>
     Ok((addr, task))
 }
 
+/// The PGO lab: a real PostgreSQL server per site, and each site's Keycloak pointed
+/// at the primary as PGO's services expose it.
+async fn start_pgo(
+    config: &LabConfig,
+    shared: &Shared,
+    tls: Option<&tls::LabTls>,
+) -> Result<(), LabError> {
+    let sites = config.shape.sites.to_vec();
+    let password = format!("pg-{:016x}", fastrand::u64(..));
+    let cert = tls
+        .as_ref()
+        .map(|t| (t.cert_pem.clone(), t.key_pem.clone()));
+    let pgo = tokio::task::spawn_blocking(move || pgo::setup(&sites, &password, cert))
+        .await
+        .map_err(|e| LabError::Pgo(e.to_string()))??;
+    let mut lab = shared.lock();
+    let first_port = pgo.sites.values().next().map_or(0, |s| s.port);
+    for (i, site) in config.shape.sites.iter().enumerate() {
+        // Keycloak at the primary's site reaches it by its service, the others
+        // by the address it is exposed at (`../shared/docs/pgo.md` 2.8).
+        let (host, port) = if i == 0 {
+            (
+                format!("{}-primary.{}.svc", pgo::CLUSTER, kube::NAMESPACE),
+                5432,
+            )
+        } else {
+            ("127.0.0.1".to_string(), first_port)
+        };
+        if let Some(s) = lab.world.sites.get_mut(site) {
+            s.keycloak.db = pgo::keycloak_db(&host, port);
+        }
+    }
+    lab.pgo = Some(pgo);
+    Ok(())
+}
+
+/// Each site's Kubernetes, Infinispan and Keycloak endpoints, served.
+#[allow(clippy::type_complexity)]
+async fn serve_sites(
+    config: &LabConfig,
+    shared: &Shared,
+    tls: Option<&tls::LabTls>,
+) -> Result<
+    (
+        BTreeMap<String, SocketAddr>,
+        BTreeMap<String, SocketAddr>,
+        BTreeMap<String, SocketAddr>,
+        Vec<JoinHandle<()>>,
+    ),
+    LabError,
+> {
+    let mut tasks = Vec::new();
+    let mut ispn = BTreeMap::new();
+    let mut kc = BTreeMap::new();
+    let mut kube_eps = BTreeMap::new();
+    for site in &config.shape.sites {
+        let (addr, t) = match tls {
+            Some(t) => {
+                let token = Some(config.kube_token.clone());
+                tls::serve(
+                    kube::router(shared.clone(), site.clone(), token),
+                    t.acceptor.clone(),
+                )
+                .await?
+            }
+            None => serve(kube::router(shared.clone(), site.clone(), None)).await?,
+        };
+        kube_eps.insert(site.clone(), addr);
+        tasks.push(t);
+        let (addr, t) = match tls {
+            Some(t) => {
+                tls::serve(
+                    infinispan::router(shared.clone(), site.clone()),
+                    t.acceptor.clone(),
+                )
+                .await?
+            }
+            None => serve(infinispan::router(shared.clone(), site.clone())).await?,
+        };
+        ispn.insert(site.clone(), addr);
+        tasks.push(t);
+        let (addr, t) = serve(keycloak::router(shared.clone(), site.clone())).await?;
+        kc.insert(site.clone(), addr);
+        tasks.push(t);
+    }
+    Ok((ispn, kc, kube_eps, tasks))
+}
+
+/// The traffic in front of the sites: Route53's health checks of each site's
+/// `/lb-check`, and with the accelerator shape the Global Accelerator and its NLBs'
+/// health checks (the tasks it started).
+fn traffic(
+    config: &LabConfig,
+    shared: &Shared,
+    kc: &BTreeMap<String, SocketAddr>,
+) -> Vec<JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    {
+        let mut lab = shared.lock();
+        for (i, site) in config.shape.sites.iter().enumerate() {
+            lab.world.health_checks.push(world::HealthCheck {
+                id: format!("hc-{site}"),
+                site: site.clone(),
+                path: "/lb-check".into(),
+                fqdn: world::lb_host(i).into(),
+                port: kc[site].port(),
+                version: 1,
+                observations: BTreeMap::new(),
+            });
+        }
+    }
+    if config.shape.traffic == world::Traffic::Accelerator {
+        let sites: Vec<(String, u16)> = config
+            .shape
+            .sites
+            .iter()
+            .map(|s| (s.clone(), kc[s].port()))
+            .collect();
+        shared.lock().world.accelerator = Some(accelerator::Accelerator::new(&sites));
+        tasks.push(accelerator::spawn_health_checks(shared.clone()));
+    }
+    tasks
+}
+
 /// Start a lab on 127.0.0.1 (random ports) and write its environment file.
 ///
 /// # Errors
@@ -240,95 +364,14 @@ pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
         None
     };
     if config.shape.database == world::Database::Pgo {
-        let sites = config.shape.sites.to_vec();
-        let password = format!("pg-{:016x}", fastrand::u64(..));
-        let cert = tls
-            .as_ref()
-            .map(|t| (t.cert_pem.clone(), t.key_pem.clone()));
-        let pgo = tokio::task::spawn_blocking(move || pgo::setup(&sites, &password, cert))
-            .await
-            .map_err(|e| LabError::Pgo(e.to_string()))??;
-        let mut lab = shared.lock();
-        let first_port = pgo.sites.values().next().map_or(0, |s| s.port);
-        for (i, site) in config.shape.sites.iter().enumerate() {
-            // Keycloak at the primary's site reaches it by its service, the others
-            // by the address it is exposed at (`../shared/docs/pgo.md` 2.8).
-            let (host, port) = if i == 0 {
-                (
-                    format!("{}-primary.{}.svc", pgo::CLUSTER, kube::NAMESPACE),
-                    5432,
-                )
-            } else {
-                ("127.0.0.1".to_string(), first_port)
-            };
-            if let Some(s) = lab.world.sites.get_mut(site) {
-                s.keycloak.db = pgo::keycloak_db(&host, port);
-            }
-        }
-        lab.pgo = Some(pgo);
+        start_pgo(&config, &shared, tls.as_ref()).await?;
     }
-    let mut tasks = Vec::new();
-    let mut ispn = BTreeMap::new();
-    let mut kc = BTreeMap::new();
-    let mut kube_eps = BTreeMap::new();
-    for site in &config.shape.sites {
-        let (addr, t) = match &tls {
-            Some(t) => {
-                let token = Some(config.kube_token.clone());
-                tls::serve(
-                    kube::router(shared.clone(), site.clone(), token),
-                    t.acceptor.clone(),
-                )
-                .await?
-            }
-            None => serve(kube::router(shared.clone(), site.clone(), None)).await?,
-        };
-        kube_eps.insert(site.clone(), addr);
-        tasks.push(t);
-        let (addr, t) = match &tls {
-            Some(t) => {
-                tls::serve(
-                    infinispan::router(shared.clone(), site.clone()),
-                    t.acceptor.clone(),
-                )
-                .await?
-            }
-            None => serve(infinispan::router(shared.clone(), site.clone())).await?,
-        };
-        ispn.insert(site.clone(), addr);
-        tasks.push(t);
-        let (addr, t) = serve(keycloak::router(shared.clone(), site.clone())).await?;
-        kc.insert(site.clone(), addr);
-        tasks.push(t);
-    }
+    let (ispn, kc, kube_eps, mut tasks) = serve_sites(&config, &shared, tls.as_ref()).await?;
     let (admin_addr, t) = serve(admin::router(shared.clone())).await?;
     tasks.push(t);
     let (aws_addr, t) = serve(aws::router(shared.clone())).await?;
     tasks.push(t);
-    {
-        let mut lab = shared.lock();
-        for (i, site) in config.shape.sites.iter().enumerate() {
-            lab.world.health_checks.push(world::HealthCheck {
-                id: format!("hc-{site}"),
-                site: site.clone(),
-                path: "/lb-check".into(),
-                fqdn: world::lb_host(i).into(),
-                port: kc[site].port(),
-                version: 1,
-                observations: BTreeMap::new(),
-            });
-        }
-    }
-    if config.shape.traffic == world::Traffic::Accelerator {
-        let sites: Vec<(String, u16)> = config
-            .shape
-            .sites
-            .iter()
-            .map(|s| (s.clone(), kc[s].port()))
-            .collect();
-        shared.lock().world.accelerator = Some(accelerator::Accelerator::new(&sites));
-        tasks.push(accelerator::spawn_health_checks(shared.clone()));
-    }
+    tasks.extend(traffic(&config, &shared, &kc));
     tasks.push(keycloak::spawn_health_checkers(shared.clone()));
     if shared.lock().pgo.is_some() {
         tasks.push(pgo::spawn_reconciler(shared.clone()));

@@ -515,63 +515,73 @@ async fn plan_offline(
     .await
 }
 
+/// A fresh Keycloak 26 lab with a partition, and `runbook respond` (this binary)
+/// started against it and ready: the lab, the responder's process and its port.
+async fn lab_and_responder(
+    exe: &std::path::Path,
+    d: &std::path::Path,
+) -> CliResult<(lab::RunningLab, std::process::Child, u16)> {
+    use std::io::{BufRead, BufReader};
+    let mut lab_config = lab::LabConfig::new(&d.join("lab"))
+        .with_faults(&["partition"])
+        .map_err(failed)?;
+    lab_config.shape.scale = 0.0;
+    lab_config.shape.traffic = lab::world::Traffic::Accelerator;
+    lab_config.shape.infinispan_version = 15;
+    lab_config.shape.caches = crate::packs::keycloak_26::CACHES
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    let running = lab::start(lab_config).await.map_err(failed)?;
+    std::fs::write(d.join("pw"), "bench-webhook\n").map_err(failed)?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(failed)?
+        .port();
+    let mut child = std::process::Command::new(exe)
+        .arg("--env")
+        .arg(&running.env_file)
+        .arg("--journal")
+        .arg(d.join("journal"))
+        .args([
+            "respond",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--basic-user",
+            "am",
+            "--basic-password-file",
+        ])
+        .arg(d.join("pw"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(failed)?;
+    let stderr = child.stderr.take();
+    let ready = tokio::task::spawn_blocking(move || {
+        let mut lines = BufReader::new(stderr?).lines();
+        let ok = lines.any(|l| l.is_ok_and(|l| l.contains("Alertmanager webhooks on")));
+        std::thread::spawn(move || for _ in lines {});
+        Some(ok)
+    })
+    .await
+    .map_err(failed)?;
+    if ready != Some(true) {
+        let _ = child.kill();
+        return Err(failed(anyhow::anyhow!("runbook respond did not start")));
+    }
+    Ok((running, child, port))
+}
+
 /// From Alertmanager's POST of a SiteOffline alert to the endpoint's removal from the
 /// lab's Global Accelerator: `runbook respond` (this binary, as a process) answering
 /// with a fence-site run (itself a process), a fresh lab each time, time scale 0.
 async fn fence_via_respond(args: &BenchArgs, dir: &std::path::Path) -> CliResult<Row> {
-    use std::io::{BufRead, BufReader};
     let exe = std::env::current_exe().map_err(failed)?;
     let mut took = Vec::new();
     for i in 0..args.repeat.clamp(1, 10) {
         let d = dir.join(format!("{i}"));
-        let mut lab_config = lab::LabConfig::new(&d.join("lab"))
-            .with_faults(&["partition"])
-            .map_err(failed)?;
-        lab_config.shape.scale = 0.0;
-        lab_config.shape.traffic = lab::world::Traffic::Accelerator;
-        lab_config.shape.infinispan_version = 15;
-        lab_config.shape.caches = crate::packs::keycloak_26::CACHES
-            .iter()
-            .map(|c| c.to_string())
-            .collect();
-        let running = lab::start(lab_config).await.map_err(failed)?;
-        std::fs::write(d.join("pw"), "bench-webhook\n").map_err(failed)?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(failed)?
-            .port();
-        let mut child = std::process::Command::new(&exe)
-            .arg("--env")
-            .arg(&running.env_file)
-            .arg("--journal")
-            .arg(d.join("journal"))
-            .args([
-                "respond",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--basic-user",
-                "am",
-                "--basic-password-file",
-            ])
-            .arg(d.join("pw"))
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .map_err(failed)?;
-        let stderr = child.stderr.take();
-        let ready = tokio::task::spawn_blocking(move || {
-            let mut lines = BufReader::new(stderr?).lines();
-            let ok = lines.any(|l| l.is_ok_and(|l| l.contains("Alertmanager webhooks on")));
-            std::thread::spawn(move || for _ in lines {});
-            Some(ok)
-        })
-        .await
-        .map_err(failed)?;
-        if ready != Some(true) {
-            let _ = child.kill();
-            return Err(failed(anyhow::anyhow!("runbook respond did not start")));
-        }
+        let (running, mut child, port) = lab_and_responder(&exe, &d).await?;
         let dns = running
             .shared
             .lock()

@@ -181,6 +181,43 @@ fn journal_gauges(
     }
 }
 
+/// The check itself: its verdict, that it could read, how long it took.
+fn check_gauges(out: &mut String, verdict: &steps::check::Verdict, started: Instant) {
+    gauge(
+        out,
+        "runbook_check_health",
+        "The check's verdict (1 on the current one)",
+        "gauge",
+    );
+    let health = serde_json::to_value(verdict.health)
+        .ok()
+        .and_then(|h| h.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "runbook_check_health{{health=\"{}\"}} 1",
+        label(&health)
+    );
+    gauge(
+        out,
+        "runbook_check_up",
+        "Whether the last check could read the environment file",
+        "gauge",
+    );
+    let _ = writeln!(out, "runbook_check_up 1");
+    gauge(
+        out,
+        "runbook_check_duration_seconds",
+        "How long the last check took",
+        "gauge",
+    );
+    let _ = writeln!(
+        out,
+        "runbook_check_duration_seconds {:.3}",
+        started.elapsed().as_secs_f64()
+    );
+}
+
 /// Read the deployment and the journal once, and write what they say.
 pub async fn exposition(config: &Config) -> String {
     let started = Instant::now();
@@ -250,39 +287,7 @@ pub async fn exposition(config: &Config) -> String {
         |s| unsynced.contains(s) || history["stale"].get(s).is_some(),
     );
     journal_gauges(&mut out, &sites, &held, &outcomes, &history);
-    gauge(
-        &mut out,
-        "runbook_check_health",
-        "The check's verdict (1 on the current one)",
-        "gauge",
-    );
-    let health = serde_json::to_value(diagnosis.verdict.health)
-        .ok()
-        .and_then(|h| h.as_str().map(str::to_string))
-        .unwrap_or_default();
-    let _ = writeln!(
-        out,
-        "runbook_check_health{{health=\"{}\"}} 1",
-        label(&health)
-    );
-    gauge(
-        &mut out,
-        "runbook_check_up",
-        "Whether the last check could read the environment file",
-        "gauge",
-    );
-    let _ = writeln!(out, "runbook_check_up 1");
-    gauge(
-        &mut out,
-        "runbook_check_duration_seconds",
-        "How long the last check took",
-        "gauge",
-    );
-    let _ = writeln!(
-        out,
-        "runbook_check_duration_seconds {:.3}",
-        started.elapsed().as_secs_f64()
-    );
+    check_gauges(&mut out, &diagnosis.verdict, started);
     out
 }
 

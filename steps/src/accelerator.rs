@@ -367,6 +367,36 @@ macro_rules! all_pages {
     }};
 }
 
+/// The one accelerator named `name` (by Name, DnsName or DualStackDnsName).
+fn one_named(
+    accs: &[aws_sdk_globalaccelerator::types::Accelerator],
+    name: &str,
+) -> Result<aws_sdk_globalaccelerator::types::Accelerator, StepError> {
+    let matches: Vec<_> = accs
+        .iter()
+        .filter(|a| {
+            a.name() == Some(name)
+                || a.dns_name() == Some(name)
+                || a.dual_stack_dns_name() == Some(name)
+        })
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => {
+            Err(StepError::permanent(format!(
+                "Global Accelerator has no accelerator named `{name}` (by Name, DnsName or DualStackDnsName; it has: {})",
+                accs.iter().filter_map(|a| a.name()).collect::<Vec<_>>().join(", ")
+            )))
+        }
+        _ => {
+            Err(StepError::permanent(format!(
+                "{} accelerators are named `{name}`: give its DnsName in traffic.accelerator.name",
+                matches.len()
+            )))
+        }
+    }
+}
+
 /// Each load balancer's `site` tag (ELBv2 DescribeTags, 20 ARNs a call).
 async fn site_tags(
     elb: &aws_sdk_elasticloadbalancingv2::Client,
@@ -408,29 +438,7 @@ pub async fn read(ctx: &StepCtx) -> Result<View, StepError> {
         "Global Accelerator ListAccelerators",
         accelerators
     );
-    let matches: Vec<_> = accs
-        .iter()
-        .filter(|a| {
-            a.name() == Some(name.as_str())
-                || a.dns_name() == Some(name.as_str())
-                || a.dual_stack_dns_name() == Some(name.as_str())
-        })
-        .collect();
-    let acc = match matches.as_slice() {
-        [one] => (*one).clone(),
-        [] => {
-            return Err(StepError::permanent(format!(
-                "Global Accelerator has no accelerator named `{name}` (by Name, DnsName or DualStackDnsName; it has: {})",
-                accs.iter().filter_map(|a| a.name()).collect::<Vec<_>>().join(", ")
-            )))
-        }
-        _ => {
-            return Err(StepError::permanent(format!(
-                "{} accelerators are named `{name}`: give its DnsName in traffic.accelerator.name",
-                matches.len()
-            )))
-        }
-    };
+    let acc = one_named(&accs, &name)?;
     let acc_arn = acc.accelerator_arn().unwrap_or_default().to_string();
     let listeners = all_pages!(
         ga.list_listeners().accelerator_arn(&acc_arn),
