@@ -1,31 +1,106 @@
-//! The module graph has no cycles: in the engine, the CLI, the steps and the lab, no
-//! module reaches (through `crate::` or `super::` paths, tests left out) a module that
-//! reaches it back. A cycle means a helper sits in the wrong module; this test names
-//! the modules and the files that close it.
+//! The module graph has no cycles: in the engine, the CLI, the steps, the lab and the
+//! PostgreSQL store, no module reaches a sibling module that reaches it back, at any
+//! depth (the packs under `src/packs/` included), by any path form: `crate::`,
+//! `super::` (from a `mod.rs` too), `self::`, `use` groups, inline paths; tests left
+//! out. A cycle means a helper sits in the wrong module; this test names the modules
+//! and the files that close it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// `prefix` followed by an identifier, everywhere in `text`.
-fn paths_after<'a>(text: &'a str, prefix: &str) -> Vec<&'a str> {
+/// Every path in `text` that starts at `crate::`, `super::` or `self::` (at a token
+/// boundary), with `use` groups expanded: `use crate::{a::X, b::{c, d}}` gives
+/// `crate::a::X`, `crate::b::c`, `crate::b::d`. Each path as its segments.
+fn paths_in(text: &str) -> Vec<Vec<String>> {
+    let b = text.as_bytes();
     let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(i) = rest.find(prefix) {
-        let before_ok = i == 0
-            || !rest[..i]
-                .chars()
-                .last()
-                .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':');
-        let after = &rest[i + prefix.len()..];
-        let end = after
-            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
-            .unwrap_or(after.len());
-        if before_ok && end > 0 {
-            out.push(&after[..end]);
+    let mut i = 0;
+    while i < b.len() {
+        let boundary =
+            i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_' || b[i - 1] == b':');
+        let starts = ["crate::", "super::", "self::"]
+            .iter()
+            .any(|h| b[i..].starts_with(h.as_bytes()));
+        if boundary && starts {
+            let (paths, end) = tree(text, i, Vec::new());
+            out.extend(paths);
+            i = end.max(i + 1);
+        } else {
+            i += 1;
         }
-        rest = &after[end..];
     }
     out
+}
+
+/// One use-tree at `i`: its segments (prefixed by `prefix`), and where it ends.
+fn tree(text: &str, mut i: usize, mut prefix: Vec<String>) -> (Vec<Vec<String>>, usize) {
+    let b = text.as_bytes();
+    let skip_ws = |mut j: usize| {
+        while j < b.len() && b[j].is_ascii_whitespace() {
+            j += 1;
+        }
+        j
+    };
+    loop {
+        i = skip_ws(i);
+        if i < b.len() && b[i] == b'{' {
+            let mut out = Vec::new();
+            i += 1;
+            loop {
+                i = skip_ws(i);
+                if i >= b.len() || b[i] == b'}' {
+                    return (out, i + 1);
+                }
+                let (paths, end) = tree(text, i, prefix.clone());
+                out.extend(paths);
+                // `d as e`: the rename is not a path.
+                i = end;
+                while i < b.len() && b[i] != b',' && b[i] != b'}' {
+                    i += 1;
+                }
+                if i < b.len() && b[i] == b',' {
+                    i += 1;
+                }
+            }
+        }
+        let start = i;
+        while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'*') {
+            i += 1;
+        }
+        if i == start {
+            return (vec![prefix], i);
+        }
+        let seg = &text[start..i];
+        if seg != "self" || prefix.is_empty() {
+            prefix.push(seg.to_string());
+        }
+        if b[i..].starts_with(b"::") {
+            i += 2;
+        } else {
+            return (vec![prefix], i);
+        }
+    }
+}
+
+/// A path resolved against the module `me` (crate-absolute segments).
+fn resolve(me: &[String], path: &[String]) -> Vec<String> {
+    let mut base: Vec<String> = me.to_vec();
+    let mut rest = path;
+    match path.first().map(String::as_str) {
+        Some("crate") => {
+            base.clear();
+            rest = &path[1..];
+        }
+        Some("self") => rest = &path[1..],
+        _ => {
+            while rest.first().map(String::as_str) == Some("super") {
+                base.pop();
+                rest = &rest[1..];
+            }
+        }
+    }
+    base.extend(rest.iter().cloned());
+    base
 }
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -50,49 +125,63 @@ fn code(p: &Path) -> String {
 
 type Graph = BTreeMap<String, BTreeSet<(String, String)>>;
 
-/// Edges between the top-level modules of a crate (`crate::x`), and between sibling
-/// modules of each module directory (`super::x`).
+/// A file's module path: `packs/pgo/mod.rs` is `packs::pgo`, `lib.rs` the root.
+fn module_of(rel: &Path) -> Vec<String> {
+    let mut parts: Vec<String> = rel
+        .with_extension("")
+        .iter()
+        .map(|c| c.to_string_lossy().into_owned())
+        .collect();
+    if matches!(
+        parts.last().map(String::as_str),
+        Some("mod" | "lib" | "main")
+    ) {
+        parts.pop();
+    }
+    parts
+}
+
+/// For every module, the edges between its child modules: a file in child `a` whose
+/// code (tests left out) names, by any path form, something inside sibling `b`.
+/// Keyed by the parent (`crate` for the root).
 fn graphs(src: &Path) -> Vec<(String, Graph)> {
     let mut files = Vec::new();
     rust_files(src, &mut files);
+    let modules: BTreeSet<Vec<String>> = files
+        .iter()
+        .map(|f| module_of(f.strip_prefix(src).unwrap()))
+        .collect();
     let mut by_scope: BTreeMap<String, Graph> = BTreeMap::new();
     for f in &files {
         let rel = f.strip_prefix(src).unwrap();
-        let parts: Vec<String> = rel
-            .with_extension("")
-            .iter()
-            .map(|c| c.to_string_lossy().into_owned())
-            .collect();
-        let is_mod = matches!(
-            parts.last().map(String::as_str),
-            Some("mod" | "lib" | "main")
-        );
-        let text = code(f);
+        let me = module_of(rel);
         let shown = rel.display().to_string();
-        if parts.len() > 1 || !is_mod {
-            let top = parts[0].clone();
-            let g = by_scope.entry("crate".into()).or_default();
-            g.entry(top.clone()).or_default();
-            for m in paths_after(&text, "crate::") {
-                if m != top {
-                    g.get_mut(&top)
-                        .unwrap()
-                        .insert((m.to_string(), shown.clone()));
-                }
+        for path in paths_in(&code(f)) {
+            let mut to = resolve(&me, &path);
+            while !to.is_empty() && !modules.contains(&to) {
+                to.pop();
             }
+            let common = me.iter().zip(&to).take_while(|(a, b)| a == b).count();
+            let (Some(a), Some(b)) = (me.get(common), to.get(common)) else {
+                continue;
+            };
+            let scope = if common == 0 {
+                "crate".to_string()
+            } else {
+                me[..common].join("::")
+            };
+            by_scope
+                .entry(scope)
+                .or_default()
+                .entry(a.clone())
+                .or_default()
+                .insert((b.clone(), shown.clone()));
         }
-        if parts.len() > 1 && !is_mod {
-            let dir = parts[..parts.len() - 1].join("/");
-            let me = parts.last().unwrap().clone();
-            let g = by_scope.entry(dir).or_default();
-            g.entry(me.clone()).or_default();
-            for m in paths_after(&text, "super::") {
-                if m != me {
-                    g.get_mut(&me)
-                        .unwrap()
-                        .insert((m.to_string(), shown.clone()));
-                }
-            }
+    }
+    for g in by_scope.values_mut() {
+        let targets: Vec<String> = g.values().flatten().map(|(t, _)| t.clone()).collect();
+        for t in targets {
+            g.entry(t).or_default();
         }
     }
     by_scope.into_iter().collect()
@@ -139,7 +228,7 @@ fn find_cycle(g: &Graph) -> Option<Vec<String>> {
 fn no_module_reaches_back_to_a_module_that_reaches_it() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut cycles = Vec::new();
-    for krate in ["engine/src", "src", "steps/src", "lab/src"] {
+    for krate in ["engine/src", "src", "steps/src", "lab/src", "pgstore/src"] {
         for (scope, g) in graphs(&root.join(krate)) {
             if let Some(c) = find_cycle(&g) {
                 cycles.push(format!("{krate} ({scope}): {}", c.join(" -> ")));
@@ -175,4 +264,57 @@ fn the_cycle_finder_finds_a_planted_cycle() {
     let c = find_cycle(&g).expect("a -> b -> c -> a");
     assert_eq!(c.len(), 3, "{c:?}");
     assert!(c.iter().any(|m| m.contains("c.rs")), "{c:?}");
+}
+
+/// Every import form is read: a `use` group, `super::` from a `mod.rs`, a nested
+/// path between sibling modules below the root (the packs' circle of issue 31).
+#[test]
+fn every_import_form_closes_a_planted_cycle() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path();
+    std::fs::create_dir_all(src.join("packs/one")).unwrap();
+    std::fs::write(src.join("lib.rs"), "mod packs;\n").unwrap();
+    std::fs::write(src.join("packs/mod.rs"), "mod one;\nmod two;\n").unwrap();
+    // one (a mod.rs) reaches two through `super::`; two reaches one through a group.
+    std::fs::write(src.join("packs/one/mod.rs"), "use super::two::T;\n").unwrap();
+    std::fs::write(src.join("packs/two.rs"), "pub struct T;\n").unwrap();
+    let scope = |src: &Path| {
+        graphs(src)
+            .into_iter()
+            .find(|(s, _)| s == "packs")
+            .map(|(_, g)| g)
+            .unwrap_or_default()
+    };
+    assert!(find_cycle(&scope(src)).is_none());
+    std::fs::write(
+        src.join("packs/two.rs"),
+        "use crate::{packs::{one::O, two}, other};\npub struct T;\n",
+    )
+    .unwrap();
+    let c = find_cycle(&scope(src)).expect("one -> two -> one");
+    assert_eq!(c.len(), 2, "{c:?}");
+    // And a deep inline path: `crate::packs::one::verdict(...)` names `one` too.
+    std::fs::write(
+        src.join("packs/two.rs"),
+        "pub struct T;\nfn f() { crate::packs::one::verdict(); }\n",
+    )
+    .unwrap();
+    assert!(find_cycle(&scope(src)).is_some());
+}
+
+#[test]
+fn use_groups_and_relative_paths_are_read_whole() {
+    let paths = paths_in("use crate::{a::X, b::{c, d as e}, self};\nlet _ = super::super::f::g();");
+    let shown: Vec<String> = paths.iter().map(|p| p.join("::")).collect();
+    assert!(shown.contains(&"crate::a::X".to_string()), "{shown:?}");
+    assert!(shown.contains(&"crate::b::c".to_string()), "{shown:?}");
+    assert!(shown.contains(&"crate::b::d".to_string()), "{shown:?}");
+    assert!(
+        shown.contains(&"super::super::f::g".to_string()),
+        "{shown:?}"
+    );
+    let me = vec!["x".to_string(), "y".to_string()];
+    let sup = paths.iter().find(|p| p[0] == "super").unwrap();
+    assert_eq!(resolve(&me, sup), vec!["f", "g"]);
+    assert!(!shown.iter().any(|p| p.contains("as")), "{shown:?}");
 }

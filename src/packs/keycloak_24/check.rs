@@ -42,11 +42,7 @@ pub fn diagnose(
         );
         match &obs.pgo {
             Some(d) => {
-                let _ = writeln!(
-                    o,
-                    "database (PGO): {}",
-                    crate::packs::pgo::verdict(d).reason
-                );
+                let _ = writeln!(o, "database (PGO): {}", steps::pgo::diagnosis(d).reason);
             }
             None => {
                 let _ = writeln!(

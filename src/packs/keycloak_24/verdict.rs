@@ -39,7 +39,7 @@ pub fn verdict(o: &Observations, down_path: &str) -> Verdict {
     let (p, s) = (&o.primary, &o.secondary);
     // Two writable primaries come before everything: every write may be lost.
     if let Some(d) = &o.pgo {
-        let db = crate::packs::pgo::verdict(d);
+        let db = steps::pgo::diagnosis(d);
         if db.reason.starts_with("TWO WRITABLE PRIMARIES") {
             return db;
         }
@@ -156,7 +156,7 @@ fn context_notes(o: &Observations) -> Vec<String> {
     }
     let serving = o.serving.clone().unwrap_or_else(|| p.name.clone());
     if let Some(d) = &o.pgo {
-        let db = crate::packs::pgo::verdict(d);
+        let db = steps::pgo::diagnosis(d);
         if db.health != Health::Healthy {
             notes.push(format!("database (PGO): {}", db.reason));
         }

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use engine::history::HistoryFacts;
 use engine::state::{RunState, RunStatus};
 use serde_json::{json, Value as Json};
-use steps::check::{Health, Invocation, Verdict};
 
 use super::pack::{CheckInputs, Defaults, Diagnosis, Pack};
 
@@ -105,7 +104,7 @@ fn diagnose(
     Box::pin(async move {
         let ctx = super::keycloak_24::observe::ctx_for(&env, &i.primary);
         let d = steps::pgo::deployment(&ctx).await;
-        let verdict = verdict(&d);
+        let verdict = steps::pgo::diagnosis(&d);
         let mut text = String::new();
         for s in d["sites"].as_array().into_iter().flatten() {
             let _ = writeln!(text, "{}", s["summary"].as_str().unwrap_or_default());
@@ -128,73 +127,4 @@ fn diagnose(
             text,
         }
     })
-}
-
-/// The verdict on PGO's reading (`steps::pgo::deployment`).
-pub fn verdict(d: &Json) -> Verdict {
-    let writable: Vec<&str> = d["writable"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Json::as_str)
-        .collect();
-    let unreadable: Vec<&str> = d["sites"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|s| s["error"].is_string())
-        .filter_map(|s| s["site"].as_str())
-        .collect();
-    let standbys: Vec<&Json> = d["sites"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|s| s["standby"] == true)
-        .collect();
-    let degraded = |runbook: Option<Invocation>, reason: String| Verdict {
-        health: Health::Degraded,
-        runbook,
-        reason,
-        notes: vec![],
-    };
-    match writable.as_slice() {
-        [_, _, ..] => degraded(None, format!(
-            "TWO WRITABLE PRIMARIES (split-brain): {} all accept writes. Stop all but one now (`spec.shutdown: true` on the others' PostgresCluster), then recreate-standby there (it discards their writes since)",
-            writable.join(", ")
-        )),
-        [] if !unreadable.is_empty() => Verdict {
-            health: Health::Unreachable,
-            runbook: None,
-            reason: format!("no writable primary answers, and {} cannot be read", unreadable.join(", ")),
-            notes: vec![],
-        },
-        [] => {
-            let survivor = standbys.first().and_then(|s| s["site"].as_str()).unwrap_or("site-b");
-            let lost = d["sites"].as_array().into_iter().flatten().filter_map(|s| s["site"].as_str()).find(|s| *s != survivor).unwrap_or("site-a");
-            degraded(
-                Some(Invocation::new("pgo/promote-standby", &[("survivor", survivor), ("lost", lost)])),
-                format!("no site has a writable primary: Keycloak cannot write. If {lost}'s primary is gone for good, promote {survivor}'s standby"),
-            )
-        }
-        [one] => {
-            let missing: Vec<&str> = d["sites"].as_array().into_iter().flatten()
-                .filter(|s| s["site"] != *one && (s["standby"] != true || s["shutdown"] == true || s["exists"] == false))
-                .filter_map(|s| s["site"].as_str()).collect();
-            if let Some(site) = missing.first() {
-                return degraded(
-                    Some(Invocation::new("pgo/recreate-standby", &[("site", site)])),
-                    format!("{one} holds the writer and {site} is no running standby of it: nothing replicates there; recreate it as a standby (it discards {site}'s data)"),
-                );
-            }
-            let lags: Vec<String> = d["lag_bytes"].as_object().into_iter().flatten()
-                .map(|(s, l)| format!("{s} {}", l.as_u64().map_or("unknown".into(), |n| format!("{n} bytes behind"))))
-                .collect();
-            Verdict {
-                health: Health::Healthy,
-                runbook: None,
-                reason: format!("{one} holds the only writable primary; standby replay: {}", lags.join(", ")),
-                notes: vec![],
-            }
-        }
-    }
 }
