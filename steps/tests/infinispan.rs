@@ -336,6 +336,9 @@ async fn wrong_credentials_get_a_clear_message() {
         reason.contains("answered 401: the credentials were refused (user `admin`, Basic)"),
         "{reason}"
     );
+    // The hint matches the cause: a wrong password is no missing permission.
+    assert!(reason.contains("the user or password is wrong"), "{reason}");
+    assert!(!reason.contains("ADMIN"), "{reason}");
     assert!(!reason.contains("not-the-password"));
 }
 

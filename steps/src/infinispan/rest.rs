@@ -397,15 +397,28 @@ impl Rest {
         }
         let call = format!("site `{}`: {method} {}", self.site, self.url(path));
         Err(match status {
-            401 | 403 => StepError::http(status, format!(
-                "{call} answered {status}: the credentials were refused{} (x-site calls need ADMIN permission): {}",
-                match &self.creds {
-                    Some((scheme, user, _)) => format!(" (user `{user}`, {scheme:?})"),
-                    None => " (no infinispan.auth in the environment file)".into(),
-                },
-                excerpt(body.trim(), 300)
-            )),
-            s => StepError::http(s, format!("{call} answered {status}: {}", excerpt(body.trim(), 300))),
+            401 | 403 => StepError::http(
+                status,
+                format!(
+                    "{call} answered {status}: the credentials were refused{} ({}): {}",
+                    match &self.creds {
+                        Some((scheme, user, _)) => format!(" (user `{user}`, {scheme:?})"),
+                        None => " (no infinispan.auth in the environment file)".into(),
+                    },
+                    // 401: not authenticated (a wrong user or password); 403: authenticated
+                    // without the permission (the x-site calls need ADMIN).
+                    if status == 401 {
+                        "the user or password is wrong: check infinispan.auth in the environment file"
+                    } else {
+                        "the user is known but lacks the permission: x-site calls need ADMIN"
+                    },
+                    excerpt(body.trim(), 300)
+                ),
+            ),
+            s => StepError::http(
+                s,
+                format!("{call} answered {status}: {}", excerpt(body.trim(), 300)),
+            ),
         })
     }
 }
