@@ -75,22 +75,12 @@ pub fn pack_history(config: &Config, env: &engine::env::Environment) -> serde_js
 
 /// An endpoint that is not its site makes every other reading meaningless.
 fn misconfigured(identity: &serde_json::Value, v: &mut steps::check::Verdict) {
-    let wrong = identity["endpoints"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e["problem"].as_str())
-        .any(|p| p.starts_with("MISMATCH") || p.starts_with("configuration"));
-    let ambiguous = identity
-        .get("summary")
-        .is_some_and(|s| s.as_str().is_some_and(|t| t.contains("resolve to one")));
-    if wrong || ambiguous {
+    if let Some(summary) = steps::preflight::misconfiguration(identity) {
         *v = steps::check::Verdict {
             health: Health::Misconfigured,
             runbook: None,
             reason: format!(
-                "an endpoint is not the site the environment file says (or cannot say): {}; nothing else it reads can be trusted until that is fixed (`runbook env check`)",
-                identity["summary"].as_str().unwrap_or_default()
+                "an endpoint is not the site the environment file says (or cannot say): {summary}; nothing else it reads can be trusted until that is fixed (`runbook env check`)"
             ),
             notes: std::mem::take(&mut v.notes),
         };

@@ -96,6 +96,50 @@ async fn directions(
     Ok(())
 }
 
+/// A configuration mistake is said as one, before anything is journaled: the run's
+/// built-in identity guard, judged now by the evaluator the run uses; when what it
+/// reads says the environment file is wrong (an endpoint of another site, a refused
+/// password, a missing context), invalid input (exit 2), the same verdict `check`
+/// gives. Not with `force` (the guard is then overridden, journaled).
+pub async fn configuration_first(config: &Config, p: &Prepared) -> CliResult<()> {
+    if p.params.get("force").and_then(serde_json::Value::as_bool) == Some(true) {
+        return Ok(());
+    }
+    let Some(g) = p
+        .runbook
+        .guards
+        .iter()
+        .find(|g| g.id == steps::preflight::IDENTITY)
+    else {
+        return Ok(());
+    };
+    let env = Arc::new(p.env.clone());
+    let templates = engine::template::Templates::new();
+    let ge = engine::guard::GuardEnv {
+        registry: &config.registry,
+        env: &env,
+        templates: &templates,
+        run_id: "preflight",
+        timeout: env.scaled_timeout(std::time::Duration::from_secs(60)),
+        interrupt: Default::default(),
+    };
+    let params = serde_json::Value::Object(p.params.clone());
+    let scope = engine::scope::base_scope(
+        &params,
+        &env,
+        "preflight",
+        serde_json::json!({}),
+        &p.history,
+    );
+    let c = engine::guard::check(g, &ge, &scope).await;
+    match (c.passed(), steps::preflight::misconfiguration(&c.observation)) {
+        (false, Some(summary)) => Err(invalid(anyhow::anyhow!(
+            "MISCONFIGURED: {summary}. The environment file is wrong, not the deployment: nothing was done or journaled. Fix it (`runbook env check` proves every endpoint)"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 pub async fn build(config: &Config, p: &Prepared, live: bool) -> CliResult<engine::plan::Plan> {
     let redactor = Redactor::new(p.secrets.clone());
     engine::plan::plan(
@@ -113,6 +157,9 @@ pub async fn build(config: &Config, p: &Prepared, live: bool) -> CliResult<engin
 
 pub async fn run(config: &Config, args: &PlanArgs) -> CliResult<Code> {
     let p = prepare(config, &args.runbook, &args.params.params, args.live).await?;
+    if args.live {
+        configuration_first(config, &p).await?;
+    }
     let plan = build(config, &p, args.live).await?;
     let redactor = Redactor::new(p.secrets.clone());
     if args.json {

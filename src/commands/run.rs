@@ -48,6 +48,9 @@ pub async fn run(config: &Config, args: &RunArgs) -> CliResult<Code> {
         _ => config,
     };
     let p = prepare(config, &args.runbook, &args.params.params, !args.dry_run).await?;
+    if !args.dry_run {
+        super::plan::configuration_first(config, &p).await?;
+    }
     let plan = build(config, &p, false).await?;
     let redactor = Redactor::new(p.secrets.clone());
     if args.dry_run {

@@ -250,6 +250,27 @@ impl BuiltinGuards for Builtin {
     }
 }
 
+/// Whether an identity reading (`deployment.identity`'s observation) says the
+/// environment file is wrong rather than the deployment: an endpoint that is another
+/// site, a configuration problem (a refused password, a missing context), or two sites
+/// that resolve to one endpoint. The reading's summary when it does.
+pub fn misconfiguration(identity: &Json) -> Option<String> {
+    let wrong = identity["endpoints"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["problem"].as_str())
+        // A section the file does not have is the runbook asking for what this
+        // deployment lacks (the stateless shape has no Infinispan): the run's own
+        // refusal says so, not a mistake in the file.
+        .filter(|p| !p.contains("` section") && !p.contains(" vendor"))
+        .any(|p| p.starts_with("MISMATCH") || p.starts_with("configuration"));
+    let ambiguous = identity
+        .get("summary")
+        .is_some_and(|s| s.as_str().is_some_and(|t| t.contains("resolve to one")));
+    (wrong || ambiguous).then(|| identity["summary"].as_str().unwrap_or_default().to_string())
+}
+
 /// One endpoint's answer to "which site are you?".
 #[derive(Debug, Clone, Default)]
 struct Proof {

@@ -30,6 +30,19 @@ fn nothing_done(l: &InLab) {
     assert_eq!(l.state()["serving_site"], "site-a", "traffic did not move");
 }
 
+/// A configuration mistake leaves no run in the history.
+fn no_run_journaled(l: &InLab) {
+    let mut h = l.runbook();
+    h.args(["history", "--json"]);
+    let out = run(h);
+    let runs: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap_or_default();
+    assert!(
+        runs.as_array().is_none_or(|a| a.is_empty()),
+        "no run journaled: {}",
+        out.stdout
+    );
+}
+
 fn set(doc: &mut serde_yaml::Value, path: &[&str], value: Option<serde_yaml::Value>) {
     let mut v = doc;
     for p in &path[..path.len() - 1] {
@@ -52,7 +65,10 @@ fn a_site_whose_context_is_left_out_or_copied_is_refused_before_any_effect() {
     // steps would scale site-a's (the serving site's) Keycloak.
     let mut l = InLab::start(&[], 0.0);
     l.edit_env(|d| set(d, &["sites", "site-b", "kubernetes", "context"], None));
-    let out = run_rb(&l, &["recover-passive-site"]).expect(8);
+    // A configuration mistake: said as one (exit 2), and no run is journaled.
+    let out = run_rb(&l, &["recover-passive-site"]).expect(2);
+    assert!(out.stderr.contains("MISCONFIGURED"), "{}", out.stderr);
+    no_run_journaled(&l);
     assert!(
         out.stderr
             .contains("sites.site-b.kubernetes names no `context`"),
@@ -69,7 +85,8 @@ fn a_site_whose_context_is_left_out_or_copied_is_refused_before_any_effect() {
             Some("site-a".into()),
         )
     });
-    let out = run_rb(&l, &["recover-passive-site"]).expect(8);
+    let out = run_rb(&l, &["recover-passive-site"]).expect(2);
+    no_run_journaled(&l);
     assert!(
         out.stderr
             .contains("says its local site is `site-a`, not `site-b`"),
@@ -86,13 +103,8 @@ fn a_site_whose_context_is_left_out_or_copied_is_refused_before_any_effect() {
     // `check`-like reads and the plan say the same before anything runs.
     let mut c = l.runbook();
     c.args(["plan", "recover-passive-site", "--live"]);
-    let out = run(c).expect(8);
-    assert!(
-        out.stdout
-            .contains("WOULD BE REFUSED: builtin-site-identity"),
-        "{}",
-        out.stdout
-    );
+    let out = run(c).expect(2);
+    assert!(out.stderr.contains("MISCONFIGURED"), "{}", out.stderr);
 }
 
 #[test]
@@ -106,7 +118,7 @@ fn an_infinispan_url_copied_from_the_other_site_is_refused() {
             Some(format!("http://{a_url}").into()),
         )
     });
-    let out = run_rb(&l, &["recover-passive-site"]).expect(8);
+    let out = run_rb(&l, &["recover-passive-site"]).expect(2);
     assert!(
         out.stderr
             .contains("says its local site is `site-a`, not `site-b`"),
@@ -120,8 +132,9 @@ fn an_infinispan_url_copied_from_the_other_site_is_refused() {
         out.stderr
     );
     nothing_done(&l);
-    let j = out.json();
-    assert_eq!(j["status"], "refused");
+    // A configuration mistake, said as one (exit 2, as `check` says it): no run.
+    assert!(out.stderr.contains("MISCONFIGURED"), "{}", out.stderr);
+    no_run_journaled(&l);
 }
 
 #[test]
@@ -578,12 +591,15 @@ fn refused_credentials_are_a_configuration_error_in_check_and_refuse_a_run() {
         "no version hint for a 401: {}",
         out.stdout
     );
-    let out = run_rb(&l, &["recover-passive-site"]).expect(8);
+    // The same verdict and exit code as check's, and no run in the history.
+    let out = run_rb(&l, &["recover-passive-site"]).expect(2);
     assert!(
         out.stderr.contains("configuration: site `site-b`"),
         "{}",
         out.stderr
     );
+    assert!(out.stderr.contains("MISCONFIGURED"), "{}", out.stderr);
+    no_run_journaled(&l);
     nothing_done(&l);
     // A password file that does not exist: the same, before any effect.
     l.edit_env(|d| {
@@ -593,7 +609,8 @@ fn refused_credentials_are_a_configuration_error_in_check_and_refuse_a_run() {
             Some("/nonexistent/password".into()),
         )
     });
-    let out = run_rb(&l, &["recover-passive-site"]).expect(8);
+    let out = run_rb(&l, &["recover-passive-site"]).expect(2);
+    no_run_journaled(&l);
     assert!(
         out.stderr
             .contains("cannot read the Infinispan password file"),

@@ -89,3 +89,41 @@ fn a_fan_out_shows_each_holding_guard_once() {
         8
     );
 }
+
+/// A wrong password in the environment file: one verdict and one exit code (2) from
+/// `check`, `plan --live` and `run`, and no refused run fills the history.
+#[test]
+fn a_wrong_password_is_one_configuration_verdict_everywhere() {
+    let mut l = InLab::start(&[], 0.0);
+    let wrong = l.dir.path().join("wrong-password");
+    std::fs::write(&wrong, "not-the-password\n").unwrap();
+    l.edit_env(|d| {
+        d["sites"]["site-b"]["infinispan"]["auth"]["password_file"] =
+            wrong.display().to_string().into();
+    });
+    for args in [
+        vec!["check"],
+        vec!["plan", "recover-passive-site", "--live"],
+        vec!["run", "recover-passive-site", "--yes"],
+        vec!["run", "switchover", "--yes"],
+    ] {
+        let mut c = l.runbook();
+        c.args(&args);
+        let out = run(c);
+        assert_eq!(out.code, 2, "{args:?}: {}{}", out.stdout, out.stderr);
+        let text = format!("{}{}", out.stdout, out.stderr);
+        assert!(text.contains("MISCONFIGURED"), "{args:?}: {text}");
+        assert!(
+            text.contains("the user or password is wrong"),
+            "{args:?}: {text}"
+        );
+    }
+    let mut h = l.runbook();
+    h.args(["history", "--json"]);
+    let out = run(h);
+    assert!(
+        !out.stdout.contains("\"run_id\""),
+        "no run journaled: {}",
+        out.stdout
+    );
+}
