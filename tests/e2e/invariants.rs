@@ -495,17 +495,6 @@ fn random_custom_steps_never_clear_while_replication_is_online() {
     );
 }
 
-fn check(l: &InLab, pack: Option<&str>) -> (i32, Value) {
-    let mut c = l.runbook();
-    if let Some(p) = pack {
-        c.args(["--pack", p]);
-    }
-    c.args(["check", "--json"]);
-    let out = run(c);
-    let v = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout));
-    (out.code, v)
-}
-
 /// A maintenance is a planned state (exit 9), a fence an incident (exit 6).
 #[test]
 fn a_site_taken_out_on_purpose_is_planned_and_a_fenced_one_degraded() {

@@ -174,19 +174,6 @@ fn different_pguser_secrets_are_refused_without_showing_either() {
     }
 }
 
-fn check(l: &InLab, pack: Option<&str>) -> (i32, Value) {
-    let mut c = l.runbook();
-    if let Some(p) = pack {
-        c.args(["--pack", p]);
-    }
-    c.args(["check", "--json"]);
-    let out = run(c);
-    (
-        out.code,
-        serde_json::from_str(&out.stdout).unwrap_or(Value::Null),
-    )
-}
-
 #[test]
 fn promote_standby_fences_the_old_primary_and_recreate_standby_demotes_it() {
     let l = pgo_lab(&[]);

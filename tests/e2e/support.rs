@@ -562,3 +562,18 @@ pub fn resume_until_done(l: &InLab, run_id: &str) {
     }
     panic!("did not complete");
 }
+
+/// `runbook [--pack PACK] check --json` against the lab: its exit code and document
+/// (`null` when it printed none).
+pub fn check(l: &InLab, pack: Option<&str>) -> (i32, Value) {
+    let mut c = l.runbook();
+    if let Some(p) = pack {
+        c.args(["--pack", p]);
+    }
+    c.args(["check", "--json"]);
+    let out = run(c);
+    (
+        out.code,
+        serde_json::from_str(&out.stdout).unwrap_or(Value::Null),
+    )
+}
