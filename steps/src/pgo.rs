@@ -55,15 +55,7 @@ fn this_site(ctx: &StepCtx) -> Result<(String, PgoDatabase), StepError> {
 }
 
 fn site_ctx(ctx: &StepCtx, site: &str) -> Result<StepCtx, StepError> {
-    let config = ctx.env.sites.get(site).cloned().ok_or_else(|| {
-        StepError::configuration(format!("site `{site}` is not in the environment file"))
-    })?;
-    let mut c = ctx.clone();
-    c.site = Some(engine::Site {
-        name: site.to_string(),
-        config,
-    });
-    Ok(c)
+    crate::clients::ctx_for(ctx, site).map_err(StepError::configuration)
 }
 
 /// Every site whose database is PGO, in the environment file's order, and the ones
