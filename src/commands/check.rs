@@ -218,7 +218,9 @@ async fn gather(config: &Config, args: &CheckArgs) -> CliResult<Found> {
     } else {
         steps::preflight::prove(Arc::clone(&env), &uses).await
     };
-    // The pack's own reading of the deployment and its verdict.
+    // The pack's own reading of the deployment and its verdict (the journal's facts,
+    // read once, kept for the ledger's verdict below).
+    let history = i.history.clone();
     let diagnosis = (config.pack.diagnose)(Arc::clone(&config.registry), Arc::clone(&env), i).await;
     let mut verdict = diagnosis.verdict.clone();
     misconfigured(&identity, &mut verdict);
@@ -232,7 +234,7 @@ async fn gather(config: &Config, args: &CheckArgs) -> CliResult<Found> {
             .get(s)
             .is_some_and(|c| c.get("infinispan").is_some())
     };
-    unsynchronized_is_not_healthy(&pack_history(config, &env), keeps_caches, &mut verdict);
+    unsynchronized_is_not_healthy(&history, keeps_caches, &mut verdict);
     let guards = match &verdict.runbook {
         Some(rb) => Some(guards_now(config, rb).await),
         None => None,

@@ -127,3 +127,9 @@ pub fn fields_of<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
 /// The typed arguments of every action, for the test that they match the specs.
 #[cfg(test)]
 pub(crate) type Reader = fn(&Args) -> Result<(), StepError>;
+
+/// A reading as a step's outputs (its fields): what a read-only action's `apply`
+/// records of its `probe`.
+pub fn outputs(reading: serde_json::Value) -> engine::Outputs {
+    reading.as_object().cloned().unwrap_or_default()
+}

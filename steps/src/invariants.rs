@@ -475,11 +475,6 @@ impl Action for Invariant {
         args: &Args,
         _: &engine::model::Outputs,
     ) -> Result<engine::model::Outputs, StepError> {
-        Ok(self
-            .probe(ctx, args)
-            .await?
-            .as_object()
-            .cloned()
-            .unwrap_or_default())
+        Ok(crate::args::outputs(self.probe(ctx, args).await?))
     }
 }

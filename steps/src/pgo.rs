@@ -521,12 +521,7 @@ impl Action for WriterCheck {
         Ok(seen)
     }
     async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
-        Ok(self
-            .probe(ctx, args)
-            .await?
-            .as_object()
-            .cloned()
-            .unwrap_or_default())
+        Ok(crate::args::outputs(self.probe(ctx, args).await?))
     }
 }
 
@@ -559,12 +554,7 @@ impl Action for ClusterState {
         Ok(read_site(ctx, &site, &p).await?.json())
     }
     async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
-        Ok(self
-            .probe(ctx, args)
-            .await?
-            .as_object()
-            .cloned()
-            .unwrap_or_default())
+        Ok(crate::args::outputs(self.probe(ctx, args).await?))
     }
 }
 

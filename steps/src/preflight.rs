@@ -905,12 +905,7 @@ impl Action for Identity {
         Ok(json!({"proven": proven, "endpoints": endpoints, "summary": summary}))
     }
     async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
-        Ok(self
-            .probe(ctx, args)
-            .await?
-            .as_object()
-            .cloned()
-            .unwrap_or_default())
+        Ok(crate::args::outputs(self.probe(ctx, args).await?))
     }
 }
 
@@ -1053,12 +1048,7 @@ impl Action for CacheList {
         )
     }
     async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
-        Ok(self
-            .probe(ctx, args)
-            .await?
-            .as_object()
-            .cloned()
-            .unwrap_or_default())
+        Ok(crate::args::outputs(self.probe(ctx, args).await?))
     }
 }
 

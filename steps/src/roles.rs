@@ -426,10 +426,7 @@ pub async fn direction(
     };
     let all: Vec<String> = env.sites.keys().cloned().collect();
     let (chosen, how): (Vec<String>, String) = match fact {
-        "serving" | "not-serving" => {
-            let (serving, how) = serving_now(&ctx).await?;
-            (serving, format!("serving: {how}"))
-        }
+        "serving" | "not-serving" => serving_now(&ctx).await?,
         // The site the traffic vendor prefers and the one it falls back to (Route53's
         // PRIMARY and SECONDARY failover records), whichever serves now.
         "preferred" | "fallback" => {

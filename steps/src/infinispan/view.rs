@@ -126,12 +126,7 @@ impl Action for CrossSiteView {
         }))
     }
     async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
-        Ok(self
-            .probe(ctx, args)
-            .await?
-            .as_object()
-            .cloned()
-            .unwrap_or_default())
+        Ok(crate::args::outputs(self.probe(ctx, args).await?))
     }
 }
 
