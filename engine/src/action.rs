@@ -159,19 +159,39 @@ pub enum ErrorKind {
     Other,
 }
 
-/// AWS error codes that trying again cannot fix.
+/// AWS error codes that trying again cannot fix, whatever the service: a refused
+/// identity. Each service's own (a missing resource, a refused request) are registered
+/// by the step library's vendors ([`register_permanent_codes`]).
 const AWS_PERMANENT: &[&str] = &[
-    "DBClusterNotFoundFault",
-    "DBInstanceNotFound",
-    "InvalidDBInstanceState",
-    "NoSuchHealthCheck",
-    "NoSuchHostedZone",
-    "InvalidInput",
     "AccessDenied",
     "AccessDeniedException",
     "UnrecognizedClientException",
     "InvalidClientTokenId",
 ];
+
+static REGISTERED_PERMANENT: std::sync::RwLock<Vec<&'static str>> =
+    std::sync::RwLock::new(Vec::new());
+
+/// Add AWS error codes that trying again cannot fix (a vendor's missing resource or
+/// refused request): the retry decision reads them with the built-in ones.
+pub fn register_permanent_codes(codes: &[&'static str]) {
+    let mut r = REGISTERED_PERMANENT
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for c in codes {
+        if !r.contains(c) {
+            r.push(c);
+        }
+    }
+}
+
+fn permanent_aws(code: &str) -> bool {
+    AWS_PERMANENT.contains(&code)
+        || REGISTERED_PERMANENT
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&code)
+}
 
 impl ErrorKind {
     /// Whether trying again may help: 5xx, 429 and 408 answers, AWS codes other than
@@ -180,7 +200,7 @@ impl ErrorKind {
     pub fn retryable(&self) -> bool {
         match self {
             ErrorKind::Http { status } => *status >= 500 || *status == 429 || *status == 408,
-            ErrorKind::Aws { code } => !AWS_PERMANENT.contains(&code.as_str()),
+            ErrorKind::Aws { code } => !permanent_aws(code),
             ErrorKind::Kubernetes { code, .. } => !matches!(code, 401 | 403 | 404 | 422),
             ErrorKind::Timeout | ErrorKind::Transport => true,
             ErrorKind::Configuration | ErrorKind::Operator | ErrorKind::Other => false,
@@ -435,6 +455,12 @@ impl Registry {
         self
     }
 
+    /// Register an action already shared (a vendor's list of its actions).
+    pub fn register_arc(&mut self, action: Arc<dyn Action>) -> &mut Registry {
+        self.actions.insert(action.name(), action);
+        self
+    }
+
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Action>> {
         self.actions.get(name)
     }
@@ -562,7 +588,6 @@ mod error_kind_tests {
             (StepError::http(404, "x"), false),
             (StepError::aws("Throttling", "x"), true),
             (StepError::aws("InvalidDBClusterStateFault", "x"), true),
-            (StepError::aws("DBClusterNotFoundFault", "x"), false),
             (StepError::aws("AccessDenied", "x"), false),
             (StepError::kubernetes(409, "Conflict", "x"), true),
             (StepError::kubernetes(404, "NotFound", "x"), false),
@@ -573,6 +598,9 @@ mod error_kind_tests {
             assert_eq!(e.retryable, retried, "{:?}", e.kind);
             assert_eq!(e.retryable, e.kind.retryable());
         }
+        assert!(StepError::aws("TestOnlyNotFound", "x").retryable);
+        super::register_permanent_codes(&["TestOnlyNotFound"]);
+        assert!(!StepError::aws("TestOnlyNotFound", "x").retryable);
         let lost = StepError::outcome_unknown("no answer");
         assert!(lost.outcome_unknown && lost.retryable && lost.kind == ErrorKind::Timeout);
         let person = StepError::needs_operator("cancelled");

@@ -133,3 +133,7 @@ pub(crate) type Reader = fn(&Args) -> Result<(), StepError>;
 pub fn outputs(reading: serde_json::Value) -> engine::Outputs {
     reading.as_object().cloned().unwrap_or_default()
 }
+
+/// The arguments of an action that takes none.
+#[derive(Debug, serde::Deserialize)]
+pub struct NoArgs {}

@@ -18,3 +18,28 @@ pub const ALL: &[(&str, &str)] = &[
     (REMOVE, "another site serves or is ready to take over (a healthy failover target): removing never leaves no site serving"),
     (PROMOTE, "no other site serves traffic: a site that serves is not lost (move its writer as a planned operation instead)"),
 ];
+
+/// A built-in guard: read-only `probe` with `with`, judged by `expect`, refusing with
+/// the observation's summary.
+pub fn builtin_guard(
+    id: &str,
+    title: &str,
+    probe: &str,
+    with: serde_json::Value,
+    expect: &str,
+) -> engine::model::Guard {
+    engine::model::Guard {
+        id: id.to_string(),
+        title: title.to_string(),
+        probe: Some(probe.to_string()),
+        site: None,
+        with,
+        expect: expect.to_string(),
+        when: None,
+        refusal: Some("{{ observation.summary }}".to_string()),
+        before: Vec::new(),
+        unchecked: None,
+        deferred: None,
+        line: 0,
+    }
+}

@@ -10,6 +10,7 @@ pub mod clients;
 pub mod config;
 pub mod guarantees;
 pub mod http;
+pub mod identity;
 pub mod infinispan;
 pub mod invariants;
 pub mod keycloak;
@@ -19,17 +20,25 @@ pub mod pgo;
 pub mod preflight;
 pub mod roles;
 pub mod route53;
-pub mod serving;
 pub mod text;
+pub mod vendor;
+pub mod vendors;
 pub mod wait;
 
 use engine::Registry;
+
+/// The environment file's schema: the fixed sections and every vendor's.
+pub fn schema() -> config::Schema {
+    config::Schema {
+        vendors: vendors::sections(),
+    }
+}
 
 /// Every action this build knows.
 pub fn registry() -> Registry {
     let mut r = Registry::new();
     clients::install_crypto();
-    r.set_env_schema(std::sync::Arc::new(config::Schema));
+    r.set_env_schema(std::sync::Arc::new(schema()));
     r.register(http::HttpRequest::new());
     r.register(http::Expect::new());
     r.register(wait::Wait);
@@ -44,19 +53,12 @@ pub fn registry() -> Registry {
     r.register(infinispan::actions::SyncState);
     r.register(infinispan::view::CrossSiteView);
     r.register(keycloak::Scale);
-    r.register(aurora::Failover);
-    r.register(pgo::ClusterState);
-    r.register(pgo::WriterCheck);
-    r.register(pgo::MoveWriter { unplanned: false });
-    r.register(pgo::MoveWriter { unplanned: true });
-    r.register(pgo::RecreateAsStandby);
-    r.register(pgo::Switchover);
-    r.register(route53::SetPath);
-    r.register(route53::Status);
-    r.register(serving::ServingSite);
-    r.register(accelerator::ServingSites);
-    r.register(accelerator::Move { add: false });
-    r.register(accelerator::Move { add: true });
+    for v in vendors::all() {
+        for a in v.actions() {
+            r.register_arc(a);
+        }
+        engine::action::register_permanent_codes(v.permanent_codes());
+    }
     r.register(preflight::Identity);
     r.register(preflight::CacheList);
     for role in roles::all() {
@@ -106,7 +108,7 @@ mod tests {
             }
             "pgo.writer-check" => reader::<crate::pgo::CheckArgs>(),
             "pgo.switchover" => reader::<crate::pgo::SwitchoverArgs>(),
-            "pgo.cluster-state" | "pgo.recreate-as-standby" => reader::<crate::serving::NoArgs>(),
+            "pgo.cluster-state" | "pgo.recreate-as-standby" => reader::<crate::args::NoArgs>(),
             "route53.health-check-status" => reader::<crate::route53::StatusArgs>(),
             "deployment.identity" => reader::<crate::preflight::IdentityArgs>(),
             "deployment.invariant" => reader::<crate::invariants::InvariantArgs>(),
@@ -116,9 +118,9 @@ mod tests {
             | "accelerator.add-site"
             | "traffic.serving-sites"
             | "traffic.remove-site"
-            | "traffic.add-site" => reader::<crate::serving::NoArgs>(),
+            | "traffic.add-site" => reader::<crate::args::NoArgs>(),
             "infinispan.cross-site-view" | "route53.serving-site" | "traffic.serving-site" => {
-                reader::<crate::serving::NoArgs>()
+                reader::<crate::args::NoArgs>()
             }
             _ => return None,
         })
@@ -140,7 +142,10 @@ mod tests {
         let registry = crate::registry();
         for name in registry.names() {
             let action = registry.get(name).unwrap();
+            // An action that takes no arguments reads them as `NoArgs` (which refuses
+            // any); the others are in the table.
             let (fields, read) = typed_args(name)
+                .or_else(|| action.args().is_empty().then(reader::<crate::args::NoArgs>))
                 .unwrap_or_else(|| panic!("`{name}` has no typed arguments in this table"));
             let mut declared: Vec<&str> = action.args().iter().map(|s| s.name).collect();
             let mut typed_fields = fields.to_vec();

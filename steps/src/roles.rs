@@ -5,9 +5,8 @@
 //! The plan still shows the vendor's exact calls (its `describe`), the journal its
 //! outputs, and the vendor actions stay available to hand-written runbooks.
 //!
-//! A new vendor is an action of its own family and a row in [`Role::vendors`] of the
-//! roles it can play, with the test in `config/roles.rs` that says which section
-//! names it.
+//! Which vendor plays which role is the vendors' to say (`Vendor::plays`, in each
+//! vendor's folder): this file names no vendor.
 //!
 //! The contract's methods that get no step context (the effect class, the poll
 //! interval, how an observation is judged) are answered by the vendor the
@@ -23,56 +22,11 @@ use engine::model::{Args, Effect, Outputs};
 use engine::{Action, ArgSpec, StepCtx, StepError};
 use serde_json::Value as Json;
 
-use crate::config::SiteConfig;
+use crate::config::{Concern, SiteConfig};
 
-/// The concern a role is about: which section of a site names its vendor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Concern {
-    Traffic,
-    Database,
-}
-
-impl Concern {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Concern::Traffic => "traffic",
-            Concern::Database => "database",
-        }
-    }
-
-    /// The vendor a site's section names for this concern (the old keys count).
-    pub fn vendor_of(self, site: &SiteConfig) -> Option<&'static str> {
-        match self {
-            Concern::Traffic => {
-                if site
-                    .traffic
-                    .as_ref()
-                    .is_some_and(|t| t.accelerator.is_some())
-                {
-                    Some("accelerator")
-                } else {
-                    site.route53.is_some().then_some("route53")
-                }
-            }
-            Concern::Database => {
-                if site.database.as_ref().is_some_and(|d| d.pgo.is_some()) {
-                    Some("pgo")
-                } else {
-                    site.aurora.is_some().then_some("aurora")
-                }
-            }
-        }
-    }
-
-    /// What the operator writes to name one, for messages.
-    fn example(self) -> &'static str {
-        match self {
-            Concern::Traffic => "traffic: { route53: { health_check_id: … } } or traffic: { accelerator: { name: …, load_balancer: … } }",
-            Concern::Database => {
-                "database: { aurora: { instance: …, zone: … } } or database: { pgo: { cluster: …, address: … } }"
-            }
-        }
-    }
+/// The vendor a site's section names for `concern`.
+fn vendor_of(concern: Concern, site: &SiteConfig) -> Option<&'static str> {
+    crate::vendors::of_site(site, concern).map(|v| v.vendor())
 }
 
 /// One role: its name, and the vendors that can play it.
@@ -133,16 +87,16 @@ impl Role {
     fn vendor(&self, ctx: &StepCtx) -> Result<(&'static str, &Arc<dyn Action>), StepError> {
         let sites = crate::config::sites(&ctx.env);
         let named: Option<&'static str> = if self.deployment_wide {
-            sites.values().find_map(|s| self.concern.vendor_of(s))
+            sites.values().find_map(|s| vendor_of(self.concern, s))
         } else {
             let (name, cfg) = crate::clients::site_config(ctx)?;
-            let v = self.concern.vendor_of(&cfg);
+            let v = vendor_of(self.concern, &cfg);
             if v.is_none() {
                 return Err(StepError::configuration(format!(
                     "`{}`: site `{name}` names no {} vendor in the environment file (give sites.{name}.{})",
                     self.name,
                     self.concern.as_str(),
-                    self.concern.example()
+                    crate::vendors::examples(self.concern)
                 )));
             }
             v
@@ -152,7 +106,7 @@ impl Role {
                 "`{}`: no site names a {} vendor in the environment file ({})",
                 self.name,
                 self.concern.as_str(),
-                self.concern.example()
+                crate::vendors::examples(self.concern)
             ))
         })?;
         let action = self.by_family(family).ok_or_else(|| {
@@ -278,11 +232,11 @@ async fn traffic_reading(ctx: &StepCtx) -> Result<Json, StepError> {
     let sites = crate::config::sites(&ctx.env);
     let family = sites
         .values()
-        .find_map(|s| Concern::Traffic.vendor_of(s))
+        .find_map(|s| vendor_of(Concern::Traffic, s))
         .ok_or_else(|| {
             StepError::configuration(format!(
                 "which sites serve cannot be read: no site names a traffic vendor ({})",
-                Concern::Traffic.example()
+                crate::vendors::examples(Concern::Traffic)
             ))
         })?;
     let action = all()
@@ -330,77 +284,66 @@ fn serving_in(v: &Json) -> Result<(Vec<String>, Vec<String>, String), StepError>
     Ok((serving, ready, how))
 }
 
-/// The roles this build knows, each with the vendors that can play it.
+/// A role's definition: (name, summary, concern, deployment-wide, invariants).
+type Definition = (
+    &'static str,
+    &'static str,
+    Concern,
+    bool,
+    &'static [&'static str],
+);
+
+/// The roles this build knows. Their vendors are the ones that say they play them.
+const ROLES: &[Definition] = &[
+    ("traffic.serving-sites", "Which sites serve clients at once (active/active), read from the traffic vendor", Concern::Traffic, true, &[]),
+    ("traffic.remove-site", "Stop sending clients to this site while the others keep serving (never the last serving one)", Concern::Traffic, false, &[crate::guarantees::REMOVE]),
+    ("traffic.add-site", "Send clients to this site again beside the others, until its health check passes", Concern::Traffic, false, &[crate::guarantees::ADD]),
+    ("traffic.serving-site", "Which one site serves clients (active/passive), read from the traffic vendor", Concern::Traffic, true, &[]),
+    ("traffic.point-away", "Point clients away from this site, until the traffic vendor reports it unhealthy", Concern::Traffic, false, &[crate::guarantees::REMOVE]),
+    ("traffic.restore", "Let clients reach this site again, until the traffic vendor reports it healthy", Concern::Traffic, false, &[crate::guarantees::ADD]),
+    ("database.move-writer", "Move the database's writer to this site (as the site's database vendor does it: see the plan's calls)", Concern::Database, false, &[]),
+];
+
+/// Whether the vendor `site` names for the role's concern plays `role` there.
+pub fn plays(site: &SiteConfig, role: &str) -> bool {
+    let Some(concern) = concern_of(role) else {
+        return false;
+    };
+    crate::vendors::of_site(site, concern)
+        .is_some_and(|v| v.plays().iter().any(|(r, _)| *r == role))
+}
+
+/// The concern of a role action (`traffic.remove-site` → traffic), if `action` is one.
+pub fn concern_of(action: &str) -> Option<Concern> {
+    ROLES
+        .iter()
+        .find(|(name, ..)| *name == action)
+        .map(|(_, _, c, ..)| *c)
+}
+
+/// The roles this build knows, each with the vendors that say they play it (a role no
+/// vendor plays is left out).
 pub fn all() -> Vec<Role> {
-    let set_path: Arc<dyn Action> = Arc::new(crate::route53::SetPath);
-    let failover: Arc<dyn Action> = Arc::new(crate::aurora::Failover);
-    let pgo_move: Arc<dyn Action> = Arc::new(crate::pgo::MoveWriter { unplanned: false });
-    let serving: Arc<dyn Action> = Arc::new(crate::serving::ServingSite);
-    let ga_serving: Arc<dyn Action> = Arc::new(crate::accelerator::ServingSites);
-    let ga_remove: Arc<dyn Action> = Arc::new(crate::accelerator::Move { add: false });
-    let ga_add: Arc<dyn Action> = Arc::new(crate::accelerator::Move { add: true });
-    vec![
-        Role {
-            deployment_wide: true,
-            ..Role::new(
-                "traffic.serving-sites",
-                "Which sites serve clients at once (active/active), read from the traffic vendor (Global Accelerator: the endpoint group's endpoints, weight and health, each NLB's `site` tag)",
-                Concern::Traffic,
-                vec![("accelerator", ga_serving)],
-            )
-        },
-        Role {
-            invariants: &[crate::guarantees::REMOVE],
-            ..Role::new(
-            "traffic.remove-site",
-            "Stop sending clients to this site while the others keep serving (Global Accelerator: remove its NLB from the endpoint group, never the last serving one)",
-            Concern::Traffic,
-            vec![("accelerator", ga_remove)],
-        )
-        },
-        Role {
-            invariants: &[crate::guarantees::ADD],
-            ..Role::new(
-            "traffic.add-site",
-            "Send clients to this site again beside the others (Global Accelerator: add its NLB to the endpoint group, until HEALTHY)",
-            Concern::Traffic,
-            vec![("accelerator", ga_add)],
-        )
-        },
-        Role {
-            deployment_wide: true,
-            ..Role::new(
-                "traffic.serving-site",
-                "Which site serves clients, read from the traffic vendor (Route53: the failover records, their health checks, the DNS answer)",
-                Concern::Traffic,
-                vec![("route53", Arc::clone(&serving))],
-            )
-        },
-        Role {
-            invariants: &[crate::guarantees::REMOVE],
-            ..Role::new(
-            "traffic.point-away",
-            "Point clients away from this site (Route53: its health check at a path that does not exist, until it is unhealthy)",
-            Concern::Traffic,
-            vec![("route53", Arc::clone(&set_path))],
-        )
-        },
-        Role {
-            invariants: &[crate::guarantees::ADD],
-            ..Role::new(
-            "traffic.restore",
-            "Let clients reach this site again (Route53: its health check back at the path recorded, until it is healthy)",
-            Concern::Traffic,
-            vec![("route53", set_path)],
-        )
-        },
-        Role::new(
-            "database.move-writer",
-            "Move the database's writer to this site (Aurora: fail the cluster over to this site's instance; PGO: catch up, shut the old primary down, promote this site's standby, repoint every site's Keycloak)",
-            Concern::Database,
-            vec![("aurora", failover), ("pgo", pgo_move)],
-        ),
-    ]
+    ROLES
+        .iter()
+        .filter_map(|&(name, summary, concern, deployment_wide, invariants)| {
+            let vendors: Vec<(&'static str, Arc<dyn Action>)> = crate::vendors::all()
+                .into_iter()
+                .filter(|v| v.concern() == concern)
+                .flat_map(|v| {
+                    v.plays()
+                        .into_iter()
+                        .filter(|(role, _)| *role == name)
+                        .map(move |(_, a)| (v.vendor(), a))
+                })
+                .collect();
+            (!vendors.is_empty()).then(|| Role {
+                deployment_wide,
+                invariants,
+                ..Role::new(name, summary, concern, vendors)
+            })
+        })
+        .collect()
 }
 
 /// A site read from the deployment as it is now, for a parameter that names a
@@ -445,23 +388,7 @@ pub async fn direction(
                 .collect();
             (site, format!("the {role} failover record's site"))
         }
-        "standby" | "not-standby" => {
-            let d = crate::pgo::deployment(&ctx).await;
-            let standbys: Vec<String> = d["sites"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|s| s["standby"] == true && s["shutdown"] != true && s["exists"] != false)
-                .filter_map(|s| s["site"].as_str().map(str::to_string))
-                .collect();
-            (
-                standbys,
-                format!(
-                    "the database's running standby: {}",
-                    d["summary"].as_str().unwrap_or("read from every site")
-                ),
-            )
-        }
+        "standby" | "not-standby" => standbys(&ctx).await?,
         other => {
             return Err(StepError::configuration(format!(
                 "unknown deployment fact `{other}`"
@@ -484,4 +411,25 @@ pub async fn direction(
             all.len()
         ))),
     }
+}
+
+/// The sites whose database runs as a standby now, read through the database vendor
+/// the sites name.
+async fn standbys(ctx: &StepCtx) -> Result<(Vec<String>, String), StepError> {
+    let sites = crate::config::sites(&ctx.env);
+    let vendor = sites
+        .values()
+        .find_map(|s| crate::vendors::of_site(s, Concern::Database))
+        .ok_or_else(|| {
+            StepError::configuration(format!(
+                "which site is the standby cannot be read: no site names a database vendor ({})",
+                crate::vendors::examples(Concern::Database)
+            ))
+        })?;
+    vendor.standbys(ctx).await.ok_or_else(|| {
+        StepError::permanent(format!(
+            "{} cannot tell which site's database is a standby: name the site (-p …)",
+            vendor.vendor()
+        ))
+    })
 }

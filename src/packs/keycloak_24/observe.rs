@@ -172,7 +172,7 @@ pub async fn observe(
     secondary: &str,
     caches: &[String],
 ) -> Observations {
-    let route53 = steps::serving::read(&ctx_for(&env, primary)).await;
+    let route53 = steps::route53::serving::read(&ctx_for(&env, primary)).await;
     let role = |o: &Json, r: &str| {
         o["records"].as_array().and_then(|a| {
             a.iter()
@@ -255,7 +255,7 @@ pub async fn observe(
     let aurora_writer_site = writer.and_then(|w| {
         steps::config::sites(&env)
             .iter()
-            .find(|(_, c)| c.aurora.as_ref().is_some_and(|a| a.instance == w))
+            .find(|(_, c)| steps::aurora::vendor::section(c).is_some_and(|a| a.instance == w))
             .map(|(n, _)| n.clone())
     });
     Observations {

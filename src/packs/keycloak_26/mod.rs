@@ -52,11 +52,12 @@ pub const PACK: Pack = Pack {
         ),
     ],
     history: || Arc::new(Keycloak26History),
-    // A deployment behind Global Accelerator is of this shape.
+    // A deployment whose traffic vendor serves several sites at once (active/active)
+    // is of this shape.
     detects: |e| {
         e.sites
             .values()
-            .any(|s| s.traffic.as_ref().is_some_and(|t| t.accelerator.is_some()))
+            .any(|s| steps::roles::plays(s, "traffic.remove-site"))
     },
     diagnose,
     defaults: Defaults {

@@ -1,18 +1,16 @@
-//! The environment file's schema, as the step library reads it. Each action family
-//! owns its part, in its own file here: `infinispan:` (`infinispan.rs`), `keycloak:`
-//! (`keycloak.rs`), `aurora:` (`aurora.rs`), `route53:` (`route53.rs`), and the shared
-//! infrastructure sections, `kubernetes:` and the top-level `aws:` (`infra.rs`). This
-//! file assembles them and hands them to the actions; a new family adds its file and
-//! one field here. Unknown fields are refused everywhere, with their line and column.
-//! (The parts live here rather than beside the actions so that the actions read them
-//! through this module without a cycle.)
+//! The environment file's schema, as the step library reads it: the sections every
+//! deployment has, in their own files here (`infinispan:` in `infinispan.rs`,
+//! `keycloak:` in `keycloak.rs`, the shared `kubernetes:` and top-level `aws:` in
+//! `infra.rs`), and the role sections `traffic:` and `database:` (`roles.rs`), whose
+//! vendor sections each vendor registers from its own folder ([`VendorSection`]). The
+//! keys of the first releases convert into the current shape first (`legacy.rs`).
+//! Unknown fields are refused everywhere, with their line and column.
 
-pub mod aurora;
 pub mod infinispan;
 pub mod infra;
 pub mod keycloak;
+pub mod legacy;
 pub mod roles;
-pub mod route53;
 
 use std::any::Any;
 use std::sync::{Arc, LazyLock};
@@ -21,12 +19,10 @@ use engine::env::{yaml_problem, EnvSchema, Environment, SchemaError};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-pub use aurora::AuroraConfig;
 pub use infinispan::{AuthScheme, InfinispanConfig, IspnApi, IspnAuth, IspnTransport, TlsConfig};
 pub use infra::{AwsConfig, KubernetesConfig};
 pub use keycloak::KeycloakConfig;
-pub use roles::{AcceleratorTraffic, DatabaseConfig, PgoDatabase, TrafficConfig};
-pub use route53::Route53Config;
+pub use roles::{Concern, Problem, RoleSection, VendorSection};
 
 /// The whole file, typed.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -54,8 +50,8 @@ pub struct EnvFile {
     pub deprecated: Vec<String>,
 }
 
-/// One site's section: how to reach its Kubernetes, Keycloak, Infinispan, Aurora
-/// instance, Route53 health check and load-balancer check.
+/// One site's section: how to reach its Kubernetes, Keycloak, Infinispan and
+/// load-balancer check, and which vendor plays each role there.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SiteConfig {
@@ -65,28 +61,68 @@ pub struct SiteConfig {
     pub keycloak: Option<KeycloakConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub infinispan: Option<InfinispanConfig>,
+    /// Deprecated (`database: {aurora: …}`): converted on reading, never read after.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aurora: Option<AuroraConfig>,
+    pub aurora: Option<legacy::OldAurora>,
+    /// Deprecated (`traffic: {route53: …}`): converted on reading, never read after.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub route53: Option<Route53Config>,
+    pub route53: Option<legacy::OldRoute53>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lb_check_url: Option<String>,
     /// How traffic reaches this site: one vendor's section (`traffic: {route53: …}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub traffic: Option<TrafficConfig>,
+    pub traffic: Option<RoleSection>,
     /// Where this site's database is: one vendor's section (`database: {aurora: …}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub database: Option<DatabaseConfig>,
+    pub database: Option<RoleSection>,
 }
 
-/// The schema the registry hands the engine.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Schema;
+impl SiteConfig {
+    /// The site's section for `concern`.
+    pub fn section(&self, concern: Concern) -> Option<&RoleSection> {
+        match concern {
+            Concern::Traffic => self.traffic.as_ref(),
+            Concern::Database => self.database.as_ref(),
+        }
+    }
+
+    fn section_mut(&mut self, concern: Concern) -> Option<&mut RoleSection> {
+        match concern {
+            Concern::Traffic => self.traffic.as_mut(),
+            Concern::Database => self.database.as_mut(),
+        }
+    }
+
+    /// The vendor the site names for `concern`.
+    pub fn vendor(&self, concern: Concern) -> Option<&str> {
+        self.section(concern).map(|s| s.vendor.as_str())
+    }
+
+    /// `vendor`'s typed section for `concern`, when the site names that vendor.
+    pub fn typed<T: 'static>(&self, concern: Concern, vendor: &str) -> Option<&T> {
+        self.section(concern)?.typed(vendor)
+    }
+}
+
+/// The schema the registry hands the engine: the fixed sections, and the vendors'
+/// sections as the vendors registered them.
+#[derive(Clone, Default)]
+pub struct Schema {
+    pub vendors: Vec<&'static dyn VendorSection>,
+}
+
+impl std::fmt::Debug for Schema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.vendors.iter().map(|v| v.vendor()).collect();
+        f.debug_struct("Schema").field("vendors", &names).finish()
+    }
+}
 
 impl EnvSchema for Schema {
     fn parse(&self, text: &str) -> Result<Arc<dyn Any + Send + Sync>, SchemaError> {
         let mut file: EnvFile = serde_yaml::from_str(text).map_err(|e| yaml_problem(&e))?;
-        roles::normalize(&mut file, text)?;
+        legacy::upgrade(&mut file, text)?;
+        roles::normalize(&mut file, text, &self.vendors)?;
         Ok(Arc::new(file))
     }
 }
@@ -117,13 +153,13 @@ mod tests {
     #[test]
     fn a_full_site_parses_and_unknown_keys_are_placed() {
         let text = "aws:\n  region: eu-west-1\nsites:\n  site-a:\n    infinispan:\n      url: https://x:11222\n      api: v14\n      auth: { username: admin, password_env: ISPN_PW, scheme: digest }\n    keycloak: { name: keycloak }\n";
-        let env = Environment::parse(text, Path::new("env.yaml"), &Schema).unwrap();
+        let env = Environment::parse(text, Path::new("env.yaml"), &crate::schema()).unwrap();
         let ispn = sites(&env)["site-a"].infinispan.as_ref().unwrap();
         assert_eq!(ispn.api, Some(IspnApi::V14));
         assert_eq!(ispn.auth.as_ref().unwrap().scheme, AuthScheme::Digest);
         assert_eq!(env.sites["site-a"]["keycloak"]["name"], "keycloak");
         let bad = "sites:\n  site-a:\n    infinispan:\n      url: x\n      passwrd: y\n";
-        let e = Environment::parse(bad, Path::new("env.yaml"), &Schema)
+        let e = Environment::parse(bad, Path::new("env.yaml"), &crate::schema())
             .unwrap_err()
             .to_string();
         assert!(
@@ -131,7 +167,7 @@ mod tests {
             "{e}"
         );
         let bad = "sites:\n  site-a:\n    infinispan: { api: v16 }\n";
-        let e = Environment::parse(bad, Path::new("env.yaml"), &Schema)
+        let e = Environment::parse(bad, Path::new("env.yaml"), &crate::schema())
             .unwrap_err()
             .to_string();
         assert!(e.contains("unknown variant `v16`"), "{e}");
@@ -139,14 +175,18 @@ mod tests {
 
     #[test]
     fn an_unknown_top_level_section_is_placed_and_the_lab_section_is_known() {
-        let e = Environment::parse("awz:\n  region: x\n", Path::new("env.yaml"), &Schema)
-            .unwrap_err()
-            .to_string();
+        let e = Environment::parse(
+            "awz:\n  region: x\n",
+            Path::new("env.yaml"),
+            &crate::schema(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.starts_with("env.yaml:1:1: unknown field `awz`"), "{e}");
         let env = Environment::parse(
             "lab: { admin_url: http://127.0.0.1:1, time_scale: 0.5 }\n",
             Path::new("env.yaml"),
-            &Schema,
+            &crate::schema(),
         )
         .unwrap();
         assert_eq!(env.time_scale(), 0.5);

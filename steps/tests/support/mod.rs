@@ -115,7 +115,7 @@ pub async fn run(env_file: &Path, yaml: &str, params: &[(&str, &str)]) -> (Outco
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     let (params, secrets) = engine::params::resolve(&runbook, &given, |_| None).unwrap();
-    let env = Environment::load(env_file, &steps::config::Schema).unwrap();
+    let env = Environment::load(env_file, &steps::schema()).unwrap();
     let jdir = tempfile::tempdir().unwrap();
     let journal = Journal::open(jdir.path()).unwrap();
     let services = Services {

@@ -13,6 +13,10 @@ use serde_json::{json, Value as Json};
 use crate::args::{dur_arg, str_arg, typed, Human};
 use crate::clients::{aws_config, site_config};
 
+pub mod config;
+pub mod serving;
+pub mod vendor;
+
 /// `route53.set-health-check-path`'s arguments (`crate::args::typed`).
 #[derive(Debug, Deserialize)]
 pub struct SetPathArgs {
@@ -37,11 +41,13 @@ fn check_id(ctx: &StepCtx, given: Option<&str>) -> Result<String, StepError> {
         return Ok(id.to_string());
     }
     let (site, cfg) = site_config(ctx)?;
-    cfg.route53.map(|r| r.health_check_id).ok_or_else(|| {
-        StepError::permanent(format!(
-            "site `{site}` has no route53.health_check_id in the environment file"
-        ))
-    })
+    config::section(&cfg)
+        .map(|r| r.health_check_id.clone())
+        .ok_or_else(|| {
+            StepError::permanent(format!(
+                "site `{site}` has no traffic.route53.health_check_id in the environment file"
+            ))
+        })
 }
 
 /// A Route53 error as a step error: the call, the code and the message; codes that
@@ -157,7 +163,7 @@ impl Action for SetPath {
     fn args(&self) -> &'static [ArgSpec] {
         const A: &[ArgSpec] = &[
             ArgSpec::required("path", ArgKind::String, "the new resource path, e.g. `/health/down`"),
-            ArgSpec::optional("health_check_id", ArgKind::String, "default: the site's route53.health_check_id"),
+            ArgSpec::optional("health_check_id", ArgKind::String, "default: the site's traffic.route53.health_check_id"),
             ArgSpec::optional("wait_for", ArgKind::String, "`healthy` or `unhealthy`: wait until Route53 reports it"),
             ArgSpec::optional("poll", ArgKind::Duration, "longest pause between status reads (default 30s; the status API is for gentle use)"),
         ];
@@ -330,7 +336,7 @@ impl Action for Status {
         const A: &[ArgSpec] = &[ArgSpec::optional(
             "health_check_id",
             ArgKind::String,
-            "default: the site's route53.health_check_id",
+            "default: the site's traffic.route53.health_check_id",
         )];
         A
     }

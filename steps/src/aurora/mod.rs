@@ -13,6 +13,8 @@ use serde_json::{json, Value as Json};
 use crate::args::{dur_arg, str_arg, typed, Human};
 use crate::clients::{aws_config, site_config};
 
+pub mod vendor;
+
 #[derive(Debug)]
 pub struct Failover;
 
@@ -31,13 +33,11 @@ fn cluster_of(ctx: &StepCtx, args: &FailoverArgs) -> Result<String, StepError> {
     if let Some(c) = &args.cluster {
         return Ok(c.clone());
     }
-    crate::config::aws(&ctx.env)
-        .and_then(|a| a.aurora_cluster.clone())
-        .ok_or_else(|| {
-            StepError::permanent(
-                "no Aurora cluster: give `cluster` or aws.aurora_cluster in the environment file",
-            )
-        })
+    vendor::cluster(&ctx.env).ok_or_else(|| {
+        StepError::permanent(
+            "no Aurora cluster: give `cluster`, or database.aurora.cluster in the environment file",
+        )
+    })
 }
 
 fn target_of(ctx: &StepCtx, args: &FailoverArgs) -> Result<String, StepError> {
@@ -45,11 +45,13 @@ fn target_of(ctx: &StepCtx, args: &FailoverArgs) -> Result<String, StepError> {
         return Ok(i.clone());
     }
     let (site, cfg) = site_config(ctx)?;
-    cfg.aurora.map(|a| a.instance).ok_or_else(|| {
-        StepError::permanent(format!(
-            "site `{site}` has no aurora.instance in the environment file"
-        ))
-    })
+    vendor::section(&cfg)
+        .map(|a| a.instance.clone())
+        .ok_or_else(|| {
+            StepError::permanent(format!(
+                "site `{site}` has no database.aurora.instance in the environment file"
+            ))
+        })
 }
 
 /// `CODE: message` of an SDK error, or its context.
@@ -117,12 +119,12 @@ impl Action for Failover {
             ArgSpec::optional(
                 "instance",
                 ArgKind::String,
-                "the instance to make writer (default: the site's aurora.instance)",
+                "the instance to make writer (default: the site's database.aurora.instance)",
             ),
             ArgSpec::optional(
                 "cluster",
                 ArgKind::String,
-                "the cluster (default: aws.aurora_cluster)",
+                "the cluster (default: database.aurora.cluster)",
             ),
             ArgSpec::optional(
                 "poll",
@@ -142,7 +144,7 @@ impl Action for Failover {
         let site = ctx.site_name();
         let cfg = crate::clients::site_config(ctx)
             .ok()
-            .and_then(|(_, c)| c.aurora);
+            .and_then(|(_, c)| vendor::section(&c).cloned());
         let instance = args
             .get("instance")
             .and_then(Json::as_str)

@@ -15,7 +15,7 @@
 //! when more than 18% of the checkers report success), and `TestDNSAnswer` to confirm:
 //! what Route53 answers for the client domain is compared with what it answers for
 //! each record's target. A record's site is the site of the environment file whose
-//! `route53.health_check_id` is the record's `HealthCheckId`.
+//! `traffic.route53.health_check_id` is the record's `HealthCheckId`.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::LazyLock;
@@ -29,9 +29,7 @@ use serde_json::{json, Value as Json};
 
 use crate::clients::aws_config;
 
-/// `route53.serving-site` takes no arguments.
-#[derive(Debug, serde::Deserialize)]
-pub struct NoArgs {}
+pub use crate::args::NoArgs;
 use crate::route53::r53_error;
 
 /// One record of the failover pair, as read.
@@ -187,7 +185,7 @@ pub async fn read(ctx: &StepCtx) -> Result<Json, StepError> {
 }
 
 /// The failover records of the client domain (`want`), each with its health check's
-/// state and the site whose `route53.health_check_id` it is.
+/// state and the site whose `traffic.route53.health_check_id` it is.
 async fn failover_records(
     ctx: &StepCtx,
     r53: &aws_sdk_route53::Client,
@@ -220,7 +218,7 @@ async fn failover_records(
         let site = hc.as_ref().and_then(|id| {
             crate::config::sites(&ctx.env)
                 .iter()
-                .find(|(_, c)| c.route53.as_ref().is_some_and(|r| &r.health_check_id == id))
+                .find(|(_, c)| super::config::section(c).is_some_and(|r| &r.health_check_id == id))
                 .map(|(n, _)| n.clone())
         });
         let target = match rs.alias_target() {
@@ -335,10 +333,9 @@ fn conclude(
 }
 
 async fn read_now(ctx: &StepCtx) -> Result<Json, StepError> {
-    let aws = crate::config::aws(&ctx.env).cloned().unwrap_or_default();
-    let (Some(zone), Some(domain)) = (aws.hosted_zone_id.clone(), aws.client_domain.clone()) else {
+    let (Some(zone), Some(domain)) = super::config::deployment(&ctx.env) else {
         return Err(StepError::permanent(
-            "which site serves cannot be read: the environment file's `aws:` section names no `hosted_zone_id` and `client_domain` (the Route53 hosted zone and the client domain with the failover record pair)",
+            "which site serves cannot be read: no site's traffic.route53 gives `hosted_zone_id` and `client_domain` (the Route53 hosted zone and the client domain with the failover record pair)",
         ));
     };
     let r53 = aws_sdk_route53::Client::new(&aws_config(&ctx.env).await?);
@@ -421,11 +418,11 @@ impl Action for ServingSite {
         Duration::from_secs(60)
     }
     fn describe(&self, ctx: &StepCtx, _: &Args) -> Vec<String> {
-        let aws = crate::config::aws(&ctx.env).cloned().unwrap_or_default();
+        let (zone, domain) = super::config::deployment(&ctx.env);
         vec![format!(
             "Route53 ListResourceRecordSets(HostedZoneId={}, {}) + GetHealthCheckStatus of each failover record's check + TestDNSAnswer",
-            aws.hosted_zone_id.as_deref().unwrap_or("<aws.hosted_zone_id not set>"),
-            aws.client_domain.as_deref().unwrap_or("<aws.client_domain not set>")
+            zone.as_deref().unwrap_or("<traffic.route53.hosted_zone_id not set>"),
+            domain.as_deref().unwrap_or("<traffic.route53.client_domain not set>")
         )]
     }
     async fn probe(&self, ctx: &StepCtx, _: &Args) -> Result<Json, StepError> {

@@ -32,16 +32,14 @@ use serde_json::{json, Value as Json};
 
 use crate::args::{dur_arg, str_arg};
 use crate::clients::kube_client;
-use crate::config::{PgoDatabase, SiteConfig};
 use crate::keycloak::kube_err;
+
+pub mod vendor;
+
+pub use vendor::{section, PgoDatabase};
 
 /// The replay lag a planned move accepts unless the environment file says otherwise.
 pub const DEFAULT_MAX_LAG: u64 = 16 * 1024 * 1024;
-
-/// The site's PGO section, if its database is PGO.
-pub fn section(cfg: &SiteConfig) -> Option<&PgoDatabase> {
-    cfg.database.as_ref()?.pgo.as_ref()
-}
 
 /// The step's site and its PGO section, or a configuration error naming it.
 fn this_site(ctx: &StepCtx) -> Result<(String, PgoDatabase), StepError> {

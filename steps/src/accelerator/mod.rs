@@ -25,7 +25,9 @@ use engine::{Action, ArgSpec, Args, Effect, Outputs, StepCtx, StepError};
 use serde_json::{json, Value as Json};
 
 use crate::clients::{aws_config, site_config};
-use crate::config::AcceleratorTraffic;
+pub mod vendor;
+
+pub use vendor::AcceleratorTraffic;
 
 /// The only region Global Accelerator's API is served in.
 pub const API_REGION: &str = "us-west-2";
@@ -88,12 +90,7 @@ async fn clients(
 fn sections(ctx: &StepCtx) -> BTreeMap<String, AcceleratorTraffic> {
     crate::config::sites(&ctx.env)
         .iter()
-        .filter_map(|(n, s)| {
-            s.traffic
-                .as_ref()
-                .and_then(|t| t.accelerator.clone())
-                .map(|a| (n.clone(), a))
-        })
+        .filter_map(|(n, s)| vendor::section(s).map(|a| (n.clone(), a.clone())))
         .collect()
 }
 
@@ -582,10 +579,7 @@ pub struct Move {
 
 fn site_name(ctx: &StepCtx) -> Result<(String, AcceleratorTraffic), StepError> {
     let (name, cfg) = site_config(ctx)?;
-    let a = cfg
-        .traffic
-        .and_then(|t| t.accelerator)
-        .ok_or_else(|| {
+    let a = vendor::section(&cfg).cloned().ok_or_else(|| {
             StepError::configuration(format!(
                 "site `{name}` names no Global Accelerator endpoint (sites.{name}.traffic.accelerator: {{ name: …, load_balancer: … }})"
             ))
