@@ -31,6 +31,13 @@ if [ ! -x /usr/bin/prometheus ] || [ ! -x /usr/bin/prometheus-alertmanager ]; th
   # Debian starts them as services where it can: the tests start their own.
   (service prometheus stop; service prometheus-alertmanager stop) >/dev/null 2>&1 || true
 fi
+# HAProxy: the lab's real global load balancer (tests/e2e/haproxy.rs, `runbook lab
+# --traffic haproxy`), from Debian's packages; the lab starts its own in the foreground.
+if [ ! -x /usr/sbin/haproxy ]; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends haproxy) >/dev/null 2>&1 \
+    || { echo "haproxy is needed by the load-balancer tests and could not be installed" >&2; exit 1; }
+  (service haproxy stop) >/dev/null 2>&1 || true
+fi
 if [ ! -x /usr/bin/chromium ]; then
   (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 \
     || { echo "chromium is needed by the browser test and could not be installed" >&2; exit 1; }

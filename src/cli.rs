@@ -280,6 +280,11 @@ pub struct LabOptions {
     /// cluster streaming from it at the second; needs the PostgreSQL server binaries)
     #[arg(long, value_parser = ["aurora", "pgo"])]
     pub database: Option<String>,
+    /// What sends clients to the sites: route53 (failover records), accelerator (AWS
+    /// Global Accelerator) or haproxy (a real HAProxy in front of both sites, started
+    /// from the PATH; Debian: apt-get install haproxy) [default: the pack's lab]
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(lab::world::Traffic::NAMES))]
+    pub traffic: Option<String>,
     /// Serve Infinispan and the Kubernetes API over HTTPS with a CA of the lab's own
     /// (written as DIR/ca.pem); the Kubernetes API then requires the kubeconfig's token
     #[arg(long)]

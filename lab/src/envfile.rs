@@ -106,12 +106,16 @@ pub fn write(
                     crate::world::aurora_zone(i)
                 ),
             },
-            traffic = match ep.nlbs.get(site) {
-                Some(nlb) => format!(
+            traffic = match (ep.nlbs.get(site), ep.haproxy) {
+                (_, Some((_, admin))) => format!(
+                    "haproxy: {{ admin_socket: \"{admin}\", backend: {} }}",
+                    crate::haproxy::BACKEND
+                ),
+                (Some(nlb), None) => format!(
                     "accelerator: {{ name: {}, load_balancer: {nlb} }}",
                     crate::accelerator::NAME
                 ),
-                None => format!(
+                (None, None) => format!(
                     "route53: {{ health_check_id: hc-{site}, target: {}, hosted_zone_id: {}, client_domain: {} }}",
                     crate::world::lb_host(i),
                     crate::aws::ZONE_ID,

@@ -1,5 +1,9 @@
 //! Each site's Keycloak as the load balancer sees it (`GET /lb-check`: 200 while the
-//! site has ready instances), and the Route53 checkers that really probe it.
+//! site has ready instances), and the Route53 checkers that really probe it. A client
+//! request under `/realms/` (one ending in `/slow` after 3 s) is answered by the site that got it (its name in the body
+//! and in `X-Lab-Site`) while it has ready instances, and counted, so that a test can
+//! tell where a load balancer sent each request; every other path is not found (a
+//! health check pointed away at one fails, as the guide's procedure wants).
 
 use std::time::{Duration, Instant};
 
@@ -24,9 +28,16 @@ pub fn router(lab: Shared, site: String) -> Router {
         .with_state(KcApp { lab, site })
 }
 
-async fn lb_check(State(app): State<KcApp>, uri: Uri) -> impl IntoResponse {
+async fn lb_check(State(app): State<KcApp>, uri: Uri) -> axum::response::Response {
+    if uri.path().starts_with("/realms/") {
+        // `…/slow`: a request that takes 3 s (real time), to hold a session open.
+        if uri.path().ends_with("/slow") {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+        }
+        return realm(&app, &uri);
+    }
     if uri.path() != "/lb-check" {
-        return (StatusCode::NOT_FOUND, "Not Found".to_string());
+        return (StatusCode::NOT_FOUND, "Not Found".to_string()).into_response();
     }
     let ready = app
         .lab
@@ -47,6 +58,27 @@ async fn lb_check(State(app): State<KcApp>, uri: Uri) -> impl IntoResponse {
             format!("{{\"status\":\"DOWN\",\"site\":\"{}\"}}", app.site),
         )
     }
+    .into_response()
+}
+
+/// A client request: answered by this site while it has ready instances, and logged
+/// under `SITE-keycloak` (`GET /admin/requests`).
+fn realm(app: &KcApp, uri: &Uri) -> axum::response::Response {
+    let mut lab = app.lab.lock();
+    lab.record(
+        &format!("{}-keycloak", app.site),
+        &axum::http::Method::GET,
+        uri.path(),
+    );
+    if lab.world.keycloak_ready(&app.site, Instant::now()) == 0 {
+        return (StatusCode::SERVICE_UNAVAILABLE, "no ready instance").into_response();
+    }
+    (
+        StatusCode::OK,
+        [("x-lab-site", app.site.clone())],
+        format!("{{\"site\":\"{}\"}}", app.site),
+    )
+        .into_response()
 }
 
 /// Checker regions, as Route53 reports them.

@@ -15,6 +15,7 @@ pub mod batch;
 pub mod envfile;
 pub mod faults;
 pub mod ga;
+pub mod haproxy;
 pub mod infinispan;
 pub mod keycloak;
 pub mod kube;
@@ -163,6 +164,8 @@ pub struct Endpoints {
     pub postgres: BTreeMap<String, SocketAddr>,
     /// Each site's NLB DNS name (the accelerator lab only).
     pub nlbs: BTreeMap<String, String>,
+    /// HAProxy's frontend and admin socket (the HAProxy lab only).
+    pub haproxy: Option<(SocketAddr, SocketAddr)>,
 }
 
 /// A running lab. Dropping it stops every server.
@@ -172,6 +175,8 @@ pub struct RunningLab {
     pub endpoints: Endpoints,
     pub env_file: PathBuf,
     pub config: LabConfig,
+    /// The real HAProxy in front of the sites, when the lab runs one (killed on drop).
+    pub haproxy: Option<haproxy::Haproxy>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -194,6 +199,8 @@ pub enum LabError {
     Tls(String),
     #[error("{0}")]
     Pgo(String),
+    #[error("{0}")]
+    Haproxy(String),
     #[error("cannot write `{}`: {error}", path.display())]
     Write {
         path: PathBuf,
@@ -413,6 +420,17 @@ pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
             })
             .unwrap_or_default(),
         nlbs,
+        haproxy: None,
+    };
+    let haproxy = if config.shape.traffic == world::Traffic::Haproxy {
+        let sites: BTreeMap<String, SocketAddr> = endpoints.keycloak.clone();
+        Some(haproxy::start(&config.dir, &sites).await?)
+    } else {
+        None
+    };
+    let endpoints = Endpoints {
+        haproxy: haproxy.as_ref().map(|h| (h.frontend, h.admin)),
+        ..endpoints
     };
     let env_file = envfile::write(&config, &endpoints, tls.as_ref().map(|t| t.ca_pem.as_str()))?;
     Ok(RunningLab {
@@ -420,6 +438,7 @@ pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
         endpoints,
         env_file,
         config,
+        haproxy,
         tasks,
     })
 }

@@ -230,6 +230,23 @@ pub enum Traffic {
     #[default]
     Route53,
     Accelerator,
+    /// A real HAProxy in front of both sites (`haproxy.rs`).
+    Haproxy,
+}
+
+impl Traffic {
+    /// What `runbook lab --traffic` takes.
+    pub const NAMES: &'static [&'static str] = &["route53", "accelerator", "haproxy"];
+
+    /// The traffic named as in [`Traffic::NAMES`].
+    pub fn named(name: &str) -> Option<Traffic> {
+        match name {
+            "route53" => Some(Traffic::Route53),
+            "accelerator" => Some(Traffic::Accelerator),
+            "haproxy" => Some(Traffic::Haproxy),
+            _ => None,
+        }
+    }
 }
 
 /// Which database the lab plays.

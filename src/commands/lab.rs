@@ -40,6 +40,9 @@ pub fn lab_config(
     if o.database.as_deref() == Some("pgo") {
         config.shape.database = lab::world::Database::Pgo;
     }
+    if let Some(t) = o.traffic.as_deref().and_then(lab::world::Traffic::named) {
+        config.shape.traffic = t;
+    }
     match o.infinispan.as_deref() {
         Some("15") => config.shape.infinispan_version = 15,
         Some("16") => config.shape.infinispan_version = 16,
@@ -113,6 +116,9 @@ fn banner(lab: &lab::RunningLab, dir: &std::path::Path, options: &LabOptions) {
             }
         );
     }
+    if let Some((frontend, admin)) = lab.endpoints.haproxy {
+        println!("  load balancer:    http://{frontend}/realms/master  (a real HAProxy; runtime API on {admin}, config {})", dir.join("haproxy.cfg").display());
+    }
     let accelerator = !lab.endpoints.nlbs.is_empty();
     println!(
         "  AWS ({}): http://{}  (any credentials)",
@@ -144,6 +150,13 @@ fn banner(lab: &lab::RunningLab, dir: &std::path::Path, options: &LabOptions) {
         println!(
             "  AWS_ACCESS_KEY_ID=lab AWS_SECRET_ACCESS_KEY=lab aws globalaccelerator list-accelerators --region us-west-2 --endpoint-url http://{}",
             lab.endpoints.aws
+        );
+    }
+    if let Some((frontend, admin_socket)) = lab.endpoints.haproxy {
+        println!("  curl -s http://{frontend}/realms/master                  # which site answers");
+        println!(
+            "  echo 'show servers state' | nc 127.0.0.1 {}",
+            admin_socket.port()
         );
     }
     println!("  curl -s {admin}/admin/state");

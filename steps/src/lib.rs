@@ -9,6 +9,7 @@ pub mod check;
 pub mod clients;
 pub mod config;
 pub mod guarantees;
+pub mod haproxy;
 pub mod http;
 pub mod identity;
 pub mod infinispan;

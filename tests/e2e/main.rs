@@ -16,6 +16,7 @@ mod durable;
 mod edges;
 mod first_contact;
 mod guards;
+mod haproxy;
 mod invariants;
 pub mod keycloak26;
 mod lab;

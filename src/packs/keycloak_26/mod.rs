@@ -172,12 +172,13 @@ fn diagnose(
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Diagnosis> + Send>> {
     Box::pin(async move {
         let ctx = super::keycloak_24::observe::ctx_for(&env, &i.primary);
-        let group = match registry.get("accelerator.serving-sites") {
+        // Through the traffic role: whichever vendor the sites name.
+        let group = match registry.get("traffic.serving-sites") {
             Some(a) => a
                 .probe(&ctx, &engine::Args::new())
                 .await
                 .map_err(|e| e.message),
-            None => Err("this build has no accelerator.serving-sites".into()),
+            None => Err("this build has no traffic.serving-sites".into()),
         };
         let sites = [i.primary.clone(), i.secondary.clone()];
         let mut replication = serde_json::Map::new();
@@ -290,7 +291,7 @@ pub fn verdict(o: &Json, sites: &[String; 2]) -> Verdict {
         return Verdict {
             health: Health::Unreachable,
             runbook: None,
-            reason: format!("the accelerator cannot be read: {e}"),
+            reason: format!("which sites serve cannot be read: {e}"),
             notes: vec![],
         };
     }

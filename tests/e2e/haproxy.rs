@@ -1,0 +1,275 @@
+//! The `haproxy` traffic vendor against a real HAProxy (Debian's 2.6, started by the
+//! lab in the foreground on loopback, `lab/src/haproxy.rs`), in front of both sites'
+//! lab Keycloak: real HTTP requests go through it, and each one's site is read from
+//! the answer (`X-Lab-Site`, the lab Keycloak's `/realms/` route). The Keycloak 26
+//! procedures run on it exactly as on Global Accelerator, through the traffic role.
+//! What HAProxy answers and how its states read are HAProxy's own
+//! (`../shared/docs/haproxy.md`); nothing here imitates it.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::*;
+
+fn haproxy_lab() -> InLab {
+    InLab::start_with(&[], |c| {
+        c.shape.traffic = lab::world::Traffic::Haproxy;
+        c.shape.infinispan_version = 15;
+        c.shape.caches = [
+            "actionTokens",
+            "authenticationSessions",
+            "loginFailures",
+            "work",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    })
+}
+
+fn frontend(l: &InLab) -> SocketAddr {
+    l.running()
+        .endpoints
+        .haproxy
+        .expect("the lab runs HAProxy")
+        .0
+}
+
+/// One HTTP/1.0 request through HAProxy: the site that answered, or what came back
+/// instead (a 503 when no server is available, an empty answer when cut).
+fn get(lb: SocketAddr, path: &str) -> Result<String, String> {
+    let mut s = TcpStream::connect(lb).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: keycloak\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer
+        .lines()
+        .find_map(|l| l.strip_prefix("x-lab-site: "))
+        .map(|site| site.trim().to_string())
+        .ok_or_else(|| answer.lines().next().unwrap_or("(no answer)").to_string())
+}
+
+fn landed(l: &InLab, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|_| get(frontend(l), "/realms/master").unwrap_or_else(|e| format!("error: {e}")))
+        .collect()
+}
+
+/// The requests site `site`'s Keycloak received (its `/realms/` log).
+fn received(l: &InLab, site: &str) -> usize {
+    l.running()
+        .shared
+        .lock()
+        .requests
+        .get(&format!("{site}-keycloak"))
+        .map_or(0, Vec::len)
+}
+
+fn kc26(l: &InLab, args: &[&str]) -> Out {
+    let mut c = l.runbook();
+    c.args(["--pack", "keycloak-26"]).args(args);
+    run(c)
+}
+
+#[test]
+fn a_site_taken_out_receives_no_request_and_one_brought_back_receives_them_again() {
+    let l = haproxy_lab();
+    let before = landed(&l, 6);
+    assert!(
+        before.iter().any(|s| s == "site-a") && before.iter().any(|s| s == "site-b"),
+        "round robin reaches both sites: {before:?}"
+    );
+    let out = kc26(
+        &l,
+        &[
+            "run",
+            "take-site-offline",
+            "-p",
+            "site=site-b",
+            "-p",
+            "keep=site-a",
+            "--yes",
+        ],
+    )
+    .expect(0);
+    let said = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        said.contains("after=[\"site-b MAINT MAINT scur=0\"]"),
+        "{said}"
+    );
+    // From the moment the step ended: every request on site-a, none reaches site-b.
+    let b = received(&l, "site-b");
+    let after = landed(&l, 10);
+    assert!(after.iter().all(|s| s == "site-a"), "{after:?}");
+    assert_eq!(
+        received(&l, "site-b"),
+        b,
+        "a request reached the removed site"
+    );
+    // The pack's verdict reads HAProxy through the traffic role: planned, synchronize.
+    let mut c = l.runbook();
+    c.args(["--pack", "keycloak-26", "check", "--json"]);
+    let out = run(c);
+    assert_eq!(out.code, 9, "planned: {}", out.stdout);
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        v["runbook"], "keycloak-26/synchronize-site -p site=site-b -p source=site-a",
+        "{v}"
+    );
+    // Back: refused before a synchronize (the add-to-traffic invariant), then added.
+    let refused = kc26(
+        &l,
+        &["run", "bring-site-online", "-p", "site=site-b", "--yes"],
+    );
+    assert_eq!(refused.code, 8, "{}{}", refused.stdout, refused.stderr);
+    assert!(landed(&l, 4).iter().all(|s| s == "site-a"));
+    kc26(
+        &l,
+        &["run", "synchronize-site", "-p", "site=site-b", "--yes"],
+    )
+    .expect(0);
+    kc26(
+        &l,
+        &["run", "bring-site-online", "-p", "site=site-b", "--yes"],
+    )
+    .expect(0);
+    let back = landed(&l, 6);
+    assert!(
+        back.iter().filter(|s| *s == "site-b").count() >= 2,
+        "{back:?}"
+    );
+}
+
+#[test]
+fn the_last_serving_site_is_never_taken_out() {
+    let l = haproxy_lab();
+    kc26(
+        &l,
+        &[
+            "run",
+            "take-site-offline",
+            "-p",
+            "site=site-b",
+            "-p",
+            "keep=site-a",
+            "--yes",
+        ],
+    )
+    .expect(0);
+    // Taking site-a out too would leave no site: refused before any write.
+    let out = kc26(
+        &l,
+        &[
+            "run",
+            "take-site-offline",
+            "-p",
+            "site=site-a",
+            "-p",
+            "keep=site-b",
+            "--yes",
+        ],
+    );
+    assert_eq!(out.code, 8, "{}{}", out.stdout, out.stderr);
+    assert!(landed(&l, 6).iter().all(|s| s == "site-a"));
+}
+
+#[test]
+fn sessions_still_open_at_the_drain_bound_are_cut_and_said() {
+    let mut l = haproxy_lab();
+    l.edit_env(|doc| {
+        for site in ["site-a", "site-b"] {
+            doc["sites"][site]["traffic"]["haproxy"]["drain_timeout"] =
+                Value::from("1s").into_yaml();
+        }
+    });
+    // Two slow requests in flight: round robin puts one on each site.
+    let lb = frontend(&l);
+    let slow: Vec<_> = (0..2)
+        .map(|_| std::thread::spawn(move || get(lb, "/realms/master/slow")))
+        .collect();
+    std::thread::sleep(Duration::from_millis(400));
+    let out = kc26(
+        &l,
+        &[
+            "run",
+            "take-site-offline",
+            "-p",
+            "site=site-b",
+            "-p",
+            "keep=site-a",
+            "--yes",
+        ],
+    )
+    .expect(0);
+    let said = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        said.contains("sessions_cut=[{\"server\":\"site-b\",\"sessions\":1}]"),
+        "{said}"
+    );
+    assert!(
+        said.contains("still open on site-b at the drain bound were cut"),
+        "{said}"
+    );
+    let answers: Vec<Result<String, String>> =
+        slow.into_iter().map(|t| t.join().unwrap()).collect();
+    assert!(
+        answers.contains(&Ok("site-a".into())),
+        "site-a's request finished: {answers:?}"
+    );
+    assert!(
+        !answers.contains(&Ok("site-b".into())),
+        "site-b's request was cut, not answered: {answers:?}"
+    );
+}
+
+#[test]
+fn a_server_that_points_at_another_sites_keycloak_is_a_configuration_mistake() {
+    let mut l = haproxy_lab();
+    let a = l.running().endpoints.keycloak["site-a"];
+    // site-b says its Keycloak is site-a's: its server cannot be site-b's.
+    l.edit_env(|doc| {
+        doc["sites"]["site-b"]["traffic"]["haproxy"]["address"] =
+            Value::from(a.to_string()).into_yaml();
+    });
+    let out = kc26(
+        &l,
+        &[
+            "run",
+            "take-site-offline",
+            "-p",
+            "site=site-b",
+            "-p",
+            "keep=site-a",
+            "--yes",
+        ],
+    );
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        text.contains("MISCONFIGURED") || text.contains("points at"),
+        "{text}"
+    );
+    assert!(
+        text.contains("server `keycloak_sites/site-b` points at"),
+        "{text}"
+    );
+    assert_eq!(
+        landed(&l, 4).iter().filter(|s| *s == "site-b").count(),
+        2,
+        "nothing changed"
+    );
+}
+
+trait IntoYaml {
+    fn into_yaml(self) -> serde_yaml::Value;
+}
+
+impl IntoYaml for Value {
+    fn into_yaml(self) -> serde_yaml::Value {
+        serde_yaml::to_value(self).unwrap()
+    }
+}
