@@ -285,6 +285,10 @@ pub struct LabOptions {
     /// from the PATH; Debian: apt-get install haproxy) [default: the pack's lab]
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(lab::world::Traffic::NAMES))]
     pub traffic: Option<String>,
+    /// Keycloak's multi-cluster v2 (`stateless`): the environment file names no
+    /// external Infinispan, so the Keycloak 26 pack runs its v2 shape
+    #[arg(long)]
+    pub stateless: bool,
     /// Serve Infinispan and the Kubernetes API over HTTPS with a CA of the lab's own
     /// (written as DIR/ca.pem); the Kubernetes API then requires the kubeconfig's token
     #[arg(long)]

@@ -73,19 +73,26 @@ pub fn write(
             "  {site}:\n    \
                kubernetes: {{ kubeconfig: {kubeconfig}, context: {site}, namespace: {ns} }}\n    \
                keycloak: {{ name: keycloak }}\n    \
-               infinispan:\n      \
-                 url: {scheme}://{ispn}\n      \
-                 transport: rest\n      \
-                 cluster: infinispan\n      \
-                 auth: {{ username: {user}, password_file: {secret} }}\n{tls}    \
-               database:\n      \
+               {infinispan}database:\n      \
                  {database}\n    \
                traffic:\n      \
                  {traffic}\n    \
                lb_check_url: http://{kc}/lb-check\n",
-            ispn = ep.infinispan[site],
+            infinispan = if config.shape.stateless {
+                String::new()
+            } else {
+                format!(
+                    "infinispan:\n      url: {scheme}://{}\n      transport: rest\n      cluster: infinispan\n      auth: {{ username: {}, password_file: {} }}\n{}    ",
+                    ep.infinispan[site],
+                    config.username,
+                    secret.display(),
+                    ca_file
+                        .as_ref()
+                        .map(|f| format!("      tls: {{ ca_file: {} }}\n", f.display()))
+                        .unwrap_or_default(),
+                )
+            },
             kc = ep.keycloak[site],
-            user = config.username,
             kubeconfig = kubeconfig.display(),
             ns = crate::kube::NAMESPACE,
             database = match ep.postgres.get(site) {
@@ -122,11 +129,6 @@ pub fn write(
                     crate::aws::CLIENT_DOMAIN
                 ),
             },
-            tls = ca_file
-                .as_ref()
-                .map(|f| format!("      tls: {{ ca_file: {} }}\n", f.display()))
-                .unwrap_or_default(),
-            secret = secret.display(),
         ));
     }
     write_file(config.dir.join("env.yaml"), &y)

@@ -518,6 +518,8 @@ fn observe(port: u16) -> Option<(bool, i64)> {
 #[derive(Debug, Clone, PartialEq)]
 enum Op {
     Stop,
+    /// The site is lost (`site-down`): its server stops as a crash would.
+    Crash,
     Start,
     Promote,
     Remove,
@@ -526,7 +528,11 @@ enum Op {
     ReplayDelay(Duration),
 }
 
-fn next_op(s: &PgoSite, ports: &BTreeMap<u16, ()>) -> Option<Op> {
+fn next_op(s: &PgoSite, ports: &BTreeMap<u16, ()>, lost: bool) -> Option<Op> {
+    if lost {
+        // A lost site's server is down, whatever its spec says, until the site is back.
+        return s.running.then_some(Op::Crash);
+    }
     if s.deleted {
         return (s.running || s.data.exists()).then_some(Op::Remove);
     }
@@ -553,6 +559,7 @@ fn next_op(s: &PgoSite, ports: &BTreeMap<u16, ()>) -> Option<Op> {
 fn run_op(bin: &Path, root: &Path, s: &PgoSite, op: &Op) -> Result<(), String> {
     match op {
         Op::Stop => stop_server(bin, &s.data, "fast"),
+        Op::Crash => stop_server(bin, &s.data, "immediate"),
         Op::Start => start_server(bin, &s.data),
         Op::Promote => {
             pg(
@@ -605,14 +612,20 @@ pub fn spawn_reconciler(shared: Shared) -> tokio::task::JoinHandle<()> {
 }
 
 fn reconcile_once(shared: &Shared, heartbeat: bool) {
-    let (bin, root, sites, delay) = {
+    let (bin, root, sites, delay, lost) = {
         let lab = shared.lock();
         let Some(p) = &lab.pgo else { return };
         let delay = lab.world.faults.iter().find_map(|f| match f {
             crate::Fault::PgReplayDelay { delay } => Some(*delay),
             _ => None,
         });
-        (p.bin.clone(), p.root.clone(), p.sites.clone(), delay)
+        let lost: Vec<String> = p
+            .sites
+            .keys()
+            .filter(|s| lab.world.site_down(s))
+            .cloned()
+            .collect();
+        (p.bin.clone(), p.root.clone(), p.sites.clone(), delay, lost)
     };
     let ports: BTreeMap<u16, ()> = sites
         .values()
@@ -620,7 +633,7 @@ fn reconcile_once(shared: &Shared, heartbeat: bool) {
         .map(|s| (s.port, ()))
         .collect();
     for (name, s) in &sites {
-        let mut op = next_op(s, &ports);
+        let mut op = next_op(s, &ports, lost.contains(name));
         if op.is_none() && s.running && s.in_recovery == Some(true) && delay != s.replay_delay {
             op = Some(Op::ReplayDelay(delay.unwrap_or_default()));
         }

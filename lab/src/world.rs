@@ -222,6 +222,9 @@ pub struct Shape {
     /// What is in front of the sites: Route53 failover records (Keycloak 24) or a
     /// Global Accelerator whose endpoint group holds one NLB per site (Keycloak 26).
     pub traffic: Traffic,
+    /// Keycloak's multi-cluster v2 (`stateless`): the environment file names no
+    /// external Infinispan (the lab's servers still run, unused).
+    pub stateless: bool,
 }
 
 /// Which traffic vendor the lab plays.
@@ -268,6 +271,7 @@ impl Default for Shape {
             infinispan_version: 14,
             database: Database::Aurora,
             traffic: Traffic::Route53,
+            stateless: false,
         }
     }
 }

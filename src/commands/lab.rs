@@ -43,6 +43,7 @@ pub fn lab_config(
     if let Some(t) = o.traffic.as_deref().and_then(lab::world::Traffic::named) {
         config.shape.traffic = t;
     }
+    config.shape.stateless |= o.stateless;
     match o.infinispan.as_deref() {
         Some("15") => config.shape.infinispan_version = 15,
         Some("16") => config.shape.infinispan_version = 16,

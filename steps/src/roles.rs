@@ -151,8 +151,18 @@ impl Action for Role {
     fn outputs(&self) -> Option<&'static [&'static str]> {
         self.reference().outputs()
     }
+    /// The most severe of its vendors' (a plan must not call a step idempotent that
+    /// one vendor plays destructively).
     fn effect(&self, args: &Args) -> Effect {
-        self.reference().effect(args)
+        self.vendors
+            .iter()
+            .map(|(_, a)| a.effect(args))
+            .max_by_key(|e| match e {
+                Effect::ReadOnly => 0,
+                Effect::Idempotent => 1,
+                Effect::Destructive => 2,
+            })
+            .unwrap_or_else(|| self.reference().effect(args))
     }
     fn default_timeout(&self) -> Duration {
         self.reference().default_timeout()
@@ -302,6 +312,8 @@ const ROLES: &[Definition] = &[
     ("traffic.point-away", "Point clients away from this site, until the traffic vendor reports it unhealthy", Concern::Traffic, false, &[crate::guarantees::REMOVE]),
     ("traffic.restore", "Let clients reach this site again, until the traffic vendor reports it healthy", Concern::Traffic, false, &[crate::guarantees::ADD]),
     ("database.move-writer", "Move the database's writer to this site (as the site's database vendor does it: see the plan's calls)", Concern::Database, false, &[]),
+    ("database.promote", "Make this site's database the writer because the writer's site is lost (unplanned: the data not yet replicated is lost, and journaled)", Concern::Database, false, &[crate::guarantees::PROMOTE]),
+    ("database.rejoin", "Make this site's database follow the current writer again (a vendor that cannot rewind it rebuilds it, discarding this site's data)", Concern::Database, false, &[]),
 ];
 
 /// Whether the vendor `site` names for the role's concern plays `role` there.

@@ -38,4 +38,5 @@ mod run;
 mod secrets;
 mod status;
 pub mod team;
+mod v2;
 mod validate;

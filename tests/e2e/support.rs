@@ -577,3 +577,23 @@ pub fn check(l: &InLab, pack: Option<&str>) -> (i32, Value) {
         serde_json::from_str(&out.stdout).unwrap_or(Value::Null),
     )
 }
+
+/// Poll `probe` every 100 ms until it gives a value, at most `within`: the one poll
+/// helper (a test that waits says what for, and fails saying what it saw last).
+#[track_caller]
+pub fn eventually<T>(
+    what: &str,
+    within: Duration,
+    mut probe: impl FnMut() -> Result<T, String>,
+) -> T {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        match probe() {
+            Ok(v) => return v,
+            Err(last) if std::time::Instant::now() >= deadline => {
+                panic!("timed out after {within:?} until {what}; last seen: {last}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}

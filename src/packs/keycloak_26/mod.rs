@@ -50,6 +50,18 @@ pub const PACK: Pack = Pack {
             "site-back",
             include_str!("../../../packs/keycloak-26/site-back.yaml"),
         ),
+        (
+            "site-failover",
+            include_str!("../../../packs/keycloak-26/site-failover.yaml"),
+        ),
+        (
+            "site-failback",
+            include_str!("../../../packs/keycloak-26/site-failback.yaml"),
+        ),
+        (
+            "database-switchover",
+            include_str!("../../../packs/keycloak-26/database-switchover.yaml"),
+        ),
     ],
     history: || Arc::new(Keycloak26History),
     // A deployment whose traffic vendor serves several sites at once (active/active)
@@ -112,15 +124,32 @@ impl HistoryFacts for Keycloak26History {
             "fence-site",
             "synchronize-site",
             "bring-site-online",
+            "site-failover",
+            "site-failback",
         ]
     }
     fn facts(&self, runs: &[RunState]) -> Json {
         let mut unsynced = serde_json::Map::new();
         let mut synced: Vec<String> = Vec::new();
         let mut last_fence = Json::Null;
+        let mut failed_over = serde_json::Map::new();
         for r in runs {
             let site = param(r, "site");
             match r.runbook.as_str() {
+                // A lost site out of traffic: it comes back by site-failback only.
+                "site-failover" if done(r, "remove-lost-site") => {
+                    let lost = param(r, "lost");
+                    failed_over.insert(
+                        lost.clone(),
+                        json!(format!(
+                            "site-failover {} took {lost} out of traffic",
+                            r.run_id
+                        )),
+                    );
+                }
+                "site-failback" if r.status == RunStatus::Completed => {
+                    failed_over.remove(&site);
+                }
                 // The removal counts once its step succeeded, whatever became of the run.
                 "take-site-offline" | "fence-site" if done(r, "remove-from-accelerator") => {
                     unsynced.insert(
@@ -147,7 +176,8 @@ impl HistoryFacts for Keycloak26History {
                 _ => {}
             }
         }
-        json!({"unsynchronized": unsynced, "synchronized": synced, "last_fence": last_fence})
+        json!({"unsynchronized": unsynced, "synchronized": synced, "last_fence": last_fence,
+               "failed_over": failed_over})
     }
     fn evidence(&self, facts: &Json) -> Option<String> {
         let u: Vec<String> = facts["unsynchronized"]
@@ -247,6 +277,12 @@ fn out_of_group(o: &Json, site: &str, source: &str) -> Verdict {
         notes: vec![],
     };
     let p = [("site", site), ("source", source)];
+    if let Some(why) = o["history"]["failed_over"][site].as_str() {
+        return degraded(
+            Some(Invocation::new("keycloak-26/site-failback", &[("site", site)])),
+            format!("{site} was lost and failed over ({why}): bring it back with site-failback (its database follows {source}'s writer again, then it rejoins traffic)"),
+        );
+    }
     let unsynced = &o["history"]["unsynchronized"];
     // Taken out by take-site-offline (a maintenance), not fenced: the planned state.
     let planned = unsynced[site]

@@ -91,7 +91,11 @@ impl Vendor for Aurora {
         vec![Arc::new(super::Failover)]
     }
     fn plays(&self) -> Vec<(&'static str, Arc<dyn Action>)> {
-        vec![("database.move-writer", Arc::new(super::Failover))]
+        // A lost site's zone: Aurora fails over to the survivor's instance the same way.
+        vec![
+            ("database.move-writer", Arc::new(super::Failover)),
+            ("database.promote", Arc::new(super::Failover)),
+        ]
     }
     fn proof_plan(&self, site: &str) -> String {
         format!("RDS ({site}): DescribeDBInstances (AvailabilityZone)")

@@ -646,9 +646,46 @@ fn db_target(site: &str, to: &View) -> (String, u16) {
     (h.to_string(), p.parse().unwrap_or(5432))
 }
 
+/// Point `site`'s Keycloak CR `name` at the writer `to` (nothing sent when it already
+/// is): its API, to wait on.
+async fn patch_db(
+    ctx: &StepCtx,
+    site: &str,
+    name: &str,
+    to: &View,
+    (host, port): (&str, u16),
+) -> Result<kube::Api<kube::api::DynamicObject>, StepError> {
+    let (client, ns) = kube_client(&site_ctx(ctx, site)?).await?;
+    let api = crate::keycloak::api(client, &ns);
+    let secret = format!("{}-pguser-{}", to.cfg.cluster, to.user());
+    let body = json!({"spec": {"db": {"vendor": "postgres", "host": host, "port": port,
+        "database": to.user(), "usernameSecret": {"name": secret, "key": "user"},
+        "passwordSecret": {"name": secret, "key": "password"}}}});
+    let now = api
+        .get(name)
+        .await
+        .map_err(|e| kube_err(site, "GET Keycloak", e))?;
+    if now.data["spec"]["db"]["host"] != json!(host)
+        || now.data["spec"]["db"]["port"] != json!(port)
+    {
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&body))
+            .await
+            .map_err(|e| kube_err(site, &format!("PATCH Keycloak {name} spec.db"), e))?;
+    }
+    Ok(api)
+}
+
 /// Point every site's Keycloak CR at `to`'s primary and wait out each rolling restart
 /// (the CR Ready at its new generation with all its instances, as `keycloak.scale`).
-async fn repoint_all(ctx: &StepCtx, to: &View, poll: Duration) -> Result<Vec<String>, StepError> {
+/// After an unplanned promotion (`lost`), a lost site's Keycloak is repointed where
+/// its Kubernetes API answers, but its rollout is not waited on: its Keycloak is down
+/// with its site, and rolls onto the new writer when the site is back.
+async fn repoint_all(
+    ctx: &StepCtx,
+    to: &View,
+    poll: Duration,
+    lost: bool,
+) -> Result<Vec<String>, StepError> {
     let mut done = Vec::new();
     for (site, cfg) in crate::config::sites(&ctx.env) {
         let name = cfg
@@ -660,24 +697,21 @@ async fn repoint_all(ctx: &StepCtx, to: &View, poll: Duration) -> Result<Vec<Str
                     "site `{site}` has no keycloak.name: its Keycloak cannot be repointed"
                 ))
             })?;
-        let (client, ns) = kube_client(&site_ctx(ctx, site)?).await?;
-        let api = crate::keycloak::api(client, &ns);
         let (host, port) = db_target(site, to);
-        let secret = format!("{}-pguser-{}", to.cfg.cluster, to.user());
-        let body = json!({"spec": {"db": {"vendor": "postgres", "host": host, "port": port,
-            "database": to.user(), "usernameSecret": {"name": secret, "key": "user"},
-            "passwordSecret": {"name": secret, "key": "password"}}}});
-        let now = api
-            .get(&name)
-            .await
-            .map_err(|e| kube_err(site, "GET Keycloak", e))?;
-        if now.data["spec"]["db"]["host"] != json!(host)
-            || now.data["spec"]["db"]["port"] != json!(port)
-        {
-            api.patch(&name, &PatchParams::default(), &Patch::Merge(&body))
-                .await
-                .map_err(|e| kube_err(site, &format!("PATCH Keycloak {name} spec.db"), e))?;
+        let patched = patch_db(ctx, site, &name, to, (&host, port)).await;
+        if lost && *site != to.site {
+            done.push(match patched {
+                Ok(_) => format!(
+                    "{site} → {host}:{port} (patched; its rollout is not waited on: the site is lost)"
+                ),
+                Err(e) => format!(
+                    "{site} NOT repointed: its Kubernetes API did not take it ({}): patch its Keycloak CR spec.db to {host}:{port} when the site is back",
+                    e.message
+                ),
+            });
+            continue;
         }
+        let api = patched?;
         until(
             ctx,
             &format!("{site}'s Keycloak rolled onto {host}:{port}"),
@@ -733,11 +767,24 @@ pub struct MoveWriter {
 }
 
 impl MoveWriter {
-    fn from_of(views: &[Result<View, (String, String)>], to: &str) -> Option<String> {
-        views
-            .iter()
-            .filter_map(|v| v.as_ref().ok())
-            .find(|v| v.writable() && v.site != to)
+    /// The writer the move takes over from: the other site that answers writable; for
+    /// an unplanned promotion also one whose database does not answer but whose
+    /// cluster is a primary by its spec (a lost site's, to fence so that it cannot
+    /// come back writable).
+    fn former_writer(&self, views: &[Result<View, (String, String)>], to: &str) -> Option<String> {
+        let others = || {
+            views
+                .iter()
+                .filter_map(|v| v.as_ref().ok())
+                .filter(|v| v.site != to)
+        };
+        others()
+            .find(|v| v.writable())
+            .or_else(|| {
+                others()
+                    .filter(|_| self.unplanned)
+                    .find(|v| v.exists && !v.standby && !v.shutdown)
+            })
             .map(|v| v.site.clone())
     }
 }
@@ -929,7 +976,10 @@ impl Action for MoveWriter {
         let to = ctx.site_name();
         let (views, _) = read_all(ctx).await;
         let mut out = Outputs::new();
-        out.insert("previous_writer".into(), json!(Self::from_of(&views, &to)));
+        out.insert(
+            "previous_writer".into(),
+            json!(self.former_writer(&views, &to)),
+        );
         for v in views.iter().filter_map(|v| v.as_ref().ok()) {
             if let Ok(s) = &v.sql {
                 let key = if v.site == to {
@@ -963,7 +1013,7 @@ impl Action for MoveWriter {
             .get("previous_writer")
             .and_then(Json::as_str)
             .map(str::to_string)
-            .or_else(|| Self::from_of(&views, &to));
+            .or_else(|| self.former_writer(&views, &to));
         let target = views
             .iter()
             .find_map(|v| v.as_ref().ok().filter(|v| v.site == to))
@@ -973,7 +1023,7 @@ impl Action for MoveWriter {
             out.insert("changed".into(), json!(false));
             out.insert(
                 "repointed".into(),
-                json!(repoint_all(ctx, &target, poll).await?),
+                json!(repoint_all(ctx, &target, poll, false).await?),
             );
             return Ok(out);
         }
@@ -1010,7 +1060,7 @@ impl Action for MoveWriter {
         out.insert("changed".into(), json!(true));
         out.insert(
             "repointed".into(),
-            json!(repoint_all(ctx, &promoted, poll).await?),
+            json!(repoint_all(ctx, &promoted, poll, self.unplanned).await?),
         );
         Ok(out)
     }

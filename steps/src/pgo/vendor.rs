@@ -102,19 +102,19 @@ impl VendorSection for Pgo {
 fn writer_guards(steps: &[Step]) -> Vec<Guard> {
     let mut out = Vec::new();
     for s in steps {
-        let unplanned = s.action == "pgo.promote-standby";
-        let role = s.action == "database.move-writer";
+        let role = matches!(
+            s.action.as_str(),
+            "database.move-writer" | "database.promote"
+        );
+        let unplanned = matches!(
+            s.action.as_str(),
+            "pgo.promote-standby" | "database.promote"
+        );
         if !(role || unplanned || s.action == "pgo.move-writer") {
             continue;
         }
         let Some(site) = &s.site else { continue };
-        // The site as an expression: `{{ params.secondary }}` → `params.secondary`.
-        let expr = site
-            .trim()
-            .strip_prefix("{{")
-            .and_then(|r| r.strip_suffix("}}"))
-            .map(|e| e.trim().to_string())
-            .unwrap_or_else(|| format!("{site:?}"));
+        let expr = expression(site);
         let mut g = crate::guarantees::builtin_guard(
             &format!("{PGO_WRITER}-{}", s.id),
             &format!(
@@ -131,6 +131,59 @@ fn writer_guards(steps: &[Step]) -> Vec<Guard> {
             ));
         }
         g.before = vec![s.id.clone()];
+        out.push(g);
+    }
+    out.extend(rejoin_guards(steps));
+    out
+}
+
+/// The site's expression in a template (`{{ params.site }}` → `params.site`).
+fn expression(site: &str) -> String {
+    site.trim()
+        .strip_prefix("{{")
+        .and_then(|r| r.strip_suffix("}}"))
+        .map(|e| e.trim().to_string())
+        .unwrap_or_else(|| format!("{site:?}"))
+}
+
+/// Before each step of the rejoin role on PGO: exactly one other site holds a
+/// writable primary to stream from (recreating the only writer's site destroys the
+/// only data).
+fn rejoin_guards(steps: &[Step]) -> Vec<Guard> {
+    let mut out = Vec::new();
+    for (i, s) in steps.iter().enumerate() {
+        if s.action != "database.rejoin" {
+            continue;
+        }
+        let Some(site) = &s.site else { continue };
+        // A move of the writer earlier in the run changes what it reads.
+        let earlier = steps[..i]
+            .iter()
+            .find(|e| e.action.starts_with("database.") || e.action.starts_with("pgo."));
+        let expr = expression(site);
+        let mut g = crate::guarantees::builtin_guard(
+            &format!("{PGO_WRITER}-{}", s.id),
+            &format!(
+                "Built in, before `{}`: exactly one other site holds a writable PGO primary to stream from (recreating the only writer's site would destroy the only data)",
+                s.id
+            ),
+            "pgo.writer-check",
+            json!({"to": site}),
+            &format!("observation.writable | length == 1 and {expr} not in observation.writable"),
+        );
+        g.refusal = Some(format!(
+            "{{{{ {expr} }}}} is rebuilt only as a standby of exactly one writable primary at another site; writable now: {{{{ observation.writable | join(\", \") or \"none\" }}}}. Nothing was deleted"
+        ));
+        g.when = Some(format!(
+            "(sites[{expr}].database | default({{}})).pgo is defined"
+        ));
+        g.before = vec![s.id.clone()];
+        g.deferred = earlier.map(|e| {
+            format!(
+                "judged right before `{}`: the earlier step `{}` ({}) moves the writer",
+                s.id, e.id, e.action
+            )
+        });
         out.push(g);
     }
     out
@@ -152,10 +205,17 @@ impl Vendor for Pgo {
         ]
     }
     fn plays(&self) -> Vec<(&'static str, Arc<dyn Action>)> {
-        vec![(
-            "database.move-writer",
-            Arc::new(super::MoveWriter { unplanned: false }),
-        )]
+        vec![
+            (
+                "database.move-writer",
+                Arc::new(super::MoveWriter { unplanned: false }),
+            ),
+            (
+                "database.promote",
+                Arc::new(super::MoveWriter { unplanned: true }),
+            ),
+            ("database.rejoin", Arc::new(super::RecreateAsStandby)),
+        ]
     }
     fn touches(&self, action: &str) -> bool {
         // The writer check reads every site, named by its arguments.
