@@ -273,3 +273,45 @@ impl IntoYaml for Value {
         serde_yaml::to_value(self).unwrap()
     }
 }
+
+#[test]
+fn fence_site_takes_the_unreachable_site_out_of_haproxy_and_its_backup_offline() {
+    let l = haproxy_lab();
+    let out = kc26(
+        &l,
+        &[
+            "run",
+            "fence-site",
+            "-p",
+            "site=site-b",
+            "-p",
+            "reporter=site-a",
+            "--yes",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(landed(&l, 6).iter().all(|s| s == "site-a"));
+    let st = l.state();
+    for c in st["sites"]["site-a"]["caches"]
+        .as_object()
+        .unwrap()
+        .values()
+    {
+        assert_eq!(c["backups"]["site-b"]["status"], "offline", "{c}");
+    }
+    // Never the last: fencing site-a now (site-b already out) is refused.
+    let out = kc26(
+        &l,
+        &[
+            "run",
+            "fence-site",
+            "-p",
+            "site=site-a",
+            "-p",
+            "reporter=site-b",
+            "--yes",
+        ],
+    );
+    assert_eq!(out.code, 8, "{}{}", out.stdout, out.stderr);
+    assert!(landed(&l, 4).iter().all(|s| s == "site-a"));
+}

@@ -11,6 +11,8 @@ use super::runtime::{self, Server};
 use super::{read, section, View};
 
 const OUTPUTS: &[&str] = &[
+    "names",
+    "endpoints",
     "serving",
     "in_group",
     "out_of_group",

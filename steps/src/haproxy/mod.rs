@@ -196,10 +196,23 @@ impl View {
                            "stot": s.stot, "serving": s.serving(), "healthy": s.healthy()})
                 })
                 .collect();
+            // As the traffic role reads an endpoint's health (Global Accelerator's words):
+            // HEALTHY once every server's check passed, INITIAL while one is coming up.
+            let health = if !mine.is_empty() && mine.iter().all(|s| s.healthy()) {
+                "HEALTHY"
+            } else if mine
+                .iter()
+                .any(|s| s.serving() && s.status.starts_with("UP"))
+            {
+                "INITIAL"
+            } else {
+                "UNHEALTHY"
+            };
             sites.insert(
                 site.clone(),
                 json!({
                     "serving": serves,
+                    "health": health,
                     "healthy": !mine.is_empty() && mine.iter().all(|s| s.healthy()),
                     "in_maint": !mine.is_empty() && mine.iter().all(|s| s.in_maint()),
                     "sessions": mine.iter().map(|s| s.scur).sum::<u64>(),
@@ -239,7 +252,16 @@ impl View {
             let each: Vec<&str> = untold.iter().map(|s| s.as_str()).collect();
             format!("which sites serve cannot be told: {}", each.join("; "))
         };
+        let endpoints: Vec<Json> = self
+            .servers
+            .iter()
+            .filter(|s| !s.in_maint() && !s.in_drain())
+            .map(|s| json!({"server": s.name, "site": self.site_of(&s.name), "address": s.address(), "status": s.status}))
+            .collect();
         json!({
+            // What an alert may name this load balancer by.
+            "names": [format!("{}/{}", self.socket, self.backend), self.backend.clone()],
+            "endpoints": endpoints,
             "serving": serving,
             "in_group": in_group,
             "out_of_group": out_of_group,
