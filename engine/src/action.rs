@@ -103,9 +103,41 @@ pub struct StepCtx {
     pub timeout: Duration,
     /// Ctrl-C: long waits inside an action should end early when it is set.
     pub interrupt: crate::report::Interrupt,
+    /// Where an action journals a fact in the middle of its effect (`record_progress`).
+    pub progress: ProgressSink,
 }
 
+/// The executor's end of [`StepCtx::record_progress`]: each fact with the channel its
+/// journaling is confirmed on. Empty outside a run (a plan, a probe).
+#[derive(Debug, Clone, Default)]
+pub struct ProgressSink(
+    pub Option<tokio::sync::mpsc::UnboundedSender<(Outputs, tokio::sync::oneshot::Sender<Result<(), String>>)>>,
+);
+
 impl StepCtx {
+    /// Journal `outputs` now, in the middle of the effect, and return once they are
+    /// durable: a crash after this keeps them, and every later attempt of the step
+    /// finds them in what was prepared. Outside a run there is no journal: nothing is
+    /// kept, and that is said by the error.
+    ///
+    /// # Errors
+    /// No journal to keep them (a plan, a probe), or the journal could not write them.
+    pub async fn record_progress(&self, outputs: Outputs) -> Result<(), StepError> {
+        let Some(tx) = &self.progress.0 else {
+            return Err(StepError::permanent(
+                "this step runs outside a run: nothing can be journaled in the middle of it",
+            ));
+        };
+        let (ack, done) = tokio::sync::oneshot::channel();
+        tx.send((outputs, ack))
+            .map_err(|_| StepError::permanent("the run's journal is gone"))?;
+        match done.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(StepError::permanent(format!("cannot journal: {e}"))),
+            Err(_) => Err(StepError::permanent("the run's journal is gone")),
+        }
+    }
+
     /// `step` or `step[item]`, for messages.
     pub fn label(&self) -> String {
         match &self.item {

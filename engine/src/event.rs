@@ -147,6 +147,16 @@ pub enum Event {
         timeout_ms: Option<u64>,
         at: u64,
     },
+    /// A fact an action learned in the middle of its effect that must survive it
+    /// (CloudNativePG's demotion token): journaled before the action goes on, and
+    /// handed to every later attempt with what was prepared.
+    StepProgress {
+        step: String,
+        item: Option<String>,
+        attempt: u32,
+        outputs: Outputs,
+        at: u64,
+    },
     StepSucceeded {
         step: String,
         item: Option<String>,
@@ -258,6 +268,7 @@ impl Event {
         match self {
             Event::RunCreated { at, .. }
             | Event::StepStarted { at, .. }
+            | Event::StepProgress { at, .. }
             | Event::StepSucceeded { at, .. }
             | Event::StepFailed { at, .. }
             | Event::StepSkipped { at, .. }
@@ -280,6 +291,7 @@ impl Event {
         match self {
             Event::RunCreated { .. } => "run_created",
             Event::StepStarted { .. } => "step_started",
+            Event::StepProgress { .. } => "step_progress",
             Event::StepSucceeded { .. } => "step_succeeded",
             Event::StepFailed { .. } => "step_failed",
             Event::StepSkipped { .. } => "step_skipped",

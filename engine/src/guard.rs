@@ -194,6 +194,7 @@ async fn read(
         env: Arc::clone(ge.env),
         timeout,
         interrupt: ge.interrupt.clone(),
+        progress: Default::default(),
     };
     match tokio::time::timeout(timeout, action.probe(&ctx, &args)).await {
         Ok(Ok(observation)) => Ok(Probed { observation, site }),

@@ -360,6 +360,7 @@ impl Planner<'_> {
             env: Arc::clone(&self.env),
             timeout: v.timeout,
             interrupt: Default::default(),
+            progress: Default::default(),
         }
     }
 

@@ -209,6 +209,7 @@ impl RunState {
         self.updated_at = event.at();
         match event {
             Event::StepStarted { .. }
+            | Event::StepProgress { .. }
             | Event::StepSucceeded { .. }
             | Event::StepFailed { .. }
             | Event::StepSkipped { .. } => self.apply_step(event),
@@ -261,6 +262,16 @@ impl RunState {
                 }
                 p.started_at.get_or_insert(*at);
                 p.timeout_ms = *timeout_ms;
+            }
+            Event::StepProgress {
+                step, item, outputs, ..
+            } => {
+                // Kept with what was prepared: every later attempt (a retry, a resume)
+                // starts from it.
+                let p = self.progress_mut(step, item.as_deref());
+                for (k, v) in outputs {
+                    p.prepared.insert(k.clone(), v.clone());
+                }
             }
             Event::StepSucceeded {
                 step,
@@ -479,6 +490,25 @@ mod tests {
             timeout_ms: None,
             at: 1,
         }
+    }
+
+    #[test]
+    fn a_fact_journaled_mid_effect_is_kept_with_what_was_prepared() {
+        let mut s = RunState::default();
+        s.apply(&started("promote", None, 1));
+        s.apply(&Event::StepProgress {
+            step: "promote".into(),
+            item: None,
+            attempt: 1,
+            outputs: json!({"token": "t1"}).as_object().unwrap().clone(),
+            at: 2,
+        });
+        // A second attempt (a retry, a resume) starts from both.
+        s.apply(&started("promote", None, 2));
+        let p = &s.steps["promote"].progress;
+        assert_eq!(p.prepared["token"], json!("t1"));
+        assert_eq!(p.prepared["previous"], json!(3));
+        assert_eq!(p.status, StepStatus::Running);
     }
 
     #[test]

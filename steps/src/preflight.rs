@@ -597,6 +597,7 @@ pub async fn prove(
         env,
         timeout: Duration::from_secs(60),
         interrupt: Default::default(),
+        progress: Default::default(),
     };
     let list: Vec<Json> = uses
         .iter()

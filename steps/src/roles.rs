@@ -378,6 +378,7 @@ pub async fn direction(
         env: std::sync::Arc::clone(&env),
         timeout: Duration::from_secs(20),
         interrupt: Default::default(),
+        progress: Default::default(),
     };
     let all: Vec<String> = env.sites.keys().cloned().collect();
     let (chosen, how): (Vec<String>, String) = match fact {

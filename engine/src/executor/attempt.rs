@@ -208,11 +208,13 @@ impl Executor {
     }
 
     /// Apply the effect within the step's timeout, then wait for its postcondition.
+    /// What the action journals in the middle of its effect joins `prepared`, for the
+    /// rest of this attempt and the next ones.
     async fn apply(
         &self,
         item: &Item,
         attempt: u32,
-        prepared: &Outputs,
+        prepared: &mut Outputs,
     ) -> Result<Tried, JournalError> {
         let step_id = &self.step_of(item).id;
         let key = item.key.as_deref();
@@ -226,11 +228,14 @@ impl Executor {
         });
         let attempt_start = Instant::now();
         tracing::debug!(step = %item.label, attempt, "applying");
+        let mut learned = Outputs::new();
         let applied = tokio::time::timeout(
             item.timeout,
-            item.action.apply(&item.ctx, &item.args, prepared),
+            self.apply_recording(item, attempt, prepared, &mut learned),
         )
         .await;
+        prepared.extend(learned);
+        let prepared: &Outputs = prepared;
         failpoint::hit("after-apply", step_id, key);
         let applied_phase = |unmet, needs_operator| Phase::Apply {
             unmet,
@@ -292,6 +297,43 @@ impl Executor {
         self.took_effect(item, prepared, out, observation, waited)?;
         failpoint::hit("after-journal", step_id, key);
         Ok(Tried::Done)
+    }
+
+    /// The action's `apply`, journaling each fact it records in the middle of its
+    /// effect (`StepCtx::record_progress`) before it goes on.
+    async fn apply_recording(
+        &self,
+        item: &Item,
+        attempt: u32,
+        prepared: &Outputs,
+        learned: &mut Outputs,
+    ) -> Result<Outputs, StepError> {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut ctx = item.ctx.clone();
+        ctx.progress = crate::action::ProgressSink(Some(tx));
+        let step = self.step_of(item).id.clone();
+        let apply = item.action.apply(&ctx, &item.args, prepared);
+        tokio::pin!(apply);
+        loop {
+            tokio::select! {
+                done = &mut apply => return done,
+                Some((outputs, ack)) = rx.recv() => {
+                    learned.extend(outputs.clone());
+                    let kept = self
+                        .recorder
+                        .record(Event::StepProgress {
+                            step: step.clone(),
+                            item: item.key.clone(),
+                            attempt,
+                            outputs,
+                            at: now_ms(),
+                        })
+                        .map(|_| ())
+                        .map_err(|e| e.to_string());
+                    let _ = ack.send(kept);
+                }
+            }
+        }
     }
 
     /// An effect whose answer never came back: it may or may not have been applied.

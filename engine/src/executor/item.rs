@@ -112,6 +112,7 @@ impl Executor {
             env: Arc::clone(&self.env),
             timeout,
             interrupt: self.interrupt.clone(),
+            progress: Default::default(),
         };
         Ok(Item {
             index,

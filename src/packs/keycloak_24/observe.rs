@@ -85,6 +85,7 @@ pub fn ctx_for(env: &Arc<Environment>, site: &str) -> StepCtx {
         env: Arc::clone(env),
         timeout: Duration::from_secs(20),
         interrupt: Default::default(),
+        progress: Default::default(),
     }
 }
 
