@@ -275,10 +275,12 @@ pub struct LabOptions {
     /// (both, the cache-managers ones deprecated) [default: the pack's lab]
     #[arg(long, value_parser = ["14", "15", "16"])]
     pub infinispan: Option<String>,
-    /// Keycloak's database: aurora (the lab's RDS API) or pgo (CrunchyData PGO at each
+    /// Keycloak's database: aurora (the lab's RDS API), pgo (CrunchyData PGO at each
     /// site over real PostgreSQL servers, the primary at the first site and a standby
     /// cluster streaming from it at the second; needs the PostgreSQL server binaries)
-    #[arg(long, value_parser = ["aurora", "pgo"])]
+    /// or cnpg (CloudNativePG's distributed topology over real PostgreSQL servers: a
+    /// primary Cluster and a replica Cluster, demotion and promotion tokens)
+    #[arg(long, value_parser = ["aurora", "pgo", "cnpg"])]
     pub database: Option<String>,
     /// What sends clients to the sites: route53 (failover records), accelerator (AWS
     /// Global Accelerator) or haproxy (a real HAProxy in front of both sites, started

@@ -107,12 +107,13 @@ pub struct StepCtx {
     pub progress: ProgressSink,
 }
 
+/// One fact to journal, and where its journaling is confirmed.
+pub type ProgressItem = (Outputs, tokio::sync::oneshot::Sender<Result<(), String>>);
+
 /// The executor's end of [`StepCtx::record_progress`]: each fact with the channel its
 /// journaling is confirmed on. Empty outside a run (a plan, a probe).
 #[derive(Debug, Clone, Default)]
-pub struct ProgressSink(
-    pub Option<tokio::sync::mpsc::UnboundedSender<(Outputs, tokio::sync::oneshot::Sender<Result<(), String>>)>>,
-);
+pub struct ProgressSink(pub Option<tokio::sync::mpsc::UnboundedSender<ProgressItem>>);
 
 impl StepCtx {
     /// Journal `outputs` now, in the middle of the effect, and return once they are

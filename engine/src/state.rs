@@ -264,7 +264,10 @@ impl RunState {
                 p.timeout_ms = *timeout_ms;
             }
             Event::StepProgress {
-                step, item, outputs, ..
+                step,
+                item,
+                outputs,
+                ..
             } => {
                 // Kept with what was prepared: every later attempt (a retry, a resume)
                 // starts from it.

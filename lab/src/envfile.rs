@@ -96,6 +96,10 @@ pub fn write(
             kubeconfig = kubeconfig.display(),
             ns = crate::kube::NAMESPACE,
             database = match ep.postgres.get(site) {
+                Some(addr) if config.shape.database == crate::world::Database::Cnpg => format!(
+                    "cnpg: {{ cluster: {}, address: \"{addr}\" }}",
+                    crate::cnpg::cluster_name(site)
+                ),
                 Some(addr) => format!(
                     // Without `--tls` the lab's servers take no TLS (PGO's always do):
                     // said, not hidden.

@@ -64,6 +64,9 @@ pub enum Fault {
     SiteDown {
         site: String,
     },
+    /// CloudNativePG #11074: a demotion token is wiped from the status a second after
+    /// it was written.
+    CnpgTokenVanishes,
     PgReplayDelay {
         #[serde(with = "dur")]
         delay: Duration,
@@ -228,6 +231,7 @@ impl Fault {
             },
             "partition" => Fault::Partition,
             "batch-stuck" => Fault::BatchStuck,
+            "cnpg-token-vanishes" => Fault::CnpgTokenVanishes,
             "site-down" => Fault::SiteDown {
                 site: arg(1)
                     .ok_or_else(|| err("needs a site: site-down:site-a"))?
@@ -251,6 +255,7 @@ impl Fault {
             Fault::Partition => "partition",
             Fault::BatchStuck => "batch-stuck",
             Fault::SiteDown { .. } => "site-down",
+            Fault::CnpgTokenVanishes => "cnpg-token-vanishes",
             Fault::PgReplayDelay { .. } => "pg-replay-delay",
             Fault::PgSecretDiffers { .. } => "pg-secret-differs",
             Fault::NlbUnhealthy { .. } => "nlb-unhealthy",

@@ -28,6 +28,7 @@ pub const NAMESPACE: &str = "keycloak";
 pub const KEYCLOAK_GROUP: &str = "k8s.keycloak.org";
 pub const INFINISPAN_GROUP: &str = "infinispan.org";
 pub const PGO_GROUP: &str = "postgres-operator.crunchydata.com";
+pub const CNPG_GROUP: &str = "postgresql.cnpg.io";
 
 #[derive(Clone)]
 struct KubeApp {
@@ -132,6 +133,7 @@ fn discovery(path: &str) -> Option<Value> {
             json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [
                 group("apps", "v1"), group("batch", "v1"), group("autoscaling", "v1"),
                 group(KEYCLOAK_GROUP, "v2alpha1"), infinispan, group(PGO_GROUP, "v1beta1"),
+                group(CNPG_GROUP, "v1"),
             ]})
         }
         "/apis/apps/v1" => {
@@ -163,6 +165,18 @@ fn discovery(path: &str) -> Option<Value> {
                          &["get", "list", "watch", "patch", "update", "create", "delete"], &[]),
                 json!({"name": "postgresclusters/status", "singularName": "", "namespaced": true,
                        "kind": "PostgresCluster", "verbs": ["get", "patch", "update"]}),
+            ]})
+        }
+        // The Cluster CRD at v1.30.0: no short names; status and scale subresources
+        // (`config/crd/bases/postgresql.cnpg.io_clusters.yaml`).
+        "/apis/postgresql.cnpg.io/v1" => {
+            json!({"kind": "APIResourceList", "groupVersion": "postgresql.cnpg.io/v1", "resources": [
+                resource("clusters", "cluster", "Cluster", true,
+                         &["get", "list", "watch", "patch", "update", "create", "delete"], &[]),
+                json!({"name": "clusters/status", "singularName": "", "namespaced": true,
+                       "kind": "Cluster", "verbs": ["get", "patch", "update"]}),
+                json!({"name": "clusters/scale", "singularName": "", "namespaced": true, "kind": "Scale",
+                       "group": "autoscaling", "version": "v1", "verbs": ["get", "patch", "update"]}),
             ]})
         }
         "/apis/infinispan.org/v1" => {
@@ -396,6 +410,7 @@ fn collection(
         ["apis", PGO_GROUP, "v1beta1", "namespaces", ns, "postgresclusters"] => {
             ("postgresclusters", Some(*ns))
         }
+        ["apis", CNPG_GROUP, "v1", "namespaces", ns, "clusters"] => ("clusters", Some(*ns)),
         _ => return None,
     };
     let in_ns = ns.is_none_or(|n| n == NAMESPACE);
@@ -429,6 +444,12 @@ fn collection(
                 items.extend(pods(lab, app, now));
                 items.extend(pgo_site(lab, app).and_then(|s| crate::pgo::pod_object(s, NAMESPACE)));
             }
+            "clusters" => items.extend(
+                lab.cnpg
+                    .as_ref()
+                    .and_then(|c| c.sites.get(&app.site))
+                    .map(|s| with_rv(crate::cnpg::cluster_object(s, NAMESPACE))),
+            ),
             "postgresclusters" => items.extend(
                 pgo_site(lab, app)
                     .filter(|s| !s.deleted)
@@ -458,6 +479,7 @@ fn collection(
         "statefulsets" => "StatefulSetList",
         "jobs" => "JobList",
         "pods" => "PodList",
+        "clusters" => "ClusterList",
         _ => "ConfigMapList",
     };
     Some((list_kind.to_string(), items))
@@ -478,15 +500,30 @@ fn api_version_of(list_kind: &str) -> &'static str {
         "KeycloakList" => "k8s.keycloak.org/v2alpha1",
         "BatchList" => "infinispan.org/v2alpha1",
         "InfinispanList" => "infinispan.org/v1",
+        "ClusterList" => "postgresql.cnpg.io/v1",
         "StatefulSetList" => "apps/v1",
         "JobList" => "batch/v1",
         _ => "v1",
     }
 }
 
-/// The PGO user's secret (`<cluster>-pguser-<user>`), as PGO writes it; the
-/// `pg-secret-differs` fault gives one site another password.
+/// The PGO user's secret (`<cluster>-pguser-<user>`), as PGO writes it, or
+/// CloudNativePG's `<cluster>-app`; the `pg-secret-differs` fault gives one site
+/// another password.
 fn pguser_secret(lab: &crate::LabState, app: &KubeApp, ns: &str, name: &str) -> Response {
+    if let Some(s) = lab.cnpg.as_ref().and_then(|c| c.sites.get(&app.site)) {
+        if ns == NAMESPACE && name == format!("{}-app", s.name) {
+            let mut s = s.clone();
+            let differs =
+                lab.world.faults.iter().any(
+                    |f| matches!(f, crate::Fault::PgSecretDiffers { site } if *site == app.site),
+                );
+            if differs {
+                s.password = format!("{}-{}", s.password, app.site);
+            }
+            return json_response(StatusCode::OK, crate::cnpg::secret_object(&s, NAMESPACE));
+        }
+    }
     match pgo_site(lab, app) {
         Some(s)
             if ns == NAMESPACE
@@ -541,6 +578,11 @@ fn serve(lab: &mut crate::LabState, app: &KubeApp, req: &Req<'_>) -> Response {
             if *ns == NAMESPACE && lab.pgo.is_some() =>
         {
             postgrescluster_route(lab, app, req, (m, rest))
+        }
+        (m, ["apis", CNPG_GROUP, "v1", "namespaces", ns, "clusters", rest @ ..])
+            if *ns == NAMESPACE && lab.cnpg.is_some() =>
+        {
+            cnpg_route(lab, app, req, (m, rest))
         }
         (Method::GET, ["api", "v1", "namespaces", ns, "secrets", name]) => {
             pguser_secret(lab, app, ns, name)
@@ -722,6 +764,55 @@ fn create_config_map(lab: &mut crate::LabState, app: &KubeApp, body: &[u8]) -> R
     lab.config_maps
         .insert((app.site.clone(), name.to_string()), data.clone());
     json_response(StatusCode::CREATED, config_map(name, &data))
+}
+
+/// A site's CloudNativePG `Cluster`: get, and merge patch through the admission
+/// webhook's rules (`cnpg::validate`: rejected as CloudNativePG's webhook rejects).
+fn cnpg_route(
+    lab: &mut crate::LabState,
+    app: &KubeApp,
+    req: &Req<'_>,
+    (m, rest): (Method, &[&str]),
+) -> Response {
+    let kind = "clusters.postgresql.cnpg.io";
+    let Some(site) = lab.cnpg.as_mut().and_then(|c| c.sites.get_mut(&app.site)) else {
+        return not_found(kind, rest.first().copied().unwrap_or_default());
+    };
+    let name = site.name.clone();
+    match (m, rest) {
+        (Method::GET, [n]) | (Method::GET, [n, "status"]) if *n == name => json_response(
+            StatusCode::OK,
+            with_rv(crate::cnpg::cluster_object(site, NAMESPACE)),
+        ),
+        (Method::PATCH, [n]) if *n == name => {
+            let current = crate::cnpg::cluster_object(site, NAMESPACE);
+            match patched(req, current) {
+                Ok(new) => {
+                    if let Err(why) =
+                        crate::cnpg::validate(&name, &new["spec"], site.in_progress, &site.spec)
+                    {
+                        return status(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            "Invalid",
+                            format!(
+                                "admission webhook \"vcluster.cnpg.io\" denied the request: {why}"
+                            ),
+                        );
+                    }
+                    if new["spec"] != site.spec {
+                        site.spec = new["spec"].clone();
+                        site.generation += 1;
+                    }
+                    json_response(
+                        StatusCode::OK,
+                        with_rv(crate::cnpg::cluster_object(site, NAMESPACE)),
+                    )
+                }
+                Err(r) => *r,
+            }
+        }
+        _ => not_found(kind, rest.first().copied().unwrap_or(&name)),
+    }
 }
 
 fn pgo_site<'a>(lab: &'a crate::LabState, app: &KubeApp) -> Option<&'a crate::pgo::PgoSite> {

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod aws;
 mod awsxml;
 pub mod batch;
+pub mod cnpg;
 pub mod envfile;
 pub mod faults;
 pub mod ga;
@@ -56,6 +57,8 @@ pub struct LabState {
     /// PGO at each site over real PostgreSQL servers, when the lab plays it
     /// (`Shape::database`).
     pub pgo: Option<pgo::Pgo>,
+    /// CloudNativePG at each site over real PostgreSQL servers, when the lab plays it.
+    pub cnpg: Option<cnpg::Cnpg>,
 }
 
 const REQUEST_LOG: usize = 10_000;
@@ -84,6 +87,26 @@ impl LabState {
                 })
                 .collect();
             snapshot["pgo"] = serde_json::json!({"sites": sites, "errors": p.errors});
+        }
+        if let Some(c) = &self.cnpg {
+            let sites: serde_json::Map<String, serde_json::Value> = c
+                .sites
+                .iter()
+                .map(|(name, s)| {
+                    let db = self.world.sites.get(name).map(|k| k.keycloak.db.clone());
+                    (
+                        name.clone(),
+                        serde_json::json!({
+                            "cluster": s.name, "port": s.port, "running": s.running,
+                            "writable": s.in_recovery.map(|r| !r), "timeline": s.timeline,
+                            "replica": s.is_replica(), "phase": s.phase,
+                            "demotion_token": s.demotion_token, "last_promotion_token": s.last_promotion_token,
+                            "spec": s.spec, "keycloak_db": db,
+                        }),
+                    )
+                })
+                .collect();
+            snapshot["cnpg"] = serde_json::json!({"sites": sites, "errors": c.errors});
         }
         snapshot
     }
@@ -188,6 +211,9 @@ impl Drop for RunningLab {
         if let Some(p) = self.shared.lock().pgo.as_ref() {
             p.stop_all();
         }
+        if let Some(c) = self.shared.lock().cnpg.as_ref() {
+            c.stop_all();
+        }
     }
 }
 
@@ -254,6 +280,27 @@ async fn start_pgo(
         }
     }
     lab.pgo = Some(pgo);
+    Ok(())
+}
+
+/// The CloudNativePG lab: a real PostgreSQL server per site behind its `Cluster`, and
+/// each site's Keycloak pointed at the primary's.
+async fn start_cnpg(config: &LabConfig, shared: &Shared) -> Result<(), LabError> {
+    let sites = config.shape.sites.to_vec();
+    let password = format!("pg-{:016x}", fastrand::u64(..));
+    let cnpg = tokio::task::spawn_blocking(move || cnpg::setup(&sites, &password))
+        .await
+        .map_err(|e| LabError::Pgo(e.to_string()))??;
+    let mut lab = shared.lock();
+    if let Some(primary) = cnpg.sites.values().find(|s| !s.is_replica()) {
+        let db = cnpg::keycloak_db(primary);
+        for site in &config.shape.sites {
+            if let Some(s) = lab.world.sites.get_mut(site) {
+                s.keycloak.db = db.clone();
+            }
+        }
+    }
+    lab.cnpg = Some(cnpg);
     Ok(())
 }
 
@@ -345,6 +392,28 @@ fn traffic(
     tasks
 }
 
+/// Each site's PostgreSQL server, exposed (PGO's or CloudNativePG's lab).
+fn database_endpoints(shared: &Shared) -> BTreeMap<String, SocketAddr> {
+    let lab = shared.lock();
+    let at = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+    if let Some(p) = &lab.pgo {
+        return p
+            .sites
+            .iter()
+            .map(|(n, s)| (n.clone(), at(s.port)))
+            .collect();
+    }
+    lab.cnpg
+        .as_ref()
+        .map(|c| {
+            c.sites
+                .iter()
+                .map(|(n, s)| (n.clone(), at(s.port)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Start a lab on 127.0.0.1 (random ports) and write its environment file.
 ///
 /// # Errors
@@ -364,6 +433,7 @@ pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
         batches: BTreeMap::new(),
         config_maps: BTreeMap::new(),
         pgo: None,
+        cnpg: None,
     })));
     let tls = if config.tls {
         Some(tls::generate()?)
@@ -372,6 +442,9 @@ pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
     };
     if config.shape.database == world::Database::Pgo {
         start_pgo(&config, &shared, tls.as_ref()).await?;
+    }
+    if config.shape.database == world::Database::Cnpg {
+        start_cnpg(&config, &shared).await?;
     }
     let (ispn, kc, kube_eps, mut tasks) = serve_sites(&config, &shared, tls.as_ref()).await?;
     let (admin_addr, t) = serve(admin::router(shared.clone())).await?;
@@ -382,6 +455,9 @@ pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
     tasks.push(keycloak::spawn_health_checkers(shared.clone()));
     if shared.lock().pgo.is_some() {
         tasks.push(pgo::spawn_reconciler(shared.clone()));
+    }
+    if shared.lock().cnpg.is_some() {
+        tasks.push(cnpg::spawn_reconciler(shared.clone()));
     }
     if config.workload_per_sec > 0.0 {
         tasks.push(admin::spawn_workload(
@@ -408,17 +484,7 @@ pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
         aws: aws_addr,
         keycloak: kc,
         admin: admin_addr,
-        postgres: shared
-            .lock()
-            .pgo
-            .as_ref()
-            .map(|p| {
-                p.sites
-                    .iter()
-                    .map(|(n, s)| (n.clone(), SocketAddr::from(([127, 0, 0, 1], s.port))))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        postgres: database_endpoints(&shared),
         nlbs,
         haproxy: None,
     };

@@ -106,7 +106,7 @@ pub struct Pgo {
 
 /// The PostgreSQL server binaries: `RUNBOOK_LAB_PG_BIN`, else Debian's newest
 /// `/usr/lib/postgresql/*/bin`, else the `PATH`.
-fn find_bin() -> Option<PathBuf> {
+pub(crate) fn find_bin() -> Option<PathBuf> {
     if let Ok(b) = std::env::var("RUNBOOK_LAB_PG_BIN") {
         return Some(PathBuf::from(b));
     }
@@ -126,7 +126,7 @@ fn find_bin() -> Option<PathBuf> {
     })
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -139,7 +139,7 @@ fn is_root() -> bool {
 
 /// Run a PostgreSQL program (as `postgres` when the lab runs as root: the server
 /// refuses to run as root).
-fn pg(bin: &Path, program: &str, args: &[&str]) -> Result<String, String> {
+pub(crate) fn pg(bin: &Path, program: &str, args: &[&str]) -> Result<String, String> {
     let exe = bin.join(program);
     let out = if is_root() {
         Command::new("runuser")
@@ -162,7 +162,7 @@ fn pg(bin: &Path, program: &str, args: &[&str]) -> Result<String, String> {
     }
 }
 
-fn free_port() -> Result<u16, LabError> {
+pub(crate) fn free_port() -> Result<u16, LabError> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -175,7 +175,7 @@ fn setup_error(e: impl std::fmt::Display) -> LabError {
 
 /// The settings every lab server runs with (fsync off: a rehearsal's data is
 /// throwaway; replication as PGO configures a streaming standby).
-fn server_conf(port: u16, socket_dir: &Path) -> String {
+pub(crate) fn server_conf(port: u16, socket_dir: &Path) -> String {
     let mut conf = format!(
         "listen_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\n\
          wal_level = replica\nmax_wal_senders = 5\nhot_standby = on\nfsync = off\n\
@@ -196,19 +196,19 @@ fn server_conf(port: u16, socket_dir: &Path) -> String {
 /// The lab's own way in is the `postgres` superuser over loopback without a
 /// password (the operator's, like PGO's exec into the pod); everyone else, the
 /// pguser included, proves a password (SCRAM), as PGO's `pg_hba` asks.
-fn hba(tls: bool) -> String {
+pub(crate) fn hba(tls: bool) -> String {
     let users = if tls { "hostssl" } else { "host" };
     format!("local all all trust\nhost replication postgres 127.0.0.1/32 trust\nhost all postgres 127.0.0.1/32 trust\n{users} all all 127.0.0.1/32 scram-sha-256\n")
 }
 
-fn write(path: &Path, text: &str) -> Result<(), LabError> {
+pub(crate) fn write(path: &Path, text: &str) -> Result<(), LabError> {
     std::fs::write(path, text).map_err(|error| LabError::Write {
         path: path.to_path_buf(),
         error,
     })
 }
 
-fn chown_postgres(path: &Path) {
+pub(crate) fn chown_postgres(path: &Path) {
     if is_root() {
         let _ = Command::new("chown")
             .arg("-R")
@@ -263,7 +263,7 @@ pub fn setup(
 }
 
 /// Stop every server whose data lives under `root`, then remove it.
-fn remove_all(bin: &Path, root: &Path) {
+pub(crate) fn remove_all(bin: &Path, root: &Path) {
     for dir in std::fs::read_dir(root).into_iter().flatten().flatten() {
         if dir.path().join("PG_VERSION").exists() {
             let _ = stop_server(bin, &dir.path(), "immediate");
@@ -413,7 +413,7 @@ fn switchover(p: &mut Pgo, name: &str) {
     }
 }
 
-fn start_server(bin: &Path, data: &Path) -> Result<(), String> {
+pub(crate) fn start_server(bin: &Path, data: &Path) -> Result<(), String> {
     let log = data.with_extension("log");
     pg(
         bin,
@@ -432,7 +432,7 @@ fn start_server(bin: &Path, data: &Path) -> Result<(), String> {
     .map(|_| ())
 }
 
-fn stop_server(bin: &Path, data: &Path, mode: &str) -> Result<(), String> {
+pub(crate) fn stop_server(bin: &Path, data: &Path, mode: &str) -> Result<(), String> {
     pg(
         bin,
         "pg_ctl",
@@ -442,7 +442,7 @@ fn stop_server(bin: &Path, data: &Path, mode: &str) -> Result<(), String> {
 }
 
 /// A standby of the server on `from_port`, as PGO's standby bootstrap by streaming.
-fn basebackup(
+pub(crate) fn basebackup(
     bin: &Path,
     root: &Path,
     data: &Path,
@@ -478,7 +478,7 @@ fn basebackup(
     Ok(())
 }
 
-fn connect(port: u16, db: &str) -> Result<postgres::Client, String> {
+pub(crate) fn connect(port: u16, db: &str) -> Result<postgres::Client, String> {
     postgres::Config::new()
         .host("127.0.0.1")
         .port(port)
@@ -489,11 +489,11 @@ fn connect(port: u16, db: &str) -> Result<postgres::Client, String> {
         .map_err(|e| format!("127.0.0.1:{port}: {e}"))
 }
 
-fn sql(port: u16, text: &str) -> Result<(), String> {
+pub(crate) fn sql(port: u16, text: &str) -> Result<(), String> {
     sql_in(port, "postgres", text)
 }
 
-fn sql_in(port: u16, db: &str, text: &str) -> Result<(), String> {
+pub(crate) fn sql_in(port: u16, db: &str, text: &str) -> Result<(), String> {
     connect(port, db)?.batch_execute(text).map_err(|e| {
         let why = e
             .as_db_error()
@@ -503,7 +503,7 @@ fn sql_in(port: u16, db: &str, text: &str) -> Result<(), String> {
 }
 
 /// What the server answers: in recovery or not, and its timeline.
-fn observe(port: u16) -> Option<(bool, i64)> {
+pub(crate) fn observe(port: u16) -> Option<(bool, i64)> {
     let mut c = connect(port, "postgres").ok()?;
     let row = c
         .query_one(
@@ -695,7 +695,7 @@ pub fn keycloak_db(host: &str, port: u16) -> Value {
            "passwordSecret": {"name": secret, "key": "password"}})
 }
 
-fn b64(s: &str) -> String {
+pub(crate) fn b64(s: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(s)
 }

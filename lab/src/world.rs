@@ -258,6 +258,8 @@ pub enum Database {
     #[default]
     Aurora,
     Pgo,
+    /// CloudNativePG's distributed topology over real PostgreSQL (`cnpg.rs`).
+    Cnpg,
 }
 
 impl Default for Shape {

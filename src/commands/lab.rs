@@ -37,8 +37,10 @@ pub fn lab_config(
     if o.caches.as_deref() == Some("kc24") {
         config.shape.caches = lab::Shape::default().caches;
     }
-    if o.database.as_deref() == Some("pgo") {
-        config.shape.database = lab::world::Database::Pgo;
+    match o.database.as_deref() {
+        Some("pgo") => config.shape.database = lab::world::Database::Pgo,
+        Some("cnpg") => config.shape.database = lab::world::Database::Cnpg,
+        _ => {}
     }
     if let Some(t) = o.traffic.as_deref().and_then(lab::world::Traffic::named) {
         config.shape.traffic = t;
