@@ -543,6 +543,11 @@ fn reconcile_once(shared: &Shared) {
             s.demotion_token = None;
             s.token_written = None;
         }
+        if !s.is_replica() {
+            // Cleared whenever the cluster is not a replica (`cluster_status.go`).
+            s.demotion_token = None;
+            s.token_written = None;
+        }
         let seen = observe(s.port);
         s.running = seen.is_some();
         s.in_recovery = seen.map(|(r, _)| r);
@@ -575,6 +580,19 @@ impl Cnpg {
     /// Stop every server and remove their data (the lab is going away).
     pub fn stop_all(&self) {
         remove_all(&self.bin, &self.root);
+    }
+
+    /// Write a row on a site's server as the app would (the test's evidence that a
+    /// move keeps what was committed before it).
+    ///
+    /// # Errors
+    /// The server does not answer or does not write (a replica).
+    pub fn write_row(&self, site: &str, note: &str) -> Result<(), String> {
+        let s = self.sites.get(site).ok_or("no such site")?;
+        let mut c = connect(s.port, DATABASE)?;
+        c.execute("INSERT INTO lab_rows (note) VALUES ($1)", &[&note])
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     /// Rows of the lab's table on a site's server (the test's evidence of what a move

@@ -800,8 +800,15 @@ fn cnpg_route(
                         );
                     }
                     if new["spec"] != site.spec {
+                        let was_replica = site.is_replica();
                         site.spec = new["spec"].clone();
                         site.generation += 1;
+                        if !was_replica {
+                            // A primary holds no demotion token; a new demotion writes
+                            // its own.
+                            site.demotion_token = None;
+                            site.token_written = None;
+                        }
                     }
                     json_response(
                         StatusCode::OK,

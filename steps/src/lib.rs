@@ -7,6 +7,7 @@ pub mod args;
 pub mod aurora;
 pub mod check;
 pub mod clients;
+pub mod cnpg;
 pub mod config;
 pub mod guarantees;
 pub mod haproxy;
@@ -104,10 +105,13 @@ mod tests {
             "route53.set-health-check-path" | "traffic.point-away" | "traffic.restore" => {
                 reader::<crate::route53::SetPathArgs>()
             }
-            "database.move-writer" | "pgo.move-writer" | "pgo.promote-standby" => {
-                reader::<crate::aurora::FailoverArgs>()
-            }
+            "database.move-writer"
+            | "database.promote"
+            | "pgo.move-writer"
+            | "pgo.promote-standby" => reader::<crate::aurora::FailoverArgs>(),
             "pgo.writer-check" => reader::<crate::pgo::CheckArgs>(),
+            "cnpg.writer-check" => reader::<crate::cnpg::actions::CheckArgs>(),
+            "cnpg.switchover" | "cnpg.failover" => reader::<crate::aurora::FailoverArgs>(),
             "pgo.switchover" => reader::<crate::pgo::SwitchoverArgs>(),
             "pgo.cluster-state" | "pgo.recreate-as-standby" => reader::<crate::args::NoArgs>(),
             "route53.health-check-status" => reader::<crate::route53::StatusArgs>(),

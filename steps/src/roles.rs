@@ -164,8 +164,14 @@ impl Action for Role {
             })
             .unwrap_or_else(|| self.reference().effect(args))
     }
+    /// The longest of its vendors' (the step's time budget must fit the slowest way
+    /// the role is played; a runbook's `timeout:` says otherwise).
     fn default_timeout(&self) -> Duration {
-        self.reference().default_timeout()
+        self.vendors
+            .iter()
+            .map(|(_, a)| a.default_timeout())
+            .max()
+            .unwrap_or_else(|| self.reference().default_timeout())
     }
     fn poll_interval(&self, args: &Args) -> Duration {
         self.reference().poll_interval(args)

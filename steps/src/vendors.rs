@@ -14,13 +14,14 @@ use crate::config::{Concern, SiteConfig, VendorSection};
 pub use crate::vendor::Vendor;
 
 /// Every vendor, one row each.
-pub fn all() -> [&'static dyn Vendor; 5] {
+pub fn all() -> [&'static dyn Vendor; 6] {
     [
         &crate::route53::vendor::VENDOR,
         &crate::accelerator::vendor::VENDOR,
         &crate::aurora::vendor::VENDOR,
         &crate::pgo::vendor::VENDOR,
         &crate::haproxy::vendor::VENDOR,
+        &crate::cnpg::vendor::VENDOR,
     ]
 }
 

@@ -10,6 +10,7 @@ mod bench;
 mod browser;
 mod catalog;
 mod check;
+mod cnpg;
 mod crash;
 mod disk;
 mod durable;

@@ -331,6 +331,7 @@ impl Executor {
                         .map(|_| ())
                         .map_err(|e| e.to_string());
                     let _ = ack.send(kept);
+                    failpoint::hit("after-progress", &step, item.key.as_deref());
                 }
             }
         }

@@ -1,0 +1,581 @@
+//! `cnpg.writer-check`, `cnpg.switchover`, `cnpg.failover`.
+
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use engine::action::ImpactKind;
+use engine::{Action, ArgKind, ArgSpec, Args, Effect, Outputs, StepCtx, StepError};
+use kube::api::{Patch, PatchParams};
+use serde_json::{json, Value as Json};
+
+use super::judge::judge;
+use super::read::{self, clusters, Site};
+use crate::args::str_arg;
+use crate::clients::{ctx_for, kube_client};
+use crate::keycloak::kube_err;
+
+/// `cnpg.writer-check`'s arguments.
+#[derive(Debug, serde::Deserialize)]
+pub struct CheckArgs {
+    pub to: String,
+    #[serde(default)]
+    pub unplanned: Option<bool>,
+}
+
+/// `cnpg.writer-check`: whether the writer may move to a site.
+#[derive(Debug)]
+pub struct WriterCheck;
+
+#[async_trait]
+impl Action for WriterCheck {
+    fn name(&self) -> &'static str {
+        "cnpg.writer-check"
+    }
+    fn summary(&self) -> &'static str {
+        "whether CloudNativePG's writer may move to a site: never two writable primaries (read from the databases), the target streaming within the lag bound, equal app secrets"
+    }
+    fn args(&self) -> &'static [ArgSpec] {
+        const A: &[ArgSpec] = &[
+            ArgSpec::required("to", ArgKind::String, "the site that would take the writer"),
+            ArgSpec::optional(
+                "unplanned",
+                ArgKind::Bool,
+                "the writer's site is lost (a promotion without a token)",
+            ),
+        ];
+        A
+    }
+    fn outputs(&self) -> Option<&'static [&'static str]> {
+        Some(&[
+            "safe",
+            "to",
+            "writable",
+            "unplanned",
+            "reasons",
+            "summary",
+            "sites",
+        ])
+    }
+    fn effect(&self, _: &Args) -> Effect {
+        Effect::ReadOnly
+    }
+    fn describe(&self, _: &StepCtx, args: &Args) -> Vec<String> {
+        vec![format!(
+            "on every CloudNativePG site: GET Cluster, GET secret <cluster>-app, SQL pg_is_in_recovery(), the WAL position and pg_stat_wal_receiver as the app user; judged for a move to {}",
+            str_arg(args, "to").unwrap_or("?")
+        )]
+    }
+    async fn probe(&self, ctx: &StepCtx, args: &Args) -> Result<Json, StepError> {
+        let a: CheckArgs = crate::args::typed(self.name(), args)?;
+        Ok(judge(
+            &read::all(ctx).await,
+            &a.to,
+            a.unplanned.unwrap_or(false),
+        ))
+    }
+    async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
+        Ok(crate::args::outputs(self.probe(ctx, args).await?))
+    }
+}
+
+/// Wait until `f` says done, polling, within the step's time.
+async fn until<T, F, Fut>(
+    ctx: &StepCtx,
+    what: &str,
+    poll: Duration,
+    mut f: F,
+) -> Result<T, StepError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>, String>>,
+{
+    let deadline = Instant::now() + ctx.timeout.mul_f64(0.9);
+    let mut last = String::new();
+    loop {
+        match f().await {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => {}
+            Err(seen) => last = seen,
+        }
+        if Instant::now() >= deadline {
+            return Err(StepError::transient(format!(
+                "{what}: not in time (last seen: {last})"
+            )));
+        }
+        if !ctx.interrupt.sleep(ctx.env.scaled_pause(poll)).await {
+            return Err(StepError::transient(format!(
+                "interrupted while waiting until {what}"
+            )));
+        }
+    }
+}
+
+async fn patch_cluster(ctx: &StepCtx, s: &Site, body: Json) -> Result<(), StepError> {
+    let c = ctx_for(ctx, &s.site).map_err(StepError::configuration)?;
+    let (client, ns) = kube_client(&c).await?;
+    clusters(client, &ns)
+        .patch(
+            &s.cfg.cluster,
+            &PatchParams::default(),
+            &Patch::Merge(&body),
+        )
+        .await
+        .map_err(|e| {
+            kube_err(
+                &s.site,
+                &format!("PATCH Cluster {} {body}", s.cfg.cluster),
+                e,
+            )
+        })?;
+    Ok(())
+}
+
+async fn reread(ctx: &StepCtx, site: &str) -> Result<Site, String> {
+    read::site(ctx, site).await.map_err(|e| e.message)
+}
+
+/// Point every site's Keycloak CR at the writer's exposed address and, except at a
+/// lost site, wait until it rolled (Ready at its generation).
+async fn repoint(
+    ctx: &StepCtx,
+    writer: &Site,
+    lost: Option<&str>,
+    poll: Duration,
+) -> Result<Vec<String>, StepError> {
+    let (host, port) = writer
+        .cfg
+        .address
+        .rsplit_once(':')
+        .map_or((writer.cfg.address.clone(), 5432), |(h, p)| {
+            (h.to_string(), p.parse().unwrap_or(5432))
+        });
+    let secret = writer
+        .cfg
+        .secret
+        .clone()
+        .unwrap_or_else(|| format!("{}-app", writer.cfg.cluster));
+    let body = json!({"spec": {"db": {"vendor": "postgres", "host": host, "port": port,
+        "database": writer.cfg.database.clone().unwrap_or_else(|| "app".into()),
+        "usernameSecret": {"name": secret, "key": "username"},
+        "passwordSecret": {"name": secret, "key": "password"}}}});
+    let mut done = Vec::new();
+    for (site, cfg) in crate::config::sites(&ctx.env) {
+        let Some(name) = cfg.keycloak.as_ref().map(|k| k.name.clone()) else {
+            continue;
+        };
+        let c = ctx_for(ctx, site).map_err(StepError::configuration)?;
+        let patched = async {
+            let (client, ns) = kube_client(&c).await?;
+            let api = crate::keycloak::api(client, &ns);
+            api.patch(&name, &PatchParams::default(), &Patch::Merge(&body))
+                .await
+                .map_err(|e| kube_err(site, &format!("PATCH Keycloak {name} spec.db"), e))?;
+            Ok::<_, StepError>(api)
+        }
+        .await;
+        if Some(site.as_str()) == lost {
+            done.push(match patched {
+                Ok(_) => {
+                    format!("{site} → {host}:{port} (patched; not waited on: the site is lost)")
+                }
+                Err(e) => format!(
+                    "{site} NOT repointed ({}): patch its Keycloak CR when the site is back",
+                    e.message
+                ),
+            });
+            continue;
+        }
+        let api = patched?;
+        until(
+            ctx,
+            &format!("{site}'s Keycloak rolled onto {host}:{port}"),
+            poll,
+            || {
+                let (api, name) = (api.clone(), name.clone());
+                async move {
+                    let k = api.get(&name).await.map_err(|e| e.to_string())?;
+                    let gen = k.metadata.generation.unwrap_or(0);
+                    let st = &k.data["status"];
+                    let ready = st["conditions"].as_array().is_some_and(|c| {
+                        c.iter()
+                            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                    });
+                    Ok((st["observedGeneration"] == json!(gen) && ready).then_some(()))
+                }
+            },
+        )
+        .await?;
+        done.push(format!("{site} → {host}:{port}"));
+    }
+    Ok(done)
+}
+
+const MOVE_ARGS: &[ArgSpec] = &[
+    ArgSpec::optional(
+        "instance",
+        ArgKind::String,
+        "(Aurora's; unused by CloudNativePG)",
+    ),
+    ArgSpec::optional(
+        "cluster",
+        ArgKind::String,
+        "(Aurora's; CloudNativePG's is the site's database.cnpg.cluster)",
+    ),
+    ArgSpec::optional(
+        "poll",
+        ArgKind::Duration,
+        "longest pause between checks (default 2s)",
+    ),
+];
+
+fn poll_of(args: &Args) -> Duration {
+    crate::args::typed::<crate::aurora::FailoverArgs>("cnpg", args)
+        .ok()
+        .and_then(|a| a.poll)
+        .map_or(Duration::from_secs(2), |p| p.0)
+}
+
+fn one_writer(o: &Json, to: &str) -> bool {
+    o["writable"] == json!([to])
+}
+
+/// `cnpg.switchover`: a planned move of the writer across sites with CloudNativePG's
+/// demotion and promotion tokens.
+#[derive(Debug)]
+pub struct Switchover;
+
+impl Switchover {
+    /// The demotion token: journaled earlier in this step, else the demoted Cluster's
+    /// status (a demotion found done), else demote now and wait for it; journaled the
+    /// moment it is known.
+    async fn token(
+        &self,
+        ctx: &StepCtx,
+        from: &Site,
+        to: &Site,
+        prepared: &Outputs,
+        poll: Duration,
+    ) -> Result<String, StepError> {
+        if let Some(t) = prepared.get("demotion_token").and_then(Json::as_str) {
+            return Ok(t.to_string());
+        }
+        if !(from.replica_by_spec() && from.status("demotionToken").is_string()) {
+            if from.replica_by_spec() && !from.writable() {
+                return Err(StepError::needs_operator(format!(
+                    "{} was demoted but its Cluster shows no demotion token and none was journaled (CloudNativePG #11074): the planned promotion cannot go on. Only a promotion without a token remains (database.promote: {} must then be rebuilt)",
+                    from.site, from.site
+                )));
+            }
+            patch_cluster(ctx, from, json!({"spec": {"replica": {"primary": to.cfg.cluster, "source": to.cfg.cluster, "promotionToken": null}}})).await?;
+        }
+        // A token in the status of a cluster that was a primary when read is an old
+        // one: never taken for this demotion's.
+        let stale = from
+            .status("demotionToken")
+            .as_str()
+            .filter(|_| !from.replica_by_spec())
+            .map(str::to_string);
+        let t = until(
+            ctx,
+            &format!("{}'s demotion token", from.site),
+            poll,
+            || async {
+                let s = reread(ctx, &from.site).await?;
+                Ok(s.status("demotionToken")
+                    .as_str()
+                    .filter(|t| !t.is_empty() && Some(*t) != stale.as_deref())
+                    .map(str::to_string))
+            },
+        )
+        .await?;
+        let mut fact = Outputs::new();
+        fact.insert("demotion_token".into(), json!(t));
+        fact.insert("demoted".into(), json!(from.site));
+        ctx.record_progress(fact).await?;
+        Ok(t)
+    }
+}
+
+#[async_trait]
+impl Action for Switchover {
+    fn name(&self) -> &'static str {
+        "cnpg.switchover"
+    }
+    fn summary(&self) -> &'static str {
+        "move CloudNativePG's writer to this site: demote the writer's Cluster, journal its demotion token the moment it appears, promote this site's Cluster with it, repoint every site's Keycloak"
+    }
+    fn args(&self) -> &'static [ArgSpec] {
+        MOVE_ARGS
+    }
+    fn outputs(&self) -> Option<&'static [&'static str]> {
+        Some(&["from", "demotion_token", "timeline", "repointed", "changed"])
+    }
+    fn effect(&self, _: &Args) -> Effect {
+        Effect::Idempotent
+    }
+    fn default_timeout(&self) -> Duration {
+        Duration::from_secs(3600)
+    }
+    fn poll_interval(&self, _: &Args) -> Duration {
+        Duration::from_secs(2)
+    }
+    fn impact(&self, ctx: &StepCtx, _: &Args) -> Option<(ImpactKind, String)> {
+        Some((ImpactKind::MovesWriter, format!("moves CloudNativePG's writer to {}: no writable primary between the demotion and the promotion, then every site's Keycloak rolls onto it", ctx.site_name())))
+    }
+    fn describe(&self, ctx: &StepCtx, _: &Args) -> Vec<String> {
+        let to = ctx.site_name();
+        vec![
+            "read every site's Cluster and database (the writer, the target's lag)".into(),
+            format!("PATCH the writer's Cluster spec.replica {{primary: <{to}'s cluster>, source: <{to}'s cluster>, promotionToken: null}}; wait for status.demotionToken and journal it at once"),
+            format!("PATCH {to}'s Cluster spec.replica {{primary: <itself>, promotionToken: <the token>}}; wait until status.lastPromotionToken is the token and its database writes"),
+            "PATCH every site's Keycloak CR spec.db to the new writer; wait for each rollout".into(),
+        ]
+    }
+    fn postcondition(&self, ctx: &StepCtx, _: &Args) -> Option<String> {
+        Some(format!(
+            "{} holds the only writable primary",
+            ctx.site_name()
+        ))
+    }
+    fn satisfied(&self, _: &Args, o: &Json) -> bool {
+        one_writer(o, o["to"].as_str().unwrap_or_default())
+    }
+    fn explain(&self, _: &Args, o: &Json) -> Option<String> {
+        Some(o["summary"].as_str().unwrap_or("?").to_string())
+    }
+    async fn probe(&self, ctx: &StepCtx, _: &Args) -> Result<Json, StepError> {
+        Ok(judge(&read::all(ctx).await, &ctx.site_name(), false))
+    }
+    async fn apply(
+        &self,
+        ctx: &StepCtx,
+        args: &Args,
+        prepared: &Outputs,
+    ) -> Result<Outputs, StepError> {
+        let to_site = ctx.site_name();
+        let poll = poll_of(args);
+        let views = read::all(ctx).await;
+        let ok: Vec<&Site> = views.iter().filter_map(|v| v.as_ref().ok()).collect();
+        let to = ok
+            .iter()
+            .find(|s| s.site == to_site)
+            .copied()
+            .cloned()
+            .ok_or_else(|| StepError::transient(format!("{to_site}'s cluster cannot be read")))?;
+        let from_name = prepared
+            .get("demoted")
+            .and_then(Json::as_str)
+            .map(str::to_string)
+            .or_else(|| {
+                ok.iter()
+                    .find(|s| s.writable() && s.site != to_site)
+                    .map(|s| s.site.clone())
+            })
+            .or_else(|| {
+                ok.iter()
+                    .find(|s| {
+                        s.site != to_site
+                            && s.replica_by_spec()
+                            && s.status("demotionToken").is_string()
+                    })
+                    .map(|s| s.site.clone())
+            });
+        let mut out = Outputs::new();
+        let Some(from_name) =
+            from_name.filter(|_| !to.writable() || prepared.contains_key("demotion_token"))
+        else {
+            out.insert("changed".into(), json!(false));
+            out.insert(
+                "repointed".into(),
+                json!(repoint(ctx, &to, None, poll).await?),
+            );
+            return Ok(out);
+        };
+        let from = ok
+            .iter()
+            .find(|s| s.site == from_name)
+            .copied()
+            .cloned()
+            .ok_or_else(|| StepError::transient(format!("{from_name} cannot be read")))?;
+        let token = self.token(ctx, &from, &to, prepared, poll).await?;
+        // The demoted database must refuse writes before the other promotes (a skipped
+        // demotion leaves a replica on paper only: 894e0e67).
+        until(
+            ctx,
+            &format!("{from_name}'s database refuses writes"),
+            poll,
+            || async {
+                let s = reread(ctx, &from_name).await?;
+                match &s.sql {
+                    Ok(q) if q.in_recovery => Ok(Some(())),
+                    Ok(_) => Err(format!("{from_name} still answers writable")),
+                    Err(e) => Err(e.clone()),
+                }
+            },
+        )
+        .await?;
+        if to.status("lastPromotionToken").as_str() != Some(token.as_str()) {
+            patch_cluster(
+                ctx,
+                &to,
+                json!({"spec": {"replica": {"primary": to.cfg.cluster, "promotionToken": token}}}),
+            )
+            .await?;
+        }
+        let promoted = until(
+            ctx,
+            &format!("{to_site} promoted with the token"),
+            poll,
+            || async {
+                let s = reread(ctx, &to_site).await?;
+                if s.status("phase")
+                    .as_str()
+                    .is_some_and(|p| p.contains("unrecoverable"))
+                {
+                    return Err(format!("UNRECOVERABLE: {}", s.status("phaseReason")));
+                }
+                let used = s.status("lastPromotionToken").as_str() == Some(token.as_str());
+                Ok((used && s.writable()).then_some(s))
+            },
+        )
+        .await?;
+        out.insert("from".into(), json!(from_name));
+        out.insert("demotion_token".into(), json!(token));
+        out.insert("timeline".into(), promoted.status("timelineID"));
+        out.insert("changed".into(), json!(true));
+        out.insert(
+            "repointed".into(),
+            json!(repoint(ctx, &promoted, None, poll).await?),
+        );
+        Ok(out)
+    }
+}
+
+/// `cnpg.failover`: the writer's site is lost: promote this site's replica Cluster
+/// without a token.
+#[derive(Debug)]
+pub struct Failover;
+
+#[async_trait]
+impl Action for Failover {
+    fn name(&self) -> &'static str {
+        "cnpg.failover"
+    }
+    fn summary(&self) -> &'static str {
+        "promote this site's CloudNativePG replica Cluster without a token because the writer's site is lost: its last replayed position journaled first (what it had not received is lost), the former primary marked a replica where its API answers and to be rebuilt"
+    }
+    fn invariants(&self) -> &'static [&'static str] {
+        &[crate::guarantees::PROMOTE]
+    }
+    fn args(&self) -> &'static [ArgSpec] {
+        MOVE_ARGS
+    }
+    fn outputs(&self) -> Option<&'static [&'static str]> {
+        Some(&[
+            "replayed_lsn",
+            "replayed_at",
+            "former",
+            "rebuild",
+            "timeline",
+            "repointed",
+        ])
+    }
+    fn effect(&self, _: &Args) -> Effect {
+        Effect::Idempotent
+    }
+    fn default_timeout(&self) -> Duration {
+        Duration::from_secs(3600)
+    }
+    fn impact(&self, ctx: &StepCtx, _: &Args) -> Option<(ImpactKind, String)> {
+        Some((ImpactKind::MovesWriter, format!("promotes {}'s CloudNativePG replica without a token: what it had not received from the lost primary is lost (the window is journaled), and the former primary must be rebuilt", ctx.site_name())))
+    }
+    fn describe(&self, ctx: &StepCtx, _: &Args) -> Vec<String> {
+        vec![
+            format!("read every site; journal {}'s last replayed position and time", ctx.site_name()),
+            format!("PATCH {}'s Cluster spec.replica {{primary: <itself>, promotionToken: null}}; wait until its database writes", ctx.site_name()),
+            "PATCH the former primary's Cluster spec.replica.primary to it where its API answers (it must be rebuilt)".into(),
+            "PATCH every site's Keycloak CR spec.db to the new writer; wait for each rollout (a lost site's: not waited on)".into(),
+        ]
+    }
+    fn postcondition(&self, ctx: &StepCtx, _: &Args) -> Option<String> {
+        Some(format!(
+            "{} holds the only writable primary",
+            ctx.site_name()
+        ))
+    }
+    fn satisfied(&self, _: &Args, o: &Json) -> bool {
+        one_writer(o, o["to"].as_str().unwrap_or_default())
+    }
+    async fn probe(&self, ctx: &StepCtx, _: &Args) -> Result<Json, StepError> {
+        Ok(judge(&read::all(ctx).await, &ctx.site_name(), true))
+    }
+    async fn prepare(&self, ctx: &StepCtx, _: &Args) -> Result<Outputs, StepError> {
+        let s = read::site(ctx, &ctx.site_name()).await?;
+        let mut out = Outputs::new();
+        if let Ok(q) = &s.sql {
+            out.insert("replayed_lsn".into(), json!(q.lsn));
+            out.insert("replayed_at".into(), json!(q.replayed_at));
+        }
+        Ok(out)
+    }
+    async fn apply(
+        &self,
+        ctx: &StepCtx,
+        args: &Args,
+        prepared: &Outputs,
+    ) -> Result<Outputs, StepError> {
+        let to_site = ctx.site_name();
+        let poll = poll_of(args);
+        let views = read::all(ctx).await;
+        let j = judge(&views, &to_site, true);
+        let to = views
+            .iter()
+            .filter_map(|v| v.as_ref().ok())
+            .find(|s| s.site == to_site)
+            .cloned()
+            .ok_or_else(|| StepError::transient(format!("{to_site}'s cluster cannot be read")))?;
+        if !to.writable() && j["safe"] != true {
+            return Err(StepError::permanent(format!(
+                "refused: {}; nothing was changed",
+                j["summary"].as_str().unwrap_or_default()
+            )));
+        }
+        let former: Vec<String> = crate::config::sites(&ctx.env)
+            .keys()
+            .filter(|s| **s != to_site)
+            .cloned()
+            .collect();
+        if !to.writable() {
+            patch_cluster(
+                ctx,
+                &to,
+                json!({"spec": {"replica": {"primary": to.cfg.cluster, "promotionToken": null}}}),
+            )
+            .await?;
+        }
+        let promoted = until(ctx, &format!("{to_site} writes"), poll, || async {
+            let s = reread(ctx, &to_site).await?;
+            Ok(s.writable().then_some(s))
+        })
+        .await?;
+        let mut out = prepared.clone();
+        // The former primary: a replica of the new one by its spec where its API
+        // answers, so that it never comes back as a second writer.
+        for f in &former {
+            if let Some(Ok(s)) = views
+                .iter()
+                .find(|v| v.as_ref().is_ok_and(|s| &s.site == f))
+            {
+                let _ = tokio::time::timeout(Duration::from_secs(10), patch_cluster(ctx, s, json!({"spec": {"replica": {"primary": to.cfg.cluster, "source": to.cfg.cluster, "promotionToken": null}}}))).await;
+            }
+        }
+        out.insert("former".into(), json!(former));
+        out.insert("rebuild".into(), json!(former.iter().map(|f| format!("{f}'s database diverged when {to_site} was promoted without a token: rebuild it from {to_site} before it serves again")).collect::<Vec<_>>()));
+        out.insert("timeline".into(), promoted.status("timelineID"));
+        out.insert(
+            "repointed".into(),
+            json!(repoint(ctx, &promoted, former.first().map(String::as_str), poll).await?),
+        );
+        Ok(out)
+    }
+}

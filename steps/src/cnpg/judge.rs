@@ -1,0 +1,223 @@
+//! Whether CloudNativePG's writer may move to a site now: pure, table-tested.
+
+use serde_json::{json, Value as Json};
+
+use super::read::Site;
+
+/// The replay lag a planned move accepts unless the environment file says otherwise.
+pub const DEFAULT_MAX_LAG: u64 = 16 * 1024 * 1024;
+
+/// Judge a move of the writer to `to` (planned) or a promotion there (unplanned).
+pub fn judge(views: &[Result<Site, (String, String)>], to: &str, unplanned: bool) -> Json {
+    let mut reasons: Vec<String> = Vec::new();
+    let ok: Vec<&Site> = views.iter().filter_map(|v| v.as_ref().ok()).collect();
+    let writable: Vec<String> = ok
+        .iter()
+        .filter(|s| s.writable())
+        .map(|s| s.site.clone())
+        .collect();
+    let others_writable: Vec<&String> = writable.iter().filter(|s| *s != to).collect();
+    for (site, e) in views.iter().filter_map(|v| v.as_ref().err()) {
+        if !unplanned {
+            reasons.push(format!("{site} cannot be read ({e})"));
+        }
+    }
+    let target = ok.iter().find(|s| s.site == to);
+    match target {
+        None => reasons.push(format!("{to}'s cluster cannot be read")),
+        Some(t) if t.cluster.is_none() => {
+            reasons.push(format!("{to} has no Cluster `{}`", t.cfg.cluster))
+        }
+        Some(t) => {
+            if t.status("phase")
+                .as_str()
+                .is_some_and(|p| p.contains("unrecoverable"))
+            {
+                reasons.push(format!(
+                    "{to}'s cluster is unrecoverable: {}",
+                    t.status("phaseReason")
+                ));
+            }
+            if let Err(e) = &t.sql {
+                reasons.push(format!("{to}'s database does not answer ({e})"));
+            }
+        }
+    }
+    if unplanned {
+        if !others_writable.is_empty() {
+            reasons.push(format!(
+                "{} still answers as a writable primary: it is not lost (move the writer as a planned operation, or fence it first)",
+                others_writable.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            ));
+        }
+    } else {
+        planned(&ok, to, &writable, &mut reasons);
+    }
+    if writable.len() > 1 {
+        reasons.insert(
+            0,
+            format!(
+                "TWO WRITABLE PRIMARIES: {} (read from the databases)",
+                writable.join(" and ")
+            ),
+        );
+    }
+    let safe = reasons.is_empty();
+    let summary = if safe {
+        format!(
+            "the writer may move to {to} (writable now: {})",
+            if writable.is_empty() {
+                "none".into()
+            } else {
+                writable.join(", ")
+            }
+        )
+    } else {
+        format!("the writer must not move to {to}: {}", reasons.join("; "))
+    };
+    json!({"safe": safe, "to": to, "writable": writable, "unplanned": unplanned,
+           "reasons": reasons, "summary": summary,
+           "sites": ok.iter().map(|s| s.json()).collect::<Vec<_>>()})
+}
+
+fn planned(ok: &[&Site], to: &str, writable: &[String], reasons: &mut Vec<String>) {
+    let Some(t) = ok.iter().find(|s| s.site == to) else {
+        return;
+    };
+    if writable.iter().any(|w| w == to) {
+        return; // already there: nothing moves
+    }
+    let Some(from) = ok.iter().find(|s| s.writable()) else {
+        reasons.push("no site answers as a writable primary to demote".into());
+        return;
+    };
+    if let Ok(ts) = &t.sql {
+        let streaming = match ts.receiver.as_deref() {
+            Some(status) => status == "streaming",
+            None => ts.receiving,
+        };
+        if !streaming {
+            reasons.push(format!(
+                "{to} is not streaming from the primary (WAL receiver: {})",
+                ts.receiver.as_deref().unwrap_or("no WAL received")
+            ));
+        }
+        if let Ok(fs) = &from.sql {
+            let lag = fs.lsn_bytes.saturating_sub(ts.lsn_bytes);
+            let bound = t.cfg.max_lag_bytes.unwrap_or(DEFAULT_MAX_LAG);
+            if lag > bound {
+                reasons.push(format!("{to} replays {lag} bytes behind {}, over the bound of {bound} (database.cnpg.max_lag_bytes)", from.site));
+            }
+        }
+    }
+    if t.secret_digest.is_some()
+        && from.secret_digest.is_some()
+        && t.secret_digest != from.secret_digest
+    {
+        reasons.push(format!(
+            "the app secrets of {} and {to} hold different passwords (compared by SHA-256, never shown): after promotion CloudNativePG applies the promoted cluster's own, and Keycloak with the other fails",
+            from.site
+        ));
+    }
+    if t.cfg.cluster == from.cfg.cluster {
+        reasons.push("both sites name the same Cluster".into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cnpg::config::CnpgDatabase;
+    use crate::cnpg::read::Sql;
+
+    fn site(
+        name: &str,
+        writable: bool,
+        lsn: u64,
+        receiver: Option<&str>,
+        secret: &str,
+    ) -> Result<Site, (String, String)> {
+        Ok(Site {
+            site: name.into(),
+            cfg: CnpgDatabase {
+                cluster: format!("pg-{name}"),
+                address: "h:1".into(),
+                ..CnpgDatabase::default()
+            },
+            namespace: "k".into(),
+            cluster: Some(json!({"spec": {}, "status": {"phase": "Cluster in healthy state"}})),
+            sql: Ok(Sql {
+                in_recovery: !writable,
+                lsn_bytes: lsn,
+                receiver: receiver.map(str::to_string),
+                ..Sql::default()
+            }),
+            secret_digest: Some(secret.into()),
+        })
+    }
+
+    #[test]
+    fn a_caught_up_streaming_replica_may_take_the_writer() {
+        let v = [
+            site("a", true, 100, None, "s"),
+            site("b", false, 100, Some("streaming"), "s"),
+        ];
+        assert_eq!(judge(&v, "b", false)["safe"], true);
+    }
+
+    #[test]
+    fn two_writers_lag_secrets_and_a_replica_not_streaming_refuse() {
+        let v = [
+            site("a", true, 100, None, "s"),
+            site("b", true, 100, None, "s"),
+        ];
+        let j = judge(&v, "b", false);
+        assert_eq!(j["safe"], false);
+        assert!(j["reasons"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("TWO WRITABLE PRIMARIES"));
+        let v = [
+            site("a", true, 100 << 30, None, "s"),
+            site("b", false, 0, Some("streaming"), "s"),
+        ];
+        assert!(judge(&v, "b", false)["summary"]
+            .as_str()
+            .unwrap()
+            .contains("over the bound"));
+        let v = [
+            site("a", true, 100, None, "s"),
+            site("b", false, 100, Some("streaming"), "t"),
+        ];
+        let s = judge(&v, "b", false)["summary"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            s.contains("different passwords") && !s.contains(" t "),
+            "{s}"
+        );
+        let v = [
+            site("a", true, 100, None, "s"),
+            site("b", false, 100, Some("waiting"), "s"),
+        ];
+        assert!(judge(&v, "b", false)["summary"]
+            .as_str()
+            .unwrap()
+            .contains("not streaming"));
+    }
+
+    #[test]
+    fn an_unplanned_promotion_refuses_while_the_lost_site_answers_writable() {
+        let v = [
+            site("a", true, 100, None, "s"),
+            site("b", false, 90, Some("streaming"), "s"),
+        ];
+        assert_eq!(judge(&v, "b", true)["safe"], false);
+        let v = [
+            Err(("a".into(), "connection refused".into())),
+            site("b", false, 90, Some("waiting"), "s"),
+        ];
+        assert_eq!(judge(&v, "b", true)["safe"], true);
+    }
+}

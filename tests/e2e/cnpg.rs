@@ -1,0 +1,299 @@
+//! CloudNativePG as the database across two sites, on the lab's distributed topology
+//! over real PostgreSQL servers (`lab/src/cnpg.rs`): the writer moved there and back
+//! with demotion and promotion tokens, rows committed before each move present after
+//! it, users logging in through a real HAProxy; killed at every boundary and resumed
+//! to exactly one writer, both servers polled throughout; the token journaled the
+//! moment it appears, so that a token CloudNativePG loses (#11074) strands nothing; an
+//! unplanned promotion refused while the old primary answers writable.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::*;
+
+fn cnpg_lab() -> InLab {
+    let l = InLab::start_with(&[], |c| {
+        c.shape.traffic = lab::world::Traffic::Haproxy;
+        c.shape.database = lab::world::Database::Cnpg;
+        c.shape.infinispan_version = 15;
+        c.shape.stateless = true;
+    });
+    writer_is(&l, "site-a");
+    l
+}
+
+fn cnpg(l: &InLab) -> Value {
+    l.state()["cnpg"]["sites"].clone()
+}
+
+/// Wait until `site` holds the only writable server and the other replays.
+fn writer_is(l: &InLab, site: &str) {
+    eventually(
+        &format!("{site} the only writer"),
+        Duration::from_secs(60),
+        || {
+            let c = cnpg(l);
+            let writers: Vec<&str> = ["site-a", "site-b"]
+                .into_iter()
+                .filter(|s| c[*s]["writable"] == true)
+                .collect();
+            let others_replay = ["site-a", "site-b"]
+                .into_iter()
+                .filter(|s| *s != site)
+                .all(|s| c[s]["writable"] == false);
+            if writers == [site] && others_replay {
+                Ok(())
+            } else {
+                Err(c.to_string())
+            }
+        },
+    )
+}
+
+fn write_row(l: &InLab, site: &str, note: &str) {
+    l.running()
+        .shared
+        .lock()
+        .cnpg
+        .as_ref()
+        .unwrap()
+        .write_row(site, note)
+        .unwrap();
+}
+
+fn rows(l: &InLab, site: &str) -> Vec<String> {
+    eventually(&format!("{site}'s rows"), Duration::from_secs(20), || {
+        l.running().shared.lock().cnpg.as_ref().unwrap().rows(site)
+    })
+}
+
+/// Both servers read every 20 ms while it lives: how often both wrote at once.
+struct Watch {
+    stop: Arc<AtomicBool>,
+    both: Arc<AtomicUsize>,
+    polls: Arc<AtomicUsize>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watch {
+    fn start(l: &InLab) -> Watch {
+        let shared = l.running().shared.clone();
+        let (stop, both, polls) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+        );
+        let (s, b, p) = (Arc::clone(&stop), Arc::clone(&both), Arc::clone(&polls));
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                let ports: Vec<u16> = shared
+                    .lock()
+                    .cnpg
+                    .as_ref()
+                    .unwrap()
+                    .sites
+                    .values()
+                    .map(|x| x.port)
+                    .collect();
+                let writable = ports
+                    .iter()
+                    .filter(|port| {
+                        postgres::Config::new()
+                            .host("127.0.0.1")
+                            .port(**port)
+                            .user("postgres")
+                            .dbname("postgres")
+                            .connect_timeout(Duration::from_millis(500))
+                            .connect(postgres::NoTls)
+                            .ok()
+                            .and_then(|mut c| {
+                                c.query_one("SELECT NOT pg_is_in_recovery()", &[]).ok()
+                            })
+                            .is_some_and(|r| r.get::<_, bool>(0))
+                    })
+                    .count();
+                if writable > 1 {
+                    b.fetch_add(1, Ordering::Relaxed);
+                }
+                p.fetch_add(1, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        Watch {
+            stop,
+            both,
+            polls,
+            thread: Some(thread),
+        }
+    }
+
+    fn finish(mut self) -> (usize, usize) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+        (
+            self.both.load(Ordering::Relaxed),
+            self.polls.load(Ordering::Relaxed),
+        )
+    }
+}
+
+fn switchover(l: &InLab) -> Out {
+    let mut c = l.runbook();
+    c.args([
+        "--pack",
+        "keycloak-26",
+        "run",
+        "database-switchover",
+        "--yes",
+        "--json",
+    ]);
+    run(c)
+}
+
+#[test]
+fn the_writer_moves_there_and_back_three_times_keeping_every_row() {
+    let l = cnpg_lab();
+    let watch = Watch::start(&l);
+    let mut written = Vec::new();
+    let mut writer = "site-a";
+    for round in 0..6 {
+        let note = format!("before move {round}");
+        write_row(&l, writer, &note);
+        written.push(note);
+        let out = switchover(&l);
+        assert_eq!(
+            out.code,
+            0,
+            "move {round}: {}\n{}\n{}",
+            out.stdout,
+            out.stderr,
+            l.state()["cnpg"]
+        );
+        writer = if writer == "site-a" {
+            "site-b"
+        } else {
+            "site-a"
+        };
+        writer_is(&l, writer);
+        assert_eq!(
+            rows(&l, writer),
+            written,
+            "move {round}: every row committed before it"
+        );
+        // The token was journaled with the step, and used.
+        let id = out.json()["run_id"].as_str().unwrap().to_string();
+        let mut s = l.runbook();
+        s.args(["status", &id, "--json"]);
+        let st: Value = serde_json::from_str(&run(s).expect(0).stdout).unwrap();
+        let o = &st["steps"]["move-writer"]["outputs"];
+        assert!(
+            o["demotion_token"].as_str().is_some_and(|t| t.len() > 40),
+            "{o}"
+        );
+        assert_eq!(
+            cnpg(&l)[writer]["last_promotion_token"],
+            o["demotion_token"],
+            "{o}"
+        );
+    }
+    let (both, polls) = watch.finish();
+    eprintln!("six moves: {polls} polls of both servers, {both} with two writers");
+    assert_eq!(both, 0, "never two writable primaries");
+    // The former primary followed each new timeline without a base backup.
+    let c = cnpg(&l);
+    assert!(c["site-a"]["timeline"].as_i64().unwrap() >= 7, "{c}");
+}
+
+#[test]
+fn killed_at_every_boundary_the_move_resumes_to_exactly_one_writer() {
+    for point in [
+        "before-apply=return(move-writer)",
+        "after-progress=return(move-writer)",
+        "after-apply=return(move-writer)",
+        "after-journal=return(move-writer)",
+    ] {
+        let l = cnpg_lab();
+        let watch = Watch::start(&l);
+        write_row(&l, "site-a", point);
+        let mut c = l.runbook();
+        c.args([
+            "--pack",
+            "keycloak-26",
+            "run",
+            "database-switchover",
+            "--yes",
+        ])
+        .env("FAILPOINTS", point);
+        let out = run(c);
+        assert_eq!(out.code, -1, "{point}: killed\n{}", out.stderr);
+        resume_until_done(&l, "r-1");
+        writer_is(&l, "site-b");
+        assert_eq!(rows(&l, "site-b"), vec![point.to_string()], "{point}");
+        let (both, polls) = watch.finish();
+        eprintln!("{point}: {polls} polls, {both} with two writers");
+        assert_eq!(both, 0, "{point}: never two writable primaries");
+    }
+}
+
+#[test]
+fn a_token_cloudnativepg_loses_after_it_was_journaled_strands_nothing() {
+    // #11074: the demotion token is wiped from the status a second after it appears.
+    // The run is killed right after journaling it; by the resume it is gone from the
+    // Cluster, and the move goes on with the journaled one.
+    let l = cnpg_lab();
+    l.world(|w| {
+        w.faults
+            .push(lab::Fault::parse("cnpg-token-vanishes").unwrap())
+    });
+    let mut c = l.runbook();
+    c.args([
+        "--pack",
+        "keycloak-26",
+        "run",
+        "database-switchover",
+        "--yes",
+    ])
+    .env("FAILPOINTS", "after-progress=return(move-writer)");
+    assert_eq!(run(c).code, -1);
+    eventually(
+        "the token gone from the Cluster",
+        Duration::from_secs(20),
+        || {
+            let c = cnpg(&l);
+            if c["site-a"]["demotion_token"].is_null() {
+                Ok(())
+            } else {
+                Err(c.to_string())
+            }
+        },
+    );
+    resume_until_done(&l, "r-1");
+    writer_is(&l, "site-b");
+}
+
+#[test]
+fn an_unplanned_promotion_is_refused_while_the_old_primary_answers_writable() {
+    let l = cnpg_lab();
+    let mut c = l.runbook();
+    c.args([
+        "--pack",
+        "keycloak-26",
+        "run",
+        "site-failover",
+        "--yes",
+        "--json",
+    ]);
+    let out = run(c);
+    assert_eq!(out.code, 8, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("still answers as a writable primary"),
+        "{}",
+        out.stdout
+    );
+    writer_is(&l, "site-a");
+}
