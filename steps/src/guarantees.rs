@@ -43,3 +43,13 @@ pub fn builtin_guard(
         line: 0,
     }
 }
+
+/// A step's site as a template expression (`{{ params.site }}` → `params.site`; a
+/// literal name quoted), for a guard's `when` and `expect`.
+pub fn site_expression(site: &str) -> String {
+    site.trim()
+        .strip_prefix("{{")
+        .and_then(|r| r.strip_suffix("}}"))
+        .map(|e| e.trim().to_string())
+        .unwrap_or_else(|| format!("{site:?}"))
+}

@@ -6,8 +6,7 @@
 //! What HAProxy answers and how its states read are HAProxy's own
 //! (`../shared/docs/haproxy.md`); nothing here imitates it.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -38,19 +37,8 @@ fn frontend(l: &InLab) -> SocketAddr {
         .0
 }
 
-/// One HTTP/1.0 request through HAProxy: the site that answered, or what came back
-/// instead (a 503 when no server is available, an empty answer when cut).
 fn get(lb: SocketAddr, path: &str) -> Result<String, String> {
-    let mut s = TcpStream::connect(lb).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: keycloak\r\n\r\n").map_err(|e| e.to_string())?;
-    let mut answer = String::new();
-    let _ = s.read_to_string(&mut answer);
-    answer
-        .lines()
-        .find_map(|l| l.strip_prefix("x-lab-site: "))
-        .map(|site| site.trim().to_string())
-        .ok_or_else(|| answer.lines().next().unwrap_or("(no answer)").to_string())
+    lb_get(lb, path)
 }
 
 fn landed(l: &InLab, n: usize) -> Vec<String> {

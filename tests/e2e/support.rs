@@ -597,3 +597,20 @@ pub fn eventually<T>(
         }
     }
 }
+
+/// One HTTP/1.0 request through a load balancer to the lab's Keycloak: the site that
+/// answered (its `X-Lab-Site`), or what came back instead (a 503 when no server is
+/// available, an empty answer when the session was cut).
+pub fn lb_get(lb: std::net::SocketAddr, path: &str) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(lb).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: keycloak\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer
+        .lines()
+        .find_map(|l| l.strip_prefix("x-lab-site: "))
+        .map(|site| site.trim().to_string())
+        .ok_or_else(|| answer.lines().next().unwrap_or("(no answer)").to_string())
+}

@@ -43,20 +43,7 @@ fn until(l: &InLab, what: &str, f: impl Fn(&Value) -> bool) {
 
 /// The site that answered a login through HAProxy, or what came back instead.
 fn login(lb: SocketAddr) -> Result<String, String> {
-    let mut s = TcpStream::connect(lb).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET /realms/master/login HTTP/1.0\r\nHost: keycloak\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
-    let mut answer = String::new();
-    let _ = s.read_to_string(&mut answer);
-    answer
-        .lines()
-        .find_map(|l| l.strip_prefix("x-lab-site: "))
-        .map(|site| site.trim().to_string())
-        .ok_or_else(|| answer.lines().next().unwrap_or("(no answer)").to_string())
+    lb_get(lb, "/realms/master/login")
 }
 
 /// Users logging in through HAProxy every 20 ms until dropped: each login's outcome.

@@ -1,6 +1,6 @@
 //! `cnpg.writer-check`, `cnpg.switchover`, `cnpg.failover`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use engine::action::ImpactKind;
@@ -13,6 +13,7 @@ use super::read::{self, clusters, Site};
 use crate::args::str_arg;
 use crate::clients::{ctx_for, kube_client};
 use crate::keycloak::kube_err;
+use crate::wait::until;
 
 /// `cnpg.writer-check`'s arguments.
 #[derive(Debug, serde::Deserialize)]
@@ -75,38 +76,6 @@ impl Action for WriterCheck {
     }
     async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
         Ok(crate::args::outputs(self.probe(ctx, args).await?))
-    }
-}
-
-/// Wait until `f` says done, polling, within the step's time.
-async fn until<T, F, Fut>(
-    ctx: &StepCtx,
-    what: &str,
-    poll: Duration,
-    mut f: F,
-) -> Result<T, StepError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<Option<T>, String>>,
-{
-    let deadline = Instant::now() + ctx.timeout.mul_f64(0.9);
-    let mut last = String::new();
-    loop {
-        match f().await {
-            Ok(Some(v)) => return Ok(v),
-            Ok(None) => {}
-            Err(seen) => last = seen,
-        }
-        if Instant::now() >= deadline {
-            return Err(StepError::transient(format!(
-                "{what}: not in time (last seen: {last})"
-            )));
-        }
-        if !ctx.interrupt.sleep(ctx.env.scaled_pause(poll)).await {
-            return Err(StepError::transient(format!(
-                "interrupted while waiting until {what}"
-            )));
-        }
     }
 }
 

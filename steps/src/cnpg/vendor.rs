@@ -68,12 +68,7 @@ fn writer_guards(steps: &[Step]) -> Vec<Guard> {
             continue;
         }
         let Some(site) = &s.site else { continue };
-        let expr = site
-            .trim()
-            .strip_prefix("{{")
-            .and_then(|r| r.strip_suffix("}}"))
-            .map(|e| e.trim().to_string())
-            .unwrap_or_else(|| format!("{site:?}"));
+        let expr = crate::guarantees::site_expression(site);
         let mut g = crate::guarantees::builtin_guard(
             &format!("{CNPG_WRITER}-{}", s.id),
             &format!(

@@ -19,7 +19,7 @@
 //!   cluster and create it as a standby of the new one. It discards that site's data.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use engine::action::ImpactKind;
@@ -33,6 +33,7 @@ use serde_json::{json, Value as Json};
 use crate::args::{dur_arg, str_arg};
 use crate::clients::kube_client;
 use crate::keycloak::kube_err;
+use crate::wait::until;
 
 pub mod vendor;
 
@@ -553,40 +554,6 @@ impl Action for ClusterState {
     }
     async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
         Ok(crate::args::outputs(self.probe(ctx, args).await?))
-    }
-}
-
-/// Wait until `f` says done (`Ok(Some)`), polling, within the step's time.
-async fn until<T, F, Fut>(
-    ctx: &StepCtx,
-    what: &str,
-    poll: Duration,
-    mut f: F,
-) -> Result<T, StepError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<Option<T>, String>>,
-{
-    // Before the step's own timeout, so the answer says what was last seen.
-    let deadline = Instant::now() + ctx.timeout.mul_f64(0.9);
-    let mut last = String::new();
-    loop {
-        match f().await {
-            Ok(Some(v)) => return Ok(v),
-            Ok(None) => {}
-            Err(seen) => last = seen,
-        }
-        if Instant::now() >= deadline {
-            return Err(StepError::transient(format!(
-                "{what}: not within {} (last seen: {last})",
-                humantime::format_duration(ctx.timeout)
-            )));
-        }
-        if !ctx.interrupt.sleep(ctx.env.scaled_pause(poll)).await {
-            return Err(StepError::transient(format!(
-                "interrupted while waiting until {what}"
-            )));
-        }
     }
 }
 

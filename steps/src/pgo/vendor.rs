@@ -114,7 +114,7 @@ fn writer_guards(steps: &[Step]) -> Vec<Guard> {
             continue;
         }
         let Some(site) = &s.site else { continue };
-        let expr = expression(site);
+        let expr = crate::guarantees::site_expression(site);
         let mut g = crate::guarantees::builtin_guard(
             &format!("{PGO_WRITER}-{}", s.id),
             &format!(
@@ -137,15 +137,6 @@ fn writer_guards(steps: &[Step]) -> Vec<Guard> {
     out
 }
 
-/// The site's expression in a template (`{{ params.site }}` → `params.site`).
-fn expression(site: &str) -> String {
-    site.trim()
-        .strip_prefix("{{")
-        .and_then(|r| r.strip_suffix("}}"))
-        .map(|e| e.trim().to_string())
-        .unwrap_or_else(|| format!("{site:?}"))
-}
-
 /// Before each step of the rejoin role on PGO: exactly one other site holds a
 /// writable primary to stream from (recreating the only writer's site destroys the
 /// only data).
@@ -160,7 +151,7 @@ fn rejoin_guards(steps: &[Step]) -> Vec<Guard> {
         let earlier = steps[..i]
             .iter()
             .find(|e| e.action.starts_with("database.") || e.action.starts_with("pgo."));
-        let expr = expression(site);
+        let expr = crate::guarantees::site_expression(site);
         let mut g = crate::guarantees::builtin_guard(
             &format!("{PGO_WRITER}-{}", s.id),
             &format!(
