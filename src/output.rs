@@ -111,7 +111,18 @@ fn plan_guards(o: &mut String, plan: &Plan, s: Style) {
                 s.red("FORCED:")
             );
         }
+        // A built-in guard whose `when` is false here (another vendor's: PGO's before a
+        // move of an Aurora writer) is named once, not shown whole.
+        let elsewhere: Vec<&str> = plan
+            .guards
+            .iter()
+            .filter(|g| g.applies == Some(false) && g.id.starts_with("builtin-"))
+            .map(|g| g.id.as_str())
+            .collect();
         for g in &plan.guards {
+            if g.applies == Some(false) && g.id.starts_with("builtin-") {
+                continue;
+            }
             let state = match (g.applies, g.holds) {
                 (Some(false), _) => {
                     format!("  → {}", s.dim("does not apply (its `when` is false)"))
@@ -132,6 +143,16 @@ fn plan_guards(o: &mut String, plan: &Plan, s: Style) {
             if let Some(now) = &g.now {
                 let _ = writeln!(o, "      now: {now}");
             }
+        }
+        if !elsewhere.is_empty() {
+            let _ = writeln!(
+                o,
+                "  {}",
+                s.dim(&format!(
+                    "(built in for other vendors, not applying here: {})",
+                    elsewhere.join(", ")
+                ))
+            );
         }
     }
 }

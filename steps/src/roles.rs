@@ -452,3 +452,12 @@ async fn standbys(ctx: &StepCtx) -> Result<(Vec<String>, String), StepError> {
         ))
     })
 }
+
+/// Which sites' databases answer writable now, read through the database vendor the
+/// sites name, with how (`None`: no site names a database vendor that can tell).
+pub async fn writers(ctx: &StepCtx) -> Option<(Vec<String>, String)> {
+    let vendor = crate::config::sites(&ctx.env)
+        .values()
+        .find_map(|s| crate::vendors::of_site(s, Concern::Database))?;
+    vendor.writers(ctx).await
+}

@@ -45,4 +45,9 @@ pub trait Vendor: VendorSection {
     async fn standbys(&self, _ctx: &StepCtx) -> Option<(Vec<String>, String)> {
         None
     }
+    /// A database vendor: the sites whose database answers writable now, read from the
+    /// databases themselves, with how it was read (`None`: it cannot tell).
+    async fn writers(&self, _ctx: &StepCtx) -> Option<(Vec<String>, String)> {
+        None
+    }
 }

@@ -297,3 +297,50 @@ fn an_unplanned_promotion_is_refused_while_the_old_primary_answers_writable() {
     );
     writer_is(&l, "site-a");
 }
+
+#[test]
+fn check_names_the_writer_and_puts_two_writable_primaries_before_everything() {
+    let l = cnpg_lab();
+    let mut c = l.runbook();
+    c.args(["--pack", "keycloak-26", "check"]);
+    let out = run(c);
+    assert!(
+        out.stdout
+            .contains("database: site-a writes (CloudNativePG: site-a writes at "),
+        "{}",
+        out.stdout
+    );
+    // #9273's way to two writers: the replica cluster told it is the primary while the
+    // other still is (no token: CloudNativePG promotes at once).
+    let port = l.running().endpoints.kube["site-b"];
+    let code = l.rt.block_on(async {
+        reqwest::Client::new()
+            .patch(format!(
+                "http://{port}/apis/postgresql.cnpg.io/v1/namespaces/keycloak/clusters/pg-site-b"
+            ))
+            .header("content-type", "application/merge-patch+json")
+            .body(r#"{"spec":{"replica":{"primary":"pg-site-b"}}}"#)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert!(code.is_success(), "{code}");
+    eventually("both write", Duration::from_secs(30), || {
+        let c = cnpg(&l);
+        if c["site-a"]["writable"] == true && c["site-b"]["writable"] == true {
+            Ok(())
+        } else {
+            Err(c.to_string())
+        }
+    });
+    let (code, v) = check(&l, Some("keycloak-26"));
+    assert_eq!(code, 6, "{v}");
+    assert!(
+        v["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("TWO WRITABLE PRIMARIES (split-brain): site-a and site-b"),
+        "{v}"
+    );
+}

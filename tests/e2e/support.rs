@@ -365,7 +365,14 @@ impl InLab {
         let dir = tempfile::tempdir().unwrap();
         let mut config = lab::testing::config(&dir.path().join("lab"), faults, 14);
         edit(&mut config);
-        let running = rt.block_on(lab::start(config)).unwrap();
+        // A free port the lab picked for a server it starts (PostgreSQL, HAProxy) can be
+        // taken by a test running beside it before the server binds it: started again
+        // on new ports, once, and said.
+        let running = rt.block_on(lab::start(config.clone())).or_else(|e| {
+            eprintln!("the lab did not start ({e}); once more on new ports");
+            rt.block_on(lab::start(config))
+        });
+        let running = running.unwrap();
         InLab {
             lab: Some(running),
             rt,

@@ -235,9 +235,14 @@ fn diagnose(
             };
             replication.insert(format!("{site}->{other}"), st);
         }
+        // Through the database role: which site writes, read from the databases.
+        let database = steps::roles::writers(&ctx)
+            .await
+            .map(|(w, how)| json!({"writers": w, "how": how}));
         let observations = json!({
             "accelerator": match &group { Ok(g) => g.clone(), Err(e) => json!({"error": e}) },
             "replication": replication,
+            "database": database,
             "history": i.history,
         });
         let verdict = verdict(&observations, &sites);
@@ -255,6 +260,24 @@ fn diagnose(
         }
         for (k, v) in &replication {
             let _ = writeln!(text, "replication {k}: {}", v.as_str().unwrap_or("?"));
+        }
+        if let Some(d) = observations["database"].as_object() {
+            let w: Vec<&str> = d["writers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Json::as_str)
+                .collect();
+            let _ = writeln!(
+                text,
+                "database: {} ({})",
+                match w.as_slice() {
+                    [] => "no site writes".to_string(),
+                    [one] => format!("{one} writes"),
+                    many => format!("{} ALL WRITE", many.join(" and ")),
+                },
+                d["how"].as_str().unwrap_or_default()
+            );
         }
         if let Some(e) = Keycloak26History.evidence(&i.history) {
             let _ = writeln!(text, "{e}");
@@ -316,6 +339,25 @@ fn out_of_group(o: &Json, site: &str, source: &str) -> Verdict {
 /// or bring online, by the journal), then replication that is not online while both
 /// serve (a partition nobody fenced), else healthy.
 pub fn verdict(o: &Json, sites: &[String; 2]) -> Verdict {
+    let writers: Vec<&str> = o["database"]["writers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Json::as_str)
+        .collect();
+    if writers.len() > 1 {
+        // Before anything else: every write to one of them is lost to the other.
+        return Verdict {
+            health: Health::Degraded,
+            runbook: None,
+            reason: format!(
+                "TWO WRITABLE PRIMARIES (split-brain): {} all accept writes ({}). Take all but one out of traffic and stop their databases now; rebuild them from the one kept",
+                writers.join(" and "),
+                o["database"]["how"].as_str().unwrap_or_default()
+            ),
+            notes: vec![],
+        };
+    }
     let g = &o["accelerator"];
     let degraded = |runbook: Option<Invocation>, reason: String| Verdict {
         health: Health::Degraded,

@@ -134,6 +134,31 @@ impl Vendor for Cnpg {
             "the CloudNativePG replica cluster whose database answers in recovery".into(),
         ))
     }
+    async fn writers(&self, ctx: &StepCtx) -> Option<(Vec<String>, String)> {
+        let mut how: Vec<String> = Vec::new();
+        let mut writers = Vec::new();
+        for v in &super::read::all(ctx).await {
+            match v {
+                Ok(s) => {
+                    if s.writable() {
+                        writers.push(s.site.clone());
+                    }
+                    how.push(match &s.sql {
+                        Ok(q) if q.in_recovery => format!("{} replays at {}", s.site, q.lsn),
+                        Ok(q) => format!(
+                            "{} writes at {} (timeline {})",
+                            s.site,
+                            q.lsn,
+                            s.status("timelineID")
+                        ),
+                        Err(e) => format!("{} does not answer ({e})", s.site),
+                    });
+                }
+                Err((site, e)) => how.push(format!("{site} cannot be read ({e})")),
+            }
+        }
+        Some((writers, format!("CloudNativePG: {}", how.join("; "))))
+    }
 }
 
 /// A CloudNativePG site proves itself by its Kubernetes (the context's API server and

@@ -221,6 +221,22 @@ impl Vendor for Pgo {
     fn guards(&self, steps: &[Step]) -> Vec<Guard> {
         writer_guards(steps)
     }
+    async fn writers(&self, ctx: &StepCtx) -> Option<(Vec<String>, String)> {
+        let d = super::deployment(ctx).await;
+        let writers: Vec<String> = d["writable"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(str::to_string))
+            .collect();
+        Some((
+            writers,
+            format!(
+                "PGO: {}",
+                d["summary"].as_str().unwrap_or("read from every site")
+            ),
+        ))
+    }
     async fn standbys(&self, ctx: &StepCtx) -> Option<(Vec<String>, String)> {
         let d = super::deployment(ctx).await;
         let standbys: Vec<String> = d["sites"]
