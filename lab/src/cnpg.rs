@@ -63,6 +63,11 @@ pub struct CnpgSite {
     pub running: bool,
     pub in_recovery: Option<bool>,
     pub timeline: Option<i64>,
+    /// Deleted (GET answers 404): the reconciler stops the server and removes its data,
+    /// as deleting the Cluster and its PVCs does.
+    pub deleted: bool,
+    /// Created again: bootstrapped by `pg_basebackup` from `spec.bootstrap.pg_basebackup.source`.
+    pub recreated: bool,
 }
 
 impl CnpgSite {
@@ -230,6 +235,8 @@ fn setup_in(
                 running: true,
                 in_recovery: Some(i > 0),
                 timeline: Some(1),
+                deleted: false,
+                recreated: false,
             },
         );
     }
@@ -345,13 +352,10 @@ fn check_token(token: &str, cd: &BTreeMap<String, String>) -> Result<(), (bool, 
     }
 }
 
-/// Demote a site whose server runs as a primary: fast shutdown, the token, restart as
-/// a standby of `source`.
-fn demote(bin: &std::path::Path, s: &mut CnpgSite, source_port: u16) -> Result<(), String> {
-    s.in_progress = true;
-    stop_server(bin, &s.data, "fast")?;
-    let cd = controldata(bin, &s.data)?;
-    let token = token_of(&cd)?;
+/// Configure a stopped server to start as a standby of the server on `source_port`,
+/// following the latest timeline (what the instance manager writes: `standby.signal`
+/// and `primary_conninfo`).
+fn as_standby(s: &CnpgSite, source_port: u16) -> Result<(), String> {
     let auto = s.data.join("postgresql.auto.conf");
     let mut conf = std::fs::read_to_string(&auto).unwrap_or_default();
     conf.push_str(&format!(
@@ -361,6 +365,17 @@ fn demote(bin: &std::path::Path, s: &mut CnpgSite, source_port: u16) -> Result<(
     std::fs::write(&auto, conf).map_err(|e| e.to_string())?;
     std::fs::write(s.data.join("standby.signal"), "").map_err(|e| e.to_string())?;
     chown_postgres(&s.data);
+    Ok(())
+}
+
+/// Demote a site whose server runs as a primary: fast shutdown, the token, restart as
+/// a standby of `source`.
+fn demote(bin: &std::path::Path, s: &mut CnpgSite, source_port: u16) -> Result<(), String> {
+    s.in_progress = true;
+    stop_server(bin, &s.data, "fast")?;
+    let cd = controldata(bin, &s.data)?;
+    let token = token_of(&cd)?;
+    as_standby(s, source_port)?;
     start_server(bin, &s.data)?;
     s.demotion_token = Some(token);
     s.token_written = Some(Instant::now());
@@ -497,8 +512,93 @@ pub fn spawn_reconciler(shared: Shared) -> tokio::task::JoinHandle<()> {
     })
 }
 
+/// Bootstrap a recreated Cluster as a replica of `source`'s server (the re-clone of a
+/// former primary: its data is discarded).
+fn bootstrap(
+    bin: &std::path::Path,
+    root: &std::path::Path,
+    s: &mut CnpgSite,
+    from_port: u16,
+) -> Result<(), String> {
+    let _ = stop_server(bin, &s.data, "immediate");
+    basebackup(bin, root, &s.data, from_port, s.port)?;
+    let auto = s.data.join("postgresql.auto.conf");
+    let mut conf = std::fs::read_to_string(&auto).unwrap_or_default();
+    conf.push_str(&format!(
+        "cluster_name = '{}'\nrecovery_target_timeline = 'latest'\n",
+        s.name
+    ));
+    std::fs::write(&auto, conf).map_err(|e| e.to_string())?;
+    chown_postgres(&s.data);
+    start_server(bin, &s.data)?;
+    s.recreated = false;
+    s.demotion_token = None;
+    s.token_written = None;
+    s.last_promotion_token = None;
+    s.phase = PHASE_HEALTHY.into();
+    s.phase_reason = String::new();
+    Ok(())
+}
+
+/// One site's server brought to what its Cluster says.
+fn reconcile_site(
+    bin: &std::path::Path,
+    root: &std::path::Path,
+    s: &mut CnpgSite,
+    lost: bool,
+    port_of: &dyn Fn(&str) -> Option<u16>,
+) -> Result<(), String> {
+    let seen = observe(s.port);
+    if s.deleted {
+        if seen.is_some() || s.data.exists() {
+            let _ = stop_server(bin, &s.data, "immediate");
+            std::fs::remove_dir_all(&s.data).map_err(|e| e.to_string())?;
+        }
+        return Ok(());
+    }
+    if s.recreated {
+        let source = s.spec["bootstrap"]["pg_basebackup"]["source"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        return match port_of(&source) {
+            Some(port) => bootstrap(bin, root, s, port),
+            None => Err(format!(
+                "bootstrap source `{source}` names no cluster of the topology"
+            )),
+        };
+    }
+    if lost {
+        return if seen.is_some() {
+            stop_server(bin, &s.data, "immediate")
+        } else {
+            Ok(())
+        };
+    }
+    match (seen, s.is_replica()) {
+        (Some((false, _)), true) => match s.source().and_then(|c| port_of(&c)) {
+            Some(port) => demote(bin, s, port),
+            None => Err("the replica's source names no cluster of the topology".into()),
+        },
+        (Some((true, _)), false) => promote(bin, s),
+        (None, replica) => {
+            // A replica's instance starts as a standby of its source, whatever it was
+            // before (a former primary back after a failover included).
+            if replica && !s.data.join("standby.signal").exists() {
+                let port = s
+                    .source()
+                    .and_then(|c| port_of(&c))
+                    .ok_or("the replica's source names no cluster of the topology")?;
+                as_standby(s, port)?;
+            }
+            start_server(bin, &s.data)
+        }
+        _ => Ok(()),
+    }
+}
+
 fn reconcile_once(shared: &Shared) {
-    let (bin, sites, lost, vanish) = {
+    let (bin, root, sites, lost, vanish) = {
         let lab = shared.lock();
         let Some(c) = &lab.cnpg else { return };
         let lost: Vec<String> = c
@@ -512,29 +612,17 @@ fn reconcile_once(shared: &Shared) {
             .faults
             .iter()
             .any(|f| matches!(f, crate::Fault::CnpgTokenVanishes));
-        (c.bin.clone(), c.sites.clone(), lost, vanish)
+        (c.bin.clone(), c.root.clone(), c.sites.clone(), lost, vanish)
     };
-    let port_of = |cluster: &str| sites.values().find(|s| s.name == cluster).map(|s| s.port);
+    let port_of = |cluster: &str| {
+        sites
+            .values()
+            .find(|s| s.name == cluster && !s.deleted)
+            .map(|s| s.port)
+    };
     for (name, before) in &sites {
         let mut s = before.clone();
-        let seen = observe(s.port);
-        let result = if lost.contains(name) {
-            if seen.is_some() {
-                stop_server(&bin, &s.data, "immediate")
-            } else {
-                Ok(())
-            }
-        } else {
-            match (seen, s.is_replica()) {
-                (Some((false, _)), true) => match s.source().and_then(|c| port_of(&c)) {
-                    Some(port) => demote(&bin, &mut s, port),
-                    None => Err("the replica's source names no cluster of the topology".into()),
-                },
-                (Some((true, _)), false) => promote(&bin, &mut s),
-                (None, _) => start_server(&bin, &s.data),
-                _ => Ok(()),
-            }
-        };
+        let result = reconcile_site(&bin, &root, &mut s, lost.contains(name), &port_of);
         if vanish
             && s.token_written
                 .is_some_and(|t| t.elapsed() > Duration::from_secs(1))
@@ -563,9 +651,14 @@ fn reconcile_once(shared: &Shared) {
             let generation = live.generation;
             let last_cleared = live.spec["replica"]["promotionToken"].is_null()
                 && before.last_promotion_token.is_some();
+            // What the API did meanwhile wins: a delete, a create.
+            let deleted = live.deleted;
+            let recreated = live.recreated && (!before.recreated || s.recreated);
             *live = CnpgSite {
                 spec,
                 generation,
+                deleted,
+                recreated,
                 ..s
             };
             if last_cleared {

@@ -448,6 +448,7 @@ fn collection(
                 lab.cnpg
                     .as_ref()
                     .and_then(|c| c.sites.get(&app.site))
+                    .filter(|s| !s.deleted)
                     .map(|s| with_rv(crate::cnpg::cluster_object(s, NAMESPACE))),
             ),
             "postgresclusters" => items.extend(
@@ -780,6 +781,49 @@ fn cnpg_route(
     };
     let name = site.name.clone();
     match (m, rest) {
+        (Method::DELETE, [n]) if *n == name && !site.deleted => {
+            site.deleted = true;
+            json_response(StatusCode::OK, crate::cnpg::cluster_object(site, NAMESPACE))
+        }
+        (Method::POST, []) => {
+            let Ok(v) = serde_json::from_slice::<Value>(req.body) else {
+                return status(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    "the body is not JSON".into(),
+                );
+            };
+            if v["metadata"]["name"] != name.as_str() {
+                return status(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Invalid",
+                    format!("the lab's CloudNativePG serves one Cluster at this site, `{name}`"),
+                );
+            }
+            if !site.deleted {
+                return status(
+                    StatusCode::CONFLICT,
+                    "AlreadyExists",
+                    format!("{kind} \"{name}\" already exists"),
+                );
+            }
+            if let Err(why) = crate::cnpg::validate(&name, &v["spec"], false, &v["spec"]) {
+                return status(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Invalid",
+                    format!("admission webhook \"vcluster.cnpg.io\" denied the request: {why}"),
+                );
+            }
+            site.deleted = false;
+            site.recreated = true;
+            site.spec = v["spec"].clone();
+            site.generation = 1;
+            json_response(
+                StatusCode::CREATED,
+                with_rv(crate::cnpg::cluster_object(site, NAMESPACE)),
+            )
+        }
+        (_, [n, ..]) if *n == name && site.deleted => not_found(kind, n),
         (Method::GET, [n]) | (Method::GET, [n, "status"]) if *n == name => json_response(
             StatusCode::OK,
             with_rv(crate::cnpg::cluster_object(site, NAMESPACE)),

@@ -344,3 +344,101 @@ fn check_names_the_writer_and_puts_two_writable_primaries_before_everything() {
         "{v}"
     );
 }
+
+#[test]
+fn a_lost_writer_site_fails_over_is_rebuilt_and_the_writer_moves_home_with_users_logging_in() {
+    let l = cnpg_lab();
+    let lb = l.running().endpoints.haproxy.unwrap().0;
+    write_row(&l, "site-a", "before the loss");
+    // site-a is lost: its Keycloak answers no more and its PostgreSQL crashes.
+    l.world(|w| {
+        w.faults
+            .push(lab::Fault::parse("site-down:site-a").unwrap())
+    });
+    eventually("site-a's database is down", Duration::from_secs(30), || {
+        let c = cnpg(&l);
+        if c["site-a"]["running"] == false {
+            Ok(())
+        } else {
+            Err(c.to_string())
+        }
+    });
+    let kc26 = |runbook: &str| {
+        let mut c = l.runbook();
+        c.args(["--pack", "keycloak-26", "run", runbook, "--yes", "--json"]);
+        run(c)
+    };
+    let out = kc26("site-failover");
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    writer_is_alone(&l, "site-b");
+    assert_eq!(rows(&l, "site-b"), vec!["before the loss".to_string()]);
+    for _ in 0..10 {
+        assert_eq!(lb_get(lb, "/realms/master"), Ok("site-b".to_string()));
+    }
+    // site-a comes back: its Cluster is a replica of site-b's by now, so it never
+    // writes again; it cannot follow (it diverged) until it is rebuilt.
+    l.world(|w| w.faults.clear());
+    std::thread::sleep(Duration::from_secs(2));
+    let c = cnpg(&l);
+    assert_ne!(c["site-a"]["writable"], true, "never two writers: {c}");
+    for _ in 0..6 {
+        assert_eq!(
+            lb_get(lb, "/realms/master"),
+            Ok("site-b".to_string()),
+            "still out of traffic"
+        );
+    }
+    let out = kc26("site-failback");
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    eventually(
+        "site-a replays site-b's rows",
+        Duration::from_secs(30),
+        || {
+            let r = l
+                .running()
+                .shared
+                .lock()
+                .cnpg
+                .as_ref()
+                .unwrap()
+                .rows("site-a")?;
+            if r == ["before the loss"] {
+                Ok(())
+            } else {
+                Err(format!("{r:?}"))
+            }
+        },
+    );
+    let back: Vec<String> = (0..10)
+        .map(|_| lb_get(lb, "/realms/master").unwrap_or_default())
+        .collect();
+    assert!(back.iter().any(|s| s == "site-a"), "{back:?}");
+    write_row(&l, "site-b", "before going home");
+    let out = kc26("database-switchover");
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    writer_is(&l, "site-a");
+    assert_eq!(
+        rows(&l, "site-a"),
+        vec![
+            "before the loss".to_string(),
+            "before going home".to_string()
+        ]
+    );
+}
+
+/// `site` writes and no other site does (a lost one may not answer at all).
+fn writer_is_alone(l: &InLab, site: &str) {
+    eventually(
+        &format!("{site} the only writer"),
+        Duration::from_secs(60),
+        || {
+            let c = cnpg(l);
+            let others = ["site-a", "site-b"].into_iter().filter(|s| *s != site);
+            if c[site]["writable"] == true && others.clone().all(|s| c[s]["writable"] != true) {
+                Ok(())
+            } else {
+                Err(c.to_string())
+            }
+        },
+    )
+}

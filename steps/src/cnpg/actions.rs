@@ -548,3 +548,139 @@ impl Action for Failover {
         Ok(out)
     }
 }
+
+/// `cnpg.rejoin`: rebuild this site's Cluster as a replica of the writer's: its Cluster
+/// (and with it its data) deleted and created again, bootstrapped by `pg_basebackup`
+/// from the writer (CloudNativePG cannot rewind a former primary, #10928).
+#[derive(Debug)]
+pub struct Rejoin;
+
+#[async_trait]
+impl Action for Rejoin {
+    fn name(&self) -> &'static str {
+        "cnpg.rejoin"
+    }
+    fn summary(&self) -> &'static str {
+        "rebuild this site's CloudNativePG Cluster as a replica of the writer's (DISCARDS this site's data, writes it took that were never replicated included): delete it, create it again bootstrapped from the writer, wait until it streams"
+    }
+    fn args(&self) -> &'static [ArgSpec] {
+        &[]
+    }
+    fn outputs(&self) -> Option<&'static [&'static str]> {
+        Some(&["writer", "discarded_lsn", "streaming"])
+    }
+    fn effect(&self, _: &Args) -> Effect {
+        Effect::Destructive
+    }
+    fn default_timeout(&self) -> Duration {
+        Duration::from_secs(7200)
+    }
+    fn impact(&self, ctx: &StepCtx, _: &Args) -> Option<(ImpactKind, String)> {
+        Some((ImpactKind::RemovesData, format!("deletes {}'s CloudNativePG Cluster and its data, and rebuilds it from the writer: what it holds that the writer does not is lost", ctx.site_name())))
+    }
+    fn describe(&self, ctx: &StepCtx, _: &Args) -> Vec<String> {
+        let site = ctx.site_name();
+        vec![
+            "read every site: exactly one other site writes".into(),
+            format!("DELETE {site}'s Cluster (its data); wait until it is gone"),
+            format!("POST {site}'s Cluster again: spec.replica {{primary: <the writer's>, source: <the writer's>}}, bootstrap.pg_basebackup.source <the writer's>; wait until its database streams in recovery"),
+        ]
+    }
+    fn postcondition(&self, ctx: &StepCtx, _: &Args) -> Option<String> {
+        Some(format!(
+            "{}'s database replays from the writer",
+            ctx.site_name()
+        ))
+    }
+    fn satisfied(&self, _: &Args, o: &Json) -> bool {
+        let site = o["to"].as_str().unwrap_or_default();
+        let mine = o["sites"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| s["site"] == site);
+        o["writable"]
+            .as_array()
+            .is_some_and(|w| w.len() == 1 && w[0] != site)
+            && mine.is_some_and(|s| s["writable"] == false && s["database"]["receiving"] == true)
+    }
+    async fn probe(&self, ctx: &StepCtx, _: &Args) -> Result<Json, StepError> {
+        Ok(judge(&read::all(ctx).await, &ctx.site_name(), true))
+    }
+    async fn prepare(&self, ctx: &StepCtx, _: &Args) -> Result<Outputs, StepError> {
+        let s = read::site(ctx, &ctx.site_name()).await?;
+        let mut out = Outputs::new();
+        if let Ok(q) = &s.sql {
+            out.insert("discarded_lsn".into(), json!(q.lsn));
+        }
+        Ok(out)
+    }
+    async fn apply(
+        &self,
+        ctx: &StepCtx,
+        args: &Args,
+        prepared: &Outputs,
+    ) -> Result<Outputs, StepError> {
+        let site = ctx.site_name();
+        let poll = poll_of(args);
+        let views = read::all(ctx).await;
+        let ok: Vec<&Site> = views.iter().filter_map(|v| v.as_ref().ok()).collect();
+        let writers: Vec<&&Site> = ok
+            .iter()
+            .filter(|s| s.writable() && s.site != site)
+            .collect();
+        let [writer] = writers.as_slice() else {
+            return Err(StepError::permanent(format!(
+                "refused: {site} is rebuilt only from exactly one writable primary at another site (writable elsewhere: {}); nothing was deleted",
+                writers.iter().map(|s| s.site.as_str()).collect::<Vec<_>>().join(", ")
+            )));
+        };
+        let me = ok
+            .iter()
+            .find(|s| s.site == site)
+            .copied()
+            .cloned()
+            .ok_or_else(|| StepError::transient(format!("{site} cannot be read")))?;
+        let c = ctx_for(ctx, &site).map_err(StepError::configuration)?;
+        let (client, ns) = kube_client(&c).await?;
+        let api = clusters(client, &ns);
+        let mut spec = me
+            .cluster
+            .as_ref()
+            .map(|c| c["spec"].clone())
+            .unwrap_or_else(|| json!({}));
+        spec["replica"] = json!({"self": me.cfg.cluster, "primary": writer.cfg.cluster, "source": writer.cfg.cluster});
+        spec["bootstrap"] = json!({"pg_basebackup": {"source": writer.cfg.cluster}});
+        if me.cluster.is_some() {
+            api.delete(&me.cfg.cluster, &Default::default())
+                .await
+                .map_err(|e| kube_err(&site, &format!("DELETE Cluster {}", me.cfg.cluster), e))?;
+        }
+        until(ctx, &format!("{site}'s Cluster is gone"), poll, || async {
+            let s = reread(ctx, &site).await?;
+            Ok(s.cluster.is_none().then_some(()))
+        })
+        .await?;
+        let obj: kube::api::DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "postgresql.cnpg.io/v1", "kind": "Cluster",
+            "metadata": {"name": me.cfg.cluster, "namespace": ns}, "spec": spec}))
+        .map_err(|e| StepError::permanent(e.to_string()))?;
+        api.create(&Default::default(), &obj)
+            .await
+            .map_err(|e| kube_err(&site, &format!("POST Cluster {}", me.cfg.cluster), e))?;
+        until(
+            ctx,
+            &format!("{site} replays from {}", writer.site),
+            poll,
+            || async {
+                let s = reread(ctx, &site).await?;
+                Ok(matches!(&s.sql, Ok(q) if q.in_recovery && q.receiving).then_some(()))
+            },
+        )
+        .await?;
+        let mut out = prepared.clone();
+        out.insert("writer".into(), json!(writer.site));
+        out.insert("streaming".into(), json!(true));
+        Ok(out)
+    }
+}

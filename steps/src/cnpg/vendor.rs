@@ -58,7 +58,11 @@ impl VendorSection for Cnpg {
 /// database is CloudNativePG.
 fn writer_guards(steps: &[Step]) -> Vec<Guard> {
     let mut out = Vec::new();
-    for s in steps {
+    for (i, s) in steps.iter().enumerate() {
+        if matches!(s.action.as_str(), "database.rejoin" | "cnpg.rejoin") {
+            out.extend(rejoin_guard(s, &steps[..i]));
+            continue;
+        }
         let role = matches!(
             s.action.as_str(),
             "database.move-writer" | "database.promote"
@@ -91,6 +95,48 @@ fn writer_guards(steps: &[Step]) -> Vec<Guard> {
     out
 }
 
+/// Before a rebuild: exactly one other site writes (rebuilding the only writer's site
+/// would destroy the only data).
+fn rejoin_guard(s: &Step, earlier: &[Step]) -> Option<Guard> {
+    let site = s.site.as_ref()?;
+    let expr = crate::guarantees::site_expression(site);
+    let mut g = crate::guarantees::builtin_guard(
+        &format!("{CNPG_WRITER}-{}", s.id),
+        &format!("Built in, before `{}`: exactly one other site holds a writable CloudNativePG primary to rebuild from (rebuilding the only writer's site would destroy the only data)", s.id),
+        "cnpg.writer-check",
+        json!({"to": site, "unplanned": true}),
+        &format!("observation.writable | length == 1 and {expr} not in observation.writable"),
+    );
+    g.refusal = Some(format!(
+        "{{{{ {expr} }}}} is rebuilt only from exactly one writable primary at another site; writable now: {{{{ observation.writable | join(\", \") or \"none\" }}}}. Nothing was deleted"
+    ));
+    // It applies where the step does, and only to a CloudNativePG site through the role.
+    let mut when: Vec<String> = s
+        .when
+        .iter()
+        .filter(|w| !w.contains("steps"))
+        .map(|w| format!("({w})"))
+        .collect();
+    if s.action == "database.rejoin" {
+        when.push(format!(
+            "(sites[{expr}].database | default({{}})).cnpg is defined"
+        ));
+    }
+    g.when = (!when.is_empty()).then(|| when.join(" and "));
+    g.before = vec![s.id.clone()];
+    // A move of the writer earlier in the run changes what it reads.
+    g.deferred = earlier
+        .iter()
+        .find(|e| e.action.starts_with("database.") || e.action.starts_with("cnpg."))
+        .map(|e| {
+            format!(
+                "judged right before `{}`: the earlier step `{}` ({}) moves the writer",
+                s.id, e.id, e.action
+            )
+        });
+    Some(g)
+}
+
 #[async_trait]
 impl Vendor for Cnpg {
     fn summary(&self) -> &'static str {
@@ -101,16 +147,18 @@ impl Vendor for Cnpg {
             Arc::new(super::actions::WriterCheck),
             Arc::new(super::actions::Switchover),
             Arc::new(super::actions::Failover),
+            Arc::new(super::actions::Rejoin),
         ]
     }
     fn plays(&self) -> Vec<(&'static str, Arc<dyn Action>)> {
         vec![
             ("database.move-writer", Arc::new(super::actions::Switchover)),
             ("database.promote", Arc::new(super::actions::Failover)),
+            ("database.rejoin", Arc::new(super::actions::Rejoin)),
         ]
     }
     fn touches(&self, action: &str) -> bool {
-        matches!(action, "cnpg.switchover" | "cnpg.failover")
+        matches!(action, "cnpg.switchover" | "cnpg.failover" | "cnpg.rejoin")
     }
     fn proof_plan(&self, site: &str) -> String {
         format!("Kubernetes + PostgreSQL ({site}): the named context's Cluster (its spec.replica.self), and the database at its address answering as that Cluster's role")

@@ -165,9 +165,12 @@ fn rejoin_guards(steps: &[Step]) -> Vec<Guard> {
         g.refusal = Some(format!(
             "{{{{ {expr} }}}} is rebuilt only as a standby of exactly one writable primary at another site; writable now: {{{{ observation.writable | join(\", \") or \"none\" }}}}. Nothing was deleted"
         ));
-        g.when = Some(format!(
-            "(sites[{expr}].database | default({{}})).pgo is defined"
-        ));
+        let own = format!("(sites[{expr}].database | default({{}})).pgo is defined");
+        // It applies where the step does.
+        g.when = Some(match s.when.as_ref().filter(|w| !w.contains("steps")) {
+            Some(w) => format!("({w}) and {own}"),
+            None => own,
+        });
         g.before = vec![s.id.clone()];
         g.deferred = earlier.map(|e| {
             format!(
