@@ -237,8 +237,22 @@ fn site_a_lost() -> InLab {
     l
 }
 
-/// HAProxy's administrative state of a site's server, as its runtime API says it.
+/// HAProxy's administrative state of a site's server, from its runtime API's
+/// `show stat` status: MAINT, DRAIN, else READY (whatever its checks say: `UP`,
+/// `UP 1/3` while coming up, `DOWN`).
 fn admin_state(l: &InLab, site: &str) -> String {
+    let status = stat_status(l, site);
+    if status.starts_with("MAINT") {
+        "MAINT".into()
+    } else if status.starts_with("DRAIN") {
+        "DRAIN".into()
+    } else {
+        "READY".into()
+    }
+}
+
+/// A site's server's `show stat` status, as HAProxy prints it.
+fn stat_status(l: &InLab, site: &str) -> String {
     let (_, admin) = l.running().endpoints.haproxy.unwrap();
     let mut s = TcpStream::connect(admin).unwrap();
     s.write_all(b"show stat\n").unwrap();
@@ -361,5 +375,13 @@ fn the_readmes_v2_rehearsal_runs_as_written() {
         let p = &s["pgo"]["sites"];
         p["site-a"]["writable"] == true && p["site-b"]["writable"] == false
     });
-    assert_eq!(admin_state(&l, "site-a"), "UP");
+    assert_eq!(admin_state(&l, "site-a"), "READY");
+    eventually("site-a's check passes", Duration::from_secs(20), || {
+        let s = stat_status(&l, "site-a");
+        if s == "UP" {
+            Ok(())
+        } else {
+            Err(s)
+        }
+    });
 }
