@@ -442,3 +442,21 @@ fn writer_is_alone(l: &InLab, site: &str) {
         },
     )
 }
+
+#[test]
+fn the_keycloak_24_switchover_moves_a_cloudnativepg_writer_unchanged() {
+    // The Keycloak 24 shape (Route53, external Infinispan 14) with CloudNativePG as the
+    // database: its switchover's database step is the role, played by the cnpg vendor.
+    let l = InLab::start_with(&[], |c| c.shape.database = lab::world::Database::Cnpg);
+    writer_is(&l, "site-a");
+    write_row(&l, "site-a", "before the switchover");
+    let mut c = l.runbook();
+    c.args(["run", "switchover", "--yes", "--json"]);
+    let out = run(c);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    writer_is(&l, "site-b");
+    assert_eq!(
+        rows(&l, "site-b"),
+        vec!["before the switchover".to_string()]
+    );
+}
