@@ -23,7 +23,8 @@
 //! - At start it resumes the unfinished runs it started before (a responder killed
 //!   mid-fence carries on).
 //! - `GET /metrics`: the deployment's state as Prometheus exposition (`metrics.rs`),
-//!   and the responder's own counters.
+//!   and the responder's own counters; authenticated as the webhook is.
+//! - One line per alert on stderr: what it did, and the run that holds the detail.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -383,11 +384,37 @@ async fn webhook(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
     }
     for a in &answers {
         tracing::info!("alert answered: {a}");
+        // One line per alert for whoever watches the responder: what it did, and the
+        // run that holds the detail.
+        let run = &a["run"];
+        eprintln!(
+            "alert {}: {}{}",
+            a["incident"]
+                .as_str()
+                .or(a["alert"].as_str())
+                .unwrap_or("?"),
+            a["action"].as_str().unwrap_or("?"),
+            match (run["run_id"].as_str(), run["status"].as_str()) {
+                (Some(id), Some(st)) => format!(
+                    " → {id} {st}{}",
+                    run["reason"]
+                        .as_str()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
+                ),
+                _ => String::new(),
+            }
+        );
     }
     (StatusCode::OK, axum::Json(json!({"answers": answers}))).into_response()
 }
 
-async fn metrics(State(app): State<Arc<App>>) -> Response {
+async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    // Authenticated as every request is: the metrics say which site is fenced.
+    if let Some(refusal) = authenticate(&app.credential, &headers) {
+        app.count("unauthenticated");
+        return refusal;
+    }
     // Not while a run of ours holds the journal (a sled journal admits one process).
     let guard = app.queue.lock().await;
     let mut text = super::metrics::exposition(&app.config).await;

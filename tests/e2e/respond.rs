@@ -263,7 +263,11 @@ fn alerts_become_one_journaled_fence_and_repeats_and_resolutions_re_add_nothing(
     assert_eq!(notice.1, "completed");
     assert_eq!(l.group_sites(), vec!["site-a"], "healing re-adds nothing");
     // The metrics say it: site-b fenced and out of the group.
-    let metrics = reqwest::blocking_get(&format!("{}/metrics", r.url));
+    // Authenticated as the webhook is: nothing without credentials.
+    let anonymous = reqwest::blocking_status(&format!("{}/metrics", r.url), None);
+    assert_eq!(anonymous, 401, "the metrics answer without credentials");
+    let metrics =
+        reqwest::blocking_get_as(&format!("{}/metrics", r.url), ("alertmanager", PASSWORD));
     assert!(
         metrics.contains("runbook_site_fenced{site=\"site-b\"} 1"),
         "{metrics}"
@@ -372,6 +376,40 @@ fn check_watch_serves_the_deployment_as_metrics() {
 
 mod reqwest {
     pub use ::reqwest::*;
+    /// GET `url` with basic auth.
+    pub fn blocking_get_as(url: &str, (user, password): (&str, &str)) -> String {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            ::reqwest::Client::new()
+                .get(url)
+                .basic_auth(user, Some(password))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        })
+    }
+
+    /// The status of a GET of `url`, with basic auth when given.
+    pub fn blocking_status(url: &str, auth: Option<(&str, &str)>) -> u16 {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut r = ::reqwest::Client::new().get(url);
+            if let Some((u, p)) = auth {
+                r = r.basic_auth(u, Some(p));
+            }
+            r.send().await.unwrap().status().as_u16()
+        })
+    }
+
     pub fn blocking_get(url: &str) -> String {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
