@@ -37,13 +37,9 @@ fn frontend(l: &InLab) -> SocketAddr {
         .0
 }
 
-fn get(lb: SocketAddr, path: &str) -> Result<String, String> {
-    lb_get(lb, path)
-}
-
 fn landed(l: &InLab, n: usize) -> Vec<String> {
     (0..n)
-        .map(|_| get(frontend(l), "/realms/master").unwrap_or_else(|e| format!("error: {e}")))
+        .map(|_| lb_get(frontend(l), "/realms/master").unwrap_or_else(|e| format!("error: {e}")))
         .collect()
 }
 
@@ -55,6 +51,22 @@ fn received(l: &InLab, site: &str) -> usize {
         .requests
         .get(&format!("{site}-keycloak"))
         .map_or(0, Vec::len)
+}
+
+/// `keycloak-26/take-site-offline` of `site`, `keep` serving.
+fn take_offline(l: &InLab, site: &str, keep: &str) -> Out {
+    kc26(
+        l,
+        &[
+            "run",
+            "take-site-offline",
+            "-p",
+            &format!("site={site}"),
+            "-p",
+            &format!("keep={keep}"),
+            "--yes",
+        ],
+    )
 }
 
 fn kc26(l: &InLab, args: &[&str]) -> Out {
@@ -71,19 +83,7 @@ fn a_site_taken_out_receives_no_request_and_one_brought_back_receives_them_again
         before.iter().any(|s| s == "site-a") && before.iter().any(|s| s == "site-b"),
         "round robin reaches both sites: {before:?}"
     );
-    let out = kc26(
-        &l,
-        &[
-            "run",
-            "take-site-offline",
-            "-p",
-            "site=site-b",
-            "-p",
-            "keep=site-a",
-            "--yes",
-        ],
-    )
-    .expect(0);
+    let out = take_offline(&l, "site-b", "site-a").expect(0);
     let said = format!("{}{}", out.stdout, out.stderr);
     assert!(
         said.contains("after=[\"site-b MAINT MAINT scur=0\"]"),
@@ -135,32 +135,9 @@ fn a_site_taken_out_receives_no_request_and_one_brought_back_receives_them_again
 #[test]
 fn the_last_serving_site_is_never_taken_out() {
     let l = haproxy_lab();
-    kc26(
-        &l,
-        &[
-            "run",
-            "take-site-offline",
-            "-p",
-            "site=site-b",
-            "-p",
-            "keep=site-a",
-            "--yes",
-        ],
-    )
-    .expect(0);
+    take_offline(&l, "site-b", "site-a").expect(0);
     // Taking site-a out too would leave no site: refused before any write.
-    let out = kc26(
-        &l,
-        &[
-            "run",
-            "take-site-offline",
-            "-p",
-            "site=site-a",
-            "-p",
-            "keep=site-b",
-            "--yes",
-        ],
-    );
+    let out = take_offline(&l, "site-a", "site-b");
     assert_eq!(out.code, 8, "{}{}", out.stdout, out.stderr);
     assert!(landed(&l, 6).iter().all(|s| s == "site-a"));
 }
@@ -177,22 +154,10 @@ fn sessions_still_open_at_the_drain_bound_are_cut_and_said() {
     // Two slow requests in flight: round robin puts one on each site.
     let lb = frontend(&l);
     let slow: Vec<_> = (0..2)
-        .map(|_| std::thread::spawn(move || get(lb, "/realms/master/slow")))
+        .map(|_| std::thread::spawn(move || lb_get(lb, "/realms/master/slow")))
         .collect();
     std::thread::sleep(Duration::from_millis(400));
-    let out = kc26(
-        &l,
-        &[
-            "run",
-            "take-site-offline",
-            "-p",
-            "site=site-b",
-            "-p",
-            "keep=site-a",
-            "--yes",
-        ],
-    )
-    .expect(0);
+    let out = take_offline(&l, "site-b", "site-a").expect(0);
     let said = format!("{}{}", out.stdout, out.stderr);
     assert!(
         said.contains("sessions_cut=[{\"server\":\"site-b\",\"sessions\":1}]"),
@@ -223,18 +188,7 @@ fn a_server_that_points_at_another_sites_keycloak_is_a_configuration_mistake() {
         doc["sites"]["site-b"]["traffic"]["haproxy"]["address"] =
             Value::from(a.to_string()).into_yaml();
     });
-    let out = kc26(
-        &l,
-        &[
-            "run",
-            "take-site-offline",
-            "-p",
-            "site=site-b",
-            "-p",
-            "keep=site-a",
-            "--yes",
-        ],
-    );
+    let out = take_offline(&l, "site-b", "site-a");
     assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
     let text = format!("{}{}", out.stdout, out.stderr);
     assert!(

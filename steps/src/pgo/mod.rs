@@ -1370,7 +1370,9 @@ pub async fn deployment(ctx: &StepCtx) -> Json {
             }
         })
         .collect();
-    json!({"writable": writable, "lag_bytes": lags, "sites": sites})
+    // What each site answered, for whoever says how the deployment was read.
+    let summary: Vec<&str> = sites.iter().filter_map(|s| s["summary"].as_str()).collect();
+    json!({"writable": writable, "lag_bytes": lags, "sites": sites, "summary": summary.join("; ")})
 }
 
 /// Whether the environment file names PGO as any site's database.
