@@ -194,6 +194,31 @@ pub enum JournalCommand {
     /// Copy a sled journal's runs into a PostgreSQL journal (idempotent: a run already
     /// there is left as it is)
     Copy(CopyArgs),
+    /// Walk every run's hash chain: say which run and event was edited, removed or
+    /// reordered (exit 12), or that none was (0)
+    Verify(VerifyArgs),
+    /// Write the journal as JSON lines (one event each, with its hash), for a SIEM
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Only this run
+    #[arg(long, value_name = "RUN")]
+    pub run: Option<String>,
+    /// One JSON object on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Only this run
+    #[arg(long, value_name = "RUN")]
+    pub run: Option<String>,
+    /// Write to this file instead of stdout
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -35,6 +35,8 @@ pub enum Code {
     /// `status`: the run is still running (or stopped without a last word: its driver
     /// died; `resume` settles it).
     Running = 11,
+    /// `journal verify`: the journal's history was edited, removed or reordered.
+    Tampered = 12,
 }
 
 impl From<Code> for ExitCode {
@@ -45,7 +47,7 @@ impl From<Code> for ExitCode {
 
 impl Code {
     /// Every exit code, in order.
-    pub const ALL: [Code; 12] = [
+    pub const ALL: [Code; 13] = [
         Code::Ok,
         Code::Failed,
         Code::Invalid,
@@ -58,6 +60,7 @@ impl Code {
         Code::OnSecondary,
         Code::JournalUnavailable,
         Code::Running,
+        Code::Tampered,
     ];
 
     /// What the code means, in a line (`--help` lists them).
@@ -75,6 +78,7 @@ impl Code {
             Code::OnSecondary => "check: a planned state (the secondary serves, the primary back and in sync; or a site out of traffic on purpose)",
             Code::JournalUnavailable => "the journal cannot be reached or written (its database is unreachable, its disk is full): stopped before any further effect",
             Code::Running => "status: the run is still running (or its driver died mid-step: resume settles it)",
+            Code::Tampered => "journal verify: an event was edited, removed or reordered (the hash chain is broken)",
         }
     }
 

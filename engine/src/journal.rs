@@ -59,6 +59,10 @@ fn is_result(event: &Event) -> bool {
     )
 }
 
+fn unserializable(e: serde_json::Error) -> JournalError {
+    JournalError::Storage(format!("an event cannot be serialized: {e}"))
+}
+
 /// Whether an event ends its run (its locks go with it).
 fn ends_run(event: &Event) -> bool {
     matches!(
@@ -83,6 +87,9 @@ pub struct Journal {
     store: Arc<dyn Store>,
     location: Location,
     held: Arc<Mutex<Option<Held>>>,
+    /// The newest event this process wrote per run: (seq, hash of its stored text),
+    /// the `prev` of the next one (read from the store on a miss).
+    heads: Arc<Mutex<std::collections::HashMap<RunId, (u64, String)>>>,
 }
 
 impl Journal {
@@ -118,6 +125,7 @@ impl Journal {
             store,
             location,
             held: Arc::default(),
+            heads: Arc::default(),
         }
     }
 
@@ -169,15 +177,18 @@ impl Journal {
         let mut state = RunState::default();
         state.apply(event);
         let asked = Instant::now();
+        let text = crate::chain::text(event, None).map_err(unserializable)?;
         let (run, lease) = self.store.create_run(NewRunRecord {
             sites,
             runbook,
             holder,
             since: now_ms(),
             event,
+            text: &text,
             state: &state,
         })?;
         self.hold(run, lease, asked);
+        self.set_head(run, 0, crate::chain::hash(&text));
         Ok(run)
     }
 
@@ -242,16 +253,65 @@ impl Journal {
         event: &Event,
         summary: Option<&RunSummary>,
     ) -> Result<(), JournalError> {
+        let prev = match seq {
+            0 => None,
+            _ => Some(self.prev(run, seq)?),
+        };
+        let text = crate::chain::text(event, prev.as_deref()).map_err(unserializable)?;
+        let summary = summary.map(|s| RunSummary {
+            head: Some(crate::chain::head(seq, &text)),
+            ..s.clone()
+        });
         self.store.append(Append {
             run,
             seq,
             event,
-            summary,
+            text: &text,
+            summary: summary.as_ref(),
             release_locks: ends_run(event),
             durable: !precedes_no_effect(event),
             power_safe: !precedes_no_effect(event) && !is_result(event),
             epoch: self.held(run).map_or(0, |h| h.lease.epoch),
-        })
+        })?;
+        self.set_head(run, seq, crate::chain::hash(&text));
+        Ok(())
+    }
+
+    /// The hash of event `seq - 1` of `run`: this process's own last write, or read.
+    fn prev(&self, run: RunId, seq: u64) -> Result<String, JournalError> {
+        let cached = self
+            .heads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&run)
+            .filter(|(s, _)| *s + 1 == seq)
+            .map(|(_, h)| h.clone());
+        if let Some(h) = cached {
+            return Ok(h);
+        }
+        let raw = self.store.raw_events(run)?;
+        match raw.iter().find(|(s, _)| *s + 1 == seq) {
+            Some((_, text)) => Ok(crate::chain::hash(text)),
+            None => Err(JournalError::Conflict {
+                run,
+                seq,
+                why: "the event before it is not in the journal",
+            }),
+        }
+    }
+
+    fn set_head(&self, run: RunId, seq: u64, hash: String) {
+        let mut heads = self.heads.lock().unwrap_or_else(|p| p.into_inner());
+        // One entry per run this process writes; a process writes a handful.
+        heads.insert(run, (seq, hash));
+    }
+
+    /// A run's events as stored, byte for byte, for `journal verify` and `export`.
+    ///
+    /// # Errors
+    /// `UnknownRun`; storage errors.
+    pub fn raw_events(&self, run: RunId) -> Result<Vec<(u64, String)>, JournalError> {
+        self.store.raw_events(run)
     }
 
     /// Publish (or, with `None`, withdraw) the live snapshot of a run this process

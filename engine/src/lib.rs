@@ -4,6 +4,7 @@
 
 pub mod action;
 pub mod catalog;
+pub mod chain;
 pub mod condition;
 pub mod decide;
 pub mod depth;

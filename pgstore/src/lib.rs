@@ -272,7 +272,7 @@ impl Store for PgStore {
         let runbook = new.runbook.to_string();
         let holder = new.holder.clone();
         let since = new.since;
-        let event = to_json("event", new.event)?;
+        let event = new.text.to_string();
         let state = new.state.clone();
         let ttl = secs(self.ttl);
         self.conn.call(self.patience(), move |c| {
@@ -308,7 +308,7 @@ impl Store for PgStore {
 
     fn append(&self, a: Append<'_>) -> Result<(), JournalError> {
         let (run, seq, epoch) = (a.run, a.seq, a.epoch);
-        let event = to_json("event", a.event)?;
+        let event = a.text.to_string();
         let summary = a.summary.map(|s| to_json("summary", s)).transpose()?;
         let release = a.release_locks;
         let attempts = std::sync::atomic::AtomicU32::new(0);
@@ -350,6 +350,22 @@ impl Store for PgStore {
         // result committed without waiting for the WAL flush would be lost when the
         // server crashes, and the step's effect applied again on resume.
         Ok(())
+    }
+
+    fn raw_events(&self, run: RunId) -> Result<Vec<(u64, String)>, JournalError> {
+        self.conn.call(READ_PATIENCE, move |c| {
+            let rows = c.query(
+                "SELECT seq, event FROM runbook_events WHERE run_id = $1 ORDER BY seq",
+                &[&(run.0 as i64)],
+            )?;
+            if rows.is_empty() {
+                return Err(Failure::Journal(JournalError::UnknownRun(run)));
+            }
+            Ok(rows
+                .iter()
+                .map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, String>(1)))
+                .collect())
+        })
     }
 
     fn events(&self, run: RunId) -> Result<Vec<Event>, JournalError> {
@@ -518,11 +534,15 @@ impl Store for PgStore {
         let mut rows = Vec::new();
         for (run, events) in runs {
             let state = engine::state::RunState::fold(&run.to_string(), events);
-            let summary = to_json("summary", &RunSummary::of(*run, &state))?;
-            let events = events
-                .iter()
-                .map(|e| to_json("event", e))
-                .collect::<Result<Vec<_>, _>>()?;
+            let events = engine::chain::texts(events).map_err(|e| JournalError::Corrupt {
+                key: format!("event {run}"),
+                message: e.to_string(),
+            })?;
+            let mut summary = RunSummary::of(*run, &state);
+            summary.head = events
+                .last()
+                .map(|t| engine::chain::head(events.len() as u64 - 1, t));
+            let summary = to_json("summary", &summary)?;
             rows.push((run.0 as i64, summary, events));
         }
         self.conn.call(READ_PATIENCE * 12, move |c| {

@@ -61,7 +61,16 @@ const MIGRATIONS: &[(i32, &str)] = &[
              requested_at timestamptz NOT NULL DEFAULT now()
          );",
     ),
+    (
+        4,
+        // The hash chain (engine::chain): runs written before it are chained in place
+        // by `chain_old_runs`, in this migration's transaction.
+        "SELECT 1",
+    ),
 ];
+
+/// The migration that chains the runs written before the hash chain.
+const CHAIN: i32 = 4;
 
 /// The schema version this binary writes.
 pub fn latest() -> i32 {
@@ -98,11 +107,37 @@ pub fn migrate(c: &mut postgres::Client) -> Result<(), Failure> {
     }
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
         tx.batch_execute(sql)?;
+        if *version == CHAIN {
+            chain_old_runs(&mut tx)?;
+        }
         tx.execute(
             "INSERT INTO runbook_schema (version, applied_by) VALUES ($1, $2)",
             &[version, &format!("runbook {}", env!("CARGO_PKG_VERSION"))],
         )?;
     }
     tx.commit()?;
+    Ok(())
+}
+
+/// Chain every run written before the hash chain, in place (`engine::chain::upgrade`).
+fn chain_old_runs(tx: &mut postgres::Transaction<'_>) -> Result<(), Failure> {
+    let rows = tx.query(
+        "SELECT run_id, seq, event FROM runbook_events ORDER BY run_id, seq",
+        &[],
+    )?;
+    let mut runs: std::collections::BTreeMap<i64, Vec<(u64, String)>> = Default::default();
+    for r in &rows {
+        runs.entry(r.get(0))
+            .or_default()
+            .push((r.get::<_, i64>(1) as u64, r.get(2)));
+    }
+    for (run, raw) in runs {
+        for (seq, text) in engine::chain::upgrade(&raw).unwrap_or_default() {
+            tx.execute(
+                "UPDATE runbook_events SET event = $3 WHERE run_id = $1 AND seq = $2",
+                &[&run, &(seq as i64), &text],
+            )?;
+        }
+    }
     Ok(())
 }

@@ -56,6 +56,7 @@ fn a_second_driver_waits_for_the_lease_and_the_first_is_fenced_after() {
             holder: &Actor::current(),
             since: 1,
             event: &ev,
+            text: &unchained(&ev),
             state: &state,
         })
         .unwrap();
@@ -87,6 +88,7 @@ fn a_second_driver_waits_for_the_lease_and_the_first_is_fenced_after() {
         holder: &other_process(),
         since: 2,
         event: &ev2,
+        text: &unchained(&ev2),
         state: &state,
     });
     assert!(matches!(r2, Err(JournalError::SiteHeld { .. })), "{r2:?}");
@@ -106,6 +108,7 @@ fn a_second_driver_waits_for_the_lease_and_the_first_is_fenced_after() {
         run,
         seq: 1,
         event: &skipped,
+        text: &unchained(&skipped),
         summary: None,
         release_locks: false,
         durable: true,
@@ -129,6 +132,7 @@ fn a_second_driver_waits_for_the_lease_and_the_first_is_fenced_after() {
         run,
         seq: 1,
         event: &skipped,
+        text: &unchained(&skipped),
         summary: None,
         release_locks: false,
         durable: true,
@@ -204,4 +208,10 @@ fn a_drivers_live_snapshot_reaches_other_processes_and_is_withdrawn() {
     );
     driver.publish_live(RunId(1), None).unwrap();
     assert_eq!(reader.read_live(RunId(1)).unwrap(), None);
+}
+
+/// An event's stored text, as a store's own contract sees it (no chain: the journal
+/// adds that).
+fn unchained(event: &Event) -> String {
+    engine::chain::text(event, None).unwrap()
 }

@@ -2,12 +2,16 @@
 //! outgrows one laptop. Idempotent: a run already in the target (same id) is left as it
 //! is, so copying twice adds nothing. Site locks are not copied: a run in progress is
 //! resumed from the new journal, which takes its sites then.
+//!
+//! `runbook journal verify` walks every run's hash chain (`engine::chain`) and names
+//! the run and event where an edit, a removal or a reordering shows; `runbook journal
+//! export` writes the events as JSON lines with their hashes, for a SIEM.
 
 use std::sync::Arc;
 
 use engine::journal::Journal;
 
-use crate::cli::CopyArgs;
+use crate::cli::{CopyArgs, ExportArgs, VerifyArgs};
 use crate::config::{locate, Config};
 use crate::exit::{from_journal_error, invalid, CliResult, Code};
 
@@ -67,4 +71,122 @@ pub fn copy(config: &Config, args: &CopyArgs) -> CliResult<Code> {
         args.from.display(),
     );
     Ok(Code::Ok)
+}
+
+/// The runs to walk: one, or every run in the index.
+fn runs_of(
+    journal: &Journal,
+    only: Option<&str>,
+) -> CliResult<Vec<(engine::id::RunId, Option<engine::journal::RunSummary>)>> {
+    let index = journal.runs().map_err(from_journal_error)?;
+    Ok(match only {
+        Some(text) => {
+            let id = super::run_id(text)?;
+            vec![(id, index.into_iter().find(|r| r.run_id == id))]
+        }
+        None => index.into_iter().map(|r| (r.run_id, Some(r))).collect(),
+    })
+}
+
+pub fn verify(config: &Config, args: &VerifyArgs) -> CliResult<Code> {
+    let journal = config.open_journal()?;
+    let mut report = Vec::new();
+    let (mut events, mut broken) = (0usize, 0usize);
+    for (run, summary) in runs_of(&journal, args.run.as_deref())? {
+        let raw = match journal.raw_events(run) {
+            Ok(raw) => raw,
+            Err(engine::journal::JournalError::UnknownRun(_)) if summary.is_some() => {
+                broken += 1;
+                report.push(serde_json::json!({"run": run.to_string(), "events": 0,
+                    "breaks": [{"seq": 0, "what": "the run index lists it, but every event of it is gone (removed)"}]}));
+                continue;
+            }
+            Err(e) => return Err(from_journal_error(e)),
+        };
+        events += raw.len();
+        let breaks = engine::chain::verify(&raw, summary.as_ref());
+        broken += usize::from(!breaks.is_empty());
+        report.push(
+            serde_json::json!({"run": run.to_string(), "events": raw.len(), "breaks": breaks}),
+        );
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({"format": 1, "journal": journal.location().to_string(),
+                "runs": report.len(), "events": events, "broken": broken, "report": report})
+        );
+    } else {
+        for r in &report {
+            for b in r["breaks"].as_array().into_iter().flatten() {
+                println!(
+                    "run {} event {}: {}",
+                    r["run"].as_str().unwrap_or_default(),
+                    b["seq"],
+                    b["what"].as_str().unwrap_or_default()
+                );
+            }
+        }
+        println!(
+            "{}: {} run{}, {events} events; {}",
+            journal.location(),
+            report.len(),
+            if report.len() == 1 { "" } else { "s" },
+            match broken {
+                0 => "every hash chain is intact".to_string(),
+                n => format!(
+                    "{n} run{} broken (edited, removed or reordered events)",
+                    if n == 1 { "" } else { "s" }
+                ),
+            }
+        );
+    }
+    Ok(if broken == 0 {
+        Code::Ok
+    } else {
+        Code::Tampered
+    })
+}
+
+pub fn export(config: &Config, args: &ExportArgs) -> CliResult<Code> {
+    use std::io::Write;
+    let journal = config.open_journal()?;
+    let mut out: Box<dyn Write> = match &args.output {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .map_err(|e| invalid(anyhow::anyhow!("cannot write `{}`: {e}", path.display())))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let mut lines = 0usize;
+    for (run, _) in runs_of(&journal, args.run.as_deref())? {
+        for (seq, text) in journal.raw_events(run).map_err(from_journal_error)? {
+            let event: serde_json::Value =
+                serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text.clone()));
+            let line = serde_json::json!({"run": run.to_string(), "seq": seq,
+                "hash": engine::chain::hash(&text), "event": event});
+            if let Err(e) = writeln!(out, "{line}") {
+                return written(e);
+            }
+            lines += 1;
+        }
+    }
+    if let Err(e) = out.flush() {
+        return written(e);
+    }
+    if let Some(path) = &args.output {
+        eprintln!("wrote {lines} events to {}", path.display());
+    }
+    Ok(Code::Ok)
+}
+
+/// A write of the export that failed: a reader that went away (`| head`) ends it
+/// quietly; anything else (a full disk) is an error, never a silent exit 0.
+fn written(e: std::io::Error) -> CliResult<Code> {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        return Ok(Code::Ok);
+    }
+    Err(crate::exit::failed(anyhow::anyhow!(
+        "cannot write the export: {e}"
+    )))
 }

@@ -52,6 +52,8 @@ pub fn run(cli: Cli) -> CliResult<Code> {
              build it with `cargo build --release --features bench`, then `./target/release/runbook bench`"
         ))),
         Command::Journal(crate::cli::JournalCommand::Copy(a)) => journal::copy(&config, &a),
+        Command::Journal(crate::cli::JournalCommand::Verify(a)) => journal::verify(&config, &a),
+        Command::Journal(crate::cli::JournalCommand::Export(a)) => journal::export(&config, &a),
         Command::Env(crate::cli::EnvCommand::Check(a)) => block_on(env::check(&config, &a)),
         Command::Completion(a) => {
             let mut cmd = <crate::cli::Cli as clap::CommandFactory>::command();

@@ -9,6 +9,7 @@ mod support;
 mod bench;
 mod browser;
 mod catalog;
+mod chain;
 mod check;
 mod cnpg;
 mod crash;

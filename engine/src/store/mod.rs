@@ -57,6 +57,10 @@ pub struct RunSummary {
     /// The process that last drove it (`operator@host`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub driver: String,
+    /// `seq:sha256` of the newest event written with this line: the end of the run's
+    /// hash chain (`chain.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<String>,
 }
 
 impl RunSummary {
@@ -77,6 +81,7 @@ impl RunSummary {
             forced: !state.overrides.is_empty()
                 || state.params.get("force") == Some(&serde_json::Value::Bool(true)),
             driver: format!("{}@{}", state.driver.operator, state.driver.host),
+            head: None,
         }
     }
 }
@@ -154,6 +159,8 @@ pub struct Append<'a> {
     /// The sequence number this event must take: the run's next one.
     pub seq: u64,
     pub event: &'a Event,
+    /// The exact text to store: the event with the hash of the one before it.
+    pub text: &'a str,
     /// The run's new index line, when it changed.
     pub summary: Option<&'a RunSummary>,
     /// Release every site lock this run holds, atomically with the event.
@@ -192,6 +199,8 @@ pub struct NewRunRecord<'a> {
     pub since: u64,
     /// The `run_created` event.
     pub event: &'a Event,
+    /// Its exact text to store.
+    pub text: &'a str,
     pub state: &'a RunState,
 }
 
@@ -221,6 +230,13 @@ pub trait Store: Send + Sync + Debug {
     /// # Errors
     /// `UnknownRun`, or an unreadable entry.
     fn events(&self, run: RunId) -> Result<Vec<Event>, JournalError>;
+
+    /// A run's events as stored, byte for byte, with their sequence numbers in key
+    /// order (gaps included): what the hash chain is checked on.
+    ///
+    /// # Errors
+    /// `UnknownRun`; storage errors.
+    fn raw_events(&self, run: RunId) -> Result<Vec<(u64, String)>, JournalError>;
 
     /// The run index, oldest first.
     ///

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use ::sled::transaction::{ConflictableTransactionError, TransactionError};
 use ::sled::CompareAndSwapError;
 
-use super::keys::{Key, LOCK, RUN};
+use super::keys::{Key, EVENT, LOCK, RUN};
 use super::{Append, JournalError, Lease, NewRunRecord, RunSummary, Store};
 use crate::event::Event;
 use crate::id::RunId;
@@ -96,6 +96,7 @@ impl SledStore {
         }
         let db = open_db(dir)?;
         check_whole(&db, dir)?;
+        chain_old_runs(&db)?;
         let log = File::open(dir.join("db").join("db")).map_err(|e| open_err(e.to_string()))?;
         Ok(SledStore {
             db,
@@ -129,12 +130,56 @@ impl SledStore {
         Ok(())
     }
 
+    /// Remove a key: for tests that remove an entry on purpose.
+    #[doc(hidden)]
+    pub fn unpoke(&self, key: &Key) -> Result<(), JournalError> {
+        self.db.remove(key.encode())?;
+        Ok(())
+    }
+
     fn next_id(old: Option<&[u8]>) -> u64 {
         old.and_then(|b| <[u8; 8]>::try_from(b).ok())
             .map(u64::from_be_bytes)
             .unwrap_or(0)
             + 1
     }
+}
+
+/// Journals written before the hash chain: their runs chained once, in place, in one
+/// batch, and marked so it is done once (`chain.rs`).
+fn chain_old_runs(db: &::sled::Db) -> Result<(), JournalError> {
+    let mark = Key::Meta("chained".into()).encode();
+    if db.contains_key(&mark)? {
+        return Ok(());
+    }
+    let mut batch = ::sled::Batch::default();
+    let mut run: Option<(RunId, Vec<(u64, String)>)> = None;
+    let finish = |run: Option<(RunId, Vec<(u64, String)>)>, batch: &mut ::sled::Batch| {
+        if let Some(new) = run.and_then(|(id, raw)| Some((id, crate::chain::upgrade(&raw)?))) {
+            for (seq, t) in new.1 {
+                batch.insert(Key::Event(new.0, seq).encode(), t.as_bytes());
+            }
+        }
+    };
+    for kv in db.scan_prefix([EVENT]) {
+        let (k, v) = kv?;
+        let (Ok(Key::Event(id, seq)), Ok(text)) = (Key::decode(&k), String::from_utf8(v.to_vec()))
+        else {
+            continue;
+        };
+        if run.as_ref().is_none_or(|(r, _)| *r != id) {
+            finish(run.take(), &mut batch);
+            run = Some((id, Vec::new()));
+        }
+        if let Some((_, raw)) = run.as_mut() {
+            raw.push((seq, text));
+        }
+    }
+    finish(run, &mut batch);
+    batch.insert(mark, b"1".as_slice());
+    db.apply_batch(batch)?;
+    db.flush()?;
+    Ok(())
 }
 
 /// A damaged journal, naming the runs its live snapshots show it held.
@@ -292,7 +337,7 @@ fn lock_sites(
 impl Store for SledStore {
     fn create_run(&self, new: NewRunRecord<'_>) -> Result<(RunId, Lease), JournalError> {
         let counter = Key::Meta("next_run_id".into()).encode();
-        let event = json(b"E", new.event)?;
+        let event = new.text.as_bytes();
         let result = self.db.transaction(|tx| {
             let id = RunId(Self::next_id(tx.get(&counter)?.as_deref()));
             tx.insert(counter.as_slice(), &id.0.to_be_bytes())?;
@@ -308,7 +353,7 @@ impl Store for SledStore {
                 Err(e) => return abort(e),
             };
             lock_sites(tx, new.sites, &record, &value)?;
-            tx.insert(Key::Event(id, 0).encode(), event.as_slice())?;
+            tx.insert(Key::Event(id, 0).encode(), event)?;
             let summary = match json(b"R", &RunSummary::of(id, new.state)) {
                 Ok(v) => v,
                 Err(e) => return abort(e),
@@ -324,7 +369,7 @@ impl Store for SledStore {
 
     fn append(&self, a: Append<'_>) -> Result<(), JournalError> {
         let key = Key::Event(a.run, a.seq).encode();
-        let bytes = json(&key, a.event)?;
+        let bytes = a.text.as_bytes();
         let before = (a.seq > 0).then(|| Key::Event(a.run, a.seq - 1).encode());
         if let Some(before) = &before {
             if !self.db.contains_key(before)? {
@@ -369,7 +414,7 @@ impl Store for SledStore {
                 if tx.get(&key)?.is_some() {
                     return abort(taken());
                 }
-                tx.insert(key.as_slice(), bytes.as_slice())?;
+                tx.insert(key.as_slice(), bytes)?;
                 if let Some(s) = &summary {
                     tx.insert(Key::Run(a.run).encode(), s.as_slice())?;
                 }
@@ -397,6 +442,22 @@ impl Store for SledStore {
         for kv in self.db.scan_prefix(Key::events_of(run)) {
             let (k, v) = kv?;
             out.push(serde_json::from_slice(&v).map_err(|e| corrupt(&k, e))?);
+        }
+        if out.is_empty() {
+            return Err(JournalError::UnknownRun(run));
+        }
+        Ok(out)
+    }
+
+    fn raw_events(&self, run: RunId) -> Result<Vec<(u64, String)>, JournalError> {
+        let mut out = Vec::new();
+        for kv in self.db.scan_prefix(Key::events_of(run)) {
+            let (k, v) = kv?;
+            let Ok(Key::Event(_, seq)) = Key::decode(&k) else {
+                return Err(corrupt(&k, "not an event key"));
+            };
+            let text = String::from_utf8(v.to_vec()).map_err(|e| corrupt(&k, e))?;
+            out.push((seq, text));
         }
         if out.is_empty() {
             return Err(JournalError::UnknownRun(run));
@@ -491,12 +552,16 @@ impl Store for SledStore {
         let mut top = Self::next_id(self.db.get(&counter)?.as_deref()) - 1;
         for (run, events) in runs {
             let state = RunState::fold(&run.to_string(), events);
-            for (seq, e) in events.iter().enumerate() {
-                let key = Key::Event(*run, seq as u64).encode();
-                batch.insert(key.clone(), json(&key, e)?);
+            let texts = crate::chain::texts(events).map_err(|e| corrupt(b"E", e))?;
+            for (seq, t) in texts.iter().enumerate() {
+                batch.insert(Key::Event(*run, seq as u64).encode(), t.as_bytes());
             }
+            let mut summary = RunSummary::of(*run, &state);
+            summary.head = texts
+                .last()
+                .map(|t| crate::chain::head(texts.len() as u64 - 1, t));
             let key = Key::Run(*run).encode();
-            batch.insert(key.clone(), json(&key, &RunSummary::of(*run, &state))?);
+            batch.insert(key.clone(), json(&key, &summary)?);
             top = top.max(run.0);
         }
         // Ids handed out later never collide with imported ones.
@@ -544,6 +609,43 @@ mod tests {
         );
         store.poke(&Key::Run(id), b"[]").unwrap();
         assert!(matches!(store.runs(), Err(JournalError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn a_journal_written_before_the_chain_is_chained_once_when_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = RunId(1);
+        let events: Vec<Event> = (0..3).map(|at| Event::Completed { at }).collect();
+        {
+            // As an older runbook stored them: no `prev`, and no mark.
+            let store = SledStore::open(dir.path()).unwrap();
+            for (seq, e) in events.iter().enumerate() {
+                let text = crate::chain::text(e, None).unwrap();
+                store
+                    .poke(&Key::Event(id, seq as u64), text.as_bytes())
+                    .unwrap();
+            }
+            store.unpoke(&Key::Meta("chained".into())).unwrap();
+            let raw = store.raw_events(id).unwrap();
+            assert_eq!(crate::chain::verify(&raw, None).len(), 2);
+        }
+        let store = SledStore::open(dir.path()).unwrap();
+        let raw = store.raw_events(id).unwrap();
+        assert!(crate::chain::verify(&raw, None).is_empty(), "{raw:?}");
+        assert_eq!(store.events(id).unwrap(), events);
+        // Once only: an event stripped of its hash afterwards is not re-chained.
+        store
+            .poke(
+                &Key::Event(id, 2),
+                crate::chain::text(&events[2], None).unwrap().as_bytes(),
+            )
+            .unwrap();
+        drop(store);
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(
+            crate::chain::verify(&store.raw_events(id).unwrap(), None).len(),
+            1
+        );
     }
 
     #[test]

@@ -69,6 +69,7 @@ fn create(store: &dyn Store, sites: &[&str], runbook: &str) -> Result<RunId, Jou
             holder: &Actor::current(),
             since: 1,
             event: &event,
+            text: &unchained(&event),
             state: &state,
         })
         .map(|(id, _)| id)
@@ -79,6 +80,7 @@ fn append(store: &dyn Store, run: RunId, seq: u64, event: &Event) -> Result<(), 
         run,
         seq,
         event,
+        text: &unchained(event),
         summary: None,
         release_locks: false,
         durable: true,
@@ -107,6 +109,7 @@ pub fn append_read_back_and_index(open: Open<'_>) {
             run: id,
             seq: 2,
             event: &end,
+            text: &unchained(&end),
             summary: Some(&RunSummary::of(id, &state)),
             release_locks: true,
             durable: true,
@@ -157,6 +160,7 @@ pub fn appends_are_conditional(open: Open<'_>) {
         run: id,
         seq: 1,
         event: &end,
+        text: &unchained(&end),
         summary: Some(&RunSummary::of(id, &RunState::default())),
         release_locks: true,
         durable: true,
@@ -219,6 +223,7 @@ pub fn locks_hold_and_release(open: Open<'_>) {
             run: a,
             seq: 1,
             event: &end,
+            text: &unchained(&end),
             summary: Some(&RunSummary::of(a, &RunState::default())),
             release_locks: true,
             durable: true,
@@ -239,6 +244,7 @@ pub fn deferred_appends_survive(open: Open<'_>) {
                 run: id,
                 seq: 1,
                 event: &skipped("a"),
+                text: &unchained(&skipped("a")),
                 summary: None,
                 release_locks: false,
                 durable: false,
@@ -273,4 +279,10 @@ pub fn import_keeps_ids(open: Open<'_>) {
     );
     assert_eq!(store.events(RunId(7)).unwrap().len(), 2);
     assert_eq!(create(store.as_ref(), &[], "new").unwrap(), RunId(8));
+}
+
+/// An event's stored text, as a store's own contract sees it (no chain: the journal
+/// adds that).
+fn unchained(event: &Event) -> String {
+    crate::chain::text(event, None).unwrap()
 }
