@@ -153,10 +153,27 @@ pub struct ServeArgs {
     /// Where to listen
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: std::net::SocketAddr,
-    /// Listen on an address other than loopback. The page has no login of its own:
-    /// put it behind a proxy that authenticates
+    /// Listen on an address other than loopback: with --users (and TLS) for the page's
+    /// own login, or behind a proxy that authenticates
     #[arg(long)]
     pub allow_remote: bool,
+    /// The users file: names, password hashes, bearer-token hashes and roles (viewer,
+    /// operator, approver). With it every request is authenticated and the page can
+    /// approve, skip, retry, abort and resume; without it the page is read-only
+    #[arg(long, value_name = "FILE")]
+    pub users: Option<PathBuf>,
+    /// Serve HTTPS with this certificate chain (PEM)
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's key (PEM)
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Read a password from stdin, print its hash for the users file, and exit
+    #[arg(long, conflicts_with = "new_token")]
+    pub hash_password: bool,
+    /// Print a new bearer token and the hash the users file keeps of it, and exit
+    #[arg(long)]
+    pub new_token: bool,
     /// A host name the page is served under besides the loopback ones (the name the
     /// authenticating proxy forwards); a request naming another host is refused (421),
     /// so a page elsewhere cannot read this one through DNS rebinding

@@ -169,7 +169,7 @@ mod tests {
     #[test]
     fn every_code_is_listed_once_in_order() {
         let numbers: Vec<u8> = Code::ALL.iter().map(|c| *c as u8).collect();
-        assert_eq!(numbers, (0..=11).collect::<Vec<u8>>());
+        assert_eq!(numbers, (0..=12).collect::<Vec<u8>>());
         let help = Code::help();
         for c in Code::ALL {
             let line = format!("  {:>2}  {}", c as u8, c.meaning());

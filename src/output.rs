@@ -324,6 +324,9 @@ fn next_command(state: &RunState) -> String {
     let step = h.and_then(|h| h.step.clone()).unwrap_or_default();
     let resume = match h.and_then(|h| h.kind) {
         Some(HaltKind::ManualGate) => format!("`runbook resume {id} --approve {step}`"),
+        Some(HaltKind::SecondApproval) => format!(
+            "a second person approves `{step}` (on the page, or `runbook resume {id} --approve {step}` as themselves), then `runbook resume {id}`"
+        ),
         Some(HaltKind::InDoubt) => format!(
             "`runbook resume {id} --retry-step {step}` (apply it again) or `--skip-step {step} --reason ...` (it took effect)"
         ),

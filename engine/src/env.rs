@@ -27,6 +27,9 @@ pub struct Environment {
     pub lab: Option<LabInfo>,
     /// Each site's section as template data (`sites.NAME...`, `site...`).
     pub sites: IndexMap<String, Json>,
+    /// A manual gate before a destructive or traffic-moving step needs a second
+    /// person's approval (`approvals: {four_eyes: false}` turns it off).
+    pub four_eyes: bool,
     /// The file as the step library's schema typed it (see [`EnvSchema`]).
     typed: Option<Arc<dyn Any + Send + Sync>>,
 }
@@ -96,6 +99,28 @@ struct RawEnv {
     lab: Option<LabInfo>,
     #[serde(default)]
     sites: IndexMap<String, IndexMap<String, serde_yaml::Value>>,
+    #[serde(default)]
+    approvals: Approvals,
+}
+
+/// `approvals:`: who may pass a manual gate.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Approvals {
+    /// A gate before a destructive or traffic-moving step is approved by someone other
+    /// than the run's starter and driver.
+    #[serde(default = "yes")]
+    four_eyes: bool,
+}
+
+impl Default for Approvals {
+    fn default() -> Approvals {
+        Approvals { four_eyes: true }
+    }
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -147,6 +172,7 @@ impl Environment {
     pub fn empty() -> Environment {
         Environment {
             digest: sha256_hex(""),
+            four_eyes: true,
             ..Environment::default()
         }
     }
@@ -203,6 +229,7 @@ impl Environment {
             digest: sha256_hex(text),
             lab: raw.lab,
             sites,
+            four_eyes: raw.approvals.four_eyes,
             typed: Some(typed),
         })
     }

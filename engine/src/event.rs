@@ -62,6 +62,9 @@ pub enum HaltKind {
     Postcondition,
     /// A `manual.confirm` step waits for `resume --approve`.
     ManualGate,
+    /// A `manual.confirm` step before a destructive or traffic-moving step waits for
+    /// a second person: anyone but the run's starter and driver (four eyes).
+    SecondApproval,
     /// A step was started and not confirmed, and may not be applied again blindly.
     InDoubt,
     /// Ctrl-C.
@@ -77,6 +80,7 @@ impl HaltKind {
             HaltKind::Precondition => "precondition not met",
             HaltKind::Postcondition => "postcondition not met",
             HaltKind::ManualGate => "waiting for approval",
+            HaltKind::SecondApproval => "waiting for a second person's approval",
             HaltKind::InDoubt => "step in doubt",
             HaltKind::Interrupted => "interrupted",
             HaltKind::Guard => "safety guard not met",

@@ -42,6 +42,15 @@ pub enum ResumeError {
     NotAGate { step: String },
     #[error("`--skip-step {step}` needs `--reason` saying why it is safe to skip")]
     NoReason { step: String },
+    #[error("`{step}` comes before {what}: it needs a second person's approval (four eyes), and {who} started or drives run {run}. Ask someone else to approve it (the page, or `runbook resume {run} --approve {step}` as them); the environment file's `approvals: {{four_eyes: false}}` turns this off")]
+    FourEyes {
+        run: String,
+        step: String,
+        what: String,
+        who: String,
+    },
+    #[error("run {run} is being driven right now: approve, skip or retry a step once it halts (abort works at any time)")]
+    Driven { run: String },
 }
 
 /// Check a directive and turn it into the event that records it.
@@ -109,6 +118,7 @@ pub fn directive_event(
             if !is_gate(registry, step) {
                 return Err(ResumeError::NotAGate { step: s.clone() });
             }
+            four_eyes(state, s, by)?;
             Event::OperatorApproved {
                 step: s.clone(),
                 by: by.clone(),
@@ -116,6 +126,75 @@ pub fn directive_event(
             }
         }
     })
+}
+
+/// A gate that waits for a second person (four eyes): the step it lets through, what
+/// that step does, and the site it acts on (which the page asks to be typed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecondApproval {
+    pub next: String,
+    /// `is destructive` or `moves traffic`.
+    pub what: String,
+    pub site: Option<String>,
+}
+
+const BEFORE: &str = " comes before `";
+const NEEDS: &str = ": it needs a second person's approval (four eyes)";
+
+impl SecondApproval {
+    /// The halt's reason: what `of` reads back.
+    pub fn reason(&self, gate: &str, who: &str, instructions: &str, run: &str) -> String {
+        let on = self
+            .site
+            .as_ref()
+            .map(|s| format!(", on site `{s}`"))
+            .unwrap_or_default();
+        format!(
+            "`{gate}`{BEFORE}{next}`, which {what}{on}{NEEDS}, not {who}'s, who drives this run: {instructions} — another person approves it on the page or with `runbook resume {run} --approve {gate}`, then `runbook resume {run}` goes on",
+            next = self.next,
+            what = self.what,
+        )
+    }
+
+    /// The gate a run is halted at for a second person, if it is.
+    pub fn of(state: &RunState) -> Option<SecondApproval> {
+        let h = state.halt.as_ref()?;
+        if h.kind != Some(crate::event::HaltKind::SecondApproval) {
+            return None;
+        }
+        let rest = h.reason.split_once(BEFORE)?.1;
+        let (head, _) = rest.split_once(NEEDS)?;
+        let (next, what) = head.split_once("`, which ")?;
+        let (what, site) = match what.split_once(", on site `") {
+            Some((w, s)) => (w, Some(s.trim_end_matches('`').to_string())),
+            None => (what, None),
+        };
+        Some(SecondApproval {
+            next: next.to_string(),
+            what: what.to_string(),
+            site,
+        })
+    }
+}
+
+/// At a gate halted for a second person, the run's starter and its driver may not
+/// approve it.
+fn four_eyes(state: &RunState, step: &str, by: &Actor) -> Result<(), ResumeError> {
+    let Some(second) = SecondApproval::of(state)
+        .filter(|_| state.halt.as_ref().and_then(|h| h.step.as_deref()) == Some(step))
+    else {
+        return Ok(());
+    };
+    let own = [&state.created_by.operator, &state.driver.operator];
+    if own.contains(&&by.operator) {
+        return Err(ResumeError::FourEyes {
+            run: state.run_id.clone(),
+            step: step.to_string(),
+            what: format!("`{}`, which {}", second.next, second.what),
+            who: by.operator.clone(),
+        });
+    }
+    Ok(())
 }
 
 /// A completed or aborted run cannot be resumed.

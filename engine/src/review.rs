@@ -268,6 +268,9 @@ fn resume_hint(state: &RunState, kind: Option<HaltKind>) -> String {
         (Some(HaltKind::ManualGate), Some(step)) => {
             format!("runbook resume {run} --approve {step}")
         }
+        (Some(HaltKind::SecondApproval), Some(step)) => format!(
+            "a second person approves `{step}` (the page, or runbook resume {run} --approve {step} as them), then runbook resume {run}"
+        ),
         _ => format!("runbook resume {run}"),
     }
 }

@@ -336,7 +336,7 @@ fn tell_changes(services: &Services, runbook: &Runbook, notes: &ResumeNotes) {
 ///
 /// # Errors
 /// Unknown run, already over, or a journal error.
-pub fn abort(journal: Journal, run: RunId, reason: &str) -> Result<RunState, RunError> {
+pub fn abort(journal: Journal, run: RunId, reason: &str, by: &Actor) -> Result<RunState, RunError> {
     let events = journal.events(run)?;
     let state = RunState::fold(&run.to_string(), &events);
     check_resumable(&state)?;
@@ -348,13 +348,56 @@ pub fn abort(journal: Journal, run: RunId, reason: &str) -> Result<RunState, Run
         .filter(|(_, h)| h.run_id == run)
         .map(|(site, _)| site)
         .collect();
-    journal.acquire(&sites, &lock_record(run, &state.runbook, &Actor::current()))?;
+    journal.acquire(&sites, &lock_record(run, &state.runbook, by))?;
     let recorder = Recorder::new(journal, run, &events, Redactor::default());
     recorder.record(Event::Aborted {
         reason: reason.to_string(),
-        by: Actor::current(),
+        by: by.clone(),
         at: now_ms(),
     })?;
+    Ok(recorder.snapshot())
+}
+
+/// Journal an operator's decision on a halted run (approve a gate, skip or retry a
+/// step) without driving it: the run goes on at its next `resume`, by whoever drives
+/// it. What the page's buttons do; checked as `resume` checks its directives.
+///
+/// # Errors
+/// The run is over or being driven, the directive does not fit (four eyes included),
+/// the pinned runbook no longer loads; journal errors.
+pub fn decide(
+    journal: Journal,
+    registry: &crate::action::Registry,
+    run: RunId,
+    directive: &Directive,
+    by: &Actor,
+) -> Result<RunState, RunError> {
+    let events = journal.events(run)?;
+    let state = RunState::fold(&run.to_string(), &events);
+    check_resumable(&state)?;
+    if state.status == crate::state::RunStatus::Running {
+        return Err(ResumeError::Driven {
+            run: run.to_string(),
+        }
+        .into());
+    }
+    let Some(Event::RunCreated { source, origin, .. }) = events.first() else {
+        return Err(RunError::Damaged {
+            run: run.to_string(),
+            message: "its first event is not `run_created`".into(),
+        });
+    };
+    let runbook = load_str(source, origin, registry)?;
+    let event = directive_event(&state, &runbook, registry, directive, by)?;
+    let sites: Vec<String> = journal
+        .locks()?
+        .into_iter()
+        .filter(|(_, h)| h.run_id == run)
+        .map(|(site, _)| site)
+        .collect();
+    journal.acquire(&sites, &lock_record(run, &state.runbook, by))?;
+    let recorder = Recorder::new(journal, run, &events, Redactor::default());
+    recorder.record(event)?;
     Ok(recorder.snapshot())
 }
 

@@ -44,7 +44,7 @@ pub fn run(config: &Config, args: &AbortArgs) -> CliResult<Code> {
         _ => {}
     }
     let journal = config.open_journal()?;
-    match engine::runner::abort(journal.clone(), id, &args.reason) {
+    match engine::runner::abort(journal.clone(), id, &args.reason, &Actor::current()) {
         Ok(state) => {
             println!("{} aborted", state.run_id);
             left_behind(config, &journal, id);

@@ -63,7 +63,7 @@ pub fn run(cli: Cli) -> CliResult<Code> {
             Ok(Code::Ok)
         }
         Command::Report(a) => report::run(&config, &a),
-        Command::Serve(a) => block_on(serve::run(config, &a)),
+        Command::Serve(a) => block_on(serve::run(config, &cli.global, &a)),
         Command::Respond(a) => block_on(respond::run(config, &cli.global, &a)),
     }
 }

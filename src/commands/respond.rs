@@ -439,7 +439,7 @@ async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
 
 /// The variables that make a child run use this process's journal, environment file,
 /// pack and runbooks.
-fn child_env(g: &Global) -> Vec<(String, String)> {
+pub(crate) fn child_env(g: &Global) -> Vec<(String, String)> {
     let mut out = Vec::new();
     if let Some(j) = &g.journal {
         out.push(("RUNBOOK_JOURNAL".into(), j.to_string_lossy().into_owned()));
@@ -460,6 +460,29 @@ fn child_env(g: &Global) -> Vec<(String, String)> {
     out
 }
 
+/// A TLS acceptor from `--tls-cert` and `--tls-key` (both or neither).
+pub(crate) fn tls_acceptor(
+    cert: Option<&std::path::Path>,
+    key: Option<&std::path::Path>,
+) -> CliResult<Option<lab::tls::TlsAcceptor>> {
+    match (cert, key) {
+        (Some(c), Some(k)) => {
+            let cert = engine::env::read_input(c)
+                .map_err(|e| invalid(anyhow::anyhow!("--tls-cert {}: {e}", c.display())))?;
+            let key = engine::env::read_input(k)
+                .map_err(|e| invalid(anyhow::anyhow!("--tls-key {}: {e}", k.display())))?;
+            Ok(Some(
+                lab::tls::acceptor_from_pem(&cert, &key)
+                    .map_err(|e| invalid(anyhow::anyhow!("TLS: {e}")))?,
+            ))
+        }
+        (None, None) => Ok(None),
+        _ => Err(invalid(anyhow::anyhow!(
+            "give both --tls-cert and --tls-key"
+        ))),
+    }
+}
+
 pub async fn run(config: Config, g: &Global, args: &RespondArgs) -> CliResult<Code> {
     if !args.listen.ip().is_loopback() && !args.allow_remote {
         return Err(invalid(anyhow::anyhow!(
@@ -468,24 +491,7 @@ pub async fn run(config: Config, g: &Global, args: &RespondArgs) -> CliResult<Co
         )));
     }
     let credential = credential(args)?;
-    let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(c), Some(k)) => {
-            let cert = engine::env::read_input(c)
-                .map_err(|e| invalid(anyhow::anyhow!("--tls-cert {}: {e}", c.display())))?;
-            let key = engine::env::read_input(k)
-                .map_err(|e| invalid(anyhow::anyhow!("--tls-key {}: {e}", k.display())))?;
-            Some(
-                lab::tls::acceptor_from_pem(&cert, &key)
-                    .map_err(|e| invalid(anyhow::anyhow!("TLS: {e}")))?,
-            )
-        }
-        (None, None) => None,
-        _ => {
-            return Err(invalid(anyhow::anyhow!(
-                "give both --tls-cert and --tls-key"
-            )))
-        }
-    };
+    let tls = tls_acceptor(args.tls_cert.as_deref(), args.tls_key.as_deref())?;
     let app = Arc::new(App {
         credential,
         config: Arc::new(config),

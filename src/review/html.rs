@@ -28,6 +28,7 @@ pub fn esc(s: &str) -> String {
 
 pub const STYLE: &str = "
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:1.5em auto;max-width:1360px;color:#1b1f24;padding:0 1em}
+form.inline{display:inline}.act form{margin:.5em 0}.act input{font:inherit;padding:2px 4px}button{font:inherit;padding:2px 10px;cursor:pointer}button.danger{color:#a40e26}.refusal{color:#a40e26;font-weight:600}.whoami{text-align:right}
 h1{font-size:1.4em;margin:.2em 0}h2{font-size:1.1em;margin-top:1.6em;border-bottom:1px solid #d0d7de}
 table{border-collapse:collapse;width:100%;margin:.4em 0}td,th{border:1px solid #d0d7de;padding:3px 6px;text-align:left;vertical-align:top;overflow-wrap:break-word}
 table.steps,table.events{table-layout:fixed}table.events col.utc{width:15em}table.events col.off{width:6.5em}table.events col.ev{width:11em}table.steps col.n{width:3.2em}table.steps col.id{width:24%}table.steps col.st{width:8.6em}table.steps col.at{width:6.6em}table.steps col.du{width:8em}

@@ -182,6 +182,17 @@ impl Executor {
         instructions: String,
     ) -> Result<ItemOutcome, JournalError> {
         let step = self.step_of(item);
+        if let Some(second) = self.second_person(item) {
+            return Ok(ItemOutcome::Halt {
+                kind: HaltKind::SecondApproval,
+                reason: second.reason(
+                    &step.id,
+                    &self.actor.operator,
+                    &instructions,
+                    &self.run_id(),
+                ),
+            });
+        }
         if let Some(prompt) = &self.prompt {
             let prompt = Arc::clone(prompt);
             let question = format!("{}\n{instructions}\nConfirm?", step.title);
@@ -211,6 +222,42 @@ impl Executor {
                 self.run_id(),
                 step.id
             ),
+        })
+    }
+
+    /// Whether the gate needs a second person: four eyes is on and the step after it
+    /// is destructive or moves traffic; `None` when the gate was approved already or
+    /// needs no second person.
+    fn second_person(&self, item: &Item) -> Option<crate::resume::SecondApproval> {
+        let index = item.index;
+        let gate = &self.runbook.steps[index];
+        if !self.env.four_eyes || self.recorder.with(|s| s.approvals.contains(&gate.id)) {
+            return None;
+        }
+        let next = self.runbook.steps.get(index + 1)?;
+        let action = self.actions.get(index + 1)?;
+        let moves = action
+            .invariants()
+            .iter()
+            .any(|i| *i == "add-to-traffic" || *i == "remove-from-traffic");
+        let raw = next.with.as_object().cloned().unwrap_or_default();
+        let what = if moves {
+            "moves traffic"
+        } else if action.effect(&raw) == Effect::Destructive {
+            "is destructive"
+        } else {
+            return None;
+        };
+        let site = self
+            .step_site(next, &item.scope)
+            .ok()
+            .flatten()
+            .map(|s| s.name)
+            .or_else(|| item.ctx.site.as_ref().map(|s| s.name.clone()));
+        Some(crate::resume::SecondApproval {
+            next: next.id.clone(),
+            what: what.to_string(),
+            site,
         })
     }
 

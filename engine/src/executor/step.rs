@@ -151,7 +151,7 @@ impl Executor {
         reason
     }
 
-    fn step_site(&self, step: &Step, scope: &Json) -> Result<Option<Site>, String> {
+    pub(super) fn step_site(&self, step: &Step, scope: &Json) -> Result<Option<Site>, String> {
         let Some(t) = &step.site else {
             return Ok(None);
         };

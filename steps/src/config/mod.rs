@@ -32,6 +32,10 @@ pub struct EnvFile {
     /// it; here it is only a known key.
     #[serde(default, skip_serializing)]
     pub lab: Option<serde_yaml::Value>,
+    /// Who may pass a manual gate (`four_eyes`): the engine reads it; here it is only
+    /// a known key.
+    #[serde(default, skip_serializing)]
+    pub approvals: Option<serde_yaml::Value>,
     /// Where the journal is (a directory or a postgres:// URL): the CLI reads it when
     /// neither `--journal` nor `RUNBOOK_JOURNAL` is given.
     #[serde(default, skip_serializing_if = "Option::is_none")]

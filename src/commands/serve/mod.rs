@@ -1,9 +1,16 @@
-//! `runbook serve`: a read-only web page for the incident bridge. It lists the runs of
-//! the journal in use (sled or PostgreSQL), newest first, and shows each run as its
-//! report does, updated live with server-sent events: the current step, what it waits
-//! for, its last observation, the chart. Every route is a GET: nothing on the page can
-//! change a run. Without JavaScript, a refresh shows the current state. Assets are
-//! inline in the pages; the server listens on loopback unless told otherwise.
+//! `runbook serve`: the web page for the incident bridge. It lists the runs of the
+//! journal in use (sled or PostgreSQL), newest first, and shows each run as its report
+//! does, updated live with server-sent events: the current step, what it waits for,
+//! its last observation, the chart. Without JavaScript, a refresh shows the current
+//! state. Assets are inline in the pages; the server listens on loopback unless told
+//! otherwise.
+//!
+//! Without `--users` every route is a GET and nothing on the page can change a run.
+//! With it, every request is authenticated (`auth.rs`) and the run page acts: approve,
+//! skip, retry, abort, resume, by role (`act.rs`).
+
+mod act;
+pub mod auth;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -13,27 +20,110 @@ use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::sse::{Event as Sse, KeepAlive};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use engine::journal::JournalError;
 use engine::review::Review;
 
-use crate::cli::ServeArgs;
+use crate::cli::{Global, ServeArgs};
 use crate::config::Config;
 use crate::exit::{failed, invalid, CliResult, Code};
 use crate::review::html::{esc, live, record, STYLE};
+use auth::Who;
+use axum::Extension;
 
-type Shared = Arc<Config>;
+/// What every handler shares.
+pub struct App {
+    pub config: Arc<Config>,
+    /// The users file: `None`, a read-only page with no login.
+    pub auth: Option<Arc<auth::Auth>>,
+    pub tls: bool,
+    /// This binary and the settings its children get (abort, resume from the page).
+    pub exe: std::path::PathBuf,
+    pub child_env: Vec<(String, String)>,
+}
 
-pub async fn run(config: Config, args: &ServeArgs) -> CliResult<Code> {
+type Shared = Arc<App>;
+
+pub async fn run(config: Config, g: &Global, args: &ServeArgs) -> CliResult<Code> {
+    if args.hash_password {
+        return hash_password();
+    }
+    if args.new_token {
+        let (token, kept) = auth::new_token();
+        println!("token (give it to the script; it is shown once): {token}");
+        println!("for the users file, under the person's tokens: \"{kept}\"");
+        return Ok(Code::Ok);
+    }
     if !args.listen.ip().is_loopback() && !args.allow_remote {
         return Err(invalid(anyhow::anyhow!(
-            "{} is not a loopback address: the page has no login of its own. Put it behind a proxy that authenticates and pass --allow-remote",
+            "{} is not a loopback address: give --allow-remote, with --users (and --tls-cert, --tls-key) for the page's own login, or behind a proxy that authenticates",
             args.listen
         )));
     }
-    // One LISTEN connection for every viewer of a PostgreSQL journal, and one for
-    // reading it.
+    let auth = match &args.users {
+        Some(path) => Some(Arc::new(
+            auth::Auth::load(path).map_err(|e| invalid(anyhow::anyhow!(e)))?,
+        )),
+        None => None,
+    };
+    let tls = super::respond::tls_acceptor(args.tls_cert.as_deref(), args.tls_key.as_deref())?;
+    listen_to_the_database(&config)?;
+    let hosts = Arc::new(host_names(args));
+    let shared = Arc::new(App {
+        config: Arc::new(config),
+        auth: auth.clone(),
+        tls: tls.is_some(),
+        exe: std::env::current_exe().map_err(failed)?,
+        child_env: super::respond::child_env(g),
+    });
+    let mut router = Router::new()
+        .route("/", get(index))
+        .route("/runs/{id}", get(run_page))
+        .route("/runs/{id}/events", get(events))
+        .route("/runs/{id}/report.{format}", get(report));
+    if auth.is_some() {
+        router = router
+            .route("/login", get(act::login_page).post(act::login))
+            .route("/logout", post(act::logout))
+            .route("/runs/{id}/abort", post(act::abort))
+            .route("/runs/{id}/resume", post(act::resume))
+            .route("/runs/{id}/step/{verb}", post(act::decide));
+    }
+    let gate = Arc::clone(&shared);
+    let app = router
+        .with_state(shared)
+        .layer(axum::middleware::from_fn(move |req, next| {
+            authenticate(Arc::clone(&gate), req, next)
+        }))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            guard(Arc::clone(&hosts), req, next)
+        }));
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| failed(anyhow::anyhow!("cannot listen on {}: {e}", args.listen)))?;
+    let addr = listener.local_addr().map_err(failed)?;
+    eprintln!(
+        "serving the runs at {}://{addr}/ ({}; Ctrl-C stops)",
+        if tls.is_some() { "https" } else { "http" },
+        match &auth {
+            Some(_) => "log in with the users file's names; roles viewer, operator, approver",
+            None => "read-only, no login",
+        }
+    );
+    if let Some(acceptor) = tls {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = lab::tls::serve_on(listener, app, acceptor) => {}
+        }
+        return Ok(Code::Ok);
+    }
+    serve_plain(listener, app, args.header_timeout).await
+}
+
+/// One LISTEN connection for every viewer of a PostgreSQL journal, and one for
+/// reading it.
+fn listen_to_the_database(config: &Config) -> CliResult<()> {
     if let Some(db) = &config.journal_db {
         crate::review::share(config.open_journal()?);
         let (tx, _) = tokio::sync::broadcast::channel(64);
@@ -46,6 +136,11 @@ pub async fn run(config: Config, args: &ServeArgs) -> CliResult<Code> {
         });
         let _ = HINTS.set(tx);
     }
+    Ok(())
+}
+
+/// The host names the page answers under.
+fn host_names(args: &ServeArgs) -> Vec<String> {
     let mut hosts: Vec<String> = ["127.0.0.1", "localhost", "[::1]", "::1"]
         .iter()
         .map(|h| h.to_string())
@@ -54,30 +149,23 @@ pub async fn run(config: Config, args: &ServeArgs) -> CliResult<Code> {
     if !args.listen.ip().is_loopback() {
         hosts.push(args.listen.ip().to_string());
     }
-    let hosts = Arc::new(hosts);
-    let app = Router::new()
-        .route("/", get(index))
-        .route("/runs/{id}", get(run_page))
-        .route("/runs/{id}/events", get(events))
-        .route("/runs/{id}/report.{format}", get(report))
-        .with_state(Arc::new(config))
-        .layer(axum::middleware::from_fn(move |req, next| {
-            guard(Arc::clone(&hosts), req, next)
-        }));
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| failed(anyhow::anyhow!("cannot listen on {}: {e}", args.listen)))?;
-    let addr = listener.local_addr().map_err(failed)?;
-    eprintln!("serving the runs at http://{addr}/ (read-only; Ctrl-C stops)");
-    // hyper's own connection loop, for what axum::serve does not set: a client that
-    // does not finish sending its request head within the timeout is disconnected (a
-    // half-sent request would otherwise hold its connection and task forever).
+    hosts
+}
+
+/// hyper's own connection loop, for what axum::serve does not set: a client that does
+/// not finish sending its request head within the timeout is disconnected (a half-sent
+/// request would otherwise hold its connection and task forever).
+async fn serve_plain(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    header_timeout: Duration,
+) -> CliResult<Code> {
     let mut builder =
         hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
     builder
         .http1()
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(args.header_timeout);
+        .header_read_timeout(header_timeout);
     let builder = Arc::new(builder);
     let stop = tokio::signal::ctrl_c();
     tokio::pin!(stop);
@@ -101,6 +189,95 @@ pub async fn run(config: Config, args: &ServeArgs) -> CliResult<Code> {
                 .await;
         });
     }
+}
+
+/// Read a password from stdin (without echo on a terminal) and print its Argon2id hash
+/// for the users file.
+fn hash_password() -> CliResult<Code> {
+    use std::io::IsTerminal;
+    let password = if std::io::stdin().is_terminal() {
+        rpassword_prompt()?
+    } else {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).map_err(failed)?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    };
+    if password.is_empty() {
+        return Err(invalid(anyhow::anyhow!(
+            "an empty password: nothing to hash"
+        )));
+    }
+    println!(
+        "{}",
+        auth::hash_password(&password).map_err(|e| failed(anyhow::anyhow!(e)))?
+    );
+    Ok(Code::Ok)
+}
+
+/// Ask for a password on the terminal with echo off (`stty`).
+fn rpassword_prompt() -> CliResult<String> {
+    eprint!("password: ");
+    let off = std::process::Command::new("stty").arg("-echo").status();
+    let mut line = String::new();
+    let read = std::io::stdin().read_line(&mut line);
+    if off.is_ok() {
+        let _ = std::process::Command::new("stty").arg("echo").status();
+    }
+    eprintln!();
+    read.map_err(failed)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+/// With a users file, every request but the login form's is authenticated: a page
+/// asked for without a session goes to the login form, anything else gets 401. A write
+/// whose `Origin` names another host is refused (403) before its handler sees it.
+async fn authenticate(
+    app: Shared,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(auth) = &app.auth else {
+        return next.run(req).await;
+    };
+    let path = req.uri().path();
+    if path == "/login" {
+        return next.run(req).await;
+    }
+    let Some(who) = auth.who(req.headers()) else {
+        let wants_page = req.method() == axum::http::Method::GET && !path.ends_with("/events");
+        return if wants_page {
+            axum::response::Redirect::to("/login").into_response()
+        } else {
+            (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "log in first (/login), or send a bearer token",
+            )
+                .into_response()
+        };
+    };
+    if req.method() != axum::http::Method::GET && !same_origin(req.headers()) {
+        return problem(
+            StatusCode::FORBIDDEN,
+            "this request comes from another site's page (Origin): refused".into(),
+        );
+    }
+    req.extensions_mut().insert(who);
+    next.run(req).await
+}
+
+/// A browser's `Origin` names the host the request was sent to (absent: a script).
+fn same_origin(headers: &axum::http::HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
+        return true;
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    origin
+        .split_once("://")
+        .is_some_and(|(_, h)| h.eq_ignore_ascii_case(host))
 }
 
 /// Hints that the PostgreSQL journal changed, from the one LISTEN connection.
@@ -174,7 +351,7 @@ fn policy() -> String {
         .trim_start_matches("<script>")
         .trim_end_matches("</script>");
     format!(
-        "default-src 'none'; script-src {}; style-src {}; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+        "default-src 'none'; script-src {}; style-src {}; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
         csp_hash(script),
         csp_hash(STYLE)
     )
@@ -198,10 +375,12 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
         .expect("a journal read does not panic")
 }
 
-async fn index(State(config): State<Shared>) -> Response {
+async fn index(State(app): State<Shared>, who: Option<Extension<Who>>) -> Response {
+    let config = Arc::clone(&app.config);
     let listed = blocking(move || list(&config)).await;
+    let me = who.map(|Extension(w)| act::whoami(&w)).unwrap_or_default();
     match listed {
-        Ok(rows) => page("runbook: runs", &rows, "").into_response(),
+        Ok(rows) => page("runbook: runs", &format!("{me}{rows}"), "").into_response(),
         Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, e),
     }
 }
@@ -286,7 +465,7 @@ fn list(config: &Config) -> Result<String, String> {
     Ok(out)
 }
 
-async fn review_of(config: Shared, id: String) -> Result<Review, Response> {
+async fn review_of(config: Arc<Config>, id: String) -> Result<Review, Response> {
     let run = id
         .parse::<engine::id::RunId>()
         .map_err(|e| problem(StatusCode::NOT_FOUND, e.to_string()))?;
@@ -317,17 +496,25 @@ const LIVE_SCRIPT: &str = r#"<script>
   var es = new EventSource(location.pathname + "/events");
   es.addEventListener("live", function (e) { document.getElementById("live").innerHTML = e.data; base = Date.now(); });
   es.addEventListener("record", function (e) { document.getElementById("record").innerHTML = e.data; });
+  es.addEventListener("act", function (e) { var a = document.getElementById("act"); if (a && !a.contains(document.activeElement)) a.innerHTML = e.data; });
   es.addEventListener("end", function () { es.close(); });
 })();
 </script>"#;
 
-async fn run_page(State(config): State<Shared>, Path(id): Path<String>) -> Response {
-    match review_of(config, id).await {
+async fn run_page(
+    State(app): State<Shared>,
+    who: Option<Extension<Who>>,
+    Path(id): Path<String>,
+) -> Response {
+    let who = who.map(|Extension(w)| w);
+    let acts = act::forms(&app, who.as_ref(), &id).await;
+    match review_of(Arc::clone(&app.config), id).await {
         Ok(r) => {
             let body = format!(
-                r#"<div id="live">{}</div><p class="noprint">Live: this page follows the run as it goes (reload if scripts are off). Reports: <a href="/runs/{id}/report.md">Markdown</a> · <a href="/runs/{id}/report.html">HTML</a> · <a href="/runs/{id}/report.json">JSON</a></p><div id="record">{}</div>"#,
+                r#"{me}<div id="live">{}</div><div id="act">{acts}</div><p class="noprint">Live: this page follows the run as it goes (reload if scripts are off). Reports: <a href="/runs/{id}/report.md">Markdown</a> · <a href="/runs/{id}/report.html">HTML</a> · <a href="/runs/{id}/report.json">JSON</a></p><div id="record">{}</div>"#,
                 live(&r),
                 record(&r),
+                me = who.as_ref().map(act::whoami).unwrap_or_default(),
                 id = esc(&r.run_id)
             );
             page(&format!("{} {}", r.run_id, r.title), &body, LIVE_SCRIPT).into_response()
@@ -336,11 +523,8 @@ async fn run_page(State(config): State<Shared>, Path(id): Path<String>) -> Respo
     }
 }
 
-async fn report(
-    State(config): State<Shared>,
-    Path((id, format)): Path<(String, String)>,
-) -> Response {
-    let r = match review_of(config, id).await {
+async fn report(State(app): State<Shared>, Path((id, format)): Path<(String, String)>) -> Response {
+    let r = match review_of(Arc::clone(&app.config), id).await {
         Ok(r) => r,
         Err(e) => return e,
     };
@@ -366,7 +550,13 @@ async fn report(
 
 /// Server-sent events: the live part and the record, re-rendered when the run changes,
 /// then `end` once it is over.
-async fn events(State(config): State<Shared>, Path(id): Path<String>) -> Response {
+async fn events(
+    State(app): State<Shared>,
+    who: Option<Extension<Who>>,
+    Path(id): Path<String>,
+) -> Response {
+    let config = Arc::clone(&app.config);
+    let who = who.map(|Extension(w)| w);
     // A run that does not exist has no stream (it would poll forever).
     if let Err(e) = review_of(Arc::clone(&config), id.clone()).await {
         return e;
@@ -382,7 +572,8 @@ async fn events(State(config): State<Shared>, Path(id): Path<String>) -> Respons
     let hints = HINTS
         .get()
         .map(|tx| Arc::new(tokio::sync::Mutex::new(tx.subscribe())));
-    let state = (config, id, String::new(), false, hints, slot);
+    let viewer = Arc::new((app, who));
+    let state = (config, id, String::new(), false, hints, (slot, viewer));
     let stream =
         futures_util::stream::unfold(state, |(config, id, last, done, hints, slot)| async move {
             if done {
@@ -396,8 +587,11 @@ async fn events(State(config): State<Shared>, Path(id): Path<String>) -> Respons
                     .unwrap_or_default();
                 if let Some(r) = r.filter(|_| seen != last) {
                     let over = r.status != "running";
+                    let (app, who) = &*slot.1;
+                    let acts = act::forms(app, who.as_ref(), &id).await;
                     let events = vec![
                         Ok::<_, Infallible>(Sse::default().event("live").data(live(&r))),
+                        Ok(Sse::default().event("act").data(acts)),
                         Ok(Sse::default().event("record").data(record(&r))),
                         Ok(Sse::default()
                             .event(if over { "end" } else { "tick" })
