@@ -7,6 +7,7 @@
 mod support;
 
 mod bench;
+mod bridge;
 mod browser;
 mod catalog;
 mod chain;

@@ -326,7 +326,7 @@ pub fn whoami(who: &Who) -> String {
         None => String::new(),
     };
     format!(
-        r#"<p class="noprint whoami">Logged in as <strong>{}</strong> ({}){out}</p>"#,
+        r#"<div class="noprint whoami">Logged in as <strong>{}</strong> ({}){out}</div>"#,
         esc(&who.name),
         esc(&roles.join(", "))
     )

@@ -290,7 +290,7 @@ const MAX_STREAMS: usize = 500;
 /// Only requests naming a host this page is served under (loopback, or `--allow-host`):
 /// a DNS-rebinding page in a bridge member's browser names its own host and gets 421.
 /// Every answer carries a policy that allows the page's own script and style only, no
-/// framing, no referrer.
+/// framing, no referrer to other sites.
 async fn guard(
     hosts: Arc<Vec<String>>,
     req: axum::extract::Request,
@@ -331,7 +331,9 @@ async fn guard(
     );
     h.insert(
         header::REFERRER_POLICY,
-        header::HeaderValue::from_static("no-referrer"),
+        // Not `no-referrer`: under it a browser sends `Origin: null` with the page's own
+        // forms, and the origin check could not tell them from another site's.
+        header::HeaderValue::from_static("same-origin"),
     );
     resp
 }
