@@ -437,7 +437,8 @@ pub struct ResumeArgs {
 pub struct StatusArgs {
     /// The run id (default: the latest run)
     pub run_id: Option<String>,
-    /// Refresh until the run stops
+    /// Refresh until the run is over (completed, aborted, refused): a halted or failed
+    /// run is followed on when it is resumed, from a terminal or the page
     #[arg(long)]
     pub watch: bool,
     /// Print JSON on stdout

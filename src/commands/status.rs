@@ -108,26 +108,41 @@ pub async fn run(config: &Config, args: &StatusArgs) -> CliResult<Code> {
         )))),
         _ => None,
     };
+    let mut last = String::new();
     loop {
         let seen = look(config, args.run_id.as_deref())?;
         if args.json {
-            println!(
-                "{}",
-                serde_json::to_string(&status_json(&seen)).map_err(failed)?
-            );
+            let line = serde_json::to_string(&status_json(&seen)).map_err(failed)?;
+            // Watching, a line per change: a halted run waiting for hours is one line.
+            if !args.watch || line != last {
+                println!("{line}");
+            }
+            last = line;
         } else {
-            if args.watch {
-                // Clear the screen between refreshes on a terminal.
-                if Style::stdout().bold("x") != "x" {
-                    print!("\x1b[2J\x1b[H");
-                }
+            if args.watch && Style::stdout().bold("x") != "x" {
+                clear_screen();
             }
             print!(
                 "{}",
                 run_text(&seen.state, &seen.order, Style::stdout(), seen.live)
             );
+            if args.watch
+                && !seen.state.status.is_final()
+                && seen.state.status != RunStatus::Running
+            {
+                println!(
+                    "(watching: it goes on here when the run is resumed; Ctrl-C stops watching)"
+                );
+            }
         }
-        if !args.watch || seen.state.status != RunStatus::Running {
+        // Watching follows the run until it is over: a halted or failed run may be
+        // resumed, from a terminal or the page, and is followed on.
+        let done = if args.watch {
+            seen.state.status.is_final()
+        } else {
+            true
+        };
+        if done {
             // Like `kubectl wait`: the exit code is the run's state, for scripts.
             return Ok(match seen.state.status {
                 RunStatus::Running => Code::Running,
@@ -147,8 +162,17 @@ pub async fn run(config: &Config, args: &StatusArgs) -> CliResult<Code> {
             }
             None => tokio::time::sleep(Duration::from_millis(500)).await,
         }
-        if !args.json {
+        if !args.json && !(args.watch && Style::stdout().bold("x") != "x") {
             println!();
         }
     }
+}
+
+/// Clear a terminal's screen and home the cursor: written raw, not through `print!`,
+/// which shows every escape sequence but colours escaped.
+fn clear_screen() {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(b"\x1b[2J\x1b[H");
+    let _ = out.flush();
 }

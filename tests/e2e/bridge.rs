@@ -308,7 +308,10 @@ fn writes_need_a_login_the_role_and_the_pages_token_and_refusals_journal_nothing
     let (code, _, page) = http(&base, "GET", "/runs/r-1", &[("Cookie", &vic)], "");
     assert_eq!(code, 200);
     assert!(page.contains("Logged in as <strong>vic</strong>"), "{page}");
-    assert!(!page.contains("/abort") && !page.contains("/step/approve"), "a viewer is offered no action: {page}");
+    assert!(
+        !page.contains("/abort") && !page.contains("/step/approve"),
+        "a viewer is offered no action: {page}"
+    );
     let (code, _, body) = http(
         &base,
         "POST",

@@ -190,3 +190,52 @@ fn status_exits_with_the_runs_state_and_its_json_names_its_format_and_program() 
     run(a);
     status("r-1").expect(4);
 }
+
+#[test]
+fn status_watch_follows_a_halted_run_through_its_resume_and_clears_a_real_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = write(
+        dir.path(),
+        "gate.yaml",
+        "name: gate\nsteps:\n  - id: ask\n    action: manual.confirm\n    with: { instructions: go? }\n  - id: w\n    action: wait\n    with: { duration: 1ms }\n",
+    );
+    let j = dir.path().join("j");
+    let mut c = runbook(&j);
+    c.arg("run").arg(&gate).arg("--yes");
+    run(c).expect(3);
+    let mut w = runbook(&j);
+    w.args(["status", "r-1", "--watch", "--json"]);
+    let watch = spawn(w);
+    // The watcher has seen the halt (one line per change, not one per refresh).
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let mut go = runbook(&j);
+    go.args(["resume", "r-1", "--approve", "ask"]);
+    run(go).expect(0);
+    let out = wait_out(watch).expect(0);
+    let states: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(states[0]["status"], "halted", "{}", out.stdout);
+    assert_eq!(states.last().unwrap()["status"], "completed");
+    assert!(states.len() <= 4, "a line per change: {}", out.stdout);
+
+    // On a real terminal (a pty, by util-linux's `script`): the screen is cleared with
+    // the escape sequence itself, not its escaped text.
+    let cmd = format!(
+        "{} --journal {} status r-1 --watch",
+        bin().display(),
+        j.display()
+    );
+    let tty = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("RUNBOOK_OPERATOR", "tester")
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("script (util-linux) runs");
+    let shown = String::from_utf8_lossy(&tty.stdout);
+    assert!(shown.contains("\x1b[2J\x1b[H"), "{shown:?}");
+    assert!(!shown.contains("\\x1b[2J"), "{shown:?}");
+    assert!(shown.contains("completed"), "{shown:?}");
+}

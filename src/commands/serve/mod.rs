@@ -451,7 +451,7 @@ fn list(config: &Config) -> Result<String, String> {
             r.updated_at
         };
         out.push_str(&format!(
-            r#"<tr><td><a href="/runs/{id}">{id}</a></td><td>{}{}</td><td>{}</td><td><span class="status {st}">{st}</span></td><td>{}</td><td>{driver}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
+            r#"<tr><td><a href="/runs/{id}">{id}</a></td><td>{}{}</td><td>{}</td><td><span class="status {st}">{st}</span>{why}</td><td>{}</td><td>{driver}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
             esc(&r.runbook),
             if r.forced { r#" <span class="forced" title="a safety guard was overridden">forced</span>"# } else { "" },
             esc(r.direction.as_deref().unwrap_or("")),
@@ -461,10 +461,32 @@ fn list(config: &Config) -> Result<String, String> {
             esc(r.halted_at.as_deref().unwrap_or("")),
             id = r.run_id,
             st = r.status.as_str(),
+            why = why(r),
         ));
     }
     out.push_str("</table>");
     Ok(out)
+}
+
+/// Why a run stopped where it did (refused, halted, failed), under its status.
+fn why(r: &engine::journal::RunSummary) -> String {
+    use engine::state::RunStatus;
+    match (&r.reason, r.status) {
+        (Some(reason), RunStatus::Refused | RunStatus::Halted | RunStatus::Failed) => {
+            let short: String = reason.chars().take(240).collect();
+            let more = if short.len() < reason.len() {
+                "…"
+            } else {
+                ""
+            };
+            format!(
+                r#"<div class="muted why" title="{}">{}{more}</div>"#,
+                esc(reason),
+                esc(&short)
+            )
+        }
+        _ => String::new(),
+    }
 }
 
 async fn review_of(config: Arc<Config>, id: String) -> Result<Review, Response> {
