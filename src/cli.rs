@@ -128,6 +128,10 @@ pub struct RespondArgs {
     /// Where to listen (Alertmanager's webhook URL is http(s)://ADDR/alerts; metrics on /metrics)
     #[arg(long, default_value = "127.0.0.1:9095")]
     pub listen: std::net::SocketAddr,
+    /// Judge every procedure's guards against the deployment this often (read only) and
+    /// export which would be accepted (`runbook_procedure_ready`); 0 turns it off
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub readiness_every: std::time::Duration,
     /// Listen on an address other than loopback (give TLS too)
     #[arg(long)]
     pub allow_remote: bool,
@@ -290,6 +294,12 @@ pub struct CheckArgs {
     /// (`/metrics`; loopback only) until stopped
     #[arg(long, value_name = "ADDR")]
     pub watch: Option<std::net::SocketAddr>,
+    /// With --watch: judge every procedure's guards against the deployment this often
+    /// (read only) and export which would be accepted (`runbook_procedure_ready`); 0
+    /// turns it off (AWS ARC evaluates its plans every 30 minutes; a bridge wants to
+    /// know sooner)
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub readiness_every: std::time::Duration,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -404,6 +414,10 @@ pub struct RunArgs {
     /// Run against a lab started in this process (its own journal unless --journal)
     #[arg(long)]
     pub lab: bool,
+    /// Journal this run as refused with this reason, doing nothing and taking no site,
+    /// its parameters as given (`runbook respond`, for an alert it cannot map)
+    #[arg(long, value_name = "REASON", hide = true)]
+    pub refused: Option<String>,
     #[command(flatten)]
     pub lab_options: LabOptions,
 }

@@ -153,6 +153,57 @@ pub async fn start(
     Ok((id, outcome))
 }
 
+/// Journal a run that is refused before anything is read or done: its first event
+/// with the parameters as given (unchecked: they are what could not be acted on), then
+/// its refusal by `guard` with `reason`. It takes no site. What `runbook respond` does
+/// with an alert it cannot map to the deployment, so that every alert it answers is
+/// in the journal.
+///
+/// # Errors
+/// Journal errors.
+pub fn refuse(
+    journal: &Journal,
+    runbook: &crate::model::Runbook,
+    params: serde_json::Map<String, Json>,
+    env: &Environment,
+    guard: &str,
+    reason: &str,
+) -> Result<RunId, RunError> {
+    let actor = Actor::current();
+    let created = Event::RunCreated {
+        runbook: runbook.name.clone(),
+        title: runbook.title.clone(),
+        origin: runbook.origin.clone(),
+        source: runbook.source.clone(),
+        source_hash: runbook.source_hash.clone(),
+        params,
+        secret_params: Vec::new(),
+        env_file: env.file.as_ref().map(|p| p.display().to_string()),
+        env_digest: env.digest.clone(),
+        lab: env.lab.is_some(),
+        pack: runbook.pack.clone(),
+        program: None,
+        by: actor.clone(),
+        at: now_ms(),
+    };
+    let id = journal.create_run(&[], &runbook.name, &actor, &created)?;
+    let recorder = Recorder::new(
+        journal.clone(),
+        id,
+        std::slice::from_ref(&created),
+        Redactor::default(),
+    );
+    recorder.record(Event::Refused {
+        guard: guard.to_string(),
+        step: None,
+        item: None,
+        reason: reason.to_string(),
+        observation: Json::Null,
+        at: now_ms(),
+    })?;
+    Ok(id)
+}
+
 /// The state of a run, folded from its journal.
 ///
 /// # Errors

@@ -104,7 +104,7 @@ pub fn verify(config: &Config, args: &VerifyArgs) -> CliResult<Code> {
             Err(e) => return Err(from_journal_error(e)),
         };
         events += raw.len();
-        let breaks = engine::chain::verify(&raw, summary.as_ref());
+        let breaks = engine::chain::verify(&raw, summary.as_ref().and_then(|s| s.head.as_deref()));
         broken += usize::from(!breaks.is_empty());
         report.push(
             serde_json::json!({"run": run.to_string(), "events": raw.len(), "breaks": breaks}),

@@ -163,16 +163,18 @@ fn journal_gauges(
         "runbook_guard_refusals {}",
         outcomes.get("refused").copied().unwrap_or(0)
     );
+    // Declared even with no fence yet (no sample then), so that rules reading it are
+    // known to match an exported name.
+    gauge(
+        out,
+        "runbook_seconds_since_last_fence",
+        "Seconds since the last fence-site run removed a site (no sample before the first)",
+        "gauge",
+    );
     if let Some(at) = history["last_fence"]["at_ms"].as_u64() {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        gauge(
-            out,
-            "runbook_seconds_since_last_fence",
-            "Seconds since the last fence-site run removed a site",
-            "gauge",
-        );
         let _ = writeln!(
             out,
             "runbook_seconds_since_last_fence {:.3}",
@@ -219,6 +221,28 @@ fn check_gauges(out: &mut String, verdict: &steps::check::Verdict, started: Inst
 }
 
 /// Read the deployment and the journal once, and write what they say.
+/// The pack's diagnosis of the deployment with its defaults (what `check` reads), and
+/// the journal's facts it was given.
+pub async fn diagnose(
+    config: &Config,
+    env: &Arc<engine::env::Environment>,
+) -> (crate::packs::Diagnosis, Json) {
+    let sites: Vec<String> = env.sites.keys().cloned().collect();
+    let d = config.pack.defaults;
+    let history = super::check::pack_history(config, env);
+    let inputs = crate::packs::CheckInputs {
+        primary: sites.first().cloned().unwrap_or_else(|| d.primary.into()),
+        secondary: sites.get(1).cloned().unwrap_or_else(|| d.secondary.into()),
+        caches: d.caches.iter().map(|c| c.to_string()).collect(),
+        down_path: d.down_path.into(),
+        style: crate::progress::Style::plain(),
+        history: history.clone(),
+    };
+    let diagnosis =
+        (config.pack.diagnose)(Arc::clone(&config.registry), Arc::clone(env), inputs).await;
+    (diagnosis, history)
+}
+
 pub async fn exposition(config: &Config) -> String {
     let started = Instant::now();
     let mut out = String::new();
@@ -237,18 +261,7 @@ pub async fn exposition(config: &Config) -> String {
         }
     };
     let sites: Vec<String> = env.sites.keys().cloned().collect();
-    let d = config.pack.defaults;
-    let history = super::check::pack_history(config, &env);
-    let inputs = crate::packs::CheckInputs {
-        primary: sites.first().cloned().unwrap_or_else(|| d.primary.into()),
-        secondary: sites.get(1).cloned().unwrap_or_else(|| d.secondary.into()),
-        caches: d.caches.iter().map(|c| c.to_string()).collect(),
-        down_path: d.down_path.into(),
-        style: crate::progress::Style::plain(),
-        history: history.clone(),
-    };
-    let diagnosis =
-        (config.pack.diagnose)(Arc::clone(&config.registry), Arc::clone(&env), inputs).await;
+    let (diagnosis, history) = diagnose(config, &env).await;
     let SiteFacts {
         serving,
         in_group,
@@ -288,12 +301,17 @@ pub async fn exposition(config: &Config) -> String {
     );
     journal_gauges(&mut out, &sites, &held, &outcomes, &history);
     check_gauges(&mut out, &diagnosis.verdict, started);
+    out.push_str(&super::readiness::current());
     out
 }
 
 /// `check --watch ADDR`: serve `GET /metrics` (read afresh at each scrape) until
 /// Ctrl-C or SIGTERM. Loopback only: the page has no login.
-pub async fn watch(config: Config, addr: std::net::SocketAddr) -> crate::exit::CliResult {
+pub async fn watch(
+    config: Config,
+    addr: std::net::SocketAddr,
+    readiness_every: std::time::Duration,
+) -> crate::exit::CliResult {
     use crate::exit::{failed, invalid, Code};
     if !addr.ip().is_loopback() {
         return Err(invalid(anyhow::anyhow!(
@@ -301,22 +319,39 @@ pub async fn watch(config: Config, addr: std::net::SocketAddr) -> crate::exit::C
         )));
     }
     let config = Arc::new(config);
+    // One reader of the journal at a time: a sled journal admits one open handle, in
+    // this process too, and readiness reads it as a scrape does.
+    let gate = Arc::new(tokio::sync::Mutex::new(()));
+    if !readiness_every.is_zero() {
+        super::readiness::start(
+            Arc::clone(&config),
+            readiness_every,
+            Some(Arc::clone(&gate)),
+        );
+    }
     let router = axum::Router::new()
         .route(
             "/metrics",
             axum::routing::get(
-                |axum::extract::State(c): axum::extract::State<Arc<Config>>| async move {
+                |axum::extract::State((c, gate)): axum::extract::State<(
+                    Arc<Config>,
+                    Arc<tokio::sync::Mutex<()>>,
+                )>| async move {
+                    let text = {
+                        let _one = gate.lock().await;
+                        exposition(&c).await
+                    };
                     (
                         [(
                             axum::http::header::CONTENT_TYPE,
                             "text/plain; version=0.0.4",
                         )],
-                        exposition(&c).await,
+                        text,
                     )
                 },
             ),
         )
-        .with_state(config);
+        .with_state((config, gate));
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(failed)?;
     eprintln!(
         "runbook check --watch: metrics on http://{}/metrics (read at each scrape); Ctrl-C stops it",

@@ -13,6 +13,7 @@ mod lab;
 mod list;
 mod metrics;
 mod plan;
+mod readiness;
 mod report;
 mod respond;
 mod resume;
@@ -41,7 +42,7 @@ pub fn run(cli: Cli) -> CliResult<Code> {
         Command::Abort(a) => abort::run(&config, &a),
         Command::Lab(a) => block_on(lab::run(&config, &a)),
         Command::Check(a) => match a.watch {
-            Some(addr) => block_on(metrics::watch(config, addr)),
+            Some(addr) => block_on(metrics::watch(config, addr, a.readiness_every)),
             None => block_on(check::run(&config, &a)),
         },
         #[cfg(feature = "bench")]

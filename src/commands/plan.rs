@@ -25,13 +25,29 @@ pub async fn prepare(
     raw_params: &[String],
     live: bool,
 ) -> CliResult<Prepared> {
+    prepare_saying(config, name, raw_params, live, true).await
+}
+
+/// `prepare` for a live plan with no parameters given and nothing said on stderr
+/// (readiness, on a schedule).
+pub async fn prepare_quietly(config: &Config, name: &str) -> CliResult<Prepared> {
+    prepare_saying(config, name, &[], true, false).await
+}
+
+async fn prepare_saying(
+    config: &Config,
+    name: &str,
+    raw_params: &[String],
+    live: bool,
+    say: bool,
+) -> CliResult<Prepared> {
     let runbook = config
         .catalog
         .load(name, &config.registry)
         .map_err(invalid)?;
     let mut given = super::param_pairs(raw_params)?;
     if live {
-        directions(config, &runbook, &mut given).await?;
+        directions(config, &runbook, &mut given, say).await?;
     } else {
         for (n, p) in &runbook.params {
             if p.from_deployment.is_some() && !given.iter().any(|(g, _)| g == n) {
@@ -55,7 +71,7 @@ pub async fn prepare(
     )
     .map_err(crate::exit::from_run_error)?;
     drop(journal);
-    for n in &p.notes {
+    for n in p.notes.iter().filter(|_| say) {
         eprintln!("note: using {n}");
     }
     Ok(p)
@@ -68,6 +84,7 @@ async fn directions(
     config: &Config,
     runbook: &engine::model::Runbook,
     given: &mut Vec<(String, String)>,
+    say: bool,
 ) -> CliResult<()> {
     let wanted: Vec<(&String, &String)> = runbook
         .params
@@ -82,7 +99,9 @@ async fn directions(
     for (name, fact) in wanted {
         match steps::roles::direction(Arc::clone(&env), fact).await {
             Ok((site, how)) => {
-                eprintln!("note: {name}={site}, read from the deployment ({fact}: {how})");
+                if say {
+                    eprintln!("note: {name}={site}, read from the deployment ({fact}: {how})");
+                }
                 given.push((name.clone(), site));
             }
             Err(e) => {

@@ -199,7 +199,7 @@ struct App {
     exe: PathBuf,
     child_env: Vec<(String, String)>,
     /// One alert at a time (runs are started one after the other).
-    queue: tokio::sync::Mutex<()>,
+    queue: Arc<tokio::sync::Mutex<()>>,
     counters: Mutex<Counters>,
 }
 
@@ -320,16 +320,18 @@ async fn answer(app: &App, a: &Alert) -> Json {
             return json!({"incident": a.incident, "action": format!("ignored (status {other})")});
         }
     };
-    if a.site.is_empty() || a.reporter.is_empty() || a.site == a.reporter {
-        app.count("refused");
-        return json!({"incident": a.incident, "action": "refused: the alert names no `site` and `reporter` label, or the same site twice"});
-    }
     let mut args: Vec<String> = vec![
         "run".into(),
         runbook.into(),
         "--yes".into(),
         "--json".into(),
     ];
+    // An alert that cannot be mapped to this deployment is journaled too: a refused
+    // run with the reason, its labels as received.
+    let unmappable = unmappable(&app.config, a);
+    if let Some(reason) = &unmappable {
+        args.extend(["--refused".to_string(), reason.clone()]);
+    }
     for (k, v) in [
         ("site", a.site.as_str()),
         ("reporter", a.reporter.as_str()),
@@ -340,11 +342,45 @@ async fn answer(app: &App, a: &Alert) -> Json {
         args.extend(param(k, v));
     }
     let out = child(app, &args).await;
+    if unmappable.is_some() {
+        app.count("refused");
+        return json!({"incident": a.incident, "action": "refused: unmappable", "run": out});
+    }
     app.count(&format!(
         "{kind}-{}",
         out["status"].as_str().unwrap_or("error")
     ));
     json!({"incident": a.incident, "action": kind, "run": out})
+}
+
+/// Why an alert cannot be mapped to this deployment: no `site` or `reporter` label,
+/// the same site twice, or a site the environment file does not name.
+fn unmappable(config: &Config, a: &Alert) -> Option<String> {
+    if a.site.is_empty() || a.reporter.is_empty() {
+        return Some(format!(
+            "the alert names no `site` or no `reporter` label (site `{}`, reporter `{}`): it cannot be mapped to a site",
+            a.site, a.reporter
+        ));
+    }
+    if a.site == a.reporter {
+        return Some(format!(
+            "the alert names `{}` as both the offline site and its reporter",
+            a.site
+        ));
+    }
+    let sites: Vec<String> = config
+        .environment()
+        .map(|e| e.sites.keys().cloned().collect())
+        .unwrap_or_default();
+    [&a.site, &a.reporter]
+        .into_iter()
+        .find(|s| !sites.contains(s))
+        .map(|s| {
+            format!(
+                "the alert names site `{s}`, which the environment file does not (its sites: {}): not acting on another deployment's alert",
+                sites.join(", ")
+            )
+        })
 }
 
 fn notice_exists(config: &Config, incident: &str) -> bool {
@@ -497,7 +533,7 @@ pub async fn run(config: Config, g: &Global, args: &RespondArgs) -> CliResult<Co
         config: Arc::new(config),
         exe: std::env::current_exe().map_err(failed)?,
         child_env: child_env(g),
-        queue: tokio::sync::Mutex::new(()),
+        queue: Arc::new(tokio::sync::Mutex::new(())),
         counters: Mutex::new(Counters::default()),
     });
     // A responder killed mid-fence: its runs carry on first.
@@ -507,6 +543,13 @@ pub async fn run(config: Config, g: &Global, args: &RespondArgs) -> CliResult<Co
         eprintln!(
             "resumed {run_id}: {}",
             out["status"].as_str().unwrap_or("?")
+        );
+    }
+    if !args.readiness_every.is_zero() {
+        super::readiness::start(
+            Arc::clone(&app.config),
+            args.readiness_every,
+            Some(Arc::clone(&app.queue)),
         );
     }
     let router = Router::new()

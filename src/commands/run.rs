@@ -47,6 +47,9 @@ pub async fn run(config: &Config, args: &RunArgs) -> CliResult<Code> {
         }
         _ => config,
     };
+    if let Some(reason) = &args.refused {
+        return refused(config, args, reason);
+    }
     let p = prepare(config, &args.runbook, &args.params.params, !args.dry_run).await?;
     if !args.dry_run {
         super::plan::configuration_first(config, &p).await?;
@@ -170,4 +173,32 @@ async fn confirm(
         eprintln!("not started: nothing was done");
         Ok(Some(Code::Invalid))
     }
+}
+
+/// `--refused`: the run journaled as refused, nothing read or done; its parameters as
+/// given, unchecked (they are what could not be acted on), secrets never among them.
+fn refused(config: &Config, args: &RunArgs, reason: &str) -> CliResult<Code> {
+    let runbook = config
+        .catalog
+        .load(&args.runbook, &config.registry)
+        .map_err(invalid)?;
+    let mut params = serde_json::Map::new();
+    for (k, v) in super::param_pairs(&args.params.params)? {
+        if runbook.params.get(&k).is_some_and(|p| p.secret) {
+            continue;
+        }
+        params.insert(k, serde_json::Value::String(v));
+    }
+    let env = config.environment()?;
+    let journal = config.open_journal()?;
+    let id = engine::runner::refuse(&journal, &runbook, params, &env, "mappable", reason)
+        .map_err(from_run_error)?;
+    eprintln!("{id} refused (journaled): {reason}");
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({"run_id": id.to_string(), "runbook": runbook.name, "status": "refused", "reason": reason})
+        );
+    }
+    Ok(Code::Refused)
 }

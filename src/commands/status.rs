@@ -162,7 +162,8 @@ pub async fn run(config: &Config, args: &StatusArgs) -> CliResult<Code> {
             }
             None => tokio::time::sleep(Duration::from_millis(500)).await,
         }
-        if !args.json && !(args.watch && Style::stdout().bold("x") != "x") {
+        let redrawn = args.watch && Style::stdout().bold("x") != "x";
+        if !args.json && !redrawn {
             println!();
         }
     }

@@ -34,6 +34,7 @@ mod plan_calls;
 mod plan_snapshots;
 mod procedure_crashes;
 mod procedures;
+mod readiness;
 mod readme;
 mod report;
 mod respond;

@@ -310,6 +310,49 @@ fn an_alert_it_cannot_act_on_is_answered_and_journaled_as_refused_with_why() {
 }
 
 #[test]
+fn an_alert_that_cannot_be_mapped_is_journaled_as_a_refused_run_with_why() {
+    let l = kc26_lab(&["partition"]);
+    let r = start_responder(&l);
+    let odd = payload(
+        &dns(&l),
+        &[
+            ("site-z", "site-a", "firing"),
+            ("site-b", "site-b", "firing"),
+            ("", "site-a", "firing"),
+        ],
+    );
+    let (code, answer) = post(&r.url, Some(("alertmanager", PASSWORD)), &odd);
+    assert_eq!(code, 200);
+    let answers = answer["answers"].as_array().unwrap();
+    assert_eq!(answers.len(), 3, "{answer}");
+    for (a, why) in answers.iter().zip([
+        "the environment file does not",
+        "as both the offline site and its reporter",
+        "no `site` or no `reporter` label",
+    ]) {
+        assert_eq!(a["action"], "refused: unmappable", "{a}");
+        assert_eq!(a["run"]["status"], "refused", "{a}");
+        assert!(a["run"]["reason"].as_str().unwrap().contains(why), "{a}");
+    }
+    drop(r);
+    // Each is in the journal: a refused fence-site run, by the responder, with the
+    // alert's labels as its parameters; nothing was touched.
+    let fences: Vec<_> = runs(&l)
+        .into_iter()
+        .filter(|(rb, ..)| rb == "fence-site")
+        .collect();
+    assert_eq!(fences.len(), 3, "{fences:?}");
+    assert!(fences
+        .iter()
+        .all(|(_, st, op, _)| st == "refused" && op == "alertmanager"));
+    assert!(
+        fences.iter().any(|(.., p)| p["site"] == "site-z"),
+        "{fences:?}"
+    );
+    assert_eq!(l.group_sites(), vec!["site-a", "site-b"]);
+}
+
+#[test]
 fn a_responder_killed_mid_fence_resumes_its_run_when_it_starts_again() {
     let l = kc26_lab(&["partition"]);
     {

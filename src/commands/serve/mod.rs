@@ -381,8 +381,9 @@ async fn index(State(app): State<Shared>, who: Option<Extension<Who>>) -> Respon
     let config = Arc::clone(&app.config);
     let listed = blocking(move || list(&config)).await;
     let me = who.map(|Extension(w)| act::whoami(&w)).unwrap_or_default();
+    let state = deployment(&app).await;
     match listed {
-        Ok(rows) => page("runbook: runs", &format!("{me}{rows}"), "").into_response(),
+        Ok(rows) => page("runbook: runs", &format!("{me}{state}{rows}"), "").into_response(),
         Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, e),
     }
 }
@@ -466,6 +467,55 @@ fn list(config: &Config) -> Result<String, String> {
     }
     out.push_str("</table>");
     Ok(out)
+}
+
+/// The deployment as the pack reads it (what `check` says: which site serves, which
+/// writes, what is fenced or out of traffic, and the verdict), when the page was given
+/// an environment file; read at most every 15 s, whoever is looking.
+async fn deployment(app: &App) -> String {
+    static LAST: tokio::sync::Mutex<Option<(std::time::Instant, String)>> =
+        tokio::sync::Mutex::const_new(None);
+    if app.config.env_file.is_none() {
+        return String::new();
+    }
+    let mut last = LAST.lock().await;
+    if let Some((at, html)) = last
+        .as_ref()
+        .filter(|(at, _)| at.elapsed() < Duration::from_secs(15))
+    {
+        let _ = at;
+        return html.clone();
+    }
+    let html = match app.config.environment() {
+        Ok(env) => {
+            let (d, _) = super::metrics::diagnose(&app.config, &Arc::new(env)).await;
+            let health = serde_json::to_value(d.verdict.health)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            format!(
+                r#"<section class="deployment"><h2>The deployment now <span class="status {h}">{h}</span></h2><p>{}</p>{}<pre>{}</pre><p class="muted">read {} (every 15 s at most, as <code>runbook check</code> reads it)</p></section>"#,
+                esc(&d.verdict.reason),
+                d.verdict
+                    .runbook
+                    .as_ref()
+                    .map(|i| format!(
+                        "<p>Recommended: <code>runbook run {}</code></p>",
+                        esc(&i.to_string())
+                    ))
+                    .unwrap_or_default(),
+                esc(&d.text),
+                esc(&crate::review::utc(engine::event::now_ms())),
+                h = esc(&health)
+            )
+        }
+        Err(e) => format!(
+            r#"<section class="deployment"><h2>The deployment now</h2><p class="refusal">the environment file cannot be read: {}</p></section>"#,
+            esc(&format!("{:#}", e.error))
+        ),
+    };
+    *last = Some((std::time::Instant::now(), html.clone()));
+    html
 }
 
 /// Why a run stopped where it did (refused, halted, failed), under its status.
