@@ -152,6 +152,7 @@ pub async fn run(config: &Config, args: &BenchArgs) -> CliResult<Code> {
     rows.extend(resume_with_history(config, args, &dir.path().join("history")).await?);
     rows.extend(against_the_lab(config, args, dir.path()).await?);
     rows.push(fence_via_respond(args, &dir.path().join("respond")).await?);
+    rows.push(thirty_alerts(&dir.path().join("thirty")).await?);
     rows.push(row(
         "peak RSS of the bench process itself (lab in-process, generated history)",
         peak_rss_kib()
@@ -513,6 +514,54 @@ async fn plan_offline(
         &config.registry.history(None).none(),
     )
     .await
+}
+
+/// One Alertmanager payload of 30 firing SiteOffline alerts, each its own incident (a
+/// group that grew while Alertmanager waited): from the POST to the answer, which
+/// Alertmanager waits for 10 s by default. The first fences; the rest are judged and
+/// refused by the guards (the group keeps its last endpoint), each journaled. Once,
+/// on a fresh lab, time scale 0.
+async fn thirty_alerts(dir: &std::path::Path) -> CliResult<Row> {
+    let exe = std::env::current_exe().map_err(failed)?;
+    let (running, mut child, port) = lab_and_responder(&exe, dir).await?;
+    let dns = running
+        .shared
+        .lock()
+        .world
+        .accelerator
+        .as_ref()
+        .map(|a| a.dns_name.clone())
+        .unwrap_or_default();
+    let alerts: Vec<serde_json::Value> = (0..30)
+        .map(|i| serde_json::json!({
+            "status": "firing", "startsAt": "2026-12-02T08:00:00Z", "fingerprint": format!("bench-{i}"),
+            "labels": {"alertname": "SiteOffline", "site": "site-b", "reporter": "site-a", "accelerator": dns, "pod": format!("ispn-{i}")}}))
+        .collect();
+    let body = serde_json::json!({"version": "4", "status": "firing", "alerts": alerts});
+    let t = Instant::now();
+    let answer = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/alerts"))
+        .basic_auth("am", Some("bench-webhook"))
+        .json(&body)
+        .timeout(Duration::from_secs(300))
+        .send()
+        .await
+        .map_err(failed)?;
+    let took = t.elapsed();
+    let ok = answer.status().is_success();
+    let _ = child.kill();
+    let _ = child.wait();
+    if !ok {
+        return Err(failed(anyhow::anyhow!(
+            "the 30-alert payload was answered {}",
+            answer.status()
+        )));
+    }
+    Ok(row(
+        "30 SiteOffline alerts in one payload: POST to answer (1 fence, 29 judged and refused, all journaled)",
+        format!("{:.2} s", took.as_secs_f64()),
+        "< 5 s (Alertmanager's timeout: 10 s)",
+    ))
 }
 
 /// A fresh Keycloak 26 lab with a partition, and `runbook respond` (this binary)

@@ -33,8 +33,14 @@ try {
   const page = await browser.newPage();
   page.setDefaultTimeout(30000);
 
-  // 1. The run's driver: four eyes, no approve button for them.
+  // 1. The index shows the deployment's state above the runs (serve has --env), and
+  // why each run stopped. Then the run's driver: four eyes, no approve button.
   await logIn(page, "tester", "tester-pw");
+  const state = await page.textContent(".deployment h2");
+  console.log(`deployment: ${state.trim()}`);
+  if (!/The deployment now/.test(state)) fail(`no deployment state on the index: ${state}`);
+  const why = await page.textContent("table .why");
+  if (!/four eyes|waiting/.test(why)) fail(`the index does not say why a run waits: ${why}`);
   await page.goto(`${base}/runs/r-1`);
   const refusal = await page.textContent("#act .refusal");
   console.log(`tester at r-1: ${refusal.trim()}`);
@@ -46,6 +52,9 @@ try {
   // 2. Another approver: the site's name typed, the wrong one first.
   await logIn(page, "bob", "bob-pw");
   await page.goto(`${base}/runs/r-1`);
+  const judged = await page.textContent("#act .guards-now");
+  console.log(`guards now: ${judged.replace(/\s+/g, " ").trim()}`);
+  if (!/health check: holds now/.test(judged)) fail(`the approval does not show the next step's guards judged now: ${judged}`);
   const ask = await page.textContent("#act form[action$='/step/approve']");
   console.log(`bob at r-1: ${ask.replace(/\s+/g, " ").trim().slice(0, 200)}`);
   if (!/site-b/.test(ask) || !/wipe/.test(ask)) fail(`the approval does not say what it lets through: ${ask}`);

@@ -13,6 +13,18 @@ use crate::support::*;
 /// A gate before a destructive step on site-b: four eyes applies.
 pub const GATED: &str = r#"
 name: gated
+params:
+  force: { type: bool, default: false }
+  force_reason: { type: string, default: "" }
+guards:
+  - id: target-answers
+    title: The wipe's target answers its health check
+    probe: http.request
+    site: site-b
+    with: { url: "{{ sites['site-b'].lb_check_url }}/health" }
+    expect: observation.status == 200
+    refusal: "the target answered {{ observation.status }}"
+    before: [wipe]
 steps:
   - id: gate
     site: site-b

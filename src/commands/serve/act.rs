@@ -349,10 +349,97 @@ pub async fn forms(app: &App, who: Option<&Who>, id: &str) -> String {
     .await;
     match state {
         Some(state) if !state.status.is_final() => {
-            render_forms(&state, &who, app.config.env_file.is_some())
+            let mut html = render_forms(&state, &who, app.config.env_file.is_some());
+            if let Some(second) = engine::resume::SecondApproval::of(&state) {
+                let judged = guards_now(app, run, &second.next).await;
+                html = html.replacen("</section>", &format!("{judged}</section>"), 1);
+            }
+            html
         }
         _ => String::new(),
     }
+}
+
+/// The guards judged right before `next`, as they judge now against the deployment
+/// (read only, with the run's parameters): what the approver lets through. Needs the
+/// environment file; a guard that reads an earlier step's outputs says it cannot be
+/// judged before the run gets there.
+async fn guards_now(app: &App, run: engine::id::RunId, next: &str) -> String {
+    let config = Arc::clone(&app.config);
+    if config.env_file.is_none() {
+        return r#"<p class="muted">Its guards are judged when the run gets there (this page has no environment file to judge them now).</p>"#.into();
+    }
+    let pinned = blocking(move || -> Result<_, String> {
+        let journal = match crate::review::journal(&config) {
+            Some(Ok(j)) => j,
+            _ => return Err("the journal cannot be read now".into()),
+        };
+        let (source, origin) =
+            engine::runner::pinned_source(&journal, run).map_err(|e| e.to_string())?;
+        let state = engine::runner::run_state(&journal, run).map_err(|e| e.to_string())?;
+        drop(journal);
+        let runbook = engine::load::load_str(&source, &origin, &config.registry)
+            .map_err(|e| e.to_string())?;
+        let env = Arc::new(config.environment().map_err(|e| format!("{:#}", e.error))?);
+        let history = super::super::check::pack_history(&config, &env);
+        Ok((runbook, env, state, history))
+    })
+    .await;
+    let (runbook, env, state, history) = match pinned {
+        Ok(p) => p,
+        Err(e) => {
+            return format!(
+                r#"<p class="muted">Its guards cannot be judged now: {}</p>"#,
+                esc(&e)
+            )
+        }
+    };
+    let templates = engine::template::Templates::new();
+    let run_id = state.run_id.clone();
+    let ge = engine::guard::GuardEnv {
+        registry: &app.config.registry,
+        env: &env,
+        templates: &templates,
+        run_id: &run_id,
+        timeout: env.scaled_timeout(std::time::Duration::from_secs(30)),
+        interrupt: Default::default(),
+    };
+    let params = serde_json::Value::Object(state.params.clone());
+    let scope = engine::scope::base_scope(&params, &env, &run_id, serde_json::json!({}), &history);
+    let mut items = String::new();
+    for g in runbook
+        .guards
+        .iter()
+        .filter(|g| g.before.iter().any(|s| s == next))
+    {
+        let c = engine::guard::check(g, &ge, &scope).await;
+        let (mark, class, said) = match (c.applies, c.holds) {
+            (false, _) => ("–", "muted", "does not apply to this run".to_string()),
+            (true, Some(true)) => ("✓", "holds", "holds now".to_string()),
+            (true, Some(false)) => ("✗", "refusal", c.refusal.clone()),
+            (true, None) => (
+                "?",
+                "refusal",
+                format!("cannot be judged now: {}", c.refusal),
+            ),
+        };
+        items.push_str(&format!(
+            r#"<li class="{class}"><span>{mark}</span> <strong>{}</strong>: {}</li>"#,
+            esc(&g.title),
+            esc(&said)
+        ));
+    }
+    if items.is_empty() {
+        return format!(
+            "<p class=\"muted\">No guard is judged before `{}`.</p>",
+            esc(next)
+        );
+    }
+    format!(
+        r#"<div class="guards-now"><p>The guards judged right before `{}`, as they judge now ({}):</p><ul>{items}</ul></div>"#,
+        esc(next),
+        esc(&crate::review::utc(engine::event::now_ms()))
+    )
 }
 
 fn hidden(who: &Who, step: &str) -> String {
