@@ -228,7 +228,7 @@ fn runs_for(config: &Config, incident: &str) -> Vec<String> {
                 s.status,
                 RunStatus::Running | RunStatus::Halted | RunStatus::Completed
             );
-            if answers && s.params.get("incident").and_then(Json::as_str) == Some(incident) {
+            if answers && names_incident(&s.params, incident) {
                 out.push(s.run_id.clone());
             }
         }
@@ -289,32 +289,70 @@ fn param(k: &str, v: &str) -> [String; 2] {
     ["-p".to_string(), format!("{k}={v}")]
 }
 
-/// Answer one alert: a fence run, a notice, or nothing (a repeat, not SiteOffline).
-async fn answer(app: &App, a: &Alert) -> Json {
-    if a.name != "SiteOffline" {
-        app.count("ignored");
-        return json!({"alert": a.name, "action": "ignored (not SiteOffline)"});
+/// Answer the alerts of one payload that say the same thing (name, status, site,
+/// reporter, accelerator): each one already answered is a repeat; the others are
+/// answered by one run whose `incident` parameter names every one of them, so each
+/// alert is in the journal and a payload of 30 is answered in one run's time. One
+/// answer per alert, in order.
+async fn answer_all(app: &App, same: &[&Alert]) -> Vec<Json> {
+    let Some(first) = same.first() else {
+        return Vec::new();
+    };
+    if first.name != "SiteOffline" {
+        return same
+            .iter()
+            .map(|a| {
+                app.count("ignored");
+                json!({"alert": a.name, "action": "ignored (not SiteOffline)"})
+            })
+            .collect();
     }
     let _one_at_a_time = app.queue.lock().await;
-    let seen = runs_for(&app.config, &a.incident);
+    let mut out = vec![Json::Null; same.len()];
+    let mut fresh: Vec<usize> = Vec::new();
+    for (i, a) in same.iter().enumerate() {
+        let seen = runs_for(&app.config, &a.incident);
+        let noted = a.status == "resolved" && notice_exists(&app.config, &a.incident);
+        if (a.status == "firing" && !seen.is_empty()) || noted {
+            app.count("repeat");
+            out[i] =
+                json!({"incident": a.incident, "action": "repeat: already answered", "runs": seen});
+        } else {
+            fresh.push(i);
+        }
+    }
+    if let Some(&lead) = fresh.first() {
+        let mut merged = (*same[lead]).clone();
+        merged.incident = fresh
+            .iter()
+            .map(|&i| same[i].incident.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let answered = answer(app, &merged).await;
+        for &i in &fresh {
+            let mut a = answered.clone();
+            a["incident"] = json!(same[i].incident);
+            if fresh.len() > 1 {
+                a["with"] = json!(fresh.len() - 1);
+            }
+            out[i] = a;
+        }
+    }
+    out
+}
+
+/// Answer one alert (or several saying the same, their incidents space-separated): a
+/// fence run, a notice, or nothing. The caller holds the queue and has left repeats
+/// out.
+async fn answer(app: &App, a: &Alert) -> Json {
     let summary = format!(
         "SiteOffline {} site={} reporter={} accelerator={} startsAt={}",
         a.status, a.site, a.reporter, a.accelerator, a.starts_at
     );
     let (runbook, kind) = match a.status.as_str() {
-        "firing" if !seen.is_empty() => {
-            app.count("repeat");
-            return json!({"incident": a.incident, "action": "repeat: already answered", "runs": seen});
-        }
         "firing" => ("keycloak-26/fence-site", "fence"),
-        "resolved" => {
-            // One notice per resolved incident.
-            if notice_exists(&app.config, &a.incident) {
-                app.count("repeat");
-                return json!({"incident": a.incident, "action": "repeat: already noted", "runs": seen});
-            }
-            ("keycloak-26/site-back", "notice")
-        }
+        // One notice per resolved incident (repeats were left out).
+        "resolved" => ("keycloak-26/site-back", "notice"),
         other => {
             app.count("ignored");
             return json!({"incident": a.incident, "action": format!("ignored (status {other})")});
@@ -390,8 +428,17 @@ fn notice_exists(config: &Config, incident: &str) -> bool {
     journal.runs().unwrap_or_default().iter().any(|r| {
         r.runbook == "site-back"
             && engine::runner::run_state(&journal, r.run_id)
-                .is_ok_and(|s| s.params.get("incident").and_then(Json::as_str) == Some(incident))
+                .is_ok_and(|s| names_incident(&s.params, incident))
     })
+}
+
+/// A run's `incident` parameter names this incident: it is one incident, or several
+/// separated by spaces (the alerts of one payload that said the same thing).
+fn names_incident(params: &serde_json::Map<String, Json>, incident: &str) -> bool {
+    params
+        .get("incident")
+        .and_then(Json::as_str)
+        .is_some_and(|list| list.split_whitespace().any(|i| i == incident))
 }
 
 async fn webhook(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -407,9 +454,30 @@ async fn webhook(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
             return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response();
         }
     };
-    let mut answers = Vec::new();
-    for a in &list {
-        answers.push(answer(&app, a).await);
+    // Alerts saying the same thing are answered together, in the order of their
+    // first; the answers come back in the payload's order.
+    let key = |x: &Alert| {
+        (
+            x.name.clone(),
+            x.status.clone(),
+            x.site.clone(),
+            x.reporter.clone(),
+            x.accelerator.clone(),
+        )
+    };
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (i, a) in list.iter().enumerate() {
+        match groups.iter_mut().find(|g| key(&list[g[0]]) == key(a)) {
+            Some(g) => g.push(i),
+            None => groups.push(vec![i]),
+        }
+    }
+    let mut answers = vec![Json::Null; list.len()];
+    for g in &groups {
+        let same: Vec<&Alert> = g.iter().map(|&i| &list[i]).collect();
+        for (&i, a) in g.iter().zip(answer_all(&app, &same).await) {
+            answers[i] = a;
+        }
     }
     if answers
         .iter()

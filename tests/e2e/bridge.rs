@@ -404,7 +404,52 @@ fn writes_need_a_login_the_role_and_the_pages_token_and_refusals_journal_nothing
         &format!("reason=not+needed+after+all&csrf={csrf}"),
     );
     assert_eq!(code, 303);
-    // A bearer token is not a session: a script needs no CSRF token.
+    // bob is no operator: he cannot resume it; tester resumes it from the page, and
+    // this server drives it (it was given the environment file), as tester.
+    let (code, _, _) = http(
+        &base,
+        "POST",
+        "/runs/r-1/resume",
+        &[("Cookie", &bob)],
+        &format!("csrf={bob_csrf}"),
+    );
+    assert_eq!(code, 403);
+    let (code, _, _) = http(
+        &base,
+        "POST",
+        "/runs/r-1/resume",
+        &[("Cookie", &tester)],
+        &format!("csrf={csrf}"),
+    );
+    assert_eq!(code, 303);
+    eventually(
+        "the run resumed from the page completes",
+        std::time::Duration::from_secs(60),
+        || {
+            let mut st = b.cmd();
+            st.args(["status", "r-1", "--json"]);
+            let v: Value = serde_json::from_str(&run(st).stdout).map_err(|e| e.to_string())?;
+            if v["status"] == "completed" {
+                Ok(())
+            } else {
+                Err(v.to_string())
+            }
+        },
+    );
+    let resumed = b
+        .events("r-1")
+        .into_iter()
+        .find(|e| e["event"] == "resumed")
+        .unwrap();
+    assert_eq!(resumed["by"]["operator"], "tester");
+    assert_eq!(
+        b.server
+            .requests()
+            .iter()
+            .filter(|r| r.contains("wiped"))
+            .count(),
+        1
+    );
     let _ = serve.kill();
     let _ = serve.wait();
     let approved = b
@@ -420,10 +465,6 @@ fn writes_need_a_login_the_role_and_the_pages_token_and_refusals_journal_nothing
         .unwrap();
     assert_eq!(aborted["by"]["operator"], "tester");
     assert_eq!(aborted["reason"], "not needed after all");
-    // The gate passes when the driver resumes: bob's approval stands.
-    let mut go = b.cmd();
-    go.args(["resume", "r-1", "--json"]);
-    run(go).expect(0);
     let mut verify = b.cmd();
     verify.args(["journal", "verify"]);
     run(verify).expect(0);

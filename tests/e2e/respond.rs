@@ -353,6 +353,57 @@ fn an_alert_that_cannot_be_mapped_is_journaled_as_a_refused_run_with_why() {
 }
 
 #[test]
+fn thirty_alerts_saying_the_same_are_answered_by_one_run_that_names_each() {
+    let l = kc26_lab(&["partition"]);
+    let r = start_responder(&l);
+    let mut body = payload(&dns(&l), &[("site-b", "site-a", "firing")]);
+    let one = body["alerts"][0].clone();
+    body["alerts"] = Value::Array(
+        (0..30)
+            .map(|i| {
+                let mut a = one.clone();
+                a["fingerprint"] = json!(format!("pod-{i}"));
+                a["labels"]["pod"] = json!(format!("ispn-{i}"));
+                a
+            })
+            .collect(),
+    );
+    let (code, answer) = post(&r.url, Some(("alertmanager", PASSWORD)), &body);
+    assert_eq!(code, 200);
+    let answers = answer["answers"].as_array().unwrap();
+    assert_eq!(answers.len(), 30);
+    let run_id = answers[0]["run"]["run_id"].clone();
+    for (i, a) in answers.iter().enumerate() {
+        assert_eq!(
+            a["incident"],
+            format!("pod-{i}@2026-12-02T08:00:00Z"),
+            "{a}"
+        );
+        assert_eq!(a["action"], "fence", "{a}");
+        assert_eq!(a["run"]["run_id"], run_id, "one run answers them all: {a}");
+    }
+    assert_eq!(answers[0]["run"]["status"], "completed", "{answer}");
+    // Sent again (Alertmanager repeats): every one is a repeat of that run.
+    let (_, again) = post(&r.url, Some(("alertmanager", PASSWORD)), &body);
+    for a in again["answers"].as_array().unwrap() {
+        assert_eq!(a["action"], "repeat: already answered", "{a}");
+    }
+    drop(r);
+    let fences: Vec<_> = runs(&l)
+        .into_iter()
+        .filter(|(rb, ..)| rb == "fence-site")
+        .collect();
+    assert_eq!(fences.len(), 1, "{fences:?}");
+    let named: Vec<&str> = fences[0].3["incident"]
+        .as_str()
+        .unwrap()
+        .split(' ')
+        .collect();
+    assert_eq!(named.len(), 30, "the run names every alert's incident");
+    assert_eq!(l.group_sites(), vec!["site-a"]);
+}
+
+#[test]
 fn a_responder_killed_mid_fence_resumes_its_run_when_it_starts_again() {
     let l = kc26_lab(&["partition"]);
     {
