@@ -183,6 +183,42 @@ fn journal_gauges(
     }
 }
 
+/// What a loss of the writer's site would cost now, per database replication link, as
+/// the database vendor reads it from the databases themselves; nothing when no site
+/// names a database vendor that can tell (Aurora is one cluster: no link to measure).
+/// Read at each scrape, like the rest.
+async fn data_at_risk(out: &mut String, env: &Arc<engine::env::Environment>) {
+    // Declared whatever the vendor (no sample without a link), so that rules reading
+    // them are known to match an exported name.
+    let links = steps::roles::replication(Arc::clone(env))
+        .await
+        .unwrap_or_default();
+    let pair =
+        |l: &steps::vendor::Link| format!("from=\"{}\",to=\"{}\"", label(&l.from), label(&l.to));
+    gauge(
+        out,
+        "runbook_replication_lag_bytes",
+        "WAL bytes the writer at `from` wrote that the standby at `to` has not replayed: what losing `from` would cost now",
+        "gauge",
+    );
+    for l in &links {
+        if let Some(b) = l.lag_bytes {
+            let _ = writeln!(out, "runbook_replication_lag_bytes{{{}}} {b}", pair(l));
+        }
+    }
+    gauge(
+        out,
+        "runbook_replication_lag_seconds",
+        "How long ago the last transaction the standby at `to` replayed was committed, while it is behind (0: caught up)",
+        "gauge",
+    );
+    for l in &links {
+        if let Some(s) = l.lag_seconds {
+            let _ = writeln!(out, "runbook_replication_lag_seconds{{{}}} {s:.3}", pair(l));
+        }
+    }
+}
+
 /// The check itself: its verdict, that it could read, how long it took.
 fn check_gauges(out: &mut String, verdict: &steps::check::Verdict, started: Instant) {
     gauge(
@@ -300,6 +336,7 @@ pub async fn exposition(config: &Config) -> String {
         |s| unsynced.contains(s) || history["stale"].get(s).is_some(),
     );
     journal_gauges(&mut out, &sites, &held, &outcomes, &history);
+    data_at_risk(&mut out, &env).await;
     check_gauges(&mut out, &diagnosis.verdict, started);
     out.push_str(&super::readiness::current());
     out

@@ -453,6 +453,34 @@ async fn standbys(ctx: &StepCtx) -> Result<(Vec<String>, String), StepError> {
     })
 }
 
+/// Each replication link from the writer to a standby with its lag, read now through
+/// the database vendor the sites name (`None`: none can tell): the data a loss of the
+/// writer's site would cost (`runbook_replication_lag_bytes`).
+pub async fn replication(
+    env: std::sync::Arc<engine::env::Environment>,
+) -> Option<Vec<crate::vendor::Link>> {
+    let ctx = StepCtx {
+        run_id: "metrics".into(),
+        step_id: "replication".into(),
+        item: None,
+        site: None,
+        env,
+        timeout: Duration::from_secs(20),
+        interrupt: Default::default(),
+        progress: Default::default(),
+    };
+    links(&ctx).await
+}
+
+/// Each replication link from the writer to a standby with its lag, read through the
+/// database vendor the sites name (`None`: none can tell).
+pub async fn links(ctx: &StepCtx) -> Option<Vec<crate::vendor::Link>> {
+    let vendor = crate::config::sites(&ctx.env)
+        .values()
+        .find_map(|s| crate::vendors::of_site(s, Concern::Database))?;
+    vendor.links(ctx).await
+}
+
 /// Which sites' databases answer writable now, read through the database vendor the
 /// sites name, with how (`None`: no site names a database vendor that can tell).
 pub async fn writers(ctx: &StepCtx) -> Option<(Vec<String>, String)> {

@@ -460,3 +460,49 @@ fn the_keycloak_24_switchover_moves_a_cloudnativepg_writer_unchanged() {
         vec!["before the switchover".to_string()]
     );
 }
+
+/// The data at risk, as metrics: `check --watch` reads each replication link from the
+/// databases themselves (WAL positions of the writer and the replica, the replica's
+/// last replayed commit) and exports it per link; a replica that has replayed
+/// everything is 0 behind.
+#[test]
+fn the_data_a_lost_writer_would_cost_is_exported_per_link() {
+    let l = cnpg_lab();
+    write_row(&l, "site-a", "before the scrape");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut c = l.runbook();
+    c.args([
+        "check",
+        "--watch",
+        &format!("127.0.0.1:{port}"),
+        "--readiness-every",
+        "0",
+    ]);
+    let mut watch = spawn(c);
+    let url = format!("http://127.0.0.1:{port}");
+    let m = eventually(
+        "the link is exported and caught up",
+        Duration::from_secs(60),
+        || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+            let (_, _, m) = crate::bridge::http(&url, "GET", "/metrics", &[], "");
+            if m.contains("runbook_replication_lag_bytes{from=\"site-a\",to=\"site-b\"} 0") {
+                Ok(m)
+            } else {
+                Err(m)
+            }
+        },
+    );
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert!(
+        m.contains("runbook_replication_lag_seconds{from=\"site-a\",to=\"site-b\"} 0.000"),
+        "{m}"
+    );
+    // Only the writer-to-replica direction: no link from the replica.
+    assert!(!m.contains("from=\"site-b\""), "{m}");
+}

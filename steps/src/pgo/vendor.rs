@@ -224,6 +224,41 @@ impl Vendor for Pgo {
     fn guards(&self, steps: &[Step]) -> Vec<Guard> {
         writer_guards(steps)
     }
+    async fn links(&self, ctx: &StepCtx) -> Option<Vec<crate::vendor::Link>> {
+        let d = super::deployment(ctx).await;
+        let writer = match d["writable"].as_array().map(Vec::as_slice) {
+            Some([one]) => one.as_str()?.to_string(),
+            _ => return Some(Vec::new()),
+        };
+        let replayed = |site: &str| {
+            d["sites"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|s| s["site"] == site)
+                .and_then(|s| s["replayed_at"].as_str().map(str::to_string))
+        };
+        let lags = d["lag_bytes"].as_object().cloned().unwrap_or_default();
+        Some(
+            lags.iter()
+                .map(|(to, lag)| {
+                    let bytes = lag.as_u64();
+                    crate::vendor::Link {
+                        from: writer.clone(),
+                        to: to.clone(),
+                        lag_bytes: bytes,
+                        lag_seconds: match bytes {
+                            Some(0) => Some(0.0),
+                            Some(_) => replayed(to)
+                                .as_deref()
+                                .and_then(crate::vendor::seconds_since),
+                            None => None,
+                        },
+                    }
+                })
+                .collect(),
+        )
+    }
     async fn writers(&self, ctx: &StepCtx) -> Option<(Vec<String>, String)> {
         let d = super::deployment(ctx).await;
         let writers: Vec<String> = d["writable"]
