@@ -144,6 +144,11 @@ pub struct RespondArgs {
     /// A bearer token instead: a file holding it, or env:NAME
     #[arg(long, value_name = "FILE|env:NAME")]
     pub bearer_token_file: Option<String>,
+    /// Serve /metrics without credentials (a Prometheus that cannot send them); the
+    /// webhook stays authenticated. The metrics say which site is fenced and which
+    /// procedure would be refused: keep the listener on loopback or a trusted network
+    #[arg(long)]
+    pub metrics_open: bool,
     /// Serve https with this certificate (PEM; with --tls-key)
     #[arg(long, value_name = "FILE")]
     pub tls_cert: Option<PathBuf>,

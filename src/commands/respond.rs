@@ -23,7 +23,8 @@
 //! - At start it resumes the unfinished runs it started before (a responder killed
 //!   mid-fence carries on).
 //! - `GET /metrics`: the deployment's state as Prometheus exposition (`metrics.rs`),
-//!   and the responder's own counters; authenticated as the webhook is.
+//!   every procedure's readiness (`readiness.rs`) and the responder's own counters;
+//!   authenticated as the webhook is, unless `--metrics-open`.
 //! - One line per alert on stderr: what it did, and the run that holds the detail.
 
 use std::collections::BTreeMap;
@@ -201,6 +202,8 @@ struct App {
     /// One alert at a time (runs are started one after the other).
     queue: Arc<tokio::sync::Mutex<()>>,
     counters: Mutex<Counters>,
+    /// `/metrics` without credentials (`--metrics-open`).
+    metrics_open: bool,
 }
 
 impl App {
@@ -514,8 +517,9 @@ async fn webhook(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
 }
 
 async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    // Authenticated as every request is: the metrics say which site is fenced.
-    if let Some(refusal) = authenticate(&app.credential, &headers) {
+    // Authenticated as every request is (the metrics say which site is fenced), unless
+    // the operator opened them (--metrics-open).
+    if let Some(refusal) = authenticate(&app.credential, &headers).filter(|_| !app.metrics_open) {
         app.count("unauthenticated");
         return refusal;
     }
@@ -603,6 +607,7 @@ pub async fn run(config: Config, g: &Global, args: &RespondArgs) -> CliResult<Co
         child_env: child_env(g),
         queue: Arc::new(tokio::sync::Mutex::new(())),
         counters: Mutex::new(Counters::default()),
+        metrics_open: args.metrics_open,
     });
     // A responder killed mid-fence: its runs carry on first.
     for run_id in unfinished(&app.config) {

@@ -47,7 +47,17 @@ fn start_responder_with(l: &InLab, env: &[(&str, &str)]) -> Responder {
 }
 
 /// A responder started from `c` (`runbook` with its journal and environment file).
-fn start_responder_on(l: &InLab, mut c: Command, env: &[(&str, &str)]) -> Responder {
+fn start_responder_on(l: &InLab, c: Command, env: &[(&str, &str)]) -> Responder {
+    start_responder_args(l, c, env, &[])
+}
+
+/// The same, with more flags for `respond`.
+fn start_responder_args(
+    l: &InLab,
+    mut c: Command,
+    env: &[(&str, &str)],
+    extra: &[&str],
+) -> Responder {
     let pw = l.dir.path().join("webhook-password");
     std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
     let port = free_port();
@@ -60,6 +70,7 @@ fn start_responder_on(l: &InLab, mut c: Command, env: &[(&str, &str)]) -> Respon
         "--basic-password-file",
     ])
     .arg(&pw)
+    .args(extra)
     .stdout(Stdio::null())
     .stderr(Stdio::piped());
     for (k, v) in env {
@@ -830,4 +841,19 @@ fn team_mode_two_responders_on_one_postgresql_journal_fence_once() {
 
 fn run_out(c: Command) -> String {
     run(c).expect(0).stdout
+}
+
+#[test]
+fn metrics_open_serves_the_metrics_without_credentials_and_keeps_the_webhook_closed() {
+    let l = kc26_lab(&[]);
+    let r = start_responder_args(&l, l.runbook(), &[], &["--metrics-open"]);
+    let anonymous = reqwest::blocking_status(&format!("{}/metrics", r.url), None);
+    assert_eq!(anonymous, 200);
+    let body = payload(&dns(&l), &[("site-b", "site-a", "firing")]);
+    assert_eq!(
+        post(&r.url, None, &body).0,
+        401,
+        "the webhook stays authenticated"
+    );
+    assert!(runs(&l).is_empty());
 }
