@@ -73,14 +73,21 @@ try {
   await page.screenshot({ path: join(outDir, "bridge-approved.png"), fullPage: true });
   await logOut(page);
 
-  // 3. An operator aborts r-2 with a reason.
+  // 3. An operator aborts r-2 with a reason, while another tab shows the index: it
+  // follows without a reload.
   await logIn(page, "tester", "tester-pw");
+  const index = await browser.newPage();
+  await index.goto(`${base}/`);
+  await index.evaluate(() => { window.__sameDocument = true; });
   await page.goto(`${base}/runs/r-2`);
   await page.fill("#act form[action$='/abort'] input[name=reason]", "the bridge called it off");
   await page.click("#act form[action$='/abort'] button");
   await page.waitForURL(`${base}/runs/r-2`);
   await page.locator("#run-status", { hasText: /aborted/ }).waitFor();
   console.log(`r-2: ${(await page.textContent("#run-status")).trim()}`);
+  await index.locator("#runs tr", { hasText: "r-2" }).locator(".status.aborted").waitFor();
+  if (!(await index.evaluate(() => window.__sameDocument === true))) fail("the index was reloaded: the abort did not arrive live");
+  console.log("the index showed r-2 aborted without a reload");
   if (await page.locator("#act form").count() !== 0) fail("a run that is over still offers actions");
 } finally {
   await browser.close();

@@ -79,6 +79,7 @@ pub async fn run(config: Config, g: &Global, args: &ServeArgs) -> CliResult<Code
     });
     let mut router = Router::new()
         .route("/", get(index))
+        .route("/events", get(index_events))
         .route("/runs/{id}", get(run_page))
         .route("/runs/{id}/events", get(events))
         .route("/runs/{id}/report.{format}", get(report));
@@ -349,14 +350,75 @@ fn csp_hash(text: &str) -> String {
 }
 
 fn policy() -> String {
-    let script = LIVE_SCRIPT
-        .trim_start_matches("<script>")
-        .trim_end_matches("</script>");
+    let inner = |s: &'static str| {
+        s.trim_start_matches("<script>")
+            .trim_end_matches("</script>")
+    };
     format!(
-        "default-src 'none'; script-src {}; style-src {}; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-        csp_hash(script),
+        "default-src 'none'; script-src {} {}; style-src {}; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+        csp_hash(inner(LIVE_SCRIPT)),
+        csp_hash(inner(INDEX_SCRIPT)),
         csp_hash(STYLE)
     )
+}
+
+/// Replaces the list of runs and the deployment's state as they change; without it a
+/// reload shows them.
+const INDEX_SCRIPT: &str = r#"<script>
+(function () {
+  if (!window.EventSource) return;
+  var es = new EventSource("/events");
+  es.addEventListener("runs", function (e) { document.getElementById("runs").innerHTML = e.data; });
+  es.addEventListener("deployment", function (e) { document.getElementById("deployment").innerHTML = e.data; });
+})();
+</script>"#;
+
+/// The index's stream: the list of runs when it changes, and the deployment's state
+/// (read at most every 15 s), checked every second (or when a PostgreSQL journal
+/// announces an event).
+async fn index_events(State(app): State<Shared>) -> Response {
+    let open = STREAMS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let slot = StreamSlot;
+    if open >= MAX_STREAMS {
+        return problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{MAX_STREAMS} live streams are open already: reload later"),
+        );
+    }
+    let hints = HINTS
+        .get()
+        .map(|tx| Arc::new(tokio::sync::Mutex::new(tx.subscribe())));
+    let state = (app, (String::new(), String::new()), hints, slot);
+    let stream = futures_util::stream::unfold(state, |(app, last, hints, slot)| async move {
+        loop {
+            let config = Arc::clone(&app.config);
+            let runs = blocking(move || list(&config))
+                .await
+                .unwrap_or_else(|e| format!("<p>{}</p>", esc(&e)));
+            let deployment = deployment(&app).await;
+            if (runs.as_str(), deployment.as_str()) != (last.0.as_str(), last.1.as_str()) {
+                let events = vec![
+                    Ok::<_, Infallible>(Sse::default().event("runs").data(runs.clone())),
+                    Ok(Sse::default().event("deployment").data(deployment.clone())),
+                ];
+                return Some((
+                    futures_util::stream::iter(events),
+                    (app, (runs, deployment), hints, slot),
+                ));
+            }
+            match &hints {
+                Some(rx) => {
+                    let mut rx = rx.lock().await;
+                    let _ = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await;
+                    while rx.try_recv().is_ok() {}
+                }
+                None => tokio::time::sleep(Duration::from_secs(1)).await,
+            }
+        }
+    });
+    axum::response::sse::Sse::new(futures_util::StreamExt::flatten(stream))
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }
 
 fn page(title: &str, body: &str, script: &str) -> Html<String> {
@@ -372,10 +434,16 @@ fn problem(code: StatusCode, text: String) -> Response {
 
 /// Run a blocking journal read off the async threads.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let _one = READ_GATE.lock().await;
     tokio::task::spawn_blocking(f)
         .await
         .expect("a journal read does not panic")
 }
+
+/// One journal reader at a time in this process: a sled journal admits one open handle
+/// (a second open, in this process too, is `Busy`, and the page would then show only
+/// the runs in progress), and the page reads it from many tasks at once.
+static READ_GATE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn index(State(app): State<Shared>, who: Option<Extension<Who>>) -> Response {
     let config = Arc::clone(&app.config);
@@ -383,7 +451,12 @@ async fn index(State(app): State<Shared>, who: Option<Extension<Who>>) -> Respon
     let me = who.map(|Extension(w)| act::whoami(&w)).unwrap_or_default();
     let state = deployment(&app).await;
     match listed {
-        Ok(rows) => page("runbook: runs", &format!("{me}{state}{rows}"), "").into_response(),
+        Ok(rows) => page(
+            "runbook: runs",
+            &format!(r#"{me}<div id="deployment">{state}</div><div id="runs">{rows}</div><p class="noprint muted">Live: the list and the deployment follow as they change (reload if scripts are off).</p>"#),
+            INDEX_SCRIPT,
+        )
+        .into_response(),
         Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, e),
     }
 }
@@ -488,7 +561,10 @@ async fn deployment(app: &App) -> String {
     }
     let html = match app.config.environment() {
         Ok(env) => {
-            let (d, _) = super::metrics::diagnose(&app.config, &Arc::new(env)).await;
+            let (d, _) = {
+                let _one = READ_GATE.lock().await;
+                super::metrics::diagnose(&app.config, &Arc::new(env)).await
+            };
             let health = serde_json::to_value(d.verdict.health)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_string))
