@@ -8,6 +8,7 @@
 //! | `cache-error:CACHE` | x-site actions on CACHE fail: `ISPN012047` (500 per cache, an error value inside a container answer) |
 //! | `http-5xx:SHARE[:SITE]` | a share (0..1) of Infinispan REST requests answer 503 (all sites, or SITE) |
 //! | `http-5xx-burst:COUNT[:SITE[:PATH]]` | the next COUNT Infinispan REST requests answer 503 (all sites, or SITE; only those whose path contains PATH) |
+//! | `answer-lost:COUNT[:SITE]` | the next COUNT Infinispan REST requests that change state (not GETs; all sites, or SITE) are carried out, then their connection is closed without an answer: the client cannot tell whether they were applied |
 //! | `latency:DURATION` | every lab request waits this long first |
 //! | `slow-scale-down:DURATION` | Keycloak takes this much longer per instance to scale down |
 //! | `partition` | the sites cannot reach each other: no replication, push-state fails |
@@ -50,6 +51,10 @@ pub enum Fault {
         /// Only requests whose path contains this.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         path: Option<String>,
+    },
+    AnswerLost {
+        remaining: u32,
+        site: Option<String>,
     },
     Latency {
         #[serde(with = "dur")]
@@ -217,6 +222,13 @@ impl Fault {
                 site: arg(2).map(str::to_string).filter(|s| !s.is_empty()),
                 path: arg(3).map(str::to_string),
             },
+            "answer-lost" => Fault::AnswerLost {
+                remaining: arg(1)
+                    .ok_or_else(|| err("needs a count: answer-lost:5"))?
+                    .parse()
+                    .map_err(|_| err("count must be a number"))?,
+                site: arg(2).map(str::to_string).filter(|s| !s.is_empty()),
+            },
             "latency" => Fault::Latency {
                 delay: humantime::parse_duration(
                     arg(1).ok_or_else(|| err("needs a duration: latency:50ms"))?,
@@ -250,6 +262,7 @@ impl Fault {
             Fault::CacheError { .. } => "cache-error",
             Fault::Http5xx { .. } => "http-5xx",
             Fault::Http5xxBurst { .. } => "http-5xx-burst",
+            Fault::AnswerLost { .. } => "answer-lost",
             Fault::Latency { .. } => "latency",
             Fault::SlowScaleDown { .. } => "slow-scale-down",
             Fault::Partition => "partition",
@@ -272,6 +285,14 @@ mod tests {
 
     #[test]
     fn specs_parse() {
+        assert_eq!(
+            Fault::parse("answer-lost:3:site-b").unwrap(),
+            Fault::AnswerLost {
+                remaining: 3,
+                site: Some("site-b".into())
+            }
+        );
+        assert!(Fault::parse("answer-lost").is_err());
         assert_eq!(
             Fault::parse("offline-not-sticking:site-b").unwrap(),
             Fault::OfflineNotSticking {

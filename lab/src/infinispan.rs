@@ -76,13 +76,14 @@ async fn handle(
     Query(query): Query<std::collections::HashMap<String, String>>,
     body: Bytes,
 ) -> Response {
-    let (latency, down, fail, creds) = {
+    let (latency, down, fail, creds, lost) = {
         let mut lab = app.lab.lock();
         (
             lab.world.latency(),
             lab.world.site_down(&app.site),
             lab.world.roll_5xx(&app.site, uri.path()),
             lab.credentials.clone(),
+            lab.world.roll_lost(&app.site, method != Method::GET),
         )
     };
     if !latency.is_zero() {
@@ -120,9 +121,17 @@ async fn handle(
     let parts: Vec<&str> = rest.split('/').collect();
     let action = query.get("action").map(String::as_str);
     let limit = query.get("limit").and_then(|l| l.parse::<i64>().ok());
-    route(
+    let answer = route(
         &mut lab, &app.site, &method, &parts, action, limit, &body, now,
-    )
+    );
+    if lost {
+        // Carried out; now the connection goes without an answer (`answer-lost`): the
+        // task serving it unwinds, and hyper drops the socket. No panic message: this
+        // is a rehearsed fault, not a bug.
+        drop(lab);
+        std::panic::resume_unwind(Box::new("lab fault answer-lost"));
+    }
+    answer
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -435,6 +435,23 @@ impl World {
         })
     }
 
+    /// Whether this write to `site`'s Infinispan is carried out with its answer lost
+    /// (`answer-lost`, used up one request at a time; reads are never lost).
+    pub fn roll_lost(&mut self, site: &str, write: bool) -> bool {
+        if !write {
+            return false;
+        }
+        for f in &mut self.faults {
+            if let Fault::AnswerLost { remaining, site: s } = f {
+                if *remaining > 0 && s.as_deref().is_none_or(|s| s == site) {
+                    *remaining -= 1;
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
     pub fn other_site(&self, site: &str) -> Option<String> {
         self.sites.keys().find(|s| *s != site).cloned()
     }

@@ -748,3 +748,43 @@ fn a_take_offline_whose_answer_is_lost_counts_as_done_when_its_postcondition_hol
     );
     assert_eq!(st["steps"]["take-offline"]["status"], "succeeded", "{st}");
 }
+
+#[test]
+fn writes_whose_every_answer_is_lost_are_sent_once_when_the_server_did_them() {
+    // Every take-offline site-b sends is carried out and its answer lost (the lab's
+    // `answer-lost`): the postcondition is read before anything is sent again, and it
+    // holds after the first, so each cache's take-offline reaches the server once.
+    let l = InLab::start(&["answer-lost:1000:site-b"], 0.0);
+    let rb = write(
+        l.dir.path(),
+        "offline.yaml",
+        "name: offline\nsteps:\n  - id: take-offline\n    site: site-b\n    action: infinispan.take-offline\n    with: { backup: site-a }\n",
+    );
+    let before = take_offlines(&l);
+    let mut c = l.runbook();
+    c.arg("run").arg(&rb).args(["--yes", "--json"]);
+    let out = run(c).expect(0);
+    assert!(out.stderr.contains("its answer was lost"), "{}", out.stderr);
+    let sent = take_offlines(&l) - before;
+    assert_eq!(
+        sent, 1,
+        "one take-offline, never sent again: {}",
+        out.stderr
+    );
+    let mut s = l.runbook();
+    s.args(["status", "r-1", "--json"]);
+    let st: serde_json::Value = serde_json::from_str(&run(s).stdout).unwrap();
+    assert_eq!(st["steps"]["take-offline"]["attempts"], 1, "{st}");
+    // The backup is offline at site-b, as the lost answer would have said.
+    for (cache, v) in l.state()["sites"]["site-b"]["caches"].as_object().unwrap() {
+        assert_eq!(v["backups"]["site-a"]["status"], "offline", "{cache}");
+    }
+}
+
+/// The take-offline requests site-b's Infinispan received, from the lab's log.
+fn take_offlines(l: &InLab) -> usize {
+    let lab = l.running().shared.lock();
+    lab.requests.get("site-b").map_or(0, |log| {
+        log.iter().filter(|r| r.contains("take-offline")).count()
+    })
+}

@@ -329,7 +329,9 @@ impl Rest {
     /// status): transient failures (no connection, no answer in time, 502, 503, 504,
     /// 429) are tried again with jittered exponential backoff, up to
     /// [`RETRIES`] more times (about 3 s in all). A 500 is the server's verdict on the
-    /// operation, not a transient failure: it is returned at once.
+    /// operation, not a transient failure: it is returned at once. A write whose answer
+    /// was lost after it was sent is returned at once too (outcome unknown): the
+    /// executor checks its postcondition before anything sends it again.
     ///
     /// # Errors
     /// As [`Rest::call_once`], once the retries are spent.
@@ -342,10 +344,14 @@ impl Rest {
         let mut attempt = 0u32;
         loop {
             match self.call_once(method.clone(), path, timeout).await {
+                // A write whose answer was lost (it may have been applied) is not sent
+                // again here: the step checks its postcondition first, and only sends
+                // it again when that does not hold. Reads are asked again.
                 Err(e)
                     if e.retryable
                         && attempt < RETRIES
                         && transient(&e)
+                        && !(e.outcome_unknown && method != reqwest::Method::GET)
                         && !e.message.contains("not asked again") =>
                 {
                     let pause = backoff(attempt);
