@@ -407,6 +407,16 @@ impl Action for Identity {
                 })
                 .collect();
             format!("every endpoint is its site's ({})", each.join("; "))
+        } else if problems.len() == proofs.iter().filter(|p| p.problem.is_some()).count()
+            && proofs.iter().filter_map(|p| p.problem.as_deref()).all(|p| {
+                is_transport(p) && !p.starts_with("MISMATCH") && !p.starts_with("configuration")
+            })
+        {
+            // A connection that failed says nothing about the file: said as what it is.
+            format!(
+                "an endpoint could not be asked which site it is: {}. That is a transport error: nothing answered (the server is down or unreachable, or the file names a wrong address); try again once it answers (`runbook env check` asks every endpoint)",
+                problems.join("; ")
+            )
         } else {
             format!(
                 "an endpoint is not the site it is configured as, or cannot say: {}. Fix the environment file (each site's own context, URL, instance, health check, credentials)",
@@ -418,6 +428,21 @@ impl Action for Identity {
     async fn apply(&self, ctx: &StepCtx, args: &Args, _: &Outputs) -> Result<Outputs, StepError> {
         Ok(crate::args::outputs(self.probe(ctx, args).await?))
     }
+}
+
+/// Whether a proof's problem is a failed connection or a lost answer (after the
+/// client's own retries), not something an endpoint answered.
+fn is_transport(problem: &str) -> bool {
+    [
+        ": cannot connect:",
+        ": request failed:",
+        ": no answer in time:",
+        "connection reset",
+        "connection closed",
+        "error sending request",
+    ]
+    .iter()
+    .any(|t| problem.contains(t))
 }
 
 fn parse_uses(args: &Args) -> Vec<(String, String)> {

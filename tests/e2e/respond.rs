@@ -857,3 +857,51 @@ fn metrics_open_serves_the_metrics_without_credentials_and_keeps_the_webhook_clo
     );
     assert!(runs(&l).is_empty());
 }
+
+/// `respond` on HAProxy exactly as on Global Accelerator (issue 33): the alert's
+/// `fence-site` run takes the offline site's servers out of the real HAProxy in front
+/// of the lab, through the traffic role; requests then land on the reporter only.
+#[test]
+fn an_alert_fences_a_site_out_of_a_real_haproxy() {
+    let l = InLab::start_with(&["partition"], |c| {
+        c.shape.traffic = lab::world::Traffic::Haproxy;
+        c.shape.infinispan_version = 15;
+        c.shape.caches = [
+            "actionTokens",
+            "authenticationSessions",
+            "loginFailures",
+            "work",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    });
+    let front = l
+        .running()
+        .endpoints
+        .haproxy
+        .expect("the lab runs HAProxy")
+        .0;
+    let landed = |n: usize| -> Vec<String> {
+        (0..n)
+            .map(|_| lb_get(front, "/realms/master").unwrap_or_else(|e| format!("error: {e}")))
+            .collect()
+    };
+    assert!(landed(8).iter().any(|s| s == "site-b"), "both serve before");
+    let r = start_responder(&l);
+    // No accelerator label: HAProxy has none to check.
+    let alert = payload("", &[("site-b", "site-a", "firing")]);
+    let (code, answer) = post(&r.url, Some(("alertmanager", PASSWORD)), &alert);
+    assert_eq!(code, 200);
+    assert_eq!(answer["answers"][0]["action"], "fence", "{answer}");
+    assert_eq!(
+        answer["answers"][0]["run"]["status"], "completed",
+        "{answer}"
+    );
+    assert!(landed(8).iter().all(|s| s == "site-a"), "{:?}", landed(8));
+    // The other side's alert of the same partition: refused (never the last site).
+    let other = payload("", &[("site-a", "site-b", "firing")]);
+    let (_, answer) = post(&r.url, Some(("alertmanager", PASSWORD)), &other);
+    assert_eq!(answer["answers"][0]["run"]["status"], "refused", "{answer}");
+    assert!(landed(4).iter().all(|s| s == "site-a"));
+}

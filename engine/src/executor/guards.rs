@@ -155,12 +155,13 @@ impl Executor {
             ),
         };
         let reason = format!(
-            "{}{}. Nothing {more}was done{then}. Only if you know better (both sites broken, DNS wrong): -p force=true -p force_reason=\"...\" (journaled)",
+            "{}{}. Nothing {more}was done{then}. Only if you know better (both sites broken, DNS wrong): -p force=true -p force_reason=\"...\" overrides guard `{}` and every other guard of this run, each journaled",
             c.refusal,
             at.label
                 .as_ref()
                 .map(|a| format!(" (checked before `{a}`)"))
                 .unwrap_or_default(),
+            g.id,
         );
         match stop {
             GuardStop::Halt => ItemOutcome::Halt {
