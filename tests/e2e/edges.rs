@@ -788,3 +788,31 @@ fn take_offlines(l: &InLab) -> usize {
         log.iter().filter(|r| r.contains("take-offline")).count()
     })
 }
+
+#[test]
+fn an_endpoint_that_does_not_answer_is_called_a_transport_error_and_force_names_the_guard() {
+    let mut l = InLab::start(&[], 0.0);
+    l.edit_env(|d| {
+        set(
+            d,
+            &["sites", "site-b", "infinispan", "url"],
+            Some("http://127.0.0.1:1".into()),
+        )
+    });
+    let mut c = l.runbook();
+    c.args(["run", "switchover", "--yes"]);
+    let out = run(c).expect(8);
+    assert!(
+        out.stderr
+            .contains("That is a transport error: nothing answered"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("overrides guard `builtin-site-identity` and every other guard of this run"),
+        "{}",
+        out.stderr
+    );
+    nothing_done(&l);
+}
