@@ -393,13 +393,7 @@ pub fn abort(journal: Journal, run: RunId, reason: &str, by: &Actor) -> Result<R
     check_resumable(&state)?;
     // A run still driven elsewhere is not aborted under its driver (a lease store
     // refuses while the driver's lease lasts).
-    let sites: Vec<String> = journal
-        .locks()?
-        .into_iter()
-        .filter(|(_, h)| h.run_id == run)
-        .map(|(site, _)| site)
-        .collect();
-    journal.acquire(&sites, &lock_record(run, &state.runbook, by))?;
+    take_its_sites(&journal, run, &state.runbook, by)?;
     let recorder = Recorder::new(journal, run, &events, Redactor::default());
     recorder.record(Event::Aborted {
         reason: reason.to_string(),
@@ -407,6 +401,24 @@ pub fn abort(journal: Journal, run: RunId, reason: &str, by: &Actor) -> Result<R
         at: now_ms(),
     })?;
     Ok(recorder.snapshot())
+}
+
+/// Take the sites run `run` holds, for `by`, before writing to it from outside its
+/// driver: refused (`LeaseHeld`) while another process's lease on them lasts.
+fn take_its_sites(
+    journal: &Journal,
+    run: RunId,
+    runbook: &str,
+    by: &Actor,
+) -> Result<(), RunError> {
+    let sites: Vec<String> = journal
+        .locks()?
+        .into_iter()
+        .filter(|(_, h)| h.run_id == run)
+        .map(|(site, _)| site)
+        .collect();
+    journal.acquire(&sites, &lock_record(run, runbook, by))?;
+    Ok(())
 }
 
 /// Journal an operator's decision on a halted run (approve a gate, skip or retry a
@@ -440,13 +452,7 @@ pub fn decide(
     };
     let runbook = load_str(source, origin, registry)?;
     let event = directive_event(&state, &runbook, registry, directive, by)?;
-    let sites: Vec<String> = journal
-        .locks()?
-        .into_iter()
-        .filter(|(_, h)| h.run_id == run)
-        .map(|(site, _)| site)
-        .collect();
-    journal.acquire(&sites, &lock_record(run, &state.runbook, by))?;
+    take_its_sites(&journal, run, &state.runbook, by)?;
     let recorder = Recorder::new(journal, run, &events, Redactor::default());
     recorder.record(event)?;
     Ok(recorder.snapshot())

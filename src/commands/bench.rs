@@ -524,14 +524,7 @@ async fn plan_offline(
 async fn thirty_alerts(dir: &std::path::Path) -> CliResult<Row> {
     let exe = std::env::current_exe().map_err(failed)?;
     let (running, mut child, port) = lab_and_responder(&exe, dir).await?;
-    let dns = running
-        .shared
-        .lock()
-        .world
-        .accelerator
-        .as_ref()
-        .map(|a| a.dns_name.clone())
-        .unwrap_or_default();
+    let dns = dns_name(&running);
     let alerts: Vec<serde_json::Value> = (0..30)
         .map(|i| serde_json::json!({
             "status": "firing", "startsAt": "2026-12-02T08:00:00Z", "fingerprint": format!("bench-{i}"),
@@ -562,6 +555,18 @@ async fn thirty_alerts(dir: &std::path::Path) -> CliResult<Row> {
         format!("{:.2} s", took.as_secs_f64()),
         "< 5 s (Alertmanager's timeout: 10 s)",
     ))
+}
+
+/// The lab accelerator's DNS name (the alerts' `accelerator` label).
+fn dns_name(running: &lab::RunningLab) -> String {
+    running
+        .shared
+        .lock()
+        .world
+        .accelerator
+        .as_ref()
+        .map(|a| a.dns_name.clone())
+        .unwrap_or_default()
 }
 
 /// A fresh Keycloak 26 lab with a partition, and `runbook respond` (this binary)
@@ -631,14 +636,7 @@ async fn fence_via_respond(args: &BenchArgs, dir: &std::path::Path) -> CliResult
     for i in 0..args.repeat.clamp(1, 10) {
         let d = dir.join(format!("{i}"));
         let (running, mut child, port) = lab_and_responder(&exe, &d).await?;
-        let dns = running
-            .shared
-            .lock()
-            .world
-            .accelerator
-            .as_ref()
-            .map(|a| a.dns_name.clone())
-            .unwrap_or_default();
+        let dns = dns_name(&running);
         let body = serde_json::json!({"version": "4", "status": "firing", "alerts": [{
             "status": "firing", "startsAt": "2026-12-02T08:00:00Z", "fingerprint": "bench",
             "labels": {"alertname": "SiteOffline", "site": "site-b", "reporter": "site-a", "accelerator": dns}}]});

@@ -18,14 +18,6 @@ use crate::support::*;
 
 const PASSWORD: &str = "am-webhook-s3cret";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 struct Responder {
     child: Child,
     url: String,
@@ -540,14 +532,6 @@ fn wait_port(port: u16, what: &str) {
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "{what} never listened on {port}");
         std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 

@@ -621,3 +621,21 @@ pub fn lb_get(lb: std::net::SocketAddr, path: &str) -> Result<String, String> {
         .map(|site| site.trim().to_string())
         .ok_or_else(|| answer.lines().next().unwrap_or("(no answer)").to_string())
 }
+
+/// A free port on loopback (taken again by whoever binds it next).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed and reaped when dropped.
+pub struct Killed(pub Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

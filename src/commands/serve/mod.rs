@@ -377,17 +377,10 @@ const INDEX_SCRIPT: &str = r#"<script>
 /// (read at most every 15 s), checked every second (or when a PostgreSQL journal
 /// announces an event).
 async fn index_events(State(app): State<Shared>) -> Response {
-    let open = STREAMS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let slot = StreamSlot;
-    if open >= MAX_STREAMS {
-        return problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("{MAX_STREAMS} live streams are open already: reload later"),
-        );
-    }
-    let hints = HINTS
-        .get()
-        .map(|tx| Arc::new(tokio::sync::Mutex::new(tx.subscribe())));
+    let (slot, hints) = match stream_slot() {
+        Ok(taken) => taken,
+        Err(full) => return *full,
+    };
     let state = (app, (String::new(), String::new()), hints, slot);
     let stream = futures_util::stream::unfold(state, |(app, last, hints, slot)| async move {
         loop {
@@ -711,17 +704,10 @@ async fn events(
     if let Err(e) = review_of(Arc::clone(&config), id.clone()).await {
         return e;
     }
-    let open = STREAMS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let slot = StreamSlot;
-    if open >= MAX_STREAMS {
-        return problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("{MAX_STREAMS} live streams are open already: reload later"),
-        );
-    }
-    let hints = HINTS
-        .get()
-        .map(|tx| Arc::new(tokio::sync::Mutex::new(tx.subscribe())));
+    let (slot, hints) = match stream_slot() {
+        Ok(taken) => taken,
+        Err(full) => return *full,
+    };
     let viewer = Arc::new((app, who));
     let state = (config, id, String::new(), false, hints, (slot, viewer));
     let stream =
@@ -767,6 +753,26 @@ async fn events(
     axum::response::sse::Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response()
+}
+
+/// The database's change hints, shared by the streams (`None` on sled).
+type Hints = Option<Arc<tokio::sync::Mutex<tokio::sync::broadcast::Receiver<()>>>>;
+
+/// A slot for one more live stream, and the hints it waits on; 503 when
+/// `MAX_STREAMS` are open.
+fn stream_slot() -> Result<(StreamSlot, Hints), Box<Response>> {
+    let open = STREAMS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let slot = StreamSlot;
+    if open >= MAX_STREAMS {
+        return Err(Box::new(problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{MAX_STREAMS} live streams are open already: reload later"),
+        )));
+    }
+    let hints = HINTS
+        .get()
+        .map(|tx| Arc::new(tokio::sync::Mutex::new(tx.subscribe())));
+    Ok((slot, hints))
 }
 
 /// One open event stream, counted while it lives.
