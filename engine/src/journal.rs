@@ -221,6 +221,20 @@ impl Journal {
         Ok(())
     }
 
+    /// Stop holding `run`'s lease (its sites stay the run's): this process drives it
+    /// no more.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn let_go(&self, run: RunId) -> Result<(), JournalError> {
+        let Some(h) = self.held(run) else {
+            return Ok(());
+        };
+        self.store.let_go(run, h.lease.epoch)?;
+        *self.held.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        Ok(())
+    }
+
     /// Right before an effect of `run`: the lease is valid for at least a third of its
     /// time to live (on the monotonic clock), renewing it first if need be.
     ///

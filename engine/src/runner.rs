@@ -455,6 +455,8 @@ pub fn decide(
     take_its_sites(&journal, run, &state.runbook, by)?;
     let recorder = Recorder::new(journal, run, &events, Redactor::default());
     recorder.record(event)?;
+    // Whoever drives the run next need not wait out this lease.
+    recorder.journal().let_go(run)?;
     Ok(recorder.snapshot())
 }
 
@@ -609,6 +611,13 @@ async fn drive(
     }
     publisher.abort();
     recorder.withdraw_live();
+    if !outcome.status.is_final() {
+        // Halted or failed: this process drives it no more, so whoever acts next (a
+        // resume elsewhere, a decision from the page) need not wait out the lease.
+        if let Err(e) = recorder.journal().let_go(recorder.run_id()) {
+            tracing::warn!("the run's lease could not be given up ({e}); it expires on its own");
+        }
+    }
     Ok(outcome)
 }
 

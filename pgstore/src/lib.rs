@@ -461,6 +461,16 @@ impl Store for PgStore {
         })
     }
 
+    fn let_go(&self, run: RunId, epoch: u64) -> Result<(), JournalError> {
+        self.conn.call(self.patience(), move |c| {
+            c.execute(
+                "UPDATE runbook_sites SET expires_at = now() WHERE run_id = $1 AND epoch = $2",
+                &[&(run.0 as i64), &(epoch as i64)],
+            )?;
+            Ok(())
+        })
+    }
+
     fn publish_live(&self, run: RunId, snapshot: Option<&str>) -> Result<(), JournalError> {
         let snapshot = snapshot.map(str::to_string);
         self.conn.call(READ_PATIENCE, move |c| {

@@ -708,3 +708,46 @@ fn a_hundred_viewers_hold_no_more_than_two_database_connections_and_the_page_is_
     let _ = serve.kill();
     let _ = serve.wait();
 }
+
+/// A halted run's driver gives its lease up when it stops, and so does a decision
+/// recorded from outside (the page's approval): whoever acts next does not wait out
+/// the lease (10 minutes here). Before, a resume right after a halt was refused
+/// (`LeaseHeld`, exit 5) until the lease expired.
+#[test]
+fn a_halted_run_is_resumed_or_approved_at_once_from_another_machine() {
+    let t = Team::new();
+    let gated = write(
+        t.dir.path(),
+        "gated.yaml",
+        "name: gated\nsteps:\n  - id: look\n    site: site-a\n    action: manual.confirm\n    with: { instructions: look }\n  - id: again\n    site: site-a\n    action: manual.confirm\n    with: { instructions: look again }\n",
+    );
+    let mut c = t.cmd("10m", &["run"]);
+    c.arg(&gated).args(["--yes", "--json"]);
+    run_cmd(c).expect(3);
+    // At once, from another process (a lease held would refuse it: exit 5, not
+    // waited for): approved and driven on to the second gate.
+    run_cmd(t.cmd("10m", &["resume", "r-1", "--approve", "look", "--json"])).expect(3);
+    // A decision recorded from outside, then a resume at once: the page's path.
+    let users = write(
+        t.dir.path(),
+        "users.yaml",
+        "users:\n  bot:\n    tokens: [\"sha256:fb8e20fc2e4c3f248c60c39bd652f3c1347298bb977b8b4d5903b85055620603\"]\n    roles: [approver]\n",
+    );
+    let (mut serve, base) = spawn_serve({
+        let mut c = t.cmd("10m", &["serve", "--listen", "127.0.0.1:0", "--users"]);
+        c.arg(&users);
+        c
+    });
+    // The token whose SHA-256 is above.
+    let (code, _, body) = crate::bridge::http(
+        &base,
+        "POST",
+        "/runs/r-1/step/approve",
+        &[("Authorization", "Bearer ab")],
+        "step=again",
+    );
+    assert_eq!(code, 303, "{body}");
+    let _ = serve.kill();
+    let _ = serve.wait();
+    run_cmd(t.cmd("10m", &["resume", "r-1", "--json"])).expect(0);
+}

@@ -267,6 +267,17 @@ pub trait Store: Send + Sync + Debug {
         Ok(())
     }
 
+    /// End the lease of run `run` under `epoch` now, keeping its sites: the driver has
+    /// stopped (the run halted or failed), so another process may resume it or record
+    /// a decision on it at once instead of waiting out the lease.
+    ///
+    /// # Errors
+    /// Storage errors.
+    fn let_go(&self, run: RunId, epoch: u64) -> Result<(), JournalError> {
+        let _ = (run, epoch);
+        Ok(())
+    }
+
     /// Publish the driver's live snapshot of a run (what each running step waits for,
     /// not journaled) for readers in other processes; `None` withdraws it. PostgreSQL
     /// keeps it in a table; sled, which admits one process, in a file beside its
