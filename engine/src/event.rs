@@ -130,6 +130,10 @@ pub enum Event {
         /// journaled before runs recorded their pack).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pack: Option<String>,
+        /// Where its plan moves traffic (`site-a out`, `site-b in`), for the page's
+        /// direction; `None`: it moves none (or it was journaled before this was).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        traffic: Option<String>,
         /// The program that started the run: `runbook <version> (commit <hash>)`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         program: Option<String>,

@@ -78,6 +78,34 @@ impl Plan {
             .collect()
     }
 
+    /// Where the run moves traffic, in step order (`site-a out, site-b in`): each step
+    /// that moves traffic, by whether its action takes a site out of traffic or puts
+    /// one in (its built-in invariant says which); `None` when none does.
+    pub fn traffic(&self, registry: &crate::action::Registry) -> Option<String> {
+        let moves: Vec<String> = self
+            .steps
+            .iter()
+            .filter(|s| s.runs != Some(false))
+            .filter(|s| {
+                s.impact
+                    .as_ref()
+                    .is_some_and(|i| i.kind == crate::action::ImpactKind::MovesTraffic)
+            })
+            .filter_map(|s| {
+                let site = s.impact.as_ref()?.site.clone().or_else(|| s.site.clone())?;
+                let inv = registry.get(&s.action)?.invariants();
+                if inv.contains(&"remove-from-traffic") {
+                    Some(format!("{site} out"))
+                } else if inv.contains(&"add-to-traffic") {
+                    Some(format!("{site} in"))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        (!moves.is_empty()).then(|| moves.join(", "))
+    }
+
     pub fn destructive_steps(&self) -> Vec<&PlannedStep> {
         self.steps
             .iter()

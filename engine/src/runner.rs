@@ -62,6 +62,8 @@ pub struct NewRun {
     pub secrets: Vec<String>,
     /// The program starting it (`runbook <version> (commit <hash>)`), recorded.
     pub program: Option<String>,
+    /// Where its plan moves traffic (`site-a out, site-b in`), recorded for the page.
+    pub traffic: Option<String>,
 }
 
 /// A halted or failed run to continue.
@@ -129,6 +131,7 @@ pub async fn start(
             env_digest: new.env.digest.clone(),
             lab: new.env.lab.is_some(),
             pack: new.runbook.pack.clone(),
+            traffic: new.traffic.clone(),
             program: new.program.clone(),
             by: actor.clone(),
             at: now_ms(),
@@ -182,6 +185,7 @@ pub fn refuse(
         env_digest: env.digest.clone(),
         lab: env.lab.is_some(),
         pack: runbook.pack.clone(),
+        traffic: None,
         program: None,
         by: actor.clone(),
         at: now_ms(),

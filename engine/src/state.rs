@@ -125,6 +125,9 @@ pub struct RunState {
     /// Its runbook's procedure pack (`RunCreated.pack`), when recorded.
     #[serde(default)]
     pub pack: Option<String>,
+    /// Where its plan moves traffic (`RunCreated.traffic`), when recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<String>,
     pub created_by: Actor,
     /// The process that last drove the run.
     pub driver: Actor,
@@ -378,6 +381,7 @@ impl RunState {
             env_digest,
             lab,
             pack,
+            traffic,
             program,
             by,
             at,
@@ -386,6 +390,7 @@ impl RunState {
         else {
             return;
         };
+        self.traffic = traffic.clone();
         self.lab = *lab;
         self.program = program.clone();
         self.pack = pack.clone();

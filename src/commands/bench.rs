@@ -107,6 +107,7 @@ async fn step_overhead(
             params: Default::default(),
             secrets: vec![],
             program: None,
+            traffic: None,
         },
     )
     .await
@@ -398,6 +399,7 @@ async fn resume_with_history(
             params: Default::default(),
             secrets: vec![],
             program: None,
+            traffic: None,
         };
         let silent = services(config, Arc::new(Silent));
         let (id, _) = engine::runner::start(journal.clone(), &silent, new)
@@ -468,6 +470,7 @@ async fn against_the_lab(
             params,
             secrets,
             program: None,
+            traffic: None,
         };
         let t = Instant::now();
         let (_, out) = engine::runner::start(journal, &services(config, Arc::new(Silent)), new)

@@ -97,6 +97,7 @@ pub async fn run(config: &Config, args: &RunArgs) -> CliResult<Code> {
             params: p.params,
             secrets: p.secrets,
             program: Some(crate::cli::PROGRAM.to_string()),
+            traffic: plan.traffic(&config.registry),
         },
     )
     .await;

@@ -109,8 +109,21 @@ pub async fn run(config: &Config, args: &StatusArgs) -> CliResult<Code> {
         _ => None,
     };
     let mut last = String::new();
+    // Consecutive looks that found the journal busy with no snapshot to show.
+    let mut waited = 0u32;
     loop {
-        let seen = look(config, args.run_id.as_deref())?;
+        let seen = match look(config, args.run_id.as_deref()) {
+            Ok(seen) => seen,
+            // Watching, a sled journal another process just took (a resume starting,
+            // before it publishes its live snapshot) is a moment to wait, not an end.
+            Err(e) if args.watch && e.code == Code::Busy && waited < 100 => {
+                waited += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        waited = 0;
         if args.json {
             let line = serde_json::to_string(&status_json(&seen)).map_err(failed)?;
             // Watching, a line per change: a halted run waiting for hours is one line.

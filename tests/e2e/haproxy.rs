@@ -89,6 +89,15 @@ fn a_site_taken_out_receives_no_request_and_one_brought_back_receives_them_again
         said.contains("after=[\"site-b MAINT MAINT scur=0\"]"),
         "{said}"
     );
+    // The run's direction says where traffic moved, not only its parameters (the
+    // page's index shows it).
+    let mut h = l.runbook();
+    h.args(["history", "--json"]);
+    let runs: serde_json::Value = serde_json::from_str(&run(h).expect(0).stdout).unwrap();
+    assert_eq!(
+        runs[0]["direction"], "site-b; traffic: site-b out",
+        "{runs}"
+    );
     // From the moment the step ended: every request on site-a, none reaches site-b.
     let b = received(&l, "site-b");
     let after = landed(&l, 10);

@@ -77,12 +77,21 @@ impl RunSummary {
             updated_at: state.updated_at,
             halted_at: state.halt.as_ref().and_then(|h| h.step.clone()),
             reason: state.halt.as_ref().map(|h| h.reason.clone()),
-            direction: direction(&state.params),
+            direction: moved(direction(&state.params), state.traffic.as_deref()),
             forced: !state.overrides.is_empty()
                 || state.params.get("force") == Some(&serde_json::Value::Bool(true)),
             driver: format!("{}@{}", state.driver.operator, state.driver.host),
             head: None,
         }
+    }
+}
+
+/// The direction its parameters say, with where its plan moves traffic.
+fn moved(direction: Option<String>, traffic: Option<&str>) -> Option<String> {
+    match (direction, traffic) {
+        (Some(d), Some(t)) => Some(format!("{d}; traffic: {t}")),
+        (None, Some(t)) => Some(format!("traffic: {t}")),
+        (d, None) => d,
     }
 }
 

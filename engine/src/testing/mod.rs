@@ -26,6 +26,7 @@ pub fn run_created(runbook: &str, params: Json, at: u64) -> Event {
         env_digest: String::new(),
         lab: false,
         pack: None,
+        traffic: None,
         program: None,
         by: Actor::current(),
         at,
