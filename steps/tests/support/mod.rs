@@ -133,6 +133,7 @@ pub async fn run(env_file: &Path, yaml: &str, params: &[(&str, &str)]) -> (Outco
             params,
             secrets,
             program: None,
+            traffic: None,
         },
     )
     .await
