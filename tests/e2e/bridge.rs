@@ -315,6 +315,15 @@ fn writes_need_a_login_the_role_and_the_pages_token_and_refusals_journal_nothing
     // A wrong password.
     let (code, _, _) = http(&base, "POST", "/login", &[], "user=bob&password=nope");
     assert_eq!(code, 401);
+    // A name guessed at five times is locked out, the right password or not (an
+    // unknown name as a known one: which names exist is not told).
+    for _ in 0..5 {
+        let (code, _, _) = http(&base, "POST", "/login", &[], "user=mallory&password=guess");
+        assert_eq!(code, 401);
+    }
+    let (code, _, body) = http(&base, "POST", "/login", &[], "user=mallory&password=guess");
+    assert_eq!(code, 429, "{body}");
+    assert!(body.contains("too many failed logins"), "{body}");
     // A viewer reads but may not write.
     let (vic, _) = login(&base, "vic", "vic-pw");
     let (code, _, page) = http(&base, "GET", "/runs/r-1", &[("Cookie", &vic)], "");

@@ -43,7 +43,7 @@ pub async fn login(State(app): State<Arc<App>>, Form(f): Form<Login>) -> Respons
     let (user, password) = (f.user.clone(), f.password);
     let opened = blocking(move || auth.login(&user, &password)).await;
     match opened {
-        Some((id, _)) => {
+        Ok((id, _)) => {
             tracing::info!(user = %f.user, "serve: logged in");
             let secure = if app.tls { "; Secure" } else { "" };
             let ttl = app.auth.as_ref().map_or(0, |a| a.ttl().as_secs());
@@ -58,11 +58,21 @@ pub async fn login(State(app): State<Arc<App>>, Form(f): Form<Login>) -> Respons
             )
                 .into_response()
         }
-        None => {
+        Err(super::auth::Refused::Wrong) => {
             tracing::warn!(user = %f.user, "serve: a login failed");
             problem(
                 StatusCode::UNAUTHORIZED,
                 "wrong name or password (log in again: /login)".into(),
+            )
+        }
+        Err(super::auth::Refused::Locked(left)) => {
+            tracing::warn!(user = %f.user, "serve: a login refused: too many failures");
+            problem(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "too many failed logins for this name: try again in {} s",
+                    left.as_secs() + 1
+                ),
             )
         }
     }

@@ -100,12 +100,26 @@ pub struct Auth {
     users: BTreeMap<String, User>,
     ttl: Duration,
     sessions: Mutex<HashMap<String, Session>>,
+    /// Failed logins per name: how many, since when.
+    failures: Mutex<HashMap<String, (u32, Instant)>>,
     /// A hash that no password matches, verified against for an unknown name so that
     /// a wrong name takes as long as a wrong password.
     decoy: String,
 }
 
 pub const COOKIE: &str = "runbook_session";
+
+/// Failed logins for one name before it is locked out, and for how long.
+const MAX_FAILURES: u32 = 5;
+const LOCKOUT: Duration = Duration::from_secs(300);
+
+/// Why a login was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refused {
+    Wrong,
+    /// Too many failures for this name: locked for this long still.
+    Locked(Duration),
+}
 
 impl Auth {
     /// Read and check a users file: every problem names the file, and the line where
@@ -167,12 +181,46 @@ impl Auth {
             users,
             ttl,
             sessions: Mutex::default(),
+            failures: Mutex::default(),
             decoy: hash_password("not a password anyone has")?,
         })
     }
 
     /// Check a name and password; on success open a session: (cookie value, CSRF).
-    pub fn login(&self, name: &str, password: &str) -> Option<(String, String)> {
+    /// After `MAX_FAILURES` failed logins for one name within `LOCKOUT`, that name is
+    /// refused without its password being checked until the window has passed (a page
+    /// on the network is not a password oracle); a success clears the count.
+    ///
+    /// # Errors
+    /// `Refused::Wrong` for a wrong name or password, `Refused::Locked` with the time
+    /// left while the name is locked out.
+    pub fn login(&self, name: &str, password: &str) -> Result<(String, String), Refused> {
+        if let Some(left) = self.locked(name) {
+            return Err(Refused::Locked(left));
+        }
+        let Some(opened) = self.check(name, password) else {
+            let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+            let now = Instant::now();
+            failures.retain(|_, (_, since)| now.duration_since(*since) < LOCKOUT);
+            failures.entry(name.to_string()).or_insert((0, now)).0 += 1;
+            return Err(Refused::Wrong);
+        };
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+        Ok(opened)
+    }
+
+    /// How long `name` stays locked out, if it is.
+    fn locked(&self, name: &str) -> Option<Duration> {
+        let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let (n, since) = failures.get(name)?;
+        let left = LOCKOUT.checked_sub(since.elapsed())?;
+        (*n >= MAX_FAILURES).then_some(left)
+    }
+
+    fn check(&self, name: &str, password: &str) -> Option<(String, String)> {
         let stored = self
             .users
             .get(name)
@@ -314,8 +362,8 @@ mod tests {
             "session_ttl: 1h\nusers:\n  alice:\n    password: \"{hash}\"\n    roles: [operator, approver]\n  bot:\n    tokens: [\"{kept}\"]\n    roles: [viewer]\n"
         ))
         .unwrap();
-        assert!(auth.login("alice", "wrong").is_none());
-        assert!(auth.login("mallory", "correct horse").is_none());
+        assert_eq!(auth.login("alice", "wrong"), Err(Refused::Wrong));
+        assert_eq!(auth.login("mallory", "correct horse"), Err(Refused::Wrong));
         let (id, csrf) = auth.login("alice", "correct horse").unwrap();
         let mut h = axum::http::HeaderMap::new();
         h.insert("cookie", format!("x=1; {COOKIE}={id}").parse().unwrap());
@@ -373,5 +421,25 @@ mod tests {
         assert!(auth.who(&h).is_some());
         std::thread::sleep(Duration::from_millis(1100));
         assert!(auth.who(&h).is_none());
+    }
+
+    #[test]
+    fn a_name_guessed_at_is_locked_out_and_a_success_clears_the_count() {
+        let hash = hash_password("pw").unwrap();
+        let auth = file(&format!(
+            "users:\n  alice:\n    password: \"{hash}\"\n    roles: [viewer]\n  bob:\n    password: \"{hash}\"\n    roles: [viewer]\n"
+        ))
+        .unwrap();
+        // Four failures, then a success: the count starts again.
+        for _ in 0..4 {
+            assert_eq!(auth.login("alice", "guess"), Err(Refused::Wrong));
+        }
+        assert!(auth.login("alice", "pw").is_ok());
+        for _ in 0..MAX_FAILURES {
+            assert_eq!(auth.login("alice", "guess"), Err(Refused::Wrong));
+        }
+        // Locked: even the right password is not checked; another name is not.
+        assert!(matches!(auth.login("alice", "pw"), Err(Refused::Locked(left)) if left <= LOCKOUT));
+        assert!(auth.login("bob", "pw").is_ok());
     }
 }
