@@ -561,30 +561,18 @@ fn a_bearer_token_acts_without_a_session_and_a_bad_users_file_is_placed() {
 /// another person with the site typed, aborts with a reason.
 #[test]
 fn the_bridge_approves_and_aborts_in_chromium() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     assert!(
         Path::new("/usr/bin/chromium").exists(),
         "Debian's chromium is needed"
     );
     let b = Bridge::new();
     let (mut serve, base) = b.serve();
-    let out_dir = root.join("target/browser-artifacts");
-    std::fs::create_dir_all(&out_dir).unwrap();
-    let node = std::process::Command::new("node")
-        .current_dir(root.join("tests/browser"))
-        .arg("bridge.mjs")
-        .arg(&base)
-        .arg(&out_dir)
-        .output()
-        .expect("node runs");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&node.stdout),
-        String::from_utf8_lossy(&node.stderr)
-    );
+    let out_dir = crate::browser::artifacts();
+    let (ok, said) =
+        crate::browser::node_script("bridge.mjs", &[base.as_ref(), out_dir.as_os_str()]);
     let _ = serve.kill();
     let _ = serve.wait();
-    assert!(node.status.success(), "the browser checks failed:\n{said}");
+    assert!(ok, "the browser checks failed:\n{said}");
     eprintln!("{said}");
     let approved = b
         .events("r-1")

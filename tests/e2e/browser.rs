@@ -39,10 +39,27 @@ fn until_running(status: impl Fn() -> std::process::Command, seen: &str, secs: u
     }
 }
 
-fn artifacts() -> PathBuf {
+pub fn artifacts() -> PathBuf {
     let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/browser-artifacts");
     std::fs::create_dir_all(&d).unwrap();
     d
+}
+
+/// Run one of `tests/browser`'s scripts with node: whether every check held, and
+/// what it printed (stdout, then stderr).
+pub fn node_script(script: &str, args: &[&std::ffi::OsStr]) -> (bool, String) {
+    let out = std::process::Command::new("node")
+        .current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser"))
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("node runs");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), said)
 }
 
 #[test]
@@ -92,23 +109,20 @@ fn the_run_page_follows_a_lab_run_live_in_chromium() {
     );
     let out_dir = artifacts();
     let report = out_dir.join("report.html");
-    let node = std::process::Command::new("node")
-        .current_dir(root.join("tests/browser"))
-        .arg("run_page.mjs")
-        .args([&base, "r-2", "r-1"])
-        .arg(&report)
-        .arg(&out_dir)
-        .output()
-        .expect("node runs");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&node.stdout),
-        String::from_utf8_lossy(&node.stderr)
+    let (ok, said) = node_script(
+        "run_page.mjs",
+        &[
+            base.as_ref(),
+            "r-2".as_ref(),
+            "r-1".as_ref(),
+            report.as_os_str(),
+            out_dir.as_os_str(),
+        ],
     );
     let driven = wait_out(driver);
     let _ = server.kill();
     let _ = server.wait();
-    assert!(node.status.success(), "the browser checks failed:\n{said}");
+    assert!(ok, "the browser checks failed:\n{said}");
     assert_eq!(driven.code, 0, "{}", driven.stderr);
     assert!(out_dir.join("run-page.png").exists());
     eprintln!("{said}");
@@ -190,7 +204,6 @@ steps:
 
 #[test]
 fn the_run_page_lists_pending_steps_and_ticks_at_1400_px_in_chromium() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().unwrap();
     let rb = write(dir.path(), "long.yaml", LONG);
     let journal = dir.path().join("j");
@@ -210,22 +223,14 @@ fn the_run_page_lists_pending_steps_and_ticks_at_1400_px_in_chromium() {
         20,
     );
     let out_dir = artifacts();
-    let node = std::process::Command::new("node")
-        .current_dir(root.join("tests/browser"))
-        .arg("tick_page.mjs")
-        .args([&base, "r-1"])
-        .arg(&out_dir)
-        .output()
-        .expect("node runs");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&node.stdout),
-        String::from_utf8_lossy(&node.stderr)
+    let (ok, said) = node_script(
+        "tick_page.mjs",
+        &[base.as_ref(), "r-1".as_ref(), out_dir.as_os_str()],
     );
     let _ = driver.kill();
     let _ = driver.wait();
     let _ = server.kill();
     let _ = server.wait();
-    assert!(node.status.success(), "the browser checks failed:\n{said}");
+    assert!(ok, "the browser checks failed:\n{said}");
     eprintln!("{said}");
 }

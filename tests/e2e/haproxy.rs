@@ -14,7 +14,12 @@ use serde_json::Value;
 use crate::support::*;
 
 fn haproxy_lab() -> InLab {
-    InLab::start_with(&[], |c| {
+    haproxy_lab_with(&[])
+}
+
+/// The Keycloak 26 shape behind the lab's real HAProxy, with `faults`.
+pub fn haproxy_lab_with(faults: &[&str]) -> InLab {
+    InLab::start_with(faults, |c| {
         c.shape.traffic = lab::world::Traffic::Haproxy;
         c.shape.infinispan_version = 15;
         c.shape.caches = [

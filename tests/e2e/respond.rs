@@ -847,19 +847,7 @@ fn metrics_open_serves_the_metrics_without_credentials_and_keeps_the_webhook_clo
 /// of the lab, through the traffic role; requests then land on the reporter only.
 #[test]
 fn an_alert_fences_a_site_out_of_a_real_haproxy() {
-    let l = InLab::start_with(&["partition"], |c| {
-        c.shape.traffic = lab::world::Traffic::Haproxy;
-        c.shape.infinispan_version = 15;
-        c.shape.caches = [
-            "actionTokens",
-            "authenticationSessions",
-            "loginFailures",
-            "work",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    });
+    let l = crate::haproxy::haproxy_lab_with(&["partition"]);
     let front = l
         .running()
         .endpoints
