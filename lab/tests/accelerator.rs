@@ -295,6 +295,8 @@ async fn errors_and_pagination_answer_as_the_model_says() {
     // The SDK pages through ELBv2 with Marker/NextMarker and through Global
     // Accelerator with NextToken.
     let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        // The product's own client (rustls on ring): the SDK's default one is not built.
+        .http_client(https_client())
         .endpoint_url(format!("http://{}", lab.endpoints.aws))
         .region(aws_config::Region::new("us-west-2"))
         .credentials_provider(aws_sdk_rds::config::Credentials::new(
@@ -478,4 +480,11 @@ async fn faults_make_an_endpoint_unhealthy_a_writer_concurrent_and_the_group_bus
     .unwrap();
     let s = lab.shared.lock().snapshot(Instant::now());
     assert_eq!(s["accelerator"]["endpoints"], serde_json::json!([]));
+}
+
+fn https_client() -> aws_sdk_rds::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
 }

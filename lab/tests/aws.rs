@@ -13,6 +13,8 @@ use runbook_lab as lab;
 
 async fn sdk(endpoint: &str) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        // The product's own client (rustls on ring): the SDK's default one is not built.
+        .http_client(https_client())
         .endpoint_url(endpoint)
         .region(aws_config::Region::new("eu-west-1"))
         .credentials_provider(aws_sdk_rds::config::Credentials::new(
@@ -404,4 +406,11 @@ async fn the_lab_and_moto_agree_on_the_aws_calls_used() {
             "{name}"
         );
     }
+}
+
+fn https_client() -> aws_sdk_rds::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
 }

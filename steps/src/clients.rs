@@ -151,6 +151,7 @@ pub async fn aws_config(env: &Environment) -> Result<aws_config::SdkConfig, Step
         return Ok(c.clone());
     }
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(aws_https_client())
         .region(aws_config::Region::new(aws.region.clone()));
     if let Some(url) = &aws.endpoint_url {
         loader = loader.endpoint_url(url);
@@ -169,6 +170,15 @@ pub async fn aws_config(env: &Environment) -> Result<aws_config::SdkConfig, Step
         .unwrap_or_else(|p| p.into_inner())
         .insert(env.digest.clone(), config.clone());
     Ok(config)
+}
+
+/// The SDK's HTTPS client (also its credential providers': IMDS, STS, ECS) over rustls
+/// with ring, the crypto provider `install_crypto` installs for every other client.
+pub fn aws_https_client() -> aws_sdk_route53::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
 }
 
 /// Username and password from their references. Errors name the reference, never a value.

@@ -208,6 +208,7 @@ async fn aurora_and_route53_against_moto() {
     // the same deployment in moto
     runbook_steps::clients::install_crypto();
     let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(runbook_steps::clients::aws_https_client())
         .endpoint_url(&endpoint)
         .region(aws_config::Region::new("eu-west-1"))
         .credentials_provider(aws_sdk_rds::config::Credentials::new(

@@ -110,18 +110,22 @@ impl BatchTransport {
                 ))
             })?;
         let name = created.metadata.name.clone().unwrap_or_default();
-        let done = kube::runtime::wait::await_condition(
-            api.clone(),
-            &name,
-            |o: Option<&DynamicObject>| {
-                o.is_some_and(|o| {
-                    matches!(
-                        o.data["status"]["phase"].as_str(),
-                        Some("Succeeded" | "Failed")
-                    )
-                })
-            },
-        );
+        // Polled, not watched (no watch machinery, kube's `runtime` feature, in the
+        // build): soon at first, as a Batch often finishes in well under a second, then
+        // less often, up to one GET a second.
+        let done = async {
+            let mut pause = BATCH_POLL_FIRST;
+            loop {
+                match api.get_opt(&name).await {
+                    Ok(Some(o)) if finished_phase(&o) => return Ok(Some(o)),
+                    Ok(None) => return Ok(None),
+                    Ok(Some(_)) => {}
+                    Err(e) => return Err(e),
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(BATCH_POLL_MAX);
+            }
+        };
         let finished = match tokio::time::timeout(self.timeout, done).await {
             Ok(Ok(Some(o))) => o,
             Ok(Ok(None)) => {
@@ -132,7 +136,7 @@ impl BatchTransport {
             }
             Ok(Err(e)) => {
                 return Err(StepError::transient(format!(
-                    "site `{}`: watching Batch `{name}`: {e}",
+                    "site `{}`: reading Batch `{name}`: {e}",
                     self.site
                 )))
             }
@@ -199,4 +203,16 @@ impl BatchTransport {
         }
         Ok(out)
     }
+}
+
+/// The first pause between reads of a running Batch, and the longest.
+const BATCH_POLL_FIRST: Duration = Duration::from_millis(25);
+const BATCH_POLL_MAX: Duration = Duration::from_secs(1);
+
+/// A Batch's phase once the operator is done with it.
+fn finished_phase(o: &DynamicObject) -> bool {
+    matches!(
+        o.data["status"]["phase"].as_str(),
+        Some("Succeeded" | "Failed")
+    )
 }
