@@ -48,9 +48,17 @@ pub struct Global {
     /// journal); the driver renews it every third of that
     #[arg(long, global = true, env = "RUNBOOK_LEASE_TTL", value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     pub lease_ttl: std::time::Duration,
-    /// The environment file describing the sites
+    /// The environment file describing the sites [default: the context in use's]
     #[arg(long = "env", global = true, env = "RUNBOOK_ENV", value_name = "FILE")]
     pub env_file: Option<PathBuf>,
+    /// A named context (`runbook context list`) for this command only, instead of the
+    /// one in use; not beside --env or --journal
+    #[arg(long, global = true, env = "RUNBOOK_CONTEXT", value_name = "NAME")]
+    pub context: Option<String>,
+    /// How long a command that writes the journal waits while another process holds
+    /// it (a local journal) before giving up, as terraform's -lock-timeout
+    #[arg(long, global = true, env = "RUNBOOK_LOCK_TIMEOUT", value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub lock_timeout: std::time::Duration,
     /// A directory of runbooks besides the built-in ones
     #[arg(long, global = true, env = "RUNBOOK_DIR", value_name = "DIR")]
     pub runbooks: Option<PathBuf>,
@@ -73,6 +81,11 @@ pub enum Command {
     List(ListArgs),
     /// Show a runbook's parameters and steps
     Show(ShowArgs),
+    /// List every action a runbook can name: its effect, arguments, outputs and timeout
+    Actions(ActionsArgs),
+    /// Name deployments (an environment file and its journal) and switch between them
+    #[command(subcommand)]
+    Context(ContextCommand),
     /// Preview what a run would do, without doing anything
     Plan(PlanArgs),
     /// Run a runbook
@@ -368,6 +381,38 @@ pub struct ListArgs {
     /// Print JSON on stdout
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ActionsArgs {
+    /// One JSON array on stdout
+    #[arg(long, conflicts_with = "markdown")]
+    pub json: bool,
+    /// The reference table (docs/actions.md)
+    #[arg(long)]
+    pub markdown: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContextCommand {
+    /// Use a context from now on; with --env (and --journal, --pack), create or update
+    /// it first
+    Use {
+        /// Its name (letters, digits, '-', '_', '.')
+        name: String,
+    },
+    /// List the contexts; `*` marks the one in use
+    List {
+        /// Print JSON on stdout
+        #[arg(long)]
+        json: bool,
+    },
+    /// What a context names (the one in use without a name)
+    Show { name: Option<String> },
+    /// Use no context: each command reads --env / RUNBOOK_ENV again
+    Unset,
+    /// Forget a context (its environment file and journal are left alone)
+    Delete { name: String },
 }
 
 #[derive(Debug, Args)]

@@ -28,13 +28,26 @@ pub struct Config {
     /// The procedure pack in use, and why (`--pack`, the environment file, ...).
     pub pack: &'static crate::packs::Pack,
     pub pack_chosen: crate::packs::Chosen,
+    /// The named context in use (`runbook context`), if any.
+    pub context: Option<crate::context::InUse>,
+    /// How long a writer waits for a journal another process holds.
+    pub lock_timeout: std::time::Duration,
 }
 
 impl Config {
     pub fn from_global(g: &Global) -> CliResult<Config> {
-        let given = match &g.journal {
-            Some(d) => Some(d.to_string_lossy().into_owned()),
-            None => g.env_file.as_deref().and_then(journal_in_env_file),
+        let context = crate::context::resolve(
+            g.context.as_deref(),
+            g.env_file.is_some(),
+            g.journal.is_some(),
+        )
+        .map_err(|e| invalid(anyhow::anyhow!(e)))?;
+        let ctx = context.as_ref().map(|c| &c.context);
+        let env_file = g.env_file.clone().or_else(|| ctx.map(|c| c.env.clone()));
+        let given = match (&g.journal, ctx.and_then(|c| c.journal.clone())) {
+            (Some(d), _) => Some(d.to_string_lossy().into_owned()),
+            (None, Some(j)) => Some(j),
+            (None, None) => env_file.as_deref().and_then(journal_in_env_file),
         };
         let (journal, journal_db) = match &given {
             Some(text) => locate(text)?,
@@ -59,8 +72,9 @@ impl Config {
                 )));
             }
         }
-        let top = g.env_file.as_deref().and_then(env_file_top);
-        let (pack, pack_chosen) = crate::packs::choose(g.pack.as_deref(), top.as_ref())
+        let top = env_file.as_deref().and_then(env_file_top);
+        let pack_named = g.pack.as_deref().or(ctx.and_then(|c| c.pack.as_deref()));
+        let (pack, pack_chosen) = crate::packs::choose(pack_named, top.as_ref())
             .map_err(|e| invalid(anyhow::anyhow!(e)))?;
         Ok(Config {
             pack,
@@ -69,7 +83,9 @@ impl Config {
             journal,
             journal_db,
             lease_ttl: g.lease_ttl,
-            env_file: g.env_file.clone(),
+            env_file,
+            context,
+            lock_timeout: g.lock_timeout,
             catalog: Catalog::of_packs(
                 crate::packs::PACKS
                     .iter()
@@ -123,6 +139,9 @@ impl Config {
             quiet: self.quiet,
             pack: self.pack,
             pack_chosen: self.pack_chosen,
+            // A lab is its own deployment: no context's name belongs on its plans.
+            context: None,
+            lock_timeout: self.lock_timeout,
         })
     }
 
@@ -147,10 +166,58 @@ impl Config {
 
     /// Open the journal for a verb that writes (run, resume, abort) or must read all
     /// of it (plan's `from_run` and history facts): a reader holding it for
-    /// milliseconds is waited out, for up to 5 s; a process driving a run is not, and
-    /// is named.
+    /// milliseconds is waited out, for up to 5 s; a process driving a run is waited
+    /// for only up to `--lock-timeout` (none by default), and is named.
     pub fn open_journal(&self) -> CliResult<Journal> {
-        self.journal_now(true).map_err(from_journal_error)
+        let deadline = std::time::Instant::now() + self.lock_timeout;
+        let mut said = false;
+        loop {
+            match self.journal_now(true) {
+                Err(JournalError::Busy { .. }) if std::time::Instant::now() < deadline => {
+                    if !said && !self.quiet {
+                        eprintln!(
+                            "the journal at `{}` is in use by another runbook process; waiting up to {} (--lock-timeout)",
+                            self.journal,
+                            humantime::format_duration(self.lock_timeout)
+                        );
+                        said = true;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+                Err(e @ JournalError::Busy { .. }) if !self.lock_timeout.is_zero() => {
+                    return Err(crate::exit::CliError {
+                        code: crate::exit::Code::Busy,
+                        error: anyhow::anyhow!(
+                            "{e} (waited {}: --lock-timeout)",
+                            humantime::format_duration(self.lock_timeout)
+                        ),
+                    })
+                }
+                other => return other.map_err(from_journal_error),
+            }
+        }
+    }
+
+    /// The pack and context a plan is read in.
+    pub fn in_use(&self) -> crate::output::InUse<'_> {
+        crate::output::InUse {
+            pack: self.pack.name,
+            chosen: self.pack_chosen,
+            context: self.context_line(),
+        }
+    }
+
+    /// The line every plan and confirmation starts with when contexts are in use:
+    /// which one, and what it names.
+    pub fn context_line(&self) -> Option<String> {
+        let c = self.context.as_ref()?;
+        Some(format!(
+            "context `{}`{} (env {}; journal {})",
+            c.name,
+            if c.named { " (--context)" } else { "" },
+            c.context.env.display(),
+            self.journal
+        ))
     }
 
     fn journal_now(&self, patient: bool) -> Result<Journal, JournalError> {
@@ -212,7 +279,7 @@ fn env_file_top(path: &std::path::Path) -> Option<steps::config::EnvFile> {
     serde_yaml::from_str(&text).ok()
 }
 
-fn journal_in_env_file(path: &std::path::Path) -> Option<String> {
+pub(crate) fn journal_in_env_file(path: &std::path::Path) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct Top {
         journal: Option<String>,

@@ -1,4 +1,4 @@
-//! Exit codes (documented in README.md) and the error type of the CLI edge.
+//! Exit codes (documented in docs/cli.md) and the error type of the CLI edge.
 
 use std::process::ExitCode;
 

@@ -45,6 +45,7 @@ macro_rules! eprintln {
 mod cli;
 mod commands;
 mod config;
+mod context;
 mod exit;
 mod output;
 mod packs;

@@ -24,7 +24,16 @@ fn span(from: Option<u64>, to: Option<u64>) -> String {
 }
 
 /// The plan as a person reads it.
-pub fn plan_text(plan: &Plan, s: Style, in_use: (&str, crate::packs::Chosen)) -> String {
+/// What a plan is read in: the pack in use and why, and the named context, if any.
+#[derive(Debug, Clone)]
+pub struct InUse<'a> {
+    pub pack: &'a str,
+    pub chosen: crate::packs::Chosen,
+    /// `Config::context_line`.
+    pub context: Option<String>,
+}
+
+pub fn plan_text(plan: &Plan, s: Style, in_use: InUse<'_>) -> String {
     let mut o = String::new();
     plan_header(&mut o, plan, s, in_use);
     plan_guards(&mut o, plan, s);
@@ -36,8 +45,11 @@ pub fn plan_text(plan: &Plan, s: Style, in_use: (&str, crate::packs::Chosen)) ->
 }
 
 /// What the plan is: the runbook, its pack and why, parameters, sites, what it moves.
-fn plan_header(o: &mut String, plan: &Plan, s: Style, in_use: (&str, crate::packs::Chosen)) {
+fn plan_header(o: &mut String, plan: &Plan, s: Style, in_use: InUse<'_>) {
     let _ = writeln!(o, "{} — {}", s.bold(&plan.runbook), plan.title);
+    if let Some(c) = &in_use.context {
+        let _ = writeln!(o, "in:     {}", s.bold(c));
+    }
     // Which pack's procedure this is, and why that pack.
     match plan.pack.as_deref().and_then(crate::packs::find) {
         Some(p) => {
@@ -46,8 +58,8 @@ fn plan_header(o: &mut String, plan: &Plan, s: Style, in_use: (&str, crate::pack
                 "pack:   {} ({}: {})",
                 p.describe(),
                 p.title(),
-                if p.name == in_use.0 {
-                    in_use.1.as_str()
+                if p.name == in_use.pack {
+                    in_use.chosen.as_str()
                 } else {
                     "named as PACK/NAME"
                 }

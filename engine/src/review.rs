@@ -4,7 +4,7 @@
 //! (`runbook serve`).
 //!
 //! The JSON form is this module's types serialized; `format` says its version and a
-//! field is only ever added (see README, "The report").
+//! field is only ever added (docs/cli.md, "The report and the live page").
 
 use serde::Serialize;
 use serde_json::Value as Json;

@@ -2,9 +2,11 @@
 //! returns the exit code.
 
 mod abort;
+mod actions;
 #[cfg(feature = "bench")]
 mod bench;
 mod check;
+mod context;
 mod drive;
 mod env;
 mod history;
@@ -29,9 +31,16 @@ use crate::exit::{failed, CliResult, Code};
 
 pub fn run(cli: Cli) -> CliResult<Code> {
     init_tracing(cli.global.verbose, cli.global.quiet);
+    // Before the settings: a context that no longer reads can still be changed.
+    let command = match cli.command {
+        Command::Context(c) => return context::run(&cli.global, &c),
+        other => other,
+    };
     let config = Config::from_global(&cli.global)?;
-    match cli.command {
+    match command {
         Command::List(a) => list::run(&config, &a),
+        Command::Actions(a) => actions::run(&config, &a),
+        Command::Context(c) => context::run(&cli.global, &c),
         Command::Show(a) => show::run(&config, &a),
         Command::Validate(a) => validate::run(&config, &a),
         Command::Plan(a) => block_on(plan::run(&config, &a)),

@@ -187,11 +187,7 @@ pub async fn run(config: &Config, args: &PlanArgs) -> CliResult<Code> {
     } else {
         print!(
             "{}",
-            redactor.text(&plan_text(
-                &plan,
-                Style::stdout(),
-                (config.pack.name, config.pack_chosen)
-            ))
+            redactor.text(&plan_text(&plan, Style::stdout(), config.in_use()))
         );
     }
     if !args.live {

@@ -59,22 +59,14 @@ pub async fn run(config: &Config, args: &RunArgs) -> CliResult<Code> {
     if args.dry_run {
         print!(
             "{}",
-            redactor.text(&plan_text(
-                &plan,
-                Style::stdout(),
-                (config.pack.name, config.pack_chosen)
-            ))
+            redactor.text(&plan_text(&plan, Style::stdout(), config.in_use()))
         );
         return Ok(Code::Ok);
     }
     if !config.quiet {
         eprint!(
             "{}",
-            redactor.text(&plan_text(
-                &plan,
-                Style::stderr(),
-                (config.pack.name, config.pack_chosen)
-            ))
+            redactor.text(&plan_text(&plan, Style::stderr(), config.in_use()))
         );
         eprintln!();
     }
@@ -148,7 +140,10 @@ async fn confirm(
         eprintln!("its guards refuse this run as things stand: nothing to confirm");
         return Ok(None);
     }
-    let mut question = format!("`{}` will:", plan.runbook);
+    let mut question = match config.context_line() {
+        Some(c) => format!("In {c}, `{}` will:", plan.runbook),
+        None => format!("`{}` will:", plan.runbook),
+    };
     for l in &lines {
         question.push_str(&format!("\n  - {l}"));
     }

@@ -1,5 +1,5 @@
 //! The names of the invariants actions carry, and what each guarantees (the plan,
-//! the README's table). A leaf: the actions name their invariants from here, and
+//! the table in docs/safety.md). A leaf: the actions name their invariants from here, and
 //! `invariants.rs` judges them.
 
 pub const CLEAR: &str = "clear-caches";
@@ -9,7 +9,7 @@ pub const ADD: &str = "add-to-traffic";
 pub const REMOVE: &str = "remove-from-traffic";
 pub const PROMOTE: &str = "promote-unplanned";
 
-/// What each invariant guarantees, as the plan and the README say it.
+/// What each invariant guarantees, as the plan and docs/safety.md say it.
 pub const ALL: &[(&str, &str)] = &[
     (CLEAR, "the site does not serve traffic, and each cache's backup to every other site is offline (else the clear reaches the other site too)"),
     (SCALE_TO_ZERO, "Keycloak is never scaled to 0 on the only site that serves"),

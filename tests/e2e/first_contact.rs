@@ -127,3 +127,164 @@ fn a_wrong_password_is_one_configuration_verdict_everywhere() {
         out.stdout
     );
 }
+
+/// `runbook` as a person types it: no `--journal`, no `--env`, contexts read from
+/// `contexts` (never the tester's own).
+fn bare(contexts: &std::path::Path) -> std::process::Command {
+    let mut c = std::process::Command::new(bin());
+    c.env("RUNBOOK_CONTEXTS", contexts)
+        .env("RUNBOOK_OPERATOR", "tester")
+        .env("NO_COLOR", "1")
+        .env("XDG_DATA_HOME", contexts.with_file_name("data"))
+        .env_remove("RUNBOOK_ENV")
+        .env_remove("RUNBOOK_JOURNAL")
+        .env_remove("RUNBOOK_CONTEXT")
+        .env_remove("RUNBOOK_PACK")
+        .stdin(std::process::Stdio::null());
+    c
+}
+
+/// Issue 35.7: a context names an environment file and its journal; without `--env`,
+/// the plan says which context it is read in and reads that context's journal; a
+/// context beside `--env` is refused as ambiguous; a mistyped name is suggested.
+#[test]
+fn a_named_context_picks_the_environment_and_journal_and_every_plan_says_which() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/e2e/fixtures/production-env.yaml"
+    );
+    let prod = dir.path().join("prod.yaml");
+    let stage = dir.path().join("stage.yaml");
+    std::fs::copy(fixture, &prod).unwrap();
+    std::fs::copy(fixture, &stage).unwrap();
+    let contexts = dir.path().join("contexts.yaml");
+    let prod_journal = dir.path().join("prod-journal");
+    let mut c = bare(&contexts);
+    c.args(["context", "use", "prod", "--env"])
+        .arg(&prod)
+        .arg("--journal")
+        .arg(&prod_journal);
+    run(c).expect(0);
+    let mut c = bare(&contexts);
+    c.args(["context", "use", "stage", "--env"]).arg(&stage);
+    let out = run(c).expect(0);
+    assert!(out.stderr.contains("now in use"), "{}", out.stderr);
+
+    // The current context (stage) is named on the plan, with its file.
+    let mut c = bare(&contexts);
+    c.args(["plan", "switchover"]);
+    let out = run(c).expect(0);
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("in:"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("context `stage`") && line.contains(&stage.display().to_string()),
+        "{}",
+        out.stdout
+    );
+    // --context names another for one command; its journal is the one read.
+    let mut c = bare(&contexts);
+    c.args(["--context", "prod", "plan", "switchover"]);
+    let out = run(c).expect(0);
+    assert!(
+        out.stdout.contains("context `prod` (--context)")
+            && out.stdout.contains(&prod_journal.display().to_string()),
+        "{}",
+        out.stdout
+    );
+    let mut c = bare(&contexts);
+    c.args(["--context", "prod", "history"]);
+    let out = run(c).expect(0);
+    assert!(
+        out.stderr.contains(&prod_journal.display().to_string()),
+        "history names the context's journal: {}",
+        out.stderr
+    );
+    // Ambiguous: a context and --env name two deployments.
+    let mut c = bare(&contexts);
+    c.args(["--context", "prod", "--env"])
+        .arg(&stage)
+        .args(["plan", "switchover"]);
+    let out = run(c).expect(2);
+    assert!(
+        out.stderr.contains("name two deployments"),
+        "{}",
+        out.stderr
+    );
+    // --env alone sets the context aside: no context line.
+    let mut c = bare(&contexts);
+    c.arg("--env").arg(&prod).args(["plan", "switchover"]);
+    let out = run(c).expect(0);
+    assert!(!out.stdout.contains("context `"), "{}", out.stdout);
+    // A mistyped name.
+    let mut c = bare(&contexts);
+    c.args(["context", "use", "prdo"]);
+    let out = run(c).expect(2);
+    assert!(out.stderr.contains("did you mean `prod`"), "{}", out.stderr);
+    // The list marks the one in use; unset leaves none.
+    let mut c = bare(&contexts);
+    c.args(["context", "list"]);
+    let out = run(c).expect(0);
+    assert!(
+        out.stdout.lines().any(|l| l.starts_with("* stage")),
+        "{}",
+        out.stdout
+    );
+    let mut c = bare(&contexts);
+    c.args(["context", "unset"]);
+    run(c).expect(0);
+    // No context and no --env: said as such, not read from somewhere else.
+    let mut c = bare(&contexts);
+    c.args(["plan", "switchover"]);
+    let out = run(c).expect(2);
+    assert!(
+        out.stderr.contains("no environment file was given"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// Issue 35.7: a writer meets a journal another process drives a run in: at once it is
+/// refused (exit 5); with `--lock-timeout` it waits, says so, and goes on once the
+/// journal is free.
+#[test]
+fn a_busy_journal_is_waited_for_up_to_the_lock_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j");
+    let mut driver = runbook(&journal);
+    driver.args([
+        "run",
+        "switchover",
+        "--lab",
+        "--yes",
+        "-q",
+        "--time-scale",
+        "0.2",
+    ]);
+    let child = spawn(driver);
+    eventually(
+        "the run holds the journal",
+        std::time::Duration::from_secs(30),
+        || {
+            let mut c = runbook(&journal);
+            c.args(["resume", "r-1"]);
+            let out = run(c);
+            if out.code == 5 {
+                Ok(())
+            } else {
+                Err(format!("exit {}: {}", out.code, out.stderr))
+            }
+        },
+    );
+    let mut c = runbook(&journal);
+    c.args(["--lock-timeout", "2m", "resume", "r-1"]);
+    let out = run(c);
+    assert!(out.stderr.contains("waiting up to 2m"), "{}", out.stderr);
+    // It waited the run out: r-1 completed, so there is nothing to resume.
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("r-1 is completed"), "{}", out.stderr);
+    wait_out(child).expect(0);
+}

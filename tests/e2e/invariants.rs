@@ -32,28 +32,26 @@ fn plan_live(l: &InLab, file: &PathBuf) -> Out {
     run(c)
 }
 
-/// The README's Keycloak-shaped example runbook (section "What each action
+/// docs/safety.md's Keycloak-shaped example runbook (section "What each action
 /// guarantees by itself").
 fn readme_maintenance() -> String {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme = doc("safety");
     let start = readme
         .find("```yaml\nname: maintenance")
-        .expect("the README's example")
+        .expect("docs/safety.md's example")
         + 8;
     let len = readme[start..].find("```").unwrap();
     readme[start..start + len].to_string()
 }
 
-/// The README's table names every invariant the code knows, each once.
+/// docs/safety.md's table names every invariant the code knows, each once.
 #[test]
-fn the_readme_table_lists_every_invariant() {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+fn the_safety_page_lists_every_invariant() {
+    let readme = doc("safety");
     for (name, _) in steps::invariants::ALL {
         assert!(
             readme.contains(&format!("| `{name}` |")),
-            "the README's table lacks `{name}`"
+            "docs/safety.md's table lacks `{name}`"
         );
     }
 }
@@ -231,7 +229,7 @@ fn a_fenced_unsynchronized_site_is_not_readded_by_a_users_runbook() {
     };
     assert_eq!(group(), vec!["site-a"]);
     let writes = l.state()["accelerator"]["writes"].as_array().unwrap().len();
-    // The README's own example for authors, as written there.
+    // docs/safety.md's own example for authors, as written there.
     let f = runbook_file(&l, "maintenance.yaml", &readme_maintenance());
     let plan = plan_live(&l, &f).expect(8);
     assert!(

@@ -695,9 +695,8 @@ crash26!(
 );
 
 #[test]
-fn the_readmes_keycloak_26_rehearsal_runs_as_written() {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+fn the_keycloak_26_rehearsal_runs_as_written() {
+    let readme = doc("procedures");
     let start = readme
         .find("### The Keycloak 26 procedures")
         .expect("the section");
@@ -724,7 +723,7 @@ fn the_readmes_keycloak_26_rehearsal_runs_as_written() {
         let out = run(c);
         assert_eq!(
             out.code, code,
-            "README line `{line}`\n{}\n{}",
+            "docs/procedures.md line `{line}`\n{}\n{}",
             out.stdout, out.stderr
         );
         ran += 1;

@@ -15,6 +15,7 @@ mod check;
 mod cnpg;
 mod crash;
 mod disk;
+mod docs;
 mod durable;
 mod edges;
 mod first_contact;

@@ -495,3 +495,49 @@ fn runbook_lab_stopped_by_sigterm_stops_its_postgresql_servers() {
         );
     }
 }
+
+/// docs/procedures.md's PGO rehearsal, line by line against this lab, with the exit
+/// codes its comments state.
+#[test]
+fn the_pgo_rehearsal_runs_as_written() {
+    let page = doc("procedures");
+    let start = page
+        .find("### The database procedures (`pgo`)")
+        .expect("the section");
+    let block = page[start..]
+        .split("```sh\n")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap();
+    let l = pgo_lab(&[]);
+    let mut ran = 0;
+    for line in block.lines() {
+        let (cmd, code) = crate::readme::split_comment(line);
+        let Some(args) = cmd.strip_prefix("runbook ") else {
+            continue;
+        };
+        if args.starts_with("lab ") {
+            continue; // the lab is this test's own
+        }
+        let mut c = l.runbook();
+        c.args(args.split_whitespace());
+        let out = run(c);
+        assert_eq!(
+            out.code, code,
+            "docs/procedures.md line `{line}`\n{}\n{}",
+            out.stdout, out.stderr
+        );
+        ran += 1;
+        if args.starts_with("run pgo/recreate-standby") && code == 0 {
+            l.until_pgo("site-a replays from site-b", |p| {
+                p["site-a"]["writable"] == false && p["site-a"]["running"] == true
+            });
+        }
+    }
+    assert_eq!(ran, 7, "every runbook line of the block ran");
+    let p = l.pgo();
+    assert_eq!(p["site-b"]["writable"], true, "{p}");
+    assert_eq!(p["site-a"]["writable"], false, "{p}");
+}

@@ -207,6 +207,17 @@ impl Out {
     }
 }
 
+/// A page of the documentation: `README.md`, or `docs/NAME.md` for any other name.
+pub fn doc(name: &str) -> String {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let path = if name == "README" {
+        format!("{root}/README.md")
+    } else {
+        format!("{root}/docs/{name}.md")
+    };
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_runbook"))
 }

@@ -323,9 +323,8 @@ fn a_failover_refused_leaves_haproxy_and_the_databases_as_they_were() {
 }
 
 #[test]
-fn the_readmes_v2_rehearsal_runs_as_written() {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+fn the_v2_rehearsal_runs_as_written() {
+    let readme = doc("procedures");
     let start = readme
         .find("### The multi-cluster v2 procedures")
         .expect("the section");
@@ -365,7 +364,7 @@ fn the_readmes_v2_rehearsal_runs_as_written() {
         let out = run(c);
         assert_eq!(
             out.code, code,
-            "README line `{line}`\n{}\n{}",
+            "docs/procedures.md line `{line}`\n{}\n{}",
             out.stdout, out.stderr
         );
         ran += 1;
