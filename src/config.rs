@@ -32,6 +32,8 @@ pub struct Config {
     pub context: Option<crate::context::InUse>,
     /// How long a writer waits for a journal another process holds.
     pub lock_timeout: std::time::Duration,
+    /// `-v` given (once or more).
+    pub verbose: u8,
 }
 
 impl Config {
@@ -86,6 +88,7 @@ impl Config {
             env_file,
             context,
             lock_timeout: g.lock_timeout,
+            verbose: g.verbose,
             catalog: Catalog::of_packs(
                 crate::packs::PACKS
                     .iter()
@@ -142,6 +145,7 @@ impl Config {
             // A lab is its own deployment: no context's name belongs on its plans.
             context: None,
             lock_timeout: self.lock_timeout,
+            verbose: self.verbose,
         })
     }
 

@@ -44,6 +44,66 @@ pub fn plan_text(plan: &Plan, s: Style, in_use: InUse<'_>) -> String {
     o
 }
 
+/// The plan as `run` shows it before it starts: the header whole (what it moves or
+/// removes included), then one line per guard and per step. Every call, check and
+/// timeout is what `runbook plan` (or `run -v`) shows.
+pub fn plan_brief(plan: &Plan, s: Style, in_use: InUse<'_>) -> String {
+    let mut o = String::new();
+    plan_header(&mut o, plan, s, in_use);
+    let shown: Vec<_> = plan
+        .guards
+        .iter()
+        .filter(|g| !(g.applies == Some(false) && g.id.starts_with("builtin-")))
+        .collect();
+    if !shown.is_empty() {
+        let _ = writeln!(
+            o,
+            "{} (checked live before the first effect and again where named)",
+            s.bold("safety guards")
+        );
+        if let Some(reason) = &plan.forced {
+            let _ = writeln!(o, "  {} force=true (reason: {reason})", s.red("FORCED:"));
+        }
+        for g in shown {
+            let _ = writeln!(o, "  ⛨ {} {}", s.bold(&g.id), s.dim(&g.title));
+        }
+    }
+    let _ = writeln!(o, "{}", s.bold("steps"));
+    let total = plan.steps.len();
+    for st in &plan.steps {
+        let site = st
+            .site
+            .as_ref()
+            .map(|x| format!(" on {x}"))
+            .unwrap_or_default();
+        let when = match (&st.when, st.runs) {
+            (Some(_), Some(false)) => " (skipped: its `when` is false)",
+            (Some(_), None) => " (if its `when` holds)",
+            _ => "",
+        };
+        let _ = writeln!(
+            o,
+            "  {} {}  [{}{site}] {}{when}",
+            s.dim(&format!("{}/{total}", st.index)),
+            s.bold(&st.id),
+            st.action,
+            s.effect(st.effect)
+        );
+        if let Some(g) = &st.gate {
+            let _ = writeln!(o, "      {} {g}", s.yellow("waits for a person:"));
+        }
+    }
+    let _ = writeln!(
+        o,
+        "{}",
+        s.dim(&format!(
+            "(every call, check and timeout: `runbook plan {}`, or `run -v`)",
+            plan.runbook
+        ))
+    );
+    o
+}
+
 /// What the plan is: the runbook, its pack and why, parameters, sites, what it moves.
 fn plan_header(o: &mut String, plan: &Plan, s: Style, in_use: InUse<'_>) {
     let _ = writeln!(o, "{} — {}", s.bold(&plan.runbook), plan.title);

@@ -19,6 +19,16 @@ pub fn run(config: &Config, args: &ListArgs) -> CliResult<Code> {
     if entries.is_empty() {
         eprintln!("no runbooks: give a directory with --runbooks DIR or a file path");
     }
+    let shown_name = |e: &engine::catalog::Entry| match &e.pack {
+        Some(p) if p != config.pack.name => format!("{p}/{}", e.name),
+        _ => e.name.clone(),
+    };
+    // One column for every name, however long the longest (a pack's prefix included).
+    let width = entries
+        .iter()
+        .map(|e| shown_name(e).chars().count())
+        .max()
+        .unwrap_or(0);
     let mut shown: Option<Option<String>> = None;
     for e in entries {
         // A heading per pack (on stderr: stdout stays one runbook a line).
@@ -41,15 +51,11 @@ pub fn run(config: &Config, args: &ListArgs) -> CliResult<Code> {
             }
         }
         shown = Some(e.pack.clone());
-        let name = match &e.pack {
-            Some(p) if p != config.pack.name => format!("{p}/{}", e.name),
-            _ => e.name.clone(),
-        };
+        let name = shown_name(&e);
         match e.problem {
-            None => println!("{:<26} {}  ({})", name, e.title, e.origin),
+            None => println!("{name:<width$}  {}  ({})", e.title, e.origin),
             Some(p) => println!(
-                "{:<26} INVALID ({}): {}",
-                name,
+                "{name:<width$}  INVALID ({}): {}",
                 e.origin,
                 p.lines().next().unwrap_or_default()
             ),

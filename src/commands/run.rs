@@ -10,7 +10,7 @@ use super::plan::{build, prepare};
 use crate::cli::RunArgs;
 use crate::config::Config;
 use crate::exit::{from_run_error, invalid, CliResult, Code};
-use crate::output::plan_text;
+use crate::output::{plan_brief, plan_text};
 use crate::progress::{Style, TerminalPrompt};
 use engine::report::Prompt;
 
@@ -64,9 +64,14 @@ pub async fn run(config: &Config, args: &RunArgs) -> CliResult<Code> {
         return Ok(Code::Ok);
     }
     if !config.quiet {
+        let show = if config.verbose > 0 {
+            plan_text
+        } else {
+            plan_brief
+        };
         eprint!(
             "{}",
-            redactor.text(&plan_text(&plan, Style::stderr(), config.in_use()))
+            redactor.text(&show(&plan, Style::stderr(), config.in_use()))
         );
         eprintln!();
     }

@@ -288,3 +288,69 @@ fn a_busy_journal_is_waited_for_up_to_the_lock_timeout() {
     assert!(out.stderr.contains("r-1 is completed"), "{}", out.stderr);
     wait_out(child).expect(0);
 }
+
+/// Issue 35.8: a step's duration is one figure everywhere: the progress line as it
+/// ends, the summary at the end of the run, and `status` afterwards (all the journal's,
+/// from the step's start to its end; the guards judged before it are not its time).
+#[test]
+fn a_steps_duration_is_the_same_in_the_progress_line_the_summary_and_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j");
+    let mut c = runbook(&journal);
+    c.args(["run", "recover-passive-site", "--lab", "--yes"]);
+    let out = run(c).expect(0);
+    let figure = |line: &str, marker: &str| -> Option<(String, String)> {
+        let rest = line.trim_start().strip_prefix(marker)?.trim_start();
+        let mut w = rest.split_whitespace();
+        let (step, took) = (w.next()?, w.next()?);
+        (!step.contains('[')).then(|| (step.to_string(), took.to_string()))
+    };
+    let progress: Vec<_> = out.stderr.lines().filter_map(|l| figure(l, "✓")).collect();
+    let summary: Vec<_> = out
+        .stderr
+        .lines()
+        .filter_map(|l| figure(l, "done"))
+        .collect();
+    assert!(progress.len() >= 7, "{}", out.stderr);
+    assert_eq!(progress, summary, "{}", out.stderr);
+    let mut s = runbook(&journal);
+    s.args(["status", "r-1"]);
+    let status = run(s).expect(0);
+    let later: Vec<_> = status
+        .stdout
+        .lines()
+        .chain(status.stderr.lines())
+        .filter_map(|l| figure(l, "done"))
+        .collect();
+    assert_eq!(later, summary, "{}", status.stdout);
+}
+
+/// Issue 35.8: `run` does not print the whole plan again: the header (what it moves or
+/// removes), one line per guard and per step, and where the full plan is; `-v` shows
+/// every call as `plan` does.
+#[test]
+fn run_shows_the_plan_in_brief_and_whole_with_v() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = runbook(&dir.path().join("j"));
+    c.args(["run", "recover-passive-site", "--lab", "--yes"]);
+    let out = run(c).expect(0);
+    let before = out.stderr.split("--lab: the deployment").next().unwrap();
+    assert!(before.contains("REMOVES DATA"), "{before}");
+    assert!(
+        before.contains("3/7 clear-caches  [infinispan.clear-caches on site-b] DESTRUCTIVE"),
+        "{before}"
+    );
+    assert!(
+        before.contains("⛨ builtin-clear-caches-clear-caches"),
+        "{before}"
+    );
+    assert!(!before.contains("calls:"), "{before}");
+    assert!(
+        before.contains("`runbook plan recover-passive-site`, or `run -v`"),
+        "{before}"
+    );
+    let mut c = runbook(&dir.path().join("j2"));
+    c.args(["-v", "run", "recover-passive-site", "--lab", "--yes"]);
+    let out = run(c).expect(0);
+    assert!(out.stderr.contains("calls:   POST"), "{}", out.stderr);
+}

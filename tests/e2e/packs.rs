@@ -97,6 +97,21 @@ fn list_shows_every_pack_with_its_runbooks() {
         "{}",
         out.stderr
     );
+    // One column for the titles, the longest name (a pack's prefix included) too.
+    let columns: std::collections::BTreeSet<usize> = out
+        .stdout
+        .lines()
+        .map(|l| {
+            let name = l.split_whitespace().next().unwrap();
+            name.len() + l[name.len()..].chars().take_while(|c| *c == ' ').count()
+        })
+        .collect();
+    assert_eq!(
+        columns.len(),
+        1,
+        "titles start in one column:\n{}",
+        out.stdout
+    );
 }
 
 /// The lab's environment file written the old way: `route53:` and `aurora:` straight

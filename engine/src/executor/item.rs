@@ -3,7 +3,7 @@
 //! was found in doubt, or attempt it.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
 
@@ -166,12 +166,30 @@ impl Executor {
             waited,
             at: now_ms(),
         })?;
+        let step = &self.step_of(item).id;
         self.observer.notice(Notice::Done {
             label: item.label.clone(),
-            elapsed: item.started.elapsed(),
+            elapsed: self
+                .journaled_elapsed(step, item.key.as_deref())
+                .unwrap_or_else(|| item.started.elapsed()),
             note,
         });
         Ok(())
+    }
+
+    /// How long a step (or one item of it) took as the journal has it, from its start
+    /// to its end: the figure `status`, the summary and the report show, so the
+    /// progress line agrees with them (the guards judged before it are not its time).
+    pub(super) fn journaled_elapsed(&self, step: &str, item: Option<&str>) -> Option<Duration> {
+        self.recorder.with(|s| {
+            let st = s.step(step)?;
+            let p = match item {
+                Some(k) => st.items.get(k)?,
+                None => &st.progress,
+            };
+            let (a, b) = (p.started_at?, p.ended_at?);
+            Some(Duration::from_millis(b.saturating_sub(a)))
+        })
     }
 
     /// A manual gate not yet approved: ask at the terminal if there is one, else halt

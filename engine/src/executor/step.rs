@@ -219,7 +219,9 @@ impl Executor {
         })?;
         self.observer.notice(Notice::Done {
             label: step.id.clone(),
-            elapsed: started.elapsed(),
+            elapsed: self
+                .journaled_elapsed(&step.id, None)
+                .unwrap_or_else(|| started.elapsed()),
             note: None,
         });
         Ok(())
