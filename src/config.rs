@@ -202,6 +202,24 @@ impl Config {
         }
     }
 
+    /// What to say when a verb needs the deployment and nothing names it.
+    pub const NO_ENV: &'static str = "no environment file was given: give --env FILE (or RUNBOOK_ENV), name the deployment once with `runbook context use NAME --env FILE` (to rehearse: `runbook lab`, or `runbook run NAME --lab`)";
+
+    /// Where a journal came from, when nothing named it: said beside "no runs yet",
+    /// so that a forgotten --env is not read as an empty history.
+    pub fn journal_origin(&self) -> &'static str {
+        match (&self.context, self.journal_given, &self.env_file) {
+            (Some(_), _, _) => " (the context's)",
+            (None, true, _) => "",
+            (None, false, Some(_)) => {
+                " (the per-user default: the environment file names no journal)"
+            }
+            (None, false, None) => {
+                " (the per-user default: no --env, --journal or context names another)"
+            }
+        }
+    }
+
     /// The pack and context a plan is read in.
     pub fn in_use(&self) -> crate::output::InUse<'_> {
         crate::output::InUse {

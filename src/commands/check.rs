@@ -45,13 +45,11 @@ fn inputs(
     };
     for site in [&i.primary, &i.secondary] {
         if !env.sites.contains_key(site) {
+            if config.env_file.is_none() {
+                return Err(invalid(anyhow::anyhow!("{}", Config::NO_ENV)));
+            }
             return Err(invalid(anyhow::anyhow!(
-                "site `{site}` is not in the environment file{}",
-                if config.env_file.is_none() {
-                    " (give one with --env or RUNBOOK_ENV)"
-                } else {
-                    ""
-                }
+                "site `{site}` is not in the environment file"
             )));
         }
     }

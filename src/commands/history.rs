@@ -12,7 +12,11 @@ pub fn run(config: &Config, args: &HistoryArgs) -> CliResult<Code> {
         if args.json {
             println!("[]");
         } else {
-            eprintln!("no runs yet in `{}`", config.journal);
+            eprintln!(
+                "no runs yet in `{}`{}",
+                config.journal,
+                config.journal_origin()
+            );
         }
         return Ok(Code::Ok);
     };
@@ -71,7 +75,11 @@ pub fn run(config: &Config, args: &HistoryArgs) -> CliResult<Code> {
         if args.runbook.is_some() || args.status.is_some() {
             eprintln!("no run matches");
         } else {
-            eprintln!("no runs yet in `{}`", config.journal);
+            eprintln!(
+                "no runs yet in `{}`{}",
+                config.journal,
+                config.journal_origin()
+            );
         }
     }
     for r in runs {

@@ -45,7 +45,20 @@ async fn prepare_saying(
         .catalog
         .load(name, &config.registry)
         .map_err(invalid)?;
+    // A procedure that acts on sites, with nothing naming the deployment: one message
+    // that says what to give, before any note or deployment read.
+    let needs_sites = runbook.steps.iter().any(|s| s.site.is_some())
+        || runbook.params.values().any(|p| p.from_deployment.is_some());
     let mut given = super::param_pairs(raw_params)?;
+    // (A mistyped parameter is said first: `prepare` names it and the one meant.)
+    let names_known = given.iter().all(|(n, _)| runbook.params.contains_key(n));
+    if config.env_file.is_none() && needs_sites && names_known {
+        return Err(invalid(anyhow::anyhow!(
+            "`{}` acts on sites and {}",
+            runbook.name,
+            Config::NO_ENV
+        )));
+    }
     if live {
         directions(config, &runbook, &mut given, say).await?;
     } else {

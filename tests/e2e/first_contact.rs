@@ -354,3 +354,38 @@ fn run_shows_the_plan_in_brief_and_whole_with_v() {
     let out = run(c).expect(0);
     assert!(out.stderr.contains("calls:   POST"), "{}", out.stderr);
 }
+
+/// Issue 35.8: forgetting --env is said once, the same way by plan, run and check, with
+/// what to give (and no note about a deployment it never read); history says whose
+/// journal it read.
+#[test]
+fn a_forgotten_env_is_one_message_and_history_names_its_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let contexts = dir.path().join("contexts.yaml");
+    for verb in [
+        &["plan", "switchover"][..],
+        &["run", "switchover", "--yes"],
+        &["check"],
+    ] {
+        let mut c = bare(&contexts);
+        c.args(verb);
+        let out = run(c).expect(2);
+        assert!(
+            out.stderr
+                .contains("no environment file was given: give --env FILE")
+                && out.stderr.contains("runbook context use NAME --env FILE"),
+            "{verb:?}: {}",
+            out.stderr
+        );
+        assert_eq!(out.stderr.lines().count(), 1, "{verb:?}: {}", out.stderr);
+    }
+    let mut c = bare(&contexts);
+    c.arg("history");
+    let out = run(c).expect(0);
+    assert!(
+        out.stderr
+            .contains("the per-user default: no --env, --journal or context names another"),
+        "{}",
+        out.stderr
+    );
+}
