@@ -301,51 +301,63 @@ impl Action for SiteStatus {
 }
 
 /// `infinispan.take-offline` and `infinispan.bring-online`: change the state of the
-/// backup, then (verify) loop on status until every cache and node is in it.
+/// backup, then (verify) loop on status until every cache and node is in it. Each
+/// action is a row of [`BackupMove`]s; the code is the same.
 #[derive(Debug)]
-pub struct SetBackup {
-    pub online: bool,
+pub struct SetBackup(pub &'static BackupMove);
+
+/// What one x-site state change is: its name, the REST action, the state it reaches.
+#[derive(Debug)]
+pub struct BackupMove {
+    pub name: &'static str,
+    /// The REST action (`?action=take-offline`) and the CLI's word for it.
+    pub verb: &'static str,
+    /// The state every cache and node reaches.
+    pub target: &'static str,
+    pub summary: &'static str,
+    pub invariants: &'static [&'static str],
+    /// A node that refuses has not reached the state yet (the status poll issues it
+    /// again), rather than failed: Infinispan answers so for a take-offline in flight.
+    pub refusal_is_pending: bool,
 }
+
+pub const TAKE_OFFLINE: BackupMove = BackupMove {
+    name: "infinispan.take-offline",
+    verb: "take-offline",
+    target: "offline",
+    summary: "take cross-site replication to a site offline (all caches or a list), then wait until every cache and node is offline",
+    invariants: &[crate::guarantees::TAKE_OFFLINE],
+    refusal_is_pending: true,
+};
+
+pub const BRING_ONLINE: BackupMove = BackupMove {
+    name: "infinispan.bring-online",
+    verb: "bring-online",
+    target: "online",
+    summary: "bring cross-site replication to a site online (all caches or a list), then wait until every cache and node is online",
+    invariants: &[],
+    refusal_is_pending: false,
+};
 
 impl SetBackup {
     fn target(&self) -> &'static str {
-        if self.online {
-            "online"
-        } else {
-            "offline"
-        }
+        self.0.target
     }
     fn action(&self) -> &'static str {
-        if self.online {
-            "bring-online"
-        } else {
-            "take-offline"
-        }
+        self.0.verb
     }
 }
 
 #[async_trait]
 impl Action for SetBackup {
     fn name(&self) -> &'static str {
-        if self.online {
-            "infinispan.bring-online"
-        } else {
-            "infinispan.take-offline"
-        }
+        self.0.name
     }
     fn summary(&self) -> &'static str {
-        if self.online {
-            "bring cross-site replication to a site online (all caches or a list), then wait until every cache and node is online"
-        } else {
-            "take cross-site replication to a site offline (all caches or a list), then wait until every cache and node is offline"
-        }
+        self.0.summary
     }
     fn invariants(&self) -> &'static [&'static str] {
-        if self.online {
-            &[]
-        } else {
-            &[crate::guarantees::TAKE_OFFLINE]
-        }
+        self.0.invariants
     }
     fn args(&self) -> &'static [ArgSpec] {
         const A: &[ArgSpec] = &[BACKUP, CACHE, CACHES, POLL];
@@ -416,7 +428,7 @@ impl Action for SetBackup {
         // Some node refused a take-offline: not yet offline; the status poll that
         // follows issues it again.
         let results = act_on_caches(&t, backup, self.action(), which(&a.cache, &a.caches), |e| {
-            !self.online && super::not_yet_offline(&e.message)
+            self.0.refusal_is_pending && super::not_yet_offline(&e.message)
         })
         .await?;
         let mut out = Outputs::new();
