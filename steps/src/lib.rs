@@ -46,8 +46,12 @@ pub fn registry() -> Registry {
     r.register(wait::Wait);
     r.register(manual::Confirm);
     r.register(infinispan::actions::SiteStatus);
-    r.register(infinispan::actions::SetBackup(&infinispan::actions::TAKE_OFFLINE));
-    r.register(infinispan::actions::SetBackup(&infinispan::actions::BRING_ONLINE));
+    r.register(infinispan::actions::SetBackup(
+        &infinispan::actions::TAKE_OFFLINE,
+    ));
+    r.register(infinispan::actions::SetBackup(
+        &infinispan::actions::BRING_ONLINE,
+    ));
     r.register(infinispan::actions::ClearCaches);
     r.register(infinispan::actions::PushState);
     r.register(infinispan::actions::ClearPushStateStatus);

@@ -571,11 +571,42 @@ impl Action for ServingSites {
 }
 
 /// `accelerator.remove-site` / `accelerator.add-site`: one site's NLB out of or into
-/// the endpoint group.
+/// the endpoint group. Each action is a row of [`MoveRow`]s; the code is the same.
 #[derive(Debug)]
-pub struct Move {
-    pub add: bool,
+pub struct Move(pub &'static MoveRow);
+
+/// What one direction of a move is.
+#[derive(Debug)]
+pub struct MoveRow {
+    pub name: &'static str,
+    pub summary: &'static str,
+    /// The invariant it keeps (guarantees.rs).
+    pub invariant: &'static [&'static str],
+    /// The Global Accelerator call.
+    pub call: &'static str,
+    /// The fact it records in the ledger.
+    pub fact: &'static str,
+    /// The site's NLB is in the group once the move is done.
+    pub in_group: bool,
 }
+
+pub const REMOVE_SITE: MoveRow = MoveRow {
+    name: "accelerator.remove-site",
+    summary: "remove this site's NLB from the Global Accelerator's endpoint group, never the last serving endpoint; re-read and verify, wait until the rest are HEALTHY",
+    invariant: &[crate::guarantees::REMOVE],
+    call: "RemoveEndpoints",
+    fact: crate::ledger::LEFT,
+    in_group: false,
+};
+
+pub const ADD_SITE: MoveRow = MoveRow {
+    name: "accelerator.add-site",
+    summary: "add this site's NLB to the Global Accelerator's endpoint group (weight 128, client IP preservation off), re-read and verify, wait until HEALTHY",
+    invariant: &[crate::guarantees::ADD],
+    call: "AddEndpoints",
+    fact: crate::ledger::JOINED,
+    in_group: true,
+};
 
 fn site_name(ctx: &StepCtx) -> Result<(String, AcceleratorTraffic), StepError> {
     let (name, cfg) = site_config(ctx)?;
@@ -634,7 +665,7 @@ impl Move {
         let (ga, _) = clients(ctx).await?;
         let mut pause = Duration::from_millis(500);
         for attempt in 1..=8 {
-            let result = if self.add {
+            let result = if self.0.in_group {
                 let c = EndpointConfiguration::builder()
                     .endpoint_id(arn)
                     .weight(weight as i32)
@@ -688,25 +719,13 @@ impl Move {
 #[async_trait]
 impl Action for Move {
     fn name(&self) -> &'static str {
-        if self.add {
-            "accelerator.add-site"
-        } else {
-            "accelerator.remove-site"
-        }
+        self.0.name
     }
     fn summary(&self) -> &'static str {
-        if self.add {
-            "add this site's NLB to the Global Accelerator's endpoint group (weight 128, client IP preservation off), re-read and verify, wait until HEALTHY"
-        } else {
-            "remove this site's NLB from the Global Accelerator's endpoint group, never the last serving endpoint; re-read and verify, wait until the rest are HEALTHY"
-        }
+        self.0.summary
     }
     fn invariants(&self) -> &'static [&'static str] {
-        if self.add {
-            &[crate::guarantees::ADD]
-        } else {
-            &[crate::guarantees::REMOVE]
-        }
+        self.0.invariant
     }
     fn args(&self) -> &'static [ArgSpec] {
         &[]
@@ -733,7 +752,7 @@ impl Action for Move {
         let site = ctx.site_name();
         Some((
             ImpactKind::MovesTraffic,
-            if self.add {
+            if self.0.in_group {
                 format!("adds {site}'s NLB to the accelerator's endpoint group: {site} receives traffic again")
             } else {
                 format!("removes {site}'s NLB from the accelerator's endpoint group: the accelerator stops sending traffic to {site}")
@@ -744,16 +763,11 @@ impl Action for Move {
         let nlb = site_name(ctx)
             .map(|(_, a)| a.load_balancer)
             .unwrap_or_else(|e| e.message);
-        let (call, weight) = if self.add {
-            (
-                "AddEndpoints",
-                format!(
-                    ", Weight={}, ClientIPPreservationEnabled=false",
-                    DEFAULT_WEIGHT
-                ),
-            )
+        let call = self.0.call;
+        let weight = if self.0.in_group {
+            format!(", Weight={DEFAULT_WEIGHT}, ClientIPPreservationEnabled=false")
         } else {
-            ("RemoveEndpoints", String::new())
+            String::new()
         };
         vec![
             format!("Global Accelerator ({API_REGION}) ListAccelerators → ListListeners → ListEndpointGroups + ELBv2 DescribeTags (read; again right before the write, naming what another writer changed)"),
@@ -763,7 +777,7 @@ impl Action for Move {
     }
     fn postcondition(&self, ctx: &StepCtx, _: &Args) -> Option<String> {
         let site = ctx.site_name();
-        Some(if self.add {
+        Some(if self.0.in_group {
             format!("{site}'s NLB is in the endpoint group and HEALTHY (INITIAL first)")
         } else {
             format!("{site}'s NLB is not in the endpoint group, and the endpoints left (at least one) are all HEALTHY")
@@ -772,7 +786,7 @@ impl Action for Move {
     fn satisfied(&self, _: &Args, o: &Json) -> bool {
         let site = o["site"].as_str().unwrap_or_default();
         let s = &o["sites"][site];
-        if self.add {
+        if self.0.in_group {
             s["in_group"] == true && s["health"] == "HEALTHY"
         } else {
             // The rest healthy, and something left: a group another writer emptied
@@ -784,7 +798,7 @@ impl Action for Move {
         }
     }
     fn explain(&self, _: &Args, o: &Json) -> Option<String> {
-        if !self.add && o["endpoints"].as_array().is_some_and(|e| e.is_empty()) {
+        if !self.0.in_group && o["endpoints"].as_array().is_some_and(|e| e.is_empty()) {
             return Some(format!(
                 "the endpoint group of accelerator `{}` is EMPTY: NOTHING SERVES. Another writer removed the rest (the step's outputs name what changed after its write); add a site back now: runbook run keycloak-26/bring-site-online -p site=SITE, or aws globalaccelerator add-endpoints --region us-west-2",
                 o["accelerator"].as_str().unwrap_or("?")
@@ -806,12 +820,7 @@ impl Action for Move {
         out.insert("before".into(), json!(v.ids()));
         // Journaled with the intent: true once the step succeeds, however it is
         // settled (a resume that finds the postcondition holding included).
-        let fact = if self.add {
-            crate::ledger::JOINED
-        } else {
-            crate::ledger::LEFT
-        };
-        crate::ledger::record(&mut out, &site, fact);
+        crate::ledger::record(&mut out, &site, self.0.fact);
         Ok(out)
     }
     async fn apply(
@@ -841,16 +850,12 @@ impl Action for Move {
             StepError::configuration(format!("site `{site}`'s NLB was not found"))
         })?;
         let present = v.endpoint_of(&site).is_some();
-        let fact = if self.add {
-            crate::ledger::JOINED
-        } else {
-            crate::ledger::LEFT
-        };
-        if present == self.add {
+        let fact = self.0.fact;
+        if present == self.0.in_group {
             out.insert("already".into(), json!(true));
             out.insert(
                 "note".into(),
-                json!(if self.add {
+                json!(if self.0.in_group {
                     format!("{site} was already in the endpoint group: nothing added")
                 } else {
                     format!("{site} was ALREADY OUT of the endpoint group (not removed by this step): nothing removed")
@@ -860,7 +865,7 @@ impl Action for Move {
             crate::ledger::record(&mut out, &site, fact);
             return Ok(out);
         }
-        if !self.add {
+        if !self.0.in_group {
             let rest_serving = v
                 .endpoints
                 .iter()
@@ -883,7 +888,7 @@ impl Action for Move {
         let after = read(ctx).await?;
         let mut expected = now.clone();
         let me = format!("{site}={arn}");
-        if self.add {
+        if self.0.in_group {
             expected.push(me.clone());
         } else {
             expected.retain(|e| *e != me);

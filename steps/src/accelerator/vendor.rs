@@ -94,15 +94,18 @@ impl Vendor for Accelerator {
     fn actions(&self) -> Vec<Arc<dyn Action>> {
         vec![
             Arc::new(super::ServingSites),
-            Arc::new(super::Move { add: false }),
-            Arc::new(super::Move { add: true }),
+            Arc::new(super::Move(&super::REMOVE_SITE)),
+            Arc::new(super::Move(&super::ADD_SITE)),
         ]
     }
     fn plays(&self) -> Vec<(&'static str, Arc<dyn Action>)> {
         vec![
             ("traffic.serving-sites", Arc::new(super::ServingSites)),
-            ("traffic.remove-site", Arc::new(super::Move { add: false })),
-            ("traffic.add-site", Arc::new(super::Move { add: true })),
+            (
+                "traffic.remove-site",
+                Arc::new(super::Move(&super::REMOVE_SITE)),
+            ),
+            ("traffic.add-site", Arc::new(super::Move(&super::ADD_SITE))),
         ]
     }
     fn touches(&self, action: &str) -> bool {

@@ -728,10 +728,35 @@ const MOVE_ARGS: &[ArgSpec] = &[
 ];
 
 /// `pgo.move-writer` (planned) and `pgo.promote-standby` (the primary's site lost).
+/// Each action is a row of [`WriterMove`]s; the code is the same.
 #[derive(Debug)]
-pub struct MoveWriter {
+pub struct MoveWriter(pub &'static WriterMove);
+
+/// What one kind of writer move is.
+#[derive(Debug)]
+pub struct WriterMove {
+    pub name: &'static str,
+    pub summary: &'static str,
+    pub invariants: &'static [&'static str],
+    /// The former writer's site is lost: it is fenced where its API answers rather
+    /// than waited for, the standby promoted whatever it had not replayed, and that
+    /// window journaled.
     pub unplanned: bool,
 }
+
+pub const PLANNED: WriterMove = WriterMove {
+    name: "pgo.move-writer",
+    summary: "move PGO's writer to this site: the standby caught up, the old primary shut down, this one promoted, every site's Keycloak repointed",
+    invariants: &[],
+    unplanned: false,
+};
+
+pub const UNPLANNED: WriterMove = WriterMove {
+    name: "pgo.promote-standby",
+    summary: "promote this site's PGO standby cluster after the primary's site is lost: stop the old primary if it answers, promote, repoint every site's Keycloak; the last replayed position is journaled",
+    invariants: &[crate::guarantees::PROMOTE],
+    unplanned: true,
+};
 
 impl MoveWriter {
     /// The writer the move takes over from: the other site that answers writable; for
@@ -749,7 +774,7 @@ impl MoveWriter {
             .find(|v| v.writable())
             .or_else(|| {
                 others()
-                    .filter(|_| self.unplanned)
+                    .filter(|_| self.0.unplanned)
                     .find(|v| v.exists && !v.standby && !v.shutdown)
             })
             .map(|v| v.site.clone())
@@ -828,25 +853,13 @@ async fn stop_old_writer(
 #[async_trait]
 impl Action for MoveWriter {
     fn name(&self) -> &'static str {
-        if self.unplanned {
-            "pgo.promote-standby"
-        } else {
-            "pgo.move-writer"
-        }
+        self.0.name
     }
     fn summary(&self) -> &'static str {
-        if self.unplanned {
-            "promote this site's PGO standby cluster after the primary's site is lost: stop the old primary if it answers, promote, repoint every site's Keycloak; the last replayed position is journaled"
-        } else {
-            "move PGO's writer to this site: the standby caught up, the old primary shut down, this one promoted, every site's Keycloak repointed"
-        }
+        self.0.summary
     }
     fn invariants(&self) -> &'static [&'static str] {
-        if self.unplanned {
-            &[crate::guarantees::PROMOTE]
-        } else {
-            &[]
-        }
+        self.0.invariants
     }
     fn args(&self) -> &'static [ArgSpec] {
         MOVE_ARGS
@@ -869,7 +882,7 @@ impl Action for MoveWriter {
         Some((ImpactKind::MovesWriter, format!(
             "moves PGO's writer to {}: the old primary's cluster is shut down, {}'s standby promoted, and every site's Keycloak restarted onto it; no database writer meanwhile. Replication across sites is asynchronous: what the standby had not replayed is lost{}",
             ctx.site_name(), ctx.site_name(),
-            if self.unplanned { " (the window is journaled)" } else { " unless it caught up, which this step waits for" }
+            if self.0.unplanned { " (the window is journaled)" } else { " unless it caught up, which this step waits for" }
         )))
     }
     fn describe(&self, ctx: &StepCtx, _: &Args) -> Vec<String> {
@@ -882,7 +895,7 @@ impl Action for MoveWriter {
         let mut calls = vec![
             "read every PGO site (PostgresCluster, pods, pguser secret, SQL pg_is_in_recovery() and WAL positions)".to_string(),
         ];
-        if self.unplanned {
+        if self.0.unplanned {
             calls.push("on the old primary's site, if its API answers: PATCH PostgresCluster {\"spec\":{\"shutdown\":true}} (not waited on); journal the standby's last replayed position and time".into());
         } else {
             calls.push(format!(
@@ -996,7 +1009,7 @@ impl Action for MoveWriter {
         }
         if let Some(from) = &from {
             stop_old_writer(
-                self.unplanned,
+                self.0.unplanned,
                 ctx,
                 (from, &to),
                 &target,
@@ -1027,7 +1040,7 @@ impl Action for MoveWriter {
         out.insert("changed".into(), json!(true));
         out.insert(
             "repointed".into(),
-            json!(repoint_all(ctx, &promoted, poll, self.unplanned).await?),
+            json!(repoint_all(ctx, &promoted, poll, self.0.unplanned).await?),
         );
         Ok(out)
     }

@@ -192,8 +192,8 @@ impl Vendor for Pgo {
         vec![
             Arc::new(super::ClusterState),
             Arc::new(super::WriterCheck),
-            Arc::new(super::MoveWriter { unplanned: false }),
-            Arc::new(super::MoveWriter { unplanned: true }),
+            Arc::new(super::MoveWriter(&super::PLANNED)),
+            Arc::new(super::MoveWriter(&super::UNPLANNED)),
             Arc::new(super::RecreateAsStandby),
             Arc::new(super::Switchover),
         ]
@@ -202,11 +202,11 @@ impl Vendor for Pgo {
         vec![
             (
                 "database.move-writer",
-                Arc::new(super::MoveWriter { unplanned: false }),
+                Arc::new(super::MoveWriter(&super::PLANNED)),
             ),
             (
                 "database.promote",
-                Arc::new(super::MoveWriter { unplanned: true }),
+                Arc::new(super::MoveWriter(&super::UNPLANNED)),
             ),
             ("database.rejoin", Arc::new(super::RecreateAsStandby)),
         ]
