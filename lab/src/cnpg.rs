@@ -68,6 +68,9 @@ pub struct CnpgSite {
     pub deleted: bool,
     /// Created again: bootstrapped by `pg_basebackup` from `spec.bootstrap.pg_basebackup.source`.
     pub recreated: bool,
+    /// `metadata.annotations` as written through the API: `cnpg.io/hibernation` and
+    /// `cnpg.io/fencedInstances` act (`cnpg:docs/src/{declarative_hibernation,fencing}.md@v1.30.0`).
+    pub annotations: Value,
 }
 
 impl CnpgSite {
@@ -95,7 +98,27 @@ impl CnpgSite {
     fn source(&self) -> Option<String> {
         self.spec["replica"]["source"].as_str().map(str::to_string)
     }
+
+    /// `cnpg.io/hibernation: "on"`: every instance deleted, the PVCs kept.
+    pub fn hibernated(&self) -> bool {
+        self.annotations[HIBERNATION] == "on"
+    }
+
+    /// `cnpg.io/fencedInstances`: a JSON list of instance names, `["*"]` the whole
+    /// cluster; `[]` or absent: none. This lab's one instance is `<cluster>-1`.
+    pub fn fenced(&self) -> bool {
+        let list: Vec<String> = self.annotations[FENCED]
+            .as_str()
+            .and_then(|t| serde_json::from_str(t).ok())
+            .unwrap_or_default();
+        let me = format!("{}-1", self.name);
+        list.iter().any(|n| n == "*" || *n == me)
+    }
 }
+
+/// The annotations that stop a cluster's instances.
+pub const HIBERNATION: &str = "cnpg.io/hibernation";
+pub const FENCED: &str = "cnpg.io/fencedInstances";
 
 /// CloudNativePG at every site.
 #[derive(Debug)]
@@ -237,6 +260,7 @@ fn setup_in(
                 timeline: Some(1),
                 deleted: false,
                 recreated: false,
+                annotations: json!({}),
             },
         );
     }
@@ -479,6 +503,15 @@ pub fn cluster_object(s: &CnpgSite, namespace: &str) -> Value {
                         "reason": if ready { "ClusterIsReady" } else { "ClusterIsNotReady" },
                         "message": if ready { "Cluster is Ready" } else { "Cluster Is Not Ready" }}],
     });
+    if s.hibernated() {
+        // The trap (cnpg.md 3.5): the phase stays healthy with no instance running.
+        if let Some(c) = status["conditions"].as_array_mut() {
+            c.push(
+                json!({"type": HIBERNATION, "status": "True", "reason": "Hibernated",
+                          "message": "Cluster has been hibernated"}),
+            );
+        }
+    }
     // Cleared whenever the cluster is not a replica (`cluster_status.go`).
     if let Some(t) = s.demotion_token.as_ref().filter(|_| s.is_replica()) {
         status["demotionToken"] = json!(t);
@@ -488,7 +521,8 @@ pub fn cluster_object(s: &CnpgSite, namespace: &str) -> Value {
     }
     json!({
         "apiVersion": "postgresql.cnpg.io/v1", "kind": "Cluster",
-        "metadata": {"name": s.name, "namespace": namespace, "generation": s.generation},
+        "metadata": {"name": s.name, "namespace": namespace, "generation": s.generation,
+                     "annotations": s.annotations},
         "spec": s.spec, "status": status,
     })
 }
@@ -575,6 +609,15 @@ fn reconcile_site(
             Ok(())
         };
     }
+    if s.hibernated() || s.fenced() {
+        // Hibernation deletes the instances (data kept); fencing stops the postmaster
+        // and keeps the pod: either way nothing answers until it is lifted.
+        return if seen.is_some() {
+            stop_server(bin, &s.data, "fast")
+        } else {
+            Ok(())
+        };
+    }
     match (seen, s.is_replica()) {
         (Some((false, _)), true) => match s.source().and_then(|c| port_of(&c)) {
             Some(port) => demote(bin, s, port),
@@ -648,6 +691,7 @@ fn reconcile_once(shared: &Shared) {
         // The spec may have been patched meanwhile: keep the API's, take the rest.
         if let Some(live) = c.sites.get_mut(name) {
             let spec = live.spec.clone();
+            let annotations = live.annotations.clone();
             let generation = live.generation;
             let last_cleared = live.spec["replica"]["promotionToken"].is_null()
                 && before.last_promotion_token.is_some();
@@ -656,6 +700,7 @@ fn reconcile_once(shared: &Shared) {
             let recreated = live.recreated && (!before.recreated || s.recreated);
             *live = CnpgSite {
                 spec,
+                annotations,
                 generation,
                 deleted,
                 recreated,

@@ -817,6 +817,10 @@ fn cnpg_route(
             site.deleted = false;
             site.recreated = true;
             site.spec = v["spec"].clone();
+            site.annotations = match &v["metadata"]["annotations"] {
+                a @ serde_json::Value::Object(_) => a.clone(),
+                _ => serde_json::json!({}),
+            };
             site.generation = 1;
             json_response(
                 StatusCode::CREATED,
@@ -842,6 +846,10 @@ fn cnpg_route(
                                 "admission webhook \"vcluster.cnpg.io\" denied the request: {why}"
                             ),
                         );
+                    }
+                    let annotations = &new["metadata"]["annotations"];
+                    if annotations.is_object() && *annotations != site.annotations {
+                        site.annotations = annotations.clone();
                     }
                     if new["spec"] != site.spec {
                         let was_replica = site.is_replica();

@@ -102,6 +102,7 @@ impl LabState {
                             "replica": s.is_replica(), "phase": s.phase,
                             "demotion_token": s.demotion_token, "last_promotion_token": s.last_promotion_token,
                             "spec": s.spec, "keycloak_db": db,
+                            "hibernated": s.hibernated(), "fenced": s.fenced(),
                         }),
                     )
                 })

@@ -506,3 +506,137 @@ fn the_data_a_lost_writer_would_cost_is_exported_per_link() {
     // Only the writer-to-replica direction: no link from the replica.
     assert!(!m.contains("from=\"site-b\""), "{m}");
 }
+
+/// A merge patch of a site's Cluster through its Kubernetes API, as `kubectl annotate`
+/// or `kubectl cnpg fencing` would send it.
+fn patch_cluster(l: &InLab, site: &str, body: &str) -> Value {
+    let port = l.running().endpoints.kube[site];
+    let cluster = lab::cnpg::cluster_name(site);
+    l.rt.block_on(async {
+        let r = reqwest::Client::new()
+            .patch(format!(
+                "http://{port}/apis/postgresql.cnpg.io/v1/namespaces/keycloak/clusters/{cluster}"
+            ))
+            .header("content-type", "application/merge-patch+json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+        r.json().await.unwrap()
+    })
+}
+
+/// Issue 32.4: a Cluster someone hibernated (healthy by its phase, nothing running)
+/// or fenced never takes the writer, and the refusal says which and how to lift it;
+/// lifted, the same move goes through.
+#[test]
+fn a_hibernated_or_fenced_cluster_is_refused_before_anything_is_done() {
+    let l = cnpg_lab();
+    let c = patch_cluster(
+        &l,
+        "site-b",
+        r#"{"metadata":{"annotations":{"cnpg.io/hibernation":"on"}}}"#,
+    );
+    assert_eq!(c["metadata"]["annotations"]["cnpg.io/hibernation"], "on");
+    eventually("site-b's server stopped", Duration::from_secs(30), || {
+        let c = cnpg(&l);
+        if c["site-b"]["running"] == false {
+            Ok(())
+        } else {
+            Err(c.to_string())
+        }
+    });
+    // CloudNativePG's trap, as the lab plays it: the phase still says healthy.
+    let c = patch_cluster(&l, "site-b", "{}");
+    assert_eq!(c["status"]["phase"], "Cluster in healthy state");
+    let out = switchover_named(&l).expect(8);
+    let reason = out.json()["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(reason.contains("pg-site-b` is HIBERNATED"), "{reason}");
+    let c = cnpg(&l);
+    assert_eq!(c["site-a"]["writable"], true, "nothing was done: {c}");
+    assert!(c["site-a"]["demotion_token"].is_null(), "{c}");
+    // Rehydrated; then the writer's own cluster fenced by someone: refused too.
+    patch_cluster(
+        &l,
+        "site-b",
+        r#"{"metadata":{"annotations":{"cnpg.io/hibernation":"off"}}}"#,
+    );
+    eventually("site-b replays again", Duration::from_secs(30), || {
+        let c = cnpg(&l);
+        if c["site-b"]["running"] == true && c["site-b"]["writable"] == false {
+            Ok(())
+        } else {
+            Err(c.to_string())
+        }
+    });
+    patch_cluster(
+        &l,
+        "site-a",
+        r#"{"metadata":{"annotations":{"cnpg.io/fencedInstances":"[\"*\"]"}}}"#,
+    );
+    eventually("site-a's server stopped", Duration::from_secs(30), || {
+        let c = cnpg(&l);
+        if c["site-a"]["running"] == false {
+            Ok(())
+        } else {
+            Err(c.to_string())
+        }
+    });
+    let out = switchover_named(&l).expect(8);
+    let reason = out.json()["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(reason.contains("pg-site-a` is FENCED"), "{reason}");
+    // Unfenced: the move goes through.
+    patch_cluster(
+        &l,
+        "site-a",
+        r#"{"metadata":{"annotations":{"cnpg.io/fencedInstances":null}}}"#,
+    );
+    writer_is(&l, "site-a");
+    // site-b streams again (a row written at site-a reaches it), then the move.
+    write_row(&l, "site-a", "after the fence");
+    eventually(
+        "site-b replays the new row",
+        Duration::from_secs(30),
+        || {
+            let r = l
+                .running()
+                .shared
+                .lock()
+                .cnpg
+                .as_ref()
+                .unwrap()
+                .rows("site-b")?;
+            if r.iter().any(|n| n == "after the fence") {
+                Ok(())
+            } else {
+                Err(format!("{r:?}"))
+            }
+        },
+    );
+    switchover(&l).expect(0);
+    writer_is(&l, "site-b");
+}
+
+fn switchover_named(l: &InLab) -> Out {
+    let mut c = l.runbook();
+    c.args([
+        "--pack",
+        "keycloak-26",
+        "run",
+        "database-switchover",
+        "--yes",
+        "--json",
+        "-p",
+        "to=site-b",
+        "-p",
+        "from=site-a",
+    ]);
+    run(c)
+}

@@ -43,6 +43,7 @@ pub fn judge(views: &[Result<Site, (String, String)>], to: &str, unplanned: bool
             }
         }
     }
+    stopped_on_purpose(&ok, to, unplanned, &mut reasons);
     if unplanned {
         if !others_writable.is_empty() {
             reasons.push(format!(
@@ -78,6 +79,27 @@ pub fn judge(views: &[Result<Site, (String, String)>], to: &str, unplanned: bool
     json!({"safe": safe, "to": to, "writable": writable, "unplanned": unplanned,
            "reasons": reasons, "summary": summary,
            "sites": ok.iter().map(|s| s.json()).collect::<Vec<_>>()})
+}
+
+/// A cluster someone hibernated or fenced is stopped on purpose: the target never
+/// takes the writer so; in a planned move no other site may be either (the writer to
+/// demote, or the replica that must follow). A lost site fenced on purpose is what an
+/// unplanned promotion wants, so there only the target counts.
+fn stopped_on_purpose(ok: &[&Site], to: &str, unplanned: bool, reasons: &mut Vec<String>) {
+    for s in ok.iter().filter(|s| s.site == to || !unplanned) {
+        if s.hibernated() {
+            reasons.push(format!(
+                "{}'s Cluster `{}` is HIBERNATED (cnpg.io/hibernation): no instance runs although its phase says healthy; rehydrate it (annotation `cnpg.io/hibernation: off`) if that is meant, else find out who hibernated it",
+                s.site, s.cfg.cluster
+            ));
+        }
+        if let Some(list) = s.fenced_by_someone() {
+            reasons.push(format!(
+                "{}'s Cluster `{}` is FENCED (cnpg.io/fencedInstances: {}): its PostgreSQL is stopped and CloudNativePG will not fail it over; unfence it (`kubectl cnpg fencing off {} \"*\"`) once you know who fenced it and why",
+                s.site, s.cfg.cluster, list.join(", "), s.cfg.cluster
+            ));
+        }
+    }
 }
 
 fn planned(ok: &[&Site], to: &str, writable: &[String], reasons: &mut Vec<String>) {
@@ -205,6 +227,67 @@ mod tests {
             .as_str()
             .unwrap()
             .contains("not streaming"));
+    }
+
+    fn with_cluster(
+        mut s: Result<Site, (String, String)>,
+        c: serde_json::Value,
+    ) -> Result<Site, (String, String)> {
+        if let Ok(site) = s.as_mut() {
+            site.cluster = Some(c);
+        }
+        s
+    }
+
+    #[test]
+    fn a_hibernated_or_fenced_cluster_refuses_unless_it_is_the_lost_one() {
+        // The trap: hibernated, the phase still says healthy.
+        let hibernated = json!({"metadata": {"annotations": {"cnpg.io/hibernation": "on"}},
+            "spec": {}, "status": {"phase": "Cluster in healthy state"}});
+        let v = [
+            site("a", true, 100, None, "s"),
+            with_cluster(
+                site("b", false, 100, Some("streaming"), "s"),
+                hibernated.clone(),
+            ),
+        ];
+        let j = judge(&v, "b", false);
+        assert!(
+            j["summary"]
+                .as_str()
+                .unwrap()
+                .contains("b's Cluster `pg-b` is HIBERNATED"),
+            "{j}"
+        );
+        let fenced = json!({"metadata": {"annotations": {"cnpg.io/fencedInstances": "[\"*\"]"}},
+            "spec": {}, "status": {"phase": "Cluster in healthy state"}});
+        let v = [
+            with_cluster(site("a", true, 100, None, "s"), fenced.clone()),
+            site("b", false, 100, Some("streaming"), "s"),
+        ];
+        let j = judge(&v, "b", false);
+        assert!(
+            j["summary"]
+                .as_str()
+                .unwrap()
+                .contains("a's Cluster `pg-a` is FENCED (cnpg.io/fencedInstances: *)"),
+            "{j}"
+        );
+        // CloudNativePG's own fence in the middle of a demotion is not someone's.
+        let demoting = json!({"metadata": {"annotations": {"cnpg.io/fencedInstances": "[\"*\"]"}},
+            "spec": {}, "status": {"phase": "Cluster in healthy state",
+            "conditions": [{"type": "ReplicaClusterFencing", "status": "True"}]}});
+        let v = [
+            with_cluster(site("a", true, 100, None, "s"), demoting),
+            site("b", false, 100, Some("streaming"), "s"),
+        ];
+        assert_eq!(judge(&v, "b", false)["safe"], true);
+        // Unplanned: the lost site fenced is what is wanted; the survivor is not.
+        let v = [
+            Err(("a".into(), "connection refused".into())),
+            with_cluster(site("b", false, 90, Some("waiting"), "s"), hibernated),
+        ];
+        assert_eq!(judge(&v, "b", true)["safe"], false);
     }
 
     #[test]

@@ -65,6 +65,33 @@ impl Site {
             .map_or(Json::Null, |c| c["status"][key].clone())
     }
 
+    fn annotation(&self, key: &str) -> Option<&str> {
+        self.cluster.as_ref()?["metadata"]["annotations"][key].as_str()
+    }
+
+    fn condition_true(&self, kind: &str) -> bool {
+        self.status("conditions")
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["type"] == kind && c["status"] == "True"))
+    }
+
+    /// Hibernated (`cnpg.io/hibernation: on`, or its condition): no instance runs,
+    /// while the phase still says healthy (`cnpg.md` 3.5, 3.11).
+    pub fn hibernated(&self) -> bool {
+        self.annotation("cnpg.io/hibernation") == Some("on")
+            || self.condition_true("cnpg.io/hibernation")
+    }
+
+    /// The instances `cnpg.io/fencedInstances` lists (`["*"]`: all), unless the fence
+    /// is CloudNativePG's own, in the middle of a demotion (`ReplicaClusterFencing`).
+    pub fn fenced_by_someone(&self) -> Option<Vec<String>> {
+        let list: Vec<String> = self
+            .annotation("cnpg.io/fencedInstances")
+            .and_then(|t| serde_json::from_str(t).ok())
+            .unwrap_or_default();
+        (!list.is_empty() && !self.condition_true("ReplicaClusterFencing")).then_some(list)
+    }
+
     /// `IsReplica()` of its spec (`cluster_funcs.go`).
     pub fn replica_by_spec(&self) -> bool {
         let Some(c) = &self.cluster else { return false };
@@ -88,6 +115,8 @@ impl Site {
             "primary": self.cluster.as_ref().map(|c| c["spec"]["replica"]["primary"].clone()),
             "timeline": self.status("timelineID"),
             "demotion_token": !self.status("demotionToken").is_null(),
+            "hibernated": self.hibernated(),
+            "fenced": self.fenced_by_someone(),
             "writable": self.sql.as_ref().ok().map(|s| !s.in_recovery),
             "database": match &self.sql { Ok(s) => json!(s), Err(e) => json!({"error": e}) },
         })
