@@ -389,3 +389,38 @@ fn a_forgotten_env_is_one_message_and_history_names_its_journal() {
         out.stderr
     );
 }
+
+/// Issue 35.8: a time scale that is not a number of 0 or more is refused at once.
+#[test]
+fn the_labs_time_scale_refuses_what_is_not_a_number_of_zero_or_more() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in ["-1", "NaN", "inf", "fast"] {
+        let mut c = runbook(&dir.path().join("j"));
+        c.arg("lab")
+            .arg(format!("--time-scale={bad}"))
+            .arg("--dir")
+            .arg(dir.path().join("lab"));
+        let out = run(c);
+        assert_eq!(out.code, 2, "{bad}: {}", out.stderr);
+        assert!(out.stderr.contains("--time-scale"), "{bad}: {}", out.stderr);
+    }
+}
+
+/// Issue 35.8: a run halted at a manual gate says the command that approves it.
+#[test]
+fn a_manual_gates_next_line_names_the_approval() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "gated.yaml",
+        "name: gated\ntitle: A gate\nsteps:\n  - id: gate\n    title: a person looks first\n    action: manual.confirm\n    with: { instructions: \"look at the dashboard\" }\n  - id: after\n    title: then a pause\n    action: wait\n    with: { duration: 1ms }\n",
+    );
+    let mut c = runbook(&dir.path().join("j"));
+    c.arg("run").arg(&file).arg("--yes");
+    let out = run(c).expect(3);
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(all.contains("runbook resume r-1 --approve gate"), "{all}");
+    let mut c = runbook(&dir.path().join("j"));
+    c.args(["resume", "r-1", "--approve", "gate"]);
+    run(c).expect(0);
+}
