@@ -8,6 +8,7 @@
 //! `pack:`, else the first pack whose `detects` recognises the environment file, else
 //! the first pack. The plan says which, and why.
 
+pub mod cnpg;
 pub mod keycloak_24;
 pub mod keycloak_26;
 pub mod pack;
@@ -16,7 +17,12 @@ pub mod pgo;
 pub use pack::{CheckInputs, Diagnosis, Pack};
 
 /// Every pack this build carries, the default first.
-pub const PACKS: &[&Pack] = &[&keycloak_24::PACK, &keycloak_26::PACK, &pgo::PACK];
+pub const PACKS: &[&Pack] = &[
+    &keycloak_24::PACK,
+    &keycloak_26::PACK,
+    &pgo::PACK,
+    &cnpg::PACK,
+];
 
 /// The pack named `name`.
 pub fn find(name: &str) -> Option<&'static Pack> {

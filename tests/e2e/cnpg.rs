@@ -640,3 +640,98 @@ fn switchover_named(l: &InLab) -> Out {
     ]);
     run(c)
 }
+
+/// Issue 32.3: after a failover, `check --pack cnpg` names the former primary that does
+/// not follow the writer and the `cnpg-rejoin` that rebuilds it; the rebuild is refused
+/// on the only writer's site (nothing deleted), and on the former primary it discards
+/// its data and streams the writer's rows.
+#[test]
+fn cnpg_rejoin_rebuilds_a_former_primary_and_never_the_only_writer() {
+    let l = cnpg_lab();
+    write_row(&l, "site-a", "before the loss");
+    l.world(|w| {
+        w.faults
+            .push(lab::Fault::parse("site-down:site-a").unwrap())
+    });
+    eventually("site-a's database is down", Duration::from_secs(30), || {
+        let c = cnpg(&l);
+        if c["site-a"]["running"] == false {
+            Ok(())
+        } else {
+            Err(c.to_string())
+        }
+    });
+    let mut c = l.runbook();
+    c.args([
+        "--pack",
+        "keycloak-26",
+        "run",
+        "site-failover",
+        "--yes",
+        "--json",
+    ]);
+    run(c).expect(0);
+    writer_is_alone(&l, "site-b");
+    l.world(|w| w.faults.clear());
+    // The former primary is back: check names its rebuild.
+    let (code, v) = eventually("check names the rebuild", Duration::from_secs(30), || {
+        let (code, v) = check(&l, Some("cnpg"));
+        if v["recommended"]["command"] == "runbook run cnpg/cnpg-rejoin -p site=site-a" {
+            Ok((code, v))
+        } else {
+            Err(v.to_string())
+        }
+    });
+    assert_eq!(code, 6, "{v}");
+    // The only writer's site is never rebuilt.
+    let mut c = l.runbook();
+    c.args([
+        "run",
+        "cnpg/cnpg-rejoin",
+        "-p",
+        "site=site-b",
+        "--yes",
+        "--json",
+    ]);
+    let out = run(c).expect(8);
+    assert!(out.stdout.contains("Nothing was deleted"), "{}", out.stdout);
+    writer_is_alone(&l, "site-b");
+    let mut c = l.runbook();
+    c.args([
+        "run",
+        "cnpg/cnpg-rejoin",
+        "-p",
+        "site=site-a",
+        "--yes",
+        "--json",
+    ]);
+    run(c).expect(0);
+    writer_is(&l, "site-b");
+    eventually(
+        "site-a replays site-b's rows",
+        Duration::from_secs(30),
+        || {
+            let r = l
+                .running()
+                .shared
+                .lock()
+                .cnpg
+                .as_ref()
+                .unwrap()
+                .rows("site-a")?;
+            if r == ["before the loss"] {
+                Ok(())
+            } else {
+                Err(format!("{r:?}"))
+            }
+        },
+    );
+    eventually("check: healthy", Duration::from_secs(30), || {
+        let (code, v) = check(&l, Some("cnpg"));
+        if code == 0 {
+            Ok(())
+        } else {
+            Err(v["reason"].to_string())
+        }
+    });
+}

@@ -31,7 +31,7 @@ fn the_pack_in_use_is_chosen_said_and_recorded() {
     let out = run(p).expect(2);
     assert!(
         out.stderr.contains(
-            "no procedure pack `keycloak-99` (--pack; built in: keycloak-24, keycloak-26, pgo)"
+            "no procedure pack `keycloak-99` (--pack; built in: keycloak-24, keycloak-26, pgo, cnpg)"
         ),
         "{}",
         out.stderr

@@ -102,6 +102,131 @@ fn stopped_on_purpose(ok: &[&Site], to: &str, unplanned: bool, reasons: &mut Vec
     }
 }
 
+/// `check --pack cnpg`: the verdict on every CloudNativePG site as read now, and what
+/// was read (each site with a one-line `summary`). Two writable primaries first; then
+/// no writer; then a site that does not follow the writer (a forked timeline after a
+/// tokenless promotion, a replica that does not stream, a Cluster missing or stopped on
+/// purpose): `cnpg/cnpg-rejoin` for it.
+pub fn diagnosis(views: &[Result<Site, (String, String)>]) -> (crate::check::Verdict, Json) {
+    use crate::check::{Health, Invocation, Verdict};
+    let ok: Vec<&Site> = views.iter().filter_map(|v| v.as_ref().ok()).collect();
+    let writable: Vec<String> = ok
+        .iter()
+        .filter(|s| s.writable())
+        .map(|s| s.site.clone())
+        .collect();
+    let unreadable: Vec<String> = views
+        .iter()
+        .filter_map(|v| v.as_ref().err().map(|(s, e)| format!("{s} ({e})")))
+        .collect();
+    let mut sites: Vec<Json> = ok
+        .iter()
+        .map(|s| {
+            let mut j = s.json();
+            j["summary"] = json!(summary(s));
+            j
+        })
+        .collect();
+    for (s, e) in views.iter().filter_map(|v| v.as_ref().err()) {
+        sites.push(json!({"site": s, "error": e, "summary": format!("{s}: cannot be read ({e})")}));
+    }
+    let degraded = |runbook: Option<Invocation>, reason: String| Verdict {
+        health: Health::Degraded,
+        runbook,
+        reason,
+        notes: vec![],
+    };
+    let verdict = match writable.as_slice() {
+        [_, _, ..] => degraded(None, format!(
+            "TWO WRITABLE PRIMARIES (split-brain): {} all accept writes. Fence all but one now (`kubectl cnpg fencing on CLUSTER \"*\"`), then rebuild them with cnpg-rejoin (it discards their writes since)",
+            writable.join(" and ")
+        )),
+        [] if !unreadable.is_empty() => Verdict {
+            health: Health::Unreachable,
+            runbook: None,
+            reason: format!("no writable primary answers, and {} cannot be read", unreadable.join(", ")),
+            notes: vec![],
+        },
+        [] => degraded(None, "no site has a writable primary: Keycloak cannot write. If the writer's site is lost, fail over: runbook run keycloak-26/site-failover".into()),
+        [one] => {
+            let w = ok.iter().find(|w| w.site == *one).copied();
+            let behind = ok
+                .iter()
+                .filter(|s| s.site != *one)
+                .map(|s| (s, why_not_following(s, w)))
+                .find(|(_, why)| !why.is_empty());
+            match behind {
+                Some((s, why)) => degraded(
+                    Some(Invocation::new("cnpg/cnpg-rejoin", &[("site", s.site.as_str())])),
+                    format!("{one} holds the writer and {} does not follow it ({why}): rebuild it from {one} with cnpg-rejoin (it discards {}'s data)", s.site, s.site),
+                ),
+                None => Verdict {
+                    health: Health::Healthy,
+                    runbook: None,
+                    reason: format!("{one} holds the only writable primary; every other site streams from it"),
+                    notes: vec![],
+                },
+            }
+        }
+    };
+    (verdict, json!({"writable": writable, "sites": sites}))
+}
+
+fn summary(s: &Site) -> String {
+    match &s.sql {
+        Ok(q) if !q.in_recovery => format!(
+            "{}: writes (Cluster `{}`, WAL at {}, timeline {})",
+            s.site,
+            s.cfg.cluster,
+            q.lsn,
+            s.status("timelineID")
+        ),
+        Ok(q) => format!(
+            "{}: replays at {} (Cluster `{}`, timeline {}, WAL receiver: {})",
+            s.site,
+            q.lsn,
+            s.cfg.cluster,
+            s.status("timelineID"),
+            q.receiver.as_deref().unwrap_or(if q.receiving {
+                "receiving"
+            } else {
+                "nothing received"
+            })
+        ),
+        Err(e) => format!("{}: its database does not answer ({e})", s.site),
+    }
+}
+
+/// Why a site does not follow the writer `w`; empty when it does.
+fn why_not_following(s: &Site, w: Option<&Site>) -> String {
+    if s.cluster.is_none() {
+        return format!("no Cluster `{}`", s.cfg.cluster);
+    }
+    if s.hibernated() || s.fenced_by_someone().is_some() {
+        return "hibernated or fenced".into();
+    }
+    let Ok(q) = &s.sql else {
+        return "its database does not answer".into();
+    };
+    if let Some(w) = w {
+        let (mine, theirs) = (
+            s.status("timelineID").as_i64(),
+            w.status("timelineID").as_i64(),
+        );
+        if let (Some(m), Some(t)) = (mine, theirs) {
+            if m < t && q.receiver.as_deref() != Some("streaming") {
+                return format!("it is on timeline {m}, the writer on {t}: its history forked");
+            }
+        }
+    }
+    match q.receiver.as_deref() {
+        Some("streaming") => String::new(),
+        Some(other) => format!("WAL receiver {other}"),
+        None if q.receiving => String::new(),
+        None => "it receives no WAL".into(),
+    }
+}
+
 fn planned(ok: &[&Site], to: &str, writable: &[String], reasons: &mut Vec<String>) {
     let Some(t) = ok.iter().find(|s| s.site == to) else {
         return;
