@@ -92,3 +92,21 @@ impl Pack {
         format!("{} {}", self.name, self.field("version"))
     }
 }
+
+/// A context to read a deployment with outside any run (`check`'s diagnoses), at
+/// `site` of the environment file.
+pub fn ctx_for(env: &Arc<engine::env::Environment>, site: &str) -> engine::StepCtx {
+    engine::StepCtx {
+        run_id: "check".into(),
+        step_id: "check".into(),
+        item: None,
+        site: env.sites.get(site).map(|c| engine::Site {
+            name: site.to_string(),
+            config: c.clone(),
+        }),
+        env: Arc::clone(env),
+        timeout: std::time::Duration::from_secs(20),
+        interrupt: Default::default(),
+        progress: Default::default(),
+    }
+}

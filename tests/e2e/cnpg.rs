@@ -350,27 +350,12 @@ fn a_lost_writer_site_fails_over_is_rebuilt_and_the_writer_moves_home_with_users
     let l = cnpg_lab();
     let lb = l.running().endpoints.haproxy.unwrap().0;
     write_row(&l, "site-a", "before the loss");
-    // site-a is lost: its Keycloak answers no more and its PostgreSQL crashes.
-    l.world(|w| {
-        w.faults
-            .push(lab::Fault::parse("site-down:site-a").unwrap())
-    });
-    eventually("site-a's database is down", Duration::from_secs(30), || {
-        let c = cnpg(&l);
-        if c["site-a"]["running"] == false {
-            Ok(())
-        } else {
-            Err(c.to_string())
-        }
-    });
+    lose_site_a_and_fail_over(&l);
     let kc26 = |runbook: &str| {
         let mut c = l.runbook();
         c.args(["--pack", "keycloak-26", "run", runbook, "--yes", "--json"]);
         run(c)
     };
-    let out = kc26("site-failover");
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    writer_is_alone(&l, "site-b");
     assert_eq!(rows(&l, "site-b"), vec!["before the loss".to_string()]);
     for _ in 0..10 {
         assert_eq!(lb_get(lb, "/realms/master"), Ok("site-b".to_string()));
@@ -390,25 +375,7 @@ fn a_lost_writer_site_fails_over_is_rebuilt_and_the_writer_moves_home_with_users
     }
     let out = kc26("site-failback");
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    eventually(
-        "site-a replays site-b's rows",
-        Duration::from_secs(30),
-        || {
-            let r = l
-                .running()
-                .shared
-                .lock()
-                .cnpg
-                .as_ref()
-                .unwrap()
-                .rows("site-a")?;
-            if r == ["before the loss"] {
-                Ok(())
-            } else {
-                Err(format!("{r:?}"))
-            }
-        },
-    );
+    replays_exactly(&l, "site-a", &["before the loss"]);
     let back: Vec<String> = (0..10)
         .map(|_| lb_get(lb, "/realms/master").unwrap_or_default())
         .collect();
@@ -649,29 +616,7 @@ fn switchover_named(l: &InLab) -> Out {
 fn cnpg_rejoin_rebuilds_a_former_primary_and_never_the_only_writer() {
     let l = cnpg_lab();
     write_row(&l, "site-a", "before the loss");
-    l.world(|w| {
-        w.faults
-            .push(lab::Fault::parse("site-down:site-a").unwrap())
-    });
-    eventually("site-a's database is down", Duration::from_secs(30), || {
-        let c = cnpg(&l);
-        if c["site-a"]["running"] == false {
-            Ok(())
-        } else {
-            Err(c.to_string())
-        }
-    });
-    let mut c = l.runbook();
-    c.args([
-        "--pack",
-        "keycloak-26",
-        "run",
-        "site-failover",
-        "--yes",
-        "--json",
-    ]);
-    run(c).expect(0);
-    writer_is_alone(&l, "site-b");
+    lose_site_a_and_fail_over(&l);
     l.world(|w| w.faults.clear());
     // The former primary is back: check names its rebuild.
     let (code, v) = eventually("check names the rebuild", Duration::from_secs(30), || {
@@ -707,8 +652,50 @@ fn cnpg_rejoin_rebuilds_a_former_primary_and_never_the_only_writer() {
     ]);
     run(c).expect(0);
     writer_is(&l, "site-b");
+    replays_exactly(&l, "site-a", &["before the loss"]);
+    eventually("check: healthy", Duration::from_secs(30), || {
+        let (code, v) = check(&l, Some("cnpg"));
+        if code == 0 {
+            Ok(())
+        } else {
+            Err(v["reason"].to_string())
+        }
+    });
+}
+
+/// site-a, the writer's site, is lost (its Keycloak answers no more, its PostgreSQL
+/// crashes) and `site-failover` promotes site-b: the start of every failover story.
+fn lose_site_a_and_fail_over(l: &InLab) {
+    l.world(|w| {
+        w.faults
+            .push(lab::Fault::parse("site-down:site-a").unwrap())
+    });
+    eventually("site-a's database is down", Duration::from_secs(30), || {
+        let c = cnpg(l);
+        if c["site-a"]["running"] == false {
+            Ok(())
+        } else {
+            Err(c.to_string())
+        }
+    });
+    let mut c = l.runbook();
+    c.args([
+        "--pack",
+        "keycloak-26",
+        "run",
+        "site-failover",
+        "--yes",
+        "--json",
+    ]);
+    let out = run(c);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    writer_is_alone(l, "site-b");
+}
+
+/// Until `site`'s server holds exactly these rows (a replica catching up).
+fn replays_exactly(l: &InLab, site: &str, want: &[&str]) {
     eventually(
-        "site-a replays site-b's rows",
+        &format!("{site} replays {want:?}"),
         Duration::from_secs(30),
         || {
             let r = l
@@ -718,20 +705,12 @@ fn cnpg_rejoin_rebuilds_a_former_primary_and_never_the_only_writer() {
                 .cnpg
                 .as_ref()
                 .unwrap()
-                .rows("site-a")?;
-            if r == ["before the loss"] {
+                .rows(site)?;
+            if r == want {
                 Ok(())
             } else {
                 Err(format!("{r:?}"))
             }
         },
     );
-    eventually("check: healthy", Duration::from_secs(30), || {
-        let (code, v) = check(&l, Some("cnpg"));
-        if code == 0 {
-            Ok(())
-        } else {
-            Err(v["reason"].to_string())
-        }
-    });
 }

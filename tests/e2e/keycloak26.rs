@@ -696,18 +696,7 @@ crash26!(
 
 #[test]
 fn the_keycloak_26_rehearsal_runs_as_written() {
-    let readme = doc("procedures");
-    let start = readme
-        .find("### The Keycloak 26 procedures")
-        .expect("the section");
-    let section = &readme[start..];
-    let block = section
-        .split("```sh\n")
-        .nth(1)
-        .unwrap()
-        .split("```")
-        .next()
-        .unwrap();
+    let block = crate::readme::block_after("procedures", "### The Keycloak 26 procedures");
     let l = kc26_lab(&[]);
     let mut ran = 0;
     for line in block.lines() {

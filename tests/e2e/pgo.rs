@@ -500,17 +500,7 @@ fn runbook_lab_stopped_by_sigterm_stops_its_postgresql_servers() {
 /// codes its comments state.
 #[test]
 fn the_pgo_rehearsal_runs_as_written() {
-    let page = doc("procedures");
-    let start = page
-        .find("### The database procedures (`pgo`)")
-        .expect("the section");
-    let block = page[start..]
-        .split("```sh\n")
-        .nth(1)
-        .unwrap()
-        .split("```")
-        .next()
-        .unwrap();
+    let block = crate::readme::block_after("procedures", "### The database procedures (`pgo`)");
     let l = pgo_lab(&[]);
     let mut ran = 0;
     for line in block.lines() {

@@ -33,6 +33,21 @@ fn rehearse_blocks() -> Vec<Vec<String>> {
     blocks
 }
 
+/// The first `sh` block after `heading` in a documentation page (`doc(page)`): the
+/// rehearsal lines the tests run as written.
+pub fn block_after(page: &str, heading: &str) -> String {
+    let text = doc(page);
+    let start = text
+        .find(heading)
+        .unwrap_or_else(|| panic!("docs/{page}.md has no `{heading}`"));
+    text[start..]
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .unwrap_or_else(|| panic!("no sh block after `{heading}`"))
+        .to_string()
+}
+
 /// A command line and the exit code its comment states.
 pub fn split_comment(line: &str) -> (String, i32) {
     let (cmd, comment) = match line.find("  #").or_else(|| line.find(" #")) {

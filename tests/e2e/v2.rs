@@ -324,17 +324,7 @@ fn a_failover_refused_leaves_haproxy_and_the_databases_as_they_were() {
 
 #[test]
 fn the_v2_rehearsal_runs_as_written() {
-    let readme = doc("procedures");
-    let start = readme
-        .find("### The multi-cluster v2 procedures")
-        .expect("the section");
-    let block = readme[start..]
-        .split("```sh\n")
-        .nth(1)
-        .unwrap()
-        .split("```")
-        .next()
-        .unwrap();
+    let block = crate::readme::block_after("procedures", "### The multi-cluster v2 procedures");
     let l = v2_lab();
     let mut ran = 0;
     for line in block.lines() {

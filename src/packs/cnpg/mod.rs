@@ -5,7 +5,6 @@
 
 use std::fmt::Write;
 use std::sync::Arc;
-use std::time::Duration;
 
 use engine::history::HistoryFacts;
 use engine::state::RunState;
@@ -74,7 +73,7 @@ fn diagnose(
     i: CheckInputs,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Diagnosis> + Send>> {
     Box::pin(async move {
-        let ctx = ctx_for(&env, &i.primary);
+        let ctx = super::pack::ctx_for(&env, &i.primary);
         let views = steps::cnpg::read::all(&ctx).await;
         let (verdict, observations) = steps::cnpg::judge::diagnosis(&views);
         let mut text = String::new();
@@ -87,21 +86,4 @@ fn diagnose(
             text,
         }
     })
-}
-
-/// A context to read the deployment with, outside any run.
-fn ctx_for(env: &Arc<engine::env::Environment>, site: &str) -> engine::StepCtx {
-    engine::StepCtx {
-        run_id: "check".into(),
-        step_id: "check".into(),
-        item: None,
-        site: env.sites.get(site).map(|c| engine::action::Site {
-            name: site.to_string(),
-            config: c.clone(),
-        }),
-        env: Arc::clone(env),
-        timeout: Duration::from_secs(20),
-        interrupt: Default::default(),
-        progress: Default::default(),
-    }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use engine::env::Environment;
-use engine::{Registry, Site, StepCtx};
+use engine::Registry;
 use serde::Serialize;
 use serde_json::{json, Value as Json};
 
@@ -73,21 +73,7 @@ pub struct Observations {
     pub pgo: Option<Json>,
 }
 
-pub fn ctx_for(env: &Arc<Environment>, site: &str) -> StepCtx {
-    StepCtx {
-        run_id: "check".into(),
-        step_id: "check".into(),
-        item: None,
-        site: env.sites.get(site).map(|c| Site {
-            name: site.to_string(),
-            config: c.clone(),
-        }),
-        env: Arc::clone(env),
-        timeout: Duration::from_secs(20),
-        interrupt: Default::default(),
-        progress: Default::default(),
-    }
-}
+pub use crate::packs::pack::ctx_for;
 
 fn args(v: Json) -> engine::Args {
     v.as_object().cloned().unwrap_or_default()

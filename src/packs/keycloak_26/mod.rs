@@ -201,7 +201,7 @@ fn diagnose(
     i: CheckInputs,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Diagnosis> + Send>> {
     Box::pin(async move {
-        let ctx = super::keycloak_24::observe::ctx_for(&env, &i.primary);
+        let ctx = super::pack::ctx_for(&env, &i.primary);
         // Through the traffic role: whichever vendor the sites name.
         let group = match registry.get("traffic.serving-sites") {
             Some(a) => a
@@ -214,7 +214,7 @@ fn diagnose(
         let mut replication = serde_json::Map::new();
         for (n, site) in sites.iter().enumerate() {
             let other = &sites[1 - n];
-            let sctx = super::keycloak_24::observe::ctx_for(&env, site);
+            let sctx = super::pack::ctx_for(&env, site);
             let has_ispn = env
                 .sites
                 .get(site)

@@ -102,7 +102,7 @@ fn diagnose(
     i: CheckInputs,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Diagnosis> + Send>> {
     Box::pin(async move {
-        let ctx = super::keycloak_24::observe::ctx_for(&env, &i.primary);
+        let ctx = super::pack::ctx_for(&env, &i.primary);
         let d = steps::pgo::deployment(&ctx).await;
         let verdict = steps::pgo::diagnosis(&d);
         let mut text = String::new();
