@@ -653,14 +653,39 @@ fn cnpg_rejoin_rebuilds_a_former_primary_and_never_the_only_writer() {
     run(c).expect(0);
     writer_is(&l, "site-b");
     replays_exactly(&l, "site-a", &["before the loss"]);
-    eventually("check: healthy", Duration::from_secs(30), || {
+    let v = eventually("check: healthy", Duration::from_secs(30), || {
         let (code, v) = check(&l, Some("cnpg"));
         if code == 0 {
-            Ok(())
+            Ok(v)
         } else {
             Err(v["reason"].to_string())
         }
     });
+    // The lab's replication is asynchronous, as the Cluster specs say (no
+    // spec.postgresql.synchronous): what a loss would cost is said.
+    let notes = v["notes"].to_string();
+    assert!(
+        notes.contains("replication to site-a is ASYNCHRONOUS")
+            && notes.contains("on the loss of site-b's site, what site-a had not received is LOST"),
+        "{v}"
+    );
+    // And a live plan of a planned move says why it loses nothing.
+    let mut c = l.runbook();
+    c.args([
+        "--pack",
+        "keycloak-26",
+        "plan",
+        "database-switchover",
+        "--live",
+    ]);
+    let out = run(c).expect(0);
+    assert!(
+        out.stdout.contains(
+            "ASYNCHRONOUS: the move loses nothing only because it waits for site-a to catch up"
+        ),
+        "{}",
+        out.stdout
+    );
 }
 
 /// site-a, the writer's site, is lost (its Keycloak answers no more, its PostgreSQL

@@ -64,9 +64,10 @@ pub fn judge(views: &[Result<Site, (String, String)>], to: &str, unplanned: bool
         );
     }
     let safe = reasons.is_empty();
+    let loss = loss_window(&ok, to, unplanned);
     let summary = if safe {
         format!(
-            "the writer may move to {to} (writable now: {})",
+            "the writer may move to {to} (writable now: {}); {loss}",
             if writable.is_empty() {
                 "none".into()
             } else {
@@ -77,8 +78,40 @@ pub fn judge(views: &[Result<Site, (String, String)>], to: &str, unplanned: bool
         format!("the writer must not move to {to}: {}", reasons.join("; "))
     };
     json!({"safe": safe, "to": to, "writable": writable, "unplanned": unplanned,
-           "reasons": reasons, "summary": summary,
+           "reasons": reasons, "summary": summary, "loss_window": loss,
            "sites": ok.iter().map(|s| s.json()).collect::<Vec<_>>()})
+}
+
+/// What a move to `to` can lose, read from the databases: with the writer's server
+/// waiting on `to` for every commit (synchronous), nothing; else a planned move loses
+/// nothing only because it waits for `to` to catch up, and a promotion without the
+/// writer loses whatever `to` had not received (its last replayed position and time
+/// are what it holds).
+fn loss_window(ok: &[&Site], to: &str, unplanned: bool) -> String {
+    let Some(t) = ok.iter().find(|s| s.site == to) else {
+        return "the loss window cannot be told".into();
+    };
+    let writer = ok.iter().find(|s| s.writable() && s.site != to);
+    if writer.is_some_and(|w| w.waits_for(&t.cfg.cluster)) {
+        return format!(
+            "replication to {to} is SYNCHRONOUS: every commit waited for it, nothing is lost"
+        );
+    }
+    let held = match &t.sql {
+        Ok(q) => format!(
+            "{to} holds WAL up to {}{}",
+            q.lsn,
+            q.replayed_at
+                .as_ref()
+                .map(|at| format!(", last transaction replayed at {at}"))
+                .unwrap_or_default()
+        ),
+        Err(_) => format!("what {to} holds cannot be read"),
+    };
+    match (writer, unplanned) {
+        (Some(_), false) => format!("replication to {to} is ASYNCHRONOUS: the move loses nothing only because it waits for {to} to catch up ({held})"),
+        (None, _) | (_, true) => format!("replication to {to} is ASYNCHRONOUS (or cannot be read from a writer that does not answer): what {to} had not received is LOST; {held}"),
+    }
 }
 
 /// A cluster someone hibernated or fenced is stopped on purpose: the target never
@@ -169,6 +202,15 @@ pub fn diagnosis(views: &[Result<Site, (String, String)>]) -> (crate::check::Ver
             }
         }
     };
+    let mut verdict = verdict;
+    if let [one] = writable.as_slice() {
+        for s in ok.iter().filter(|s| s.site != *one) {
+            verdict.notes.push(
+                loss_window(&ok, &s.site, true)
+                    .replace("what ", &format!("on the loss of {one}'s site, what ")),
+            );
+        }
+    }
     (verdict, json!({"writable": writable, "sites": sites}))
 }
 
@@ -309,7 +351,39 @@ mod tests {
             site("a", true, 100, None, "s"),
             site("b", false, 100, Some("streaming"), "s"),
         ];
-        assert_eq!(judge(&v, "b", false)["safe"], true);
+        let j = judge(&v, "b", false);
+        assert_eq!(j["safe"], true);
+        assert!(
+            j["loss_window"]
+                .as_str()
+                .unwrap()
+                .contains("ASYNCHRONOUS: the move loses nothing only because it waits"),
+            "{j}"
+        );
+    }
+
+    #[test]
+    fn the_loss_window_is_read_from_the_writers_synchronous_standby_names() {
+        let mut a = site("a", true, 100, None, "s");
+        if let Ok(s) = a.as_mut() {
+            if let Ok(q) = s.sql.as_mut() {
+                q.sync_standby_names = "FIRST 1 (\"pg-b\")".into();
+            }
+        }
+        let v = [a, site("b", false, 100, Some("streaming"), "s")];
+        assert!(judge(&v, "b", false)["loss_window"]
+            .as_str()
+            .unwrap()
+            .contains("SYNCHRONOUS: every commit waited"));
+        // The writer lost: what b holds is what is kept.
+        let v = [
+            Err(("a".into(), "refused".into())),
+            site("b", false, 90, Some("waiting"), "s"),
+        ];
+        assert!(judge(&v, "b", true)["loss_window"]
+            .as_str()
+            .unwrap()
+            .contains("is LOST"));
     }
 
     #[test]

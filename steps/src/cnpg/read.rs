@@ -40,6 +40,9 @@ pub struct Sql {
     /// `pg_last_wal_receive_lsn()` is known: WAL arrives by streaming (any role).
     pub receiving: bool,
     pub received_tli: Option<i32>,
+    /// `synchronous_standby_names` as the server runs it (any role may read it): on a
+    /// primary, which standbys a commit waits for; empty: none, asynchronous.
+    pub sync_standby_names: String,
 }
 
 /// One site as read now.
@@ -92,6 +95,13 @@ impl Site {
         (!list.is_empty() && !self.condition_true("ReplicaClusterFencing")).then_some(list)
     }
 
+    /// Whether a commit at this site, as the writer, waits for the Cluster `other`:
+    /// its server's `synchronous_standby_names` names it (`cnpg.md` 3.14: the other
+    /// site's designated primary appears under its Cluster's name).
+    pub fn waits_for(&self, other: &str) -> bool {
+        matches!(&self.sql, Ok(q) if q.sync_standby_names.split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '_')).any(|n| n == other))
+    }
+
     /// `IsReplica()` of its spec (`cluster_funcs.go`).
     pub fn replica_by_spec(&self) -> bool {
         let Some(c) = &self.cluster else { return false };
@@ -116,6 +126,7 @@ impl Site {
             "timeline": self.status("timelineID"),
             "demotion_token": !self.status("demotionToken").is_null(),
             "hibernated": self.hibernated(),
+            "synchronous": self.cluster.as_ref().map(|c| c["spec"]["postgresql"]["synchronous"].clone()),
             "fenced": self.fenced_by_someone(),
             "writable": self.sql.as_ref().ok().map(|s| !s.in_recovery),
             "database": match &self.sql { Ok(s) => json!(s), Err(e) => json!({"error": e}) },
@@ -155,7 +166,8 @@ async fn sql_state(cfg: &CnpgDatabase, user: &str, password: &str) -> Result<Sql
                 pg_last_xact_replay_timestamp()::text,
                 (SELECT status FROM pg_stat_wal_receiver),
                 (SELECT received_tli FROM pg_stat_wal_receiver),
-                pg_last_wal_receive_lsn() IS NOT NULL",
+                pg_last_wal_receive_lsn() IS NOT NULL,
+                current_setting('synchronous_standby_names')",
             &[],
         )
         .await
@@ -168,6 +180,7 @@ async fn sql_state(cfg: &CnpgDatabase, user: &str, password: &str) -> Result<Sql
         receiver: row.get(4),
         received_tli: row.get(5),
         receiving: row.get(6),
+        sync_standby_names: row.get(7),
     })
 }
 
