@@ -112,6 +112,30 @@ pub enum ItemNext {
 
 /// What the executor noted when it began a step: a retry authorisation is used up by
 /// the step's first start, so every item of a fan-out reads it from here.
+/// Whether a manual gate right before a step waits for a second person (four eyes):
+/// the step after it moves traffic (its action keeps `add-to-traffic` or
+/// `remove-from-traffic`) or is destructive with its arguments as written. What it
+/// does, in words, when it does. The executor halts on it and the plan says it.
+pub fn second_person(
+    four_eyes: bool,
+    next_invariants: &[&str],
+    next_effect: Effect,
+) -> Option<&'static str> {
+    if !four_eyes {
+        return None;
+    }
+    if next_invariants
+        .iter()
+        .any(|i| *i == "add-to-traffic" || *i == "remove-from-traffic")
+    {
+        Some("moves traffic")
+    } else if next_effect == Effect::Destructive {
+        Some("is destructive")
+    } else {
+        None
+    }
+}
+
 pub fn authorized(state: &RunState, step: &str) -> bool {
     state.retry_authorized.contains(step)
 }

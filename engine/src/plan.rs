@@ -392,6 +392,20 @@ impl Planner<'_> {
         }
     }
 
+    /// What the step after gate `index` does that needs a second person's approval
+    /// (`decide::second_person`), as the executor will judge it.
+    fn second_person(&self, index: usize) -> Option<String> {
+        let next = self.runbook.steps.get(index + 1)?;
+        let action = self.actions.get(index + 1)?;
+        let raw = next.with.as_object().cloned().unwrap_or_default();
+        let what = crate::decide::second_person(
+            self.env.four_eyes,
+            action.invariants(),
+            action.effect(&raw),
+        )?;
+        Some(format!("the next step `{}` {what}", next.id))
+    }
+
     async fn step(&self, index: usize) -> Result<PlannedStep, PlanError> {
         let step = &self.runbook.steps[index];
         let action = self.actions[index].as_ref();
@@ -428,6 +442,10 @@ impl Planner<'_> {
             None
         };
         let site_name = view.site.as_ref().map(|s| s.name.clone());
+        let gate = r.gate.map(|g| match self.second_person(index) {
+            Some(why) => format!("{g} — then a SECOND person approves it (four eyes: {why}; whoever started or drives the run cannot)"),
+            None => g,
+        });
         Ok(PlannedStep {
             index: index + 1,
             id: step.id.clone(),
@@ -444,7 +462,7 @@ impl Planner<'_> {
             verify: self.redactor.text(&r.verify),
             retry: step.retry.describe(),
             timeout: humantime::format_duration(timeout).to_string(),
-            gate: r.gate,
+            gate,
             impact: r.impact.map(|(kind, text)| PlannedImpact {
                 kind,
                 site: site_name.clone(),

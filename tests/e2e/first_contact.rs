@@ -424,3 +424,31 @@ fn a_manual_gates_next_line_names_the_approval() {
     c.args(["resume", "r-1", "--approve", "gate"]);
     run(c).expect(0);
 }
+
+/// Issue 34's leftover: the plan says that a gate before a destructive or
+/// traffic-moving step waits for a second person (as the run then does), and says
+/// nothing of it before a step that only reads.
+#[test]
+fn the_plan_says_when_a_gate_waits_for_a_second_person() {
+    let dir = tempfile::tempdir().unwrap();
+    let book = |method: &str| {
+        format!("name: gated\ntitle: A gate\nsteps:\n  - id: gate\n    title: a person looks first\n    action: manual.confirm\n    with: {{ instructions: \"look at the dashboard\" }}\n  - id: call\n    title: then a call\n    action: http.request\n    with: {{ method: {method}, url: \"http://127.0.0.1:9/x\" }}\n")
+    };
+    let file = write(dir.path(), "post.yaml", &book("POST"));
+    let mut c = runbook(&dir.path().join("j"));
+    c.arg("plan").arg(&file);
+    let out = run(c).expect(0);
+    assert!(
+        out.stdout.contains(
+            "then a SECOND person approves it (four eyes: the next step `call` is destructive"
+        ),
+        "{}",
+        out.stdout
+    );
+    let file = write(dir.path(), "get.yaml", &book("GET"));
+    let mut c = runbook(&dir.path().join("j"));
+    c.arg("plan").arg(&file);
+    let out = run(c).expect(0);
+    assert!(out.stdout.contains("waits for a person"), "{}", out.stdout);
+    assert!(!out.stdout.contains("SECOND person"), "{}", out.stdout);
+}

@@ -254,18 +254,8 @@ impl Executor {
         }
         let next = self.runbook.steps.get(index + 1)?;
         let action = self.actions.get(index + 1)?;
-        let moves = action
-            .invariants()
-            .iter()
-            .any(|i| *i == "add-to-traffic" || *i == "remove-from-traffic");
         let raw = next.with.as_object().cloned().unwrap_or_default();
-        let what = if moves {
-            "moves traffic"
-        } else if action.effect(&raw) == Effect::Destructive {
-            "is destructive"
-        } else {
-            return None;
-        };
+        let what = crate::decide::second_person(true, action.invariants(), action.effect(&raw))?;
         let site = self
             .step_site(next, &item.scope)
             .ok()
