@@ -273,13 +273,16 @@ fn base64_basic(user: &str, password: &str) -> String {
 }
 
 /// The context of one step moved to `site` (its section of the environment file).
-pub fn ctx_for(ctx: &StepCtx, site: &str) -> Result<StepCtx, String> {
+///
+/// # Errors
+/// A configuration error: the site is not in the environment file.
+pub fn ctx_for(ctx: &StepCtx, site: &str) -> Result<StepCtx, StepError> {
     let config = ctx.env.sites.get(site).cloned().ok_or_else(|| {
         let known: Vec<&str> = ctx.env.sites.keys().map(String::as_str).collect();
-        format!(
+        StepError::configuration(format!(
             "site `{site}` is not in the environment file (it has: {})",
             known.join(", ")
-        )
+        ))
     })?;
     let mut c = ctx.clone();
     c.site = Some(engine::Site {

@@ -268,7 +268,7 @@ async fn backups(
     to: &str,
     caches: Option<&[String]>,
 ) -> Result<Vec<(String, String)>, String> {
-    let c = ctx_for(ctx, from)?;
+    let c = ctx_for(ctx, from).map_err(|e| e.message)?;
     let t = Transport::for_step(&c).await.map_err(|e| e.message)?;
     let st = t
         .status(&xsite_name(ctx, to), caches)

@@ -267,7 +267,7 @@ impl Identity {
                 Err(e) => {
                     out.push(Proof {
                         site: site.clone(),
-                        problem: Some(e),
+                        problem: Some(e.message),
                         ..Proof::default()
                     });
                     continue;
@@ -521,7 +521,7 @@ impl Action for CacheList {
         let mut left_out = std::collections::BTreeSet::new();
         let mut notes = Vec::new();
         for site in &sites {
-            let c = ctx_for(ctx, site).map_err(StepError::permanent)?;
+            let c = ctx_for(ctx, site)?;
             let others: Vec<String> = ctx
                 .env
                 .sites

@@ -80,7 +80,7 @@ impl Action for WriterCheck {
 }
 
 async fn patch_cluster(ctx: &StepCtx, s: &Site, body: Json) -> Result<(), StepError> {
-    let c = ctx_for(ctx, &s.site).map_err(StepError::configuration)?;
+    let c = ctx_for(ctx, &s.site)?;
     let (client, ns) = kube_client(&c).await?;
     clusters(client, &ns)
         .patch(
@@ -132,7 +132,7 @@ async fn repoint(
         let Some(name) = cfg.keycloak.as_ref().map(|k| k.name.clone()) else {
             continue;
         };
-        let c = ctx_for(ctx, site).map_err(StepError::configuration)?;
+        let c = ctx_for(ctx, site)?;
         let patched = async {
             let (client, ns) = kube_client(&c).await?;
             let api = crate::keycloak::api(client, &ns);
@@ -641,7 +641,7 @@ impl Action for Rejoin {
             .copied()
             .cloned()
             .ok_or_else(|| StepError::transient(format!("{site} cannot be read")))?;
-        let c = ctx_for(ctx, &site).map_err(StepError::configuration)?;
+        let c = ctx_for(ctx, &site)?;
         let (client, ns) = kube_client(&c).await?;
         let api = clusters(client, &ns);
         let mut spec = me

@@ -189,7 +189,7 @@ async fn sql_state(cfg: &CnpgDatabase, user: &str, password: &str) -> Result<Sql
 /// # Errors
 /// The site names no CloudNativePG section, or its Kubernetes API cannot be reached.
 pub async fn site(ctx: &StepCtx, site: &str) -> Result<Site, StepError> {
-    let c = ctx_for(ctx, site).map_err(StepError::configuration)?;
+    let c = ctx_for(ctx, site)?;
     let (_, cfg_site) = crate::clients::site_config(&c)?;
     let cfg = section(&cfg_site).cloned().ok_or_else(|| {
         StepError::configuration(format!(

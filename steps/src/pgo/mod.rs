@@ -54,7 +54,7 @@ fn this_site(ctx: &StepCtx) -> Result<(String, PgoDatabase), StepError> {
 }
 
 fn site_ctx(ctx: &StepCtx, site: &str) -> Result<StepCtx, StepError> {
-    crate::clients::ctx_for(ctx, site).map_err(StepError::configuration)
+    crate::clients::ctx_for(ctx, site)
 }
 
 /// Every site whose database is PGO, in the environment file's order, and the ones
