@@ -48,6 +48,27 @@ pub fn block_after(page: &str, heading: &str) -> String {
         .to_string()
 }
 
+/// One line of a docs rehearsal block, when it is a `runbook` command other than
+/// `runbook lab` (the test's own lab stands for that one): run against `l` with `before`
+/// ahead of its words, its exit code asserted against the one its comment states. Its
+/// arguments, or `None` for any other line.
+pub fn run_rehearsal_line(l: &InLab, line: &str, before: &[&str]) -> Option<String> {
+    let (cmd, code) = split_comment(line);
+    let args = cmd.strip_prefix("runbook ")?;
+    if args.starts_with("lab ") {
+        return None;
+    }
+    let mut c = l.runbook();
+    c.args(before).args(args.split_whitespace());
+    let out = run(c);
+    assert_eq!(
+        out.code, code,
+        "docs/procedures.md line `{line}`\n{}\n{}",
+        out.stdout, out.stderr
+    );
+    Some(args.to_string())
+}
+
 /// A command line and the exit code its comment states.
 pub fn split_comment(line: &str) -> (String, i32) {
     let (cmd, comment) = match line.find("  #").or_else(|| line.find(" #")) {
