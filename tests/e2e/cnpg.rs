@@ -279,16 +279,7 @@ fn a_token_cloudnativepg_loses_after_it_was_journaled_strands_nothing() {
 #[test]
 fn an_unplanned_promotion_is_refused_while_the_old_primary_answers_writable() {
     let l = cnpg_lab();
-    let mut c = l.runbook();
-    c.args([
-        "--pack",
-        "keycloak-26",
-        "run",
-        "site-failover",
-        "--yes",
-        "--json",
-    ]);
-    let out = run(c);
+    let out = kc26(&l, "site-failover");
     assert_eq!(out.code, 8, "{}\n{}", out.stdout, out.stderr);
     assert!(
         out.stdout.contains("still answers as a writable primary"),
@@ -351,11 +342,6 @@ fn a_lost_writer_site_fails_over_is_rebuilt_and_the_writer_moves_home_with_users
     let lb = l.running().endpoints.haproxy.unwrap().0;
     write_row(&l, "site-a", "before the loss");
     lose_site_a_and_fail_over(&l);
-    let kc26 = |runbook: &str| {
-        let mut c = l.runbook();
-        c.args(["--pack", "keycloak-26", "run", runbook, "--yes", "--json"]);
-        run(c)
-    };
     assert_eq!(rows(&l, "site-b"), vec!["before the loss".to_string()]);
     for _ in 0..10 {
         assert_eq!(lb_get(lb, "/realms/master"), Ok("site-b".to_string()));
@@ -373,7 +359,7 @@ fn a_lost_writer_site_fails_over_is_rebuilt_and_the_writer_moves_home_with_users
             "still out of traffic"
         );
     }
-    let out = kc26("site-failback");
+    let out = kc26(&l, "site-failback");
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     replays_exactly(&l, "site-a", &["before the loss"]);
     let back: Vec<String> = (0..10)
@@ -381,7 +367,7 @@ fn a_lost_writer_site_fails_over_is_rebuilt_and_the_writer_moves_home_with_users
         .collect();
     assert!(back.iter().any(|s| s == "site-a"), "{back:?}");
     write_row(&l, "site-b", "before going home");
-    let out = kc26("database-switchover");
+    let out = kc26(&l, "database-switchover");
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     writer_is(&l, "site-a");
     assert_eq!(
@@ -494,8 +480,9 @@ fn patch_cluster(l: &InLab, site: &str, body: &str) -> Value {
     })
 }
 
-/// Issue 32.4: a Cluster someone hibernated (healthy by its phase, nothing running)
-/// or fenced never takes the writer, and the refusal says which and how to lift it;
+/// Issue 32.4: a Cluster someone hibernated (healthy by its phase, nothing running:
+/// `cnpg:docs/src/declarative_hibernation.md@v1.30.0`, cnpg.md 3.5 and 3.11) or fenced
+/// (`cnpg:docs/src/fencing.md@v1.30.0`) never takes the writer, and the refusal says which and how to lift it;
 /// lifted, the same move goes through.
 #[test]
 fn a_hibernated_or_fenced_cluster_is_refused_before_anything_is_done() {
@@ -703,16 +690,7 @@ fn lose_site_a_and_fail_over(l: &InLab) {
             Err(c.to_string())
         }
     });
-    let mut c = l.runbook();
-    c.args([
-        "--pack",
-        "keycloak-26",
-        "run",
-        "site-failover",
-        "--yes",
-        "--json",
-    ]);
-    let out = run(c);
+    let out = kc26(l, "site-failover");
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     writer_is_alone(l, "site-b");
 }
@@ -738,4 +716,11 @@ fn replays_exactly(l: &InLab, site: &str, want: &[&str]) {
             }
         },
     );
+}
+
+/// `runbook --pack keycloak-26 run RUNBOOK --yes --json` against the lab.
+fn kc26(l: &InLab, runbook: &str) -> Out {
+    let mut c = l.runbook();
+    c.args(["--pack", "keycloak-26", "run", runbook, "--yes", "--json"]);
+    run(c)
 }
