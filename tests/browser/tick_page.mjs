@@ -34,7 +34,14 @@ try {
   await page.waitForTimeout(2200);
   const after = (await tick.textContent()).trim();
   console.log(`elapsed ticks: ${before} -> ${after}`);
-  const secs = (t) => parseFloat(t);
+  // The page writes "950 ms", "3.1 s", "2 min" or "1 h 5 min": read it with its units.
+  const secs = (t) => {
+    let total = 0;
+    for (const [, n, unit] of t.matchAll(/([\d.]+)\s*(ms|s|min|h)\b/g)) {
+      total += parseFloat(n) * { ms: 0.001, s: 1, min: 60, h: 3600 }[unit];
+    }
+    return total;
+  };
   if (!(secs(after) >= secs(before) + 1.5)) fail(`the elapsed time did not tick: ${before} -> ${after}`);
   const [scroll, client] = await page.evaluate(() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]);
   console.log(`width: scroll ${scroll}, client ${client}`);
