@@ -361,6 +361,11 @@ pub struct LabOptions {
     /// external Infinispan, so the Keycloak 26 pack runs its v2 shape
     #[arg(long)]
     pub stateless: bool,
+    /// With --database cnpg: how the Clusters replicate between the sites: sync (every
+    /// commit waits for the other site, as Keycloak's multi-site guide requires) or
+    /// async (no `spec.postgresql.synchronous`: a move's guard refuses it unless forced)
+    #[arg(long, value_parser = ["sync", "async"], default_value = "sync")]
+    pub replication: String,
     /// Serve Infinispan and the Kubernetes API over HTTPS with a CA of the lab's own
     /// (written as DIR/ca.pem); the Kubernetes API then requires the kubeconfig's token
     #[arg(long)]

@@ -137,15 +137,101 @@ fn external(names: &[(String, u16)]) -> Value {
         .collect::<Vec<_>>())
 }
 
-fn spec_of(me: &str, primary: &str, source: &str, all: &[(String, u16)]) -> Value {
-    json!({
+/// The stanza Keycloak's guide asks of each site's Cluster (cnpg.md 3.14): every
+/// commit of the primary waits for the other site's designated primary, which appears
+/// under its Cluster's name; put on both Clusters (it acts only on the primary).
+pub fn synchronous_stanza(other: &str) -> Value {
+    json!({"method": "first", "number": 1, "standbyNamesPre": [other],
+           "maxStandbyNamesFromCluster": 0, "dataDurability": "required"})
+}
+
+fn spec_of(
+    me: &str,
+    primary: &str,
+    source: &str,
+    all: &[(String, u16)],
+    synchronous: bool,
+) -> Value {
+    let other = all
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .find(|n| *n != me)
+        .unwrap_or(me);
+    let mut spec = json!({
         "instances": 1,
         "imageName": "ghcr.io/cloudnative-pg/postgresql:15",
         "bootstrap": {"initdb": {"database": DATABASE, "owner": USER, "secret": {"name": format!("{me}-app")}}},
         "replica": {"self": me, "primary": primary, "source": source},
         "externalClusters": external(all),
         "storage": {"size": "1Gi"},
-    })
+    });
+    if synchronous {
+        spec["postgresql"] = json!({"synchronous": synchronous_stanza(other)});
+    }
+    spec
+}
+
+/// `synchronous_standby_names` as CloudNativePG writes it from a Cluster's spec for its
+/// primary (`pkg/postgres/replication/explicit.go`, `SynchronousStandbyNamesConfig.String`
+/// in `pkg/postgres/configuration.go`, cloudnative-pg v1.30.0): `required`: the
+/// `standbyNamesPre`, the cluster's instances capped at `maxStandbyNamesFromCluster`
+/// (this lab's one instance, `<cluster>-1`, is the primary itself), then the
+/// `standbyNamesPost`, each in double quotes, joined by `,`, as `FIRST|ANY n (...)`
+/// (an empty list becomes `<cluster>-placeholder`); `preferred`: only healthy
+/// non-primary instances, none here, so nothing. No stanza (and no
+/// `minSyncReplicas`): empty, asynchronous.
+pub fn synchronous_standby_names(name: &str, spec: &Value) -> String {
+    let c = &spec["postgresql"]["synchronous"];
+    if !c.is_object() || c["dataDurability"] == "preferred" {
+        return String::new();
+    }
+    let strings = |k: &str| -> Vec<String> {
+        c[k].as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect()
+    };
+    let mut own = vec![format!("{name}-1")];
+    if let Some(max) = c["maxStandbyNamesFromCluster"].as_u64() {
+        own.truncate(max as usize);
+    }
+    let mut names = strings("standbyNamesPre");
+    names.extend(own);
+    names.extend(strings("standbyNamesPost"));
+    if names.is_empty() {
+        names.push(format!("{name}-placeholder"));
+    }
+    let quoted: Vec<String> = names
+        .iter()
+        .map(|n| format!("\"{}\"", n.replace('"', "\"\"")))
+        .collect();
+    format!(
+        "{} {} ({})",
+        c["method"].as_str().unwrap_or("any").to_uppercase(),
+        c["number"].as_u64().unwrap_or(1),
+        quoted.join(",")
+    )
+}
+
+/// The file each server includes for its `synchronous_standby_names` (the instance
+/// manager writes it into the configuration it owns and reloads).
+const SYNC_CONF: &str = "cnpg-sync.conf";
+
+/// Bring a running server's `synchronous_standby_names` to what its spec says:
+/// rewritten and reloaded only when it changed.
+fn apply_synchronous(bin: &std::path::Path, s: &CnpgSite) -> Result<(), String> {
+    let want = format!(
+        "synchronous_standby_names = '{}'\n",
+        synchronous_standby_names(&s.name, &s.spec).replace('\'', "''")
+    );
+    let path = s.data.join(SYNC_CONF);
+    if std::fs::read_to_string(&path).ok().as_deref() == Some(want.as_str()) {
+        return Ok(());
+    }
+    std::fs::write(&path, want).map_err(|e| e.to_string())?;
+    chown_postgres(&path);
+    pg(bin, "pg_ctl", &["-D", &s.data.to_string_lossy(), "reload"]).map(|_| ())
 }
 
 /// A primary at the first site and a replica cluster streaming from it at the
@@ -153,7 +239,7 @@ fn spec_of(me: &str, primary: &str, source: &str, all: &[(String, u16)]) -> Valu
 ///
 /// # Errors
 /// No PostgreSQL binaries, or a server that does not start.
-pub fn setup(sites: &[String], password: &str) -> Result<Cnpg, LabError> {
+pub fn setup(sites: &[String], password: &str, synchronous: bool) -> Result<Cnpg, LabError> {
     let bin = find_bin().ok_or_else(|| {
         LabError::Pgo("CloudNativePG's lab needs the PostgreSQL server binaries (initdb, pg_ctl, pg_basebackup, pg_controldata): install Debian's postgresql, or set RUNBOOK_LAB_PG_BIN".into())
     })?;
@@ -162,7 +248,7 @@ pub fn setup(sites: &[String], password: &str) -> Result<Cnpg, LabError> {
         path: root.clone(),
         error,
     })?;
-    let made = setup_in(bin.clone(), root.clone(), sites, password);
+    let made = setup_in(bin.clone(), root.clone(), sites, password, synchronous);
     if made.is_err() {
         remove_all(&bin, &root);
     }
@@ -174,6 +260,7 @@ fn setup_in(
     root: PathBuf,
     sites: &[String],
     password: &str,
+    synchronous: bool,
 ) -> Result<Cnpg, LabError> {
     let e = |e: String| LabError::Pgo(e);
     chown_postgres(&root);
@@ -201,6 +288,12 @@ fn setup_in(
         &format!("{}cluster_name = '{primary}'\n", server_conf(port_a, &root)),
     )?;
     write(&data_a.join("pg_hba.conf"), &hba(false))?;
+    // Every server includes the file its `synchronous_standby_names` is written to
+    // (copied with the rest by each base backup).
+    let conf = data_a.join("postgresql.conf");
+    let mut main = std::fs::read_to_string(&conf).unwrap_or_default();
+    main.push_str(&format!("include_if_exists = '{SYNC_CONF}'\n"));
+    write(&conf, &main)?;
     chown_postgres(&data_a);
     start_server(&bin, &data_a).map_err(e)?;
     sql(
@@ -243,7 +336,7 @@ fn setup_in(
         cnpg.sites.insert(
             site.clone(),
             CnpgSite {
-                spec: spec_of(&name, primary, &source, &ports),
+                spec: spec_of(&name, primary, &source, &ports, synchronous),
                 name,
                 port,
                 data,
@@ -451,6 +544,7 @@ fn promote(bin: &std::path::Path, s: &mut CnpgSite) -> Result<(), String> {
 
 /// The admission webhook's rules on a new spec (`cluster_webhook.go`), with its words.
 pub fn validate(name: &str, spec: &Value, in_progress: bool, old: &Value) -> Result<(), String> {
+    validate_synchronous(spec)?;
     let r = &spec["replica"];
     if r.is_null() {
         return Ok(());
@@ -480,6 +574,38 @@ pub fn validate(name: &str, spec: &Value, in_progress: bool, old: &Value) -> Res
     }
     if in_progress && r["primary"] != old["replica"]["primary"] {
         return Err("cannot modify the field while there is an ongoing operation to enable the replica cluster".into());
+    }
+    Ok(())
+}
+
+/// `spec.postgresql.synchronous`: the CRD's rules (`api/v1/cluster_types.go`: `method`
+/// any|first, `number` > 0, `preferred` only with no standby names) and the webhook's
+/// (`validateSynchronousReplicaConfiguration`: fewer than instances + standby names),
+/// in their words (cloudnative-pg v1.30.0).
+fn validate_synchronous(spec: &Value) -> Result<(), String> {
+    let c = &spec["postgresql"]["synchronous"];
+    if c.is_null() {
+        return Ok(());
+    }
+    if !matches!(c["method"].as_str(), Some("any" | "first")) {
+        return Err(format!(
+            "spec.postgresql.synchronous.method: Unsupported value: {}: supported values: \"any\", \"first\"",
+            c["method"]
+        ));
+    }
+    let number = c["number"].as_i64().unwrap_or(0);
+    if number <= 0 {
+        return Err("spec.postgresql.synchronous.number: Invalid value: The number of synchronous replicas should be greater than zero".into());
+    }
+    let count = |k: &str| c[k].as_array().map_or(0, Vec::len) as i64;
+    if c["dataDurability"] == "preferred"
+        && count("standbyNamesPre") + count("standbyNamesPost") > 0
+    {
+        return Err("spec.postgresql.synchronous: Invalid value: \"object\": dataDurability set to 'preferred' requires empty 'standbyNamesPre' and empty 'standbyNamesPost'".into());
+    }
+    let instances = spec["instances"].as_i64().unwrap_or(1);
+    if number >= instances + count("standbyNamesPre") + count("standbyNamesPost") {
+        return Err("spec.postgresql.synchronous: Invalid value: Invalid synchronous configuration: the number of synchronous replicas must be less than the total number of instances and the provided standby names.".into());
     }
     Ok(())
 }
@@ -618,7 +744,7 @@ fn reconcile_site(
             Ok(())
         };
     }
-    match (seen, s.is_replica()) {
+    let acted = match (seen, s.is_replica()) {
         (Some((false, _)), true) => match s.source().and_then(|c| port_of(&c)) {
             Some(port) => demote(bin, s, port),
             None => Err("the replica's source names no cluster of the topology".into()),
@@ -637,7 +763,12 @@ fn reconcile_site(
             start_server(bin, &s.data)
         }
         _ => Ok(()),
+    };
+    acted?;
+    if observe(s.port).is_some() {
+        apply_synchronous(bin, s)?;
     }
+    Ok(())
 }
 
 fn reconcile_once(shared: &Shared) {
@@ -815,7 +946,7 @@ mod tests {
     #[test]
     fn the_webhook_refuses_what_cloudnativepg_refuses_in_its_words() {
         let all = [("pg-a".to_string(), 1), ("pg-b".to_string(), 2)];
-        let ok = spec_of("pg-a", "pg-a", "pg-b", &all);
+        let ok = spec_of("pg-a", "pg-a", "pg-b", &all, true);
         assert!(validate("pg-a", &ok, false, &ok["spec"]).is_ok());
         let mut bad = ok.clone();
         bad["replica"]["primary"] = json!("pg-b");
@@ -835,5 +966,45 @@ mod tests {
         assert!(validate("pg-a", &bad, false, &ok)
             .unwrap_err()
             .contains("not compatible with the primary field"));
+        // spec.postgresql.synchronous: the CRD's CEL rule and the webhook's count.
+        let mut bad = ok.clone();
+        bad["postgresql"]["synchronous"]["dataDurability"] = json!("preferred");
+        assert!(validate("pg-a", &bad, false, &ok)
+            .unwrap_err()
+            .contains("dataDurability set to 'preferred' requires empty 'standbyNamesPre' and empty 'standbyNamesPost'"));
+        let mut bad = ok.clone();
+        bad["postgresql"]["synchronous"]["number"] = json!(2);
+        assert!(validate("pg-a", &bad, false, &ok)
+            .unwrap_err()
+            .contains("the number of synchronous replicas must be less than the total number of instances and the provided standby names"));
+        let mut bad = ok.clone();
+        bad["postgresql"]["synchronous"]["number"] = json!(0);
+        assert!(validate("pg-a", &bad, false, &ok)
+            .unwrap_err()
+            .contains("should be greater than zero"));
+        let mut none = ok.clone();
+        none["postgresql"]["synchronous"] = Value::Null;
+        assert!(validate("pg-a", &none, false, &ok).is_ok());
+    }
+
+    /// `synchronous_standby_names` as explicit.go builds it (its tests' cases, with this
+    /// lab's one instance `<cluster>-1` standing for the cluster's instance list).
+    #[test]
+    fn synchronous_standby_names_are_written_as_cloudnativepg_writes_them() {
+        let all = [("pg-a".to_string(), 1), ("pg-b".to_string(), 2)];
+        let names = |spec: &Value| synchronous_standby_names("pg-a", spec);
+        let guide = spec_of("pg-a", "pg-a", "pg-b", &all, true);
+        assert_eq!(names(&guide), "FIRST 1 (\"pg-b\")");
+        assert_eq!(names(&spec_of("pg-a", "pg-a", "pg-b", &all, false)), "");
+        let mut s = guide.clone();
+        s["postgresql"]["synchronous"] = json!({"method": "any", "number": 1,
+            "standbyNamesPre": ["x\"y"], "standbyNamesPost": ["post"]});
+        assert_eq!(names(&s), "ANY 1 (\"x\"\"y\",\"pg-a-1\",\"post\")");
+        s["postgresql"]["synchronous"] =
+            json!({"method": "first", "number": 1, "maxStandbyNamesFromCluster": 0});
+        assert_eq!(names(&s), "FIRST 1 (\"pg-a-placeholder\")");
+        s["postgresql"]["synchronous"] =
+            json!({"method": "first", "number": 1, "dataDurability": "preferred"});
+        assert_eq!(names(&s), "");
     }
 }

@@ -289,7 +289,8 @@ async fn start_pgo(
 async fn start_cnpg(config: &LabConfig, shared: &Shared) -> Result<(), LabError> {
     let sites = config.shape.sites.to_vec();
     let password = format!("pg-{:016x}", fastrand::u64(..));
-    let cnpg = tokio::task::spawn_blocking(move || cnpg::setup(&sites, &password))
+    let synchronous = !config.shape.asynchronous;
+    let cnpg = tokio::task::spawn_blocking(move || cnpg::setup(&sites, &password, synchronous))
         .await
         .map_err(|e| LabError::Pgo(e.to_string()))??;
     let mut lab = shared.lock();

@@ -225,6 +225,10 @@ pub struct Shape {
     /// Keycloak's multi-cluster v2 (`stateless`): the environment file names no
     /// external Infinispan (the lab's servers still run, unused).
     pub stateless: bool,
+    /// CloudNativePG's Clusters without `spec.postgresql.synchronous`: replication
+    /// between the sites is asynchronous (the default is synchronous, as Keycloak's
+    /// multi-site guide requires: every commit waits for the other site).
+    pub asynchronous: bool,
 }
 
 /// Which traffic vendor the lab plays.
@@ -274,6 +278,7 @@ impl Default for Shape {
             database: Database::Aurora,
             traffic: Traffic::Route53,
             stateless: false,
+            asynchronous: false,
         }
     }
 }

@@ -46,6 +46,7 @@ pub fn lab_config(
         config.shape.traffic = t;
     }
     config.shape.stateless |= o.stateless;
+    config.shape.asynchronous = o.replication == "async";
     match o.infinispan.as_deref() {
         Some("15") => config.shape.infinispan_version = 15,
         Some("16") => config.shape.infinispan_version = 16,

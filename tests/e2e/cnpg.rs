@@ -15,14 +15,60 @@ use serde_json::Value;
 use crate::support::*;
 
 fn cnpg_lab() -> InLab {
+    cnpg_lab_replicating(false)
+}
+
+/// The lab's Clusters carry the guide's synchronous stanza unless `asynchronous`.
+fn cnpg_lab_replicating(asynchronous: bool) -> InLab {
     let l = InLab::start_with(&[], |c| {
         c.shape.traffic = lab::world::Traffic::Haproxy;
         c.shape.database = lab::world::Database::Cnpg;
         c.shape.infinispan_version = 15;
         c.shape.stateless = true;
+        c.shape.asynchronous = asynchronous;
     });
     writer_is(&l, "site-a");
     l
+}
+
+/// A superuser's query on a site's server (what the lab's operator sees).
+fn superuser_query(l: &InLab, site: &str, query: &str) -> Vec<String> {
+    let port = l.running().shared.lock().cnpg.as_ref().unwrap().sites[site].port;
+    let mut c = postgres::Config::new()
+        .host("127.0.0.1")
+        .port(port)
+        .user("postgres")
+        .dbname("postgres")
+        .connect(postgres::NoTls)
+        .unwrap();
+    c.query(query, &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect()
+}
+
+/// Write a row on `site`, or say that the commit did not return within `within`
+/// (a synchronous commit waiting for a standby that is gone never returns).
+fn commit_returns(l: &InLab, site: &str, note: &str, within: Duration) -> Result<(), String> {
+    let shared = l.running().shared.clone();
+    let (site, note) = (site.to_string(), note.to_string());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let port = shared.lock().cnpg.as_ref().unwrap().sites[&site].port;
+        let done = postgres::Config::new()
+            .host("127.0.0.1")
+            .port(port)
+            .user("postgres")
+            .dbname(lab::cnpg::DATABASE)
+            .connect(postgres::NoTls)
+            .and_then(|mut c| c.execute("INSERT INTO lab_rows (note) VALUES ($1)", &[&note]))
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        let _ = tx.send(done);
+    });
+    rx.recv_timeout(within)
+        .map_err(|_| format!("the commit did not return within {within:?}"))?
 }
 
 fn cnpg(l: &InLab) -> Value {
@@ -648,15 +694,17 @@ fn cnpg_rejoin_rebuilds_a_former_primary_and_never_the_only_writer() {
             Err(v["reason"].to_string())
         }
     });
-    // The lab's replication is asynchronous, as the Cluster specs say (no
-    // spec.postgresql.synchronous): what a loss would cost is said.
+    // The rebuild put back the synchronous stanza the failover suspended: every
+    // commit of site-b waits for site-a again, and check says so.
     let notes = v["notes"].to_string();
     assert!(
-        notes.contains("replication to site-a is ASYNCHRONOUS")
-            && notes.contains("on the loss of site-b's site, what site-a had not received is LOST"),
+        notes.contains("replication to site-a is SYNCHRONOUS: every commit waited for it"),
         "{v}"
     );
-    // And a live plan of a planned move says why it loses nothing.
+    assert_eq!(
+        superuser_query(&l, "site-b", "SHOW synchronous_standby_names"),
+        vec!["FIRST 1 (\"pg-site-a\")".to_string()]
+    );
     let mut c = l.runbook();
     c.args([
         "--pack",
@@ -667,12 +715,193 @@ fn cnpg_rejoin_rebuilds_a_former_primary_and_never_the_only_writer() {
     ]);
     let out = run(c).expect(0);
     assert!(
-        out.stdout.contains(
-            "ASYNCHRONOUS: the move loses nothing only because it waits for site-a to catch up"
-        ),
+        out.stdout.contains("replication to site-a is SYNCHRONOUS"),
         "{}",
         out.stdout
     );
+}
+
+/// Keycloak's guide requires every commit to wait for the other site. The lab's
+/// Clusters carry the guide's stanza (cnpg.md 3.14) and the lab writes
+/// `synchronous_standby_names` from it as CloudNativePG does (explicit.go, v1.30.0):
+/// a lost site would block every commit of the promoted writer, so the failover
+/// suspends the stanza in its promotion patch, journaled and kept in an annotation,
+/// and the rebuild of the lost site puts it back.
+#[test]
+fn a_failover_suspends_synchronous_replication_on_the_survivor_until_the_rebuild() {
+    let l = cnpg_lab();
+    // The guide's configuration, as the servers run it: a commit at site-a waits for
+    // site-b's designated primary (its application_name is its Cluster's name).
+    eventually("site-a runs the stanza", Duration::from_secs(30), || {
+        let r = superuser_query(&l, "site-a", "SHOW synchronous_standby_names");
+        if r == ["FIRST 1 (\"pg-site-b\")"] {
+            Ok(())
+        } else {
+            Err(format!("{r:?}"))
+        }
+    });
+    eventually(
+        "site-b acknowledges synchronously",
+        Duration::from_secs(30),
+        || {
+            let r = superuser_query(
+                &l,
+                "site-a",
+                "SELECT application_name || ' ' || sync_state FROM pg_stat_replication",
+            );
+            if r == ["pg-site-b sync"] {
+                Ok(())
+            } else {
+                Err(format!("{r:?}"))
+            }
+        },
+    );
+    commit_returns(&l, "site-a", "synchronous", Duration::from_secs(20)).unwrap();
+    lose_site_a_and_fail_over(&l);
+    // The promoted writer's commits return: nothing waits for the lost site.
+    commit_returns(&l, "site-b", "after the failover", Duration::from_secs(20)).unwrap();
+    assert_eq!(
+        superuser_query(&l, "site-b", "SHOW synchronous_standby_names"),
+        vec![String::new()]
+    );
+    let cluster = get_cluster(&l, "site-b");
+    assert!(
+        cluster["spec"]["postgresql"]["synchronous"].is_null(),
+        "{cluster}"
+    );
+    let kept: Value = serde_json::from_str(
+        cluster["metadata"]["annotations"]["runbook.keycloak.org/suspended-synchronous"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{cluster}")),
+    )
+    .unwrap();
+    assert_eq!(kept["standbyNamesPre"], serde_json::json!(["pg-site-a"]));
+    // Journaled: the run's step says what it suspended and why.
+    let mut c = l.runbook();
+    c.args(["status", "r-1", "--json"]);
+    let shown = run(c).expect(0).stdout;
+    assert!(
+        shown.contains("synchronous_suspended_why")
+            && shown
+                .contains("site-b's commits would wait for site-a's Cluster `pg-site-a` (lost)"),
+        "{shown}"
+    );
+    let (_, v) = check(&l, Some("cnpg"));
+    assert!(
+        v["notes"]
+            .to_string()
+            .contains("site-b's synchronous replication is SUSPENDED since a failover"),
+        "{v}"
+    );
+    // The rebuild puts it back; the writer waits for the rebuilt site again.
+    l.world(|w| w.faults.clear());
+    let mut c = l.runbook();
+    c.args([
+        "run",
+        "cnpg/cnpg-rejoin",
+        "-p",
+        "site=site-a",
+        "--yes",
+        "--json",
+    ]);
+    run(c).expect(0);
+    eventually(
+        "site-a acknowledges synchronously",
+        Duration::from_secs(30),
+        || {
+            let r = superuser_query(
+                &l,
+                "site-b",
+                "SELECT application_name || ' ' || sync_state FROM pg_stat_replication",
+            );
+            if r == ["pg-site-a sync"] {
+                Ok(())
+            } else {
+                Err(format!("{r:?}"))
+            }
+        },
+    );
+    let cluster = get_cluster(&l, "site-b");
+    assert!(
+        cluster["metadata"]["annotations"]["runbook.keycloak.org/suspended-synchronous"].is_null()
+    );
+    assert_eq!(cluster["spec"]["postgresql"]["synchronous"], kept);
+    commit_returns(&l, "site-b", "synchronous again", Duration::from_secs(20)).unwrap();
+    replays_exactly(
+        &l,
+        "site-a",
+        &["synchronous", "after the failover", "synchronous again"],
+    );
+}
+
+/// An asynchronous setup is what Keycloak's guide forbids: a planned move is refused
+/// before anything is done, the plan names the guard and the loss window, and the
+/// override with a reason moves the writer and is journaled.
+#[test]
+fn an_asynchronous_setup_is_refused_unless_forced_with_a_reason() {
+    let l = cnpg_lab_replicating(true);
+    let mut c = l.runbook();
+    c.args([
+        "--pack",
+        "keycloak-26",
+        "plan",
+        "database-switchover",
+        "--live",
+    ]);
+    let out = run(c).expect(8);
+    assert!(
+        out.stdout.contains("builtin-cnpg-synchronous-")
+            && out.stdout.contains(
+                "replication to site-b is ASYNCHRONOUS (site-a's synchronous_standby_names is ``)"
+            )
+            && out
+                .stdout
+                .contains("the move loses nothing only because it waits for site-b to catch up"),
+        "{}",
+        out.stdout
+    );
+    let out = switchover(&l).expect(8);
+    assert!(out.stdout.contains("ASYNCHRONOUS"), "{}", out.stdout);
+    writer_is(&l, "site-a");
+    let mut c = l.runbook();
+    c.args([
+        "--pack",
+        "keycloak-26",
+        "run",
+        "database-switchover",
+        "--yes",
+        "--json",
+        "-p",
+        "force=true",
+        "-p",
+        "force_reason=rehearsal on an asynchronous lab",
+    ]);
+    run(c).expect(0);
+    writer_is(&l, "site-b");
+    let mut c = l.runbook();
+    c.args(["status", "r-2", "--json"]);
+    let status = run(c).expect(0).stdout;
+    assert!(
+        status.contains("builtin-cnpg-synchronous-")
+            && status.contains("rehearsal on an asynchronous lab"),
+        "{status}"
+    );
+}
+
+/// The site's Cluster as its Kubernetes API serves it.
+fn get_cluster(l: &InLab, site: &str) -> Value {
+    let port = l.running().endpoints.kube[site];
+    let cluster = lab::cnpg::cluster_name(site);
+    l.rt.block_on(async {
+        reqwest::get(format!(
+            "http://{port}/apis/postgresql.cnpg.io/v1/namespaces/keycloak/clusters/{cluster}"
+        ))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+    })
 }
 
 /// site-a, the writer's site, is lost (its Keycloak answers no more, its PostgreSQL

@@ -447,6 +447,8 @@ impl Action for Failover {
             "rebuild",
             "timeline",
             "repointed",
+            "synchronous_suspended",
+            "synchronous_suspended_why",
         ])
     }
     fn effect(&self, _: &Args) -> Effect {
@@ -461,7 +463,7 @@ impl Action for Failover {
     fn describe(&self, ctx: &StepCtx, _: &Args) -> Vec<String> {
         vec![
             format!("read every site; journal {}'s last replayed position and time", ctx.site_name()),
-            format!("PATCH {}'s Cluster spec.replica {{primary: <itself>, promotionToken: null}}; wait until its database writes", ctx.site_name()),
+            format!("PATCH {}'s Cluster spec.replica {{primary: <itself>, promotionToken: null}} (with spec.postgresql.synchronous taken off, kept in the annotation {}, where it names the lost site: its commits would wait for it forever); wait until its database writes", ctx.site_name(), read::SUSPENDED),
             "PATCH the former primary's Cluster spec.replica.primary to it where its API answers (it must be rebuilt)".into(),
             "PATCH every site's Keycloak CR spec.db to the new writer; wait for each rollout (a lost site's: not waited on)".into(),
         ]
@@ -514,20 +516,25 @@ impl Action for Failover {
             .filter(|s| **s != to_site)
             .cloned()
             .collect();
-        if !to.writable() {
-            patch_cluster(
-                ctx,
-                &to,
-                json!({"spec": {"replica": {"primary": to.cfg.cluster, "promotionToken": null}}}),
-            )
-            .await?;
+        let mut out = prepared.clone();
+        let suspend = suspension(ctx, &to, &former).await?;
+        if !to.writable() || suspend.is_some() {
+            let mut body =
+                json!({"spec": {"replica": {"primary": to.cfg.cluster, "promotionToken": null}}});
+            if let Some(stanza) = &suspend {
+                // In the promotion's own patch: the promoted writer never waits on the
+                // lost site, not even for a moment.
+                body["metadata"] = json!({"annotations": {read::SUSPENDED: stanza.to_string()}});
+                body["spec"]["postgresql"] = json!({"synchronous": null});
+                out.insert("synchronous_suspended".into(), stanza.clone());
+            }
+            patch_cluster(ctx, &to, body).await?;
         }
         let promoted = until(ctx, &format!("{to_site} writes"), poll, || async {
             let s = reread(ctx, &to_site).await?;
             Ok(s.writable().then_some(s))
         })
         .await?;
-        let mut out = prepared.clone();
         // The former primary: a replica of the new one by its spec where its API
         // answers, so that it never comes back as a second writer.
         for f in &former {
@@ -549,6 +556,63 @@ impl Action for Failover {
     }
 }
 
+/// The synchronous stanza of the Cluster about to be promoted when it names a lost
+/// site's Cluster (the guide's symmetric configuration, `dataDurability: required`):
+/// once it writes, every commit would wait for that site, which is gone, so Keycloak
+/// could not write at all. Journaled before the patch that suspends it; `cnpg.rejoin`
+/// puts it back once the lost site streams again.
+async fn suspension(
+    ctx: &StepCtx,
+    to: &Site,
+    former: &[String],
+) -> Result<Option<Json>, StepError> {
+    let lost: Vec<String> = former
+        .iter()
+        .filter_map(|f| Some((f, crate::config::sites(&ctx.env).get(f)?)))
+        .filter_map(|(f, c)| super::config::section(c).map(|c| (f, c.cluster.clone())))
+        .filter(|(_, c)| to.configured_to_wait_for(c))
+        .map(|(f, c)| format!("{f}'s Cluster `{c}`"))
+        .collect();
+    let Some(stanza) = to
+        .cluster
+        .as_ref()
+        .map(|c| c["spec"]["postgresql"]["synchronous"].clone())
+        .filter(|_| !lost.is_empty())
+    else {
+        return Ok(None);
+    };
+    let mut fact = Outputs::new();
+    fact.insert("synchronous_suspended".into(), stanza.clone());
+    fact.insert(
+        "synchronous_suspended_why".into(),
+        json!(format!(
+            "{}'s commits would wait for {} (lost): spec.postgresql.synchronous is taken off its Cluster and kept in the annotation {}; cnpg-rejoin puts it back. Until then a loss of {} loses what it wrote since",
+            to.site,
+            lost.join(", "),
+            read::SUSPENDED,
+            to.site
+        )),
+    );
+    ctx.record_progress(fact).await?;
+    Ok(Some(stanza))
+}
+
+/// Put back the synchronous stanza a failover suspended on the writer's Cluster, once
+/// the rebuilt site streams from it.
+async fn restore_synchronous(ctx: &StepCtx, writer: &Site) -> Result<Option<Json>, StepError> {
+    let Some(stanza) = writer.suspended() else {
+        return Ok(None);
+    };
+    patch_cluster(
+        ctx,
+        writer,
+        json!({"metadata": {"annotations": {read::SUSPENDED: null}},
+               "spec": {"postgresql": {"synchronous": stanza}}}),
+    )
+    .await?;
+    Ok(Some(stanza))
+}
+
 /// `cnpg.rejoin`: rebuild this site's Cluster as a replica of the writer's: its Cluster
 /// (and with it its data) deleted and created again, bootstrapped by `pg_basebackup`
 /// from the writer (CloudNativePG cannot rewind a former primary, #10928).
@@ -567,7 +631,12 @@ impl Action for Rejoin {
         &[]
     }
     fn outputs(&self) -> Option<&'static [&'static str]> {
-        Some(&["writer", "discarded_lsn", "streaming"])
+        Some(&[
+            "writer",
+            "discarded_lsn",
+            "streaming",
+            "synchronous_restored",
+        ])
     }
     fn effect(&self, _: &Args) -> Effect {
         Effect::Destructive
@@ -584,6 +653,7 @@ impl Action for Rejoin {
             "read every site: exactly one other site writes".into(),
             format!("DELETE {site}'s Cluster (its data); wait until it is gone"),
             format!("POST {site}'s Cluster again: spec.replica {{primary: <the writer's>, source: <the writer's>}}, bootstrap.pg_basebackup.source <the writer's>; wait until its database streams in recovery"),
+            format!("PATCH the writer's Cluster: the spec.postgresql.synchronous a failover suspended (annotation {}) put back, so that every commit waits for {site} again", read::SUSPENDED),
         ]
     }
     fn postcondition(&self, ctx: &StepCtx, _: &Args) -> Option<String> {
@@ -599,10 +669,16 @@ impl Action for Rejoin {
             .into_iter()
             .flatten()
             .find(|s| s["site"] == site);
+        let suspended = o["sites"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|s| s["writable"] == true && !s["suspended_synchronous"].is_null());
         o["writable"]
             .as_array()
             .is_some_and(|w| w.len() == 1 && w[0] != site)
             && mine.is_some_and(|s| s["writable"] == false && s["database"]["receiving"] == true)
+            && !suspended
     }
     async fn probe(&self, ctx: &StepCtx, _: &Args) -> Result<Json, StepError> {
         Ok(judge(&read::all(ctx).await, &ctx.site_name(), true))
@@ -641,6 +717,19 @@ impl Action for Rejoin {
             .copied()
             .cloned()
             .ok_or_else(|| StepError::transient(format!("{site} cannot be read")))?;
+        let mut out = prepared.clone();
+        if matches!(&me.sql, Ok(q) if q.in_recovery)
+            && super::judge::why_not_following(&me, Some(writer)).is_empty()
+        {
+            // Follows the writer already (rebuilt by this step before a crash): only
+            // the synchronous stanza is left.
+            out.insert("writer".into(), json!(writer.site));
+            out.insert("streaming".into(), json!(true));
+            if let Some(stanza) = restore_synchronous(ctx, writer).await? {
+                out.insert("synchronous_restored".into(), stanza);
+            }
+            return Ok(out);
+        }
         let c = ctx_for(ctx, &site)?;
         let (client, ns) = kube_client(&c).await?;
         let api = clusters(client, &ns);
@@ -678,9 +767,11 @@ impl Action for Rejoin {
             },
         )
         .await?;
-        let mut out = prepared.clone();
         out.insert("writer".into(), json!(writer.site));
         out.insert("streaming".into(), json!(true));
+        if let Some(stanza) = restore_synchronous(ctx, writer).await? {
+            out.insert("synchronous_restored".into(), stanza);
+        }
         Ok(out)
     }
 }

@@ -65,6 +65,7 @@ pub fn judge(views: &[Result<Site, (String, String)>], to: &str, unplanned: bool
     }
     let safe = reasons.is_empty();
     let loss = loss_window(&ok, to, unplanned);
+    let (synchronous, replication) = replication(&ok, to, unplanned);
     let summary = if safe {
         format!(
             "the writer may move to {to} (writable now: {}); {loss}",
@@ -79,6 +80,7 @@ pub fn judge(views: &[Result<Site, (String, String)>], to: &str, unplanned: bool
     };
     json!({"safe": safe, "to": to, "writable": writable, "unplanned": unplanned,
            "reasons": reasons, "summary": summary, "loss_window": loss,
+           "synchronous": synchronous, "replication": replication,
            "sites": ok.iter().map(|s| s.json()).collect::<Vec<_>>()})
 }
 
@@ -111,6 +113,73 @@ fn loss_window(ok: &[&Site], to: &str, unplanned: bool) -> String {
     match (writer, unplanned) {
         (Some(_), false) => format!("replication to {to} is ASYNCHRONOUS: the move loses nothing only because it waits for {to} to catch up ({held})"),
         (None, _) | (_, true) => format!("replication to {to} is ASYNCHRONOUS (or cannot be read from a writer that does not answer): what {to} had not received is LOST; {held}"),
+    }
+}
+
+/// Whether replication to `to` is synchronous across the sites, as Keycloak's guide
+/// requires, and what was read, with the loss window when it is not. Planned: the
+/// writer's server waits for `to` on every commit (its `synchronous_standby_names`).
+/// Unplanned: the lost writer cannot be asked, so its Cluster's synchronous stanza
+/// names `to`, or, where its API does not answer either, `to`'s own names the writer
+/// (the guide puts the symmetric stanza on both). A writer already at `to` (the move
+/// done, a resumed run) has nothing left to judge.
+fn replication(ok: &[&Site], to: &str, unplanned: bool) -> (bool, String) {
+    let Some(t) = ok.iter().find(|s| s.site == to) else {
+        return (false, format!("{to}'s cluster cannot be read"));
+    };
+    let writers: Vec<&&Site> = ok.iter().filter(|s| s.writable()).collect();
+    if let [only] = writers.as_slice() {
+        if only.site == to {
+            return (
+                true,
+                format!("{to} already holds the only writable primary"),
+            );
+        }
+    }
+    let asynchronous = |how: String| {
+        (false, format!(
+            "replication to {to} is ASYNCHRONOUS ({how}): Keycloak's multi-site guide requires every commit to wait for the other site; {}. Configure `spec.postgresql.synchronous` (method: first, number: 1, standbyNamesPre: [the other Cluster]) on both Clusters, or override with -p force=true -p force_reason=...",
+            loss_window(ok, to, unplanned)
+        ))
+    };
+    if !unplanned {
+        return match writers.iter().find(|w| w.site != to) {
+            Some(w) if w.waits_for(&t.cfg.cluster) => (true, format!(
+                "replication to {to} is SYNCHRONOUS: {}'s synchronous_standby_names `{}` waits for `{}` on every commit",
+                w.site, w.sql.as_ref().map(|q| q.sync_standby_names.as_str()).unwrap_or_default(), t.cfg.cluster
+            )),
+            Some(w) => asynchronous(format!(
+                "{}'s synchronous_standby_names is `{}`",
+                w.site,
+                w.sql.as_ref().map(|q| q.sync_standby_names.as_str()).unwrap_or_default()
+            )),
+            None => (false, format!("no writer at another site answers: replication to {to} cannot be read")),
+        };
+    }
+    let former = t
+        .cluster
+        .as_ref()
+        .and_then(|c| c["spec"]["replica"]["primary"].as_str())
+        .filter(|p| *p != t.cfg.cluster)
+        .unwrap_or_default()
+        .to_string();
+    if let Some(f) = ok
+        .iter()
+        .find(|s| s.cfg.cluster == former && s.cluster.is_some())
+    {
+        return if f.configured_to_wait_for(&t.cfg.cluster) {
+            (true, format!("replication to {to} is SYNCHRONOUS: the lost primary's Cluster `{former}` waits for `{}` (its spec.postgresql.synchronous)", t.cfg.cluster))
+        } else {
+            asynchronous(format!(
+                "the lost primary's Cluster `{former}` has no synchronous stanza naming `{}`",
+                t.cfg.cluster
+            ))
+        };
+    }
+    if !former.is_empty() && t.configured_to_wait_for(&former) {
+        (true, format!("replication to {to} is SYNCHRONOUS: the lost primary's Cluster `{former}` cannot be read; {to}'s own names `{former}` (the guide's symmetric spec.postgresql.synchronous)"))
+    } else {
+        asynchronous(format!("neither the lost primary's Cluster nor {to}'s names the other in spec.postgresql.synchronous"))
     }
 }
 
@@ -203,6 +272,16 @@ pub fn diagnosis(views: &[Result<Site, (String, String)>]) -> (crate::check::Ver
         }
     };
     let mut verdict = verdict;
+    for s in ok.iter().filter(|s| s.writable()) {
+        if let Some(stanza) = s.suspended() {
+            verdict.notes.push(format!(
+                "{}'s synchronous replication is SUSPENDED since a failover (its Cluster's annotation {}: {stanza}): its commits wait for no other site, so losing {} now loses what it wrote since; cnpg-rejoin of the lost site puts it back",
+                s.site,
+                super::read::SUSPENDED,
+                s.site
+            ));
+        }
+    }
     if let [one] = writable.as_slice() {
         for s in ok.iter().filter(|s| s.site != *one) {
             verdict.notes.push(
@@ -240,7 +319,7 @@ fn summary(s: &Site) -> String {
 }
 
 /// Why a site does not follow the writer `w`; empty when it does.
-fn why_not_following(s: &Site, w: Option<&Site>) -> String {
+pub(super) fn why_not_following(s: &Site, w: Option<&Site>) -> String {
     if s.cluster.is_none() {
         return format!("no Cluster `{}`", s.cfg.cluster);
     }
@@ -384,6 +463,114 @@ mod tests {
             .as_str()
             .unwrap()
             .contains("is LOST"));
+    }
+
+    fn with_sync_names(
+        mut s: Result<Site, (String, String)>,
+        names: &str,
+    ) -> Result<Site, (String, String)> {
+        if let Ok(Ok(q)) = s.as_mut().map(|s| s.sql.as_mut()) {
+            q.sync_standby_names = names.into();
+        }
+        s
+    }
+
+    #[test]
+    fn a_move_is_synchronous_only_when_every_commit_must_wait_for_the_target() {
+        let b = || site("b", false, 100, Some("streaming"), "s");
+        let sync = |names: &str| {
+            let v = [with_sync_names(site("a", true, 100, None, "s"), names), b()];
+            judge(&v, "b", false)["synchronous"] == true
+        };
+        // What CloudNativePG writes for the guide's stanza (cnpg.md 3.14).
+        assert!(sync("FIRST 1 (\"pg-b\")"));
+        // A bare list is FIRST 1.
+        assert!(sync("pg-b"));
+        assert!(sync("ANY 2 (\"pg-b\", \"pg-a-2\")"));
+        // A local standby may answer instead: not cross-site durable.
+        assert!(!sync("ANY 1 (\"pg-b\", \"pg-a-2\")"));
+        assert!(!sync("FIRST 1 (\"pg-a-2\", \"pg-b\")"));
+        assert!(!sync("FIRST 1 (*)"));
+        assert!(!sync(""));
+        let v = [with_sync_names(site("a", true, 100, None, "s"), ""), b()];
+        let j = judge(&v, "b", false);
+        let said = j["replication"].as_str().unwrap();
+        assert!(
+            said.contains("ASYNCHRONOUS (a's synchronous_standby_names is ``)"),
+            "{said}"
+        );
+        assert!(said.contains("force_reason"), "{said}");
+        // The safety of the move itself is another guard's: only `synchronous` says no.
+        assert_eq!(j["safe"], true);
+    }
+
+    #[test]
+    fn an_unplanned_promotion_reads_the_lost_primarys_stanza_else_the_targets() {
+        let stanza =
+            |other: &str| json!({"method": "first", "number": 1, "standbyNamesPre": [other]});
+        let cluster = |primary: &str, sync: serde_json::Value| {
+            json!({"spec": {
+            "replica": {"self": "pg-b", "primary": primary}, "postgresql": {"synchronous": sync}},
+            "status": {"phase": "Cluster in healthy state"}})
+        };
+        let lost = || Err(("a".to_string(), "refused".to_string()));
+        let b = |sync| {
+            with_cluster(
+                site("b", false, 90, Some("waiting"), "s"),
+                cluster("pg-a", sync),
+            )
+        };
+        let v = [lost(), b(stanza("pg-a"))];
+        let j = judge(&v, "b", true);
+        assert_eq!(j["synchronous"], true, "{j}");
+        assert!(j["replication"]
+            .as_str()
+            .unwrap()
+            .contains("b's own names `pg-a`"));
+        let v = [lost(), b(serde_json::Value::Null)];
+        let j = judge(&v, "b", true);
+        assert_eq!(j["synchronous"], false);
+        assert!(
+            j["replication"].as_str().unwrap().contains("is LOST"),
+            "{j}"
+        );
+        // The lost primary's Cluster answers (its database does not): its stanza decides.
+        let mut a = with_cluster(
+            site("a", true, 100, None, "s"),
+            json!({"spec": {"postgresql": {}}}),
+        );
+        if let Ok(s) = a.as_mut() {
+            s.sql = Err("refused".into());
+        }
+        let v = [a, b(stanza("pg-a"))];
+        let j = judge(&v, "b", true);
+        assert_eq!(j["synchronous"], false, "{j}");
+        assert!(j["replication"]
+            .as_str()
+            .unwrap()
+            .contains("the lost primary's Cluster `pg-a` has no synchronous stanza"));
+        // Already moved (a resumed run): nothing left to judge.
+        let v = [
+            lost(),
+            with_cluster(
+                site("b", true, 90, None, "s"),
+                cluster("pg-b", serde_json::Value::Null),
+            ),
+        ];
+        assert_eq!(judge(&v, "b", true)["synchronous"], true);
+    }
+
+    #[test]
+    fn standby_names_read_as_postgresql_reads_them() {
+        use crate::cnpg::read::standby_names;
+        let n = |t: &str| standby_names(t).map(|(k, v)| (k, v.join("|")));
+        assert_eq!(n("FIRST 1 (\"pg-b\")"), Some((1, "pg-b".into())));
+        assert_eq!(n("ANY 2 (s1, \"S2\",s3)"), Some((2, "s1|S2|s3".into())));
+        assert_eq!(n("2 (a, b)"), Some((2, "a|b".into())));
+        assert_eq!(n("A, b"), Some((1, "a|b".into())));
+        assert_eq!(n("\"a\"\"b\""), Some((1, "a\"b".into())));
+        assert_eq!(n("  "), None);
+        assert_eq!(n("FIRST x (a)"), None);
     }
 
     #[test]

@@ -17,6 +17,43 @@ use super::config::{section, CnpgDatabase};
 use crate::clients::{ctx_for, kube_client};
 use crate::keycloak::kube_err;
 
+/// The annotation where a failover keeps the synchronous stanza it took off the
+/// promoted Cluster (its commits would wait for the lost site), until `cnpg.rejoin`
+/// puts it back: visible to `kubectl get cluster -o yaml`, durable across a crash.
+pub const SUSPENDED: &str = "runbook.keycloak.org/suspended-synchronous";
+
+/// `synchronous_standby_names` read as PostgreSQL reads it (`syncrep_gram.y`):
+/// `[FIRST|ANY] n (name, ...)`, `n (name, ...)` (FIRST), or a bare list (FIRST 1);
+/// names may be double-quoted. `None`: empty (asynchronous) or unreadable.
+pub fn standby_names(text: &str) -> Option<(usize, Vec<String>)> {
+    let t = text.trim();
+    if t.is_empty() {
+        return None;
+    }
+    let (number, list) = match t.find('(') {
+        Some(open) => {
+            let head = t[..open].trim();
+            let n = head
+                .rsplit(char::is_whitespace)
+                .next()
+                .and_then(|n| n.parse::<usize>().ok())?;
+            (n, t[open + 1..].trim_end().strip_suffix(')')?)
+        }
+        None => (1, t),
+    };
+    let names = list
+        .split(',')
+        .map(|n| {
+            let n = n.trim();
+            n.strip_prefix('"')
+                .and_then(|q| q.strip_suffix('"'))
+                .map_or_else(|| n.to_lowercase(), |q| q.replace("\"\"", "\""))
+        })
+        .filter(|n| !n.is_empty())
+        .collect::<Vec<_>>();
+    (!names.is_empty()).then_some((number, names))
+}
+
 /// The Cluster resource.
 pub fn clusters(client: kube::Client, ns: &str) -> Api<DynamicObject> {
     let gvk = GroupVersionKind::gvk("postgresql.cnpg.io", "v1", "Cluster");
@@ -95,11 +132,44 @@ impl Site {
         (!list.is_empty() && !self.condition_true("ReplicaClusterFencing")).then_some(list)
     }
 
-    /// Whether a commit at this site, as the writer, waits for the Cluster `other`:
-    /// its server's `synchronous_standby_names` names it (`cnpg.md` 3.14: the other
-    /// site's designated primary appears under its Cluster's name).
+    /// Whether every commit at this site, as the writer, waits for the Cluster
+    /// `other`: its server's `synchronous_standby_names` names it (`cnpg.md` 3.14: the
+    /// other site's designated primary appears under its Cluster's name) and asks for
+    /// more acknowledgements than the other names could give without it (a local
+    /// standby that may answer instead is not cross-site durable). This cluster's own
+    /// primary instance, which CloudNativePG lists unless `maxStandbyNamesFromCluster`
+    /// caps it, never acknowledges its own commits.
     pub fn waits_for(&self, other: &str) -> bool {
-        matches!(&self.sql, Ok(q) if q.sync_standby_names.split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '_')).any(|n| n == other))
+        let Ok(q) = &self.sql else { return false };
+        let Some((number, names)) = standby_names(&q.sync_standby_names) else {
+            return false;
+        };
+        let me = self.status("currentPrimary");
+        let others = names
+            .iter()
+            .filter(|n| n.as_str() != other && me.as_str() != Some(n.as_str()))
+            .count();
+        names.iter().any(|n| n == other) && !names.iter().any(|n| n == "*") && number > others
+    }
+
+    /// The synchronous stanza of its spec that names `other` (the guide's symmetric
+    /// configuration: what a commit of this Cluster waits for once it is the primary).
+    pub fn configured_to_wait_for(&self, other: &str) -> bool {
+        let Some(c) = &self.cluster else { return false };
+        let s = &c["spec"]["postgresql"]["synchronous"];
+        s["dataDurability"] != "preferred"
+            && ["standbyNamesPre", "standbyNamesPost"].iter().any(|k| {
+                s[*k]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|n| n == other))
+            })
+    }
+
+    /// The synchronous stanza a failover suspended at this site, kept in the Cluster's
+    /// annotation [`SUSPENDED`] until the lost site is rebuilt.
+    pub fn suspended(&self) -> Option<Json> {
+        self.annotation(SUSPENDED)
+            .and_then(|t| serde_json::from_str(t).ok())
     }
 
     /// `IsReplica()` of its spec (`cluster_funcs.go`).
@@ -127,6 +197,7 @@ impl Site {
             "demotion_token": !self.status("demotionToken").is_null(),
             "hibernated": self.hibernated(),
             "synchronous": self.cluster.as_ref().map(|c| c["spec"]["postgresql"]["synchronous"].clone()),
+            "suspended_synchronous": self.suspended(),
             "fenced": self.fenced_by_someone(),
             "writable": self.sql.as_ref().ok().map(|s| !s.in_recovery),
             "database": match &self.sql { Ok(s) => json!(s), Err(e) => json!({"error": e}) },

@@ -17,6 +17,8 @@ use crate::vendor::Vendor;
 
 /// The id of the guard before a move of CloudNativePG's writer.
 pub const CNPG_WRITER: &str = "builtin-cnpg-one-writer";
+/// The id of the guard that replication to the target is synchronous.
+pub const CNPG_SYNCHRONOUS: &str = "builtin-cnpg-synchronous";
 
 #[derive(Debug)]
 pub struct Cnpg;
@@ -90,7 +92,17 @@ fn writer_guards(steps: &[Step]) -> Vec<Guard> {
             ));
         }
         g.before = vec![s.id.clone()];
+        let mut sync = g.clone();
+        sync.id = format!("{CNPG_SYNCHRONOUS}-{}", s.id);
+        sync.title = format!(
+            "Built in, before `{}`: replication to the target is synchronous across the sites, as Keycloak's multi-site guide requires (asynchronous: {}; refused unless forced)",
+            s.id,
+            if unplanned { "what the target had not received from the lost primary is lost" } else { "the move is safe only because it waits for the target to catch up, and a site loss would lose data" }
+        );
+        sync.expect = "observation.synchronous".into();
+        sync.refusal = Some("{{ observation.replication }}".into());
         out.push(g);
+        out.push(sync);
     }
     out
 }
