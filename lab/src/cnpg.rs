@@ -875,11 +875,13 @@ impl Cnpg {
     }
 }
 
-/// Where each site's Keycloak reaches the writer (the JDBC target), as the lab's
-/// Keycloak CR says it.
-pub fn keycloak_db(s: &CnpgSite) -> Value {
-    let secret = format!("{}-app", s.name);
-    json!({"vendor": "postgres", "host": "127.0.0.1", "port": s.port, "database": DATABASE,
+/// Where a site's Keycloak reaches the writer (the JDBC target), as the lab's Keycloak
+/// CR says it: the writer's address, with the credentials of the site's own app
+/// Secret (`local`'s `<cluster>-app`: a Secret lives in its own cluster; the sites'
+/// hold the same password, as the move's guard checks).
+pub fn keycloak_db(writer: &CnpgSite, local: &CnpgSite) -> Value {
+    let secret = format!("{}-app", local.name);
+    json!({"vendor": "postgres", "host": "127.0.0.1", "port": writer.port, "database": DATABASE,
            "usernameSecret": {"name": secret, "key": "username"},
            "passwordSecret": {"name": secret, "key": "password"}})
 }

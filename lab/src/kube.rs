@@ -32,7 +32,10 @@ pub const CNPG_GROUP: &str = "postgresql.cnpg.io";
 
 mod databases;
 mod discovery;
+mod jobs;
 mod table;
+
+pub use jobs::RunJob;
 
 use databases::{cnpg_route, pgo_site, postgrescluster_route};
 use discovery::{discovery, openapi};
@@ -252,6 +255,9 @@ fn collection(
             _ => {}
         }
     }
+    if in_ns {
+        items.extend(jobs::listed(lab, &app.site, kind));
+    }
     if let Some(sel) = query.get("labelSelector") {
         items.retain(|o| matches_labels(o, sel));
     }
@@ -299,8 +305,17 @@ fn api_version_of(list_kind: &str) -> &'static str {
 /// CloudNativePG's `<cluster>-app`; the `pg-secret-differs` fault gives one site
 /// another password.
 fn pguser_secret(lab: &crate::LabState, app: &KubeApp, ns: &str, name: &str) -> Response {
+    match secret_object(lab, app, name).filter(|_| ns == NAMESPACE) {
+        Some(obj) => json_response(StatusCode::OK, obj),
+        None => not_found("secrets", name),
+    }
+}
+
+/// A database's app Secret at the site (CloudNativePG's `<cluster>-app`, PGO's
+/// `<cluster>-pguser-<user>`), as its operator writes it.
+fn secret_object(lab: &crate::LabState, app: &KubeApp, name: &str) -> Option<Value> {
     if let Some(s) = lab.cnpg.as_ref().and_then(|c| c.sites.get(&app.site)) {
-        if ns == NAMESPACE && name == format!("{}-app", s.name) {
+        if name == format!("{}-app", s.name) {
             let mut s = s.clone();
             let differs =
                 lab.world.faults.iter().any(
@@ -309,14 +324,11 @@ fn pguser_secret(lab: &crate::LabState, app: &KubeApp, ns: &str, name: &str) -> 
             if differs {
                 s.password = format!("{}-{}", s.password, app.site);
             }
-            return json_response(StatusCode::OK, crate::cnpg::secret_object(&s, NAMESPACE));
+            return Some(crate::cnpg::secret_object(&s, NAMESPACE));
         }
     }
     match pgo_site(lab, app) {
-        Some(s)
-            if ns == NAMESPACE
-                && name == format!("{}-pguser-{}", crate::pgo::CLUSTER, crate::pgo::USER) =>
-        {
+        Some(s) if name == format!("{}-pguser-{}", crate::pgo::CLUSTER, crate::pgo::USER) => {
             let mut s = s.clone();
             let differs =
                 lab.world.faults.iter().any(
@@ -325,9 +337,9 @@ fn pguser_secret(lab: &crate::LabState, app: &KubeApp, ns: &str, name: &str) -> 
             if differs {
                 s.password = format!("{}-{}", s.password, app.site);
             }
-            json_response(StatusCode::OK, crate::pgo::secret_object(&s, NAMESPACE))
+            Some(crate::pgo::secret_object(&s, NAMESPACE))
         }
-        _ => not_found("secrets", name),
+        _ => None,
     }
 }
 
@@ -345,6 +357,9 @@ fn serve(lab: &mut crate::LabState, app: &KubeApp, req: &Req<'_>) -> Response {
         }
     }
     let parts: Vec<&str> = req.path.trim_start_matches('/').split('/').collect();
+    if let Some(r) = jobs::route(lab, app, req, &parts) {
+        return r;
+    }
     match (req.method.clone(), parts.as_slice()) {
         (Method::GET, ["apis", INFINISPAN_GROUP, "v1", "namespaces", ns, "infinispans", name])
             if *ns == NAMESPACE && *name == crate::kube::INFINISPAN_CR =>

@@ -59,6 +59,8 @@ pub struct LabState {
     pub pgo: Option<pgo::Pgo>,
     /// CloudNativePG at each site over real PostgreSQL servers, when the lab plays it.
     pub cnpg: Option<cnpg::Cnpg>,
+    /// Jobs the lab runs for real (`kube/jobs.rs`), by (site, name).
+    pub jobs: BTreeMap<(String, String), kube::RunJob>,
 }
 
 const REQUEST_LOG: usize = 10_000;
@@ -295,10 +297,9 @@ async fn start_cnpg(config: &LabConfig, shared: &Shared) -> Result<(), LabError>
         .map_err(|e| LabError::Pgo(e.to_string()))??;
     let mut lab = shared.lock();
     if let Some(primary) = cnpg.sites.values().find(|s| !s.is_replica()) {
-        let db = cnpg::keycloak_db(primary);
         for site in &config.shape.sites {
-            if let Some(s) = lab.world.sites.get_mut(site) {
-                s.keycloak.db = db.clone();
+            if let (Some(s), Some(local)) = (lab.world.sites.get_mut(site), cnpg.sites.get(site)) {
+                s.keycloak.db = cnpg::keycloak_db(primary, local);
             }
         }
     }
@@ -436,6 +437,7 @@ pub async fn start(config: LabConfig) -> Result<RunningLab, LabError> {
         config_maps: BTreeMap::new(),
         pgo: None,
         cnpg: None,
+        jobs: BTreeMap::new(),
     })));
     let tls = if config.tls {
         Some(tls::generate()?)

@@ -16,6 +16,7 @@ pub mod identity;
 pub mod infinispan;
 pub mod invariants;
 pub mod keycloak;
+pub mod latency;
 pub mod ledger;
 pub mod manual;
 pub mod pgo;
@@ -59,6 +60,7 @@ pub fn registry() -> Registry {
     r.register(infinispan::actions::SyncState);
     r.register(infinispan::view::CrossSiteView);
     r.register(keycloak::Scale);
+    r.register(latency::DbLatency);
     for v in vendors::all() {
         for a in v.actions() {
             r.register_arc(a);
@@ -105,6 +107,7 @@ mod tests {
             "infinispan.clear-push-state-status" => reader::<i::ClearStatusArgs>(),
             "infinispan.sync-state" => reader::<i::SyncArgs>(),
             "keycloak.scale" => reader::<crate::keycloak::ScaleArgs>(),
+            "keycloak.db-latency" => reader::<crate::latency::LatencyArgs>(),
             "aurora.failover" => reader::<crate::aurora::FailoverArgs>(),
             "route53.set-health-check-path" | "traffic.point-away" | "traffic.restore" => {
                 reader::<crate::route53::SetPathArgs>()

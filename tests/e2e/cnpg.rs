@@ -19,7 +19,7 @@ fn cnpg_lab() -> InLab {
 }
 
 /// The lab's Clusters carry the guide's synchronous stanza unless `asynchronous`.
-fn cnpg_lab_replicating(asynchronous: bool) -> InLab {
+pub(crate) fn cnpg_lab_replicating(asynchronous: bool) -> InLab {
     let l = InLab::start_with(&[], |c| {
         c.shape.traffic = lab::world::Traffic::Haproxy;
         c.shape.database = lab::world::Database::Cnpg;
@@ -508,7 +508,7 @@ fn the_data_a_lost_writer_would_cost_is_exported_per_link() {
 
 /// A merge patch of a site's Cluster through its Kubernetes API, as `kubectl annotate`
 /// or `kubectl cnpg fencing` would send it.
-fn patch_cluster(l: &InLab, site: &str, body: &str) -> Value {
+pub(crate) fn patch_cluster(l: &InLab, site: &str, body: &str) -> Value {
     let port = l.running().endpoints.kube[site];
     let cluster = lab::cnpg::cluster_name(site);
     l.rt.block_on(async {

@@ -156,6 +156,7 @@ fn every_kubernetes_resource_and_verb_the_steps_use_is_in_the_role() {
             ("Api<Pod>", "pods"),
             ("v1::Secret", "secrets"),
             ("\"postgresclusters\"", "postgresclusters"),
+            ("Api<Job>", "jobs"),
         ] {
             if text.contains(marker) {
                 resources.push(resource);

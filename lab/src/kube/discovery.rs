@@ -44,7 +44,7 @@ pub(super) fn discovery(path: &str) -> Option<Value> {
         }
         "/apis/batch/v1" => {
             json!({"kind": "APIResourceList", "groupVersion": "batch/v1", "resources": [
-                resource("jobs", "job", "Job", true, &["get", "list", "watch"], &[]),
+                resource("jobs", "job", "Job", true, &["create", "delete", "get", "list", "watch"], &[]),
             ]})
         }
         "/apis/autoscaling/v1" => {

@@ -118,20 +118,22 @@ async fn repoint(
         .map_or((writer.cfg.address.clone(), 5432), |(h, p)| {
             (h.to_string(), p.parse().unwrap_or(5432))
         });
-    let secret = writer
-        .cfg
-        .secret
-        .clone()
-        .unwrap_or_else(|| format!("{}-app", writer.cfg.cluster));
-    let body = json!({"spec": {"db": {"vendor": "postgres", "host": host, "port": port,
-        "database": writer.cfg.database.clone().unwrap_or_else(|| "app".into()),
-        "usernameSecret": {"name": secret, "key": "username"},
-        "passwordSecret": {"name": secret, "key": "password"}}}});
     let mut done = Vec::new();
     for (site, cfg) in crate::config::sites(&ctx.env) {
         let Some(name) = cfg.keycloak.as_ref().map(|k| k.name.clone()) else {
             continue;
         };
+        // The credentials of the site's own app Secret (a Secret lives in its own
+        // cluster; the guard checked that the sites' hold the same password).
+        let local = super::config::section(cfg).unwrap_or(&writer.cfg);
+        let secret = local
+            .secret
+            .clone()
+            .unwrap_or_else(|| format!("{}-app", local.cluster));
+        let body = json!({"spec": {"db": {"vendor": "postgres", "host": host, "port": port,
+            "database": writer.cfg.database.clone().unwrap_or_else(|| "app".into()),
+            "usernameSecret": {"name": secret, "key": "username"},
+            "passwordSecret": {"name": secret, "key": "password"}}}});
         let c = ctx_for(ctx, site)?;
         let patched = async {
             let (client, ns) = kube_client(&c).await?;
