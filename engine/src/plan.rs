@@ -266,7 +266,8 @@ pub fn sites_touched(
                 step: step.id.clone(),
                 message,
             };
-            let site = crate::scope::render_site(&templates, t, &scope, env).map_err(err)?;
+            let site = crate::scope::render_site(&templates, t, &scope, env)
+                .map_err(|e| err(e.to_string()))?;
             if !out.contains(&site.name) {
                 out.push(site.name);
             }
@@ -484,7 +485,7 @@ impl Planner<'_> {
         };
         crate::scope::render_site(&self.templates, t, scope, &self.env)
             .map(Some)
-            .map_err(|e| self.err(step, e))
+            .map_err(|e| self.err(step, e.to_string()))
     }
 
     fn items(&self, step: &Step, scope: &Json) -> Result<Option<Vec<Json>>, PlanError> {

@@ -47,12 +47,23 @@ pub fn render_site(
     template: &str,
     scope: &Json,
     env: &Environment,
-) -> Result<Site, String> {
+) -> Result<Site, SiteError> {
     match templates.render(&Json::String(template.to_string()), scope) {
-        Err(e) => Err(format!("cannot render `site`: {e}")),
-        Ok(Json::String(name)) => resolve_site(env, &name).map_err(|e| e.to_string()),
-        Ok(other) => Err(format!("`site` gave {other}, not a site name")),
+        Err(e) => Err(SiteError::Render(e.to_string())),
+        Ok(Json::String(name)) => resolve_site(env, &name).map_err(SiteError::Unknown),
+        Ok(other) => Err(SiteError::NotAName(other.to_string())),
     }
+}
+
+/// Why a step's `site:` names no site of the environment file.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SiteError {
+    #[error("cannot render `site`: {0}")]
+    Render(String),
+    #[error("`site` gave {0}, not a site name")]
+    NotAName(String),
+    #[error("{0}")]
+    Unknown(UnknownSite),
 }
 
 pub fn resolve_site(env: &Environment, name: &str) -> Result<Site, UnknownSite> {

@@ -543,7 +543,16 @@ fn promote(bin: &std::path::Path, s: &mut CnpgSite) -> Result<(), String> {
 }
 
 /// The admission webhook's rules on a new spec (`cluster_webhook.go`), with its words.
-pub fn validate(name: &str, spec: &Value, in_progress: bool, old: &Value) -> Result<(), String> {
+pub fn validate(name: &str, spec: &Value, in_progress: bool, old: &Value) -> Result<(), Denied> {
+    validate_in(name, spec, in_progress, old).map_err(Denied)
+}
+
+/// The admission webhook's refusal, in CloudNativePG's words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Denied(pub String);
+
+fn validate_in(name: &str, spec: &Value, in_progress: bool, old: &Value) -> Result<(), String> {
     validate_synchronous(spec)?;
     let r = &spec["replica"];
     if r.is_null() {
@@ -856,22 +865,28 @@ impl Cnpg {
     ///
     /// # Errors
     /// The server does not answer or does not write (a replica).
-    pub fn write_row(&self, site: &str, note: &str) -> Result<(), String> {
-        let s = self.sites.get(site).ok_or("no such site")?;
-        let mut c = connect(s.port, DATABASE)?;
+    pub fn write_row(&self, site: &str, note: &str) -> Result<(), LabError> {
+        let s = self
+            .sites
+            .get(site)
+            .ok_or_else(|| LabError::Pgo(format!("no site `{site}`")))?;
+        let mut c = connect(s.port, DATABASE).map_err(LabError::Pgo)?;
         c.execute("INSERT INTO lab_rows (note) VALUES ($1)", &[&note])
             .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(|e| LabError::Pgo(e.to_string()))
     }
 
     /// Rows of the lab's table on a site's server (the test's evidence of what a move
     /// kept), or why they cannot be read.
-    pub fn rows(&self, site: &str) -> Result<Vec<String>, String> {
-        let s = self.sites.get(site).ok_or("no such site")?;
-        let mut c = connect(s.port, DATABASE)?;
+    pub fn rows(&self, site: &str) -> Result<Vec<String>, LabError> {
+        let s = self
+            .sites
+            .get(site)
+            .ok_or_else(|| LabError::Pgo(format!("no site `{site}`")))?;
+        let mut c = connect(s.port, DATABASE).map_err(LabError::Pgo)?;
         c.query("SELECT note FROM lab_rows ORDER BY id", &[])
             .map(|r| r.iter().map(|row| row.get::<_, String>(0)).collect())
-            .map_err(|e| e.to_string())
+            .map_err(|e| LabError::Pgo(e.to_string()))
     }
 }
 
@@ -954,35 +969,39 @@ mod tests {
         bad["replica"]["primary"] = json!("pg-b");
         bad["replica"]["promotionToken"] = json!("x");
         assert_eq!(
-            validate("pg-a", &bad, false, &ok).unwrap_err(),
+            validate("pg-a", &bad, false, &ok).unwrap_err().0,
             "promotionToken is only allowed for primary clusters"
         );
         let mut bad = ok.clone();
         bad["replica"]["primary"] = json!("pg-c");
         assert_eq!(
-            validate("pg-a", &bad, false, &ok).unwrap_err(),
+            validate("pg-a", &bad, false, &ok).unwrap_err().0,
             "External cluster pg-c not found"
         );
         let mut bad = ok.clone();
         bad["replica"]["enabled"] = json!(true);
         assert!(validate("pg-a", &bad, false, &ok)
             .unwrap_err()
+            .0
             .contains("not compatible with the primary field"));
         // spec.postgresql.synchronous: the CRD's CEL rule and the webhook's count.
         let mut bad = ok.clone();
         bad["postgresql"]["synchronous"]["dataDurability"] = json!("preferred");
         assert!(validate("pg-a", &bad, false, &ok)
             .unwrap_err()
+            .0
             .contains("dataDurability set to 'preferred' requires empty 'standbyNamesPre' and empty 'standbyNamesPost'"));
         let mut bad = ok.clone();
         bad["postgresql"]["synchronous"]["number"] = json!(2);
         assert!(validate("pg-a", &bad, false, &ok)
             .unwrap_err()
+            .0
             .contains("the number of synchronous replicas must be less than the total number of instances and the provided standby names"));
         let mut bad = ok.clone();
         bad["postgresql"]["synchronous"]["number"] = json!(0);
         assert!(validate("pg-a", &bad, false, &ok)
             .unwrap_err()
+            .0
             .contains("should be greater than zero"));
         let mut none = ok.clone();
         none["postgresql"]["synchronous"] = Value::Null;

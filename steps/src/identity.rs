@@ -216,13 +216,21 @@ pub async fn within<T, E>(
     call: &str,
     sent: impl std::future::Future<Output = Result<T, E>>,
     error: impl FnOnce(&str, E) -> StepError,
-) -> Result<T, String> {
+) -> Result<T, ProofProblem> {
     match tokio::time::timeout(Duration::from_secs(30), sent).await {
-        Err(_) => Err(format!("unreachable: {call} gave no answer in 30s")),
-        Ok(Err(e)) => Err(classify(&error(call, e))),
+        Err(_) => Err(ProofProblem(format!(
+            "unreachable: {call} gave no answer in 30s"
+        ))),
+        Ok(Err(e)) => Err(ProofProblem(classify(&error(call, e)))),
         Ok(Ok(v)) => Ok(v),
     }
 }
+
+/// What keeps an endpoint from proving its site, as the proof states it (its kind
+/// first: `configuration:`, `unreachable:`, `MISMATCH:`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ProofProblem(pub String);
 
 pub fn host_of(url: &str) -> Option<String> {
     reqwest::Url::parse(url)

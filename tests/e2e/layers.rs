@@ -318,3 +318,48 @@ fn use_groups_and_relative_paths_are_read_whole() {
     assert_eq!(resolve(&me, sup), vec!["f", "g"]);
     assert!(!shown.iter().any(|p| p.contains("as")), "{shown:?}");
 }
+
+/// The public functions of a file whose error is a bare `String` (`Result<_, String>`):
+/// signature text from `pub fn`/`pub async fn` to its body's `{`, read whole across
+/// lines; `pub(crate)` and `pub(super)` are not the library's API.
+fn string_errors(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for (i, _) in text.match_indices("pub ") {
+        let rest = &text[i + 4..];
+        let rest = rest.strip_prefix("async ").unwrap_or(rest);
+        let Some(sig) = rest.strip_prefix("fn ") else {
+            continue;
+        };
+        let sig = &sig[..sig.find('{').unwrap_or(sig.len())];
+        let flat: String = sig.split_whitespace().collect::<Vec<_>>().join(" ");
+        if flat.contains("-> Result<") && flat.trim_end().ends_with(", String>") {
+            found.push(flat.split('(').next().unwrap_or_default().to_string());
+        }
+    }
+    found
+}
+
+#[test]
+fn no_library_function_returns_a_bare_string_as_its_error() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut found = Vec::new();
+    for krate in ["engine", "steps", "lab", "pgstore"] {
+        let mut files = Vec::new();
+        rust_files(&root.join(krate).join("src"), &mut files);
+        for f in files.iter().filter(|f| !f.ends_with("tests.rs")) {
+            for name in string_errors(&code(f)) {
+                found.push(format!(
+                    "{}: {name}",
+                    f.strip_prefix(root).unwrap().display()
+                ));
+            }
+        }
+    }
+    assert!(found.is_empty(), "typed errors, not String: {found:#?}");
+}
+
+#[test]
+fn the_string_error_finder_reads_signatures_across_lines() {
+    let planted = "pub async fn read(\n    a: &str,\n) -> Result<Vec<u8>, String> {\n}\npub fn ok() -> Result<(), MyError> {}\npub(crate) fn inner() -> Result<(), String> {}\n";
+    assert_eq!(string_errors(planted), vec!["read".to_string()]);
+}

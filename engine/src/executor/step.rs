@@ -155,7 +155,9 @@ impl Executor {
         let Some(t) = &step.site else {
             return Ok(None);
         };
-        crate::scope::render_site(&self.templates, t, scope, &self.env).map(Some)
+        crate::scope::render_site(&self.templates, t, scope, &self.env)
+            .map(Some)
+            .map_err(|e| e.to_string())
     }
 
     fn step_items(&self, step: &Step, scope: &Json) -> Result<Option<Vec<Json>>, String> {

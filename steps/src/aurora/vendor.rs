@@ -134,7 +134,7 @@ async fn prove(ctx: &StepCtx, site: &str) -> Proof {
         .db_instance_identifier(&a.instance)
         .send();
     match within(&call, sent, crate::aurora::sdk_error).await {
-        Err(problem) => p.problem = Some(problem),
+        Err(problem) => p.problem = Some(problem.0),
         Ok(out) => {
             let zone = out
                 .db_instances()

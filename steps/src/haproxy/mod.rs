@@ -69,7 +69,8 @@ fn deployment(ctx: &StepCtx) -> Result<(Socket, String, View), StepError> {
             "no site names HAProxy (sites.NAME.traffic.haproxy: { admin_socket: …, backend: … })",
         )
     })?;
-    let socket = Socket::parse(&h.admin_socket).map_err(StepError::configuration)?;
+    let socket =
+        Socket::parse(&h.admin_socket).map_err(|e| StepError::configuration(e.to_string()))?;
     view.socket = socket.to_string();
     view.backend = h.backend.clone();
     Ok((socket, h.backend, view))

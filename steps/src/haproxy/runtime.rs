@@ -106,7 +106,7 @@ impl Socket {
     ///
     /// # Errors
     /// Neither an absolute path nor `host:port`.
-    pub fn parse(s: &str) -> Result<Socket, String> {
+    pub fn parse(s: &str) -> Result<Socket, RuntimeError> {
         let s = s.trim();
         if s.starts_with('/') {
             return Ok(Socket::Unix(s.to_string()));
@@ -116,9 +116,7 @@ impl Socket {
             Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok_and(|n| n > 0) => {
                 Ok(Socket::Tcp(tcp.to_string()))
             }
-            _ => Err(format!(
-                "admin_socket `{s}` is neither host:port nor an absolute path (HAProxy's `stats socket … level admin`, e.g. 127.0.0.1:9999 or /run/haproxy/admin.sock)"
-            )),
+            _ => Err(RuntimeError::BadSocket(s.to_string())),
         }
     }
 }
@@ -228,10 +226,13 @@ fn table(text: &str, sep: char) -> Vec<BTreeMap<String, String>> {
 /// # Errors
 /// HAProxy answered an error (`Can't find backend.`), or the dump has no server
 /// table.
-pub fn servers(state: &str, stat: &str, backend: &str) -> Result<Vec<Server>, String> {
+pub fn servers(state: &str, stat: &str, backend: &str) -> Result<Vec<Server>, RuntimeError> {
     let said = state.trim();
     if !said.is_empty() && !said.starts_with('1') {
-        return Err(format!("`show servers state {backend}` answered: {said}"));
+        return Err(RuntimeError::Answered {
+            backend: backend.to_string(),
+            said: said.to_string(),
+        });
     }
     let stats = table(stat, ',');
     let num = |r: &BTreeMap<String, String>, k: &str| -> u32 {
@@ -264,11 +265,23 @@ pub fn servers(state: &str, stat: &str, backend: &str) -> Result<Vec<Server>, St
         });
     }
     if out.is_empty() && !said.lines().any(|l| l.starts_with("# ")) {
-        return Err(format!(
-            "`show servers state {backend}` has no server table: {said}"
-        ));
+        return Err(RuntimeError::NoServerTable {
+            backend: backend.to_string(),
+            said: said.to_string(),
+        });
     }
     Ok(out)
+}
+
+/// What the environment file or HAProxy's answer says that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("admin_socket `{0}` is neither host:port nor an absolute path (HAProxy's `stats socket … level admin`, e.g. 127.0.0.1:9999 or /run/haproxy/admin.sock)")]
+    BadSocket(String),
+    #[error("`show servers state {backend}` answered: {said}")]
+    Answered { backend: String, said: String },
+    #[error("`show servers state {backend}` has no server table: {said}")]
+    NoServerTable { backend: String, said: String },
 }
 
 /// Read the backend's servers now.
@@ -330,7 +343,10 @@ mod tests {
     #[test]
     fn an_unknown_backend_and_a_bad_socket_are_said() {
         let e = servers("Can't find backend.\n\n", STAT, "nope").unwrap_err();
-        assert!(e.contains("Can't find backend."), "{e}");
+        assert!(
+            matches!(&e, RuntimeError::Answered { said, .. } if said == "Can't find backend."),
+            "{e}"
+        );
         assert!(Socket::parse("localhost").is_err());
         assert_eq!(
             Socket::parse("ipv4@127.0.0.1:9999").unwrap(),

@@ -60,7 +60,8 @@ pub struct Haproxy;
 pub static VENDOR: Haproxy = Haproxy;
 
 fn check(h: &HaproxyTraffic) -> Result<(), Problem> {
-    super::runtime::Socket::parse(&h.admin_socket).map_err(|e| Problem::at("admin_socket", e))?;
+    super::runtime::Socket::parse(&h.admin_socket)
+        .map_err(|e| Problem::at("admin_socket", e.to_string()))?;
     if h.backend.trim().is_empty() {
         return Err(Problem::at(
             "backend",

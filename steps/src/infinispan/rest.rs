@@ -64,16 +64,16 @@ static VERSIONS: LazyLock<Mutex<HashMap<String, (IspnApi, String)>>> =
 ///
 /// # Errors
 /// An answer that names no version this can map: never guessed.
-pub fn api_of_server(body: &str) -> Result<(IspnApi, String), String> {
-    let v: serde_json::Value = serde_json::from_str(body)
-        .map_err(|_| format!("not JSON: {}", excerpt(body.trim(), 120)))?;
+pub fn api_of_server(body: &str) -> Result<(IspnApi, String), VersionError> {
+    let v: serde_json::Value =
+        serde_json::from_str(body).map_err(|_| VersionError::NotJson(excerpt(body.trim(), 120)))?;
     let text = v["version"]
         .as_str()
-        .ok_or_else(|| format!("no `version` in {}", excerpt(body.trim(), 120)))?;
+        .ok_or_else(|| VersionError::NoVersion(excerpt(body.trim(), 120)))?;
     let version = text.split_whitespace().last().unwrap_or_default();
     let mut nums = version.split('.').map(|n| n.parse::<u32>().ok());
     let (Some(Some(major)), Some(Some(minor))) = (nums.next(), nums.next()) else {
-        return Err(format!("cannot read a version number in `{text}`"));
+        return Err(VersionError::Unreadable(text.to_string()));
     };
     let data_grid = text.contains("Data Grid");
     let api = match (data_grid, major, minor) {
@@ -82,13 +82,22 @@ pub fn api_of_server(body: &str) -> Result<(IspnApi, String), String> {
         (true, m, _) if m > 8 => IspnApi::V15,
         (false, 13 | 14, _) => IspnApi::V14,
         (false, m, _) if m >= 15 => IspnApi::V15,
-        _ => {
-            return Err(format!(
-                "`{text}` is older than the versions runbook knows (Infinispan 14, Data Grid 8.4)"
-            ))
-        }
+        _ => return Err(VersionError::TooOld(text.to_string())),
     };
     Ok((api, text.to_string()))
+}
+
+/// Why `GET /rest/v2/server`'s answer names no version runbook can map.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VersionError {
+    #[error("not JSON: {0}")]
+    NotJson(String),
+    #[error("no `version` in {0}")]
+    NoVersion(String),
+    #[error("cannot read a version number in `{0}`")]
+    Unreadable(String),
+    #[error("`{0}` is older than the versions runbook knows (Infinispan 14, Data Grid 8.4)")]
+    TooOld(String),
 }
 
 /// The container-level prefix for a site as far as known without a call: declared,

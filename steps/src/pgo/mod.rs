@@ -879,27 +879,40 @@ impl Action for MoveWriter {
     }
 }
 
+/// Why a PGO site does not prove itself.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityError {
+    #[error("unreachable: {0}")]
+    Unreachable(String),
+    #[error("MISMATCH: {0}")]
+    Mismatch(String),
+}
+
 /// Whether the database behind the site's `address` is its cluster's: the cluster
 /// exists in the site's Kubernetes, and a standby cluster's database is in recovery
 /// (a writable answer there is another site's primary). What was seen, or what is wrong.
 ///
 /// # Errors
 /// The mismatch, or what could not be read.
-pub async fn identity(ctx: &StepCtx, site: &str, cfg: &PgoDatabase) -> Result<String, String> {
+pub async fn identity(
+    ctx: &StepCtx,
+    site: &str,
+    cfg: &PgoDatabase,
+) -> Result<String, IdentityError> {
     let v = read_site(ctx, site, cfg)
         .await
-        .map_err(|e| format!("unreachable: {}", e.message))?;
+        .map_err(|e| IdentityError::Unreachable(e.message))?;
     if !v.exists {
-        return Err(format!(
-            "MISMATCH: site {site}'s Kubernetes has no PostgresCluster `{}`",
+        return Err(IdentityError::Mismatch(format!(
+            "site {site}'s Kubernetes has no PostgresCluster `{}`",
             cfg.cluster
-        ));
+        )));
     }
     match &v.sql {
-        Ok(s) if v.standby && !s.in_recovery && v.generation == v.observed => Err(format!(
-            "MISMATCH: {} answers as a writable primary, but {site}'s PostgresCluster `{}` is a standby cluster: that address is another site's database",
+        Ok(s) if v.standby && !s.in_recovery && v.generation == v.observed => Err(IdentityError::Mismatch(format!(
+            "{} answers as a writable primary, but {site}'s PostgresCluster `{}` is a standby cluster: that address is another site's database",
             cfg.address, cfg.cluster
-        )),
+        ))),
         Ok(_) => Ok(v.summary()),
         // A shut-down or lost database proves nothing more than its cluster does.
         Err(e) => Ok(format!("{} (database not readable: {e})", v.summary())),

@@ -320,7 +320,7 @@ async fn prove(ctx: &StepCtx, site: &str) -> Proof {
     p.marks.push(format!("PostgreSQL at {}", cfg.address));
     match super::identity(ctx, site, &cfg).await {
         Ok(answered) => p.answered = answered,
-        Err(problem) => p.problem = Some(problem),
+        Err(problem) => p.problem = Some(problem.to_string()),
     }
     p
 }

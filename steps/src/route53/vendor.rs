@@ -117,7 +117,7 @@ async fn prove(ctx: &StepCtx, site: &str) -> Proof {
         .health_check_id(&r.health_check_id)
         .send();
     match within(&call, sent, crate::route53::r53_error).await {
-        Err(problem) => p.problem = Some(problem),
+        Err(problem) => p.problem = Some(problem.0),
         Ok(out) => {
             let c = out.health_check().and_then(|h| h.health_check_config());
             let target = c

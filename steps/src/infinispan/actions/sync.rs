@@ -92,7 +92,7 @@ async fn compare_every_cache(
             }
             Err(why) => {
                 differing.push(format!("{c}: {why}"));
-                keys.insert(c.clone(), json!(why));
+                keys.insert(c.clone(), json!(why.to_string()));
             }
         }
     }
@@ -132,15 +132,13 @@ pub fn compare_keys(
     first: KeyRead,
     again: Option<KeyRead>,
     bound: usize,
-) -> Result<usize, String> {
+) -> Result<usize, KeysDiffer> {
     use std::collections::BTreeSet;
     let (Some(a1), Some(b1)) = first else {
-        return Err("its keys cannot be listed over this transport".into());
+        return Err(KeysDiffer::Unlisted);
     };
     if a1.len() > bound || b1.len() > bound {
-        return Err(format!(
-            "more than {bound} keys (the bound on what is compared)"
-        ));
+        return Err(KeysDiffer::OverBound(bound));
     }
     let sa1: BTreeSet<&String> = a1.iter().collect();
     let sb1: BTreeSet<&String> = b1.iter().collect();
@@ -150,14 +148,15 @@ pub fn compare_keys(
     let Some((Some(a2), Some(b2))) = again else {
         let only_a = sa1.difference(&sb1).count();
         let only_b = sb1.difference(&sa1).count();
-        return Err(format!(
-            "{only_a} keys only on {here}, {only_b} only on {there}"
-        ));
+        return Err(KeysDiffer::Differ {
+            only_here: only_a,
+            here: here.to_string(),
+            only_there: only_b,
+            there: there.to_string(),
+        });
     };
     if a2.len() > bound || b2.len() > bound {
-        return Err(format!(
-            "more than {bound} keys (the bound on what is compared)"
-        ));
+        return Err(KeysDiffer::OverBound(bound));
     }
     let sa2: BTreeSet<&String> = a2.iter().collect();
     let sb2: BTreeSet<&String> = b2.iter().collect();
@@ -174,9 +173,28 @@ pub fn compare_keys(
     if only_a == 0 && only_b == 0 {
         return Ok(stable_a.len());
     }
-    Err(format!(
-        "{only_a} keys only on {here}, {only_b} only on {there}"
-    ))
+    Err(KeysDiffer::Differ {
+        only_here: only_a,
+        here: here.to_string(),
+        only_there: only_b,
+        there: there.to_string(),
+    })
+}
+
+/// Why two sites' keys of a cache are not known to be equal.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeysDiffer {
+    #[error("its keys cannot be listed over this transport")]
+    Unlisted,
+    #[error("more than {0} keys (the bound on what is compared)")]
+    OverBound(usize),
+    #[error("{only_here} keys only on {here}, {only_there} only on {there}")]
+    Differ {
+        only_here: usize,
+        here: String,
+        only_there: usize,
+        there: String,
+    },
 }
 
 #[async_trait]
