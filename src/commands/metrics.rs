@@ -88,7 +88,15 @@ fn site_facts(o: &Json, history: &Json) -> SiteFacts {
         .as_object()
         .into_iter()
         .flatten()
-        .filter(|(_, why)| why.as_str().is_some_and(|w| w.starts_with("fence-site")))
+        // Left unsynchronized by a run that answered an alert (a fence).
+        .filter(|(_, why)| {
+            why.as_str().is_some_and(|w| {
+                crate::packs::PACKS
+                    .iter()
+                    .flat_map(|p| p.answers.iter())
+                    .any(|a| w.starts_with(a.firing))
+            })
+        })
         .map(|(s, _)| s.clone())
         .collect();
     SiteFacts {

@@ -1,8 +1,10 @@
 //! `runbook respond`: a long-running receiver of Alertmanager's webhooks (the v4
-//! payload) that answers the guide's `SiteOffline` alert as its fencing Lambda does,
-//! but journaled and guarded: each firing alert becomes one `keycloak-26/fence-site`
-//! run (the Lambda's rules are that runbook's guards), driven by this process with the
-//! operator recorded as `alertmanager@HOST`, the alert in its parameters.
+//! payload) that answers the alerts the packs declare (`Pack::answers`; Keycloak 26's
+//! `SiteOffline`, as the guide's fencing Lambda does), but journaled and guarded: each
+//! firing alert becomes one run of its pack's runbook (the Lambda's rules are that
+//! runbook's guards), driven by this process with the operator recorded as
+//! `alertmanager@HOST`, the alert's labels in its parameters. It names no pack,
+//! runbook or label itself.
 //!
 //! - Authenticated: basic (`--basic-user` and `--basic-password-file`) or bearer
 //!   (`--bearer-token-file`), read from their references at start and never stored
@@ -18,8 +20,8 @@
 //!   (running, halted or completed) starts nothing new: Alertmanager repeats its
 //!   notifications. After a refused one, a repeat is judged again (the guards read
 //!   the deployment as it is then).
-//! - A resolved alert never re-adds a site: it journals a `keycloak-26/site-back`
-//!   notice run naming the procedures to run.
+//! - A resolved alert never re-adds a site: it journals its pack's notice run naming
+//!   the procedures to run.
 //! - At start it resumes the unfinished runs it started before (a responder killed
 //!   mid-fence carries on).
 //! - `GET /metrics`: the deployment's state as Prometheus exposition (`metrics.rs`),
@@ -44,6 +46,8 @@ use serde_json::{json, Value as Json};
 use crate::cli::{Global, RespondArgs};
 use crate::config::Config;
 use crate::exit::{failed, invalid, CliResult, Code};
+use crate::packs::pack::Answer;
+use crate::packs::Pack;
 
 /// The operator the responder's runs record (`alertmanager@HOST`).
 pub const OPERATOR: &str = "alertmanager";
@@ -144,15 +148,14 @@ fn authenticate(expected: &Credential, headers: &HeaderMap) -> Option<Response> 
 pub struct Alert {
     pub status: String,
     pub name: String,
-    pub site: String,
-    pub reporter: String,
-    pub accelerator: String,
+    /// Its labels but `alertname`, as received.
+    pub labels: BTreeMap<String, String>,
     /// The incident: fingerprint and `startsAt` (a new firing after a resolve is new).
     pub incident: String,
     pub starts_at: String,
 }
 
-/// The `SiteOffline` alerts of an Alertmanager v4 payload.
+/// The alerts of an Alertmanager v4 payload.
 ///
 /// # Errors
 /// Not JSON, or not version 4, or no `alerts` list.
@@ -168,18 +171,26 @@ pub fn alerts(body: &[u8]) -> Result<Vec<Alert>, String> {
     Ok(list
         .iter()
         .map(|a| {
-            let l = |k: &str| a["labels"][k].as_str().unwrap_or_default().to_string();
+            let mut labels: BTreeMap<String, String> = a["labels"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect();
+            let name = labels.remove("alertname").unwrap_or_default();
             let starts_at = a["startsAt"].as_str().unwrap_or_default().to_string();
+            // Alertmanager always sends one; without it, the alert's identity.
             let fingerprint = a["fingerprint"]
                 .as_str()
                 .map(str::to_string)
-                .unwrap_or_else(|| format!("{}-{}-{}", l("alertname"), l("site"), l("reporter")));
+                .unwrap_or_else(|| {
+                    let l: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    format!("{name}-{}", l.join(","))
+                });
             Alert {
                 status: a["status"].as_str().unwrap_or_default().to_string(),
-                name: l("alertname"),
-                site: l("site"),
-                reporter: l("reporter"),
-                accelerator: l("accelerator"),
+                name,
+                labels,
                 incident: format!("{fingerprint}@{starts_at}"),
                 starts_at,
             }
@@ -223,7 +234,7 @@ fn runs_for(config: &Config, incident: &str) -> Vec<String> {
     };
     let mut out = Vec::new();
     for r in journal.runs().unwrap_or_default() {
-        if r.runbook != "fence-site" && r.runbook != "site-back" {
+        if !crate::packs::answering_runbooks().contains(&r.runbook.as_str()) {
             continue;
         }
         if let Ok(s) = engine::runner::run_state(&journal, r.run_id) {
@@ -301,21 +312,22 @@ async fn answer_all(app: &App, same: &[&Alert]) -> Vec<Json> {
     let Some(first) = same.first() else {
         return Vec::new();
     };
-    if first.name != "SiteOffline" {
+    let Some(how) = crate::packs::answering(&first.name) else {
         return same
             .iter()
             .map(|a| {
                 app.count("ignored");
-                json!({"alert": a.name, "action": "ignored (not SiteOffline)"})
+                json!({"alert": a.name, "action": "ignored (no pack answers it)"})
             })
             .collect();
-    }
+    };
     let _one_at_a_time = app.queue.lock().await;
     let mut out = vec![Json::Null; same.len()];
     let mut fresh: Vec<usize> = Vec::new();
     for (i, a) in same.iter().enumerate() {
         let seen = runs_for(&app.config, &a.incident);
-        let noted = a.status == "resolved" && notice_exists(&app.config, &a.incident);
+        let noted =
+            a.status == "resolved" && notice_exists(&app.config, how.1.resolved, &a.incident);
         if (a.status == "firing" && !seen.is_empty()) || noted {
             app.count("repeat");
             out[i] =
@@ -331,7 +343,7 @@ async fn answer_all(app: &App, same: &[&Alert]) -> Vec<Json> {
             .map(|&i| same[i].incident.as_str())
             .collect::<Vec<_>>()
             .join(" ");
-        let answered = answer(app, &merged).await;
+        let answered = answer(app, how, &merged).await;
         for &i in &fresh {
             let mut a = answered.clone();
             a["incident"] = json!(same[i].incident);
@@ -347,41 +359,46 @@ async fn answer_all(app: &App, same: &[&Alert]) -> Vec<Json> {
 /// Answer one alert (or several saying the same, their incidents space-separated): a
 /// fence run, a notice, or nothing. The caller holds the queue and has left repeats
 /// out.
-async fn answer(app: &App, a: &Alert) -> Json {
+async fn answer(app: &App, (pack, how): (&Pack, &Answer), a: &Alert) -> Json {
+    let label = |k: &str| a.labels.get(k).map(String::as_str).unwrap_or_default();
+    let passed: Vec<&str> = how
+        .site_labels
+        .iter()
+        .map(|(k, _)| *k)
+        .chain(how.labels.iter().copied())
+        .collect();
     let summary = format!(
-        "SiteOffline {} site={} reporter={} accelerator={} startsAt={}",
-        a.status, a.site, a.reporter, a.accelerator, a.starts_at
+        "{} {} {} startsAt={}",
+        a.name,
+        a.status,
+        passed
+            .iter()
+            .map(|k| format!("{k}={}", label(k)))
+            .collect::<Vec<_>>()
+            .join(" "),
+        a.starts_at
     );
     let (runbook, kind) = match a.status.as_str() {
-        "firing" => ("keycloak-26/fence-site", "fence"),
+        "firing" => (format!("{}/{}", pack.name, how.firing), "fence"),
         // One notice per resolved incident (repeats were left out).
-        "resolved" => ("keycloak-26/site-back", "notice"),
+        "resolved" => (format!("{}/{}", pack.name, how.resolved), "notice"),
         other => {
             app.count("ignored");
             return json!({"incident": a.incident, "action": format!("ignored (status {other})")});
         }
     };
-    let mut args: Vec<String> = vec![
-        "run".into(),
-        runbook.into(),
-        "--yes".into(),
-        "--json".into(),
-    ];
+    let mut args: Vec<String> = vec!["run".into(), runbook, "--yes".into(), "--json".into()];
     // An alert that cannot be mapped to this deployment is journaled too: a refused
     // run with the reason, its labels as received.
-    let unmappable = unmappable(&app.config, a);
+    let unmappable = unmappable(&app.config, how, a);
     if let Some(reason) = &unmappable {
         args.extend(["--refused".to_string(), reason.clone()]);
     }
-    for (k, v) in [
-        ("site", a.site.as_str()),
-        ("reporter", a.reporter.as_str()),
-        ("accelerator", a.accelerator.as_str()),
-        ("incident", a.incident.as_str()),
-        ("alert", summary.as_str()),
-    ] {
-        args.extend(param(k, v));
+    for k in &passed {
+        args.extend(param(k, label(k)));
     }
+    args.extend(param("incident", &a.incident));
+    args.extend(param("alert", &summary));
     let out = child(app, &args).await;
     if unmappable.is_some() {
         app.count("refused");
@@ -394,28 +411,42 @@ async fn answer(app: &App, a: &Alert) -> Json {
     json!({"incident": a.incident, "action": kind, "run": out})
 }
 
-/// Why an alert cannot be mapped to this deployment: no `site` or `reporter` label,
-/// the same site twice, or a site the environment file does not name.
-fn unmappable(config: &Config, a: &Alert) -> Option<String> {
-    if a.site.is_empty() || a.reporter.is_empty() {
+/// Why an alert cannot be mapped to this deployment: a site label missing, the same
+/// site twice, or a site the environment file does not name.
+fn unmappable(config: &Config, how: &Answer, a: &Alert) -> Option<String> {
+    let named: Vec<(&str, &str, &str)> = how
+        .site_labels
+        .iter()
+        .map(|(k, what)| {
+            (
+                *k,
+                *what,
+                a.labels.get(*k).map(String::as_str).unwrap_or_default(),
+            )
+        })
+        .collect();
+    if named.iter().any(|(_, _, v)| v.is_empty()) {
+        let keys: Vec<String> = named.iter().map(|(k, ..)| format!("no `{k}`")).collect();
+        let said: Vec<String> = named.iter().map(|(k, _, v)| format!("{k} `{v}`")).collect();
         return Some(format!(
-            "the alert names no `site` or no `reporter` label (site `{}`, reporter `{}`): it cannot be mapped to a site",
-            a.site, a.reporter
+            "the alert names {} label ({}): it cannot be mapped to a site",
+            keys.join(" or "),
+            said.join(", ")
         ));
     }
-    if a.site == a.reporter {
-        return Some(format!(
-            "the alert names `{}` as both the offline site and its reporter",
-            a.site
-        ));
+    for (i, (_, what, v)) in named.iter().enumerate() {
+        if let Some((_, first, _)) = named[..i].iter().find(|(_, _, w)| w == v) {
+            return Some(format!("the alert names `{v}` as both {first} and {what}"));
+        }
     }
     let sites: Vec<String> = config
         .environment()
         .map(|e| e.sites.keys().cloned().collect())
         .unwrap_or_default();
-    [&a.site, &a.reporter]
-        .into_iter()
-        .find(|s| !sites.contains(s))
+    named
+        .iter()
+        .map(|(_, _, v)| *v)
+        .find(|s| !sites.iter().any(|k| k == s))
         .map(|s| {
             format!(
                 "the alert names site `{s}`, which the environment file does not (its sites: {}): not acting on another deployment's alert",
@@ -424,12 +455,12 @@ fn unmappable(config: &Config, a: &Alert) -> Option<String> {
         })
 }
 
-fn notice_exists(config: &Config, incident: &str) -> bool {
+fn notice_exists(config: &Config, runbook: &str, incident: &str) -> bool {
     let Some(Ok(journal)) = config.try_journal() else {
         return false;
     };
     journal.runs().unwrap_or_default().iter().any(|r| {
-        r.runbook == "site-back"
+        r.runbook == runbook
             && engine::runner::run_state(&journal, r.run_id)
                 .is_ok_and(|s| names_incident(&s.params, incident))
     })
@@ -459,14 +490,20 @@ async fn webhook(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
     };
     // Alerts saying the same thing are answered together, in the order of their
     // first; the answers come back in the payload's order.
+    // The same thing: the same alert and status, and the same values of the labels
+    // its pack reads (others, such as the instance that fired it, do not matter).
     let key = |x: &Alert| {
-        (
-            x.name.clone(),
-            x.status.clone(),
-            x.site.clone(),
-            x.reporter.clone(),
-            x.accelerator.clone(),
-        )
+        let read: Vec<Option<String>> = crate::packs::answering(&x.name)
+            .map(|(_, h)| {
+                h.site_labels
+                    .iter()
+                    .map(|(k, _)| k)
+                    .chain(h.labels)
+                    .map(|k| x.labels.get(*k).cloned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        (x.name.clone(), x.status.clone(), read)
     };
     let mut groups: Vec<Vec<usize>> = Vec::new();
     for (i, a) in list.iter().enumerate() {
@@ -668,8 +705,9 @@ mod tests {
     fn a_v4_payload_gives_its_alerts_and_anything_else_is_refused() {
         let body = br#"{"version":"4","status":"firing","alerts":[{"status":"firing","labels":{"alertname":"SiteOffline","site":"site-b","reporter":"site-a","accelerator":"a1.awsglobalaccelerator.com"},"startsAt":"2026-12-02T08:00:00Z","fingerprint":"f00"}]}"#;
         let a = alerts(body).unwrap();
-        assert_eq!(a[0].site, "site-b");
-        assert_eq!(a[0].reporter, "site-a");
+        assert_eq!(a[0].name, "SiteOffline");
+        assert_eq!(a[0].labels["site"], "site-b");
+        assert_eq!(a[0].labels["reporter"], "site-a");
         assert_eq!(a[0].incident, "f00@2026-12-02T08:00:00Z");
         assert!(alerts(br#"{"version":"3","alerts":[]}"#)
             .unwrap_err()

@@ -29,6 +29,23 @@ pub fn find(name: &str) -> Option<&'static Pack> {
     PACKS.iter().copied().find(|p| p.name == name)
 }
 
+/// The pack that answers the alert `name` (`runbook respond`), and how.
+pub fn answering(name: &str) -> Option<(&'static Pack, &'static pack::Answer)> {
+    PACKS
+        .iter()
+        .copied()
+        .find_map(|p| p.answers.iter().find(|a| a.alert == name).map(|a| (p, a)))
+}
+
+/// Every runbook some pack runs to answer an alert, as the journal names its runs.
+pub fn answering_runbooks() -> Vec<&'static str> {
+    PACKS
+        .iter()
+        .flat_map(|p| p.answers.iter())
+        .flat_map(|a| [a.firing, a.resolved])
+        .collect()
+}
+
 /// The pack a runbook argument names as `PACK/NAME`, if it names a built-in one.
 pub fn of_runbook(arg: &str) -> Option<&'static Pack> {
     arg.split_once('/').and_then(|(p, _)| find(p))

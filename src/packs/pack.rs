@@ -65,6 +65,25 @@ pub struct Pack {
     /// What its lab looks like (`runbook lab`, `run --lab`, rehearsals): sites, caches,
     /// the Infinispan version, before the command line's choices.
     pub lab: fn() -> lab::Shape,
+    /// The alerts it answers (`runbook respond`), and how.
+    pub answers: &'static [Answer],
+}
+
+/// An Alertmanager alert a pack answers (`runbook respond`): a firing one starts its
+/// `firing` runbook, a resolved one journals its `resolved` runbook as a notice, each
+/// with the alert's labels as parameters of the same names.
+#[derive(Debug, Clone, Copy)]
+pub struct Answer {
+    /// The alert's `alertname`.
+    pub alert: &'static str,
+    pub firing: &'static str,
+    pub resolved: &'static str,
+    /// The labels that name sites, each with what that site is to the alert ("the
+    /// offline site"): each must be a site of the environment file, and no two the
+    /// same (else the alert is another deployment's, or garbled: refused, journaled).
+    pub site_labels: &'static [(&'static str, &'static str)],
+    /// The other labels passed on (empty when absent).
+    pub labels: &'static [&'static str],
 }
 
 impl std::fmt::Debug for Pack {

@@ -33,6 +33,7 @@ pub const PACK: Pack = Pack {
         down_path: "/health/down",
     },
     lab,
+    answers: &[],
 };
 
 /// Keycloak 26 stateless behind HAProxy with CloudNativePG across the two sites: a

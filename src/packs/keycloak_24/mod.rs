@@ -59,6 +59,7 @@ pub const PACK: Pack = Pack {
         down_path: "/health/down",
     },
     lab,
+    answers: &[],
 };
 
 /// The deployment the Keycloak 24 guide describes: two sites of 3 Infinispan 14 nodes

@@ -79,6 +79,16 @@ pub const PACK: Pack = Pack {
         down_path: "/health/down",
     },
     lab,
+    answers: &[super::pack::Answer {
+        // The guide's fencing alert (its PrometheusRule's `SiteOffline`): fence-site is
+        // the Lambda's work with its rules as guards; a resolved alert re-adds nothing,
+        // site-back journals what to run.
+        alert: "SiteOffline",
+        firing: "fence-site",
+        resolved: "site-back",
+        site_labels: &[("site", "the offline site"), ("reporter", "its reporter")],
+        labels: &["accelerator"],
+    }],
 };
 
 /// The guide's deployment: the Keycloak 24 lab's two sites of 3 Infinispan nodes and 3

@@ -46,6 +46,7 @@ pub const PACK: Pack = Pack {
         down_path: "/health/down",
     },
     lab,
+    answers: &[],
 };
 
 /// The Keycloak 24 deployment with PGO as its database: a primary cluster at the
