@@ -357,7 +357,37 @@ fn setup_in(
             },
         );
     }
+    // The servers run their Cluster's synchronous configuration before the lab is
+    // handed over (as a deployed CloudNativePG's do), not at the reconciler's first pass.
+    for site in cnpg.sites.values() {
+        run_synchronous(&cnpg.bin, site).map_err(e)?;
+    }
     Ok(cnpg)
+}
+
+/// Apply a server's synchronous configuration and wait until it runs it.
+fn run_synchronous(bin: &std::path::Path, site: &CnpgSite) -> Result<(), String> {
+    apply_synchronous(bin, site)?;
+    let want = synchronous_standby_names(&site.name, &site.spec);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while running_names(site.port).as_deref() != Some(want.as_str()) {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "{}'s server does not run synchronous_standby_names `{want}` after a reload",
+                site.name
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// `synchronous_standby_names` as a server runs it now.
+fn running_names(port: u16) -> Option<String> {
+    let mut c = connect(port, "postgres").ok()?;
+    c.query_one("SHOW synchronous_standby_names", &[])
+        .ok()
+        .map(|r| r.get::<_, String>(0))
 }
 
 /// `pg_controldata` as CloudNativePG reads it: `LC_ALL=C`, each line split at the

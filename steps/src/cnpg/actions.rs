@@ -601,7 +601,12 @@ async fn suspension(
 
 /// Put back the synchronous stanza a failover suspended on the writer's Cluster, once
 /// the rebuilt site streams from it.
-async fn restore_synchronous(ctx: &StepCtx, writer: &Site) -> Result<Option<Json>, StepError> {
+async fn restore_synchronous(
+    ctx: &StepCtx,
+    writer: &Site,
+    rebuilt: &Site,
+    poll: Duration,
+) -> Result<Option<Json>, StepError> {
     let Some(stanza) = writer.suspended() else {
         return Ok(None);
     };
@@ -610,6 +615,17 @@ async fn restore_synchronous(ctx: &StepCtx, writer: &Site) -> Result<Option<Json
         writer,
         json!({"metadata": {"annotations": {read::SUSPENDED: null}},
                "spec": {"postgresql": {"synchronous": stanza}}}),
+    )
+    .await?;
+    // Done when the writer's server runs it: every commit waits for the rebuilt site.
+    until(
+        ctx,
+        &format!("{} waits for {} on every commit", writer.site, rebuilt.site),
+        poll,
+        || async {
+            let w = reread(ctx, &writer.site).await?;
+            Ok(w.waits_for(&rebuilt.cfg.cluster).then_some(()))
+        },
     )
     .await?;
     Ok(Some(stanza))
@@ -727,7 +743,7 @@ impl Action for Rejoin {
             // the synchronous stanza is left.
             out.insert("writer".into(), json!(writer.site));
             out.insert("streaming".into(), json!(true));
-            if let Some(stanza) = restore_synchronous(ctx, writer).await? {
+            if let Some(stanza) = restore_synchronous(ctx, writer, &me, poll).await? {
                 out.insert("synchronous_restored".into(), stanza);
             }
             return Ok(out);
@@ -771,7 +787,7 @@ impl Action for Rejoin {
         .await?;
         out.insert("writer".into(), json!(writer.site));
         out.insert("streaming".into(), json!(true));
-        if let Some(stanza) = restore_synchronous(ctx, writer).await? {
+        if let Some(stanza) = restore_synchronous(ctx, writer, &me, poll).await? {
             out.insert("synchronous_restored".into(), stanza);
         }
         Ok(out)
