@@ -225,6 +225,22 @@ async fn data_at_risk(out: &mut String, env: &Arc<engine::env::Environment>) {
             let _ = writeln!(out, "runbook_replication_lag_seconds{{{}}} {s:.3}", pair(l));
         }
     }
+    gauge(
+        out,
+        "runbook_replication_synchronous",
+        "1: every commit at `from` waits for `to` (read from the writer's server), so losing `from` loses nothing; 0: it does not, and the lag is what a loss would cost",
+        "gauge",
+    );
+    for l in &links {
+        if let Some(s) = l.synchronous {
+            let _ = writeln!(
+                out,
+                "runbook_replication_synchronous{{{}}} {}",
+                pair(l),
+                u8::from(s)
+            );
+        }
+    }
 }
 
 /// The check itself: its verdict, that it could read, how long it took.

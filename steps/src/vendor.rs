@@ -69,6 +69,9 @@ pub struct Link {
     /// How long ago the last transaction `to` replayed was committed, while it is
     /// behind (0 when it has replayed everything; `None`: unknown).
     pub lag_seconds: Option<f64>,
+    /// Every commit at `from` waits for `to` (synchronous across the sites, as the
+    /// multi-site guides require): nothing is lost with `from` (`None`: unknown).
+    pub synchronous: Option<bool>,
 }
 
 impl Link {
@@ -92,6 +95,7 @@ impl Link {
             } else {
                 replayed_at.and_then(seconds_since)
             },
+            synchronous: None,
         }
     }
 }

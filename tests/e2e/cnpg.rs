@@ -509,6 +509,11 @@ fn the_data_a_lost_writer_would_cost_is_exported_per_link() {
         m.contains("runbook_replication_lag_seconds{from=\"site-a\",to=\"site-b\"} 0.000"),
         "{m}"
     );
+    // The lab's Clusters carry the guide's synchronous stanza: read from site-a's server.
+    assert!(
+        m.contains("runbook_replication_synchronous{from=\"site-a\",to=\"site-b\"} 1"),
+        "{m}"
+    );
     // Only the writer-to-replica direction: no link from the replica.
     assert!(!m.contains("from=\"site-b\""), "{m}");
 }

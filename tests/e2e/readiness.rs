@@ -219,6 +219,7 @@ fn check_watch_judges_every_procedure_and_prometheus_scrapes_it_with_the_rules_l
             "RunbookFailoverWouldBeRefused",
             "RunbookSiteFencedNotSynchronized",
             "RunbookDataAtRisk",
+            "RunbookReplicationNotSynchronous",
             "RunbookReadinessStale"
         ]
     );

@@ -221,21 +221,23 @@ impl Vendor for Cnpg {
     }
     async fn links(&self, ctx: &StepCtx) -> Option<Vec<crate::vendor::Link>> {
         let all = super::read::all(ctx).await;
-        let read: Vec<(&str, &super::read::Sql)> = all
+        let read: Vec<(&super::read::Site, &super::read::Sql)> = all
             .iter()
             .filter_map(|v| v.as_ref().ok())
-            .filter_map(|s| Some((s.site.as_str(), s.sql.as_ref().ok()?)))
+            .filter_map(|s| Some((s, s.sql.as_ref().ok()?)))
             .collect();
         let mut out = Vec::new();
         for (w, ws) in read.iter().filter(|(_, q)| !q.in_recovery) {
             for (r, rs) in read.iter().filter(|(_, q)| q.in_recovery) {
-                out.push(crate::vendor::Link::of(
-                    w,
-                    r,
+                let mut link = crate::vendor::Link::of(
+                    &w.site,
+                    &r.site,
                     ws.lsn_bytes,
                     rs.lsn_bytes,
                     rs.replayed_at.as_deref(),
-                ));
+                );
+                link.synchronous = Some(w.waits_for(&r.cfg.cluster));
+                out.push(link);
             }
         }
         Some(out)

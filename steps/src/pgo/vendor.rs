@@ -254,6 +254,9 @@ impl Vendor for Pgo {
                                 .and_then(crate::vendor::seconds_since),
                             None => None,
                         },
+                        // Not read for PGO: its standby cluster streams from the
+                        // repository or the primary asynchronously.
+                        synchronous: None,
                     }
                 })
                 .collect(),
