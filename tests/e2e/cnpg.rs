@@ -112,15 +112,20 @@ fn write_row(l: &InLab, site: &str, note: &str) {
 
 fn rows(l: &InLab, site: &str) -> Vec<String> {
     eventually(&format!("{site}'s rows"), Duration::from_secs(20), || {
-        l.running()
-            .shared
-            .lock()
-            .cnpg
-            .as_ref()
-            .unwrap()
-            .rows(site)
-            .map_err(|e| e.to_string())
+        rows_now(l, site)
     })
+}
+
+/// The lab table's rows on a site's server now, or why they cannot be read.
+fn rows_now(l: &InLab, site: &str) -> Result<Vec<String>, String> {
+    l.running()
+        .shared
+        .lock()
+        .cnpg
+        .as_ref()
+        .unwrap()
+        .rows(site)
+        .map_err(|e| e.to_string())
 }
 
 /// Both servers read every 20 ms while it lives: how often both wrote at once.
@@ -617,15 +622,7 @@ fn a_hibernated_or_fenced_cluster_is_refused_before_anything_is_done() {
         "site-b replays the new row",
         Duration::from_secs(30),
         || {
-            let r = l
-                .running()
-                .shared
-                .lock()
-                .cnpg
-                .as_ref()
-                .unwrap()
-                .rows("site-b")
-                .map_err(|e| e.to_string())?;
+            let r = rows_now(&l, "site-b")?;
             if r.iter().any(|n| n == "after the fence") {
                 Ok(())
             } else {
@@ -687,16 +684,7 @@ fn cnpg_rejoin_rebuilds_a_former_primary_and_never_the_only_writer() {
     let out = run(c).expect(8);
     assert!(out.stdout.contains("Nothing was deleted"), "{}", out.stdout);
     writer_is_alone(&l, "site-b");
-    let mut c = l.runbook();
-    c.args([
-        "run",
-        "cnpg/cnpg-rejoin",
-        "-p",
-        "site=site-a",
-        "--yes",
-        "--json",
-    ]);
-    run(c).expect(0);
+    rejoin(&l, "site-a").expect(0);
     writer_is(&l, "site-b");
     replays_exactly(&l, "site-a", &["before the loss"]);
     let v = eventually("check: healthy", Duration::from_secs(30), || {
@@ -718,15 +706,7 @@ fn cnpg_rejoin_rebuilds_a_former_primary_and_never_the_only_writer() {
         superuser_query(&l, "site-b", "SHOW synchronous_standby_names"),
         vec!["FIRST 1 (\"pg-site-a\")".to_string()]
     );
-    let mut c = l.runbook();
-    c.args([
-        "--pack",
-        "keycloak-26",
-        "plan",
-        "database-switchover",
-        "--live",
-    ]);
-    let out = run(c).expect(0);
+    let out = plan_live(&l, "database-switchover").expect(0);
     assert!(
         out.stdout.contains("replication to site-a is SYNCHRONOUS"),
         "{}",
@@ -753,22 +733,7 @@ fn a_failover_suspends_synchronous_replication_on_the_survivor_until_the_rebuild
             Err(format!("{r:?}"))
         }
     });
-    eventually(
-        "site-b acknowledges synchronously",
-        Duration::from_secs(30),
-        || {
-            let r = superuser_query(
-                &l,
-                "site-a",
-                "SELECT application_name || ' ' || sync_state FROM pg_stat_replication",
-            );
-            if r == ["pg-site-b sync"] {
-                Ok(())
-            } else {
-                Err(format!("{r:?}"))
-            }
-        },
-    );
+    acknowledges_synchronously(&l, "site-a", "pg-site-b");
     commit_returns(&l, "site-a", "synchronous", Duration::from_secs(20)).unwrap();
     lose_site_a_and_fail_over(&l);
     // The promoted writer's commits return: nothing waits for the lost site.
@@ -808,32 +773,8 @@ fn a_failover_suspends_synchronous_replication_on_the_survivor_until_the_rebuild
     );
     // The rebuild puts it back; the writer waits for the rebuilt site again.
     l.world(|w| w.faults.clear());
-    let mut c = l.runbook();
-    c.args([
-        "run",
-        "cnpg/cnpg-rejoin",
-        "-p",
-        "site=site-a",
-        "--yes",
-        "--json",
-    ]);
-    run(c).expect(0);
-    eventually(
-        "site-a acknowledges synchronously",
-        Duration::from_secs(30),
-        || {
-            let r = superuser_query(
-                &l,
-                "site-b",
-                "SELECT application_name || ' ' || sync_state FROM pg_stat_replication",
-            );
-            if r == ["pg-site-a sync"] {
-                Ok(())
-            } else {
-                Err(format!("{r:?}"))
-            }
-        },
-    );
+    rejoin(&l, "site-a").expect(0);
+    acknowledges_synchronously(&l, "site-b", "pg-site-a");
     let cluster = get_cluster(&l, "site-b");
     assert!(
         cluster["metadata"]["annotations"]["runbook.keycloak.org/suspended-synchronous"].is_null()
@@ -853,15 +794,7 @@ fn a_failover_suspends_synchronous_replication_on_the_survivor_until_the_rebuild
 #[test]
 fn an_asynchronous_setup_is_refused_unless_forced_with_a_reason() {
     let l = cnpg_lab_replicating(true);
-    let mut c = l.runbook();
-    c.args([
-        "--pack",
-        "keycloak-26",
-        "plan",
-        "database-switchover",
-        "--live",
-    ]);
-    let out = run(c).expect(8);
+    let out = plan_live(&l, "database-switchover").expect(8);
     assert!(
         out.stdout.contains("builtin-cnpg-synchronous-")
             && out.stdout.contains(
@@ -943,15 +876,7 @@ fn replays_exactly(l: &InLab, site: &str, want: &[&str]) {
         &format!("{site} replays {want:?}"),
         Duration::from_secs(30),
         || {
-            let r = l
-                .running()
-                .shared
-                .lock()
-                .cnpg
-                .as_ref()
-                .unwrap()
-                .rows(site)
-                .map_err(|e| e.to_string())?;
+            let r = rows_now(l, site)?;
             if r == want {
                 Ok(())
             } else {
@@ -966,4 +891,45 @@ fn kc26(l: &InLab, runbook: &str) -> Out {
     let mut c = l.runbook();
     c.args(["--pack", "keycloak-26", "run", runbook, "--yes", "--json"]);
     run(c)
+}
+
+/// `runbook run cnpg/cnpg-rejoin -p site=SITE --yes --json` against the lab.
+fn rejoin(l: &InLab, site: &str) -> Out {
+    let mut c = l.runbook();
+    c.args([
+        "run",
+        "cnpg/cnpg-rejoin",
+        "-p",
+        &format!("site={site}"),
+        "--yes",
+        "--json",
+    ]);
+    run(c)
+}
+
+/// `runbook --pack keycloak-26 plan RUNBOOK --live` against the lab.
+pub(crate) fn plan_live(l: &InLab, runbook: &str) -> Out {
+    let mut c = l.runbook();
+    c.args(["--pack", "keycloak-26", "plan", runbook, "--live"]);
+    run(c)
+}
+
+/// Until the writer at `site` reports `standby` as its synchronous standby.
+fn acknowledges_synchronously(l: &InLab, site: &str, standby: &str) {
+    eventually(
+        &format!("{standby} acknowledges {site}'s commits synchronously"),
+        Duration::from_secs(30),
+        || {
+            let r = superuser_query(
+                l,
+                site,
+                "SELECT application_name || ' ' || sync_state FROM pg_stat_replication",
+            );
+            if r == [format!("{standby} sync")] {
+                Ok(())
+            } else {
+                Err(format!("{r:?}"))
+            }
+        },
+    );
 }

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use crate::cnpg::{cnpg_lab_replicating, patch_cluster};
+use crate::cnpg::{cnpg_lab_replicating, patch_cluster, plan_live};
 use crate::support::*;
 
 const PROBE_ONLY: &str = r#"name: commit-probe
@@ -34,15 +34,7 @@ steps:
 fn the_round_trip_and_a_commit_are_measured_inside_the_site_and_a_slow_commit_refuses() {
     let l = cnpg_lab_replicating(false);
     // The v2 procedures judge it live and show the figures.
-    let mut c = l.runbook();
-    c.args([
-        "--pack",
-        "keycloak-26",
-        "plan",
-        "database-switchover",
-        "--live",
-    ]);
-    let out = run(c).expect(0);
+    let out = plan_live(&l, "database-switchover").expect(0);
     let line = out
         .stdout
         .lines()
