@@ -201,16 +201,7 @@ impl Watch {
 }
 
 fn switchover(l: &InLab) -> Out {
-    let mut c = l.runbook();
-    c.args([
-        "--pack",
-        "keycloak-26",
-        "run",
-        "database-switchover",
-        "--yes",
-        "--json",
-    ]);
-    run(c)
+    kc26_with(l, "database-switchover", &[])
 }
 
 #[test]
@@ -635,20 +626,7 @@ fn a_hibernated_or_fenced_cluster_is_refused_before_anything_is_done() {
 }
 
 fn switchover_named(l: &InLab) -> Out {
-    let mut c = l.runbook();
-    c.args([
-        "--pack",
-        "keycloak-26",
-        "run",
-        "database-switchover",
-        "--yes",
-        "--json",
-        "-p",
-        "to=site-b",
-        "-p",
-        "from=site-a",
-    ]);
-    run(c)
+    kc26_with(l, "database-switchover", &["to=site-b", "from=site-a"])
 }
 
 /// Issue 32.3: after a failover, `check --pack cnpg` names the former primary that does
@@ -809,20 +787,15 @@ fn an_asynchronous_setup_is_refused_unless_forced_with_a_reason() {
     let out = switchover(&l).expect(8);
     assert!(out.stdout.contains("ASYNCHRONOUS"), "{}", out.stdout);
     writer_is(&l, "site-a");
-    let mut c = l.runbook();
-    c.args([
-        "--pack",
-        "keycloak-26",
-        "run",
+    kc26_with(
+        &l,
         "database-switchover",
-        "--yes",
-        "--json",
-        "-p",
-        "force=true",
-        "-p",
-        "force_reason=rehearsal on an asynchronous lab",
-    ]);
-    run(c).expect(0);
+        &[
+            "force=true",
+            "force_reason=rehearsal on an asynchronous lab",
+        ],
+    )
+    .expect(0);
     writer_is(&l, "site-b");
     let mut c = l.runbook();
     c.args(["status", "r-2", "--json"]);
@@ -888,8 +861,16 @@ fn replays_exactly(l: &InLab, site: &str, want: &[&str]) {
 
 /// `runbook --pack keycloak-26 run RUNBOOK --yes --json` against the lab.
 fn kc26(l: &InLab, runbook: &str) -> Out {
+    kc26_with(l, runbook, &[])
+}
+
+/// The same with parameters (`NAME=VALUE`, each passed as `-p`).
+fn kc26_with(l: &InLab, runbook: &str, params: &[&str]) -> Out {
     let mut c = l.runbook();
     c.args(["--pack", "keycloak-26", "run", runbook, "--yes", "--json"]);
+    for p in params {
+        c.args(["-p", p]);
+    }
     run(c)
 }
 
